@@ -1,0 +1,202 @@
+// npm run bench:quality -- --data <folder>: trains the GRU if no matching model exists, then
+// evaluates it and every baseline with one protocol and prints them beside the published numbers.
+// Writes bench/results/quality-<dataset>.json.
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import type { GruModel } from '../../client/worker/model/gru-model'
+import { countItems } from '../data/examples'
+import { loadDataset } from '../data/load-dataset'
+import type { SessionDataset } from '../data/types'
+import { createItemKnnScorer } from '../eval/baselines/item-knn'
+import { createPopScorer } from '../eval/baselines/pop'
+import { createSKnnScorer } from '../eval/baselines/s-knn'
+import { createSPopScorer } from '../eval/baselines/s-pop'
+import { evaluateScorer, type EvalReport } from '../eval/evaluate'
+import { PUBLISHED } from '../eval/published'
+import type { SessionScorer } from '../eval/scorer'
+import { createGruScorer } from '../gru-scorer'
+import { defaultModelDir, loadModel, saveModel } from '../model-file'
+import { setNodeBackend, type NodeBackend } from '../node-backend'
+import { createProgressLine, formatDuration } from '../progress'
+import { trainOnDataset, type TrainSettings } from '../train-model'
+import { settingsFromArgs, TRAIN_OPTIONS } from './train-options'
+
+const BASELINES: Record<string, (train: Int32Array[], nItems: number) => SessionScorer> = {
+  POP: createPopScorer,
+  'S-POP': createSPopScorer,
+  'Item-KNN': createItemKnnScorer,
+  'S-KNN': createSKnnScorer,
+}
+
+/** Reuses models/<dataset>/ when it was trained with exactly these settings. */
+async function obtainModel(
+  dataset: SessionDataset,
+  settings: TrainSettings,
+  retrain: boolean,
+  command: string,
+) {
+  const dir = defaultModelDir(dataset.name)
+  const reportFile = path.join(dir, 'report.json')
+  if (!retrain && existsSync(reportFile) && existsSync(path.join(dir, 'model.prw'))) {
+    const saved = JSON.parse(await readFile(reportFile, 'utf8'))
+    if (
+      JSON.stringify(saved.settings) === JSON.stringify(settings) &&
+      saved.dataset === dataset.name
+    ) {
+      console.error(`using the model in ${dir} (trained ${saved.date}; --retrain to train again)`)
+      return { model: await loadModel(path.join(dir, 'model.prw')), report: saved }
+    }
+    console.error(`the model in ${dir} was trained with other settings: training again`)
+  }
+  const { model, report } = await trainOnDataset(dataset, settings)
+  const full = { ...report, command, machine: describeMachine(), date: new Date().toISOString() }
+  const bytes = await saveModel(model, dir, full)
+  return { model, report: { ...full, bytes } }
+}
+
+function describeMachine(): string {
+  const cpus = os.cpus()
+  return `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
+}
+
+async function evaluateWithProgress(
+  scorer: SessionScorer,
+  dataset: SessionDataset,
+  maxPrefixLen?: number,
+): Promise<EvalReport> {
+  const progress = createProgressLine(process.stderr, 15)
+  const started = performance.now()
+  const report = await evaluateScorer(scorer, dataset.test, {
+    nItems: dataset.nItems,
+    trainCounts: countItems(dataset.train, dataset.nItems),
+    maxPrefixLen,
+    onProgress: (done, total) => progress.update(`${scorer.name}: ${done}/${total} cases`),
+  })
+  progress.done(
+    `${scorer.name}: ${report.cases} cases in ${formatDuration((performance.now() - started) / 1000)}`,
+  )
+  return report
+}
+
+function percent(x: number | undefined): string {
+  return x === undefined ? '' : (100 * x).toFixed(2)
+}
+
+function formatTable(
+  reports: EvalReport[],
+  published: { model: string; recall20: number; mrr20: number }[],
+): string {
+  const header = [
+    'model',
+    'R@5',
+    'R@10',
+    'R@20',
+    'MRR@5',
+    'MRR@10',
+    'MRR@20',
+    'NDCG@20',
+    'cov@20',
+    'top1%@20',
+    'published R@20 / MRR@20',
+  ]
+  const rows = reports.map((r) => {
+    const pub = published.find((p) => r.scorer.startsWith(p.model))
+    return [
+      r.scorer,
+      ...['recall@5', 'recall@10', 'recall@20', 'mrr@5', 'mrr@10', 'mrr@20', 'ndcg@20'].map((m) =>
+        percent(r.metrics[m as 'recall@5']),
+      ),
+      percent(r['coverage@20']),
+      percent(r['popShare@20']),
+      pub ? `${pub.recall20.toFixed(2)} / ${pub.mrr20.toFixed(2)}` : '',
+    ]
+  })
+  for (const p of published) {
+    if (!reports.some((r) => r.scorer.startsWith(p.model))) {
+      rows.push([
+        `${p.model} (published)`,
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        `${p.recall20.toFixed(2)} / ${p.mrr20.toFixed(2)}`,
+      ])
+    }
+  }
+  return [header, header.map(() => '---'), ...rows]
+    .map((cells) => `| ${cells.join(' | ')} |`)
+    .join('\n')
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: TRAIN_OPTIONS, strict: true })
+  if (!values.data)
+    throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
+  const started = performance.now()
+  const command = `npm run bench:quality -- ${process.argv.slice(2).join(' ')}`
+  await setNodeBackend((values.backend ?? 'wasm') as NodeBackend)
+  const dataset = await loadDataset(values.data)
+  const settings = settingsFromArgs(values)
+
+  const { model, report: trainReport } = await obtainModel(
+    dataset,
+    settings,
+    values.retrain === true,
+    command,
+  )
+  const reports: EvalReport[] = []
+  const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
+  reports.push(await evaluateWithProgress(gruScorer, dataset, model.config.maxLen))
+  gruScorer.dispose?.()
+  const skip = new Set((values['skip-baselines'] ?? '').split(',').filter(Boolean))
+  for (const [name, create] of Object.entries(BASELINES)) {
+    if (skip.has(name)) continue
+    const scorer = create(dataset.train, dataset.nItems)
+    reports.push(await evaluateWithProgress(scorer, dataset))
+    scorer.dispose?.()
+  }
+
+  const published = PUBLISHED[dataset.name] ?? []
+  console.log(
+    `\n${dataset.name}: ${reports[0]!.cases} test cases, full ranking over ${dataset.nItems} items (metrics in %)\n`,
+  )
+  console.log(formatTable(reports, published))
+  const out = path.resolve(
+    values.results ?? path.join('bench', 'results', `quality-${dataset.name}.json`),
+  )
+  await mkdir(path.dirname(out), { recursive: true })
+  await writeFile(
+    out,
+    JSON.stringify(
+      {
+        dataset: dataset.name,
+        date: new Date().toISOString(),
+        machine: describeMachine(),
+        command,
+        benchSeconds: (performance.now() - started) / 1000,
+        model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
+        reports,
+        published,
+      },
+      null,
+      2,
+    ) + '\n',
+  )
+  console.log(
+    `\nwritten ${path.relative(process.cwd(), out)} in ${formatDuration((performance.now() - started) / 1000)}`,
+  )
+  model.dispose()
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
+  process.exit(1)
+})

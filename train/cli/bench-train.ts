@@ -1,0 +1,155 @@
+// npm run bench:train [-- --data <folder>]: training examples/s and forward + top-20 latency for
+// one session, per Node backend (cpu, wasm), at the dataset's full catalogue size. Medians over
+// repeated runs; writes bench/results/train-speed.json.
+import * as tf from '@tensorflow/tfjs-core'
+import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gru-model'
+import { createPopularitySampler } from '../../client/worker/model/negative-sampler'
+import { createRandom } from '../../client/worker/model/random'
+import { encodeSessionBatch } from '../../client/worker/model/session-batch'
+import { createTrainer, type LossKind } from '../../client/worker/model/train-step'
+import { countItems, expandPrefixes } from '../data/examples'
+import { loadDataset } from '../data/load-dataset'
+import { sharedDataDir } from '../data/paths'
+import { topKIndices } from '../eval/metrics'
+import { planBatches } from '../fit'
+import { setNodeBackend, type NodeBackend } from '../node-backend'
+
+const median = (xs: number[]) => {
+  const s = xs.slice().sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+interface Row {
+  backend: NodeBackend
+  measure: string
+  medianMs: number
+  runs: number
+  examplesPerSec?: number
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { data: { type: 'string' }, backends: { type: 'string' }, batch: { type: 'string' } },
+    strict: true,
+  })
+  const dataset = await loadDataset(values.data ?? path.join(sharedDataDir(), 'diginetica-srgnn'))
+  const backends = (values.backends ?? 'wasm,cpu').split(',') as NodeBackend[]
+  const batchSize = Number(values.batch ?? 512)
+  const cases = expandPrefixes(dataset.train, { maxPrefixLen: DEFAULT_GRU_CONFIG.maxLen })
+  const batches = planBatches(cases, batchSize, createRandom(1))
+  const sessions = dataset.test.slice(0, 200)
+  const rows: Row[] = []
+  for (const backend of backends) {
+    await setNodeBackend(backend)
+    // The pure-JS backend is ~50× slower: fewer repetitions keep the run short.
+    const [warmup, steps, latencyRuns] = backend === 'cpu' ? [1, 3, 10] : [3, 15, 100]
+    for (const loss of ['full', 'sampled'] as LossKind[]) {
+      const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
+      const trainer = createTrainer(model, {
+        learningRate: 0.001,
+        loss,
+        sampler: createPopularitySampler(countItems(dataset.train, dataset.nItems)),
+        negatives: 2048,
+      })
+      const times: number[] = []
+      let examples = 0
+      for (let i = 0; i < warmup + steps; i++) {
+        const batch = batches[i]!
+        const encoded = encodeSessionBatch(
+          batch.map((c) => c.prefix),
+          model.config.maxLen,
+        )
+        const t0 = performance.now()
+        await trainer.step(
+          encoded,
+          Int32Array.from(batch, (c) => c.target),
+        )
+        if (i >= warmup) {
+          times.push(performance.now() - t0)
+          examples += batch.length
+        }
+      }
+      const total = times.reduce((a, b) => a + b, 0)
+      rows.push({
+        backend,
+        measure: `train step, batch ${batchSize}, ${loss} softmax`,
+        medianMs: median(times),
+        runs: times.length,
+        examplesPerSec: (examples / total) * 1000,
+      })
+      console.error(`${backend} ${loss}: ${median(times).toFixed(1)} ms/step`)
+      trainer.dispose()
+      if (loss === 'sampled') {
+        model.dispose()
+        continue
+      }
+      // Inference as a device runs it: item vectors prepared once, then one session at a time.
+      const itemsT = tf.tidy(() => tf.transpose(model.itemVectors()))
+      const latencies: number[] = []
+      for (let i = 0; i < latencyRuns + 5; i++) {
+        const session = sessions[i % sessions.length]!
+        const t0 = performance.now()
+        const logits = tf.tidy(() =>
+          tf.matMul(
+            tf.mul(
+              model.encode(encodeSessionBatch([session], model.config.maxLen)),
+              model.config.scale,
+            ),
+            itemsT,
+          ),
+        )
+        const scores = (await logits.data()) as Float32Array
+        topKIndices(scores, 0, dataset.nItems, 20)
+        logits.dispose()
+        if (i >= 5) latencies.push(performance.now() - t0)
+      }
+      rows.push({
+        backend,
+        measure: 'forward + top-20, one session',
+        medianMs: median(latencies),
+        runs: latencies.length,
+      })
+      itemsT.dispose()
+      model.dispose()
+    }
+  }
+  const table = [
+    '| backend | measure | median ms | examples/s | runs |',
+    '| --- | --- | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.backend} | ${r.measure} | ${r.medianMs.toFixed(2)} | ${r.examplesPerSec ? Math.round(r.examplesPerSec) : ''} | ${r.runs} |`,
+    ),
+  ].join('\n')
+  console.log(
+    `\n${dataset.name}: ${dataset.nItems} items, d = ${DEFAULT_GRU_CONFIG.embedDim}\n\n${table}`,
+  )
+  const out = path.resolve('bench', 'results', 'train-speed.json')
+  await mkdir(path.dirname(out), { recursive: true })
+  const cpus = os.cpus()
+  await writeFile(
+    out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine: `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, Node ${process.version}`,
+        command: `npm run bench:train -- ${process.argv.slice(2).join(' ')}`.trim(),
+        dataset: dataset.name,
+        nItems: dataset.nItems,
+        rows,
+      },
+      null,
+      2,
+    ) + '\n',
+  )
+  console.log(`\nwritten ${path.relative(process.cwd(), out)}`)
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
+  process.exit(1)
+})

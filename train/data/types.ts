@@ -1,0 +1,24 @@
+// Session logs as the trainer, the evaluator and the baselines see them. Item ids are dense
+// internal indices 0..nItems-1 (the order of first appearance in the training sessions); the
+// original ids of the source file are kept in `itemIds` for reports.
+
+export interface SessionDataset {
+  /** Folder name, e.g. `diginetica-srgnn`. */
+  name: string
+  nItems: number
+  /** Original id of each internal index: `itemIds[i]` is the file's id of item i. */
+  itemIds: Int32Array
+  /** Training sessions in file order (time order for every layout we read). */
+  train: Int32Array[]
+  /** Test sessions, only items seen in training, each of length ≥ 2. */
+  test: Int32Array[]
+  /** What the loader removed from the test file: clicks on items unseen in training, then
+   * sessions left shorter than 2. Absent when the loader does not report it. */
+  dropped?: { testClicks: number; testSessions: number }
+}
+
+/** One next-item case: the items so far and the item that followed. */
+export interface PrefixCase {
+  prefix: Int32Array
+  target: number
+}

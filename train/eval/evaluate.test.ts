@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest'
+import { evaluateScorer, formatReportRow, formatReportTable } from './evaluate'
+import type { SessionScorer } from './scorer'
+
+/** Scores item i as `row[i]` for every prefix and records the prefixes it was asked about. */
+function createFixedScorer(row: number[]): SessionScorer & { seen: number[][] } {
+  const seen: number[][] = []
+  return {
+    name: 'fixed',
+    seen,
+    scoreBatch(prefixes) {
+      const out = new Float32Array(prefixes.length * row.length)
+      prefixes.forEach((prefix, b) => {
+        seen.push(Array.from(prefix))
+        out.set(row, b * row.length)
+      })
+      return out
+    },
+  }
+}
+
+const sessions = [Int32Array.from([0, 1, 2]), Int32Array.from([3]), Int32Array.from([2, 3, 0])]
+const trainCounts = Int32Array.from([4, 3, 2, 1])
+
+describe('evaluateScorer', () => {
+  it('scores every prefix of every session against its next item', async () => {
+    const scorer = createFixedScorer([0.4, 0.3, 0.2, 0.1])
+    const report = await evaluateScorer(scorer, sessions, { nItems: 4, trainCounts })
+    expect(scorer.seen).toEqual([[0], [0, 1], [2], [2, 3]])
+    // Targets 1, 2, 3, 0 have ranks 2, 3, 4, 1.
+    expect(report.cases).toBe(4)
+    expect(report.scorer).toBe('fixed')
+    expect(report.metrics['recall@5']).toBe(1)
+    expect(report.metrics['mrr@5']).toBeCloseTo((1 / 2 + 1 / 3 + 1 / 4 + 1) / 4, 12)
+    expect(report['coverage@20']).toBe(1)
+    // 1 % of 4 items rounds up to one popular item, the most clicked: one slot in four.
+    expect(report['popShare@20']).toBe(0.25)
+    expect(report.msPerCase).toBeGreaterThanOrEqual(0)
+  })
+
+  it('gives the same report whatever the batch size', async () => {
+    const options = { nItems: 4, trainCounts, ks: [1, 2] }
+    const whole = await evaluateScorer(createFixedScorer([0, 3, 1, 2]), sessions, options)
+    const split = await evaluateScorer(createFixedScorer([0, 3, 1, 2]), sessions, {
+      ...options,
+      batchSize: 3,
+    })
+    expect({ ...split, msPerCase: 0 }).toEqual({ ...whole, msPerCase: 0 })
+  })
+
+  it('keeps the first maxCases cases and cuts prefixes to maxPrefixLen', async () => {
+    const scorer = createFixedScorer([1, 1, 1, 1])
+    const report = await evaluateScorer(scorer, sessions, {
+      nItems: 4,
+      trainCounts,
+      maxCases: 3,
+      maxPrefixLen: 1,
+    })
+    expect(report.cases).toBe(3)
+    expect(scorer.seen).toEqual([[0], [1], [2]])
+  })
+
+  it('reports progress after every batch', async () => {
+    const progress: [number, number][] = []
+    await evaluateScorer(createFixedScorer([1, 2, 3, 4]), sessions, {
+      nItems: 4,
+      trainCounts,
+      batchSize: 3,
+      onProgress: (done, total) => progress.push([done, total]),
+    })
+    expect(progress).toEqual([
+      [3, 4],
+      [4, 4],
+    ])
+  })
+
+  it('awaits scorers that return a promise', async () => {
+    const scorer: SessionScorer = {
+      name: 'async',
+      scoreBatch: async (prefixes) => new Float32Array(prefixes.length * 4).fill(1),
+    }
+    const report = await evaluateScorer(scorer, sessions, { nItems: 4, trainCounts })
+    expect(report.metrics['recall@20']).toBe(1)
+    expect(report.metrics['mrr@20']).toBe(0.25)
+  })
+
+  it('rejects a scorer that returns the wrong number of scores', async () => {
+    const scorer: SessionScorer = { name: 'short', scoreBatch: () => new Float32Array(3) }
+    await expect(evaluateScorer(scorer, sessions, { nItems: 4, trainCounts })).rejects.toThrow(
+      'expected 4×4 = 16 scores from short, got 3',
+    )
+  })
+
+  it('rejects item indices outside the catalogue', async () => {
+    const bad = [Int32Array.from([0, 4])]
+    await expect(
+      evaluateScorer(createFixedScorer([1, 1, 1, 1]), bad, { nItems: 4, trainCounts }),
+    ).rejects.toThrow('expected item indices in [0, 4), got 4 in session 0')
+  })
+})
+
+describe('formatReportTable', () => {
+  it('prints metrics as percentages with two decimals under a header', async () => {
+    const report = await evaluateScorer(createFixedScorer([0.4, 0.3, 0.2, 0.1]), sessions, {
+      nItems: 4,
+      trainCounts,
+      ks: [1],
+    })
+    const table = formatReportTable([report]).split('\n')
+    expect(table[0]).toBe(
+      '| scorer | cases | recall@1 % | mrr@1 % | ndcg@1 % | coverage@20 % | popShare@20 % | ms/case |',
+    )
+    expect(table[2]).toBe(formatReportRow(report))
+    expect(table[2]).toMatch(
+      /^\| fixed \| 4 \| 25\.00 \| 25\.00 \| 25\.00 \| 100\.00 \| 25\.00 \| /,
+    )
+  })
+})

@@ -1,0 +1,127 @@
+// The SR-GNN/NARM next-item protocol: every prefix s[:k] (k = 1..L-1) of every test session is
+// one case with target s[k], ranked against the whole catalogue. Scorers see batches of
+// prefixes; ranking and top-20 lists are computed here so every scorer is measured alike.
+
+import { expandPrefixes } from '../data/examples'
+import {
+  LIST_K,
+  createMetricsAccumulator,
+  popularMask,
+  rankOfTarget,
+  topKIndices,
+  type MetricsResult,
+} from './metrics'
+import type { SessionScorer } from './scorer'
+
+export interface EvaluateOptions {
+  nItems: number
+  /** Item counts in the training sessions; the top 1 % define popShare@20. */
+  trainCounts: Int32Array
+  ks?: readonly number[]
+  batchSize?: number
+  /** Prefixes longer than this are cut to their most recent items (the case count is unchanged). */
+  maxPrefixLen?: number
+  /** Deterministic subsample: the first N cases in session order, shortest prefix first. */
+  maxCases?: number
+  onProgress?: (done: number, total: number) => void
+}
+
+export interface EvalReport extends MetricsResult {
+  scorer: string
+  /** Wall time per case, scoring plus ranking. */
+  msPerCase: number
+}
+
+/** Runs the protocol over `sessions` (each of length ≥ 2 to yield a case) and reports metrics. */
+export async function evaluateScorer(
+  scorer: SessionScorer,
+  sessions: Int32Array[],
+  options: EvaluateOptions,
+): Promise<EvalReport> {
+  const { nItems, trainCounts, onProgress } = options
+  const batchSize = options.batchSize ?? 256
+  const maxCases = options.maxCases ?? Infinity
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`expected a positive integer batchSize, got ${batchSize}`)
+  }
+  if (!(maxCases >= 0)) {
+    throw new RangeError(`expected maxCases ≥ 0, got ${maxCases}`)
+  }
+  if (trainCounts.length !== nItems) {
+    throw new RangeError(`expected trainCounts of length ${nItems}, got ${trainCounts.length}`)
+  }
+  checkItemRange(sessions, nItems)
+  const cases = expandPrefixes(sessions, { maxPrefixLen: options.maxPrefixLen }).slice(0, maxCases)
+  const total = cases.length
+  const accumulator = createMetricsAccumulator({
+    ks: options.ks,
+    nItems,
+    popularItems: popularMask(trainCounts),
+  })
+
+  const started = performance.now()
+  for (let first = 0; first < total; first += batchSize) {
+    const end = Math.min(total, first + batchSize)
+    const prefixes = cases.slice(first, end).map((x) => x.prefix)
+    const scores = await scorer.scoreBatch(prefixes) // [batch, nItems]
+    if (scores.length !== prefixes.length * nItems) {
+      throw new RangeError(
+        `expected ${prefixes.length}×${nItems} = ${prefixes.length * nItems} scores from ` +
+          `${scorer.name}, got ${scores.length}`,
+      )
+    }
+    for (let c = first; c < end; c++) {
+      const offset = (c - first) * nItems
+      accumulator.add(
+        rankOfTarget(scores, offset, nItems, cases[c].target),
+        topKIndices(scores, offset, nItems, LIST_K),
+      )
+    }
+    onProgress?.(end, total)
+  }
+  const elapsedMs = performance.now() - started
+  return {
+    scorer: scorer.name,
+    ...accumulator.result(),
+    msPerCase: total === 0 ? 0 : elapsedMs / total,
+  }
+}
+
+// Checked once up front because scorers index typed arrays with these unchecked, where an
+// out-of-range item reads as NaN or is silently dropped instead of failing.
+function checkItemRange(sessions: Int32Array[], nItems: number): void {
+  sessions.forEach((session, s) => {
+    for (const item of session) {
+      if (!(item >= 0 && item < nItems)) {
+        throw new RangeError(`expected item indices in [0, ${nItems}), got ${item} in session ${s}`)
+      }
+    }
+  })
+}
+
+/** One markdown table row: metrics as percentages with 2 decimals, time in ms. */
+export function formatReportRow(report: EvalReport): string {
+  const percent = (x: number): string => (100 * x).toFixed(2)
+  const cells = [
+    report.scorer,
+    String(report.cases),
+    ...Object.values(report.metrics).map(percent),
+    percent(report['coverage@20']),
+    percent(report['popShare@20']),
+    report.msPerCase.toFixed(3),
+  ]
+  return `| ${cells.join(' | ')} |`
+}
+
+/** A markdown table of reports that share cut-offs (the first report's metric names head it). */
+export function formatReportTable(reports: readonly EvalReport[]): string {
+  if (reports.length === 0) return ''
+  const names = Object.keys(reports[0].metrics).map((name) => `${name} %`)
+  const header = ['scorer', 'cases', ...names, 'coverage@20 %', 'popShare@20 %', 'ms/case']
+  const lines = [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i < 1 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...reports.map(formatReportRow),
+  ]
+  return lines.join('\n')
+}

@@ -1,0 +1,25 @@
+// The GRU behind the evaluator's SessionScorer contract: item vectors are prepared (normalised
+// and transposed) once per scorer, so each batch costs one encode and one matMul.
+import * as tf from '@tensorflow/tfjs-core'
+import type { GruModel } from '../client/worker/model/gru-model'
+import { encodeSessionBatch } from '../client/worker/model/session-batch'
+import type { SessionScorer } from './eval/scorer'
+
+/** A scorer over the model's current weights; dispose it (not the model) when done. */
+export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionScorer {
+  const itemsT = tf.tidy(() => tf.transpose(model.itemVectors())) as tf.Tensor2D // [d, nItems]
+  const scale = model.config.normalize ? model.config.scale : 1
+  return {
+    name,
+    async scoreBatch(prefixes) {
+      const batch = encodeSessionBatch(prefixes, model.config.maxLen)
+      const logits = tf.tidy(() => tf.matMul(tf.mul(model.encode(batch), scale), itemsT))
+      const scores = (await logits.data()) as Float32Array // [batch, nItems]
+      logits.dispose()
+      return scores
+    },
+    dispose() {
+      itemsT.dispose()
+    },
+  }
+}

@@ -1,0 +1,42 @@
+// A live status line for long jobs: rewritten in place on a terminal, one line every
+// `logEverySec` when the output is a file (so `tail -f` on a log shows steady progress).
+
+export interface ProgressLine {
+  update(text: string): void
+  done(text?: string): void
+}
+
+export function createProgressLine(
+  stream: NodeJS.WriteStream = process.stderr,
+  logEverySec = 30,
+): ProgressLine {
+  let lastLog = 0
+  let last = ''
+  return {
+    update(text) {
+      last = text
+      if (stream.isTTY) {
+        stream.write(`\r\x1b[2K${text}`)
+        return
+      }
+      const now = performance.now()
+      if (now - lastLog >= logEverySec * 1000) {
+        lastLog = now
+        stream.write(`${text}\n`)
+      }
+    },
+    done(text) {
+      if (stream.isTTY) stream.write(`\r\x1b[2K${text ?? last}\n`)
+      else stream.write(`${text ?? last}\n`)
+      lastLog = 0
+    },
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?'
+  const s = Math.max(0, Math.round(seconds))
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`
+}

@@ -1,0 +1,106 @@
+// Dataset → trained GRU, the path shared by `npm run train` and `npm run bench:quality`:
+// carve a validation split from the end of training, fit with per-epoch validation, and
+// return the best-validated model with a JSON-ready report.
+import * as tf from '@tensorflow/tfjs-core'
+import {
+  createGruModel,
+  DEFAULT_GRU_CONFIG,
+  type GruModel,
+  type GruModelConfig,
+} from '../client/worker/model/gru-model'
+import { countItems, splitValidation } from './data/examples'
+import type { SessionDataset } from './data/types'
+import { evaluateScorer } from './eval/evaluate'
+import { DEFAULT_FIT_OPTIONS, fitGruModel, type FitOptions, type FitReport } from './fit'
+import { createGruScorer } from './gru-scorer'
+import { createProgressLine, formatDuration } from './progress'
+
+export interface TrainSettings {
+  model: Omit<GruModelConfig, 'nItems'>
+  fit: Omit<FitOptions, 'validate' | 'onProgress'>
+  /** Share of training sessions (the most recent) held out for model selection. */
+  validationFraction: number
+  /** Cases of the validation split scored after each epoch (the first N, deterministic). */
+  validationCases: number
+}
+
+export const DEFAULT_TRAIN_SETTINGS: TrainSettings = {
+  model: DEFAULT_GRU_CONFIG,
+  fit: DEFAULT_FIT_OPTIONS,
+  validationFraction: 0.05,
+  validationCases: 15_000,
+}
+
+export interface TrainReport {
+  dataset: string
+  backend: string
+  settings: TrainSettings
+  fitSessions: number
+  validationSessions: number
+  parameters: number
+  fit: FitReport
+  validationRecall20ByEpoch: Array<number | undefined>
+}
+
+export async function trainOnDataset(
+  dataset: SessionDataset,
+  settings: TrainSettings,
+  log: (line: string) => void = (line) => console.error(line),
+): Promise<{ model: GruModel; report: TrainReport }> {
+  const config: GruModelConfig = { ...settings.model, nItems: dataset.nItems }
+  const { fit, validation } = splitValidation(dataset.train, settings.validationFraction)
+  const trainCounts = countItems(fit, dataset.nItems)
+  const model = createGruModel(config, settings.fit.seed)
+  const progress = createProgressLine()
+  log(
+    `training on ${fit.length} sessions (${validation.length} held out for validation), ` +
+      `${dataset.nItems} items, ${model.parameterCount()} parameters, backend ${tf.getBackend()}`,
+  )
+  let lastRecall: number | undefined
+  const validate =
+    validation.length > 0
+      ? async (epoch: number) => {
+          const scorer = createGruScorer(model)
+          try {
+            const result = await evaluateScorer(scorer, validation, {
+              nItems: dataset.nItems,
+              trainCounts,
+              maxCases: settings.validationCases,
+              maxPrefixLen: config.maxLen,
+            })
+            lastRecall = result.metrics['recall@20']!
+            progress.done(
+              `epoch ${epoch}: validation Recall@20 ${(lastRecall * 100).toFixed(2)} ` +
+                `MRR@20 ${(result.metrics['mrr@20']! * 100).toFixed(2)} on ${result.cases} cases`,
+            )
+            return lastRecall
+          } finally {
+            scorer.dispose?.()
+          }
+        }
+      : undefined
+  const fitReport = await fitGruModel(model, fit, {
+    ...settings.fit,
+    validate,
+    onProgress: (p) =>
+      progress.update(
+        `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} · ${Math.round(p.examplesPerSec)} ex/s · ` +
+          `loss ${p.loss.toFixed(4)} · val R@20 ${lastRecall === undefined ? '–' : (lastRecall * 100).toFixed(2)} · ` +
+          `epoch ETA ${formatDuration(p.etaSec)}`,
+      ),
+  })
+  log(`best epoch ${fitReport.bestEpoch} after ${formatDuration(fitReport.trainSeconds)}`)
+  return {
+    model,
+    report: {
+      dataset: dataset.name,
+      backend: tf.getBackend(),
+      settings,
+      fitSessions: fit.length,
+      validationSessions: validation.length,
+      parameters: model.parameterCount(),
+      fit: fitReport,
+      validationRecall20ByEpoch: fitReport.epochs.map((e) => e.validation),
+    },
+  }
+}
