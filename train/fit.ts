@@ -54,16 +54,20 @@ export interface FitReport {
   examples: number
 }
 
+// Chosen on a 30 % subset of DIGINETICA's training sessions, judged on its own last 10 %
+// (never the test set): the logQ-corrected sampled softmax with 2,048 negatives matched the full
+// softmax after one epoch (val Recall@20 40.9 vs 40.2) at 5× the speed; 4,096 negatives and a
+// logit scale of 16 were no better.
 export const DEFAULT_FIT_OPTIONS: Omit<FitOptions, 'validate' | 'onProgress'> = {
-  epochs: 6,
+  epochs: 8,
   batchSize: 512,
   learningRate: 0.002,
-  lrDecay: 0.5,
+  lrDecay: 0.6,
   decayFrom: 2,
-  loss: 'full',
+  loss: 'sampled',
   negatives: 2048,
   seed: 1,
-  patience: 1,
+  patience: 2,
 }
 
 /**

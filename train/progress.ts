@@ -40,3 +40,9 @@ export function formatDuration(seconds: number): string {
   const m = Math.floor((s % 3600) / 60)
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`
 }
+
+/** The npm command line that produced a result, for reports (`npm run x -- args`). */
+export function describeCommand(script: string): string {
+  const args = process.argv.slice(2)
+  return args.length > 0 ? `npm run ${script} -- ${args.join(' ')}` : `npm run ${script}`
+}

@@ -20,7 +20,7 @@ import type { SessionScorer } from '../eval/scorer'
 import { createGruScorer } from '../gru-scorer'
 import { defaultModelDir, loadModel, saveModel } from '../model-file'
 import { setNodeBackend, type NodeBackend } from '../node-backend'
-import { createProgressLine, formatDuration } from '../progress'
+import { createProgressLine, describeCommand, formatDuration } from '../progress'
 import { trainOnDataset, type TrainSettings } from '../train-model'
 import { settingsFromArgs, TRAIN_OPTIONS } from './train-options'
 
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   if (!values.data)
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
   const started = performance.now()
-  const command = `npm run bench:quality -- ${process.argv.slice(2).join(' ')}`
+  const command = describeCommand('bench:quality')
   await setNodeBackend((values.backend ?? 'wasm') as NodeBackend)
   const dataset = await loadDataset(values.data)
   const settings = settingsFromArgs(values)

@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { describeCommand } from '../progress'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gru-model'
 import { createPopularitySampler } from '../../client/worker/model/negative-sampler'
 import { createRandom } from '../../client/worker/model/random'
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
       {
         date: new Date().toISOString(),
         machine: `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, Node ${process.version}`,
-        command: `npm run bench:train -- ${process.argv.slice(2).join(' ')}`.trim(),
+        command: describeCommand('bench:train'),
         dataset: dataset.name,
         nItems: dataset.nItems,
         rows,

@@ -1,6 +1,7 @@
 // npm run train -- --data <folder> [options]: offline (T-1) training with a live progress line;
 // writes the model and a JSON report to models/<dataset>/ (git-ignored).
 import { parseArgs } from 'node:util'
+import { describeCommand } from '../progress'
 import os from 'node:os'
 import path from 'node:path'
 import { loadDataset } from '../data/load-dataset'
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const dir = values.out ? path.resolve(values.out) : defaultModelDir(dataset.name)
   const bytes = await saveModel(model, dir, {
     ...report,
-    command: `npm run train -- ${process.argv.slice(2).join(' ')}`,
+    command: describeCommand('train'),
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}`,
     date: new Date().toISOString(),
   })
