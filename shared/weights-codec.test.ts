@@ -13,18 +13,8 @@ import {
   type WeightDType,
   type WeightsFile,
 } from './weights-codec'
-
 // Seeded so a failing fuzz case reproduces.
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { createRandom } from './random'
 
 function fillRandom(size: number, limit: number, random: () => number): Float32Array {
   const values = new Float32Array(size)

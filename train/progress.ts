@@ -10,7 +10,7 @@ export function createProgressLine(
   stream: NodeJS.WriteStream = process.stderr,
   logEverySec = 30,
 ): ProgressLine {
-  let lastLog = 0
+  let lastLog = -Infinity
   let last = ''
   return {
     update(text) {
@@ -28,7 +28,7 @@ export function createProgressLine(
     done(text) {
       if (stream.isTTY) stream.write(`\r\x1b[2K${text ?? last}\n`)
       else stream.write(`${text ?? last}\n`)
-      lastLog = 0
+      lastLog = -Infinity
     },
   }
 }

@@ -11,7 +11,13 @@ import {
 import { countItems, splitValidation } from './data/examples'
 import type { SessionDataset } from './data/types'
 import { evaluateScorer } from './eval/evaluate'
-import { DEFAULT_FIT_OPTIONS, fitGruModel, type FitOptions, type FitReport } from './fit'
+import {
+  DEFAULT_FIT_OPTIONS,
+  fitGruModel,
+  type FitOptions,
+  type FitProgress,
+  type FitReport,
+} from './fit'
 import { createGruScorer } from './gru-scorer'
 import { createProgressLine, formatDuration } from './progress'
 
@@ -57,6 +63,7 @@ export async function trainOnDataset(
       `${dataset.nItems} items, ${model.parameterCount()} parameters, backend ${tf.getBackend()}`,
   )
   let lastRecall: number | undefined
+  let last: FitProgress | undefined
   const validate =
     validation.length > 0
       ? async (epoch: number) => {
@@ -70,7 +77,8 @@ export async function trainOnDataset(
             })
             lastRecall = result.metrics['recall@20']!
             progress.done(
-              `epoch ${epoch}: validation Recall@20 ${(lastRecall * 100).toFixed(2)} ` +
+              `epoch ${epoch}: loss ${last?.loss.toFixed(4)}, ${Math.round(last?.examplesPerSec ?? 0)} ex/s, ` +
+                `validation Recall@20 ${(lastRecall * 100).toFixed(2)} ` +
                 `MRR@20 ${(result.metrics['mrr@20']! * 100).toFixed(2)} on ${result.cases} cases`,
             )
             return lastRecall
@@ -82,12 +90,14 @@ export async function trainOnDataset(
   const fitReport = await fitGruModel(model, fit, {
     ...settings.fit,
     validate,
-    onProgress: (p) =>
+    onProgress: (p) => {
+      last = p
       progress.update(
         `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} · ${Math.round(p.examplesPerSec)} ex/s · ` +
           `loss ${p.loss.toFixed(4)} · val R@20 ${lastRecall === undefined ? '–' : (lastRecall * 100).toFixed(2)} · ` +
           `epoch ETA ${formatDuration(p.etaSec)}`,
-      ),
+      )
+    },
   })
   log(`best epoch ${fitReport.bestEpoch} after ${formatDuration(fitReport.trainSeconds)}`)
   return {

@@ -156,6 +156,16 @@ async function main(): Promise<void> {
   const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
   reports.push(await evaluateWithProgress(gruScorer, dataset, model.config.maxLen))
   gruScorer.dispose?.()
+  // What devices would download: the same weights quantised, decoded back to float32.
+  for (const dtype of ['float16', 'int8'] as const) {
+    const quantised = await loadModel(
+      path.join(defaultModelDir(dataset.name), `model.${dtype}.prw`),
+    )
+    const scorer = createGruScorer(quantised, `GRU, ${dtype} weights (ours)`)
+    reports.push(await evaluateWithProgress(scorer, dataset, quantised.config.maxLen))
+    scorer.dispose?.()
+    quantised.dispose()
+  }
   const skip = new Set((values['skip-baselines'] ?? '').split(',').filter(Boolean))
   for (const [name, create] of Object.entries(BASELINES)) {
     if (skip.has(name)) continue

@@ -1,40 +1,18 @@
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import zlib from 'node:zlib'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { countPrefixCases } from './examples'
 import { loadSessionRecFolder, parseSessionRecTsv } from './load-session-rec'
 import { sharedDataDir } from './paths'
-import { DataFormatError } from './read-lines'
+import { catchDataError, useTempFolders } from './test-files'
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketrec-session-rec-'))
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+const { writeFolder } = useTempFolders('session-rec')
 
 const HEADER = 'SessionId\tItemId\tTime\n'
 const YOOCHOOSE = 'yoochoose-clicks-100k-sessionrec'
 
-let caseNo = 0
-function writeFolder(files: Record<string, string>): string {
-  const dir = path.join(tmp, `case-${++caseNo}`)
-  fs.mkdirSync(dir)
-  for (const [name, text] of Object.entries(files)) {
-    fs.writeFileSync(path.join(dir, name), name.endsWith('.gz') ? zlib.gzipSync(text) : text)
-  }
-  return dir
-}
-
 function writeTsv(text: string): string {
   return path.join(writeFolder({ 'x_test.txt': text }), 'x_test.txt')
-}
-
-async function catchError(promise: Promise<unknown>): Promise<DataFormatError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(DataFormatError)
-  return err as DataFormatError
 }
 
 describe('loadSessionRecFolder on the YooChoose sample', () => {
@@ -84,14 +62,14 @@ describe('parseSessionRecTsv', () => {
   })
 
   it('rejects a wrong header', async () => {
-    const err = await catchError(parseSessionRecTsv(writeTsv('session,item,time\n1\t2\t3\n')))
+    const err = await catchDataError(parseSessionRecTsv(writeTsv('session,item,time\n1\t2\t3\n')))
     expect(err.message).toMatch(
       /x_test\.txt:1: expected a tab-separated header with columns SessionId, ItemId and Time, got "session,item,time"/,
     )
   })
 
   it('rejects an empty file', async () => {
-    expect((await catchError(parseSessionRecTsv(writeTsv('')))).lineNo).toBe(1)
+    expect((await catchDataError(parseSessionRecTsv(writeTsv('')))).lineNo).toBe(1)
   })
 
   it.each([
@@ -108,7 +86,7 @@ describe('parseSessionRecTsv', () => {
     ['a blank line before data', '\n1\t2\t3\n', /:3: expected a tab-separated row, got ""/],
   ])('rejects %s naming file and line', async (_what, row, pattern) => {
     const file = writeTsv(HEADER + '1\t2\t3\n' + row)
-    const err = await catchError(parseSessionRecTsv(file))
+    const err = await catchDataError(parseSessionRecTsv(file))
     expect(err.message.startsWith(file)).toBe(true)
     expect(err.message).toMatch(pattern)
   })
@@ -125,6 +103,6 @@ describe('loadSessionRecFolder on small folders', () => {
     expect(data.test.map((s) => Array.from(s))).toEqual([[1, 0]])
     expect(data.dropped).toEqual({ testClicks: 2, testSessions: 1 })
     fs.writeFileSync(path.join(dir, 'e_train_full.txt'), HEADER)
-    expect((await catchError(loadSessionRecFolder(dir))).message).toContain('got "d, e"')
+    expect((await catchDataError(loadSessionRecFolder(dir))).message).toContain('got "d, e"')
   })
 })

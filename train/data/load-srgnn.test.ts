@@ -1,36 +1,12 @@
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import zlib from 'node:zlib'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { countPrefixCases, expandPrefixes } from './examples'
 import { indexSessions, loadSrgnnFolder, readIdSessions } from './load-srgnn'
 import { sharedDataDir } from './paths'
-import { DataFormatError } from './read-lines'
+import { catchDataError, useTempFolders } from './test-files'
 import type { SessionDataset } from './types'
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketrec-srgnn-'))
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-let caseNo = 0
-/** A fresh SR-GNN folder with the given file contents (`.gz` names are gzipped). */
-function writeFolder(files: Record<string, string>): string {
-  const dir = path.join(tmp, `case-${++caseNo}`)
-  fs.mkdirSync(dir)
-  for (const [name, text] of Object.entries(files)) {
-    fs.writeFileSync(path.join(dir, name), name.endsWith('.gz') ? zlib.gzipSync(text) : text)
-  }
-  return dir
-}
-
-async function catchError(promise: Promise<unknown>): Promise<DataFormatError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(DataFormatError)
-  return err as DataFormatError
-}
+const { writeFolder } = useTempFolders('srgnn')
 
 describe('loadSrgnnFolder on diginetica-srgnn', () => {
   let data: SessionDataset
@@ -86,7 +62,7 @@ describe('loadSrgnnFolder on small folders', () => {
     const ok = writeFolder({ 'train_sessions.txt': '1 2\n\n\n', 'test_sessions.txt': '1 2\n' })
     expect((await loadSrgnnFolder(ok)).train.length).toBe(1)
     const file = path.join(writeFolder({ 'x.txt': '1 2\n\n3 4\n' }), 'x.txt')
-    const err = await catchError(readIdSessions(file))
+    const err = await catchDataError(readIdSessions(file))
     expect(err.message).toContain('x.txt:2:')
   })
 
@@ -100,7 +76,7 @@ describe('loadSrgnnFolder on small folders', () => {
     ['an id over int32', '1 2147483648\n', 1, '"1 2147483648"'],
   ])('rejects %s with file and line', async (_what, text, lineNo, quoted) => {
     const dir = writeFolder({ 'train_sessions.txt.gz': text, 'test_sessions.txt': '1 2\n' })
-    const err = await catchError(loadSrgnnFolder(dir))
+    const err = await catchDataError(loadSrgnnFolder(dir))
     expect(err.code).toBe('E_DATA_FORMAT')
     expect(err.lineNo).toBe(lineNo)
     expect(err.message).toContain(`train_sessions.txt.gz:${lineNo}: expected positive integer`)
@@ -109,7 +85,7 @@ describe('loadSrgnnFolder on small folders', () => {
 
   it('reports a missing file and refuses a .txt beside its .gz', async () => {
     const missing = writeFolder({ 'train_sessions.txt': '1 2\n' })
-    expect((await catchError(loadSrgnnFolder(missing))).message).toMatch(
+    expect((await catchDataError(loadSrgnnFolder(missing))).message).toMatch(
       /expected a file test_sessions\.txt or test_sessions\.txt\.gz, got "train_sessions\.txt"/,
     )
     const both = writeFolder({
@@ -117,12 +93,12 @@ describe('loadSrgnnFolder on small folders', () => {
       'train_sessions.txt.gz': '1 2\n',
       'test_sessions.txt': '1 2\n',
     })
-    expect((await catchError(loadSrgnnFolder(both))).message).toContain('only one of')
+    expect((await catchDataError(loadSrgnnFolder(both))).message).toContain('only one of')
   })
 
   it('refuses an empty training file', async () => {
     const dir = writeFolder({ 'train_sessions.txt': '', 'test_sessions.txt': '1 2\n' })
-    expect((await catchError(loadSrgnnFolder(dir))).message).toContain('at least one training')
+    expect((await catchDataError(loadSrgnnFolder(dir))).message).toContain('at least one training')
   })
 })
 

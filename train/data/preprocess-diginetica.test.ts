@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { countPrefixCases } from './examples'
 import { sharedDataDir } from './paths'
 import { preprocessDigineticaRaw } from './preprocess-diginetica'
-import { DataFormatError } from './read-lines'
+import { catchDataError } from './test-files'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketrec-diginetica-'))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
@@ -23,15 +23,6 @@ function writeCsv(text: string, gz = false): string {
 /** Rows `session;NA;item;timeframe;date` from compact tuples. */
 function formatRows(rows: [string, number, number, string][]): string {
   return rows.map(([s, item, frame, date]) => `${s};NA;${item};${frame};${date}\n`).join('')
-}
-
-async function catchError(promise: Promise<unknown>): Promise<DataFormatError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(DataFormatError)
-  return err as DataFormatError
 }
 
 describe('preprocessDigineticaRaw on the SR-GNN sample', () => {
@@ -142,7 +133,7 @@ describe('preprocessDigineticaRaw on small logs', () => {
     ['a non-date', '20160105', /:3: expected eventdate .*got "20160105"/],
   ])('rejects %s naming file and line', async (_what, date, pattern) => {
     const file = writeCsv(HEADER + '1;NA;5;0;2016-01-01\n' + `1;NA;6;1;${date}\n`)
-    const err = await catchError(preprocessDigineticaRaw(file))
+    const err = await catchDataError(preprocessDigineticaRaw(file))
     expect(err.message.startsWith(file)).toBe(true)
     expect(err.message).toMatch(pattern)
   })
@@ -153,6 +144,6 @@ describe('preprocessDigineticaRaw on small logs', () => {
     ['a zero item', HEADER + '1;NA;0;0;2016-01-01\n', /:2: expected item_id .*got "0"/],
     ['a bad timeframe', HEADER + '1;NA;5;1.5;2016-01-01\n', /:2: expected timeframe .*"1.5"/],
   ])('rejects %s', async (_what, text, pattern) => {
-    expect((await catchError(preprocessDigineticaRaw(writeCsv(text)))).message).toMatch(pattern)
+    expect((await catchDataError(preprocessDigineticaRaw(writeCsv(text)))).message).toMatch(pattern)
   })
 })

@@ -1,17 +1,7 @@
-// A tiny seeded PRNG so that initialisation, shuffling and sampling are reproducible on every
-// backend (tfjs' own random ops differ between backends).
+// Seeded helpers for initialisation and shuffling, on the isomorphic PRNG in shared/.
+import { createRandom } from '../../../shared/random'
 
-/** mulberry32: 32-bit state, good enough for shuffles and initialisation. */
-export function createRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { createRandom }
 
 /** Fisher–Yates in place. */
 export function shuffleInPlace<T>(items: T[] | Int32Array, random: () => number): void {

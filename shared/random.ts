@@ -1,0 +1,13 @@
+// A tiny seeded PRNG (mulberry32, 32-bit state) so initialisation, shuffles, sampling and fuzz
+// cases are reproducible on every platform and backend (tfjs' own random ops differ by backend).
+
+export function createRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
