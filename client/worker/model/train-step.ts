@@ -24,12 +24,19 @@ export interface Trainer {
   dispose(): void
 }
 
+/** tfjs' float32 epsilon (EPSILON_FLOAT32), which cpu, wasm and webgpu already use. */
+export const ADAM_EPSILON = 1e-7
+
 export function createTrainer(model: GruModel, options: TrainerOptions): Trainer {
   registerTrainingGradients()
   if (options.loss === 'sampled' && !options.sampler) {
     throw new Error('the sampled loss needs a negative sampler')
   }
-  const optimizer = tf.train.adam(options.learningRate)
+  // Adam's default epsilon is the active backend's: 1e-7 on cpu, wasm and webgpu, but 1e-4 on
+  // a float32 WebGL (tfjs-backend-webgl 4.22's floatPrecision() reports 16 whenever float32
+  // rendering is on; tensorflow/tfjs#6980), which shrinks every step whose gradient is under
+  // ~1e-4. Pinning it keeps one training step the same on every backend.
+  const optimizer = tf.train.adam(options.learningRate, 0.9, 0.999, ADAM_EPSILON)
   const variables = [...model.variables.values()]
   let stepIndex = 0
   const seed = options.seed ?? 1
