@@ -1,0 +1,152 @@
+// The wire types between the page (loader, demo) and the worker, and the artifacts the
+// server (or, until it exists, static files from the trainer) hands to every device.
+// Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
+
+// ---- Artifacts -------------------------------------------------------------------------------
+
+/** An immutable, content-addressed file: `sha256` is of the bytes at `url`. */
+export interface ArtifactRef {
+  url: string
+  sha256: string
+  bytes: number
+}
+
+/** What a device fetches first; every artifact it names is immutable. */
+export interface ModelManifest {
+  type: 'pocketrec-manifest'
+  /** The global model version, e.g. `v1`; devices compare it to what they hold. */
+  version: string
+  createdAt: string
+  /** Weights of the session model (codec in shared/weights-codec.ts), quantised for download. */
+  model: ArtifactRef
+  catalogue: ArtifactRef
+  pools: ArtifactRef
+  rules: ArtifactRef
+}
+
+/** One product of the shop's catalogue; `index` is its row in the model's item table. */
+export interface CatalogueItem {
+  id: string
+  index: number
+  name: string
+  category: string
+  brand: string
+  price: number
+  inStock: boolean
+  /** ISO date the product was added to the shop (for "new" pools and freshness). */
+  addedAt: string
+}
+
+export interface Catalogue {
+  type: 'pocketrec-catalogue'
+  items: CatalogueItem[]
+}
+
+/** Recall sources. Pools hold catalogue indices, best first. */
+export type RecallSource =
+  | 'trending'
+  | 'popular'
+  | 'new'
+  | 'category'
+  | 'co-visitation'
+  | 'embedding'
+  | 'history'
+
+export interface CandidatePools {
+  type: 'pocketrec-pools'
+  trending: number[]
+  popular: number[]
+  new: number[]
+  byCategory: Record<string, number[]>
+  /** For an item index (as a string key), the items most often viewed in the same sessions. */
+  coVisitation: Record<string, number[]>
+}
+
+/** Business rules the server sets for re-ranking. */
+export interface RerankRules {
+  type: 'pocketrec-rules'
+  /** Drop items bought within this many days. */
+  excludePurchasedDays: number
+  /** At most this many items per category and per brand in one list. */
+  maxPerCategory: number
+  maxPerBrand: number
+  /** Multiplicative score boosts by product id. */
+  boosts: Record<string, number>
+  /** Product ids pinned at fixed 0-based positions, per scenario. */
+  pins: Partial<Record<Scenario, Array<{ productId: string; position: number }>>>
+}
+
+// ---- Worker API --------------------------------------------------------------------------------
+
+export type Scenario =
+  | 'for-you'
+  | 'similar'
+  | 'frequently-bought-together'
+  | 'trending'
+  | 'recently-viewed'
+
+export interface RecommendRequest {
+  scenario: Scenario
+  /** The product on screen: required by `similar` and `frequently-bought-together`. */
+  productId?: string
+  /** List length, 1..50 (default 10). */
+  limit?: number
+}
+
+export interface RecommendedItem {
+  productId: string
+  name: string
+  category: string
+  price: number
+  score: number
+  /** Where the candidate came from, for the "why" shown in the demo and reports. */
+  source: RecallSource
+}
+
+export interface RecommendResponse {
+  /** Later click and purchase events carry this id so the list gets the credit. */
+  attributionId: string
+  scenario: Scenario
+  items: RecommendedItem[]
+  modelVersion: string
+  backend: string
+  latencyMs: number
+  /** True when no session signal existed and trending items were served. */
+  coldStart: boolean
+}
+
+export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu'
+
+export interface BackendProbe {
+  backend: BackendName
+  ok: boolean
+  /** Why a backend was skipped or failed (e.g. "fallback adapter: no real GPU"). */
+  reason?: string
+  /** Median milliseconds of the micro-benchmark, when it ran. */
+  medianMs?: number
+}
+
+export interface WorkerStatus {
+  consent: boolean
+  backend: BackendName | null
+  backendReason: string
+  probes: BackendProbe[]
+  modelVersion: string | null
+  events: number
+  sessions: number
+  training: {
+    state: 'idle' | 'training' | 'waiting-for-lock' | 'disabled'
+    steps: number
+    /** Recent losses, oldest first, for the loss curve. */
+    losses: number[]
+  }
+}
+
+export type TrackResult = { status: 'stored' } | { status: 'rejected'; error: string }
+
+/** Error names that cross the worker boundary (comlink keeps name, message and stack). */
+export type WorkerErrorName =
+  | 'ConsentRequiredError'
+  | 'InvalidRequestError'
+  | 'ModelUnavailableError'
+  | 'StorageError'
