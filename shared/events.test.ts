@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest'
+import { createRandom } from './random'
+import { EVENT_NAMES, validateTrackEvent } from './events'
+
+const viewed = { event: 'Product Viewed', properties: { product_id: 'sku-1', price: 9.99 } }
+
+describe('validateTrackEvent', () => {
+  it('accepts each Segment e-commerce event with its properties', () => {
+    const events = [
+      viewed,
+      { event: 'Product Clicked', properties: { product_id: 'a' }, attribution_id: 'r-1' },
+      { event: 'Product Added', properties: { product_id: 'a', quantity: 2 } },
+      { event: 'Product Removed', properties: { product_id: 'a' } },
+      {
+        event: 'Product List Viewed',
+        properties: { category: 'shoes', products: [{ product_id: 'a' }] },
+      },
+      {
+        event: 'Order Completed',
+        properties: { order_id: 'o-1', products: [{ product_id: 'a', price: 3 }], total: 3 },
+      },
+      {
+        event: 'Products Searched',
+        properties: { query: 'red boots' },
+        timestamp: 1_700_000_000_000,
+      },
+    ]
+    expect(events.map((e) => e.event).sort()).toEqual([...EVENT_NAMES].sort())
+    for (const event of events) expect(validateTrackEvent(event)).toEqual({ ok: true, event })
+  })
+
+  it.each([
+    [null, 'expected an event object, got null'],
+    [{ event: 'Product Liked', properties: {} }, 'got "Product Liked"'],
+    [{ event: 'Product Viewed' }, 'expected properties to be an object, got undefined'],
+    [
+      { event: 'Product Viewed', properties: { product_id: 42 } },
+      'expected properties.product_id to be a non-empty string',
+    ],
+    [{ event: 'Product Viewed', properties: { product_id: '' } }, 'got ""'],
+    [
+      { event: 'Product Added', properties: { product_id: 'a', quantity: -1 } },
+      'expected properties.quantity to be a finite number ≥ 0, got number -1',
+    ],
+    [
+      { event: 'Product Viewed', properties: { product_id: 'a', price: Number.NaN } },
+      'got number NaN',
+    ],
+    [
+      { event: 'Order Completed', properties: { order_id: 'o', products: [{}] } },
+      'properties.products[0].product_id',
+    ],
+    [
+      { event: 'Order Completed', properties: { order_id: 'o', products: 'a,b' } },
+      'expected properties.products to be an array',
+    ],
+    [
+      { event: 'Products Searched', properties: { query: 'x'.repeat(501) } },
+      'at most 500 characters',
+    ],
+    [{ ...viewed, timestamp: 'yesterday' }, 'expected timestamp to be a finite number'],
+  ])('rejects %j saying what was expected', (raw, message) => {
+    const result = validateTrackEvent(raw)
+    expect(result.ok).toBe(false)
+    expect(result.ok ? '' : result.error).toContain(message)
+  })
+
+  it('never throws on random garbage', () => {
+    const random = createRandom(3)
+    const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!
+    const values: unknown[] = [
+      null,
+      undefined,
+      0,
+      -1,
+      NaN,
+      '',
+      'x',
+      [],
+      {},
+      [1],
+      { product_id: 'a' },
+      true,
+    ]
+    for (let i = 0; i < 2_000; i++) {
+      const raw = {
+        event: pick([...EVENT_NAMES, 'x', 3]),
+        properties: pick([
+          ...values,
+          {
+            product_id: pick(values),
+            products: pick(values),
+            query: pick(values),
+            order_id: pick(values),
+          },
+        ]),
+        timestamp: pick(values),
+      }
+      expect(() => validateTrackEvent(raw)).not.toThrow()
+    }
+  })
+})
