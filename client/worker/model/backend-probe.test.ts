@@ -1,0 +1,61 @@
+import * as tf from '@tensorflow/tfjs-core'
+import { afterAll, describe, expect, it } from 'vitest'
+import { setNodeBackend } from '../../../train/node-backend'
+import { probeBackends, selfTestGradient } from './backend-probe'
+
+// Node has cpu and wasm; the browser backends are exercised in test/browser.
+describe('probeBackends', () => {
+  afterAll(async () => {
+    await setNodeBackend('cpu')
+  })
+
+  it('passes the gradient self-test on cpu and wasm', async () => {
+    for (const name of ['cpu', 'wasm'] as const) {
+      await setNodeBackend(name)
+      expect(await selfTestGradient()).toBeNull()
+    }
+  })
+
+  it('picks the faster correct backend and reports every candidate', async () => {
+    await setNodeBackend('wasm')
+    const delays: Record<string, number> = { cpu: 8, wasm: 1 }
+    const result = await probeBackends({
+      candidates: ['webgpu', 'wasm', 'cpu'],
+      loaders: { wasm: async () => {}, cpu: async () => {} },
+      precheck: async (name) => (name === 'webgpu' ? 'fallback adapter: no real GPU' : null),
+      benchmark: () => new Promise((resolve) => setTimeout(resolve, delays[tf.getBackend()])),
+      runs: 3,
+    })
+    expect(result.backend).toBe('wasm')
+    expect(tf.getBackend()).toBe('wasm')
+    expect(result.probes.map((p) => [p.backend, p.ok])).toEqual([
+      ['webgpu', false],
+      ['wasm', true],
+      ['cpu', true],
+    ])
+    expect(result.probes[0]!.reason).toBe('fallback adapter: no real GPU')
+    expect(result.reason).toMatch(/^fastest correct backend: wasm .* \(vs cpu /)
+  })
+
+  it('rejects a backend whose benchmark throws and says why', async () => {
+    const result = await probeBackends({
+      candidates: ['cpu', 'wasm'],
+      loaders: { wasm: async () => {}, cpu: async () => {} },
+      benchmark: async () => {
+        if (tf.getBackend() === 'cpu') throw new Error('device lost')
+      },
+      runs: 1,
+    })
+    expect(result.backend).toBe('wasm')
+    expect(result.probes[0]).toEqual({ backend: 'cpu', ok: false, reason: 'device lost' })
+  })
+
+  it('fails with ModelUnavailableError when nothing works', async () => {
+    await expect(
+      probeBackends({ candidates: ['webgl'], loaders: {}, benchmark: async () => {} }),
+    ).rejects.toMatchObject({
+      name: 'ModelUnavailableError',
+      message: 'no usable backend: webgl: not bundled',
+    })
+  })
+})
