@@ -17,8 +17,4 @@ export interface SessionDataset {
   dropped?: { testClicks: number; testSessions: number }
 }
 
-/** One next-item case: the items so far and the item that followed. */
-export interface PrefixCase {
-  prefix: Int32Array
-  target: number
-}
+export type { PrefixCase } from '../../client/worker/model/prefix-cases'
