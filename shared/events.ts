@@ -134,12 +134,19 @@ function checkProperties(name: EventName, p: Record<string, unknown>): string | 
 
 /** Checks an event from the page; the result says what was expected and what arrived. */
 export function validateTrackEvent(raw: unknown): EventValidation {
-  if (!isPlainObject(raw)) return { ok: false, error: `expected an event object, got ${describe(raw)}` }
+  if (!isPlainObject(raw))
+    return { ok: false, error: `expected an event object, got ${describe(raw)}` }
   if (!EVENT_NAMES.includes(raw.event as EventName)) {
-    return { ok: false, error: `expected event to be one of ${EVENT_NAMES.join(', ')}; got ${describe(raw.event)}` }
+    return {
+      ok: false,
+      error: `expected event to be one of ${EVENT_NAMES.join(', ')}; got ${describe(raw.event)}`,
+    }
   }
   if (!isPlainObject(raw.properties)) {
-    return { ok: false, error: `expected properties to be an object, got ${describe(raw.properties)}` }
+    return {
+      ok: false,
+      error: `expected properties to be an object, got ${describe(raw.properties)}`,
+    }
   }
   const error =
     checkOptionalNumber(raw.timestamp, 'timestamp', 0) ??

@@ -51,6 +51,8 @@ export type RecallSource =
   | 'co-visitation'
   | 'embedding'
   | 'history'
+  /** Placed by a pin rule (RerankRules.pins) rather than found by any recall. */
+  | 'pinned'
 
 export interface CandidatePools {
   type: 'pocketrec-pools'
@@ -79,11 +81,7 @@ export interface RerankRules {
 // ---- Worker API --------------------------------------------------------------------------------
 
 export type Scenario =
-  | 'for-you'
-  | 'similar'
-  | 'frequently-bought-together'
-  | 'trending'
-  | 'recently-viewed'
+  'for-you' | 'similar' | 'frequently-bought-together' | 'trending' | 'recently-viewed'
 
 export interface RecommendRequest {
   scenario: Scenario
@@ -146,7 +144,4 @@ export type TrackResult = { status: 'stored' } | { status: 'rejected'; error: st
 
 /** Error names that cross the worker boundary (comlink keeps name, message and stack). */
 export type WorkerErrorName =
-  | 'ConsentRequiredError'
-  | 'InvalidRequestError'
-  | 'ModelUnavailableError'
-  | 'StorageError'
+  'ConsentRequiredError' | 'InvalidRequestError' | 'ModelUnavailableError' | 'StorageError'
