@@ -1,0 +1,142 @@
+// Everything a device downloads, written as static files behind a manifest: the same format the
+// aggregation server will serve, so the browser side can be built (and tested) before it exists.
+// Artifacts are content-addressed (`<sha256 prefix>.<kind>.<ext>`) and immutable; manifest.json
+// is the one mutable file and is written last, so a reader never sees it name a missing file.
+import { createHash } from 'node:crypto'
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { gzipSync } from 'node:zlib'
+import {
+  validateCandidatePools,
+  validateCatalogue,
+  validateModelManifest,
+  validateRerankRules,
+  type Validation,
+} from '../../shared/artifacts'
+import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
+import { encodeWeights, type WeightDType, type WeightsFile } from '../../shared/weights-codec'
+import type { SessionDataset } from '../data/types'
+import { buildCandidatePools, type PoolOptions } from './build-pools'
+import { buildCoVisitation } from './co-visitation'
+import { createDefaultRules } from './default-rules'
+import { generateCatalogue, type CatalogueOptions } from './generate-catalogue'
+
+export type ArtifactKind = 'model' | 'catalogue' | 'pools' | 'rules'
+
+export interface ExportOptions {
+  dataset: SessionDataset
+  /** Decoded weights (any dtype); re-encoded in `dtype` for download. */
+  model: WeightsFile
+  outDir: string
+  version?: string
+  dtype?: WeightDType
+  /** Defaults to now; tests pass a fixed date. */
+  createdAt?: string
+  catalogue?: Omit<CatalogueOptions, 'graph'>
+  pools?: Omit<PoolOptions, 'graph'>
+}
+
+export interface ExportedArtifact {
+  kind: ArtifactKind
+  /** Absolute path of the written file. */
+  file: string
+  ref: ArtifactRef
+  gzipBytes: number
+}
+
+export interface ExportResult {
+  manifest: ModelManifest
+  manifestFile: string
+  artifacts: ExportedArtifact[]
+  coVisitationTopK: number
+  timingsMs: { catalogue: number; pools: number; encode: number; write: number }
+}
+
+const SHA_PREFIX_LENGTH = 16
+
+export async function exportArtifacts(options: ExportOptions): Promise<ExportResult> {
+  const { dataset, model, outDir, version = 'v1', dtype = 'float16' } = options
+  if (model.meta.nItems !== dataset.nItems) {
+    throw new Error(
+      `expected a model over ${dataset.nItems} items for ${dataset.name}, got meta.nItems ${JSON.stringify(model.meta.nItems)}`,
+    )
+  }
+  let clock = performance.now()
+  const lap = () => {
+    const now = performance.now()
+    const ms = now - clock
+    clock = now
+    return Math.round(ms)
+  }
+  const graph = buildCoVisitation(dataset.train, dataset.nItems)
+  const catalogue = generateCatalogue(dataset, { ...options.catalogue, graph })
+  const catalogueMs = lap()
+  const built = buildCandidatePools(dataset, catalogue, { ...options.pools, graph })
+  const rules = createDefaultRules()
+  const poolsMs = lap()
+
+  // Our own output goes through the guards devices use: a generator bug fails here, not there.
+  const bound = { nItems: dataset.nItems }
+  assertValid(validateCatalogue(catalogue, bound))
+  assertValid(validateCandidatePools(built.pools, bound))
+  assertValid(validateRerankRules(rules))
+  const contents: Array<[ArtifactKind, string, Uint8Array]> = [
+    ['model', 'prw', encodeWeights(model, { dtype })],
+    ['catalogue', 'json', encodeJson(catalogue)],
+    ['pools', 'json', encodeJson(built.pools)],
+    ['rules', 'json', encodeJson(rules)],
+  ]
+  const encodeMs = lap()
+
+  await mkdir(outDir, { recursive: true })
+  const artifacts: ExportedArtifact[] = []
+  for (const [kind, ext, bytes] of contents) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    const name = `${sha256.slice(0, SHA_PREFIX_LENGTH)}.${kind}.${ext}`
+    const file = path.resolve(outDir, name)
+    // Same name, same bytes: an artifact from an earlier export is already in place.
+    const existing = await stat(file).catch(() => undefined)
+    if (existing?.size !== bytes.byteLength) await writeAtomically(file, bytes)
+    artifacts.push({
+      kind,
+      file,
+      ref: { url: name, sha256, bytes: bytes.byteLength },
+      gzipBytes: gzipSync(bytes).byteLength,
+    })
+  }
+  const refOf = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)!.ref
+  const manifest: ModelManifest = {
+    type: 'pocketrec-manifest',
+    version,
+    createdAt: options.createdAt ?? new Date().toISOString(),
+    model: refOf('model'),
+    catalogue: refOf('catalogue'),
+    pools: refOf('pools'),
+    rules: refOf('rules'),
+  }
+  assertValid(validateModelManifest(manifest))
+  const manifestFile = path.resolve(outDir, 'manifest.json')
+  await writeAtomically(manifestFile, encodeJson(manifest, 2))
+  return {
+    manifest,
+    manifestFile,
+    artifacts,
+    coVisitationTopK: built.coVisitationTopK,
+    timingsMs: { catalogue: catalogueMs, pools: poolsMs, encode: encodeMs, write: lap() },
+  }
+}
+
+function encodeJson(value: unknown, indent?: number): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value, null, indent))
+}
+
+/** Write beside the target, then rename: readers see the old file or the new one, never half. */
+async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`
+  await writeFile(temporary, bytes)
+  await rename(temporary, file)
+}
+
+function assertValid(result: Validation<unknown>): void {
+  if (!result.ok) throw new Error(`refusing to export an invalid artifact: ${result.error}`)
+}

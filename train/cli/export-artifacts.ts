@@ -1,0 +1,83 @@
+// npm run export:artifacts -- --data <folder> --model <model.prw> [--out public/artifacts]
+// [--version v1] [--dtype float16|int8|float32]: the static files devices start from.
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { decodeWeights, type WeightDType } from '../../shared/weights-codec'
+import { exportArtifacts } from '../artifacts/export-artifacts'
+import { loadDataset } from '../data/load-dataset'
+
+const DTYPES: readonly WeightDType[] = ['float16', 'int8', 'float32']
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      data: { type: 'string' },
+      model: { type: 'string' },
+      out: { type: 'string' },
+      version: { type: 'string' },
+      dtype: { type: 'string' },
+    },
+    strict: true,
+  })
+  if (!values.data || !values.model) {
+    throw new Error(
+      'expected --data <folder> --model <model.prw> [--out <dir>] [--version v1] [--dtype float16]',
+    )
+  }
+  const dtype = (values.dtype ?? 'float16') as WeightDType
+  if (!DTYPES.includes(dtype)) {
+    throw new Error(`--dtype: expected ${DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`)
+  }
+  const started = performance.now()
+  const dataset = await loadDataset(values.data)
+  const model = decodeWeights(await readFile(values.model))
+  const loadMs = Math.round(performance.now() - started)
+  const result = await exportArtifacts({
+    dataset,
+    model,
+    outDir: values.out ?? path.join('public', 'artifacts'),
+    version: values.version ?? 'v1',
+    dtype,
+  })
+
+  const rows = result.artifacts.map((a) => [
+    a.kind,
+    a.ref.url,
+    formatBytes(a.ref.bytes),
+    formatBytes(a.gzipBytes),
+  ])
+  const total = result.artifacts.reduce(
+    (sum, a) => [sum[0]! + a.ref.bytes, sum[1]! + a.gzipBytes],
+    [0, 0],
+  )
+  rows.push(['total', '', formatBytes(total[0]!), formatBytes(total[1]!)])
+  console.log(formatTable(['artifact', 'file', 'bytes', 'gzip'], rows))
+  const t = result.timingsMs
+  console.log(
+    `${dataset.name}: ${dataset.nItems} items, ${dataset.train.length} training sessions; ` +
+      `model ${dtype}; co-visitation top ${result.coVisitationTopK} per item`,
+  )
+  console.log(
+    `load ${loadMs} ms · catalogue ${t.catalogue} ms · pools ${t.pools} ms · encode ${t.encode} ms · write ${t.write} ms`,
+  )
+  console.log(`written ${result.manifestFile} (version ${result.manifest.version})`)
+}
+
+function formatBytes(n: number): string {
+  return n.toLocaleString('en-US')
+}
+
+function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => (c >= 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+  return [line(header), ...rows.map(line)].join('\n')
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
+  process.exit(1)
+})
