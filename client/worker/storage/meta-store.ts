@@ -1,0 +1,64 @@
+// Small facts about this device's copy: consent, schema version, training progress. Absent or
+// corrupt records read as the defaults, since the database may be emptied at any time.
+import { removeCorrupt, runRead, runWrite, type StorageContext } from './database'
+import type { MetaKey, MetaRecord, TrainingState } from './schema'
+import { isStoredMeta } from './stored-records'
+
+export const INITIAL_TRAINING_STATE: TrainingState = {
+  steps: 0,
+  lastTrainedAtMs: null,
+  trainedThroughSessionId: null,
+  losses: [],
+}
+
+/** Recent losses kept for the loss curve. */
+export const MAX_STORED_LOSSES = 200
+
+export interface MetaStore {
+  /** Whether consent was recorded as given (the worker opens storage only after consent). */
+  loadConsent(): Promise<boolean>
+  saveConsent(granted: boolean): Promise<void>
+  /** The schema version and when this database was created and last migrated, if recorded. */
+  loadSchemaInfo(): Promise<Extract<MetaRecord, { key: 'schema' }> | null>
+  loadTrainingState(): Promise<TrainingState>
+  saveTrainingState(state: TrainingState): Promise<void>
+}
+
+export function createMetaStore(context: StorageContext): MetaStore {
+  async function load<K extends MetaKey>(key: K): Promise<Extract<MetaRecord, { key: K }> | null> {
+    const raw: unknown = await runRead(context, ['meta'], `reading ${key}`, (tx) =>
+      tx.objectStore('meta').get(key),
+    )
+    if (isStoredMeta(raw, key)) return raw
+    if (raw !== undefined)
+      await removeCorrupt(context, 'meta', [key], (value) => isStoredMeta(value, key))
+    return null
+  }
+
+  function save(record: MetaRecord): Promise<void> {
+    return runWrite(context, ['meta'], `saving ${record.key}`, async (tx) => {
+      await tx.objectStore('meta').put(record)
+    })
+  }
+
+  return {
+    async loadConsent() {
+      return (await load('consent'))?.granted ?? false
+    },
+    saveConsent(granted) {
+      return save({ key: 'consent', granted, updatedAtMs: context.now() })
+    },
+    loadSchemaInfo() {
+      return load('schema')
+    },
+    async loadTrainingState() {
+      const record = await load('training')
+      if (!record) return { ...INITIAL_TRAINING_STATE, losses: [] }
+      const { key: _key, ...state } = record
+      return state
+    },
+    saveTrainingState(state) {
+      return save({ key: 'training', ...state, losses: state.losses.slice(-MAX_STORED_LOSSES) })
+    },
+  }
+}

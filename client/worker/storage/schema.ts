@@ -1,0 +1,146 @@
+// The worker's one IndexedDB schema: every store, its records and indexes, and the migrations
+// that build it. To change the layout, append a migration to MIGRATIONS (DB_VERSION follows);
+// never edit one that has shipped, since browsers out there have already run it.
+import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
+import type { TrackEvent } from '../../../shared/events'
+import type {
+  CandidatePools,
+  Catalogue,
+  ModelManifest,
+  RerankRules,
+} from '../../../shared/protocol'
+
+export const DB_NAME = 'pocketrec'
+
+/** One shopper event as stored; `event.timestamp` is always set (stamped on arrival if absent). */
+export interface StoredEvent {
+  id: number
+  timestamp: number
+  sessionId: number
+  event: TrackEvent
+}
+
+/** A visit: events with no gap of `sessionGapMs` or more between them. */
+export interface StoredSession {
+  id: number
+  startMs: number
+  endMs: number
+  /** Products viewed, clicked or added, oldest first, consecutive repeats collapsed: the GRU's input. */
+  productIds: string[]
+  eventCount: number
+}
+
+export interface StoredModel {
+  key: 'global'
+  version: string
+  manifest: ModelManifest
+  /** Weights codec bytes (shared/weights-codec.ts), exactly as downloaded. */
+  bytes: Uint8Array
+  savedAtMs: number
+}
+
+export interface StoredLocalWeights {
+  key: 'local'
+  /** The global model version these weights were fine-tuned from. */
+  baseVersion: string
+  /** Weights codec bytes. */
+  bytes: Uint8Array
+  steps: number
+  savedAtMs: number
+}
+
+/** A downloaded artifact, keyed by the manifest version it belongs to. */
+export interface StoredArtifact<T> {
+  version: string
+  data: T
+}
+
+/** A model update waiting to be uploaded; `idempotencyKey` makes a retried upload count once. */
+export interface StoredUpload {
+  id: number
+  idempotencyKey: string
+  baseVersion: string
+  body: Uint8Array
+  attempts: number
+  createdAtMs: number
+  lastAttemptAtMs: number | null
+}
+
+export interface CartItem {
+  productId: string
+  quantity: number
+  addedAtMs: number
+}
+
+export interface TrainingState {
+  steps: number
+  lastTrainedAtMs: number | null
+  /** Sessions up to this id have been trained on. */
+  trainedThroughSessionId: number | null
+  /** Recent losses, oldest first. */
+  losses: number[]
+}
+
+export type MetaRecord =
+  | { key: 'schema'; version: number; createdAtMs: number; migratedAtMs: number }
+  | { key: 'consent'; granted: boolean; updatedAtMs: number }
+  | ({ key: 'training' } & TrainingState)
+  | { key: 'cart'; items: CartItem[] }
+
+export type MetaKey = MetaRecord['key']
+
+// Auto-increment stores receive their key on the first put.
+type Unsaved<T extends { id: number }> = Omit<T, 'id'> & { id?: number }
+
+export interface PocketrecSchema extends DBSchema {
+  events: {
+    key: number
+    value: Unsaved<StoredEvent>
+    indexes: { 'by-timestamp': number; 'by-session': number; 'by-name': [string, number] }
+  }
+  sessions: { key: number; value: Unsaved<StoredSession>; indexes: { 'by-end': number } }
+  model: { key: 'global'; value: StoredModel }
+  'local-weights': { key: 'local'; value: StoredLocalWeights }
+  pools: { key: string; value: StoredArtifact<CandidatePools> }
+  catalogue: { key: string; value: StoredArtifact<Catalogue> }
+  rules: { key: string; value: StoredArtifact<RerankRules> }
+  outbox: {
+    key: number
+    value: Unsaved<StoredUpload>
+    indexes: { 'by-idempotency-key': string }
+  }
+  meta: { key: MetaKey; value: MetaRecord }
+}
+
+export type StoreName = StoreNames<PocketrecSchema>
+export type PocketrecDb = IDBPDatabase<PocketrecSchema>
+export type UpgradeTransaction = IDBPTransaction<PocketrecSchema, StoreName[], 'versionchange'>
+
+/**
+ * Brings the database from version `index` to `index + 1`. It may await IndexedDB requests on
+ * `tx` (to rewrite records) but nothing else, or the upgrade transaction commits under it.
+ */
+export type Migration = (db: PocketrecDb, tx: UpgradeTransaction) => void | Promise<void>
+
+function createVersion1(db: PocketrecDb): void {
+  const events = db.createObjectStore('events', { keyPath: 'id', autoIncrement: true })
+  events.createIndex('by-timestamp', 'timestamp')
+  events.createIndex('by-session', 'sessionId')
+  // Event name first, so "latest views" and "purchases since" are one key range each.
+  events.createIndex('by-name', ['event.event', 'timestamp'])
+  const sessions = db.createObjectStore('sessions', { keyPath: 'id', autoIncrement: true })
+  sessions.createIndex('by-end', 'endMs')
+  db.createObjectStore('model', { keyPath: 'key' })
+  db.createObjectStore('local-weights', { keyPath: 'key' })
+  db.createObjectStore('pools', { keyPath: 'version' })
+  db.createObjectStore('catalogue', { keyPath: 'version' })
+  db.createObjectStore('rules', { keyPath: 'version' })
+  const outbox = db.createObjectStore('outbox', { keyPath: 'id', autoIncrement: true })
+  outbox.createIndex('by-idempotency-key', 'idempotencyKey', { unique: true })
+  db.createObjectStore('meta', { keyPath: 'key' })
+}
+
+/** MIGRATIONS[i] upgrades version i to i + 1; version 0 is "no database yet". */
+export const MIGRATIONS: readonly Migration[] = [createVersion1]
+
+export const DB_VERSION = MIGRATIONS.length

@@ -1,0 +1,158 @@
+// Guards for records read back from IndexedDB: a boundary, because another build, another tab, a
+// browser bug or a curious shopper with devtools may have written anything. A record that fails
+// its guard is treated as corrupt: skipped and deleted, never half-trusted. Artifacts reuse the
+// download guards of shared/artifacts.ts.
+import {
+  isCandidatePools,
+  isCatalogue,
+  isModelManifest,
+  isRerankRules,
+} from '../../../shared/artifacts'
+import { isTrackEvent } from '../../../shared/events'
+import type {
+  CartItem,
+  MetaRecord,
+  StoredArtifact,
+  StoredEvent,
+  StoredLocalWeights,
+  StoredModel,
+  StoredSession,
+  StoredUpload,
+  TrainingState,
+} from './schema'
+
+type Guard<T> = (raw: unknown) => raw is T
+
+function isRecord(raw: unknown): raw is Record<string, unknown> {
+  return typeof raw === 'object' && raw !== null && !Array.isArray(raw)
+}
+
+function isFiniteNumber(raw: unknown): raw is number {
+  return typeof raw === 'number' && Number.isFinite(raw)
+}
+
+function isTime(raw: unknown): raw is number {
+  return isFiniteNumber(raw) && raw >= 0
+}
+
+function isCount(raw: unknown): raw is number {
+  return Number.isSafeInteger(raw) && (raw as number) >= 0
+}
+
+function isKey(raw: unknown): raw is number {
+  return Number.isSafeInteger(raw) && (raw as number) > 0
+}
+
+function isText(raw: unknown): raw is string {
+  return typeof raw === 'string' && raw.length > 0
+}
+
+// Checked by tag, not instanceof: structured clones may come from another realm.
+function isBytes(raw: unknown): raw is Uint8Array {
+  return Object.prototype.toString.call(raw) === '[object Uint8Array]'
+}
+
+function isArrayOf<T>(raw: unknown, guard: Guard<T>): raw is T[] {
+  return Array.isArray(raw) && raw.every((item) => guard(item))
+}
+
+export function isStoredEvent(raw: unknown): raw is StoredEvent {
+  return (
+    isRecord(raw) &&
+    isKey(raw.id) &&
+    isTime(raw.timestamp) &&
+    isKey(raw.sessionId) &&
+    isTrackEvent(raw.event) &&
+    raw.event.timestamp === raw.timestamp
+  )
+}
+
+export function isStoredSession(raw: unknown): raw is StoredSession {
+  return (
+    isRecord(raw) &&
+    isKey(raw.id) &&
+    isTime(raw.startMs) &&
+    isTime(raw.endMs) &&
+    raw.startMs <= raw.endMs &&
+    isArrayOf(raw.productIds, isText) &&
+    isCount(raw.eventCount)
+  )
+}
+
+export function isStoredModel(raw: unknown): raw is StoredModel {
+  return (
+    isRecord(raw) &&
+    raw.key === 'global' &&
+    isText(raw.version) &&
+    isModelManifest(raw.manifest) &&
+    raw.manifest.version === raw.version &&
+    isBytes(raw.bytes) &&
+    isTime(raw.savedAtMs)
+  )
+}
+
+export function isStoredLocalWeights(raw: unknown): raw is StoredLocalWeights {
+  return (
+    isRecord(raw) &&
+    raw.key === 'local' &&
+    isText(raw.baseVersion) &&
+    isBytes(raw.bytes) &&
+    isCount(raw.steps) &&
+    isTime(raw.savedAtMs)
+  )
+}
+
+function createArtifactGuard<T>(isData: Guard<T>): Guard<StoredArtifact<T>> {
+  return (raw): raw is StoredArtifact<T> => isRecord(raw) && isText(raw.version) && isData(raw.data)
+}
+
+export const isStoredPools = createArtifactGuard(isCandidatePools)
+export const isStoredCatalogue = createArtifactGuard(isCatalogue)
+export const isStoredRules = createArtifactGuard(isRerankRules)
+
+export function isStoredUpload(raw: unknown): raw is StoredUpload {
+  return (
+    isRecord(raw) &&
+    isKey(raw.id) &&
+    isText(raw.idempotencyKey) &&
+    isText(raw.baseVersion) &&
+    isBytes(raw.body) &&
+    isCount(raw.attempts) &&
+    isTime(raw.createdAtMs) &&
+    (raw.lastAttemptAtMs === null || isTime(raw.lastAttemptAtMs))
+  )
+}
+
+function isCartItem(raw: unknown): raw is CartItem {
+  return isRecord(raw) && isText(raw.productId) && isCount(raw.quantity) && isTime(raw.addedAtMs)
+}
+
+function isTrainingState(
+  raw: Record<string, unknown>,
+): raw is Record<string, unknown> & TrainingState {
+  return (
+    isCount(raw.steps) &&
+    (raw.lastTrainedAtMs === null || isTime(raw.lastTrainedAtMs)) &&
+    (raw.trainedThroughSessionId === null || isKey(raw.trainedThroughSessionId)) &&
+    isArrayOf(raw.losses, isFiniteNumber)
+  )
+}
+
+/** Checks a meta record and that it is the one stored under `key`. */
+export function isStoredMeta<K extends MetaRecord['key']>(
+  raw: unknown,
+  key: K,
+): raw is Extract<MetaRecord, { key: K }> {
+  if (!isRecord(raw) || raw.key !== key) return false
+  switch (key) {
+    case 'schema':
+      return isCount(raw.version) && isTime(raw.createdAtMs) && isTime(raw.migratedAtMs)
+    case 'consent':
+      return typeof raw.granted === 'boolean' && isTime(raw.updatedAtMs)
+    case 'training':
+      return isTrainingState(raw)
+    case 'cart':
+      return isArrayOf(raw.items, isCartItem)
+  }
+  return false
+}
