@@ -71,6 +71,33 @@ export default tseslint.config(
     },
   },
   {
+    files: ['client/loader/**/*.ts', 'client/demo/**/*.ts'],
+    ignores: ['client/loader/**/*.test.ts', 'client/loader/test-fakes.ts'],
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...platformLibraries,
+            nodeModules,
+            {
+              group: ['comlink'],
+              message:
+                "The tag speaks comlink's protocol through worker-rpc.ts: wrap alone is 1.8 KB gzip.",
+            },
+            {
+              group: ['**/worker/**'],
+              allowTypeImports: true,
+              message:
+                'The page imports the worker API as a type only: no tfjs or idb in the page bundle.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['server/**/*.ts'],
     ignores: ['server/**/*.test.ts'],
     rules: {

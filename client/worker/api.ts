@@ -1,0 +1,45 @@
+// The comlink surface of the worker: what the loader and the demo may call. They import this file
+// as a type only, so the page never bundles tfjs or idb (see client/loader/README.md).
+import type {
+  RecommendRequest,
+  RecommendResponse,
+  TrackResult,
+  WorkerStatus,
+} from '../../shared/protocol'
+
+export interface WorkerConfig {
+  /** The shop's site key, from the script tag's `data-site`. */
+  site: string
+  /** Base URL of the aggregation server (or of the trainer's static files). */
+  endpoint: string
+}
+
+/**
+ * Every method validates its arguments (they cross a boundary) and throws errors whose `name` is a
+ * `WorkerErrorName`. Call order from the loader: `init`, then `setConsent(true)`; on withdrawal
+ * `forget()` and the worker is terminated.
+ */
+export interface PocketrecWorkerApi {
+  /** Records the configuration. Stores nothing and opens no database: consent may not exist yet. */
+  init(config: WorkerConfig): Promise<WorkerStatus>
+  /** Validates (shared/events.ts) and stores one event. */
+  track(event: unknown): Promise<TrackResult>
+  recommend(request: RecommendRequest): Promise<RecommendResponse>
+  status(): Promise<WorkerStatus>
+  /** `true` opens storage and starts sync and training; `false` stops all work and timers. */
+  setConsent(granted: boolean): Promise<void>
+  /**
+   * Deletes everything stored on this device (every IndexedDB database whose name starts with
+   * `pocketrec`, and any cached artifacts). Must work right after `init`, without consent.
+   */
+  forget(): Promise<void>
+}
+
+/**
+ * What the worker entry module exports. When CSP forbids workers the loader `import()`s that
+ * module on the page and calls `createWorkerApi()` directly, so the entry must call
+ * `Comlink.expose` only inside a worker: exposed on `window`, any frame could post it commands.
+ */
+export interface PocketrecWorkerModule {
+  createWorkerApi(): PocketrecWorkerApi
+}

@@ -1,0 +1,104 @@
+// Builds the real script tag and checks the budget, then runs the bundle itself in a bare
+// context standing in for a page: the queue is replayed and a second copy changes nothing.
+import { createContext, runInContext } from 'node:vm'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { buildLoader, LOADER_MAX_GZIP_BYTES, type LoaderBuild } from './build-loader'
+
+let built: LoaderBuild
+
+beforeAll(async () => {
+  built = await buildLoader()
+})
+
+/** A page with the tag in it: only what the loader touches before consent. */
+function openPage(queue: unknown[], dataset: Record<string, string>) {
+  const warnings: unknown[] = []
+  const errors: unknown[] = []
+  const win: Record<string, unknown> = {
+    pocketrec: queue,
+    document: {
+      currentScript: { src: 'https://cdn.example/v1/pocketrec.js', dataset },
+      querySelector: () => null,
+    },
+    navigator: {},
+    location: { href: 'https://shop.example/p/1', origin: 'https://shop.example' },
+    console: {
+      warn: (...args: unknown[]) => warnings.push(args),
+      error: (...args: unknown[]) => errors.push(args),
+    },
+    URL,
+    addEventListener: () => {},
+    removeEventListener: () => {},
+    // Nothing runs "when idle" here: the worker is never started.
+    setTimeout: () => 1,
+    clearTimeout: () => {},
+  }
+  win.window = win
+  const context = createContext(win)
+  return { run: () => runInContext(built.code, context), win, warnings, errors }
+}
+
+describe('dist/pocketrec.js', () => {
+  it(`stays within ${LOADER_MAX_GZIP_BYTES} bytes gzip`, () => {
+    console.log(`loader: ${built.bytes} bytes minified, ${built.gzipBytes} bytes gzip`)
+    expect(built.gzipBytes).toBeLessThanOrEqual(LOADER_MAX_GZIP_BYTES)
+  })
+
+  it('bundles only the loader folder: no tfjs, idb, comlink or worker code', () => {
+    expect(built.inputs.length).toBeGreaterThan(0)
+    expect(built.inputs.filter((input) => !input.startsWith('client/loader/'))).toEqual([])
+  })
+
+  it('replays the queued commands in order and installs the command function', async () => {
+    const dataset = { site: 'shop-1', endpoint: 'https://api.example' }
+    for (const [queue, expected] of [
+      [
+        [
+          ['consent', false],
+          ['consent', true],
+        ],
+        'granted',
+      ],
+      [
+        [
+          ['consent', true],
+          ['consent', false],
+        ],
+        'denied',
+      ],
+    ] as const) {
+      const { run, win, errors } = openPage([...queue], dataset)
+      run()
+      const pocketrec = win.pocketrec as ((...args: unknown[]) => Promise<{ consent: string }>) & {
+        loaded: boolean
+      }
+      expect(typeof pocketrec).toBe('function')
+      expect(pocketrec.loaded).toBe(true)
+      expect((await pocketrec('status')).consent).toBe(expected)
+      expect(errors).toEqual([])
+    }
+  })
+
+  it('lets a second copy of the tag do nothing but pass its consent on', async () => {
+    const dataset = { site: 'shop-1', endpoint: 'https://api.example' }
+    const first = openPage([], dataset)
+    first.run()
+    const installed = first.win.pocketrec as (...args: unknown[]) => Promise<{ consent: string }>
+    expect((await installed('status')).consent).toBe('unknown')
+    ;(first.win.document as { currentScript: { dataset: object } }).currentScript.dataset = {
+      ...dataset,
+      consent: 'granted',
+    }
+    first.run()
+    expect(first.win.pocketrec).toBe(installed)
+    expect((await installed('status')).consent).toBe('granted')
+  })
+
+  it('says which attributes are missing from the tag', () => {
+    const { run, errors } = openPage([], {})
+    run()
+    expect(String((errors[0] as unknown[])[0])).toContain(
+      'expected data-site and data-endpoint on the script tag',
+    )
+  })
+})
