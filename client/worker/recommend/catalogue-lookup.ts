@@ -1,0 +1,28 @@
+// Product ids (what the page and the event store speak) ↔ model rows (what the GRU and the pools
+// speak). Built once per catalogue; every stage after encode-session works on rows.
+import type { CatalogueItem } from '../../../shared/protocol'
+
+export interface CatalogueLookup {
+  byId: ReadonlyMap<string, CatalogueItem>
+  /** Indexed by model row; rows without a catalogue entry are undefined and never shown. */
+  byIndex: ReadonlyArray<CatalogueItem | undefined>
+}
+
+/**
+ * Indexes the catalogue against a model of `nItems` rows. A row outside the model means the
+ * catalogue and the weights come from different versions, which no later stage can repair.
+ */
+export function indexCatalogue(items: readonly CatalogueItem[], nItems: number): CatalogueLookup {
+  const byId = new Map<string, CatalogueItem>()
+  const byIndex = new Array<CatalogueItem | undefined>(nItems).fill(undefined)
+  for (const item of items) {
+    if (!Number.isInteger(item.index) || item.index < 0 || item.index >= nItems) {
+      throw new RangeError(
+        `expected catalogue item "${item.id}" to have an index in 0..${nItems - 1} (the model's item rows), got ${item.index}`,
+      )
+    }
+    byId.set(item.id, item)
+    byIndex[item.index] = item
+  }
+  return { byId, byIndex }
+}

@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createGruScorer } from '../../../train/gru-scorer'
+import { setNodeBackend } from '../../../train/node-backend'
+import { createGruModel, type GruModel } from '../model/gru-model'
+import { createItemTable, type ItemTable } from './item-table'
+import { rankCandidates, scoreByOrder, toProbabilities } from './rank'
+import { DEFAULT_RECALL_SIZES, recallForYou, type Candidate } from './recall'
+import { lookup, pools, tinyConfig } from './test-fixtures'
+
+const byScore = (scores: ArrayLike<number>) => (a: number, b: number) => scores[b]! - scores[a]!
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`rankCandidates on ${backend}`, () => {
+    let model: GruModel
+    let table: ItemTable
+    let before = 0
+    beforeAll(async () => {
+      await setNodeBackend(backend)
+      model = createGruModel(tinyConfig, 5)
+      table = createItemTable(model)
+      before = tf.memory().numTensors
+    })
+    afterEach(() => {
+      expect(tf.memory().numTensors).toBe(before)
+    })
+    afterAll(() => {
+      table.dispose()
+      model.dispose()
+    })
+
+    it("orders recalled candidates as the trainer's full-catalogue scores do", async () => {
+      const session = Int32Array.from([4, 9, 17, 2])
+      const deps = { pools, lookup, table: () => table, sizes: DEFAULT_RECALL_SIZES }
+      const candidates = (await recallForYou(deps, session, 2)).slice(0, 25)
+      const logits = await rankCandidates(model, table, { session }, candidates)
+
+      const scorer = createGruScorer(model)
+      const full = (await scorer.scoreBatch([session])).slice() // [nItems]
+      scorer.dispose?.()
+
+      const indices = candidates.map((c) => c.index)
+      candidates.forEach((c, i) => expect(logits[i]).toBeCloseTo(full[c.index]!, 4))
+      const ours = candidates
+        .map((_, i) => i)
+        .sort(byScore(logits))
+        .map((i) => indices[i])
+      expect(ours).toEqual([...indices].sort(byScore(full)))
+    })
+
+    it('blends the anchor item with the session, and uses the anchor alone without one', async () => {
+      const candidates: Candidate[] = [1, 6, 12, 30].map((index) => ({
+        index,
+        source: 'embedding',
+      }))
+      const anchor = { index: 8, weight: 0.7 }
+      const session = Int32Array.from([4, 9])
+      const blended = await rankCandidates(model, table, { session, anchor }, candidates)
+      const sessionOnly = await rankCandidates(model, table, { session }, candidates)
+      const anchorOnly = await rankCandidates(
+        model,
+        table,
+        { session: new Int32Array(0), anchor },
+        candidates,
+      )
+      // Linear in the query: 0.7 · anchor logits + 0.3 · session logits.
+      blended.forEach((z, i) =>
+        expect(z).toBeCloseTo(0.7 * anchorOnly[i]! + 0.3 * sessionOnly[i]!, 4),
+      )
+      // Anchor alone: scale · cosine, at most the scale.
+      for (const z of anchorOnly) expect(Math.abs(z)).toBeLessThanOrEqual(tinyConfig.scale + 1e-4)
+    })
+
+    it('gives nothing to rank an empty array, creating no tensor', async () => {
+      expect(
+        await rankCandidates(model, table, { session: Int32Array.from([1]) }, []),
+      ).toHaveLength(0)
+    })
+  })
+}
+
+describe('scores for re-ranking', () => {
+  it('turns logits into positive probabilities in the same order', () => {
+    const p = toProbabilities(new Float32Array([2, -3, 0.5, 40]))
+    expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5)
+    expect([...p].every((x) => x >= 0)).toBe(true)
+    expect([0, 1, 2, 3].sort(byScore(p))).toEqual([3, 0, 2, 1])
+  })
+
+  it('scores a given order 1, 1/2, 1/3…', () => {
+    expect([...scoreByOrder(3)]).toEqual([1, 0.5, Math.fround(1 / 3)])
+  })
+})

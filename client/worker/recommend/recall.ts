@@ -1,0 +1,289 @@
+// Stage 2, recall: cut the catalogue to a few hundred candidates, each labelled with the source
+// that found it. Lists are taken most specific first and deduplicated keeping the first source,
+// so an item found through the shopper's own items is not credited to "trending".
+import * as tf from '@tensorflow/tfjs-core'
+import type { CandidatePools, RecallSource } from '../../../shared/protocol'
+import type { CatalogueLookup } from './catalogue-lookup'
+import type { ItemTable } from './item-table'
+
+export interface Candidate {
+  /** Model row. */
+  index: number
+  source: RecallSource
+}
+
+/** How many new candidates each source may add; `total` caps the merged list. */
+export interface RecallSizes {
+  /** Per anchor item. */
+  coVisitation: number
+  embedding: number
+  category: number
+  trending: number
+  new: number
+  popular: number
+  /** Recent session items whose co-visitations and embedding neighbours are recalled. */
+  recentItems: number
+  total: number
+}
+
+export const DEFAULT_RECALL_SIZES: RecallSizes = {
+  coVisitation: 40,
+  embedding: 100,
+  category: 40,
+  trending: 40,
+  new: 20,
+  popular: 40,
+  recentItems: 3,
+  total: 300,
+}
+
+/** Inputs every recall shares; built once per recommender. */
+export interface RecallDeps {
+  pools: CandidatePools
+  lookup: CatalogueLookup
+  table: () => ItemTable
+  sizes: RecallSizes
+}
+
+interface RecallList {
+  source: RecallSource
+  indices: readonly number[]
+  /** New (not yet recalled) candidates this list may add. */
+  quota: number
+}
+
+/**
+ * Concatenates lists in order, keeping an item's first source, skipping rows without a
+ * catalogue entry (pools may be newer or older than the catalogue), until `total`.
+ */
+export function mergeCandidates(
+  lists: readonly RecallList[],
+  lookup: CatalogueLookup,
+  total: number,
+): Candidate[] {
+  const seen = new Set<number>()
+  const candidates: Candidate[] = []
+  for (const { source, indices, quota } of lists) {
+    let added = 0
+    for (const index of indices) {
+      if (added >= quota || candidates.length >= total) break
+      if (seen.has(index) || lookup.byIndex[index] === undefined) continue
+      seen.add(index)
+      candidates.push({ index, source })
+      added++
+    }
+  }
+  return candidates
+}
+
+/**
+ * Indices of the `count` highest scores, best first; ties go to the lower index so the result is
+ * deterministic. A bounded min-heap over the read-back scores: tf.topk is slow on WebGPU and
+ * sorting 43k floats to keep 100 wastes most of the work. NaN never qualifies.
+ */
+export function selectTopIndices(
+  scores: ArrayLike<number>,
+  count: number,
+  skip: ReadonlySet<number> = new Set(),
+): number[] {
+  if (count <= 0) return []
+  const heap: number[] = [] // indices; heap[0] is the worst kept
+  const worse = (a: number, b: number) =>
+    scores[a]! < scores[b]! || (scores[a] === scores[b] && a > b)
+  const swap = (i: number, j: number) => {
+    const t = heap[i]!
+    heap[i] = heap[j]!
+    heap[j] = t
+  }
+  // Most of 43k scores lose to the worst kept one: one comparison, then the next score.
+  let floor = -Infinity
+  for (let index = 0; index < scores.length; index++) {
+    const score = scores[index]!
+    // `>=` is false for NaN; an equal score can only lose its tie (higher index).
+    if (!(score >= floor) || (heap.length === count && score === floor)) continue
+    if (skip.has(index)) continue
+    if (heap.length < count) {
+      heap.push(index)
+      for (let i = heap.length - 1; i > 0;) {
+        const parent = (i - 1) >> 1
+        if (!worse(heap[i]!, heap[parent]!)) break
+        swap(i, parent)
+        i = parent
+      }
+    } else {
+      heap[0] = index
+      for (let i = 0; ;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let w = i
+        if (l < heap.length && worse(heap[l]!, heap[w]!)) w = l
+        if (r < heap.length && worse(heap[r]!, heap[w]!)) w = r
+        if (w === i) break
+        swap(i, w)
+        i = w
+      }
+    }
+    if (heap.length === count) floor = scores[heap[0]!]!
+  }
+  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0))
+}
+
+/**
+ * The `count` items nearest (cosine, on the normalised item table) to a weighted sum of anchor
+ * items, anchors excluded. Summing cosines equals one dot product with the summed anchors, so
+ * this is a single [1, d]·[d, nItems] matMul and one read-back.
+ */
+export async function findNeighbours(
+  table: ItemTable,
+  anchors: readonly number[],
+  weights: readonly number[],
+  count: number,
+): Promise<number[]> {
+  if (anchors.length === 0 || count <= 0) return []
+  const [d] = table.transposed.shape
+  const similarity = tf.tidy(() => {
+    const vectors = tf.gather(table.transposed, tf.tensor1d(Int32Array.from(anchors), 'int32'), 1) // [d, anchors]
+    const query = tf.matMul(vectors, tf.tensor2d(Float32Array.from(weights), [anchors.length, 1])) // [d, 1]
+    return tf.matMul(tf.reshape(query, [1, d]), table.transposed) // [1, nItems]
+  })
+  const values = await similarity.data()
+  similarity.dispose()
+  return selectTopIndices(values, count, new Set(anchors))
+}
+
+function coVisitationOf(pools: CandidatePools, index: number): readonly number[] {
+  return pools.coVisitation[String(index)] ?? []
+}
+
+/** The most recent distinct session items, newest first, with halving recency weights. */
+function recentAnchors(session: Int32Array, count: number): { rows: number[]; weights: number[] } {
+  const rows: number[] = []
+  for (let i = session.length - 1; i >= 0 && rows.length < count; i--) {
+    if (!rows.includes(session[i]!)) rows.push(session[i]!)
+  }
+  return { rows, weights: rows.map((_, k) => 0.5 ** k) }
+}
+
+/**
+ * for-you: co-visitations and embedding neighbours of the session's recent items, then the pool
+ * of the current (or last) item's category, then trending, new and popular to fill.
+ */
+export async function recallForYou(
+  deps: RecallDeps,
+  session: Int32Array,
+  current: number | undefined,
+): Promise<Candidate[]> {
+  const { pools, sizes } = deps
+  const { rows, weights } = recentAnchors(session, sizes.recentItems)
+  const neighbours = await findNeighbours(deps.table(), rows, weights, sizes.embedding)
+  const focus = current ?? rows[0]
+  const category = focus === undefined ? undefined : deps.lookup.byIndex[focus]?.category
+  return mergeCandidates(
+    [
+      ...rows.map((row) => ({
+        source: 'co-visitation' as const,
+        indices: coVisitationOf(pools, row),
+        quota: sizes.coVisitation,
+      })),
+      { source: 'embedding', indices: neighbours, quota: sizes.embedding },
+      {
+        source: 'category',
+        indices: (category !== undefined && pools.byCategory[category]) || [],
+        quota: sizes.category,
+      },
+      { source: 'trending', indices: pools.trending, quota: sizes.trending },
+      { source: 'new', indices: pools.new, quota: sizes.new },
+      { source: 'popular', indices: pools.popular, quota: sizes.popular },
+    ],
+    deps.lookup,
+    sizes.total,
+  )
+}
+
+/** similar: the product's embedding neighbours, then the items viewed with it. */
+export async function recallSimilar(deps: RecallDeps, product: number): Promise<Candidate[]> {
+  const { pools, sizes } = deps
+  const neighbours = await findNeighbours(deps.table(), [product], [1], sizes.embedding)
+  return mergeCandidates(
+    [
+      { source: 'embedding', indices: neighbours, quota: sizes.embedding },
+      {
+        source: 'co-visitation',
+        indices: coVisitationOf(pools, product),
+        quota: sizes.coVisitation * sizes.recentItems,
+      },
+    ],
+    deps.lookup,
+    sizes.total,
+  )
+}
+
+/**
+ * frequently-bought-together: the items viewed in the same sessions as the product; embedding
+ * neighbours only fill up to `embedding` candidates when co-visitation is thin (a new or rare
+ * product), as neighbours tend to be substitutes rather than complements.
+ */
+export async function recallFrequentlyBoughtTogether(
+  deps: RecallDeps,
+  product: number,
+): Promise<Candidate[]> {
+  const { pools, sizes } = deps
+  const coVisited = mergeCandidates(
+    [
+      {
+        source: 'co-visitation',
+        indices: coVisitationOf(pools, product),
+        quota: sizes.coVisitation * sizes.recentItems,
+      },
+    ],
+    deps.lookup,
+    sizes.total,
+  )
+  const fill = sizes.embedding - coVisited.length
+  if (fill <= 0) return coVisited
+  // Ask for extra neighbours: some may already be co-visited.
+  const neighbours = await findNeighbours(deps.table(), [product], [1], fill + coVisited.length)
+  return mergeCandidates(
+    [
+      { source: 'co-visitation', indices: coVisited.map((c) => c.index), quota: Infinity },
+      { source: 'embedding', indices: neighbours, quota: fill },
+    ],
+    deps.lookup,
+    sizes.total,
+  )
+}
+
+/**
+ * trending, and every cold start: the trending pool in its order, then popular and new so a
+ * short or empty trending pool still yields a list. Never random.
+ */
+export function recallTrending(deps: RecallDeps, count: number): Candidate[] {
+  const { pools } = deps
+  return mergeCandidates(
+    [
+      { source: 'trending', indices: pools.trending, quota: Infinity },
+      { source: 'popular', indices: pools.popular, quota: Infinity },
+      { source: 'new', indices: pools.new, quota: Infinity },
+    ],
+    deps.lookup,
+    count,
+  )
+}
+
+/** recently-viewed: the shopper's history (oldest first, as stored), newest first, deduplicated. */
+export function recallHistory(
+  deps: RecallDeps,
+  recentlyViewed: readonly string[],
+  count: number,
+): Candidate[] {
+  const newestFirst: number[] = []
+  for (let i = recentlyViewed.length - 1; i >= 0; i--) {
+    const item = deps.lookup.byId.get(recentlyViewed[i]!)
+    if (item !== undefined) newestFirst.push(item.index)
+  }
+  return mergeCandidates(
+    [{ source: 'history', indices: newestFirst, quota: Infinity }],
+    deps.lookup,
+    count,
+  )
+}

@@ -1,0 +1,298 @@
+import * as tf from '@tensorflow/tfjs-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { RecommendRequest, RerankRules } from '../../../shared/protocol'
+import { setNodeBackend } from '../../../train/node-backend'
+import { createGruModel, type GruModel } from '../model/gru-model'
+import { createRecommender, type RecommendContext, type RecommenderOptions } from './recommend'
+import { catalogue, emptyContext, noRules, OUT_OF_STOCK, pools, tinyConfig } from './test-fixtures'
+
+const DAY_MS = 86_400_000
+const NOW = Date.UTC(2026, 10, 27)
+const ids = (response: { items: Array<{ productId: string }> }) =>
+  response.items.map((item) => item.productId)
+const context = (overrides: Partial<RecommendContext>): RecommendContext => ({
+  ...emptyContext,
+  ...overrides,
+})
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`recommend on ${backend}`, () => {
+    let model: GruModel
+    let before = 0
+    const recommenders: Array<{ dispose(): void }> = []
+    const create = (options: Partial<RecommenderOptions> = {}) => {
+      const recommender = createRecommender({
+        model,
+        modelVersion: 'v-test',
+        catalogue,
+        pools,
+        rules: noRules,
+        now: () => NOW,
+        ...options,
+      })
+      recommenders.push(recommender)
+      return recommender
+    }
+
+    beforeAll(async () => {
+      await setNodeBackend(backend)
+      model = createGruModel(tinyConfig, 3)
+    })
+    beforeEach(() => {
+      before = tf.memory().numTensors
+    })
+    afterEach(() => {
+      for (const r of recommenders.splice(0)) r.dispose()
+      expect(tf.memory().numTensors).toBe(before)
+    })
+    afterAll(() => model.dispose())
+
+    it('serves trending in pool order, minus out-of-stock items, on a cold start', async () => {
+      const response = await create().recommend({ scenario: 'for-you', limit: 5 }, emptyContext)
+      expect(ids(response)).toEqual(['p5', 'p12', 'p7', 'p20', 'p1'])
+      expect(response.coldStart).toBe(true)
+      expect(response.items.every((item) => item.source === 'trending')).toBe(true)
+    })
+
+    it('treats a session of products the catalogue does not know as a cold start', async () => {
+      const response = await create().recommend(
+        { scenario: 'for-you', limit: 3 },
+        context({ sessionProductIds: ['sku-unknown'] }),
+      )
+      expect(response.coldStart).toBe(true)
+      expect(ids(response)).toEqual(['p5', 'p12', 'p7'])
+    })
+
+    it('changes the for-you list with the session', async () => {
+      const recommender = create()
+      const cold = await recommender.recommend({ scenario: 'for-you' }, emptyContext)
+      const a = await recommender.recommend(
+        { scenario: 'for-you' },
+        context({ sessionProductIds: ['p4', 'p9', 'p17'] }),
+      )
+      const b = await recommender.recommend(
+        { scenario: 'for-you' },
+        context({ sessionProductIds: ['p30', 'p31', 'p33'] }),
+      )
+      expect(a.coldStart).toBe(false)
+      expect(a.items).toHaveLength(10)
+      expect(ids(a)).not.toEqual(ids(cold))
+      expect(ids(a)).not.toEqual(ids(b))
+      // The last item looked at is not recommended back.
+      expect(ids(a)).not.toContain('p17')
+      expect(ids(b)).not.toContain('p33')
+    })
+
+    it('is deterministic apart from the attribution id and latency', async () => {
+      const recommender = create()
+      const request: RecommendRequest = { scenario: 'for-you', limit: 8 }
+      const shopper = context({ sessionProductIds: ['p4', 'p9'] })
+      const first = await recommender.recommend(request, shopper)
+      const second = await recommender.recommend(request, shopper)
+      expect(second.items).toEqual(first.items)
+      expect(second.attributionId).not.toBe(first.attributionId)
+      expect(first.attributionId).toMatch(/^[0-9a-f]{32}$/)
+    })
+
+    it('labels every item with its recall source and fills in the response', async () => {
+      const response = await create().recommend(
+        { scenario: 'for-you', limit: 20 },
+        context({ sessionProductIds: ['p4', 'p9', 'p17'] }),
+      )
+      const sources = new Set([
+        'trending',
+        'popular',
+        'new',
+        'category',
+        'co-visitation',
+        'embedding',
+      ])
+      expect(response.items.length).toBe(20)
+      for (const item of response.items) {
+        expect(sources).toContain(item.source)
+        expect(item.score).toBeGreaterThan(0)
+      }
+      expect(response).toMatchObject({ scenario: 'for-you', modelVersion: 'v-test', backend })
+      expect(response.latencyMs).toBeGreaterThanOrEqual(0)
+    })
+
+    it('never shows out-of-stock, cart or recently bought items', async () => {
+      const recommender = create({ rules: { ...noRules, excludePurchasedDays: 30 } })
+      const shopper = context({
+        sessionProductIds: ['p4', 'p9', 'p17'],
+        cartProductIds: ['p5', 'p18'],
+        purchases: [
+          { productId: 'p12', timestamp: NOW - 2 * DAY_MS },
+          { productId: 'p7', timestamp: NOW - 45 * DAY_MS },
+        ],
+      })
+      const shown = new Set<string>()
+      for (const scenario of ['for-you', 'trending'] as const) {
+        for (const item of (await recommender.recommend({ scenario, limit: 50 }, shopper)).items) {
+          shown.add(item.productId)
+        }
+      }
+      for (const index of OUT_OF_STOCK) expect(shown).not.toContain(`p${index}`)
+      for (const hidden of ['p5', 'p18', 'p12']) expect(shown).not.toContain(hidden)
+      // Bought 45 days ago, outside the 30-day window.
+      expect(shown).toContain('p7')
+    })
+
+    it('applies caps, boosts and per-scenario pins from the rules', async () => {
+      const rules: RerankRules = {
+        ...noRules,
+        maxPerCategory: 2,
+        boosts: { p33: 1000 },
+        pins: { trending: [{ productId: 'p39', position: 1 }] },
+      }
+      const response = await create({ rules }).recommend(
+        { scenario: 'trending', limit: 6 },
+        emptyContext,
+      )
+      // p33 jumps to the top; p39 is pinned at position 1; at most two per category.
+      expect(ids(response)[0]).toBe('p33')
+      expect(ids(response)[1]).toBe('p39')
+      const perCategory = new Map<string, number>()
+      for (const item of response.items) {
+        perCategory.set(item.category, (perCategory.get(item.category) ?? 0) + 1)
+      }
+      expect(Math.max(...perCategory.values())).toBeLessThanOrEqual(2)
+      expect(response.coldStart).toBe(false)
+    })
+
+    it('pins a product into a personalised list with the model scoring it', async () => {
+      const rules: RerankRules = {
+        ...noRules,
+        pins: { 'for-you': [{ productId: 'p38', position: 2 }] },
+      }
+      const response = await create({ rules }).recommend(
+        { scenario: 'for-you', limit: 5 },
+        context({ sessionProductIds: ['p4', 'p9'] }),
+      )
+      expect(ids(response)[2]).toBe('p38')
+      expect(response.items[2]!.score).toBeGreaterThan(0)
+    })
+
+    it('similar: neighbours and co-visitations of the product, never the product itself', async () => {
+      const recommender = create()
+      for (const productId of ['p8', 'p21', 'p0']) {
+        const response = await recommender.recommend(
+          { scenario: 'similar', productId, limit: 20 },
+          context({ sessionProductIds: ['p4', productId] }),
+        )
+        expect(ids(response)).not.toContain(productId)
+        expect(response.items.length).toBeGreaterThan(0)
+        for (const item of response.items)
+          expect(['embedding', 'co-visitation']).toContain(item.source)
+      }
+    })
+
+    it('similar without a session ranks by similarity to the product alone', async () => {
+      const response = await create().recommend(
+        { scenario: 'similar', productId: 'p8', limit: 5 },
+        emptyContext,
+      )
+      expect(response.coldStart).toBe(false)
+      expect(response.items).toHaveLength(5)
+    })
+
+    it('frequently bought together: co-visitations of the product first, not the product', async () => {
+      const response = await create({ recallSizes: { embedding: 3 } }).recommend(
+        { scenario: 'frequently-bought-together', productId: 'p8', limit: 10 },
+        emptyContext,
+      )
+      // Co-visited with p8: p9, p15, p21; the rest of the three-item budget is empty.
+      expect(new Set(ids(response))).toEqual(new Set(['p9', 'p15', 'p21']))
+      expect(response.items.every((item) => item.source === 'co-visitation')).toBe(true)
+    })
+
+    it('recently viewed: newest first, each once, without the current product or out-of-stock', async () => {
+      const response = await create().recommend(
+        { scenario: 'recently-viewed', productId: 'p4' },
+        context({ recentlyViewed: ['p1', 'p2', 'p3', 'p6', 'p4', 'p2'] }),
+      )
+      expect(ids(response)).toEqual(['p2', 'p6', 'p1'])
+      expect(response.items.every((item) => item.source === 'history')).toBe(true)
+    })
+
+    it('recently viewed is empty, not trending, for a shopper with no history', async () => {
+      const response = await create().recommend({ scenario: 'recently-viewed' }, emptyContext)
+      expect(response.items).toEqual([])
+    })
+
+    it('rejects invalid requests with InvalidRequestError saying what arrived', async () => {
+      const recommender = create()
+      const cases: Array<[unknown, RegExp]> = [
+        [null, /expected a request object, got null/],
+        [
+          { scenario: 'bestsellers' },
+          /expected scenario to be one of for-you, .*; got "bestsellers"/,
+        ],
+        [
+          { scenario: 'for-you', limit: 0 },
+          /expected limit to be an integer from 1 to 50, got number 0/,
+        ],
+        [{ scenario: 'for-you', limit: 51 }, /got number 51/],
+        [{ scenario: 'for-you', limit: 2.5 }, /got number 2.5/],
+        [{ scenario: 'for-you', limit: '10' }, /got "10"/],
+        [{ scenario: 'similar' }, /expected a productId for scenario similar, got none/],
+        [
+          { scenario: 'frequently-bought-together', productId: 'sku-404' },
+          /expected productId to name a catalogue product .*, got unknown "sku-404"/,
+        ],
+        [
+          { scenario: 'trending', productId: 42 },
+          /expected productId to be a non-empty string, got number 42/,
+        ],
+      ]
+      for (const [request, message] of cases) {
+        const error = await recommender
+          .recommend(request as RecommendRequest, emptyContext)
+          .catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(Error)
+        expect((error as Error).name).toBe('InvalidRequestError')
+        expect((error as Error).message).toMatch(message)
+      }
+    })
+
+    it('reads new weights after refresh and holds no tensor after dispose', async () => {
+      const recommender = createRecommender({
+        model,
+        modelVersion: 'v-test',
+        catalogue,
+        pools,
+        rules: noRules,
+      })
+      const shopper = context({ sessionProductIds: ['p4', 'p9'] })
+      await recommender.recommend({ scenario: 'for-you' }, shopper)
+      expect(tf.memory().numTensors).toBe(before + 1) // the cached item table
+      recommender.refresh()
+      expect(tf.memory().numTensors).toBe(before)
+      await recommender.recommend({ scenario: 'similar', productId: 'p8' }, shopper)
+      recommender.dispose()
+      const error = await recommender
+        .recommend({ scenario: 'trending' }, shopper)
+        .catch((e: unknown) => e)
+      expect((error as Error).name).toBe('ModelUnavailableError')
+    })
+
+    it('builds no table for a request still in flight when it is disposed', async () => {
+      const recommender = create()
+      const pending = recommender
+        .recommend({ scenario: 'for-you' }, context({ sessionProductIds: ['p4', 'p9'] }))
+        .catch((e: unknown) => e)
+      recommender.dispose()
+      expect(((await pending) as Error).name).toBe('ModelUnavailableError')
+    })
+
+    it('refuses a catalogue whose rows do not fit the model', () => {
+      const bad = {
+        ...catalogue,
+        items: [...catalogue.items, { ...catalogue.items[0]!, id: 'x', index: 40 }],
+      }
+      expect(() => create({ catalogue: bad })).toThrow(
+        /expected catalogue item "x" to have an index in 0..39/,
+      )
+    })
+  })
+}

@@ -1,0 +1,218 @@
+// recommend = encode-session → recall → rank → rerank, one file per stage, composed here
+// top-down. A scenario only decides which recall runs and what the candidates are scored against.
+import * as tf from '@tensorflow/tfjs-core'
+import type {
+  CandidatePools,
+  Catalogue,
+  RecommendRequest,
+  RecommendResponse,
+  RerankRules,
+  Scenario,
+} from '../../../shared/protocol'
+import type { GruModel } from '../model/gru-model'
+import { indexCatalogue } from './catalogue-lookup'
+import { encodeSession } from './encode-session'
+import { createItemTable, type ItemTable } from './item-table'
+import { rankCandidates, scoreByOrder, toProbabilities, type RankQuery } from './rank'
+import {
+  DEFAULT_RECALL_SIZES,
+  recallForYou,
+  recallFrequentlyBoughtTogether,
+  recallHistory,
+  recallSimilar,
+  recallTrending,
+  type Candidate,
+  type RecallDeps,
+  type RecallSizes,
+} from './recall'
+import { rerankCandidates } from './rerank'
+import { validateRecommendRequest } from './validate-request'
+
+/** What the event store knows about the shopper; every list is oldest first, as stored. */
+export interface RecommendContext {
+  /** Product ids of this visit's viewed, clicked and added events. */
+  sessionProductIds: readonly string[]
+  /** Product ids viewed across visits. */
+  recentlyViewed: readonly string[]
+  cartProductIds: readonly string[]
+  purchases: ReadonlyArray<{ productId: string; timestamp: number }>
+}
+
+export interface RecommenderOptions {
+  model: GruModel
+  /** The version the weights belong to, echoed in every response. */
+  modelVersion: string
+  catalogue: Catalogue
+  pools: CandidatePools
+  rules: RerankRules
+  /** Milliseconds since the epoch; injectable for tests of "bought within N days". */
+  now?: () => number
+  recallSizes?: Partial<RecallSizes>
+  /** Weight of the product's own similarity in a `similar` list; the session gets the rest. */
+  similarAnchorWeight?: number
+}
+
+export interface Recommender {
+  /** Validates the request (throws InvalidRequestError) and returns the top-K list. */
+  recommend(request: RecommendRequest, context: RecommendContext): Promise<RecommendResponse>
+  /** Drops the cached item table so the next call reads the model's current weights. */
+  refresh(): void
+  /** Releases the cached tensors; the model stays with its owner. */
+  dispose(): void
+}
+
+/** A scenario's recall and how its candidates are to be scored. */
+interface Plan {
+  candidates: Candidate[]
+  /** Scored by the model against this query; without one, in recall order. */
+  query?: RankQuery
+  /** The product not to show back. */
+  currentIndex: number | undefined
+  coldStart: boolean
+  /** False where the order is the point (recently viewed): no boosts, no diversity caps. */
+  reorder: boolean
+}
+
+/** 128 random bits as hex; getRandomValues, unlike randomUUID, also works on http:// pages. */
+function createAttributionId(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function createDisposedError(): Error {
+  const error = new Error('expected a live recommender, got one already disposed')
+  return Object.assign(error, { name: 'ModelUnavailableError' })
+}
+
+/** Pinned items join the candidates, so that the model scores them like everything else. */
+function addPins(candidates: Candidate[], pinned: readonly number[]): Candidate[] {
+  const present = new Set(candidates.map((c) => c.index))
+  const extra = [...new Set(pinned)].filter((index) => !present.has(index))
+  return [...candidates, ...extra.map((index) => ({ index, source: 'pinned' as const }))]
+}
+
+/**
+ * A recommender over one model, catalogue, pools and rules.
+ * @example
+ * const recommender = createRecommender({ model, modelVersion: 'v3', catalogue, pools, rules })
+ * const list = await recommender.recommend({ scenario: 'for-you', limit: 8 }, context)
+ */
+export function createRecommender(options: RecommenderOptions): Recommender {
+  const { model, modelVersion, pools, rules } = options
+  const now = options.now ?? Date.now
+  const similarAnchorWeight = options.similarAnchorWeight ?? 0.7
+  const lookup = indexCatalogue(options.catalogue.items, model.config.nItems)
+  const sizes: RecallSizes = { ...DEFAULT_RECALL_SIZES, ...options.recallSizes }
+  let table: ItemTable | undefined
+  let disposed = false
+  // Checked on every use: a dispose() while a request awaits a read-back must not let the rest
+  // of that request build a table nobody would release.
+  const getTable = () => {
+    if (disposed) throw createDisposedError()
+    return (table ??= createItemTable(model))
+  }
+  const deps: RecallDeps = { pools, lookup, table: getTable, sizes }
+
+  async function planScenario(
+    scenario: Scenario,
+    session: Int32Array,
+    product: number | undefined,
+    recentlyViewed: readonly string[],
+  ): Promise<Plan> {
+    switch (scenario) {
+      case 'for-you': {
+        // The product on screen, else the last one looked at, is no news to the shopper.
+        const currentIndex = product ?? session[session.length - 1]
+        if (session.length === 0) {
+          const candidates = recallTrending(deps, sizes.total)
+          return { candidates, currentIndex, coldStart: true, reorder: true }
+        }
+        const candidates = await recallForYou(deps, session, currentIndex)
+        return { candidates, query: { session }, currentIndex, coldStart: false, reorder: true }
+      }
+      case 'similar': {
+        const candidates = await recallSimilar(deps, product!)
+        const query = { session, anchor: { index: product!, weight: similarAnchorWeight } }
+        return { candidates, query, currentIndex: product, coldStart: false, reorder: true }
+      }
+      case 'frequently-bought-together': {
+        // "What goes with this": the session as if this product were its latest step.
+        const last = session[session.length - 1]
+        const withProduct = last === product ? session : Int32Array.from([...session, product!])
+        const candidates = await recallFrequentlyBoughtTogether(deps, product!)
+        const query = { session: withProduct.slice(-model.config.maxLen) }
+        return { candidates, query, currentIndex: product, coldStart: false, reorder: true }
+      }
+      case 'trending': {
+        const candidates = recallTrending(deps, sizes.total)
+        return { candidates, currentIndex: product, coldStart: false, reorder: true }
+      }
+      case 'recently-viewed': {
+        const candidates = recallHistory(deps, recentlyViewed, sizes.total)
+        return { candidates, currentIndex: product, coldStart: false, reorder: false }
+      }
+    }
+  }
+
+  async function recommend(
+    request: RecommendRequest,
+    context: RecommendContext,
+  ): Promise<RecommendResponse> {
+    const started = performance.now()
+    if (disposed) throw createDisposedError()
+    const { scenario, productId, limit } = validateRecommendRequest(request, lookup)
+    const session = encodeSession(context.sessionProductIds, lookup, model.config.maxLen)
+    const product = productId === undefined ? undefined : lookup.byId.get(productId)?.index
+
+    const plan = await planScenario(scenario, session, product, context.recentlyViewed)
+    const pinned = (rules.pins[scenario] ?? []).flatMap(
+      ({ productId: id }) => lookup.byId.get(id)?.index ?? [],
+    )
+    const candidates = addPins(plan.candidates, pinned)
+    const scores = plan.query
+      ? toProbabilities(await rankCandidates(model, getTable(), plan.query, candidates))
+      : scoreByOrder(candidates.length)
+    const ranked = rerankCandidates({
+      candidates,
+      scores,
+      scenario,
+      limit,
+      rules,
+      lookup,
+      reorder: plan.reorder,
+      exclusions: {
+        currentIndex: plan.currentIndex,
+        cartProductIds: context.cartProductIds,
+        purchases: context.purchases,
+        nowMs: now(),
+      },
+    })
+
+    return {
+      attributionId: createAttributionId(),
+      scenario,
+      items: ranked.map(({ index, source, score }) => {
+        const { id, name, category, price } = lookup.byIndex[index]!
+        return { productId: id, name, category, price, score, source }
+      }),
+      modelVersion,
+      backend: tf.getBackend(),
+      latencyMs: performance.now() - started,
+      coldStart: plan.coldStart,
+    }
+  }
+
+  function releaseTable() {
+    table?.dispose()
+    table = undefined
+  }
+
+  return {
+    recommend,
+    refresh: releaseTable,
+    dispose() {
+      disposed = true
+      releaseTable()
+    },
+  }
+}

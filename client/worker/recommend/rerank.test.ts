@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest'
+import type { RerankRules } from '../../../shared/protocol'
+import type { Candidate } from './recall'
+import { rerankCandidates, type RerankInput } from './rerank'
+import { lookup, noRules } from './test-fixtures'
+
+const DAY_MS = 86_400_000
+const NOW = Date.UTC(2026, 10, 27)
+
+/** Candidates with strictly falling scores, so the expected order is the given one. */
+function input(indices: number[], overrides: Partial<RerankInput> = {}): RerankInput {
+  const candidates: Candidate[] = indices.map((index) => ({ index, source: 'embedding' }))
+  return {
+    candidates,
+    scores: Float32Array.from(indices, (_, i) => 1 - i / 100),
+    scenario: 'for-you',
+    limit: 10,
+    rules: noRules,
+    lookup,
+    exclusions: { cartProductIds: [], purchases: [], nowMs: NOW },
+    ...overrides,
+  }
+}
+
+const rows = (items: Array<{ index: number }>) => items.map((item) => item.index)
+const rules = (overrides: Partial<RerankRules>): RerankRules => ({ ...noRules, ...overrides })
+
+describe('rerankCandidates', () => {
+  it('keeps the ranked order when no rule applies', () => {
+    expect(rows(rerankCandidates(input([8, 2, 9, 14])))).toEqual([8, 2, 9, 14])
+  })
+
+  it('drops out-of-stock items', () => {
+    expect(rows(rerankCandidates(input([3, 8, 11, 9, 26])))).toEqual([8, 9])
+  })
+
+  it('drops the current item and the items in the cart', () => {
+    const exclusions = { currentIndex: 9, cartProductIds: ['p2'], purchases: [], nowMs: NOW }
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { exclusions })))).toEqual([8, 14])
+  })
+
+  it('drops items bought within excludePurchasedDays but not older purchases', () => {
+    const purchases = [
+      { productId: 'p8', timestamp: NOW - 2 * DAY_MS },
+      { productId: 'p2', timestamp: NOW - 40 * DAY_MS },
+      { productId: 'p9', timestamp: NOW - 29.9 * DAY_MS },
+    ]
+    const exclusions = { cartProductIds: [], purchases, nowMs: NOW }
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { exclusions })))).toEqual([2, 14])
+    const off = rules({ excludePurchasedDays: 0 })
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { exclusions, rules: off })))).toEqual([
+      8, 2, 9, 14,
+    ])
+  })
+
+  it('keeps at most maxPerCategory items of one category, next best filling in', () => {
+    // Categories are index % 4: 0, 4, 8 and 12 are all c0.
+    const capped = rules({ maxPerCategory: 2 })
+    expect(rows(rerankCandidates(input([0, 4, 8, 1, 12, 5], { rules: capped })))).toEqual([
+      0, 4, 1, 5,
+    ])
+  })
+
+  it('keeps at most maxPerBrand items of one brand', () => {
+    // Brands are index % 5: 0, 5 and 10 are all b0.
+    const capped = rules({ maxPerBrand: 1 })
+    expect(rows(rerankCandidates(input([0, 5, 1, 10, 2], { rules: capped })))).toEqual([0, 1, 2])
+  })
+
+  it('multiplies scores by boosts', () => {
+    const boosted = rules({ boosts: { p14: 2, p8: 0.5 } })
+    const result = rerankCandidates(input([8, 2, 9, 14], { rules: boosted }))
+    expect(rows(result)).toEqual([14, 2, 9, 8])
+    expect(result[0]!.score).toBeCloseTo(0.97 * 2, 5)
+  })
+
+  it('puts pins at their exact positions, taking them out of their organic place', () => {
+    const pinned = rules({
+      pins: {
+        'for-you': [
+          { productId: 'p14', position: 0 },
+          { productId: 'p30', position: 2 },
+        ],
+      },
+    })
+    const result = rerankCandidates(input([8, 2, 9, 14, 6], { rules: pinned, limit: 4 }))
+    expect(rows(result)).toEqual([14, 8, 30, 2])
+    // p14 was recalled, so it keeps its source; p30 was not.
+    expect(result.map((r) => r.source)).toEqual(['embedding', 'embedding', 'pinned', 'embedding'])
+  })
+
+  it('pins only for their own scenario and only items that may be shown', () => {
+    const pinned = rules({
+      pins: {
+        similar: [{ productId: 'p14', position: 0 }],
+        'for-you': [
+          { productId: 'p3', position: 0 }, // out of stock
+          { productId: 'p30', position: 1 },
+        ],
+      },
+    })
+    const exclusions = { cartProductIds: ['p30'], purchases: [], nowMs: NOW }
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { rules: pinned, exclusions })))).toEqual([
+      8, 2, 9, 14,
+    ])
+  })
+
+  it('counts pins towards the caps without dropping them', () => {
+    const pinned = rules({
+      maxPerCategory: 1,
+      pins: { 'for-you': [{ productId: 'p4', position: 1 }] },
+    })
+    // p4 is c0, so the organic c0 items (0, 8) are capped out.
+    expect(rows(rerankCandidates(input([0, 1, 8, 2], { rules: pinned })))).toEqual([1, 4, 2])
+  })
+
+  it('closes a pin up behind a list shorter than its position', () => {
+    const pinned = rules({ pins: { 'for-you': [{ productId: 'p30', position: 7 }] } })
+    expect(rows(rerankCandidates(input([8, 2], { rules: pinned })))).toEqual([8, 2, 30])
+  })
+
+  it('ignores pins at or beyond the limit', () => {
+    const pinned = rules({ pins: { 'for-you': [{ productId: 'p30', position: 3 }] } })
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { rules: pinned, limit: 3 })))).toEqual([
+      8, 2, 9,
+    ])
+  })
+
+  it('is stable: equal scores keep recall order, and the same input gives the same list', () => {
+    const tied = input([8, 2, 9, 14], { scores: new Float32Array([0.5, 0.5, 0.5, 0.5]) })
+    expect(rows(rerankCandidates(tied))).toEqual([8, 2, 9, 14])
+    expect(rerankCandidates(tied)).toEqual(rerankCandidates(tied))
+  })
+
+  it('leaves the order alone when reorder is off (recently viewed)', () => {
+    const boosted = rules({ boosts: { p14: 10 }, maxPerCategory: 1 })
+    const result = rerankCandidates(input([8, 4, 2, 14], { rules: boosted, reorder: false }))
+    expect(rows(result)).toEqual([8, 4, 2, 14])
+  })
+
+  it('cuts the list at the limit', () => {
+    expect(rows(rerankCandidates(input([8, 2, 9, 14], { limit: 2 })))).toEqual([8, 2])
+  })
+})
