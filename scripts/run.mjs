@@ -19,6 +19,16 @@ await build({
   target: 'node20',
   mainFields: ['module', 'main'],
   outfile,
+  // Tools that locate their own binaries or worker files must stay real packages.
+  external: [
+    'esbuild',
+    'vite',
+    'playwright-core',
+    'hono',
+    '@hono/node-server',
+    'lightningcss',
+    'rolldown',
+  ],
   logLevel: 'warning',
   sourcemap: 'inline',
   // The bundled tfjs-backend-wasm glue is CommonJS-flavoured: give it require/__dirname.

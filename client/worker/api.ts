@@ -1,6 +1,7 @@
 // The comlink surface of the worker: what the loader and the demo may call. They import this file
 // as a type only, so the page never bundles tfjs or idb (see client/loader/README.md).
 import type {
+  BackendName,
   RecommendRequest,
   RecommendResponse,
   TrackResult,
@@ -12,6 +13,8 @@ export interface WorkerConfig {
   site: string
   /** Base URL of the aggregation server (or of the trainer's static files). */
   endpoint: string
+  /** Forces one backend instead of probing (tests, the demo's backend switch). */
+  backend?: BackendName
 }
 
 /**

@@ -1,0 +1,284 @@
+// The worker's behaviour behind the comlink surface (api.ts): consent gates storage, a release
+// is synced and the backend chosen by measurement, recommendations read the stored session, and
+// local fine-tuning runs in time slices when the shopper pauses, in one tab at a time.
+import * as tf from '@tensorflow/tfjs-core'
+import { validateTrackEvent } from '../../shared/events'
+import type {
+  BackendName,
+  BackendProbe,
+  RecommendRequest,
+  RecommendResponse,
+  WorkerStatus,
+} from '../../shared/protocol'
+import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
+import type { PocketrecWorkerApi, WorkerConfig } from './api'
+import { createLocalTrainer } from './federated/train-local'
+import { probeBackends, type BackendLoader } from './model/backend-probe'
+import type { GruModel } from './model/gru-model'
+import { exportModelWeights, importModelWeights } from './model/model-weights'
+import { createRecommender, type Recommender } from './recommend/recommend'
+import { deleteDatabase, openStorage, type Release, type Storage } from './storage'
+import { syncRelease } from './sync-release'
+
+const MAX_LOSSES = 300
+/** The shopper paused this long after an event: a good moment to fine-tune. */
+const TRAIN_AFTER_IDLE_MS = 1500
+const TRAIN_LOCK = 'pocketrec-trainer'
+
+function workerError(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name })
+}
+
+export interface WorkerEnvironment {
+  /** Registers each backend on demand; the wasm loader also points tfjs at its .wasm files. */
+  loaders: Partial<Record<BackendName, BackendLoader>>
+  /** Why a backend is ruled out before loading it (software GPU adapters), or null. */
+  precheck?: (name: BackendName) => Promise<string | null>
+  fetch?: typeof fetch
+  now?: () => number
+  /** Web Locks, when the platform has them (one trainer across tabs). */
+  locks?: LockManager
+}
+
+interface Runtime {
+  release: Release
+  model: GruModel
+  recommender: Recommender
+}
+
+export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi {
+  const now = env.now ?? (() => Date.now())
+  let config: WorkerConfig | null = null
+  let consent = false
+  let storage: Storage | null = null
+  let runtime: Runtime | null = null
+  let starting: Promise<Runtime> | null = null
+  let backend: BackendName | null = null
+  let backendReason = 'not chosen yet'
+  let probes: BackendProbe[] = []
+  const training = {
+    state: 'idle' as WorkerStatus['training']['state'],
+    steps: 0,
+    losses: [] as number[],
+  }
+  let trainTimer: ReturnType<typeof setTimeout> | undefined
+  let trainAbort: AbortController | null = null
+
+  function requireConsent(): Storage {
+    if (!consent || !storage) {
+      throw workerError(
+        'ConsentRequiredError',
+        'expected consent before storing or reading shopper data',
+      )
+    }
+    return storage
+  }
+
+  async function start(): Promise<Runtime> {
+    if (!config) throw workerError('InvalidRequestError', 'expected init() before use')
+    const manifestUrl = new URL(
+      'artifacts/manifest.json',
+      new URL(config.endpoint, self.location.href),
+    )
+    const release = await syncRelease(manifestUrl, storage, env.fetch ?? fetch.bind(globalThis))
+    const weights = decodeWeights(release.modelBytes)
+    const nItems = Number(weights.meta.nItems)
+    const dim = Number(weights.meta.embedDim)
+    // The probe times what a recommendation costs: one session vector against every item.
+    const table = tf.randomNormal([dim, nItems])
+    const query = tf.randomNormal([1, dim])
+    let result
+    try {
+      result = await probeBackends({
+        candidates: config.backend ? [config.backend] : ['webgpu', 'webgl', 'wasm', 'cpu'],
+        loaders: env.loaders,
+        precheck: config.backend ? undefined : env.precheck,
+        benchmark: async () => {
+          const scores = tf.tidy(() => tf.matMul(query, table))
+          await scores.data()
+          scores.dispose()
+        },
+      })
+    } finally {
+      table.dispose()
+      query.dispose()
+    }
+    backend = result.backend
+    backendReason = result.reason
+    probes = result.probes
+    // Fine-tuned weights are used only on top of the release they were derived from.
+    const local = await storage?.artifacts.loadLocalWeights()
+    const file =
+      local && local.baseVersion === release.manifest.version ? decodeWeights(local.bytes) : weights
+    if (local && file !== weights) training.steps = local.steps
+    const model = importModelWeights(file)
+    const recommender = createRecommender({
+      model,
+      modelVersion: release.manifest.version + (file !== weights ? '+local' : ''),
+      catalogue: release.catalogue,
+      pools: release.pools,
+      rules: release.rules,
+    })
+    runtime = { release, model, recommender }
+    return runtime
+  }
+
+  function ready(): Promise<Runtime> {
+    if (runtime) return Promise.resolve(runtime)
+    starting ??= start().catch((error: unknown) => {
+      starting = null
+      throw error
+    })
+    return starting
+  }
+
+  async function sessionsAsIndices(rt: Runtime, store: Storage): Promise<Int32Array[]> {
+    const byId = new Map(rt.release.catalogue.items.map((item) => [item.id, item.index]))
+    const sessions = await store.events.recentSessions(20)
+    return sessions
+      .reverse() // oldest first
+      .map((s) =>
+        Int32Array.from(s.productIds.map((id) => byId.get(id) ?? -1).filter((i) => i >= 0)),
+      )
+      .filter((s) => s.length >= 2)
+  }
+
+  async function trainNow(): Promise<void> {
+    const store = storage
+    if (!consent || !store) return
+    const rt = await ready()
+    const sessions = await sessionsAsIndices(rt, store)
+    if (sessions.length === 0) return
+    const run = async () => {
+      training.state = 'training'
+      trainAbort = new AbortController()
+      const result = await createLocalTrainer(rt.model).train(sessions, {
+        signal: trainAbort.signal,
+        onStep: (progress) => {
+          training.steps += 1
+          training.losses.push(progress.loss)
+          if (training.losses.length > MAX_LOSSES) training.losses.shift()
+        },
+      })
+      trainAbort = null
+      training.state = 'idle'
+      if (result.changed && consent && storage === store) {
+        rt.recommender.refresh()
+        const bytes = encodeWeights(await exportModelWeights(rt.model), { dtype: 'float16' })
+        await store.artifacts.saveLocalWeights({
+          baseVersion: rt.release.manifest.version,
+          bytes,
+          steps: training.steps,
+        })
+      }
+    }
+    if (!env.locks) return run()
+    training.state = 'waiting-for-lock'
+    // Another tab holding the lock trains on the same database: this one need not.
+    await env.locks.request(TRAIN_LOCK, { ifAvailable: true }, async (lock) => {
+      if (lock) await run()
+      else training.state = 'idle'
+    })
+  }
+
+  function scheduleTraining() {
+    clearTimeout(trainTimer)
+    trainTimer = setTimeout(() => {
+      trainNow().catch(() => {
+        training.state = 'idle'
+      })
+    }, TRAIN_AFTER_IDLE_MS)
+  }
+
+  function stopWork() {
+    clearTimeout(trainTimer)
+    trainAbort?.abort()
+    runtime?.recommender.dispose()
+    runtime?.model.dispose()
+    runtime = null
+    starting = null
+  }
+
+  return {
+    async init(next) {
+      if (typeof next?.site !== 'string' || typeof next.endpoint !== 'string') {
+        throw workerError(
+          'InvalidRequestError',
+          `expected { site, endpoint } strings, got ${JSON.stringify(next)}`,
+        )
+      }
+      config = { ...next }
+      return this.status()
+    },
+
+    async setConsent(granted) {
+      if (granted === consent) return
+      if (!granted) {
+        consent = false
+        stopWork()
+        const store = storage
+        storage = null
+        await (store ? store.forget() : deleteDatabase())
+        return
+      }
+      storage = await openStorage({ now })
+      await storage.meta.saveConsent(true)
+      consent = true
+      void ready().catch(() => {
+        // Reported through status() and the next recommend call.
+      })
+    },
+
+    async track(raw) {
+      const store = requireConsent()
+      const checked = validateTrackEvent(raw)
+      if (!checked.ok) return { status: 'rejected', error: checked.error }
+      await store.events.append(checked.event)
+      scheduleTraining()
+      return { status: 'stored' }
+    },
+
+    async recommend(request: RecommendRequest): Promise<RecommendResponse> {
+      const store = requireConsent()
+      const rt = await ready()
+      const session = await store.events.currentSession()
+      const days = rt.release.rules.excludePurchasedDays
+      const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
+      return rt.recommender.recommend(request, {
+        sessionProductIds: session?.productIds ?? [],
+        // The store answers newest first; the recommender reads every list oldest first.
+        recentlyViewed: (await store.events.recentlyViewed(20)).reverse(),
+        cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
+        purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
+      })
+    },
+
+    async status() {
+      const stats = storage ? await storage.stats().catch(() => null) : null
+      return {
+        consent,
+        backend,
+        backendReason,
+        probes,
+        modelVersion: runtime?.recommender ? runtime.release.manifest.version : null,
+        events: stats?.events ?? 0,
+        sessions: stats?.sessions ?? 0,
+        training: {
+          state: consent ? training.state : 'disabled',
+          steps: training.steps,
+          losses: training.losses.slice(),
+        },
+      }
+    },
+
+    async forget() {
+      consent = false
+      stopWork()
+      const store = storage
+      storage = null
+      await (store ? store.forget() : deleteDatabase())
+      training.steps = 0
+      training.losses = []
+    },
+  }
+}

@@ -1,0 +1,297 @@
+// On-device fine-tuning: the global model is adapted in place to this shopper's own sessions
+// while they are idle. Steps run in time slices of `sliceMs` and the worker's event loop gets a
+// turn between slices, so `recommend` calls are answered during a run. A run that diverges is
+// undone as a whole: a device never keeps non-finite weights.
+import * as tf from '@tensorflow/tfjs-core'
+import type { GruModel } from '../model/gru-model'
+import { createPopularitySampler, type NegativeSampler } from '../model/negative-sampler'
+import { expandPrefixes, type PrefixCase } from '../model/prefix-cases'
+import { createRandom, shuffleInPlace } from '../model/random'
+import { encodeSessionBatch } from '../model/session-batch'
+import { createTrainer, type Trainer } from '../model/train-step'
+
+export interface LocalTrainerOptions {
+  learningRate?: number
+  /** Prefix cases per Adam step. */
+  batchSize?: number
+  /** Uniform negatives per step, on top of the batch's own targets. */
+  negatives?: number
+  /** Passes over the shopper's cases in one run. */
+  epochs?: number
+  /** Only the most recent cases are used, which bounds a run for a shopper with a long history. */
+  maxCases?: number
+  /** Steps run back to back until this much time has passed, then the event loop gets a turn. */
+  sliceMs?: number
+  /** `items`: only the item embedding moves; the GRU, attention and readout stay global. */
+  trainable?: 'all' | 'items'
+  seed?: number
+}
+
+// Chosen on DIGINETICA's validation split (the last 5 % of training sessions, which the global
+// model never saw), never the test set: see `npm run sim:local -- --on validation` and the
+// tuning table in the report that introduced this file.
+export const DEFAULT_LOCAL_TRAINER_OPTIONS: Required<LocalTrainerOptions> = {
+  learningRate: 0.001,
+  batchSize: 16,
+  negatives: 256,
+  epochs: 10,
+  maxCases: 1000,
+  sliceMs: 30,
+  trainable: 'all',
+  seed: 1,
+}
+
+export interface LocalStepProgress {
+  /** 1-based step of this run. */
+  step: number
+  /** Steps this run plans: epochs × batches, capped by `maxSteps`. */
+  steps: number
+  epoch: number
+  /** 1-based time slice the step ran in. */
+  slice: number
+  /** The batch's mean loss (sampled softmax: not comparable with a full-softmax loss). */
+  loss: number
+}
+
+export interface LocalRunOptions {
+  signal?: AbortSignal
+  maxSteps?: number
+  onStep?: (progress: LocalStepProgress) => void
+}
+
+/**
+ * `done`: every planned step ran; `max-steps` / `aborted`: stopped early, the steps so far are
+ * kept; `diverged`: a loss or weight was not finite (or absurdly large) and the weights are back
+ * to what they were before the run; `busy`: another run on this trainer is in progress.
+ */
+export type LocalTrainingStatus = 'done' | 'max-steps' | 'aborted' | 'diverged' | 'busy'
+
+export interface LocalTrainingResult {
+  status: LocalTrainingStatus
+  /** Steps whose updates the model now holds (0 after `diverged`). */
+  steps: number
+  slices: number
+  cases: number
+  /** Mean loss of the last step that was kept; NaN when none was. */
+  lastLoss: number
+  elapsedMs: number
+  /** The weights differ from before the run: snapshots such as the item table must be rebuilt. */
+  changed: boolean
+}
+
+export interface LocalTrainer {
+  /** Fine-tunes the model in place on `sessions` (item indices, oldest session first). */
+  train(sessions: readonly Int32Array[], run?: LocalRunOptions): Promise<LocalTrainingResult>
+}
+
+/**
+ * Weights further from zero than this count as diverged: with normalised vectors a blow-up can
+ * saturate every activation and keep the loss finite while the weights grow without bound.
+ */
+const MAX_ABS_WEIGHT = 1e4
+
+/**
+ * A fine-tuner for `model`. Each run has its own Adam state, disposed when the run ends; the
+ * sampled softmax draws uniform negatives, since a device knows no global popularity.
+ * @example
+ * const trainer = createLocalTrainer(model)
+ * const result = await trainer.train(sessions, { signal, onStep: (p) => plot(p.step, p.loss) })
+ * if (result.changed) rebuildItemTable()
+ */
+export function createLocalTrainer(
+  model: GruModel,
+  options: LocalTrainerOptions = {},
+): LocalTrainer {
+  const settings = { ...DEFAULT_LOCAL_TRAINER_OPTIONS, ...options }
+  checkOptions(settings)
+  const { nItems, maxLen } = model.config
+  const random = createRandom(settings.seed)
+  // All-equal counts make the popularity sampler uniform, and its logQ correction a constant.
+  const sampler = createPopularitySampler(new Int32Array(nItems).fill(1), {
+    seed: settings.seed + 1,
+  })
+  let running = false
+  let runIndex = 0
+
+  return {
+    async train(sessions, run = {}) {
+      if (running) return emptyResult('busy', 0, 0)
+      running = true
+      try {
+        checkItems(sessions, nItems)
+        const cases = expandPrefixes(sessions as Int32Array[], { maxPrefixLen: maxLen }).slice(
+          -settings.maxCases,
+        )
+        return await trainOnCases(model, cases, settings, sampler, random, runIndex++, run)
+      } finally {
+        running = false
+      }
+    },
+  }
+}
+
+async function trainOnCases(
+  model: GruModel,
+  cases: PrefixCase[],
+  settings: Required<LocalTrainerOptions>,
+  sampler: NegativeSampler,
+  random: () => number,
+  runIndex: number,
+  run: LocalRunOptions,
+): Promise<LocalTrainingResult> {
+  const started = performance.now()
+  const batchesPerEpoch = Math.ceil(cases.length / settings.batchSize)
+  const maxSteps = run.maxSteps ?? Infinity
+  if (!(maxSteps >= 0)) throw new RangeError(`expected maxSteps ≥ 0, got ${run.maxSteps}`)
+  const steps = Math.min(batchesPerEpoch * settings.epochs, maxSteps)
+  if (steps === 0 || run.signal?.aborted) {
+    const status = run.signal?.aborted ? 'aborted' : steps < batchesPerEpoch ? 'max-steps' : 'done'
+    return emptyResult(status, cases.length, performance.now() - started)
+  }
+
+  const variables = [...model.variables.values()]
+  // Clones share the variables' current buffers: the optimizer assigns new tensors on every
+  // step and never writes in place, so this costs no copy and stays the pre-run state.
+  const before = variables.map((v) => tf.clone(v))
+  const restore = () => variables.forEach((v, i) => v.assign(before[i]!))
+  let trainer: Trainer | undefined
+  let status: LocalTrainingStatus = 'done'
+  let step = 0
+  let slice = 1
+  let lastLoss = NaN
+  try {
+    trainer = createTrainer(trainableView(model, settings.trainable), {
+      learningRate: settings.learningRate,
+      loss: 'sampled',
+      sampler,
+      negatives: settings.negatives,
+      seed: settings.seed * 7919 + runIndex,
+    })
+    const order = cases.slice()
+    let sliceStart = performance.now()
+    training: for (let epoch = 1; step < steps; epoch++) {
+      shuffleInPlace(order, random)
+      for (let first = 0; first < order.length && step < steps; first += settings.batchSize) {
+        if (performance.now() - sliceStart >= settings.sliceMs) {
+          await yieldToEventLoop()
+          slice++
+          sliceStart = performance.now()
+        }
+        if (run.signal?.aborted) {
+          status = 'aborted'
+          break training
+        }
+        const batch = order.slice(first, first + settings.batchSize)
+        const loss = await trainer.step(
+          encodeSessionBatch(
+            batch.map((c) => c.prefix),
+            model.config.maxLen,
+          ),
+          Int32Array.from(batch, (c) => c.target),
+        )
+        step++
+        lastLoss = loss
+        if (!Number.isFinite(loss)) {
+          status = 'diverged'
+          break training
+        }
+        run.onStep?.({ step, steps, epoch, slice, loss })
+      }
+    }
+    if (status !== 'diverged' && !(await weightsAreSane(variables))) status = 'diverged'
+  } catch (error) {
+    // A failed step (a lost GPU device, exhausted memory) may leave some variables updated.
+    restore()
+    throw error
+  } finally {
+    trainer?.dispose()
+  }
+  try {
+    if (status === 'diverged') restore()
+  } finally {
+    tf.dispose(before)
+  }
+  if (status === 'done' && step < batchesPerEpoch * settings.epochs) status = 'max-steps'
+  const kept = status === 'diverged' ? 0 : step
+  return {
+    status,
+    steps: kept,
+    slices: slice,
+    cases: cases.length,
+    lastLoss,
+    elapsedMs: performance.now() - started,
+    changed: kept > 0,
+  }
+}
+
+/**
+ * The model as the trainer should see it: createTrainer updates exactly `model.variables` and
+ * gathers the sampled rows from its `item_embedding`, which every view therefore keeps.
+ */
+function trainableView(model: GruModel, trainable: 'all' | 'items'): GruModel {
+  if (trainable === 'all') return model
+  const items = model.variables.get('item_embedding')!
+  return { ...model, variables: new Map([['item_embedding', items]]) }
+}
+
+/** Every weight finite and within MAX_ABS_WEIGHT, read back in one asynchronous transfer. */
+async function weightsAreSane(variables: tf.Variable[]): Promise<boolean> {
+  // Sums propagate NaN and Inf on every backend, where max may skip a NaN.
+  const summary = tf.tidy(() =>
+    tf.stack(variables.flatMap((v) => [tf.sum(tf.abs(v)), tf.max(tf.abs(v))])),
+  )
+  const values = await summary.data()
+  summary.dispose()
+  for (let i = 0; i < values.length; i += 2) {
+    if (!Number.isFinite(values[i]!) || !(values[i + 1]! <= MAX_ABS_WEIGHT)) return false
+  }
+  return true
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0))
+}
+
+function emptyResult(
+  status: LocalTrainingStatus,
+  cases: number,
+  elapsedMs: number,
+): LocalTrainingResult {
+  return { status, steps: 0, slices: 0, cases, lastLoss: NaN, elapsedMs, changed: false }
+}
+
+function checkOptions(settings: Required<LocalTrainerOptions>): void {
+  if (!(settings.learningRate > 0 && Number.isFinite(settings.learningRate))) {
+    throw new RangeError(`expected learningRate > 0, got ${settings.learningRate}`)
+  }
+  // 0 is allowed: one step per slice.
+  if (!(settings.sliceMs >= 0 && Number.isFinite(settings.sliceMs))) {
+    throw new RangeError(`expected sliceMs ≥ 0, got ${settings.sliceMs}`)
+  }
+  if (settings.trainable !== 'all' && settings.trainable !== 'items') {
+    throw new RangeError(`expected trainable to be all or items, got ${settings.trainable}`)
+  }
+  const counts: Array<'batchSize' | 'negatives' | 'epochs' | 'maxCases'> = [
+    'batchSize',
+    'negatives',
+    'epochs',
+    'maxCases',
+  ]
+  for (const name of counts) {
+    if (!(Number.isInteger(settings[name]) && settings[name] >= 1)) {
+      throw new RangeError(`expected ${name} to be a positive integer, got ${settings[name]}`)
+    }
+  }
+}
+
+// Sessions come from the event store, already mapped to model rows; an index out of range would
+// make the embedding lookup read another row (or garbage) on some backends rather than fail.
+function checkItems(sessions: readonly Int32Array[], nItems: number): void {
+  sessions.forEach((session, s) => {
+    for (const item of session) {
+      if (!(item >= 0 && item < nItems)) {
+        throw new RangeError(`expected item indices in [0, ${nItems}), got ${item} in session ${s}`)
+      }
+    }
+  })
+}

@@ -1,0 +1,87 @@
+// Model sync: the manifest names immutable, content-addressed artifacts; a device keeps the
+// release it has when the version matches and otherwise downloads, verifies (sha256, guards,
+// weights codec) and stores the new one in one transaction. IndexedDB is only a cache.
+import {
+  parseArtifact,
+  validateCandidatePools,
+  validateCatalogue,
+  validateModelManifest,
+  validateRerankRules,
+} from '../../shared/artifacts'
+import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
+import { decodeWeights } from '../../shared/weights-codec'
+import type { Release, Storage } from './storage'
+
+export class ReleaseError extends Error {
+  override readonly name = 'ModelUnavailableError'
+  readonly code = 'E_RELEASE'
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+async function fetchArtifact(
+  ref: ArtifactRef,
+  base: URL,
+  fetcher: typeof fetch,
+): Promise<Uint8Array> {
+  const url = new URL(ref.url, base)
+  const response = await fetcher(url)
+  if (!response.ok)
+    throw new ReleaseError(`expected 200 for ${url.pathname}, got ${response.status}`)
+  const bytes = new Uint8Array(await response.arrayBuffer())
+  if (bytes.byteLength !== ref.bytes) {
+    throw new ReleaseError(
+      `expected ${ref.bytes} bytes at ${url.pathname}, got ${bytes.byteLength}`,
+    )
+  }
+  const digest = await sha256Hex(bytes)
+  if (digest !== ref.sha256) {
+    throw new ReleaseError(`expected sha256 ${ref.sha256} for ${url.pathname}, got ${digest}`)
+  }
+  return bytes
+}
+
+function parseJson<T>(
+  bytes: Uint8Array,
+  validate: (raw: unknown) => { ok: true; value: T } | { ok: false; error: string },
+): T {
+  const result = parseArtifact(new TextDecoder().decode(bytes), validate)
+  if (!result.ok) throw new ReleaseError(result.error)
+  return result.value
+}
+
+/** The current release: the stored one if it is still current, else a verified download. */
+export async function syncRelease(
+  manifestUrl: URL,
+  storage: Storage | null,
+  fetcher: typeof fetch = fetch,
+): Promise<Release> {
+  const response = await fetcher(manifestUrl, { cache: 'no-cache' })
+  if (!response.ok)
+    throw new ReleaseError(`expected 200 for ${manifestUrl.pathname}, got ${response.status}`)
+  const manifestResult = parseArtifact(await response.text(), validateModelManifest)
+  if (!manifestResult.ok) throw new ReleaseError(manifestResult.error)
+  const manifest: ModelManifest = manifestResult.value
+  const stored = await storage?.artifacts.loadRelease()
+  if (stored && stored.manifest.version === manifest.version) return stored
+
+  const [modelBytes, catalogueBytes, poolsBytes, rulesBytes] = await Promise.all(
+    [manifest.model, manifest.catalogue, manifest.pools, manifest.rules].map((ref) =>
+      fetchArtifact(ref, manifestUrl, fetcher),
+    ),
+  )
+  const weights = decodeWeights(modelBytes!) // throws WeightsFormatError on bad bytes
+  const nItems = Number(weights.meta.nItems)
+  const release: Release = {
+    manifest,
+    modelBytes: modelBytes!,
+    catalogue: parseJson(catalogueBytes!, (raw) => validateCatalogue(raw, { nItems })),
+    pools: parseJson(poolsBytes!, (raw) => validateCandidatePools(raw, { nItems })),
+    rules: parseJson(rulesBytes!, validateRerankRules),
+  }
+  await storage?.artifacts.saveRelease(release)
+  return release
+}

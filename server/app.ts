@@ -1,0 +1,28 @@
+// createApp(deps): routes only, no runtime. For now it serves the built storefront and the
+// trainer's artifacts; the federated routes of issue 4 join it here.
+import { Hono } from 'hono'
+import { serveStatic } from '@hono/node-server/serve-static'
+
+export interface AppDeps {
+  /** The built demo, loader, worker and .wasm files (`npm run build`), artifacts under artifacts/. */
+  distDir: string
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
+  app.use('/artifacts/*', async (c, next) => {
+    await next()
+    // Content-addressed files never change; the manifest names the current ones and must not be cached.
+    const immutable = !c.req.path.endsWith('/manifest.json')
+    c.header('Cache-Control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
+  })
+  app.use('/*', serveStatic({ root: deps.distDir }))
+  app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))
+  app.onError((error, c) =>
+    c.json(
+      { error: 'E_INTERNAL', message: error instanceof Error ? error.message : String(error) },
+      500,
+    ),
+  )
+  return app
+}

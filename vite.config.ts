@@ -1,0 +1,52 @@
+// Builds the demo storefront (client/demo) and the worker bundle (client/worker/worker.ts) into
+// dist/, with the trainer's artifacts (public/) and tfjs' .wasm files beside them. The script
+// tag is built separately (scripts/build-loader.ts) to keep it a tiny IIFE.
+import { readFileSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { defineConfig, type Plugin } from 'vite'
+
+const root = path.dirname(fileURLToPath(import.meta.url))
+const wasmDir = path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist')
+
+/** Emits tfjs-backend-wasm's binaries next to the worker, where it looks for them. */
+function copyWasm(): Plugin {
+  return {
+    name: 'pocketrec-copy-wasm',
+    generateBundle() {
+      for (const file of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) {
+        this.emitFile({
+          type: 'asset',
+          fileName: file,
+          source: readFileSync(path.join(wasmDir, file)),
+        })
+      }
+    },
+  }
+}
+
+export default defineConfig({
+  root: path.join(root, 'client/demo'),
+  publicDir: path.join(root, 'public'),
+  plugins: [copyWasm()],
+  build: {
+    outDir: path.join(root, 'dist'),
+    emptyOutDir: true,
+    target: 'es2022',
+    // Vite's preload helper touches `document`, which a worker does not have; the worker's
+    // backend chunks load on demand anyway.
+    modulePreload: false,
+    rollupOptions: {
+      input: {
+        index: path.join(root, 'client/demo/index.html'),
+        'pocketrec-worker': path.join(root, 'client/worker/worker.ts'),
+      },
+      // The no-worker mode imports the worker module and calls its exports.
+      preserveEntrySignatures: 'exports-only',
+      output: {
+        entryFileNames: (chunk) =>
+          chunk.name === 'pocketrec-worker' ? 'pocketrec-worker.js' : 'assets/[name]-[hash].js',
+      },
+    },
+  },
+})
