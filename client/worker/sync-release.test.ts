@@ -1,0 +1,125 @@
+import 'fake-indexeddb/auto'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ModelManifest } from '../../shared/protocol'
+import { exportArtifacts } from '../../train/artifacts/export-artifacts'
+import { loadDataset } from '../../train/data/load-dataset'
+import { sharedDataDir } from '../../train/data/paths'
+import { setNodeBackend } from '../../train/node-backend'
+import { createGruModel, DEFAULT_GRU_CONFIG } from './model/gru-model'
+import { exportModelWeights } from './model/model-weights'
+import { openStorage, type Storage } from './storage'
+import { syncRelease } from './sync-release'
+
+const BASE = new URL('http://127.0.0.1/artifacts/manifest.json')
+let dir: string
+let files: Map<string, Uint8Array>
+
+/** A fetch over the exported files, with per-test tampering. */
+function createFetch(tamper: (name: string, bytes: Uint8Array) => Uint8Array = (_, b) => b) {
+  const requested: string[] = []
+  const fetcher = (async (input: URL | RequestInfo) => {
+    const name = path.basename(new URL(String(input)).pathname)
+    requested.push(name)
+    const bytes = files.get(name)
+    if (!bytes) return new Response('missing', { status: 404 })
+    return new Response(tamper(name, bytes.slice()) as Uint8Array<ArrayBuffer>)
+  }) as typeof fetch
+  return { fetcher, requested }
+}
+
+async function freshStorage(): Promise<Storage> {
+  return openStorage({ name: `pocketrec-sync-${Math.random()}` })
+}
+
+describe('syncRelease', () => {
+  beforeAll(async () => {
+    await setNodeBackend('cpu')
+    dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-sync-'))
+    const dataset = await loadDataset(
+      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
+    )
+    const model = createGruModel(
+      { ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems, embedDim: 8, hiddenDim: 8 },
+      1,
+    )
+    const weights = await exportModelWeights(model)
+    model.dispose()
+    await exportArtifacts({
+      dataset,
+      model: weights,
+      outDir: dir,
+      createdAt: '2026-11-27T00:00:00.000Z',
+    })
+    files = new Map()
+    for (const name of await readdir(dir))
+      files.set(name, new Uint8Array(await readFile(path.join(dir, name))))
+  }, 60_000)
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('downloads, verifies and stores a release, then reuses it while the version holds', async () => {
+    const storage = await freshStorage()
+    const first = createFetch()
+    const release = await syncRelease(BASE, storage, first.fetcher)
+    expect(release.catalogue.items.length).toBe(2933)
+    expect(first.requested).toHaveLength(5)
+    const second = createFetch()
+    const again = await syncRelease(BASE, storage, second.fetcher)
+    expect(second.requested).toEqual(['manifest.json'])
+    expect(again.manifest.version).toBe(release.manifest.version)
+    await storage.forget()
+  })
+
+  it.each([
+    [
+      'a flipped byte in the model',
+      (name: string, b: Uint8Array) => (name.includes('.model.') ? ((b[100]! ^= 1), b) : b),
+      /expected sha256/,
+    ],
+    [
+      'a truncated catalogue',
+      (name: string, b: Uint8Array) => (name.includes('.catalogue.') ? b.subarray(0, 100) : b),
+      /expected \d+ bytes/,
+    ],
+    [
+      'a manifest that is not JSON',
+      (name: string, b: Uint8Array) =>
+        name === 'manifest.json' ? new TextEncoder().encode('{"type":') : b,
+      /manifest|JSON/i,
+    ],
+  ])('refuses %s with a clear error and stores nothing', async (_, tamper, message) => {
+    const storage = await freshStorage()
+    await expect(syncRelease(BASE, storage, createFetch(tamper).fetcher)).rejects.toThrow(message)
+    expect(await storage.artifacts.loadRelease()).toBeNull()
+    await storage.forget()
+  })
+
+  it('refuses a manifest whose artifact hash matches but whose content breaks the guards', async () => {
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const bogus = new TextEncoder().encode(
+      JSON.stringify({ type: 'pocketrec-rules', excludePurchasedDays: -1 }),
+    )
+    const digest = await crypto.subtle.digest('SHA-256', bogus)
+    const sha = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+    const tampered = {
+      ...manifest,
+      rules: { url: 'bogus.rules.json', sha256: sha, bytes: bogus.byteLength },
+    }
+    files.set('bogus.rules.json', bogus)
+    files.set('tampered.json', new TextEncoder().encode(JSON.stringify(tampered)))
+    const storage = await freshStorage()
+    const url = new URL('http://127.0.0.1/artifacts/tampered.json')
+    await expect(syncRelease(url, storage, createFetch().fetcher)).rejects.toMatchObject({
+      name: 'ModelUnavailableError',
+    })
+    expect(await storage.artifacts.loadRelease()).toBeNull()
+    await storage.forget()
+  })
+})
