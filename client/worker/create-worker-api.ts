@@ -24,6 +24,7 @@ const MAX_LOSSES = 300
 /** The shopper paused this long after an event: a good moment to fine-tune. */
 const TRAIN_AFTER_IDLE_MS = 1500
 const TRAIN_LOCK = 'pocketrec-trainer'
+const ALL_BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu']
 
 function workerError(name: string, message: string): Error {
   return Object.assign(new Error(message), { name })
@@ -38,6 +39,11 @@ export interface WorkerEnvironment {
   now?: () => number
   /** Web Locks, when the platform has them (one trainer across tabs). */
   locks?: LockManager
+  /**
+   * Resolves with a reason if the active backend's device is lost (a WebGPU device can vanish
+   * with a driver reset); the worker then drops that backend and reloads the weights elsewhere.
+   */
+  watchDeviceLoss?: (backend: BackendName) => Promise<string> | null
 }
 
 interface Runtime {
@@ -63,6 +69,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   }
   let trainTimer: ReturnType<typeof setTimeout> | undefined
   let trainAbort: AbortController | null = null
+  /** Backends that failed at run time (device lost): never probed again in this worker. */
+  const lost = new Set<BackendName>()
 
   function requireConsent(): Storage {
     if (!consent || !storage) {
@@ -76,10 +84,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
 
   async function start(): Promise<Runtime> {
     if (!config) throw workerError('InvalidRequestError', 'expected init() before use')
-    const manifestUrl = new URL(
-      'artifacts/manifest.json',
-      new URL(config.endpoint, self.location.href),
-    )
+    const page = typeof location !== 'undefined' ? location.href : undefined
+    const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
     const release = await syncRelease(manifestUrl, storage, env.fetch ?? fetch.bind(globalThis))
     const weights = decodeWeights(release.modelBytes)
     const nItems = Number(weights.meta.nItems)
@@ -90,7 +96,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     let result
     try {
       result = await probeBackends({
-        candidates: config.backend ? [config.backend] : ['webgpu', 'webgl', 'wasm', 'cpu'],
+        candidates: (config.backend ? [config.backend] : ALL_BACKENDS).filter((b) => !lost.has(b)),
         loaders: env.loaders,
         precheck: config.backend ? undefined : env.precheck,
         benchmark: async () => {
@@ -120,6 +126,20 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       rules: release.rules,
     })
     runtime = { release, model, recommender }
+    const chosen = result.backend
+    env.watchDeviceLoss?.(chosen)?.then((reason) => {
+      if (runtime?.model !== model) return
+      lost.add(chosen)
+      stopWork()
+      backend = null
+      backendReason = `${chosen} device lost (${reason}): choosing again`
+      // The release is in IndexedDB (or downloads again): weights come back on the next backend.
+      void ready()
+        .then(() => {
+          backendReason = `${chosen} device lost (${reason}); ${backendReason}`
+        })
+        .catch(() => {})
+    })
     return runtime
   }
 
@@ -193,8 +213,12 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   function stopWork() {
     clearTimeout(trainTimer)
     trainAbort?.abort()
-    runtime?.recommender.dispose()
-    runtime?.model.dispose()
+    try {
+      runtime?.recommender.dispose()
+      runtime?.model.dispose()
+    } catch {
+      // A lost device cannot free its buffers; dropping the references is all that is left.
+    }
     runtime = null
     starting = null
   }

@@ -1,10 +1,16 @@
 // The worker entry: wiring only. Backends are imported on demand so the bundle a shopper
 // downloads holds tfjs-core and the backends this device actually probes.
 import '@tensorflow/tfjs-backend-cpu'
+import * as tf from '@tensorflow/tfjs-core'
 import { expose } from 'comlink'
 import type { BackendName } from '../../shared/protocol'
 import type { PocketrecWorkerApi, PocketrecWorkerModule } from './api'
 import { createWorkerApiWith } from './create-worker-api'
+
+interface GpuLoss {
+  reason: string
+  message: string
+}
 
 const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|software|basic render/i
 
@@ -52,6 +58,11 @@ export function createWorkerApi(): PocketrecWorkerApi {
     },
     precheck,
     locks: typeof navigator !== 'undefined' ? navigator.locks : undefined,
+    watchDeviceLoss: (name) => {
+      if (name !== 'webgpu') return null
+      const device = (tf.backend() as unknown as { device?: { lost: Promise<GpuLoss> } }).device
+      return device ? device.lost.then((info) => `${info.reason}: ${info.message}`) : null
+    },
   })
 }
 

@@ -1,0 +1,145 @@
+import 'fake-indexeddb/auto'
+import * as tf from '@tensorflow/tfjs-core'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exportArtifacts } from '../../train/artifacts/export-artifacts'
+import { loadDataset } from '../../train/data/load-dataset'
+import { sharedDataDir } from '../../train/data/paths'
+import { setNodeBackend } from '../../train/node-backend'
+import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
+import { createGruModel, DEFAULT_GRU_CONFIG } from './model/gru-model'
+import { exportModelWeights } from './model/model-weights'
+
+// The worker's behaviour in Node: real storage code on fake-indexeddb, artifacts exported by the
+// trainer and served by a fake fetch, backends cpu and wasm. The browser flow is in test/browser.
+let dir: string
+let files: Map<string, Uint8Array>
+let productIds: string[]
+
+function environment(overrides: Partial<WorkerEnvironment> = {}): WorkerEnvironment {
+  return {
+    loaders: { wasm: () => setNodeBackend('wasm'), cpu: () => setNodeBackend('cpu') },
+    fetch: (async (input: URL | RequestInfo) => {
+      const bytes = files.get(path.basename(new URL(String(input)).pathname))
+      return bytes
+        ? new Response(bytes as Uint8Array<ArrayBuffer>)
+        : new Response('', { status: 404 })
+    }) as typeof fetch,
+    ...overrides,
+  }
+}
+
+const config = { site: 'test-shop', endpoint: 'http://127.0.0.1/' }
+
+describe('the worker API', () => {
+  beforeAll(async () => {
+    await setNodeBackend('cpu')
+    dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-api-'))
+    const dataset = await loadDataset(
+      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
+    )
+    const model = createGruModel(
+      { ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems, embedDim: 16, hiddenDim: 16 },
+      1,
+    )
+    const weights = await exportModelWeights(model)
+    model.dispose()
+    const { manifest } = await exportArtifacts({
+      dataset,
+      model: weights,
+      outDir: dir,
+      createdAt: '2026-11-27T00:00:00.000Z',
+    })
+    files = new Map()
+    for (const name of await readdir(dir))
+      files.set(name, new Uint8Array(await readFile(path.join(dir, name))))
+    const catalogue = JSON.parse(
+      new TextDecoder().decode(files.get(path.basename(manifest.catalogue.url))),
+    )
+    // In-stock products only: re-ranking rightly drops the others from every list.
+    productIds = catalogue.items
+      .filter((item: { inStock: boolean }) => item.inStock)
+      .slice(0, 5)
+      .map((item: { id: string }) => item.id)
+  }, 60_000)
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('refuses to store or recommend before consent', async () => {
+    const api = createWorkerApiWith(environment())
+    await api.init(config)
+    await expect(
+      api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } }),
+    ).rejects.toMatchObject({
+      name: 'ConsentRequiredError',
+    })
+    await expect(api.recommend({ scenario: 'trending' })).rejects.toMatchObject({
+      name: 'ConsentRequiredError',
+    })
+    expect((await indexedDB.databases()).map((d) => d.name)).toEqual([])
+  })
+
+  it('stores valid events, rejects malformed ones, and recommends from the stored session', async () => {
+    const api = createWorkerApiWith(environment())
+    await api.init(config)
+    await api.setConsent(true)
+    expect(
+      await api.track({ event: 'Product Viewed', properties: { product_id: 42 } }),
+    ).toMatchObject({
+      status: 'rejected',
+      error: expect.stringContaining('expected properties.product_id'),
+    })
+    const cold = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(cold.coldStart).toBe(true)
+    for (const id of productIds.slice(0, 3)) {
+      expect(await api.track({ event: 'Product Viewed', properties: { product_id: id } })).toEqual({
+        status: 'stored',
+      })
+    }
+    const warm = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(warm.coldStart).toBe(false)
+    expect(warm.items.map((i) => i.productId)).not.toEqual(cold.items.map((i) => i.productId))
+    const recent = await api.recommend({ scenario: 'recently-viewed', limit: 10 })
+    expect(recent.items.map((i) => i.productId)).toEqual(productIds.slice(0, 3).reverse())
+    const status = await api.status()
+    expect(status).toMatchObject({ consent: true, events: 3, sessions: 1, modelVersion: 'v1' })
+    expect(['wasm', 'cpu']).toContain(status.backend)
+    await api.forget()
+    expect((await indexedDB.databases()).map((d) => d.name)).toEqual([])
+  })
+
+  it('falls back to another backend and keeps recommending when the device is lost', async () => {
+    let loseDevice: (reason: string) => void = () => {}
+    let watched: string | null = null
+    const api = createWorkerApiWith(
+      environment({
+        // Whichever backend wins the probe is the one whose device goes away.
+        watchDeviceLoss: (name) =>
+          watched === null
+            ? ((watched = name), new Promise<string>((resolve) => (loseDevice = resolve)))
+            : null,
+      }),
+    )
+    await api.init({ ...config })
+    await api.setConsent(true)
+    await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
+    const before = await api.recommend({ scenario: 'for-you' })
+    const first = (await api.status()).backend
+    expect(watched).toBe(first)
+    const other = first === 'wasm' ? 'cpu' : 'wasm'
+    loseDevice('unknown: simulated reset')
+    await expect.poll(async () => (await api.status()).backend, { timeout: 20_000 }).toBe(other)
+    expect((await api.status()).backendReason).toMatch(
+      new RegExp(`^${first} device lost \\(unknown: simulated reset\\)`),
+    )
+    const after = await api.recommend({ scenario: 'for-you' })
+    expect(after.backend).toBe(other)
+    expect(after.items.map((i) => i.productId)).toEqual(before.items.map((i) => i.productId))
+    expect(tf.getBackend()).toBe(other)
+    await api.forget()
+  }, 60_000)
+})
