@@ -458,3 +458,22 @@ describe('render', () => {
     )
   })
 })
+
+describe('data-backend', () => {
+  it('passes a known backend to the worker, which then skips the probe', async () => {
+    const { win, worker, loader } = setUp({ loader: { backend: 'webgl' } })
+    await grant(win, loader)
+    expect(worker.calls[0]).toEqual(['init', { ...OPTIONS, backend: 'webgl' }])
+  })
+
+  it('ignores an unknown backend with a warning and lets the worker probe', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const { win, worker, loader } = setUp({ loader: { backend: 'gpu' } })
+    expect(warn).toHaveBeenCalledWith(
+      'pocketrec:',
+      'ignored backend "gpu"; expected one of wasm, cpu, webgl, webgpu',
+    )
+    await grant(win, loader)
+    expect(worker.calls[0]).toEqual(['init', OPTIONS])
+  })
+})

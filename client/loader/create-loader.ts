@@ -2,6 +2,7 @@
 // gating, when the worker starts and stops, commands, and the widgets it keeps up to date.
 import type { EventName } from '../../shared/events'
 import type {
+  BackendName,
   RecommendRequest,
   RecommendResponse,
   Scenario,
@@ -18,10 +19,13 @@ import type { WorkerConnection, WorkerMode } from './start-worker'
 const DATABASE_PREFIX = 'pocketrec'
 /** requestIdleCallback's deadline: a busy page still gets recommendations within seconds. */
 const IDLE_TIMEOUT_MS = 2000
+const BACKENDS: readonly string[] = ['wasm', 'cpu', 'webgl', 'webgpu'] satisfies BackendName[]
 
 export type ConsentState = 'unknown' | 'granted' | 'denied'
 
-export interface LoaderOptions extends WorkerConfig {
+export interface LoaderOptions extends Omit<WorkerConfig, 'backend'> {
+  /** From `data-backend`, unchecked: one of wasm, cpu, webgl, webgpu skips the probe. */
+  backend?: string
   /** From `data-consent`: a consent manager that knows the answer when the page is rendered. */
   consent?: 'granted' | 'denied'
   /** Product page URL with `{id}`, for widget links (`data-product-url`). */
@@ -122,6 +126,10 @@ const DROPPED: TrackResult = { status: 'rejected', error: 'no consent: the event
 export function createLoader(deps: LoaderDeps): Loader {
   const { options, window: win } = deps
   const config: WorkerConfig = { site: options.site, endpoint: options.endpoint }
+  const { backend } = options
+  // A typo must not break the shop: the worker probes as if the attribute were absent.
+  if (backend && BACKENDS.includes(backend)) config.backend = backend as BackendName
+  else if (backend) warn(`ignored backend "${backend}"; expected one of ${BACKENDS.join(', ')}`)
   const blockedBy = readPrivacySignal(deps.navigator)
   const mounts = new Map<Element, Mount>()
   let consentState: ConsentState = 'unknown'

@@ -33,6 +33,7 @@ function boot(): CommandRunner {
     options: {
       site,
       endpoint,
+      backend: data.backend,
       consent,
       productUrl: data.productUrl,
       currency: data.currency,

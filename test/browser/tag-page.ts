@@ -1,0 +1,88 @@
+// A bare shop page with the script tag, served the way a shop would serve it: the vite build of
+// the worker (and demo), the loader, the trainer's artifacts and the Hono app on 127.0.0.1.
+// Used by the backend parity test and `npm run bench:browser`.
+import { serve } from '@hono/node-server'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { build, type Rollup } from 'vite'
+import type { BackendName } from '../../shared/protocol'
+import { buildLoader } from '../../scripts/build-loader'
+import { createApp } from '../../server/app'
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './harness'
+
+/** Builds the worker, demo and loader into `distDir`, with `publicDir` (artifacts/) copied in. */
+export async function buildDist(publicDir: string, distDir: string): Promise<Rollup.OutputChunk[]> {
+  const output = await build({
+    configFile: path.resolve('vite.config.ts'),
+    publicDir,
+    logLevel: 'error',
+    build: { outDir: distDir, emptyOutDir: true },
+  })
+  await writeFile(path.join(distDir, 'pocketrec.js'), (await buildLoader()).code)
+  const outputs = (Array.isArray(output) ? output : [output]) as Rollup.RollupOutput[]
+  return outputs.flatMap((o) => o.output.filter((c): c is Rollup.OutputChunk => c.type === 'chunk'))
+}
+
+/** Writes `<name>.html`: the shop's two lines, the tag forcing `backend`, nothing else. */
+export async function writeTagPage(
+  distDir: string,
+  name: string,
+  backend: BackendName,
+  extraHead = '',
+): Promise<string> {
+  await writeFile(
+    path.join(distDir, `${name}.html`),
+    '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>tag page</title>' +
+      extraHead +
+      '<script>window.pocketrec = window.pocketrec || []</script>' +
+      `<script async src="/pocketrec.js" data-site="test-shop" data-endpoint="/" data-backend="${backend}"></script>\n`,
+  )
+  return `/${name}.html`
+}
+
+/** Serves `distDir` with the real server app on 127.0.0.1 and a port the OS picks. */
+export async function serveDist(distDir: string): Promise<{ origin: string; close(): void }> {
+  const app = createApp({ distDir: path.relative(process.cwd(), distDir) })
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+  await new Promise((resolve) => server.once('listening', resolve))
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => server.close(),
+  }
+}
+
+/** A fresh Chromium profile (its own IndexedDB); `close` deletes it. */
+export async function openProfile(
+  log: string[] = [],
+): Promise<{ context: BrowserContext; page: Page; close(): Promise<void> }> {
+  const profile = await mkdtemp(path.join(tmpdir(), 'pocketrec-chromium-'))
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  })
+  const page = context.pages()[0] ?? (await context.newPage())
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`))
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`))
+  return {
+    context,
+    page,
+    close: async () => {
+      await context.close().catch(() => undefined)
+      await rm(profile, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Resolves once the tag has replaced the queue with the command function. */
+export async function waitForTag(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => typeof (window as unknown as { pocketrec?: unknown }).pocketrec === 'function',
+    undefined,
+    { timeout: 30_000 },
+  )
+}
