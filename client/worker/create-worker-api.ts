@@ -273,6 +273,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         // The store answers newest first; the recommender reads every list oldest first.
         recentlyViewed: (await store.events.recentlyViewed(20)).reverse(),
         cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
+        // purchasedSince already applied the rules' window: each of these counts as recent.
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
       })
     },
