@@ -405,14 +405,13 @@ async function main(): Promise<void> {
       local: localResult,
       comparison,
       timing,
-      perSession: [],
     },
     null,
     2,
   )
-  // One line per session keeps the file a readable size (hundreds of sessions).
-  const rows = perSession.map((p) => `    ${JSON.stringify(p)}`).join(',\n')
-  await writeFile(out, summary.replace('"perSession": []', `"perSession": [\n${rows}\n  ]`) + '\n')
+  // Aggregates only: per-session rows are derived from the log's sessions and would turn a
+  // tracked results file into a copy of (part of) the dataset.
+  await writeFile(out, summary + '\n')
   console.log(
     `\nwritten ${path.relative(process.cwd(), out)} in ${formatDuration((performance.now() - started) / 1000)}`,
   )
