@@ -1,20 +1,13 @@
 import 'fake-indexeddb/auto'
 import * as tf from '@tensorflow/tfjs-core'
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportArtifacts } from '../../train/artifacts/export-artifacts'
-import { loadDataset } from '../../train/data/load-dataset'
-import { sharedDataDir } from '../../train/data/paths'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
-import { createGruModel, DEFAULT_GRU_CONFIG } from './model/gru-model'
-import { exportModelWeights } from './model/model-weights'
 
 // The worker's behaviour in Node: real storage code on fake-indexeddb, artifacts exported by the
 // trainer and served by a fake fetch, backends cpu and wasm. The browser flow is in test/browser.
-let dir: string
 let files: Map<string, Uint8Array>
 let productIds: string[]
 
@@ -36,27 +29,10 @@ const config = { site: 'test-shop', endpoint: 'http://127.0.0.1/' }
 describe('the worker API', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
-    dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-api-'))
-    const dataset = await loadDataset(
-      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
-    )
-    const model = createGruModel(
-      { ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems, embedDim: 16, hiddenDim: 16 },
-      1,
-    )
-    const weights = await exportModelWeights(model)
-    model.dispose()
-    const { manifest } = await exportArtifacts({
-      dataset,
-      model: weights,
-      outDir: dir,
-      createdAt: '2026-11-27T00:00:00.000Z',
-    })
-    files = new Map()
-    for (const name of await readdir(dir))
-      files.set(name, new Uint8Array(await readFile(path.join(dir, name))))
+    const release = await exportTestRelease(16)
+    files = release.files
     const catalogue = JSON.parse(
-      new TextDecoder().decode(files.get(path.basename(manifest.catalogue.url))),
+      new TextDecoder().decode(files.get(path.basename(release.manifest.catalogue.url))),
     )
     // In-stock products only: re-ranking rightly drops the others from every list.
     productIds = catalogue.items
@@ -64,10 +40,6 @@ describe('the worker API', () => {
       .slice(0, 5)
       .map((item: { id: string }) => item.id)
   }, 60_000)
-
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
 
   it('refuses to store or recommend before consent', async () => {
     const api = createWorkerApiWith(environment())

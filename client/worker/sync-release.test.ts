@@ -1,20 +1,13 @@
 import 'fake-indexeddb/auto'
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../../shared/protocol'
-import { exportArtifacts } from '../../train/artifacts/export-artifacts'
-import { loadDataset } from '../../train/data/load-dataset'
-import { sharedDataDir } from '../../train/data/paths'
+import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
-import { createGruModel, DEFAULT_GRU_CONFIG } from './model/gru-model'
-import { exportModelWeights } from './model/model-weights'
 import { openStorage, type Storage } from './storage'
 import { syncRelease } from './sync-release'
 
 const BASE = new URL('http://127.0.0.1/artifacts/manifest.json')
-let dir: string
 let files: Map<string, Uint8Array>
 
 /** A fetch over the exported files, with per-test tampering. */
@@ -37,30 +30,8 @@ async function freshStorage(): Promise<Storage> {
 describe('syncRelease', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
-    dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-sync-'))
-    const dataset = await loadDataset(
-      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
-    )
-    const model = createGruModel(
-      { ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems, embedDim: 8, hiddenDim: 8 },
-      1,
-    )
-    const weights = await exportModelWeights(model)
-    model.dispose()
-    await exportArtifacts({
-      dataset,
-      model: weights,
-      outDir: dir,
-      createdAt: '2026-11-27T00:00:00.000Z',
-    })
-    files = new Map()
-    for (const name of await readdir(dir))
-      files.set(name, new Uint8Array(await readFile(path.join(dir, name))))
+    files = (await exportTestRelease(8)).files
   }, 60_000)
-
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
 
   it('downloads, verifies and stores a release, then reuses it while the version holds', async () => {
     const storage = await freshStorage()
