@@ -1,29 +1,25 @@
 // The demo storefront end to end, every part real: artifacts exported by the trainer, the vite
 // build of the demo and worker, the script tag, the Hono server on 127.0.0.1, Debian Chromium
 // with real IndexedDB. Every request the page sends is captured: none may carry a viewed id.
-import { serve, type ServerType } from '@hono/node-server'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { build } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gru-model'
 import { exportModelWeights } from '../../client/worker/model/model-weights'
-import { buildLoader } from '../../scripts/build-loader'
-import { createApp } from '../../server/app'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
 import { loadDataset } from '../../train/data/load-dataset'
 import { sharedDataDir } from '../../train/data/paths'
 import { setNodeBackend } from '../../train/node-backend'
 import { CHROMIUM_ARGS, CHROMIUM_PATH, chromiumSkipReason } from './harness'
+import { buildDist, serveDist } from './tag-page'
 
 const SCREENSHOTS = path.resolve('test-results/screenshots')
 const skip = chromiumSkipReason()
 
 let work: string
-let server: ServerType
+let served: { origin: string; close(): void }
 let origin: string
 let context: BrowserContext
 let page: Page
@@ -70,17 +66,9 @@ describe.skipIf(skip)('demo storefront in headless Chromium', () => {
       createdAt: '2026-11-27T00:00:00.000Z',
     })
     const distDir = path.join(work, 'dist')
-    await build({
-      configFile: path.resolve('vite.config.ts'),
-      publicDir,
-      logLevel: 'error',
-      build: { outDir: distDir, emptyOutDir: true },
-    })
-    await writeFile(path.join(distDir, 'pocketrec.js'), (await buildLoader()).code)
-    const app = createApp({ distDir: path.relative(process.cwd(), distDir) })
-    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise((resolve) => server.once('listening', resolve))
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    await buildDist(publicDir, distDir)
+    served = await serveDist(distDir)
+    origin = served.origin
     context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
       executablePath: CHROMIUM_PATH,
       headless: true,
@@ -99,7 +87,7 @@ describe.skipIf(skip)('demo storefront in headless Chromium', () => {
 
   afterAll(async () => {
     await context?.close()
-    server?.close()
+    served?.close()
     if (work) await rm(work, { recursive: true, force: true })
   })
 
