@@ -34,7 +34,13 @@ interface Row {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { data: { type: 'string' }, backends: { type: 'string' }, batch: { type: 'string' } },
+    options: {
+      data: { type: 'string' },
+      backends: { type: 'string' },
+      batch: { type: 'string' },
+      // train: offline steps and forward latency; finetune: on-device steps, dense vs sparse.
+      measures: { type: 'string' },
+    },
     strict: true,
   })
   const dataset = await loadDataset(values.data ?? path.join(sharedDataDir(), 'diginetica-srgnn'))
@@ -43,9 +49,14 @@ async function main(): Promise<void> {
   const cases = expandPrefixes(dataset.train, { maxPrefixLen: DEFAULT_GRU_CONFIG.maxLen })
   const batches = planBatches(cases, batchSize, createRandom(1))
   const sessions = dataset.test.slice(0, 200)
+  const measures = new Set((values.measures ?? 'train,finetune').split(','))
   const rows: Row[] = []
   for (const backend of backends) {
     await setNodeBackend(backend)
+    if (measures.has('finetune')) {
+      rows.push(...(await benchFineTuning(backend, dataset.nItems, sessions)))
+    }
+    if (!measures.has('train')) continue
     // The pure-JS backend is ~50× slower: fewer repetitions keep the run short.
     const [warmup, steps, latencyRuns] = backend === 'cpu' ? [1, 3, 10] : [3, 15, 100]
     for (const loss of ['full', 'sampled'] as LossKind[]) {
@@ -148,6 +159,62 @@ async function main(): Promise<void> {
     ) + '\n',
   )
   console.log(`\nwritten ${path.relative(process.cwd(), out)}`)
+}
+
+/**
+ * On-device fine-tuning steps as train-local.ts runs them (item table only, batch 16, 256 uniform
+ * negatives), with dense Adam and with the row-wise Adam, side by side on the same batches. A run
+ * is 40 steps from a fresh optimiser: the touched rows (and the sparse cost) grow along it.
+ */
+async function benchFineTuning(
+  backend: NodeBackend,
+  nItems: number,
+  sessions: Int32Array[],
+): Promise<Row[]> {
+  const cases = expandPrefixes(sessions, { maxPrefixLen: DEFAULT_GRU_CONFIG.maxLen })
+  const batches = planBatches(cases, 16, createRandom(2))
+  const steps = backend === 'cpu' ? 10 : 40
+  const rows: Row[] = []
+  for (const sparseItems of [false, true]) {
+    const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems }, 1)
+    const items = {
+      ...model,
+      variables: new Map([['item_embedding', model.variables.get('item_embedding')!]]),
+    }
+    const trainer = createTrainer(items, {
+      learningRate: 0.003,
+      loss: 'sampled',
+      sampler: createPopularitySampler(new Int32Array(nItems).fill(1), { seed: 2 }),
+      negatives: 256,
+      sparseItems,
+    })
+    const times: number[] = []
+    for (let i = 0; i < steps; i++) {
+      const batch = batches[i % batches.length]!
+      const encoded = encodeSessionBatch(
+        batch.map((c) => c.prefix),
+        model.config.maxLen,
+      )
+      const t0 = performance.now()
+      await trainer.step(
+        encoded,
+        Int32Array.from(batch, (c) => c.target),
+      )
+      times.push(performance.now() - t0)
+    }
+    trainer.dispose()
+    model.dispose()
+    const adam = sparseItems ? 'row-wise Adam' : 'dense Adam'
+    rows.push({
+      backend,
+      measure: `fine-tuning step, items only, batch 16, 256 negatives, ${adam} (steps 1–${steps})`,
+      medianMs: median(times),
+      runs: times.length,
+      examplesPerSec: (16 * times.length * 1000) / times.reduce((a, b) => a + b, 0),
+    })
+    console.error(`${backend} fine-tuning, ${adam}: ${median(times).toFixed(1)} ms/step`)
+  }
+  return rows
 }
 
 main().catch((error: unknown) => {

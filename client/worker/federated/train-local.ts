@@ -172,6 +172,8 @@ async function trainOnCases(
       sampler,
       negatives: settings.negatives,
       seed: settings.seed * 7919 + runIndex,
+      // A run touches a few thousand of the catalogue's rows; dense Adam would walk all of them.
+      sparseItems: true,
     })
     const order = cases.slice()
     let sliceStart = performance.now()

@@ -35,12 +35,23 @@ export interface SessionBatch {
   mask: Float32Array // [batch * time], 1 where a real item sits
 }
 
+export interface EncodeOptions {
+  training?: boolean
+  /** Dropout seed. */
+  seed?: number
+  /**
+   * Rows to look `batch.ids` up in instead of the item embedding: a sparse trainer passes just
+   * the rows a step touches, with the ids remapped to positions in it.
+   */
+  itemRows?: tf.Tensor2D
+}
+
 export interface GruModel {
   readonly config: GruModelConfig
   /** Trainable variables by stable name; the weight codec uses the same names. */
   readonly variables: ReadonlyMap<string, tf.Variable>
   /** Session representations [batch, embedDim]; `training` turns dropout on. */
-  encode(batch: SessionBatch, options?: { training?: boolean; seed?: number }): tf.Tensor2D
+  encode(batch: SessionBatch, options?: EncodeOptions): tf.Tensor2D
   /** The scoring side of the item table [nItems, embedDim] (normalised when configured). */
   itemVectors(): tf.Tensor2D
   /** Logits for given session vectors against item vectors: [batch, items]. */
@@ -120,13 +131,14 @@ function createModelFromVariables(
     return config.normalize ? normalizeRows(table) : table
   }
 
-  function encode(batch: SessionBatch, options: { training?: boolean; seed?: number } = {}) {
+  function encode(batch: SessionBatch, options: EncodeOptions = {}) {
     const { batch: b, time: t } = batch
     const training = options.training === true && config.dropout > 0
     const seed = options.seed ?? 0
     const ids = tf.tensor1d(batch.ids, 'int32')
     const mask = tf.tensor2d(batch.mask, [b, t])
-    let x: tf.Tensor2D = gatherRows(v('item_embedding') as tf.Tensor2D, ids) // [b*t, d]
+    const rows = options.itemRows ?? (v('item_embedding') as tf.Tensor2D)
+    let x: tf.Tensor2D = gatherRows(rows, ids) // [b*t, d]
     if (config.normalize) x = normalizeRows(x)
     if (training) x = tf.dropout(x, config.dropout, undefined, seed) as tf.Tensor2D
 

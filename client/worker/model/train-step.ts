@@ -15,6 +15,13 @@ export interface TrainerOptions {
   sampler?: NegativeSampler
   negatives?: number
   seed?: number
+  /**
+   * Sampled loss only: differentiate just the item rows a step reads and update the table with
+   * a row-wise Adam (createRowAdam; the same result as dense Adam), so a step's cost follows the
+   * rows it touches rather than the catalogue. For short runs such as on-device fine-tuning;
+   * over a long run every row gets touched and the dense path is as fast.
+   */
+  sparseItems?: boolean
 }
 
 export interface Trainer {
@@ -32,35 +39,48 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
   if (options.loss === 'sampled' && !options.sampler) {
     throw new Error('the sampled loss needs a negative sampler')
   }
+  if (options.sparseItems && options.loss !== 'sampled') {
+    throw new Error('sparse item updates need the sampled loss: the full one scores every row')
+  }
   // Adam's default epsilon is the active backend's: 1e-7 on cpu, wasm and webgpu, but 1e-4 on
   // a float32 WebGL (tfjs-backend-webgl 4.22's floatPrecision() reports 16 whenever float32
   // rendering is on; tensorflow/tfjs#6980), which shrinks every step whose gradient is under
   // ~1e-4. Pinning it keeps one training step the same on every backend.
-  const optimizer = tf.train.adam(options.learningRate, 0.9, 0.999, ADAM_EPSILON)
+  const optimizer = tf.train.adam(options.learningRate, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON)
+  const table = model.variables.get('item_embedding')!
+  const sparse = options.sparseItems === true && table !== undefined
   const variables = [...model.variables.values()]
+  const denseVariables = sparse ? variables.filter((v) => v !== table) : variables
+  const rowAdam = sparse ? createRowAdam(table, options.learningRate) : undefined
   let stepIndex = 0
   const seed = options.seed ?? 1
 
-  function lossFor(batch: SessionBatch, targets: Int32Array): tf.Scalar {
-    const sessions = model.encode(batch, { training: true, seed: seed * 100_003 + stepIndex * 2 })
+  /**
+   * The batch's loss; item rows are read from `rows.table` at positions `rows.index(id)`, which
+   * is the item embedding itself (dense) or the rows this step touches (sparse).
+   */
+  function lossFor(batch: SessionBatch, targets: Int32Array, rows?: StepRows): tf.Scalar {
+    const sessions = model.encode(rows ? { ...batch, ids: rows.local(batch.ids) } : batch, {
+      training: true,
+      seed: seed * 100_003 + stepIndex * 2,
+      itemRows: rows?.table as tf.Tensor2D | undefined,
+    })
     const targetTensor = tf.tensor1d(targets, 'int32')
     if (options.loss === 'full') {
       return softmaxCrossEntropy(model.logits(sessions, model.itemVectors()), targetTensor)
     }
     // Sampled softmax over in-batch targets plus popularity negatives, logQ-corrected; row i's
     // label is column i, and other columns holding that same item are masked (accidental hits).
-    const negatives = options.sampler!.sample(options.negatives ?? 1024)
-    const candidates = new Int32Array(targets.length + negatives.length)
-    candidates.set(targets)
-    candidates.set(negatives, targets.length)
-    let rows = gatherRows(
-      model.variables.get('item_embedding') as tf.Tensor2D,
-      tf.tensor1d(candidates, 'int32'),
+    const candidates = rows ? rows.candidates : candidatesFor(targets, drawNegatives())
+    let vectors = gatherRows(
+      (rows?.table ?? table) as tf.Tensor2D,
+      tf.tensor1d(rows ? rows.local(candidates) : candidates, 'int32'),
     )
-    if (model.config.normalize) rows = normalizeRows(rows)
+    if (model.config.normalize) vectors = normalizeRows(vectors)
     const correction = new Float32Array(targets.length * candidates.length)
+    const negatives = candidates.length - targets.length
     const logQ = Float32Array.from(candidates, (item) =>
-      options.sampler!.logExpectedCount(item, targets.length, negatives.length),
+      options.sampler!.logExpectedCount(item, targets.length, negatives),
     )
     for (let i = 0; i < targets.length; i++) {
       const row = i * candidates.length
@@ -69,16 +89,42 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
       }
     }
     const logits = tf.add(
-      model.logits(sessions, rows),
+      model.logits(sessions, vectors),
       tf.tensor2d(correction, [targets.length, candidates.length]),
     )
     const labels = tf.range(0, targets.length, 1, 'int32') as tf.Tensor1D
     return softmaxCrossEntropy(logits as tf.Tensor2D, labels)
   }
 
+  function drawNegatives(): Int32Array {
+    return options.sampler!.sample(options.negatives ?? 1024)
+  }
+
+  async function sparseStep(batch: SessionBatch, targets: Int32Array): Promise<tf.Scalar> {
+    const rows = gatherStepRows(table, batch.ids, candidatesFor(targets, drawNegatives()))
+    try {
+      const { value, grads } = tf.variableGrads(
+        () => lossFor(batch, targets, rows),
+        [rows.table, ...denseVariables],
+      )
+      rowAdam!.apply(rows.ids, grads[rows.table.name] as tf.Tensor2D)
+      if (denseVariables.length > 0) {
+        optimizer.applyGradients(
+          denseVariables.map((v) => ({ name: v.name, tensor: grads[v.name]! })),
+        )
+      }
+      tf.dispose(grads)
+      return value
+    } finally {
+      rows.table.dispose()
+    }
+  }
+
   return {
     async step(batch, targets) {
-      const cost = optimizer.minimize(() => lossFor(batch, targets), true, variables)!
+      const cost = sparse
+        ? await sparseStep(batch, targets)
+        : optimizer.minimize(() => lossFor(batch, targets), true, variables)!
       stepIndex++
       const [value] = await cost.data()
       cost.dispose()
@@ -87,9 +133,142 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
     setLearningRate(rate) {
       // AdamOptimizer reads this field on every step, so the moments survive a schedule change.
       ;(optimizer as unknown as { learningRate: number }).learningRate = rate
+      rowAdam?.setLearningRate(rate)
     },
     dispose() {
       optimizer.dispose()
+      rowAdam?.dispose()
     },
   }
+}
+
+function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32Array {
+  const candidates = new Int32Array(targets.length + negatives.length)
+  candidates.set(targets)
+  candidates.set(negatives, targets.length)
+  return candidates
+}
+
+/** The item rows one sparse step reads, copied out of the table as a trainable variable. */
+interface StepRows {
+  /** Distinct model rows, in first-seen order. */
+  ids: Int32Array
+  /** [ids.length, d], differentiable; the step's gradient for the table is its gradient. */
+  table: tf.Variable
+  candidates: Int32Array
+  /** Model rows → positions in `table`. */
+  local(rows: Int32Array): Int32Array
+}
+
+let stepRowsCounter = 0
+
+function gatherStepRows(
+  itemTable: tf.Variable,
+  sessionIds: Int32Array,
+  candidates: Int32Array,
+): StepRows {
+  const position = new Map<number, number>()
+  for (const list of [sessionIds, candidates]) {
+    for (const id of list) if (!position.has(id)) position.set(id, position.size)
+  }
+  const ids = Int32Array.from(position.keys())
+  const table = tf.tidy(() =>
+    tf.variable(
+      tf.gather(itemTable, tf.tensor1d(ids, 'int32')),
+      true,
+      `step_rows#${stepRowsCounter++}`,
+    ),
+  )
+  return {
+    ids,
+    table,
+    candidates,
+    local: (rows) => Int32Array.from(rows, (id) => position.get(id)!),
+  }
+}
+
+export const ADAM_BETA1 = 0.9
+export const ADAM_BETA2 = 0.999
+
+interface RowAdam {
+  /** One Adam step for `table`, whose gradient is `grads` on rows `ids` and zero elsewhere. */
+  apply(ids: Int32Array, grads: tf.Tensor2D): void
+  setLearningRate(rate: number): void
+  dispose(): void
+}
+
+/**
+ * tf.train.adam for an embedding table whose gradient touches few rows per step, with the same
+ * result. A row that has never had a gradient has zero moments, so dense Adam moves it by
+ * 0 / (0 + ε) = 0: updating only the rows seen so far (their moments keep decaying, as dense
+ * Adam's do) is exact, and costs O(rows seen · d) plus two passes over the table per step
+ * (scatter the delta, add it) instead of a dozen.
+ */
+export function createRowAdam(table: tf.Variable, learningRate: number): RowAdam {
+  const [, d] = table.shape as [number, number]
+  const slotOf = new Map<number, number>()
+  let seen: Int32Array<ArrayBuffer> = new Int32Array(64)
+  let first: tf.Tensor2D | undefined // [slots, d]
+  let second: tf.Tensor2D | undefined
+  let rate = learningRate
+  let step = 0
+
+  return {
+    apply(ids, grads) {
+      step++
+      for (const id of ids) {
+        if (slotOf.has(id)) continue
+        if (slotOf.size === seen.length) seen = growInt32(seen)
+        seen[slotOf.size] = id
+        slotOf.set(id, slotOf.size)
+      }
+      const slots = slotOf.size
+      const [nextFirst, nextSecond] = tf.tidy(() => {
+        const at = tf.tensor2d(
+          Int32Array.from(ids, (id) => slotOf.get(id)!),
+          [ids.length, 1],
+          'int32',
+        )
+        const g = tf.scatterND(at, grads, [slots, d]) as tf.Tensor2D
+        const m = tf.add(tf.mul(padRows(first, slots, d), ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1))
+        const v = tf.add(
+          tf.mul(padRows(second, slots, d), ADAM_BETA2),
+          tf.mul(tf.square(g), 1 - ADAM_BETA2),
+        )
+        // The order of tf.train.adam's arithmetic, so that both agree to the last bits we can.
+        const mHat = tf.div(m, 1 - ADAM_BETA1 ** step)
+        const vHat = tf.div(v, 1 - ADAM_BETA2 ** step)
+        const delta = tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), ADAM_EPSILON)), -rate)
+        const rows = tf.tensor2d(seen.slice(0, slots), [slots, 1], 'int32')
+        // A dense delta added to the table, not tf.tensorScatterUpdate: tfjs-backend-cpu 4.22's
+        // TensorScatterUpdate writes into its input's buffer, which the pre-run snapshot of
+        // local fine-tuning shares, so a rollback would restore the updated weights.
+        table.assign(tf.add(table, tf.scatterND(rows, delta, table.shape)))
+        return [m as tf.Tensor2D, v as tf.Tensor2D]
+      })
+      tf.dispose([first, second])
+      first = nextFirst
+      second = nextSecond
+    },
+    setLearningRate(next) {
+      rate = next
+    },
+    dispose() {
+      tf.dispose([first, second])
+      first = second = undefined
+    },
+  }
+}
+
+function padRows(moments: tf.Tensor2D | undefined, slots: number, d: number): tf.Tensor2D {
+  const have = moments?.shape[0] ?? 0
+  if (have === slots) return moments!
+  const zeros = tf.zeros([slots - have, d]) as tf.Tensor2D
+  return moments ? tf.concat([moments, zeros]) : zeros
+}
+
+function growInt32(array: Int32Array): Int32Array<ArrayBuffer> {
+  const grown = new Int32Array(array.length * 2)
+  grown.set(array)
+  return grown
 }
