@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
+import type { TrainingLocks } from './federated/training-lock'
 
 // The worker's behaviour in Node: real storage code on fake-indexeddb, artifacts exported by the
 // trainer and served by a fake fetch, backends cpu and wasm. The browser flow is in test/browser.
@@ -114,4 +115,43 @@ describe('the worker API', () => {
     expect(tf.getBackend()).toBe(other)
     await api.forget()
   }, 60_000)
+
+  it('fine-tunes after a pause only in the tab that gets the training lock', async () => {
+    // A lock manager shared by two "tabs": whoever asks first holds the lock until its run ends.
+    const requests: string[] = []
+    let holder: string | null = 'another tab'
+    const locks: TrainingLocks = {
+      async request(name, options, callback) {
+        requests.push(`${name} ${JSON.stringify(options)}`)
+        if (holder !== null) return callback(null)
+        holder = 'this tab'
+        try {
+          return await callback({ name })
+        } finally {
+          holder = null
+        }
+      },
+    }
+    const api = createWorkerApiWith(environment({ locks }))
+    await api.init(config)
+    await api.setConsent(true)
+    for (const id of productIds.slice(0, 3)) {
+      await api.track({ event: 'Product Viewed', properties: { product_id: id } })
+    }
+    // The idle pause (1.5 s) passes; the other tab holds the lock, so this one skips the run.
+    await expect.poll(() => requests.length, { timeout: 5_000 }).toBe(1)
+    expect(requests[0]).toBe('pocketrec-training {"ifAvailable":true}')
+    expect((await api.status()).training).toMatchObject({ state: 'idle', steps: 0 })
+
+    holder = null // the other tab closed
+    await api.track({ event: 'Product Viewed', properties: { product_id: productIds[3] } })
+    await expect
+      .poll(async () => (await api.status()).training.steps, { timeout: 10_000 })
+      .toBeGreaterThan(0)
+    expect(requests).toHaveLength(2)
+    await expect
+      .poll(async () => (await api.status()).training.state, { timeout: 10_000 })
+      .toBe('idle')
+    await api.forget()
+  }, 30_000)
 })

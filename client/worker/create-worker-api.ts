@@ -13,6 +13,7 @@ import type {
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
 import { createLocalTrainer } from './federated/train-local'
+import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
 import { probeBackends, type BackendLoader } from './model/backend-probe'
 import type { GruModel } from './model/gru-model'
 import { exportModelWeights, importModelWeights } from './model/model-weights'
@@ -23,7 +24,6 @@ import { syncRelease } from './sync-release'
 const MAX_LOSSES = 300
 /** The shopper paused this long after an event: a good moment to fine-tune. */
 const TRAIN_AFTER_IDLE_MS = 1500
-const TRAIN_LOCK = 'pocketrec-trainer'
 const ALL_BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu']
 
 function workerError(name: string, message: string): Error {
@@ -37,8 +37,8 @@ export interface WorkerEnvironment {
   precheck?: (name: BackendName) => Promise<string | null>
   fetch?: typeof fetch
   now?: () => number
-  /** Web Locks, when the platform has them (one trainer across tabs). */
-  locks?: LockManager
+  /** Web Locks for one trainer across tabs; defaults to `navigator.locks`, null for none. */
+  locks?: TrainingLocks | null
   /**
    * Resolves with a reason if the active backend's device is lost (a WebGPU device can vanish
    * with a driver reset); the worker then drops that backend and reloads the weights elsewhere.
@@ -192,13 +192,10 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         })
       }
     }
-    if (!env.locks) return run()
     training.state = 'waiting-for-lock'
     // Another tab holding the lock trains on the same database: this one need not.
-    await env.locks.request(TRAIN_LOCK, { ifAvailable: true }, async (lock) => {
-      if (lock) await run()
-      else training.state = 'idle'
-    })
+    const outcome = await runWithTrainingLock(run, { locks: env.locks })
+    if (outcome.status === 'held-elsewhere') training.state = 'idle'
   }
 
   function scheduleTraining() {

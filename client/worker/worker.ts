@@ -57,7 +57,6 @@ export function createWorkerApi(): PocketrecWorkerApi {
       cpu: async () => {},
     },
     precheck,
-    locks: typeof navigator !== 'undefined' ? navigator.locks : undefined,
     watchDeviceLoss: (name) => {
       if (name !== 'webgpu') return null
       const device = (tf.backend() as unknown as { device?: { lost: Promise<GpuLoss> } }).device
