@@ -1,19 +1,16 @@
 // Stage 3, ranking: the GRU scores the recalled candidates for the current session. The session
-// is encoded once, every item is scored with one matMul against the cached item table, and the
-// candidates' scores are picked out in JS: on WASM that is faster than gathering the candidates.
-import * as tf from '@tensorflow/tfjs-core'
+// is encoded in JS (model/gru-inference.ts) and each candidate is one dot product against the
+// item table's read-back copy: no TF.js kernel runs at all.
 import type { GruModel } from '../model/gru-model'
-import { encodeSessionBatch } from '../model/session-batch'
 import type { ItemTable } from './item-table'
 import type { Candidate } from './recall'
 
-// Measured with rank.bench.ts (WASM, SIMD, one thread, Node 20, on the 2-core dev machine with
-// other jobs running; median ms of ≥ 299 runs; 43,097 items, d = 100, session of 10, 300
-// candidates; each includes the session encode, 0.93 alone):
-//   score every item [1,d]·[d,n], read back 43k floats, pick in JS   1.60   (chosen)
-//   gather 300 rows of an [n,d] table, then [300,d]·[d,1]            2.15   (and a 2nd table)
-//   gather 300 columns of the [d,n] table, then [1,d]·[d,300]        6.01
-// WASM's Gather costs microseconds a row, so 300 rows cost more than XNNPACK's 4.3M-MAC matMul.
+// Measured with rank.bench.ts and .../recommend in headless Chromium (WASM, SIMD, one thread; on
+// the 2-core dev machine), 43,097 items, d = 100, 300 candidates:
+//   score every item [1,d]·[d,n] and read back 43k floats            ~1.2 ms (memory-bound)
+//   gather 300 rows of an [n,d] table, then [300,d]·[d,1]            ~0.8 ms (WASM Gather is slow)
+//   300 dot products in JS on the read-back table                    < 0.1 ms (chosen)
+// The copy costs nItems · d floats of worker memory (17 MB for DIGINETICA), once per model.
 
 /** What the candidates are scored against. */
 export interface RankQuery {
@@ -42,24 +39,24 @@ export async function rankCandidates(
   }
   const [d] = table.transposed.shape
   const scale = model.config.normalize ? model.config.scale : 1
-  const logits = tf.tidy(() => {
-    const parts: tf.Tensor2D[] = []
-    const sessionWeight = anchor === undefined ? 1 : session.length === 0 ? 0 : 1 - anchor.weight
-    const anchorWeight = anchor === undefined ? 0 : session.length === 0 ? 1 : anchor.weight
-    if (sessionWeight > 0) {
-      const encoded = model.encode(encodeSessionBatch([session], model.config.maxLen)) // [1, d]
-      parts.push(sessionWeight === 1 ? encoded : tf.mul(encoded, sessionWeight))
-    }
-    if (anchor !== undefined && anchorWeight > 0) {
-      const column = tf.gather(table.transposed, tf.tensor1d([anchor.index], 'int32'), 1) // [d, 1]
-      parts.push(tf.mul(tf.reshape(column, [1, d]), anchorWeight))
-    }
-    const query = tf.mul(parts.length === 1 ? parts[0]! : tf.addN(parts), scale) as tf.Tensor2D
-    return tf.matMul(query, table.transposed) // [1, nItems]
+  const sessionWeight = anchor === undefined ? 1 : session.length === 0 ? 0 : 1 - anchor.weight
+  const anchorWeight = anchor === undefined ? 0 : session.length === 0 ? 1 : anchor.weight
+  const vectors = await table.values()
+  const q = new Float32Array(d) // scale · (weighted session + anchor)
+  if (sessionWeight > 0) {
+    const values = (await table.encoder()).encode(session)
+    for (let k = 0; k < d; k++) q[k] = sessionWeight * values[k]!
+  }
+  if (anchor !== undefined && anchorWeight > 0) {
+    for (let k = 0; k < d; k++) q[k] = q[k]! + anchorWeight * vectors[anchor.index * d + k]!
+  }
+  for (let k = 0; k < d; k++) q[k] = q[k]! * scale
+  return Float32Array.from(candidates, ({ index }) => {
+    const row = index * d
+    let logit = 0
+    for (let k = 0; k < d; k++) logit += q[k]! * vectors[row + k]!
+    return logit
   })
-  const all = await logits.data()
-  logits.dispose()
-  return Float32Array.from(candidates, (c) => all[c.index]!)
 }
 
 /**
