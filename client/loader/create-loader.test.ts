@@ -1,10 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLoader, type LoaderOptions } from './create-loader'
 import type { PrivacyNavigator } from './privacy-signals'
+import type { PocketrecWorkerApi } from '../worker/api'
+import type { WorkerConnection } from './start-worker'
 import {
   asElement,
   createFakeWindow,
   createFakeWorker,
+  fakeResponse,
   FakeDocument,
   FakeElement,
   flush,
@@ -321,6 +324,97 @@ describe('commands', () => {
     win.dispatch('pocketrec:consent', false)
     await flush()
     expect(worker.names()).not.toContain('forget')
+  })
+})
+
+describe('a worker that dies after starting', () => {
+  /** Workers whose calls hang (crashed: not even `status` answers) until `alive` is set. */
+  function setUpDying() {
+    const win = createFakeWindow()
+    let alive = false
+    let starts = 0
+    let terminated = 0
+    const never = () => new Promise<never>(() => {})
+    const startWorker = async (): Promise<WorkerConnection> => {
+      starts++
+      const dead = !alive
+      const api = {
+        init: async () => ({}) as never,
+        setConsent: async () => {},
+        status: dead ? never : async () => ({ consent: true }) as never,
+        recommend: dead ? never : async (request) => fakeResponse(request),
+        track: dead ? never : async () => ({ status: 'stored' as const }),
+        forget: async () => {},
+      } as PocketrecWorkerApi
+      return { api, mode: 'worker', status: {} as never, terminate: () => void terminated++ }
+    }
+    const loader = createLoader({ options: OPTIONS, window: win, navigator: {}, startWorker })
+    return {
+      win,
+      loader,
+      revive: () => (alive = true),
+      counts: () => ({ starts, terminated }),
+    }
+  }
+
+  it('replaces a worker that answers neither the call nor a ping, and retries the call', async () => {
+    const { win, loader, revive, counts } = setUpDying()
+    await grant(win, loader)
+    const pending = loader.recommend({ scenario: 'trending' })
+    await flush()
+    revive() // the next worker started will answer
+    win.runIdle() // 5 s: no answer, a status ping goes out
+    await flush()
+    win.runIdle() // 5 s more: no answer to the ping either; the worker is replaced
+    await flush()
+    expect(counts()).toEqual({ starts: 1, terminated: 1 })
+    win.runIdle() // the fresh worker starts when the page is idle
+    await flush()
+    await expect(pending).resolves.toMatchObject({ attributionId: 'attr-trending' })
+    expect(counts()).toEqual({ starts: 2, terminated: 1 })
+  })
+
+  it('keeps waiting for a slow call while the worker answers pings', async () => {
+    const { win, worker, loader } = setUp()
+    let answer: (value: ReturnType<typeof fakeResponse>) => void = () => {}
+    worker.api.recommend = () => new Promise((resolve) => (answer = resolve))
+    await grant(win, loader)
+    const pending = loader.recommend({ scenario: 'trending' })
+    await flush()
+    win.runIdle() // ping
+    await flush()
+    win.runIdle() // the ping was answered: nothing happens
+    await flush()
+    answer(fakeResponse({ scenario: 'trending' }))
+    await expect(pending).resolves.toMatchObject({ scenario: 'trending' })
+    expect(worker.starts).toBe(1)
+    expect(worker.terminated).toBe(0)
+    expect(worker.names().filter((n) => n === 'status')).toHaveLength(1)
+  })
+
+  it('gives up after three replacements and says so in status and in the calls', async () => {
+    vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const { win, loader, counts } = setUpDying()
+    const drain = async () => {
+      for (let i = 0; i < 10; i++) {
+        win.runIdle()
+        await flush()
+      }
+    }
+    await grant(win, loader)
+    // Each call may use two workers: the one it found and, once that died, a fresh one.
+    const first = loader.recommend({ scenario: 'trending' }).catch((error: unknown) => error)
+    await drain()
+    const second = loader.recommend({ scenario: 'trending' }).catch((error: unknown) => error)
+    await drain()
+    expect(counts()).toEqual({ starts: 4, terminated: 4 })
+    expect(await first).toMatchObject({ message: 'the worker stopped answering' })
+    expect(await second).toMatchObject({ message: 'the worker stopped answering' })
+    const third = loader.recommend({ scenario: 'trending' }).catch((error: unknown) => error)
+    await drain()
+    expect(await third).toMatchObject({ name: 'WorkerStartError' })
+    expect(counts().starts).toBe(4)
+    expect((await loader.status()).error).toBe('the worker stopped answering 4 times')
   })
 })
 

@@ -9,8 +9,8 @@ import type {
   TrackResult,
   WorkerStatus,
 } from '../../shared/protocol'
-import type { WorkerConfig } from '../worker/api'
-import { ConsentRequiredError, InvalidRequestError } from './errors'
+import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
+import { ConsentRequiredError, InvalidRequestError, WorkerStartError } from './errors'
 import { readPrivacySignal, type PrivacyNavigator, type PrivacySignal } from './privacy-signals'
 import { buildWidget, ensureStyles } from './render'
 import type { WorkerConnection, WorkerMode } from './start-worker'
@@ -20,6 +20,15 @@ const DATABASE_PREFIX = 'pocketrec'
 /** requestIdleCallback's deadline: a busy page still gets recommendations within seconds. */
 const IDLE_TIMEOUT_MS = 2000
 const BACKENDS: readonly string[] = ['wasm', 'cpu', 'webgl', 'webgpu'] satisfies BackendName[]
+/**
+ * A call unanswered after PING_MS gets a `status` ping; a worker that answers neither within
+ * another PING_MS has died (crashed, killed for memory) and is replaced, at most MAX_RESTARTS
+ * times a page. Its data is in IndexedDB, so the fresh one carries on; the call is retried once.
+ * A live worker answers a ping within milliseconds: it yields between training slices and
+ * downloads asynchronously.
+ */
+const PING_MS = 5000
+const MAX_RESTARTS = 3
 
 export type ConsentState = 'unknown' | 'granted' | 'denied'
 
@@ -137,6 +146,7 @@ export function createLoader(deps: LoaderDeps): Loader {
   let connection: WorkerConnection | null = null
   let cancelStart: (() => void) | null = null
   let startError: string | null = null
+  let restarts = 0
 
   function getWorker(): Promise<WorkerConnection> {
     if (worker) return worker
@@ -168,6 +178,53 @@ export function createLoader(deps: LoaderDeps): Loader {
       },
     )
     return started
+  }
+
+  /** Runs `use` on the worker; if the worker died meanwhile, once more on a fresh one. */
+  function call<T>(use: (api: PocketrecWorkerApi) => Promise<T>): Promise<T> {
+    const attempt = (c: WorkerConnection) => supervise(c, use(c.api))
+    return getWorker().then((c) =>
+      attempt(c).catch((error: unknown) => {
+        if (error !== LOST) throw error
+        return getWorker().then(attempt)
+      }),
+    )
+  }
+
+  /** Settles as `pending` does, or rejects with LOST after replacing a worker that died. */
+  function supervise<T>(c: WorkerConnection, pending: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      let answered = false
+      const timer = win.setTimeout(() => {
+        if (settled) return
+        c.api.status().then(
+          () => (answered = true),
+          () => (answered = true),
+        )
+        win.setTimeout(() => {
+          if (settled || answered) return
+          settled = true
+          reject(LOST)
+          if (connection !== c) return
+          c.terminate()
+          worker = connection = null
+          if (++restarts > MAX_RESTARTS) {
+            startError = `the worker stopped answering ${restarts} times`
+            worker = Promise.reject(new WorkerStartError(startError))
+            worker.catch(() => {})
+          }
+        }, PING_MS)
+      }, PING_MS)
+      const done =
+        <V>(settle: (value: V) => void) =>
+        (value: V) => {
+          settled = true
+          win.clearTimeout(timer)
+          settle(value)
+        }
+      pending.then(done(resolve), done(reject))
+    })
   }
 
   async function withdraw(explicit: boolean): Promise<void> {
@@ -237,15 +294,13 @@ export function createLoader(deps: LoaderDeps): Loader {
     if (consentState !== 'granted') return Promise.resolve(DROPPED)
     // Stamped now: the worker may start (and store it) seconds later.
     const body = { timestamp: Date.now(), ...extra, event, properties }
-    return getWorker()
-      .then((c) => c.api.track(body))
-      .then(
-        (result) => {
-          if (result.status === 'rejected') warn(`${event} rejected: ${result.error}`)
-          return result
-        },
-        (error: unknown): TrackResult => ({ status: 'rejected', error: messageOf(error) }),
-      )
+    return call((api) => api.track(body)).then(
+      (result) => {
+        if (result.status === 'rejected') warn(`${event} rejected: ${result.error}`)
+        return result
+      },
+      (error: unknown): TrackResult => ({ status: 'rejected', error: messageOf(error) }),
+    )
   }
 
   function recommend(request: RecommendRequest): Promise<RecommendResponse> {
@@ -253,7 +308,7 @@ export function createLoader(deps: LoaderDeps): Loader {
       const why = blockedBy ? `the browser sends ${blockedBy}` : `consent is ${consentState}`
       return Promise.reject(new ConsentRequiredError(`expected consent before recommend; ${why}`))
     }
-    return getWorker().then((c) => c.api.recommend(request))
+    return call((api) => api.recommend(request))
   }
 
   async function render(renderOptions: RenderOptions): Promise<RenderResult> {
@@ -325,13 +380,13 @@ export function createLoader(deps: LoaderDeps): Loader {
       consent: consentState,
       blockedBy,
       mode: c?.mode ?? null,
-      worker: c ? await c.api.status() : null,
+      worker: c ? await call((api) => api.status()) : null,
       error: startError,
     }
   }
 
   function forget(): Promise<void> {
-    return worker ? worker.then((c) => c.api.forget()) : forgetStoredData(true)
+    return worker ? call((api) => api.forget()) : forgetStoredData(true)
   }
 
   const run = (name: string, args: unknown[]): Promise<unknown> => {
@@ -402,6 +457,9 @@ export function createLoader(deps: LoaderDeps): Loader {
     },
   }
 }
+
+/** A supervised call's worker died; `call` retries on a fresh one. */
+const LOST = new Error('the worker stopped answering')
 
 /** Runs `task` when the page is idle; returns a function that cancels it. */
 function whenIdle(win: LoaderWindow, task: () => void): () => void {
