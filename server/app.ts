@@ -2,6 +2,7 @@
 // trainer's artifacts; the federated routes of issue 4 join it here.
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
+import { cors } from 'hono/cors'
 
 export interface AppDeps {
   /** The built demo, loader, worker and .wasm files (`npm run build`), artifacts under artifacts/. */
@@ -10,13 +11,19 @@ export interface AppDeps {
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
+  // The tag, worker and artifacts are public and carry no credentials. A shop that loads the tag
+  // from this server runs the worker as a blob on its own origin, which imports the worker
+  // script and fetches the artifacts from here: both need CORS.
+  app.use('/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD'] }))
   app.use('/artifacts/*', async (c, next) => {
     await next()
     // Content-addressed files never change; the manifest names the current ones and must not be cached.
     const immutable = !c.req.path.endsWith('/manifest.json')
     c.header('Cache-Control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
   })
-  app.use('/*', serveStatic({ root: deps.distDir }))
+  // precompressed: an artifact's .gz sibling (written by the exporter) goes to clients that
+  // accept gzip; the 7 MB catalogue travels as 1 MB.
+  app.use('/*', serveStatic({ root: deps.distDir, precompressed: true }))
   app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))
   app.onError((error, c) =>
     c.json(

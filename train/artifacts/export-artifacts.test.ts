@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createGruModel,
@@ -131,7 +132,13 @@ describe('exportArtifacts', () => {
       createdAt: '2026-01-02',
     })
     expect(second.artifacts.map((a) => a.ref)).toEqual(first.artifacts.map((a) => a.ref))
-    expect(fs.readdirSync(outDir).sort()).toHaveLength(5)
+    // Four artifacts, their gzip siblings, the manifest.
+    expect(fs.readdirSync(outDir).sort()).toHaveLength(9)
+    for (const artifact of second.artifacts) {
+      const gz = fs.readFileSync(`${artifact.file}.gz`)
+      expect(gunzipSync(gz)).toEqual(fs.readFileSync(artifact.file))
+      expect(gz.byteLength).toBe(artifact.gzipBytes)
+    }
     expect((readJson(second.manifestFile) as ModelManifest).createdAt).toBe('2026-01-02')
   })
 

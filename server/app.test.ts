@@ -1,0 +1,88 @@
+import { serve } from '@hono/node-server'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ModelManifest } from '../shared/protocol'
+import { exportTestRelease } from '../test/fixtures/exported-release'
+import { setNodeBackend } from '../train/node-backend'
+import { createApp } from './app'
+
+// The static side of the server over real HTTP on 127.0.0.1: what a device and a CDN see.
+let dir: string
+let origin: string
+let close: () => void
+let manifest: ModelManifest
+
+const sha256 = (bytes: ArrayBuffer) =>
+  createHash('sha256').update(new Uint8Array(bytes)).digest('hex')
+
+describe('serving the release', () => {
+  beforeAll(async () => {
+    await setNodeBackend('cpu')
+    const release = await exportTestRelease(8)
+    manifest = release.manifest
+    dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-server-'))
+    await mkdir(path.join(dir, 'artifacts'))
+    for (const [name, bytes] of release.files) {
+      await writeFile(path.join(dir, 'artifacts', name), bytes)
+    }
+    const server = serve({
+      fetch: createApp({ distDir: dir }).fetch,
+      port: 0,
+      hostname: '127.0.0.1',
+    })
+    await new Promise((resolve) => server.once('listening', resolve))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    close = () => server.close()
+  }, 60_000)
+
+  afterAll(async () => {
+    close?.()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('sends the gzip sibling to a client that accepts gzip, decoding to the hashed bytes', async () => {
+    for (const ref of [manifest.catalogue, manifest.pools, manifest.rules, manifest.model]) {
+      const response = await fetch(`${origin}/artifacts/${ref.url}`) // undici accepts gzip
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-encoding')).toBe('gzip')
+      expect(response.headers.get('vary')).toMatch(/accept-encoding/i)
+      expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+      const body = await response.arrayBuffer()
+      expect(body.byteLength).toBe(ref.bytes)
+      expect(sha256(body)).toBe(ref.sha256)
+    }
+  })
+
+  it('sends the plain file to a client that does not accept gzip', async () => {
+    const ref = manifest.catalogue
+    const response = await fetch(`${origin}/artifacts/${ref.url}`, {
+      headers: { 'accept-encoding': 'identity' },
+    })
+    expect(response.headers.get('content-encoding')).toBeNull()
+    expect(Number(response.headers.get('content-length'))).toBe(ref.bytes)
+    expect(sha256(await response.arrayBuffer())).toBe(ref.sha256)
+  })
+
+  it('never lets the manifest be cached: it names the current artifacts', async () => {
+    const response = await fetch(`${origin}/artifacts/manifest.json`)
+    expect(response.headers.get('cache-control')).toBe('no-cache')
+    expect(await response.json()).toEqual(manifest)
+  })
+
+  it('lets a page on another origin read the artifacts (the blob worker fetches them)', async () => {
+    const response = await fetch(`${origin}/artifacts/${manifest.rules.url}`, {
+      headers: { origin: 'https://shop.example' },
+    })
+    expect(response.headers.get('access-control-allow-origin')).toBe('*')
+  })
+
+  it('answers an unknown path with a JSON 404', async () => {
+    const response = await fetch(`${origin}/nothing-here.js`)
+    expect(response.status).toBe(404)
+    expect(await response.json()).toMatchObject({ error: 'E_NOT_FOUND' })
+  })
+})
