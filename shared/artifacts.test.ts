@@ -103,6 +103,18 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(validateCatalogue(c).ok).toBe(true)
   })
 
+  it("accepts a manifest's fine-tuning rate only within (0, 0.1]", () => {
+    const withRate = (learningRate: unknown) =>
+      validateModelManifest({ ...manifest(), localTraining: { learningRate } })
+    expect(withRate(0.0005).ok).toBe(true)
+    expect(refusal(withRate(0.5))).toBe(
+      'manifest: expected localTraining.learningRate to be a number in [0.000001, 0.1], got number 0.5',
+    )
+    expect(withRate(Number.NaN).ok).toBe(false)
+    expect(withRate('0.001').ok).toBe(false)
+    expect(validateModelManifest({ ...manifest(), localTraining: 3 }).ok).toBe(false)
+  })
+
   it('accepts empty pools, catalogues and rules without boosts or pins', () => {
     const empty = {
       ...pools(),

@@ -65,6 +65,11 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     expectIsoDate(m.createdAt, 'createdAt')
     for (const key of ['model', 'catalogue', 'pools', 'rules'] as const)
       checkArtifactRef(m[key], key)
+    if (m.localTraining !== undefined) {
+      const t = expectRecord(m.localTraining, 'localTraining')
+      // Above 0.1 Adam on unit-length embeddings diverges in a few steps.
+      expectNumber(t.learningRate, 'localTraining.learningRate', 1e-6, 0.1)
+    }
   })
 }
 

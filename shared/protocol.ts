@@ -22,6 +22,11 @@ export interface ModelManifest {
   catalogue: ArtifactRef
   pools: ArtifactRef
   rules: ArtifactRef
+  /**
+   * On-device fine-tuning settings for this model, tuned per shop with `npm run sim:local -- --on
+   * validation` (the rate does not transfer between catalogues). Absent: the worker's defaults.
+   */
+  localTraining?: { learningRate: number }
 }
 
 /** One product of the shop's catalogue; `index` is its row in the model's item table. */

@@ -146,12 +146,12 @@ describe('the worker API', () => {
     holder = null // the other tab closed
     await api.track({ event: 'Product Viewed', properties: { product_id: productIds[3] } })
     await expect
-      .poll(async () => (await api.status()).training.steps, { timeout: 10_000 })
+      .poll(async () => (await api.status()).training.steps, { timeout: 30_000 })
       .toBeGreaterThan(0)
     expect(requests).toHaveLength(2)
     await expect
-      .poll(async () => (await api.status()).training.state, { timeout: 10_000 })
+      .poll(async () => (await api.status()).training.state, { timeout: 30_000 })
       .toBe('idle')
     await api.forget()
-  }, 30_000)
+  }, 90_000)
 })

@@ -172,7 +172,9 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     const run = async () => {
       training.state = 'training'
       trainAbort = new AbortController()
-      const result = await createLocalTrainer(rt.model).train(sessions, {
+      // The shop's tuned rate when its manifest has one (an absent key keeps the default).
+      const tuned = rt.release.manifest.localTraining
+      const result = await createLocalTrainer(rt.model, { ...tuned }).train(sessions, {
         signal: trainAbort.signal,
         onStep: (progress) => {
           training.steps += 1

@@ -1,5 +1,7 @@
 // npm run export:artifacts -- --data <folder> --model <model.prw> [--out public/artifacts]
-// [--version v1] [--dtype float16|int8|float32]: the static files devices start from.
+// [--version v1] [--dtype float16|int8|float32] [--local-lr 0.003]: the static files devices start
+// from. --local-lr ships the on-device fine-tuning rate chosen for this shop with
+// `npm run sim:local -- --on validation`.
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -17,6 +19,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       version: { type: 'string' },
       dtype: { type: 'string' },
+      'local-lr': { type: 'string' },
     },
     strict: true,
   })
@@ -29,6 +32,11 @@ async function main(): Promise<void> {
   if (!DTYPES.includes(dtype)) {
     throw new Error(`--dtype: expected ${DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`)
   }
+  const localLearningRate =
+    values['local-lr'] === undefined ? undefined : Number(values['local-lr'])
+  if (localLearningRate !== undefined && !(localLearningRate > 0 && localLearningRate <= 0.1)) {
+    throw new Error(`--local-lr: expected a number in (0, 0.1], got ${values['local-lr']}`)
+  }
   const started = performance.now()
   const dataset = await loadDataset(values.data)
   const model = decodeWeights(await readFile(values.model))
@@ -39,6 +47,7 @@ async function main(): Promise<void> {
     outDir: values.out ?? path.join('public', 'artifacts'),
     version: values.version ?? 'v1',
     dtype,
+    localLearningRate,
   })
 
   const rows = result.artifacts.map((a) => [

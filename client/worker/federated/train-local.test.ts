@@ -253,5 +253,7 @@ describe('local fine-tuning (wasm)', () => {
     expect(() => createLocalTrainer(model, { batchSize: 0 })).toThrow(
       'expected batchSize to be a positive integer, got 0',
     )
+    // An optional setting passed through as undefined (a manifest without one) is the default.
+    expect(() => createLocalTrainer(model, { learningRate: undefined })).not.toThrow()
   })
 })

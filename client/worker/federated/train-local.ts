@@ -108,7 +108,9 @@ export function createLocalTrainer(
   model: GruModel,
   options: LocalTrainerOptions = {},
 ): LocalTrainer {
-  const settings = { ...DEFAULT_LOCAL_TRAINER_OPTIONS, ...options }
+  // An explicit `undefined` (an optional setting passed through) keeps the default.
+  const given = Object.entries(options).filter(([, value]) => value !== undefined)
+  const settings = { ...DEFAULT_LOCAL_TRAINER_OPTIONS, ...Object.fromEntries(given) }
   checkOptions(settings)
   const { nItems, maxLen } = model.config
   const random = createRandom(settings.seed)
