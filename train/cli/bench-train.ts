@@ -1,6 +1,7 @@
 // npm run bench:train [-- --data <folder>]: training examples/s and forward + top-20 latency for
 // one session, per Node backend (cpu, wasm), at the dataset's full catalogue size. Medians over
-// repeated runs; writes bench/results/train-speed.json.
+// repeated runs; writes bench/results/train-speed.json (finetune-speed.json with --measures
+// finetune: on-device fine-tuning steps, dense vs row-wise Adam, side by side).
 import * as tf from '@tensorflow/tfjs-core'
 import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -140,7 +141,12 @@ async function main(): Promise<void> {
   console.log(
     `\n${dataset.name}: ${dataset.nItems} items, d = ${DEFAULT_GRU_CONFIG.embedDim}\n\n${table}`,
   )
-  const out = path.resolve('bench', 'results', 'train-speed.json')
+  // A fine-tuning-only run must not overwrite the offline rows.
+  const out = path.resolve(
+    'bench',
+    'results',
+    measures.has('train') ? 'train-speed.json' : 'finetune-speed.json',
+  )
   await mkdir(path.dirname(out), { recursive: true })
   const cpus = os.cpus()
   await writeFile(
