@@ -175,7 +175,10 @@ async function trainOnCases(
       negatives: settings.negatives,
       seed: settings.seed * 7919 + runIndex,
       // A run touches a few thousand of the catalogue's rows; dense Adam would walk all of them.
-      sparseItems: true,
+      // Not on WebGL: its ScatterNd shader loops over every update for every output element
+      // (tfjs-backend-webgl 4.22 scatter_gpu.js), so adding the rows back costs rows × table,
+      // while a GPU runs dense Adam's elementwise passes in parallel anyway.
+      sparseItems: tf.getBackend() !== 'webgl',
     })
     const order = cases.slice()
     let sliceStart = performance.now()
