@@ -4,7 +4,7 @@
 // step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download.
 // Writes bench/results/browser.json and prints a markdown table. Everything stays on 127.0.0.1.
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -272,6 +272,15 @@ async function main(): Promise<void> {
       pools: release.manifest.pools.bytes,
       rules: release.manifest.rules.bytes,
     }
+    // What travels when the browser accepts gzip: the server sends the exporter's .gz siblings.
+    const wireBytes = async (ref: { url: string }) =>
+      (await stat(path.join(distDir, 'artifacts', `${ref.url}.gz`))).size
+    const downloadGzip = {
+      model: await wireBytes(release.manifest.model),
+      catalogue: await wireBytes(release.manifest.catalogue),
+      pools: await wireBytes(release.manifest.pools),
+      rules: await wireBytes(release.manifest.rules),
+    }
 
     for (const backend of backends) {
       const log: string[] = []
@@ -363,8 +372,8 @@ async function main(): Promise<void> {
       `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
       ...lazyRows,
       ...wasmRows,
-      `| model download (manifest model.bytes) | ${download.model.toLocaleString('en')} B | |`,
-      `| catalogue + pools + rules download | ${(download.catalogue + download.pools + download.rules).toLocaleString('en')} B | |`,
+      `| model download (manifest model.bytes) | ${download.model.toLocaleString('en')} B | ${downloadGzip.model.toLocaleString('en')} B |`,
+      `| catalogue + pools + rules download | ${(download.catalogue + download.pools + download.rules).toLocaleString('en')} B | ${(downloadGzip.catalogue + downloadGzip.pools + downloadGzip.rules).toLocaleString('en')} B |`,
     ].join('\n')
     console.log(
       `\n${dataset.name}: ${dataset.nItems} items, d = ${String(weights.meta.embedDim)}; ${modelNote}\n` +
@@ -397,6 +406,7 @@ async function main(): Promise<void> {
             trainAfterIdleMs: TRAIN_AFTER_IDLE_MS,
           },
           download,
+          downloadGzip,
           bundles,
           backends: results,
         },
