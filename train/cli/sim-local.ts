@@ -3,8 +3,8 @@
 // next-item cases (full prefix as context, the SR-GNN protocol) are ranked over the whole
 // catalogue by the global model and by a copy fine-tuned with the worker's own code on the first
 // half. Writes bench/results/sim-local-<dataset>.json (…-validation.json with --on validation).
-// TODO(per-user simulation): needs a log with user ids whose items a trained model knows; the
-// only one here (diginetica-sample-raw) has no user with two sessions and other item ids.
+// Not per user: that needs a log with users of several sessions, and the only log with user ids
+// here (diginetica-sample-raw) has 1,270 users of one session each, under other item ids.
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'

@@ -34,7 +34,8 @@ export interface LocalTrainerOptions {
 // batch 1 and 64 or 1,024 negatives were no better. On all 852 long validation sessions these
 // defaults give Recall@20 50.20 → 51.04 and MRR@20 15.80 → 16.46. The rate does not transfer:
 // on YooChoose's validation split (2,933 items) 3e-3 cost 1.3 points of MRR@20 and 3e-4 was
-// neutral. TODO(model manifest): ship the rate with each shop's model, tuned by this simulation.
+// neutral. So each shop's manifest may carry its own rate (localTraining.learningRate, set
+// with export:artifacts --local-lr after this simulation), which the worker passes in here.
 export const DEFAULT_LOCAL_TRAINER_OPTIONS: Required<LocalTrainerOptions> = {
   learningRate: 0.003,
   batchSize: 16,
