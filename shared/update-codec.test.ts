@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest'
+import { createRandom } from './random'
+import {
+  decodeUpdate,
+  encodeUpdate,
+  sameLayout,
+  updateByteLength,
+  updateNorm,
+  UpdateFormatError,
+  type ModelUpdate,
+  type UpdateLayout,
+} from './update-codec'
+import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
+
+const small: UpdateLayout = { denseCoordinates: 6, sliceRows: 2, embedDim: 3 }
+/** The DIGINETICA model's layout (PROTOCOL.md P9). */
+const diginetica: UpdateLayout = { denseCoordinates: 16_384, sliceRows: 150, embedDim: 100 }
+
+function update(
+  layout: UpdateLayout,
+  fill: (i: number) => number = (i) => i / 100 - 0.05,
+): ModelUpdate {
+  const count = layout.denseCoordinates + layout.sliceRows * layout.embedDim
+  return {
+    baseVersion: 3,
+    examples: 42,
+    slice: 7,
+    layout,
+    idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => i * 11),
+    values: Float32Array.from({ length: count }, (_, i) => fill(i)),
+  }
+}
+
+/** Rewrites the trailing CRC so that a test reaches the check after it. */
+function reseal(bytes: Uint8Array): Uint8Array {
+  new DataView(bytes.buffer).setUint32(bytes.length - 4, computeCrc32(bytes.subarray(0, -4)), true)
+  return bytes
+}
+
+function codeOf(run: () => unknown): string {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof UpdateFormatError) return error.code
+    throw error
+  }
+  return 'ok'
+}
+
+describe('update codec (PROTOCOL.md P8–P10)', () => {
+  it('round-trips header and float16 values', () => {
+    const original = update(small)
+    const decoded = decodeUpdate(encodeUpdate(original))
+    expect(decoded).toMatchObject({ baseVersion: 3, examples: 42, slice: 7, layout: small })
+    expect(Array.from(decoded.idempotencyKey)).toEqual(Array.from(original.idempotencyKey))
+    expect(Array.from(decoded.values)).toEqual(
+      Array.from(original.values, (v) => decodeFloat16(encodeFloat16(v))),
+    )
+    expect(sameLayout(decoded.layout, small)).toBe(true)
+  })
+
+  it('P8/P9: the same size whatever the values and their zeros, under 64 KB for DIGINETICA', () => {
+    const dense = encodeUpdate(update(diginetica))
+    const sparse = encodeUpdate(update(diginetica, (i) => (i % 997 === 0 ? 0.01 : 0)))
+    expect(dense.length).toBe(62_812)
+    expect(sparse.length).toBe(dense.length)
+    expect(updateByteLength(diginetica)).toBe(62_812)
+    expect(dense.length).toBeLessThanOrEqual(64 * 1024)
+  })
+
+  it('P10: refuses a body one byte short or long, before reading it', () => {
+    const bytes = encodeUpdate(update(small))
+    expect(codeOf(() => decodeUpdate(bytes.subarray(0, -1)))).toBe('E_UPDATE_LENGTH')
+    const longer = new Uint8Array(bytes.length + 1)
+    longer.set(bytes)
+    expect(codeOf(() => decodeUpdate(longer))).toBe('E_UPDATE_LENGTH')
+    expect(codeOf(() => decodeUpdate(new Uint8Array(10)))).toBe('E_UPDATE_LENGTH')
+    expect(codeOf(() => decodeUpdate('PRU1' as unknown as Uint8Array))).toBe('E_UPDATE_LENGTH')
+  })
+
+  it('P10: a header declaring a huge layout is refused by length, allocating nothing', () => {
+    const bytes = encodeUpdate(update(small))
+    new DataView(bytes.buffer).setUint32(16, 0xffffffff, true)
+    const error = (() => {
+      try {
+        decodeUpdate(reseal(bytes))
+      } catch (e) {
+        return e as UpdateFormatError
+      }
+    })()
+    expect(error?.code).toBe('E_UPDATE_LENGTH')
+    expect(error?.message).toContain('D=4294967295')
+  })
+
+  it('P10: refuses another magic, an altered value and out-of-bounds header fields', () => {
+    const bytes = () => encodeUpdate(update(small))
+    const magic = bytes()
+    magic[3] = '2'.charCodeAt(0)
+    expect(codeOf(() => decodeUpdate(magic))).toBe('E_UPDATE_MAGIC')
+    const altered = bytes()
+    altered[45] = altered[45]! ^ 0x01
+    expect(codeOf(() => decodeUpdate(altered))).toBe('E_UPDATE_CHECKSUM')
+    for (const [offset, value] of [
+      [4, 0], // base version 0
+      [8, 0], // no examples
+      [8, 1_000_001], // too many examples
+    ] as const) {
+      const b = bytes()
+      new DataView(b.buffer).setUint32(offset, value, true)
+      expect(
+        codeOf(() => decodeUpdate(reseal(b))),
+        `offset ${offset} = ${value}`,
+      ).toBe('E_UPDATE_HEADER')
+    }
+  })
+
+  it('P10: refuses NaN and infinite values, and will not encode what float16 cannot hold', () => {
+    for (const bits of [0x7c00, 0xfc00, 0x7e00]) {
+      const b = encodeUpdate(update(small))
+      new DataView(b.buffer).setUint16(40 + 2 * 5, bits, true)
+      expect(codeOf(() => decodeUpdate(reseal(b)))).toBe('E_UPDATE_NONFINITE')
+    }
+    expect(codeOf(() => encodeUpdate(update(small, () => Number.NaN)))).toBe('E_UPDATE_NONFINITE')
+    expect(codeOf(() => encodeUpdate(update(small, () => 70_000)))).toBe('E_UPDATE_NONFINITE')
+    expect(codeOf(() => encodeUpdate({ ...update(small), values: new Float32Array(3) }))).toBe(
+      'E_UPDATE_LENGTH',
+    )
+    expect(
+      codeOf(() => encodeUpdate({ ...update(small), idempotencyKey: new Uint8Array(8) })),
+    ).toBe('E_UPDATE_HEADER')
+  })
+
+  it('fuzz: 3,000 damaged bodies decode to a valid update or a coded refusal, nothing else', () => {
+    const random = createRandom(2026)
+    const valid = encodeUpdate(update(small))
+    const outcomes = new Map<string, number>()
+    for (let round = 0; round < 3000; round++) {
+      let bytes = valid.slice()
+      const kind = round % 4
+      if (kind === 0) bytes = bytes.subarray(0, Math.floor(random() * bytes.length))
+      if (kind === 1) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256)
+      if (kind === 2) {
+        bytes[Math.floor(random() * 40)] = Math.floor(random() * 256)
+        reseal(bytes)
+      }
+      if (kind === 3)
+        bytes = Uint8Array.from({ length: Math.floor(random() * 200) }, () => random() * 256)
+      let outcome: string
+      try {
+        const decoded = decodeUpdate(bytes)
+        // Whatever decodes is a well-formed update: it re-encodes to the same bytes.
+        expect(encodeUpdate(decoded)).toEqual(bytes)
+        outcome = 'ok'
+      } catch (error) {
+        expect(error).toBeInstanceOf(UpdateFormatError)
+        outcome = (error as UpdateFormatError).code
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+    }
+    // The damage reached every check.
+    for (const code of [
+      'E_UPDATE_LENGTH',
+      'E_UPDATE_MAGIC',
+      'E_UPDATE_CHECKSUM',
+      'E_UPDATE_HEADER',
+    ]) {
+      expect(outcomes.get(code), code).toBeGreaterThan(0)
+    }
+  })
+
+  it('measures the L2 norm the server checks against the clip bound (P11)', () => {
+    expect(updateNorm(Float32Array.of(3, 0, -4))).toBe(5)
+  })
+})

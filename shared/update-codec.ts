@@ -1,0 +1,205 @@
+// The binary form of one federated update (PROTOCOL.md P8–P10): a fixed 40-byte header, the
+// slice's values as float16, a CRC-32. Its size depends only on the layout, never on what the
+// shopper did; no item id is in it. Decoding is strict and allocation-bounded: a body is read
+// only if its length is exactly what its own header declares.
+import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
+
+export const UPDATE_MAGIC = 'PRU1'
+const HEADER_BYTES = 40
+const CRC_BYTES = 4
+/** Bounds of P9; the example count bound keeps a weight's arithmetic exact. */
+export const MAX_EXAMPLES = 1_000_000
+const KEY_BYTES = 16
+
+/** What the manifest's `federation` block fixes about every update (P8). */
+export interface UpdateLayout {
+  /** Dense (non-table) coordinates an update carries: `D`. */
+  denseCoordinates: number
+  /** Table rows an update carries: `R`. */
+  sliceRows: number
+  embedDim: number
+}
+
+export interface ModelUpdate {
+  baseVersion: number
+  /** Prefix cases the device trained on. */
+  examples: number
+  slice: number
+  layout: UpdateLayout
+  /** 16 random bytes; a retry repeats them (P12). */
+  idempotencyKey: Uint8Array
+  /** `D` dense values, then `R × embedDim` table values (row-major). */
+  values: Float32Array
+}
+
+export type UpdateErrorCode =
+  /** Not bytes, shorter than a header, or a length other than the header declares. */
+  | 'E_UPDATE_LENGTH'
+  | 'E_UPDATE_MAGIC'
+  | 'E_UPDATE_CHECKSUM'
+  /** A header field out of its bounds. */
+  | 'E_UPDATE_HEADER'
+  /** A NaN or infinite value, or one float16 cannot hold. */
+  | 'E_UPDATE_NONFINITE'
+
+export class UpdateFormatError extends Error {
+  // Set explicitly: minifiers rename classes, and `name` must survive a bundle.
+  override readonly name = 'UpdateFormatError'
+  readonly code: UpdateErrorCode
+
+  constructor(code: UpdateErrorCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** Values an update of `layout` carries: `D + R·embedDim`. */
+export function updateValueCount(layout: UpdateLayout): number {
+  return layout.denseCoordinates + layout.sliceRows * layout.embedDim
+}
+
+/** Bytes of every update with this layout (P9). */
+export function updateByteLength(layout: UpdateLayout): number {
+  return HEADER_BYTES + 2 * updateValueCount(layout) + CRC_BYTES
+}
+
+export function encodeUpdate(update: ModelUpdate): Uint8Array {
+  checkHeader(update)
+  const count = updateValueCount(update.layout)
+  if (update.values.length !== count) {
+    fail(
+      'E_UPDATE_LENGTH',
+      `expected ${count} values for layout ${describeLayout(update.layout)}, got ${update.values.length}`,
+    )
+  }
+  const bytes = new Uint8Array(updateByteLength(update.layout))
+  const view = new DataView(bytes.buffer)
+  for (let i = 0; i < 4; i++) bytes[i] = UPDATE_MAGIC.charCodeAt(i)
+  view.setUint32(4, update.baseVersion, true)
+  view.setUint32(8, update.examples, true)
+  view.setUint32(12, update.slice, true)
+  view.setUint32(16, update.layout.denseCoordinates, true)
+  view.setUint16(20, update.layout.sliceRows, true)
+  view.setUint16(22, update.layout.embedDim, true)
+  bytes.set(update.idempotencyKey, 24)
+  for (let i = 0; i < count; i++) {
+    const bits = encodeFloat16(update.values[i]!)
+    // Exponent all ones: Infinity or NaN, including finite float32s beyond float16's range.
+    if ((bits & 0x7c00) === 0x7c00) {
+      fail(
+        'E_UPDATE_NONFINITE',
+        `expected finite values within float16's range, got ${update.values[i]} at ${i}`,
+      )
+    }
+    view.setUint16(HEADER_BYTES + 2 * i, bits, true)
+  }
+  view.setUint32(bytes.length - CRC_BYTES, computeCrc32(bytes.subarray(0, -CRC_BYTES)), true)
+  return bytes
+}
+
+/** Reads an update body; throws UpdateFormatError with a stable code for anything malformed. */
+export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
+  if (!(input instanceof Uint8Array) && !(input instanceof ArrayBuffer)) {
+    fail('E_UPDATE_LENGTH', `expected bytes, got ${typeof input}`)
+  }
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input)
+  if (bytes.length < HEADER_BYTES + CRC_BYTES) {
+    fail(
+      'E_UPDATE_LENGTH',
+      `expected at least ${HEADER_BYTES + CRC_BYTES} bytes, got ${bytes.length}`,
+    )
+  }
+  const magic = String.fromCharCode(...bytes.subarray(0, 4))
+  if (magic !== UPDATE_MAGIC) {
+    fail('E_UPDATE_MAGIC', `expected magic ${UPDATE_MAGIC}, got ${JSON.stringify(magic)}`)
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const layout: UpdateLayout = {
+    denseCoordinates: view.getUint32(16, true),
+    sliceRows: view.getUint16(20, true),
+    embedDim: view.getUint16(22, true),
+  }
+  // Checked before anything is allocated: the header alone must explain the body's length.
+  const expected = updateByteLength(layout)
+  if (bytes.length !== expected) {
+    fail(
+      'E_UPDATE_LENGTH',
+      `expected ${expected} bytes for layout ${describeLayout(layout)}, got ${bytes.length}`,
+    )
+  }
+  const crc = view.getUint32(bytes.length - CRC_BYTES, true)
+  if (computeCrc32(bytes.subarray(0, -CRC_BYTES)) !== crc) {
+    fail('E_UPDATE_CHECKSUM', 'expected the CRC-32 to match the body: it is truncated or altered')
+  }
+  const update: ModelUpdate = {
+    baseVersion: view.getUint32(4, true),
+    examples: view.getUint32(8, true),
+    slice: view.getUint32(12, true),
+    layout,
+    idempotencyKey: bytes.slice(24, 24 + KEY_BYTES),
+    values: new Float32Array(updateValueCount(layout)),
+  }
+  checkHeader(update)
+  for (let i = 0; i < update.values.length; i++) {
+    const bits = view.getUint16(HEADER_BYTES + 2 * i, true)
+    if ((bits & 0x7c00) === 0x7c00) {
+      fail('E_UPDATE_NONFINITE', `expected finite values, got ${decodeFloat16(bits)} at ${i}`)
+    }
+    update.values[i] = decodeFloat16(bits)
+  }
+  return update
+}
+
+/** Same layout, field for field (the server compares an update's with the current one, P13). */
+export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
+  return (
+    a.denseCoordinates === b.denseCoordinates &&
+    a.sliceRows === b.sliceRows &&
+    a.embedDim === b.embedDim
+  )
+}
+
+/** L2 norm of an update's values, for the clip check of P11. */
+export function updateNorm(values: Float32Array): number {
+  let sum = 0
+  for (const value of values) sum += value * value
+  return Math.sqrt(sum)
+}
+
+function checkHeader(update: ModelUpdate): void {
+  const { layout } = update
+  const u32 = (value: number) => Number.isInteger(value) && value >= 0 && value <= 0xffffffff
+  const u16 = (value: number) => Number.isInteger(value) && value >= 0 && value <= 0xffff
+  if (!u32(update.baseVersion) || update.baseVersion < 1) {
+    fail('E_UPDATE_HEADER', `expected a base version ≥ 1, got ${update.baseVersion}`)
+  }
+  if (!u32(update.examples) || update.examples < 1 || update.examples > MAX_EXAMPLES) {
+    fail('E_UPDATE_HEADER', `expected 1 to ${MAX_EXAMPLES} examples, got ${update.examples}`)
+  }
+  if (!u32(update.slice)) fail('E_UPDATE_HEADER', `expected a u32 slice, got ${update.slice}`)
+  if (
+    !u32(layout.denseCoordinates) ||
+    !u16(layout.sliceRows) ||
+    !u16(layout.embedDim) ||
+    updateValueCount(layout) < 1
+  ) {
+    fail(
+      'E_UPDATE_HEADER',
+      `expected a layout of u32, u16, u16 with values, got ${describeLayout(layout)}`,
+    )
+  }
+  if (
+    !(update.idempotencyKey instanceof Uint8Array) ||
+    update.idempotencyKey.length !== KEY_BYTES
+  ) {
+    fail('E_UPDATE_HEADER', `expected a ${KEY_BYTES}-byte idempotency key`)
+  }
+}
+
+function describeLayout(layout: UpdateLayout): string {
+  return `D=${layout.denseCoordinates} R=${layout.sliceRows} embedDim=${layout.embedDim}`
+}
+
+function fail(code: UpdateErrorCode, message: string): never {
+  throw new UpdateFormatError(code, message)
+}
