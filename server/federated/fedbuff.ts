@@ -1,0 +1,171 @@
+// Buffered asynchronous federated averaging (PROTOCOL.md P14–P18), as pure functions over flat
+// arrays: where each update's values land, how much it weighs, when the buffer is published, and
+// the noised, count-normalised step it makes. Storage and HTTP sit around this, never inside it.
+import type { UpdateLayout } from '../../shared/update-codec'
+
+/** The model's two parameter groups, flat: dense weights in describeWeights order, then the table. */
+export interface ModelShape {
+  /** Dense (non-table) parameters: `P`. */
+  denseSize: number
+  nItems: number
+  embedDim: number
+}
+
+export interface FedBuffSettings {
+  layout: UpdateLayout
+  /** Updates per release: `K`. */
+  bufferSize: number
+  /** A release also happens `maxWaitMs` after the buffer's first update if it holds this many. */
+  minBuffer: number
+  maxWaitMs: number
+  /** `S`: older base versions are rejected. */
+  maxStaleness: number
+  /** `E`: example counts above it weigh the same. */
+  exampleCap: number
+  /** `C`: the L2 bound of every update (P11). */
+  clipNorm: number
+  /** `η`. */
+  serverLearningRate: number
+  /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
+  noiseMultiplier: number
+}
+
+/** Where slice `s` lands (P8): contiguous ranges that wrap around. */
+export interface SliceSpan {
+  denseStart: number
+  rowStart: number
+}
+
+export function sliceSpan(slice: number, layout: UpdateLayout, shape: ModelShape): SliceSpan {
+  checkFits(layout, shape)
+  // BigInt-free modular product: slice < 2^32 and D < 2^32 would overflow 2^53.
+  return {
+    denseStart: mulMod(slice, layout.denseCoordinates, shape.denseSize),
+    rowStart: mulMod(slice, layout.sliceRows, shape.nItems),
+  }
+}
+
+export type VersionCheck = 'current' | 'stale-ok' | 'too-stale' | 'unknown'
+
+/** P14: how an update's base version relates to the current one. */
+export function checkVersion(base: number, current: number, maxStaleness: number): VersionCheck {
+  if (base > current || base < 1) return 'unknown'
+  const staleness = current - base
+  if (staleness > maxStaleness) return 'too-stale'
+  return staleness === 0 ? 'current' : 'stale-ok'
+}
+
+/** P17: w = min(examples, E)/E · (1 + τ)^(−1/2), in (0, 1]. */
+export function updateWeight(examples: number, staleness: number, exampleCap: number): number {
+  return (Math.min(examples, exampleCap) / exampleCap) * (1 + staleness) ** -0.5
+}
+
+/** The running sums of one buffer. */
+export interface Buffer {
+  /** Σ w·u per coordinate: P dense values, then nItems·embedDim table values. */
+  sums: Float64Array
+  /** Updates covering each dense coordinate (P values), then each table row (nItems values). */
+  counts: Uint32Array
+  updates: number
+  /** When the first update arrived (ms), or null while empty. */
+  firstAtMs: number | null
+}
+
+export function createBuffer(shape: ModelShape): Buffer {
+  return {
+    sums: new Float64Array(shape.denseSize + shape.nItems * shape.embedDim),
+    counts: new Uint32Array(shape.denseSize + shape.nItems),
+    updates: 0,
+    firstAtMs: null,
+  }
+}
+
+/** Adds one accepted update (already validated) with weight `weight` to the buffer, in place. */
+export function accumulate(
+  buffer: Buffer,
+  shape: ModelShape,
+  update: { slice: number; layout: UpdateLayout; values: Float32Array },
+  weight: number,
+  nowMs: number,
+): void {
+  const { layout, values } = update
+  const { denseStart, rowStart } = sliceSpan(update.slice, layout, shape)
+  const { denseSize: P, nItems, embedDim: d } = shape
+  for (let k = 0; k < layout.denseCoordinates; k++) {
+    const j = (denseStart + k) % P
+    buffer.sums[j]! += weight * values[k]!
+    buffer.counts[j]!++
+  }
+  const tableBase = layout.denseCoordinates
+  for (let r = 0; r < layout.sliceRows; r++) {
+    const row = (rowStart + r) % nItems
+    const into = P + row * d
+    const from = tableBase + r * d
+    for (let c = 0; c < d; c++) buffer.sums[into + c]! += weight * values[from + c]!
+    buffer.counts[P + row]!++
+  }
+  buffer.updates++
+  buffer.firstAtMs ??= nowMs
+}
+
+/** P16: publish at K updates, or after the wait with at least Kmin. */
+export function shouldPublish(buffer: Buffer, nowMs: number, settings: FedBuffSettings): boolean {
+  if (buffer.updates >= settings.bufferSize) return true
+  return (
+    buffer.firstAtMs !== null &&
+    buffer.updates >= settings.minBuffer &&
+    nowMs - buffer.firstAtMs >= settings.maxWaitMs
+  )
+}
+
+/**
+ * P18: θ_j + η·(Σ w·u_j + N(0, σ²C²)) / c_j for every covered coordinate; the others keep θ.
+ * `gaussian` draws N(0, 1). Returns new arrays; the inputs are not changed.
+ */
+export function applyBuffer(
+  weights: { dense: Float32Array; table: Float32Array },
+  buffer: Buffer,
+  shape: ModelShape,
+  settings: FedBuffSettings,
+  gaussian: () => number,
+): { dense: Float32Array; table: Float32Array } {
+  const { denseSize: P, embedDim: d } = shape
+  const noiseScale = settings.noiseMultiplier * settings.clipNorm
+  const step = (sum: number, count: number) =>
+    (settings.serverLearningRate * (sum + (noiseScale > 0 ? noiseScale * gaussian() : 0))) / count
+  const dense = weights.dense.slice()
+  for (let j = 0; j < P; j++) {
+    const count = buffer.counts[j]!
+    if (count > 0) dense[j] = dense[j]! + step(buffer.sums[j]!, count)
+  }
+  const table = weights.table.slice()
+  for (let row = 0; row < shape.nItems; row++) {
+    const count = buffer.counts[P + row]!
+    if (count === 0) continue
+    for (let c = 0; c < d; c++) {
+      const i = row * d + c
+      table[i] = table[i]! + step(buffer.sums[P + i]!, count)
+    }
+  }
+  return { dense, table }
+}
+
+function checkFits(layout: UpdateLayout, shape: ModelShape): void {
+  if (layout.embedDim !== shape.embedDim) {
+    throw new RangeError(`expected embedDim ${shape.embedDim}, got ${layout.embedDim}`)
+  }
+  // A slice longer than its group would cover a coordinate twice.
+  if (layout.denseCoordinates > shape.denseSize || layout.sliceRows > shape.nItems) {
+    throw new RangeError(
+      `expected a slice within the model (D ≤ ${shape.denseSize}, R ≤ ${shape.nItems}), got D=${layout.denseCoordinates} R=${layout.sliceRows}`,
+    )
+  }
+}
+
+/** (a·b) mod m for integers below 2^32, exact in float64. */
+function mulMod(a: number, b: number, m: number): number {
+  // Split b into 16-bit halves: each partial product stays below 2^48.
+  const high = Math.floor(b / 65536)
+  const low = b % 65536
+  return ((((a % m) * high) % m) * 65536 + (a % m) * low) % m
+}
