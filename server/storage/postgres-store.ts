@@ -1,0 +1,256 @@
+// The shared store for several replicas: PostgreSQL through node-postgres. Every write is one
+// transaction; publishing also takes a transaction-scoped advisory lock, so one replica at a
+// time publishes and a second one finds the lock (or the consumed updates) and backs off.
+import pg from 'pg'
+import type {
+  AcceptOutcome,
+  FederationStore,
+  LedgerEntry,
+  PublishOutcome,
+  StoredUpdate,
+  VersionRecord,
+} from './store'
+
+export interface PostgresStoreOptions {
+  /** e.g. postgres://postgres@127.0.0.1:5432/test */
+  connectionString: string
+  /** Tables live in this schema (created if missing); tests use one schema each. */
+  schema?: string
+  poolSize?: number
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+function schemaSql(schema: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${schema};
+CREATE TABLE IF NOT EXISTS ${schema}.versions (
+  version INTEGER PRIMARY KEY,
+  parent INTEGER,
+  created_at TEXT NOT NULL,
+  manifest JSONB NOT NULL,
+  metrics JSONB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ${schema}.pointer (
+  name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL REFERENCES ${schema}.versions(version)
+);
+CREATE TABLE IF NOT EXISTS ${schema}.artifacts (
+  sha256 TEXT PRIMARY KEY,
+  bytes BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ${schema}.updates (
+  key TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  base_version INTEGER NOT NULL,
+  accepted_at_version INTEGER NOT NULL,
+  slice BIGINT NOT NULL,
+  examples INTEGER NOT NULL,
+  weight DOUBLE PRECISION NOT NULL,
+  body BYTEA NOT NULL,
+  received_at_ms BIGINT NOT NULL,
+  consumed_by INTEGER,
+  seq BIGSERIAL NOT NULL,
+  UNIQUE (client_id, accepted_at_version)
+);
+CREATE INDEX IF NOT EXISTS updates_buffer ON ${schema}.updates (consumed_by, seq);
+CREATE TABLE IF NOT EXISTS ${schema}.ledger (
+  version INTEGER PRIMARY KEY,
+  noise_multiplier DOUBLE PRECISION NOT NULL,
+  clip_norm DOUBLE PRECISION NOT NULL,
+  updates INTEGER NOT NULL
+);`
+}
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<FederationStore> {
+  const schema = options.schema ?? 'pocketrec'
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`expected a plain schema name, got ${schema}`)
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolSize ?? 4,
+  })
+  // Two replicas starting at once would race on CREATE … IF NOT EXISTS: serialise them.
+  await transaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${schema}:schema`])
+    await client.query(schemaSql(schema))
+  })
+  const t = (name: string) => `${schema}.${name}`
+
+  const toVersion = (row: Record<string, unknown> | undefined): VersionRecord | null =>
+    row
+      ? {
+          version: row.version as number,
+          parent: row.parent as number | null,
+          createdAt: row.created_at as string,
+          manifest: row.manifest as VersionRecord['manifest'],
+          metrics: row.metrics as Record<string, number>,
+        }
+      : null
+  const toUpdate = (row: Record<string, unknown>): StoredUpdate => ({
+    key: row.key as string,
+    clientId: row.client_id as string,
+    baseVersion: row.base_version as number,
+    acceptedAtVersion: row.accepted_at_version as number,
+    slice: Number(row.slice),
+    examples: row.examples as number,
+    weight: row.weight as number,
+    body: new Uint8Array(row.body as Buffer),
+    receivedAtMs: Number(row.received_at_ms),
+  })
+  const insertVersion = (client: pg.PoolClient | pg.Pool, r: VersionRecord) =>
+    client.query(
+      `INSERT INTO ${t('versions')} (version, parent, created_at, manifest, metrics) VALUES ($1, $2, $3, $4, $5)`,
+      [r.version, r.parent, r.createdAt, JSON.stringify(r.manifest), JSON.stringify(r.metrics)],
+    )
+  const setPointer = (client: pg.PoolClient | pg.Pool, version: number) =>
+    client.query(
+      `INSERT INTO ${t('pointer')} (name, version) VALUES ('current', $1)
+       ON CONFLICT (name) DO UPDATE SET version = excluded.version`,
+      [version],
+    )
+
+  return {
+    kind: 'postgres',
+    async current() {
+      const { rows } = await pool.query(
+        `SELECT v.* FROM ${t('pointer')} p JOIN ${t('versions')} v ON v.version = p.version WHERE p.name = 'current'`,
+      )
+      return toVersion(rows[0])
+    },
+    async version(n) {
+      const { rows } = await pool.query(`SELECT * FROM ${t('versions')} WHERE version = $1`, [n])
+      return toVersion(rows[0])
+    },
+    async versions() {
+      const { rows } = await pool.query(`SELECT * FROM ${t('versions')} ORDER BY version`)
+      return rows.map((r) => toVersion(r)!)
+    },
+    async addVersion(record) {
+      await insertVersion(pool, record)
+    },
+    async setCurrent(n) {
+      const { rowCount } = await pool.query(`SELECT 1 FROM ${t('versions')} WHERE version = $1`, [
+        n,
+      ])
+      if (!rowCount) return false
+      await setPointer(pool, n)
+      return true
+    },
+    async putArtifact(sha256, bytes) {
+      await pool.query(
+        `INSERT INTO ${t('artifacts')} (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        [sha256, Buffer.from(bytes)],
+      )
+    },
+    async artifact(sha256) {
+      const { rows } = await pool.query(`SELECT bytes FROM ${t('artifacts')} WHERE sha256 = $1`, [
+        sha256,
+      ])
+      return rows[0] ? new Uint8Array(rows[0].bytes as Buffer) : null
+    },
+    async accept(u): Promise<AcceptOutcome> {
+      try {
+        const { rowCount } = await pool.query(
+          `INSERT INTO ${t('updates')} (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING`,
+          [
+            u.key,
+            u.clientId,
+            u.baseVersion,
+            u.acceptedAtVersion,
+            u.slice,
+            u.examples,
+            u.weight,
+            Buffer.from(u.body),
+            u.receivedAtMs,
+          ],
+        )
+        return rowCount === 1 ? 'accepted' : 'duplicate'
+      } catch (error) {
+        // The (client_id, accepted_at_version) constraint: one update per client per version.
+        if ((error as { code?: string }).code === '23505') return 'client-limit'
+        throw error
+      }
+    },
+    async buffered() {
+      const { rows } = await pool.query(
+        `SELECT * FROM ${t('updates')} WHERE consumed_by IS NULL ORDER BY seq`,
+      )
+      return rows.map(toUpdate)
+    },
+    async acceptedCount() {
+      const { rows } = await pool.query(`SELECT COUNT(*)::int AS n FROM ${t('updates')}`)
+      return rows[0].n as number
+    },
+    async publish({ record, consumed, ledger }): Promise<PublishOutcome> {
+      try {
+        return await transaction(pool, async (client) => {
+          const { rows } = await client.query(
+            'SELECT pg_try_advisory_xact_lock(hashtext($1)) AS got',
+            [`${schema}:publisher`],
+          )
+          if (!rows[0].got) throw new PublishConflict()
+          const exists = await client.query(`SELECT 1 FROM ${t('versions')} WHERE version = $1`, [
+            record.version,
+          ])
+          if (exists.rowCount) throw new PublishConflict()
+          const marked = await client.query(
+            `UPDATE ${t('updates')} SET consumed_by = $1 WHERE key = ANY($2) AND consumed_by IS NULL`,
+            [record.version, consumed],
+          )
+          // An update consumed already (or unknown) would be counted twice: undo everything.
+          if (
+            marked.rowCount !== new Set(consumed).size ||
+            consumed.length !== new Set(consumed).size
+          ) {
+            throw new PublishConflict()
+          }
+          await insertVersion(client, record)
+          await setPointer(client, record.version)
+          if (ledger) {
+            await client.query(
+              `INSERT INTO ${t('ledger')} (version, noise_multiplier, clip_norm, updates) VALUES ($1, $2, $3, $4)`,
+              [ledger.version, ledger.noiseMultiplier, ledger.clipNorm, ledger.updates],
+            )
+          }
+          return 'published' as const
+        })
+      } catch (error) {
+        if (error instanceof PublishConflict) return 'conflict'
+        throw error
+      }
+    },
+    async ledger() {
+      const { rows } = await pool.query(`SELECT * FROM ${t('ledger')} ORDER BY version`)
+      return rows.map((r): LedgerEntry => ({
+        version: r.version,
+        noiseMultiplier: r.noise_multiplier,
+        clipNorm: r.clip_norm,
+        updates: r.updates,
+      }))
+    },
+    async close() {
+      await pool.end()
+    },
+  }
+}
+
+class PublishConflict extends Error {}
+
+async function transaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await work(client)
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,235 @@
+// The embedded store: one SQLite file (better-sqlite3), WAL mode, every write one transaction.
+// `npm start` needs nothing else. One process writes it; several replicas need PostgreSQL.
+import Database from 'better-sqlite3'
+import type {
+  AcceptOutcome,
+  FederationStore,
+  LedgerEntry,
+  PublishOutcome,
+  PublishRequest,
+  StoredUpdate,
+  VersionRecord,
+} from './store'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS versions (
+  version INTEGER PRIMARY KEY,
+  parent INTEGER,
+  created_at TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  metrics TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pointer (
+  name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL REFERENCES versions(version)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+  sha256 TEXT PRIMARY KEY,
+  bytes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS updates (
+  key TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  base_version INTEGER NOT NULL,
+  accepted_at_version INTEGER NOT NULL,
+  slice INTEGER NOT NULL,
+  examples INTEGER NOT NULL,
+  weight REAL NOT NULL,
+  body BLOB NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  consumed_by INTEGER,
+  seq INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS updates_one_per_client ON updates (client_id, accepted_at_version);
+CREATE INDEX IF NOT EXISTS updates_buffer ON updates (consumed_by, seq);
+CREATE TABLE IF NOT EXISTS ledger (
+  version INTEGER PRIMARY KEY,
+  noise_multiplier REAL NOT NULL,
+  clip_norm REAL NOT NULL,
+  updates INTEGER NOT NULL
+);
+`
+
+interface VersionRow {
+  version: number
+  parent: number | null
+  created_at: string
+  manifest: string
+  metrics: string
+}
+
+interface UpdateRow {
+  key: string
+  client_id: string
+  base_version: number
+  accepted_at_version: number
+  slice: number
+  examples: number
+  weight: number
+  body: Buffer
+  received_at_ms: number
+}
+
+export function openSqliteStore(file: string): FederationStore {
+  const db = new Database(file)
+  db.pragma('journal_mode = WAL')
+  // FULL: a commit survives power loss, not only a killed process.
+  db.pragma('synchronous = FULL')
+  db.pragma('foreign_keys = ON')
+  db.exec(SCHEMA)
+
+  const toVersion = (row: VersionRow | undefined): VersionRecord | null =>
+    row
+      ? {
+          version: row.version,
+          parent: row.parent,
+          createdAt: row.created_at,
+          manifest: JSON.parse(row.manifest),
+          metrics: JSON.parse(row.metrics),
+        }
+      : null
+  const toUpdate = (row: UpdateRow): StoredUpdate => ({
+    key: row.key,
+    clientId: row.client_id,
+    baseVersion: row.base_version,
+    acceptedAtVersion: row.accepted_at_version,
+    slice: row.slice,
+    examples: row.examples,
+    weight: row.weight,
+    body: new Uint8Array(row.body),
+    receivedAtMs: row.received_at_ms,
+  })
+  const insertVersion = db.prepare(
+    'INSERT INTO versions (version, parent, created_at, manifest, metrics) VALUES (?, ?, ?, ?, ?)',
+  )
+  const addVersion = (r: VersionRecord) =>
+    insertVersion.run(
+      r.version,
+      r.parent,
+      r.createdAt,
+      JSON.stringify(r.manifest),
+      JSON.stringify(r.metrics),
+    )
+  const setPointer = db.prepare(
+    "INSERT INTO pointer (name, version) VALUES ('current', ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+  )
+  const currentRow = db.prepare(
+    "SELECT v.* FROM pointer p JOIN versions v ON v.version = p.version WHERE p.name = 'current'",
+  )
+
+  const accept = db.transaction((u: StoredUpdate): AcceptOutcome => {
+    if (db.prepare('SELECT 1 FROM updates WHERE key = ?').get(u.key)) return 'duplicate'
+    const sameClient = db
+      .prepare('SELECT 1 FROM updates WHERE client_id = ? AND accepted_at_version = ?')
+      .get(u.clientId, u.acceptedAtVersion)
+    if (sameClient) return 'client-limit'
+    const seq = (
+      db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM updates').get() as { next: number }
+    ).next
+    db.prepare(
+      `INSERT INTO updates (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms, consumed_by, seq)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+    ).run(
+      u.key,
+      u.clientId,
+      u.baseVersion,
+      u.acceptedAtVersion,
+      u.slice,
+      u.examples,
+      u.weight,
+      Buffer.from(u.body),
+      u.receivedAtMs,
+      seq,
+    )
+    return 'accepted'
+  })
+
+  const publish = db.transaction((request: PublishRequest): PublishOutcome => {
+    const { record, consumed, ledger } = request
+    if (db.prepare('SELECT 1 FROM versions WHERE version = ?').get(record.version))
+      return 'conflict'
+    const mark = db.prepare(
+      'UPDATE updates SET consumed_by = ? WHERE key = ? AND consumed_by IS NULL',
+    )
+    for (const key of consumed) {
+      // An update consumed already (or unknown) would be counted twice: undo everything.
+      if (mark.run(record.version, key).changes !== 1) throw new PublishConflict()
+    }
+    addVersion(record)
+    setPointer.run(record.version)
+    if (ledger) {
+      db.prepare(
+        'INSERT INTO ledger (version, noise_multiplier, clip_norm, updates) VALUES (?, ?, ?, ?)',
+      ).run(ledger.version, ledger.noiseMultiplier, ledger.clipNorm, ledger.updates)
+    }
+    return 'published'
+  })
+
+  return {
+    kind: 'sqlite',
+    current: async () => toVersion(currentRow.get() as VersionRow | undefined),
+    version: async (n) =>
+      toVersion(
+        db.prepare('SELECT * FROM versions WHERE version = ?').get(n) as VersionRow | undefined,
+      ),
+    versions: async () =>
+      (db.prepare('SELECT * FROM versions ORDER BY version').all() as VersionRow[]).map((r) =>
+        toVersion(r)!,
+      ),
+    addVersion: async (record) => {
+      addVersion(record)
+    },
+    setCurrent: async (n) => {
+      if (!db.prepare('SELECT 1 FROM versions WHERE version = ?').get(n)) return false
+      setPointer.run(n)
+      return true
+    },
+    putArtifact: async (sha256, bytes) => {
+      db.prepare('INSERT INTO artifacts (sha256, bytes) VALUES (?, ?) ON CONFLICT DO NOTHING').run(
+        sha256,
+        Buffer.from(bytes),
+      )
+    },
+    artifact: async (sha256) => {
+      const row = db.prepare('SELECT bytes FROM artifacts WHERE sha256 = ?').get(sha256) as
+        { bytes: Buffer } | undefined
+      return row ? new Uint8Array(row.bytes) : null
+    },
+    accept: async (update) => accept.immediate(update),
+    buffered: async () =>
+      (
+        db
+          .prepare('SELECT * FROM updates WHERE consumed_by IS NULL ORDER BY seq')
+          .all() as UpdateRow[]
+      ).map(toUpdate),
+    acceptedCount: async () =>
+      (db.prepare('SELECT COUNT(*) AS n FROM updates').get() as { n: number }).n,
+    publish: async (request) => {
+      try {
+        return publish.immediate(request)
+      } catch (error) {
+        if (error instanceof PublishConflict) return 'conflict'
+        throw error
+      }
+    },
+    ledger: async () =>
+      (
+        db.prepare('SELECT * FROM ledger ORDER BY version').all() as Array<{
+          version: number
+          noise_multiplier: number
+          clip_norm: number
+          updates: number
+        }>
+      ).map((r): LedgerEntry => ({
+        version: r.version,
+        noiseMultiplier: r.noise_multiplier,
+        clipNorm: r.clip_norm,
+        updates: r.updates,
+      })),
+    close: async () => {
+      db.close()
+    },
+  }
+}
+
+class PublishConflict extends Error {}

@@ -1,0 +1,174 @@
+// The behaviour every FederationStore must have, run against SQLite and PostgreSQL alike
+// (sqlite-store.test.ts, postgres-store.test.ts). Each test opens a fresh, empty store.
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ModelManifest } from '../../shared/protocol'
+import type { FederationStore, StoredUpdate, VersionRecord } from './store'
+
+const ref = (name: string) => ({ url: name, sha256: name.padEnd(64, '0'), bytes: 1 })
+
+export function record(
+  version: number,
+  parent: number | null = version - 1 || null,
+): VersionRecord {
+  const manifest: ModelManifest = {
+    type: 'pocketrec-manifest',
+    version: `v${version}`,
+    createdAt: '2026-11-27T00:00:00.000Z',
+    model: ref(`m${version}`),
+    catalogue: ref('c'),
+    pools: ref('p'),
+    rules: ref('r'),
+  }
+  return {
+    version,
+    parent,
+    createdAt: manifest.createdAt,
+    manifest,
+    metrics: { recall20: version / 100 },
+  }
+}
+
+export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 1): StoredUpdate {
+  return {
+    key,
+    clientId,
+    baseVersion: acceptedAtVersion,
+    acceptedAtVersion,
+    slice: 3,
+    examples: 12,
+    weight: 0.12,
+    body: Uint8Array.from([1, 2, 3, key.length]),
+    receivedAtMs: 1_700_000_000_000,
+  }
+}
+
+/**
+ * `open(id)` opens the store named `id`, empty the first time and as it was left afterwards
+ * (a SQLite file, a PostgreSQL schema).
+ */
+export function storeContract(name: string, open: (id: string) => Promise<FederationStore>): void {
+  describe(`FederationStore contract (${name})`, () => {
+    let store: FederationStore | undefined
+    let opened = 0
+    let id = ''
+    const fresh = async (reopen = false) => {
+      if (!reopen) id = `store_${process.pid}_${Date.now() % 1e6}_${++opened}`
+      return (store = await open(id))
+    }
+    afterEach(async () => {
+      await store?.close()
+      store = undefined
+    })
+
+    it('starts empty, records versions with their parents, and moves "current" only when told', async () => {
+      const s = await fresh()
+      expect(await s.current()).toBeNull()
+      await s.addVersion(record(1, null))
+      expect(await s.current()).toBeNull()
+      expect(await s.setCurrent(1)).toBe(true)
+      expect(await s.current()).toEqual(record(1, null))
+      expect(await s.setCurrent(9)).toBe(false)
+      expect((await s.current())?.version).toBe(1)
+    })
+
+    it('keeps artifacts by hash, once', async () => {
+      const s = await fresh()
+      await s.putArtifact('a'.repeat(64), Uint8Array.from([9, 8, 7]))
+      await s.putArtifact('a'.repeat(64), Uint8Array.from([9, 8, 7]))
+      expect(Array.from((await s.artifact('a'.repeat(64)))!)).toEqual([9, 8, 7])
+      expect(await s.artifact('b'.repeat(64))).toBeNull()
+    })
+
+    it('P12/P15: accepts an update once per key and once per client per version', async () => {
+      const s = await fresh()
+      expect(await s.accept(storedUpdate('k1', 'alice'))).toBe('accepted')
+      expect(await s.accept(storedUpdate('k1', 'alice'))).toBe('duplicate')
+      expect(await s.accept(storedUpdate('k2', 'alice'))).toBe('client-limit')
+      expect(await s.accept(storedUpdate('k3', 'alice', 2))).toBe('accepted')
+      expect(await s.accept(storedUpdate('k4', 'bob'))).toBe('accepted')
+      expect(await s.acceptedCount()).toBe(3)
+      const buffered = await s.buffered()
+      expect(buffered.map((u) => u.key)).toEqual(['k1', 'k3', 'k4'])
+      expect(buffered[0]).toEqual(storedUpdate('k1', 'alice'))
+    })
+
+    it('P19: publishing consumes the buffer, moves "current" and appends the ledger, atomically', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      await s.setCurrent(1)
+      for (const [key, client] of [
+        ['k1', 'a'],
+        ['k2', 'b'],
+        ['k3', 'c'],
+      ])
+        await s.accept(storedUpdate(key!, client!))
+      const ledger = { version: 2, noiseMultiplier: 1.1, clipNorm: 0.5, updates: 2 }
+      expect(await s.publish({ record: record(2), consumed: ['k1', 'k2'], ledger })).toBe(
+        'published',
+      )
+      expect((await s.current())?.version).toBe(2)
+      expect((await s.buffered()).map((u) => u.key)).toEqual(['k3'])
+      expect(await s.ledger()).toEqual([ledger])
+      expect((await s.versions()).map((v) => [v.version, v.parent])).toEqual([
+        [1, null],
+        [2, 1],
+      ])
+    })
+
+    it('P19: a publish that would count an update twice changes nothing', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      await s.setCurrent(1)
+      await s.accept(storedUpdate('k1', 'a'))
+      await s.accept(storedUpdate('k2', 'b'))
+      expect(await s.publish({ record: record(2), consumed: ['k1'], ledger: null })).toBe(
+        'published',
+      )
+      // k1 is consumed already; k2 must not be consumed by this failed attempt either.
+      const again = {
+        record: record(3, 2),
+        consumed: ['k2', 'k1'],
+        ledger: { version: 3, noiseMultiplier: 1, clipNorm: 1, updates: 2 },
+      }
+      expect(await s.publish(again)).toBe('conflict')
+      expect((await s.buffered()).map((u) => u.key)).toEqual(['k2'])
+      expect((await s.current())?.version).toBe(2)
+      expect(await s.version(3)).toBeNull()
+      expect(await s.ledger()).toEqual([])
+      // Unknown keys and an existing version number are conflicts too.
+      expect(await s.publish({ record: record(3, 2), consumed: ['nope'], ledger: null })).toBe(
+        'conflict',
+      )
+      expect(await s.publish({ record: record(2), consumed: ['k2'], ledger: null })).toBe(
+        'conflict',
+      )
+      expect((await s.buffered()).map((u) => u.key)).toEqual(['k2'])
+    })
+
+    it('P23: rollback repoints "current" and keeps every version', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      await s.setCurrent(1)
+      await s.accept(storedUpdate('k1', 'a'))
+      await s.publish({ record: record(2), consumed: ['k1'], ledger: null })
+      expect(await s.setCurrent(1)).toBe(true)
+      expect((await s.current())?.version).toBe(1)
+      expect((await s.versions()).map((v) => v.version)).toEqual([1, 2])
+    })
+
+    it('survives a reopen: everything accepted or published is still there', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      await s.setCurrent(1)
+      await s.accept(storedUpdate('k1', 'a'))
+      await s.accept(storedUpdate('k2', 'b'))
+      await s.publish({ record: record(2), consumed: ['k1'], ledger: null })
+      await s.close()
+      store = undefined
+      const reopened = await fresh(true)
+      expect((await reopened.current())?.version).toBe(2)
+      expect((await reopened.buffered()).map((u) => u.key)).toEqual(['k2'])
+      expect(await reopened.accept(storedUpdate('k1', 'a'))).toBe('duplicate')
+    })
+  })
+}

@@ -1,0 +1,86 @@
+// The aggregation server's system of record, behind one interface with two implementations:
+// SQLite (the embedded default, one process) and PostgreSQL (several replicas sharing one
+// database). Both pass the same contract suite (store.contract.ts). Everything a replica needs to
+// carry on after a crash is here: versions, the current pointer, artifacts, the accepted updates
+// not yet published (the buffer), idempotency keys and the privacy ledger.
+import type { ModelManifest } from '../../shared/protocol'
+
+export interface VersionRecord {
+  version: number
+  parent: number | null
+  createdAt: string
+  manifest: ModelManifest
+  /** Evaluation results by name (validation Recall@20, device-reported metrics…). */
+  metrics: Record<string, number>
+}
+
+export interface StoredUpdate {
+  /** The update's idempotency key, hex. */
+  key: string
+  clientId: string
+  baseVersion: number
+  /** The current version when the update was accepted: one update per client per version. */
+  acceptedAtVersion: number
+  slice: number
+  examples: number
+  weight: number
+  /** The encoded update, exactly as received (shared/update-codec.ts). */
+  body: Uint8Array
+  receivedAtMs: number
+}
+
+/** A noised release, for the accountant (PROTOCOL.md P20). */
+export interface LedgerEntry {
+  version: number
+  noiseMultiplier: number
+  clipNorm: number
+  updates: number
+}
+
+export type AcceptOutcome =
+  /** Stored now. */
+  | 'accepted'
+  /** The same idempotency key was accepted before: nothing stored, answer as then (P12). */
+  | 'duplicate'
+  /** This client already has an update accepted at this version (P15): nothing stored. */
+  | 'client-limit'
+
+export interface PublishRequest {
+  record: VersionRecord
+  /** Keys of the buffered updates this version consumed. */
+  consumed: string[]
+  ledger: LedgerEntry | null
+}
+
+export type PublishOutcome =
+  | 'published'
+  /** Another replica published first, or holds the publisher lock: nothing changed. */
+  | 'conflict'
+
+export interface FederationStore {
+  readonly kind: 'sqlite' | 'postgres'
+  /** The current version, or null before the first one. */
+  current(): Promise<VersionRecord | null>
+  version(version: number): Promise<VersionRecord | null>
+  versions(): Promise<VersionRecord[]>
+  /** Records a version without making it current (the first one, or a candidate). */
+  addVersion(record: VersionRecord): Promise<void>
+  /** Points "current" at an existing version (promotion and rollback, P23); false if unknown. */
+  setCurrent(version: number): Promise<boolean>
+  putArtifact(sha256: string, bytes: Uint8Array): Promise<void>
+  artifact(sha256: string): Promise<Uint8Array | null>
+  /** Stores an update atomically with its idempotency and per-client checks. */
+  accept(update: StoredUpdate): Promise<AcceptOutcome>
+  /** Accepted updates no version has consumed yet, oldest first. */
+  buffered(): Promise<StoredUpdate[]>
+  /** How many updates were ever accepted (for metrics and tests). */
+  acceptedCount(): Promise<number>
+  /**
+   * Atomically: the version recorded, its updates marked consumed, "current" moved, the ledger
+   * appended. A conflict (a consumed update, an existing version number, the publisher lock
+   * held elsewhere) changes nothing.
+   */
+  publish(request: PublishRequest): Promise<PublishOutcome>
+  ledger(): Promise<LedgerEntry[]>
+  close(): Promise<void>
+}
