@@ -1,0 +1,202 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createRandom } from '../../shared/random'
+import { encodeUpdate, type ModelUpdate } from '../../shared/update-codec'
+import { openSqliteStore } from '../storage/sqlite-store'
+import { record } from '../storage/store.contract'
+import type { FederationStore } from '../storage/store'
+import type { FedBuffSettings } from './fedbuff'
+import { receiveUpdate, type IntakeDeps } from './intake'
+import { signToken, type UploadToken } from './tokens'
+
+const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-intake-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const layout = { denseCoordinates: 4, sliceRows: 2, embedDim: 3 }
+const settings: FedBuffSettings = {
+  layout,
+  bufferSize: 10,
+  minBuffer: 2,
+  maxWaitMs: 60_000,
+  maxStaleness: 2,
+  exampleCap: 100,
+  clipNorm: 1,
+  serverLearningRate: 1,
+  noiseMultiplier: 0,
+}
+const secret = new TextEncoder().encode('test secret, 32 bytes or so.....')
+const NOW = 1_800_000_000_000
+let counter = 0
+
+function token(overrides: Partial<UploadToken> = {}): string {
+  return signToken(
+    {
+      site: 'shop',
+      client: `client-${counter}`,
+      version: 5,
+      slice: 7,
+      exp: NOW + 60_000,
+      ...overrides,
+    },
+    secret,
+  )
+}
+
+function body(overrides: Partial<ModelUpdate> = {}): Uint8Array {
+  counter++
+  return encodeUpdate({
+    baseVersion: 5,
+    examples: 40,
+    slice: 7,
+    layout,
+    idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => (counter * 31 + i) & 0xff),
+    values: Float32Array.from({ length: 10 }, (_, i) => (i % 2 ? 0.1 : -0.1)),
+    ...overrides,
+  })
+}
+
+describe('receiving an update (PROTOCOL.md P13)', () => {
+  let store: FederationStore
+  let deps: IntakeDeps
+  let allowed = true
+
+  beforeEach(async () => {
+    store = openSqliteStore(path.join(dir, `intake-${++counter}.db`))
+    for (const v of [3, 4, 5]) await store.addVersion(record(v, v === 3 ? null : v - 1))
+    await store.setCurrent(5)
+    allowed = true
+    deps = {
+      store,
+      settings,
+      site: 'shop',
+      secret,
+      now: () => NOW,
+      currentVersion: async () => (await store.current())!.version,
+      allow: () => allowed,
+    }
+  })
+  afterEach(async () => store.close())
+
+  /** Asserts the refusal, and that the store is exactly as before. */
+  async function expectRefused(
+    request: { token: unknown; body: Uint8Array },
+    status: number,
+    code: string,
+  ) {
+    const before = {
+      count: await store.acceptedCount(),
+      keys: (await store.buffered()).map((u) => u.key),
+    }
+    const result = await receiveUpdate(deps, request)
+    expect(result, result.message).toMatchObject({ status, code })
+    expect(await store.acceptedCount()).toBe(before.count)
+    expect((await store.buffered()).map((u) => u.key)).toEqual(before.keys)
+  }
+
+  it('stores a valid update with its weight, once however often it is retried', async () => {
+    const b = body({ baseVersion: 4 })
+    const t = token()
+    expect(await receiveUpdate(deps, { token: t, body: b })).toMatchObject({
+      status: 202,
+      code: 'accepted',
+    })
+    const [stored] = await store.buffered()
+    expect(stored).toMatchObject({ baseVersion: 4, acceptedAtVersion: 5, slice: 7, examples: 40 })
+    expect(stored!.weight).toBeCloseTo(0.4 / Math.SQRT2, 12) // 40/100 examples, one version stale
+    expect(Array.from(stored!.body)).toEqual(Array.from(b))
+    await expectRefused({ token: t, body: b }, 200, 'duplicate')
+  })
+
+  it('refuses a body larger than the layout allows before reading it', async () => {
+    await expectRefused({ token: token(), body: new Uint8Array(1_000_000) }, 413, 'E_TOO_LARGE')
+  })
+
+  it('refuses missing, forged, expired and other-site tokens', async () => {
+    const b = body()
+    await expectRefused({ token: undefined, body: b }, 401, 'E_TOKEN')
+    await expectRefused({ token: 'abc', body: b }, 401, 'E_TOKEN')
+    const forged = token().replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))
+    await expectRefused({ token: forged, body: b }, 401, 'E_TOKEN')
+    await expectRefused(
+      {
+        token: signToken(
+          { site: 'shop', client: 'x', version: 5, slice: 7, exp: NOW + 1 },
+          new Uint8Array(8),
+        ),
+        body: b,
+      },
+      401,
+      'E_TOKEN',
+    )
+    await expectRefused({ token: token({ exp: NOW }), body: b }, 401, 'E_TOKEN')
+    await expectRefused({ token: token({ site: 'other' }), body: b }, 401, 'E_TOKEN')
+  })
+
+  it('refuses malformed bodies, another layout and another slice', async () => {
+    const b = body()
+    await expectRefused({ token: token(), body: b.subarray(0, -1) }, 400, 'E_UPDATE_FORMAT')
+    const altered = b.slice()
+    altered[50] = altered[50]! ^ 1
+    await expectRefused({ token: token(), body: altered }, 400, 'E_UPDATE_FORMAT')
+    const smaller = encodeUpdate({
+      baseVersion: 5,
+      examples: 1,
+      slice: 7,
+      layout: { denseCoordinates: 2, sliceRows: 1, embedDim: 3 },
+      idempotencyKey: new Uint8Array(16),
+      values: new Float32Array(5),
+    })
+    await expectRefused({ token: token(), body: smaller }, 422, 'E_UPDATE_LAYOUT')
+    await expectRefused({ token: token({ slice: 8 }), body: body() }, 422, 'E_UPDATE_SLICE')
+  })
+
+  it('P14: refuses a base version too old or not yet published', async () => {
+    await store.addVersion(record(1, null))
+    await store.addVersion(record(2, 1))
+    await expectRefused({ token: token(), body: body({ baseVersion: 2 }) }, 409, 'E_VERSION_STALE')
+    await expectRefused(
+      { token: token(), body: body({ baseVersion: 6 }) },
+      409,
+      'E_VERSION_UNKNOWN',
+    )
+    expect(
+      await receiveUpdate(deps, { token: token(), body: body({ baseVersion: 3 }) }),
+    ).toMatchObject({
+      status: 202,
+    })
+  })
+
+  it('P11: refuses an update above the clip norm rather than rescaling it', async () => {
+    const big = Float32Array.from({ length: 10 }, () => 0.5) // norm 1.58
+    await expectRefused({ token: token(), body: body({ values: big }) }, 422, 'E_UPDATE_NORM')
+  })
+
+  it('P21/P15: refuses a rate-limited client, and a second update from one client at a version', async () => {
+    allowed = false
+    await expectRefused({ token: token(), body: body() }, 429, 'E_RATE_LIMITED')
+    allowed = true
+    const t = token({ client: 'same' })
+    expect((await receiveUpdate(deps, { token: t, body: body() })).status).toBe(202)
+    await expectRefused({ token: t, body: body() }, 409, 'E_CLIENT_LIMIT')
+  })
+
+  it('fuzz: 400 hostile requests get a 4xx or a 2xx, never an exception, and only 202 stores', async () => {
+    const random = createRandom(99)
+    const valid = body()
+    for (let i = 0; i < 400; i++) {
+      const b = valid.slice(0, Math.floor(random() * (valid.length + 20)))
+      if (b.length > 0) b[Math.floor(random() * b.length)] = Math.floor(random() * 256)
+      const t = random() < 0.5 ? token() : String(random())
+      const before = await store.acceptedCount()
+      const result = await receiveUpdate(deps, { token: t, body: b })
+      expect(
+        result.status === 202 ||
+          result.status === 200 ||
+          (result.status >= 400 && result.status < 500),
+      ).toBe(true)
+      expect(await store.acceptedCount()).toBe(before + (result.status === 202 ? 1 : 0))
+    }
+  })
+})

@@ -1,0 +1,125 @@
+// Receiving one update (PROTOCOL.md P13): every check runs before anything is stored, in the
+// documented order, and each refusal carries a status and a stable code. Only `store.accept`
+// writes, and it is atomic with the idempotency and one-per-client rules.
+import {
+  decodeUpdate,
+  sameLayout,
+  updateByteLength,
+  updateNorm,
+  UpdateFormatError,
+  type ModelUpdate,
+} from '../../shared/update-codec'
+import type { FederationStore } from '../storage/store'
+import { checkVersion, updateWeight, type FedBuffSettings } from './fedbuff'
+import { verifyToken } from './tokens'
+
+export type IntakeCode =
+  | 'accepted'
+  | 'duplicate'
+  | 'E_TOO_LARGE'
+  | 'E_TOKEN'
+  | 'E_UPDATE_FORMAT'
+  | 'E_UPDATE_LAYOUT'
+  | 'E_UPDATE_SLICE'
+  | 'E_VERSION_STALE'
+  | 'E_VERSION_UNKNOWN'
+  | 'E_UPDATE_NORM'
+  | 'E_RATE_LIMITED'
+  | 'E_CLIENT_LIMIT'
+
+export interface IntakeResult {
+  status: 200 | 202 | 400 | 401 | 409 | 413 | 422 | 429
+  code: IntakeCode
+  message: string
+}
+
+export interface IntakeDeps {
+  store: FederationStore
+  settings: FedBuffSettings
+  /** The site this server aggregates for; a token for another is refused. */
+  site: string
+  secret: Uint8Array
+  now: () => number
+  /** The current version's number (from the store's "current"). */
+  currentVersion: () => Promise<number>
+  /** False when this client or site has sent too much lately (P21). */
+  allow?: (client: string) => boolean
+}
+
+const refuse = (
+  status: IntakeResult['status'],
+  code: IntakeCode,
+  message: string,
+): IntakeResult => ({
+  status,
+  code,
+  message,
+})
+
+export async function receiveUpdate(
+  deps: IntakeDeps,
+  request: { token: unknown; body: Uint8Array },
+): Promise<IntakeResult> {
+  const { settings } = deps
+  const limit = updateByteLength(settings.layout)
+  if (request.body.length > limit) {
+    return refuse(413, 'E_TOO_LARGE', `expected at most ${limit} bytes, got ${request.body.length}`)
+  }
+  const checked = verifyToken(request.token, deps.secret, deps.now())
+  if (!checked.ok) return refuse(401, 'E_TOKEN', checked.reason)
+  const token = checked.token
+  if (token.site !== deps.site) return refuse(401, 'E_TOKEN', `the token is for site ${token.site}`)
+  let update: ModelUpdate
+  try {
+    update = decodeUpdate(request.body)
+  } catch (error) {
+    if (!(error instanceof UpdateFormatError)) throw error
+    return refuse(400, 'E_UPDATE_FORMAT', `${error.code}: ${error.message}`)
+  }
+  if (!sameLayout(update.layout, settings.layout)) {
+    return refuse(422, 'E_UPDATE_LAYOUT', 'expected the layout of the current federation block')
+  }
+  if (update.slice !== token.slice) {
+    return refuse(422, 'E_UPDATE_SLICE', `expected slice ${token.slice}, got ${update.slice}`)
+  }
+  const current = await deps.currentVersion()
+  const version = checkVersion(update.baseVersion, current, settings.maxStaleness)
+  if (version === 'too-stale') {
+    return refuse(
+      409,
+      'E_VERSION_STALE',
+      `base v${update.baseVersion} is more than ${settings.maxStaleness} behind v${current}`,
+    )
+  }
+  if (version === 'unknown') {
+    return refuse(
+      409,
+      'E_VERSION_UNKNOWN',
+      `base v${update.baseVersion} is not a published version`,
+    )
+  }
+  const norm = updateNorm(update.values)
+  // float16 rounding may lift a norm clipped to exactly C by a hair: allow 0.5 %.
+  if (!(norm <= settings.clipNorm * 1.005)) {
+    return refuse(422, 'E_UPDATE_NORM', `expected an L2 norm ≤ ${settings.clipNorm}, got ${norm}`)
+  }
+  if (deps.allow && !deps.allow(token.client)) {
+    return refuse(429, 'E_RATE_LIMITED', 'too many uploads from this client; retry later')
+  }
+  const outcome = await deps.store.accept({
+    key: Buffer.from(update.idempotencyKey).toString('hex'),
+    clientId: token.client,
+    baseVersion: update.baseVersion,
+    acceptedAtVersion: current,
+    slice: update.slice,
+    examples: update.examples,
+    weight: updateWeight(update.examples, current - update.baseVersion, settings.exampleCap),
+    body: request.body,
+    receivedAtMs: deps.now(),
+  })
+  if (outcome === 'duplicate') return refuse(200, 'duplicate', 'this update was accepted before')
+  if (outcome === 'client-limit') {
+    return refuse(409, 'E_CLIENT_LIMIT', `this client already sent an update at v${current}`)
+  }
+  return refuse(202, 'accepted', 'stored; it joins the next version')
+}
