@@ -1,0 +1,117 @@
+// Publishing a version (PROTOCOL.md P16–P19): when the buffer is due, read it back from the
+// store, aggregate it onto the current weights (fedbuff.ts), write the new model artifact, and
+// let the store record the version, consume the updates and append the ledger in one
+// transaction. Any failure before that transaction leaves the old version current and the
+// buffer whole; a conflict (another replica published) changes nothing either.
+import { createHash } from 'node:crypto'
+import { decodeUpdate } from '../../shared/update-codec'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import type { FederationStore, VersionRecord } from '../storage/store'
+import {
+  accumulate,
+  applyBuffer,
+  createBuffer,
+  shouldPublish,
+  type FedBuffSettings,
+  type ModelShape,
+} from './fedbuff'
+
+export const TABLE_NAME = 'item_embedding'
+
+export interface PublisherDeps {
+  store: FederationStore
+  settings: FedBuffSettings
+  now: () => number
+  /** N(0, 1) draws for the noise of P18; unused when the noise multiplier is 0. */
+  gaussian: () => number
+}
+
+export type PublishAttempt =
+  | { status: 'published'; record: VersionRecord; updates: number }
+  | { status: 'not-due'; buffered: number }
+  | { status: 'conflict' }
+
+/** The dense weights (every tensor but the table, in file order) and the table, flat. */
+export function splitWeights(file: WeightsFile): {
+  dense: Float32Array
+  table: Float32Array
+  shape: ModelShape
+} {
+  const table = file.tensors.find((t) => t.name === TABLE_NAME)
+  if (!table || table.shape.length !== 2) {
+    throw new Error(`expected a 2-D ${TABLE_NAME} tensor in the model`)
+  }
+  const others = file.tensors.filter((t) => t !== table)
+  const dense = new Float32Array(others.reduce((n, t) => n + t.values.length, 0))
+  let offset = 0
+  for (const t of others) {
+    dense.set(t.values, offset)
+    offset += t.values.length
+  }
+  const [nItems, embedDim] = table.shape as [number, number]
+  return { dense, table: table.values, shape: { denseSize: dense.length, nItems, embedDim } }
+}
+
+function joinWeights(file: WeightsFile, dense: Float32Array, table: Float32Array): WeightsFile {
+  let offset = 0
+  return {
+    ...file,
+    tensors: file.tensors.map((t) => {
+      if (t.name === TABLE_NAME) return { ...t, values: table }
+      const values = dense.slice(offset, offset + t.values.length)
+      offset += t.values.length
+      return { ...t, values }
+    }),
+  }
+}
+
+export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt> {
+  const { store, settings } = deps
+  const buffered = await store.buffered()
+  const current = await store.current()
+  if (!current || buffered.length === 0) return { status: 'not-due', buffered: buffered.length }
+  const modelBytes = await store.artifact(current.manifest.model.sha256)
+  if (!modelBytes) throw new Error(`expected the model of v${current.version} in the store`)
+  const file = decodeWeights(modelBytes)
+  const { dense, table, shape } = splitWeights(file)
+
+  const buffer = createBuffer(shape)
+  for (const stored of buffered) {
+    // Bodies were validated on intake; decoding again is what makes the sum reproducible.
+    accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
+  }
+  if (!shouldPublish(buffer, deps.now(), settings)) {
+    return { status: 'not-due', buffered: buffered.length }
+  }
+  const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian)
+  const bytes = encodeWeights(joinWeights(file, next.dense, next.table), { dtype: 'float16' })
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await store.putArtifact(sha256, bytes)
+
+  const version = current.version + 1
+  const createdAt = new Date(deps.now()).toISOString()
+  const record: VersionRecord = {
+    version,
+    parent: current.version,
+    createdAt,
+    manifest: {
+      ...current.manifest,
+      version: `v${version}`,
+      createdAt,
+      model: { url: `${sha256.slice(0, 16)}.model.prw`, sha256, bytes: bytes.byteLength },
+    },
+    metrics: { updates: buffered.length },
+  }
+  const ledger =
+    settings.noiseMultiplier > 0
+      ? {
+          version,
+          noiseMultiplier: settings.noiseMultiplier,
+          clipNorm: settings.clipNorm,
+          updates: buffered.length,
+        }
+      : null
+  const outcome = await store.publish({ record, consumed: buffered.map((u) => u.key), ledger })
+  if (outcome === 'conflict') return { status: 'conflict' }
+  return { status: 'published', record, updates: buffered.length }
+}
