@@ -3,18 +3,30 @@
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { cors } from 'hono/cors'
+import { federationRoutes, type FederationDeps } from './federated/routes'
 
 export interface AppDeps {
   /** The built demo, loader, worker and .wasm files (`npm run build`), artifacts under artifacts/. */
   distDir: string
+  /** The aggregation routes under /v1 (PROTOCOL.md); without them the server only serves files. */
+  federation?: FederationDeps
 }
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
   // The tag, worker and artifacts are public and carry no credentials. A shop that loads the tag
   // from this server runs the worker as a blob on its own origin, which imports the worker
-  // script and fetches the artifacts from here: both need CORS.
-  app.use('/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD'] }))
+  // script and fetches the artifacts from here: both need CORS. Uploads authenticate with a
+  // bearer token in a header, never a cookie, so any origin may send them too.
+  app.use(
+    '/*',
+    cors({
+      origin: '*',
+      allowMethods: ['GET', 'HEAD', 'POST'],
+      allowHeaders: ['authorization', 'content-type'],
+    }),
+  )
+  if (deps.federation) app.route('/v1', federationRoutes(deps.federation))
   app.use('/artifacts/*', async (c, next) => {
     await next()
     // Content-addressed files never change; the manifest names the current ones and must not be cached.

@@ -1,0 +1,189 @@
+import { serve } from '@hono/node-server'
+import { mkdtempSync, rmSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRandom } from '../../shared/random'
+import { encodeUpdate, updateByteLength } from '../../shared/update-codec'
+import { createApp } from '../app'
+import { openSqliteStore } from '../storage/sqlite-store'
+import { record } from '../storage/store.contract'
+import type { FederationStore } from '../storage/store'
+import type { FedBuffSettings } from './fedbuff'
+
+// The federation routes over real HTTP on 127.0.0.1, on the embedded SQLite store.
+const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-routes-'))
+const layout = { denseCoordinates: 4, sliceRows: 2, embedDim: 3 }
+const settings: FedBuffSettings = {
+  layout,
+  bufferSize: 100,
+  minBuffer: 1,
+  maxWaitMs: 60_000,
+  maxStaleness: 2,
+  exampleCap: 100,
+  clipNorm: 1,
+  serverLearningRate: 1,
+  noiseMultiplier: 0,
+}
+const ADMIN = 'admin-token-for-tests'
+let store: FederationStore
+let origin: string
+let close: () => void
+
+async function token(client: string): Promise<{ token: string; slice: number; version: number }> {
+  const response = await fetch(`${origin}/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ siteKey: 'pk_shop', client }),
+  })
+  expect(response.status).toBe(200)
+  return response.json()
+}
+
+function update(slice: number, key: number): Uint8Array {
+  return encodeUpdate({
+    baseVersion: 2,
+    examples: 10,
+    slice,
+    layout,
+    idempotencyKey: new Uint8Array(16).fill(key),
+    values: new Float32Array(10).fill(0.1),
+  })
+}
+
+const upload = (tokenValue: string | null, body: Uint8Array) =>
+  fetch(`${origin}/v1/updates`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/octet-stream',
+      ...(tokenValue ? { authorization: `Bearer ${tokenValue}` } : {}),
+    },
+    body: body as Uint8Array<ArrayBuffer>,
+  })
+
+describe('federation routes over HTTP', () => {
+  beforeAll(async () => {
+    store = openSqliteStore(path.join(dir, 'routes.db'))
+    await store.addVersion(record(1, null))
+    await store.addVersion(record(2, 1))
+    await store.setCurrent(2)
+    const app = createApp({
+      distDir: dir,
+      federation: {
+        store,
+        settings,
+        site: 'shop',
+        siteKey: 'pk_shop',
+        adminToken: ADMIN,
+        secret: new TextEncoder().encode('routes test secret'),
+        perClientPerMinute: 1000,
+      },
+    })
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise((resolve) => server.once('listening', resolve))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    close = () => server.close()
+  })
+
+  afterAll(async () => {
+    close?.()
+    await store?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('issues tokens for the site key only, with the slice and layout to use', async () => {
+    const bad = await fetch(`${origin}/v1/token`, {
+      method: 'POST',
+      body: JSON.stringify({ siteKey: 'pk_other', client: 'abcdefgh' }),
+    })
+    expect(bad.status).toBe(401)
+    const badClient = await fetch(`${origin}/v1/token`, {
+      method: 'POST',
+      body: JSON.stringify({ siteKey: 'pk_shop', client: 'x' }),
+    })
+    expect(badClient.status).toBe(400)
+    const issued = await token('client-aaaa')
+    expect(issued).toMatchObject({ version: 2, layout, clipNorm: 1 })
+    expect((await token('client-aaaa')).slice).toBe(issued.slice)
+  })
+
+  it('accepts an upload once, answers its retry as a duplicate, and lets a page on another origin send it', async () => {
+    const { token: t, slice } = await token('client-bbbb')
+    const body = update(slice, 1)
+    const first = await upload(t, body)
+    expect(first.status).toBe(202)
+    expect(await first.json()).toMatchObject({ status: 'accepted' })
+    const retry = await upload(t, body)
+    expect(retry.status).toBe(200)
+    expect(await retry.json()).toMatchObject({ status: 'duplicate' })
+    const preflight = await fetch(`${origin}/v1/updates`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    })
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*')
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i)
+  })
+
+  it('cuts off a body larger than an update, and refuses a missing token, storing nothing', async () => {
+    const before = await store.acceptedCount()
+    const huge = await upload(
+      (await token('client-cccc')).token,
+      new Uint8Array(updateByteLength(layout) + 1),
+    )
+    expect(huge.status).toBe(413)
+    expect(await huge.json()).toMatchObject({ error: 'E_TOO_LARGE' })
+    const anonymous = await upload(null, update(0, 2))
+    expect(anonymous.status).toBe(401)
+    expect(await store.acceptedCount()).toBe(before)
+  })
+
+  it('fuzz: 200 hostile uploads over HTTP, never a 5xx, nothing stored', async () => {
+    const random = createRandom(4)
+    const { token: t, slice } = await token('client-dddd')
+    const valid = update(slice, 9)
+    const before = await store.acceptedCount()
+    for (let i = 0; i < 200; i++) {
+      const body = valid.slice(0, Math.floor(random() * valid.length))
+      if (body.length) body[Math.floor(random() * body.length)] = Math.floor(random() * 256)
+      const response = await upload(random() < 0.7 ? t : `${t}x`, body)
+      expect(response.status, `case ${i}`).toBeGreaterThanOrEqual(400)
+      expect(response.status, `case ${i}`).toBeLessThan(500)
+    }
+    expect(await store.acceptedCount()).toBe(before)
+  })
+
+  it('reports counters and the privacy budget publicly', async () => {
+    const status = await (await fetch(`${origin}/v1/federation`)).json()
+    expect(status).toMatchObject({ version: 2, privacy: { releases: 0, epsilon: 0, delta: 1e-6 } })
+    expect(status.accepted).toBeGreaterThanOrEqual(1)
+    expect(status.refused.E_TOO_LARGE).toBeGreaterThanOrEqual(1)
+  })
+
+  it('keeps admin routes behind the admin token; rollback repoints current', async () => {
+    expect((await fetch(`${origin}/v1/admin/versions`)).status).toBe(401)
+    const auth = { authorization: `Bearer ${ADMIN}` }
+    const listed = await (await fetch(`${origin}/v1/admin/versions`, { headers: auth })).json()
+    expect(listed).toMatchObject({
+      current: 2,
+      versions: [{ version: 1 }, { version: 2, parent: 1 }],
+    })
+    const unknown = await fetch(`${origin}/v1/admin/rollback`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 9 }),
+    })
+    expect(unknown.status).toBe(404)
+    const rolled = await fetch(`${origin}/v1/admin/rollback`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 1 }),
+    })
+    expect(await rolled.json()).toEqual({ current: 1 })
+    expect((await store.current())!.version).toBe(1)
+  })
+})

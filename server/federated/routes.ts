@@ -1,0 +1,176 @@
+// The federation's HTTP surface (PROTOCOL.md P13, P21–P23), mounted under /v1 by createApp:
+//   POST /v1/token           site key + client id → upload token, slice, version, layout
+//   POST /v1/updates         Bearer upload token, binary body → 202 accepted / 200 duplicate / 4xx
+//   GET  /v1/federation      public counters: version, buffered, accepted, refused by code, (ε, δ)
+//   GET  /v1/admin/versions  admin token: every version with parent, metrics, model hash
+//   POST /v1/admin/rollback  admin token, {version}: repoint "current"
+// Bodies past the layout's size are cut off by the body limit before they are read.
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { timingSafeEqual } from 'node:crypto'
+import { updateByteLength } from '../../shared/update-codec'
+import type { FederationStore } from '../storage/store'
+import type { FedBuffSettings } from './fedbuff'
+import { receiveUpdate, type IntakeCode } from './intake'
+import { DEFAULT_DELTA, epsilonAfter } from './privacy'
+import { issueToken } from './tokens'
+
+export interface FederationDeps {
+  store: FederationStore
+  settings: FedBuffSettings
+  site: string
+  /** The public key the script tag carries (P21). */
+  siteKey: string
+  adminToken: string
+  secret: Uint8Array
+  now?: () => number
+  /** Uploads and tokens per client per minute (P21). */
+  perClientPerMinute?: number
+}
+
+const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/
+
+export function federationRoutes(deps: FederationDeps): Hono {
+  const now = deps.now ?? Date.now
+  const app = new Hono()
+  const refused = new Map<IntakeCode, number>()
+  const limiter = createRateLimiter(deps.perClientPerMinute ?? 30, now)
+  const currentVersion = async () => {
+    const current = await deps.store.current()
+    if (!current) throw new Error('expected a current version: seed the store first')
+    return current.version
+  }
+
+  app.post('/token', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as {
+      siteKey?: unknown
+      client?: unknown
+    } | null
+    if (!body || body.siteKey !== deps.siteKey) {
+      return c.json({ error: 'E_SITE_KEY', message: 'expected this site’s public key' }, 401)
+    }
+    if (typeof body.client !== 'string' || !CLIENT_ID.test(body.client)) {
+      return c.json(
+        { error: 'E_CLIENT', message: 'expected a client id of 8–64 [A-Za-z0-9_-]' },
+        400,
+      )
+    }
+    if (!limiter(`token:${body.client}`)) {
+      return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
+    }
+    const version = await currentVersion()
+    const issued = issueToken(deps.site, body.client, version, deps.secret, now())
+    return c.json({
+      ...issued,
+      version,
+      layout: deps.settings.layout,
+      clipNorm: deps.settings.clipNorm,
+    })
+  })
+
+  app.post(
+    '/updates',
+    bodyLimit({
+      maxSize: updateByteLength(deps.settings.layout),
+      onError: (c) => {
+        count('E_TOO_LARGE')
+        return c.json({ error: 'E_TOO_LARGE', message: 'the body is larger than an update' }, 413)
+      },
+    }),
+    async (c) => {
+      const token = c.req.header('authorization')?.replace(/^Bearer /, '')
+      const body = new Uint8Array(await c.req.arrayBuffer())
+      const result = await receiveUpdate(
+        {
+          store: deps.store,
+          settings: deps.settings,
+          site: deps.site,
+          secret: deps.secret,
+          now,
+          currentVersion,
+          allow: (client) => limiter(`update:${client}`),
+        },
+        { token, body },
+      )
+      if (result.status >= 400) count(result.code)
+      const key = result.status >= 400 ? 'error' : 'status'
+      return c.json({ [key]: result.code, message: result.message }, result.status)
+    },
+  )
+
+  app.get('/federation', async (c) => {
+    const current = await deps.store.current()
+    const ledger = await deps.store.ledger()
+    const sigma = ledger.length
+      ? Math.min(...ledger.map((e) => e.noiseMultiplier))
+      : deps.settings.noiseMultiplier
+    return c.json({
+      version: current?.version ?? null,
+      buffered: (await deps.store.buffered()).length,
+      accepted: await deps.store.acceptedCount(),
+      refused: Object.fromEntries(refused),
+      privacy: {
+        releases: ledger.length,
+        // The smallest σ of any release bounds them all (P20).
+        epsilon: epsilonAfter(ledger.length, sigma, DEFAULT_DELTA),
+        delta: DEFAULT_DELTA,
+      },
+      settings: deps.settings,
+    })
+  })
+
+  const admin = new Hono()
+  admin.use(async (c, next) => {
+    const given = Buffer.from(c.req.header('authorization')?.replace(/^Bearer /, '') ?? '')
+    const expected = Buffer.from(deps.adminToken)
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return c.json({ error: 'E_ADMIN', message: 'expected the admin token' }, 401)
+    }
+    await next()
+  })
+  admin.get('/versions', async (c) => {
+    const current = await deps.store.current()
+    const versions = await deps.store.versions()
+    return c.json({
+      current: current?.version ?? null,
+      versions: versions.map((v) => ({
+        version: v.version,
+        parent: v.parent,
+        createdAt: v.createdAt,
+        metrics: v.metrics,
+        model: v.manifest.model.sha256,
+      })),
+    })
+  })
+  admin.post('/rollback', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
+    const version = body?.version
+    if (!Number.isInteger(version) || !(await deps.store.setCurrent(version as number))) {
+      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${String(version)}` }, 404)
+    }
+    return c.json({ current: version })
+  })
+  app.route('/admin', admin)
+
+  function count(code: IntakeCode) {
+    refused.set(code, (refused.get(code) ?? 0) + 1)
+  }
+  return app
+}
+
+/** A fixed-window counter per key: at most `perMinute` calls each minute. */
+export function createRateLimiter(perMinute: number, now: () => number): (key: string) => boolean {
+  const windows = new Map<string, { start: number; count: number }>()
+  return (key) => {
+    const t = now()
+    let w = windows.get(key)
+    if (!w || t - w.start >= 60_000) {
+      // Forget stale windows now and then, so the map does not grow with every client ever seen.
+      if (windows.size > 100_000)
+        for (const [k, v] of windows) if (t - v.start >= 60_000) windows.delete(k)
+      w = { start: t, count: 0 }
+      windows.set(key, w)
+    }
+    return ++w.count <= perMinute
+  }
+}
