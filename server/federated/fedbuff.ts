@@ -1,15 +1,10 @@
 // Buffered asynchronous federated averaging (PROTOCOL.md P14–P18), as pure functions over flat
 // arrays: where each update's values land, how much it weighs, when the buffer is published, and
 // the noised, count-normalised step it makes. Storage and HTTP sit around this, never inside it.
+import { sliceSpan, type ModelShape } from '../../shared/federation-layout'
 import type { UpdateLayout } from '../../shared/update-codec'
 
-/** The model's two parameter groups, flat: dense weights in describeWeights order, then the table. */
-export interface ModelShape {
-  /** Dense (non-table) parameters: `P`. */
-  denseSize: number
-  nItems: number
-  embedDim: number
-}
+export { sliceSpan, type ModelShape } from '../../shared/federation-layout'
 
 export interface FedBuffSettings {
   layout: UpdateLayout
@@ -28,21 +23,6 @@ export interface FedBuffSettings {
   serverLearningRate: number
   /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
   noiseMultiplier: number
-}
-
-/** Where slice `s` lands (P8): contiguous ranges that wrap around. */
-export interface SliceSpan {
-  denseStart: number
-  rowStart: number
-}
-
-export function sliceSpan(slice: number, layout: UpdateLayout, shape: ModelShape): SliceSpan {
-  checkFits(layout, shape)
-  // BigInt-free modular product: slice < 2^32 and D < 2^32 would overflow 2^53.
-  return {
-    denseStart: mulMod(slice, layout.denseCoordinates, shape.denseSize),
-    rowStart: mulMod(slice, layout.sliceRows, shape.nItems),
-  }
 }
 
 export type VersionCheck = 'current' | 'stale-ok' | 'too-stale' | 'unknown'
@@ -148,24 +128,4 @@ export function applyBuffer(
     }
   }
   return { dense, table }
-}
-
-function checkFits(layout: UpdateLayout, shape: ModelShape): void {
-  if (layout.embedDim !== shape.embedDim) {
-    throw new RangeError(`expected embedDim ${shape.embedDim}, got ${layout.embedDim}`)
-  }
-  // A slice longer than its group would cover a coordinate twice.
-  if (layout.denseCoordinates > shape.denseSize || layout.sliceRows > shape.nItems) {
-    throw new RangeError(
-      `expected a slice within the model (D ≤ ${shape.denseSize}, R ≤ ${shape.nItems}), got D=${layout.denseCoordinates} R=${layout.sliceRows}`,
-    )
-  }
-}
-
-/** (a·b) mod m for integers below 2^32, exact in float64. */
-function mulMod(a: number, b: number, m: number): number {
-  // Split b into 16-bit halves: each partial product stays below 2^48.
-  const high = Math.floor(b / 65536)
-  const low = b % 65536
-  return ((((a % m) * high) % m) * 65536 + (a % m) * low) % m
 }

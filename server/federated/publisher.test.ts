@@ -9,7 +9,8 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import { record, storedUpdate } from '../storage/store.contract'
 import type { FederationStore } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
-import { publishIfDue, splitWeights } from './publisher'
+import { splitWeights } from '../../shared/federation-layout'
+import { publishIfDue } from './publisher'
 import { epsilonAfter } from './privacy'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-publish-'))

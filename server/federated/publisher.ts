@@ -5,7 +5,8 @@
 // buffer whole; a conflict (another replica published) changes nothing either.
 import { createHash } from 'node:crypto'
 import { decodeUpdate } from '../../shared/update-codec'
-import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { joinWeights, splitWeights } from '../../shared/federation-layout'
+import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import {
   accumulate,
@@ -13,10 +14,7 @@ import {
   createBuffer,
   shouldPublish,
   type FedBuffSettings,
-  type ModelShape,
 } from './fedbuff'
-
-export const TABLE_NAME = 'item_embedding'
 
 export interface PublisherDeps {
   store: FederationStore
@@ -30,40 +28,6 @@ export type PublishAttempt =
   | { status: 'published'; record: VersionRecord; updates: number }
   | { status: 'not-due'; buffered: number }
   | { status: 'conflict' }
-
-/** The dense weights (every tensor but the table, in file order) and the table, flat. */
-export function splitWeights(file: WeightsFile): {
-  dense: Float32Array
-  table: Float32Array
-  shape: ModelShape
-} {
-  const table = file.tensors.find((t) => t.name === TABLE_NAME)
-  if (!table || table.shape.length !== 2) {
-    throw new Error(`expected a 2-D ${TABLE_NAME} tensor in the model`)
-  }
-  const others = file.tensors.filter((t) => t !== table)
-  const dense = new Float32Array(others.reduce((n, t) => n + t.values.length, 0))
-  let offset = 0
-  for (const t of others) {
-    dense.set(t.values, offset)
-    offset += t.values.length
-  }
-  const [nItems, embedDim] = table.shape as [number, number]
-  return { dense, table: table.values, shape: { denseSize: dense.length, nItems, embedDim } }
-}
-
-function joinWeights(file: WeightsFile, dense: Float32Array, table: Float32Array): WeightsFile {
-  let offset = 0
-  return {
-    ...file,
-    tensors: file.tensors.map((t) => {
-      if (t.name === TABLE_NAME) return { ...t, values: table }
-      const values = dense.slice(offset, offset + t.values.length)
-      offset += t.values.length
-      return { ...t, values }
-    }),
-  }
-}
 
 export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt> {
   const { store, settings } = deps

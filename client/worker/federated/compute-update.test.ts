@@ -1,0 +1,101 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import { splitWeights } from '../../../shared/federation-layout'
+import { decodeUpdate, updateNorm } from '../../../shared/update-codec'
+import type { WeightsFile } from '../../../shared/weights-codec'
+import { accumulate, applyBuffer, createBuffer } from '../../../server/federated/fedbuff'
+import { setNodeBackend } from '../../../train/node-backend'
+import { createGruModel, DEFAULT_GRU_CONFIG } from '../model/gru-model'
+import { exportModelWeights } from '../model/model-weights'
+import { createLocalTrainer } from './train-local'
+import { computeUpdate, type RoundPlan } from './compute-update'
+
+const config = { ...DEFAULT_GRU_CONFIG, nItems: 40, embedDim: 8, hiddenDim: 8, maxLen: 5 }
+const sessions = [Int32Array.of(3, 9, 12, 9, 30), Int32Array.of(5, 6, 7)]
+const layout = { denseCoordinates: 50, sliceRows: 5, embedDim: 8 }
+const training = { epochs: 3, learningRate: 0.01, seed: 4 }
+let global: WeightsFile
+
+describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
+  beforeAll(async () => {
+    await setNodeBackend('cpu')
+    const model = createGruModel(config, 2)
+    global = await exportModelWeights(model)
+    model.dispose()
+  })
+
+  it('P7/P8: the server, adding the update back, lands on the trained weights in the slice only', async () => {
+    const plan: RoundPlan = { baseVersion: 1, slice: 3, layout, clipNorm: 1e6, training }
+    const update = (await computeUpdate(global, sessions, plan))!
+    expect(update.clipped).toBe(false)
+    const decoded = decodeUpdate(update.body)
+    expect(decoded).toMatchObject({ baseVersion: 1, slice: 3, examples: 6 })
+
+    // The same training, run again (it is seeded), gives the weights the device reached.
+    const copy = createGruModel(config, 2)
+    await createLocalTrainer(copy, { trainable: 'all', ...training }).train(sessions)
+    const trained = splitWeights(await exportModelWeights(copy))
+    copy.dispose()
+
+    const start = splitWeights(global)
+    const buffer = createBuffer(start.shape)
+    accumulate(buffer, start.shape, decoded, 1, 0)
+    const settings = {
+      layout,
+      bufferSize: 1,
+      minBuffer: 1,
+      maxWaitMs: 0,
+      maxStaleness: 1,
+      exampleCap: 1,
+      clipNorm: 1e6,
+      serverLearningRate: 1,
+      noiseMultiplier: 0,
+    }
+    const after = applyBuffer(start, buffer, start.shape, settings, () => 0)
+    // Dense window [150, 200) of 1,224 dense weights; table rows 15–19.
+    let moved = 0
+    for (let j = 0; j < start.shape.denseSize; j++) {
+      const inSlice = j >= 150 && j < 200
+      const expected = inSlice ? trained.dense[j]! : start.dense[j]!
+      expect(after.dense[j]).toBeCloseTo(expected, 3) // float16 on the wire
+      if (inSlice && Math.abs(trained.dense[j]! - start.dense[j]!) > 1e-3) moved++
+    }
+    expect(moved).toBeGreaterThan(10) // training moved the window: the check means something
+    for (let i = 0; i < start.table.length; i++) {
+      const row = Math.floor(i / 8)
+      const expected = row >= 15 && row < 20 ? trained.table[i]! : start.table[i]!
+      expect(after.table[i]).toBeCloseTo(expected, 3)
+    }
+  })
+
+  it('P11: clips the slice to the norm bound', async () => {
+    const update = (await computeUpdate(global, sessions, {
+      baseVersion: 1,
+      slice: 0,
+      layout,
+      clipNorm: 0.01,
+      training,
+    }))!
+    expect(update.clipped).toBe(true)
+    expect(update.norm).toBeGreaterThan(0.01)
+    expect(updateNorm(decodeUpdate(update.body).values)).toBeCloseTo(0.01, 4)
+  })
+
+  it('P8: sends the same number of bytes whatever the shopper did, with a fresh key each time', async () => {
+    const plan = { baseVersion: 1, slice: 5, layout, clipNorm: 1, training }
+    const a = (await computeUpdate(global, sessions, plan))!
+    const b = (await computeUpdate(global, [Int32Array.of(1, 2)], plan))!
+    expect(a.body.length).toBe(b.body.length)
+    expect(Array.from(a.idempotencyKey)).not.toEqual(Array.from(b.idempotencyKey))
+  })
+
+  it('has nothing to send without a prefix case', async () => {
+    expect(
+      await computeUpdate(global, [Int32Array.of(4)], {
+        baseVersion: 1,
+        slice: 0,
+        layout,
+        clipNorm: 1,
+      }),
+    ).toBeNull()
+  })
+})

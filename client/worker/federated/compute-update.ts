@@ -1,0 +1,88 @@
+// The device's half of a federated round (PROTOCOL.md P7–P11): train a copy of the *global*
+// weights on the shopper's sessions (never the personalised copy), take the difference, cut out
+// the slice the server assigned, clip it to the norm bound, encode it. Nothing here looks at
+// which items the shopper saw except the training itself; the slice comes with the token.
+import { extractSlice, splitWeights } from '../../../shared/federation-layout'
+import {
+  encodeUpdate,
+  MAX_EXAMPLES,
+  updateNorm,
+  type UpdateLayout,
+} from '../../../shared/update-codec'
+import type { WeightsFile } from '../../../shared/weights-codec'
+import { expandPrefixes } from '../model/prefix-cases'
+import { exportModelWeights, importModelWeights } from '../model/model-weights'
+import { createLocalTrainer, type LocalTrainerOptions } from './train-local'
+
+/** What the manifest's `federation` block and the upload token tell a device. */
+export interface RoundPlan {
+  baseVersion: number
+  slice: number
+  layout: UpdateLayout
+  clipNorm: number
+  /** Local training for the update; `trainable: 'all'` unless the manifest says otherwise. */
+  training?: LocalTrainerOptions
+}
+
+export interface ComputedUpdate {
+  /** The encoded body (shared/update-codec.ts), ready for the outbox. */
+  body: Uint8Array
+  idempotencyKey: Uint8Array
+  examples: number
+  /** The slice's L2 norm before clipping; the body's is min(this, clipNorm). */
+  norm: number
+  clipped: boolean
+}
+
+/**
+ * Trains a fresh copy of `global` on `sessions` (model rows, oldest first) and returns the
+ * encoded update for `plan`, or null when there is nothing to learn from (no prefix case) or
+ * the run diverged (its weights were rolled back, so the difference is zero).
+ */
+export async function computeUpdate(
+  global: WeightsFile,
+  sessions: readonly Int32Array[],
+  plan: RoundPlan,
+): Promise<ComputedUpdate | null> {
+  const model = importModelWeights(global)
+  try {
+    const trainer = createLocalTrainer(model, { trainable: 'all', ...plan.training })
+    const result = await trainer.train(sessions)
+    if (!result.changed) return null
+    const trained = splitWeights(await exportModelWeights(model))
+    const start = splitWeights(global)
+    const delta = {
+      dense: subtract(trained.dense, start.dense),
+      table: subtract(trained.table, start.table),
+    }
+    const values = extractSlice(delta, plan.slice, plan.layout, start.shape)
+    const norm = updateNorm(values)
+    const clipped = norm > plan.clipNorm
+    if (clipped) {
+      const scale = plan.clipNorm / norm
+      for (let i = 0; i < values.length; i++) values[i] = values[i]! * scale
+    }
+    const idempotencyKey = globalThis.crypto.getRandomValues(new Uint8Array(16))
+    const examples = Math.min(
+      expandPrefixes(sessions as Int32Array[], { maxPrefixLen: model.config.maxLen }).length,
+      MAX_EXAMPLES,
+    )
+    const body = encodeUpdate({
+      baseVersion: plan.baseVersion,
+      examples,
+      slice: plan.slice,
+      layout: plan.layout,
+      idempotencyKey,
+      values,
+    })
+    return { body, idempotencyKey, examples, norm, clipped }
+  } finally {
+    model.dispose()
+  }
+}
+
+function subtract(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length)
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!
+  return out
+}
