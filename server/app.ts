@@ -3,6 +3,7 @@
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { cors } from 'hono/cors'
+import { releaseRoutes } from './federated/releases'
 import { federationRoutes, type FederationDeps } from './federated/routes'
 
 export interface AppDeps {
@@ -26,7 +27,11 @@ export function createApp(deps: AppDeps): Hono {
       allowHeaders: ['authorization', 'content-type'],
     }),
   )
-  if (deps.federation) app.route('/v1', federationRoutes(deps.federation))
+  if (deps.federation) {
+    app.route('/v1', federationRoutes(deps.federation))
+    // Releases come from the store: new versions appear there, not in distDir.
+    app.route('/artifacts', releaseRoutes(deps.federation))
+  }
   app.use('/artifacts/*', async (c, next) => {
     await next()
     // Content-addressed files never change; the manifest names the current ones and must not be cached.

@@ -70,6 +70,16 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       // Above 0.1 Adam on unit-length embeddings diverges in a few steps.
       expectNumber(t.learningRate, 'localTraining.learningRate', 1e-6, 0.1)
     }
+    if (m.federation !== undefined) {
+      const f = expectRecord(m.federation, 'federation')
+      const layout = expectRecord(f.layout, 'federation.layout')
+      expectInteger(layout.denseCoordinates, 'federation.layout.denseCoordinates', 0, 2 ** 24)
+      expectInteger(layout.sliceRows, 'federation.layout.sliceRows', 0, 0xffff)
+      expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
+      expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
+      expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 0.1)
+      expectInteger(f.epochs, 'federation.epochs', 1, 100)
+    }
   })
 }
 

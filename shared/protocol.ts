@@ -27,6 +27,20 @@ export interface ModelManifest {
    * validation` (the rate does not transfer between catalogues). Absent: the worker's defaults.
    */
   localTraining?: { learningRate: number }
+  /**
+   * Present when the server aggregates updates (PROTOCOL.md P6, P8): the layout every update
+   * has, the clip bound, and how a device trains for an update. Tokens and uploads go to
+   * /v1/token and /v1/updates on the manifest's origin.
+   */
+  federation?: FederationManifest
+}
+
+export interface FederationManifest {
+  layout: { denseCoordinates: number; sliceRows: number; embedDim: number }
+  clipNorm: number
+  /** Local training of the global weights for an update (trainable: all). */
+  learningRate: number
+  epochs: number
 }
 
 /** One product of the shop's catalogue; `index` is its row in the model's item table. */

@@ -78,6 +78,7 @@ describe('federation routes over HTTP', () => {
         adminToken: ADMIN,
         secret: new TextEncoder().encode('routes test secret'),
         perClientPerMinute: 1000,
+        training: { learningRate: 0.001, epochs: 1 },
       },
     })
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })

@@ -26,6 +26,8 @@ export interface FederationDeps {
   now?: () => number
   /** Uploads and tokens per client per minute (P21). */
   perClientPerMinute?: number
+  /** How devices train for an update, announced in the manifest's federation block. */
+  training: { learningRate: number; epochs: number }
 }
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/

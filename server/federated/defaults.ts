@@ -1,0 +1,29 @@
+// Default federation settings for a model (PROTOCOL.md P8, P16–P20), sized from the model so a
+// slice never exceeds its group: at most 16,384 dense values and 150 table rows, which keeps an
+// update of a d = 100 model at 62,812 bytes, under the 64 KB budget.
+import type { ModelShape } from '../../shared/federation-layout'
+import type { FedBuffSettings } from './fedbuff'
+
+export const DEFAULT_DENSE_COORDINATES = 16_384
+export const DEFAULT_SLICE_ROWS = 150
+
+export function defaultSettings(shape: ModelShape): FedBuffSettings {
+  return {
+    layout: {
+      denseCoordinates: Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
+      sliceRows: Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
+      embedDim: shape.embedDim,
+    },
+    bufferSize: 100,
+    minBuffer: 5,
+    maxWaitMs: 10 * 60_000,
+    maxStaleness: 5,
+    exampleCap: 100,
+    clipNorm: 1,
+    serverLearningRate: 1,
+    noiseMultiplier: 1,
+  }
+}
+
+/** How a device trains the global weights for an update (the manifest's federation block). */
+export const DEFAULT_UPDATE_TRAINING = { learningRate: 0.001, epochs: 3 }

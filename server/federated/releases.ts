@@ -1,0 +1,118 @@
+// Releases served from the store (PROTOCOL.md P1–P2) once the server aggregates: every replica
+// serves the same bytes, whichever published them. The store is seeded once from the trainer's
+// static export (public/artifacts: manifest.json and its content-addressed files).
+import { createHash } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { Hono } from 'hono'
+import { validateModelManifest } from '../../shared/artifacts'
+import type { FederationManifest, ModelManifest } from '../../shared/protocol'
+import type { FederationStore } from '../storage/store'
+import type { FedBuffSettings } from './fedbuff'
+
+const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
+
+/** Version number of a manifest's `v<n>` label. */
+export function versionNumber(label: string): number {
+  const match = /^v([1-9][0-9]{0,8})$/.exec(label)
+  if (!match) throw new Error(`expected a version label like v1, got ${JSON.stringify(label)}`)
+  return Number(match[1])
+}
+
+/**
+ * Makes the exported release the store's first version when the store has none; a store that
+ * has versions is left alone (a restart, or another replica seeded it). Hashes are checked.
+ */
+export async function seedFromExport(
+  store: FederationStore,
+  artifactsDir: string,
+): Promise<boolean> {
+  if (await store.current()) return false
+  const manifest = JSON.parse(
+    await readFile(path.join(artifactsDir, 'manifest.json'), 'utf8'),
+  ) as unknown
+  const checked = validateModelManifest(manifest)
+  if (!checked.ok) throw new Error(checked.error)
+  const m = checked.value
+  for (const kind of ARTIFACT_KINDS) {
+    const ref = m[kind]
+    const bytes = new Uint8Array(await readFile(path.join(artifactsDir, ref.url)))
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    if (sha256 !== ref.sha256)
+      throw new Error(`expected ${ref.url} to hash to ${ref.sha256}, got ${sha256}`)
+    await store.putArtifact(sha256, bytes)
+    // JSON shrinks four- to sevenfold; stored once so no request pays for compressing it.
+    if (ref.url.endsWith('.json'))
+      await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+  }
+  const version = versionNumber(m.version)
+  await store.addVersion({
+    version,
+    parent: null,
+    createdAt: m.createdAt,
+    manifest: m,
+    metrics: {},
+  })
+  await store.setCurrent(version)
+  return true
+}
+
+/** What devices read: the current manifest with the federation block of these settings. */
+export function servedManifest(
+  manifest: ModelManifest,
+  settings: FedBuffSettings,
+  training: { learningRate: number; epochs: number },
+): ModelManifest {
+  const federation: FederationManifest = {
+    layout: settings.layout,
+    clipNorm: settings.clipNorm,
+    learningRate: training.learningRate,
+    epochs: training.epochs,
+  }
+  return { ...manifest, federation }
+}
+
+/** GET /artifacts/manifest.json and /artifacts/<name> from the store. */
+export function releaseRoutes(deps: {
+  store: FederationStore
+  settings: FedBuffSettings
+  training: { learningRate: number; epochs: number }
+}): Hono {
+  const app = new Hono()
+  app.get('/manifest.json', async (c) => {
+    const current = await deps.store.current()
+    if (!current)
+      return c.json({ error: 'E_NO_RELEASE', message: 'no version is published yet' }, 503)
+    c.header('Cache-Control', 'no-cache')
+    return c.json(servedManifest(current.manifest, deps.settings, deps.training))
+  })
+  app.get('/:name', async (c) => {
+    const name = c.req.param('name')
+    // Any version's artifact stays available: a device may still be syncing an older release.
+    for (const version of (await deps.store.versions()).reverse()) {
+      const ref = ARTIFACT_KINDS.map((kind) => version.manifest[kind]).find((r) => r.url === name)
+      if (!ref) continue
+      const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '')
+      const gzipped = acceptsGzip ? await deps.store.artifact(gzipKey(ref.sha256)) : null
+      const bytes = gzipped ?? (await deps.store.artifact(ref.sha256))
+      if (!bytes) break
+      c.header('Cache-Control', 'public, max-age=31536000, immutable')
+      c.header('ETag', `"${ref.sha256}"`)
+      c.header('Vary', 'Accept-Encoding')
+      c.header(
+        'Content-Type',
+        name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      )
+      if (gzipped) c.header('Content-Encoding', 'gzip')
+      return c.body(bytes as Uint8Array<ArrayBuffer>)
+    }
+    return c.json({ error: 'E_NOT_FOUND', message: `no artifact ${name}` }, 404)
+  })
+  return app
+}
+
+/** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */
+function gzipKey(sha256: string): string {
+  return `${sha256}.gz`
+}

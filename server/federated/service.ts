@@ -1,0 +1,92 @@
+// The aggregation server's runtime wiring: a store (SQLite by default), seeded from the trainer's
+// export, settings sized from the model, the routes' dependencies, and the publisher loop that
+// turns the buffer into versions. server/main.ts starts it; tests and `npm run sim` too.
+import { randomBytes } from 'node:crypto'
+import { splitWeights } from '../../shared/federation-layout'
+import { decodeWeights } from '../../shared/weights-codec'
+import type { FederationStore } from '../storage/store'
+import { DEFAULT_UPDATE_TRAINING, defaultSettings } from './defaults'
+import type { FedBuffSettings } from './fedbuff'
+import { publishIfDue, type PublishAttempt } from './publisher'
+import { seedFromExport } from './releases'
+import type { FederationDeps } from './routes'
+
+export interface FederationOptions {
+  store: FederationStore
+  /** The trainer's export (manifest.json and artifacts) that seeds an empty store. */
+  artifactsDir: string
+  site?: string
+  siteKey?: string
+  /** Random when absent (printed by main.ts). */
+  adminToken?: string
+  /** Token signing secret; random when absent (tokens then die with the process: they are short-lived). */
+  secret?: Uint8Array
+  settings?: Partial<FedBuffSettings>
+  training?: { learningRate: number; epochs: number }
+  now?: () => number
+  gaussian?: () => number
+  perClientPerMinute?: number
+}
+
+export interface Federation {
+  deps: FederationDeps
+  /** One publisher check now (the loop calls it every `intervalMs`). */
+  publishNow(): Promise<PublishAttempt>
+  /** Starts checking every `intervalMs`; returns a stop function. */
+  startPublisher(intervalMs: number, log?: (line: string) => void): () => void
+}
+
+export async function createFederation(options: FederationOptions): Promise<Federation> {
+  const { store } = options
+  await seedFromExport(store, options.artifactsDir)
+  const current = (await store.current())!
+  const model = await store.artifact(current.manifest.model.sha256)
+  if (!model) throw new Error(`expected the model of v${current.version} in the store`)
+  const { shape } = splitWeights(decodeWeights(model))
+  const settings = { ...defaultSettings(shape), ...options.settings }
+  const now = options.now ?? Date.now
+  const gaussian = options.gaussian ?? createGaussian()
+  const deps: FederationDeps = {
+    store,
+    settings,
+    site: options.site ?? 'demo',
+    siteKey: options.siteKey ?? 'pk_demo',
+    adminToken: options.adminToken ?? randomBytes(18).toString('base64url'),
+    secret: options.secret ?? randomBytes(32),
+    now,
+    perClientPerMinute: options.perClientPerMinute,
+    training: options.training ?? DEFAULT_UPDATE_TRAINING,
+  }
+  const publishNow = () => publishIfDue({ store, settings, now, gaussian })
+  return {
+    deps,
+    publishNow,
+    startPublisher(intervalMs, log = () => {}) {
+      let running = false
+      const timer = setInterval(() => {
+        if (running) return
+        running = true
+        publishNow()
+          .then((attempt) => {
+            if (attempt.status === 'published') {
+              log(`published v${attempt.record.version} from ${attempt.updates} updates`)
+            }
+          })
+          .catch((error: unknown) => log(`publishing failed, will retry: ${String(error)}`))
+          .finally(() => (running = false))
+      }, intervalMs)
+      return () => clearInterval(timer)
+    },
+  }
+}
+
+/** N(0, 1) from crypto-grade uniforms (Box–Muller): DP noise must not be predictable. */
+export function createGaussian(): () => number {
+  const buffer = new Uint32Array(2)
+  return () => {
+    globalThis.crypto.getRandomValues(buffer)
+    const u = (buffer[0]! + 1) / 4294967297
+    const v = buffer[1]! / 4294967296
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
+  }
+}
