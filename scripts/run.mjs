@@ -28,6 +28,9 @@ await build({
     '@hono/node-server',
     'lightningcss',
     'rolldown',
+    // Native addon and database driver: loaded from node_modules as they are.
+    'better-sqlite3',
+    'pg',
   ],
   logLevel: 'warning',
   sourcemap: 'inline',

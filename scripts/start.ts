@@ -2,7 +2,7 @@
 // 1. a trained model (models/<dataset>/model.prw; trains one quick epoch if there is none),
 // 2. the artifacts devices download (public/artifacts, rebuilt when the model is newer),
 // 3. the demo, worker and script-tag bundles (dist/), 4. the HTTP server.
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, rmSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -47,13 +47,20 @@ async function main(): Promise<void> {
     console.log('exporting artifacts to public/artifacts …')
     const weights = decodeWeights(await readFile(modelFile))
     await exportArtifacts({ dataset, model: weights, outDir: path.resolve('public/artifacts') })
+    // The demo's store was seeded from the previous export: start it again from this one.
+    rmSync(path.resolve('.data'), { recursive: true, force: true })
   }
   console.log('building the storefront, worker and script tag …')
   await build({ configFile: path.resolve('vite.config.ts'), logLevel: 'warn' })
   const loader = await buildLoader()
   const { writeFile } = await import('node:fs/promises')
   await writeFile(path.resolve('dist/pocketrec.js'), loader.code)
-  startServer({ port, distDir: path.resolve('dist') })
+  // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export.
+  await startServer({
+    port,
+    distDir: path.resolve('dist'),
+    federation: { artifactsDir: path.resolve('public/artifacts') },
+  })
   console.log(
     `\nPocket Market (the demo storefront) is at http://127.0.0.1:${port}/  — Ctrl-C to stop`,
   )

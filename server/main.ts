@@ -1,9 +1,69 @@
-// The only runtime file: binds a port on the loopback interface and serves createApp.
+// The only runtime file: opens the store, binds a port on the loopback interface and serves
+// createApp, with the federation routes and the publisher loop unless told to only serve files.
 import { serve } from '@hono/node-server'
+import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { createApp } from './app'
+import { createFederation } from './federated/service'
+import { openPostgresStore } from './storage/postgres-store'
+import { openSqliteStore } from './storage/sqlite-store'
+import type { FederationStore } from './storage/store'
 
-export function startServer(options: { port: number; distDir: string; host?: string }) {
-  const app = createApp({ distDir: path.relative(process.cwd(), options.distDir) || '.' })
-  return serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? '127.0.0.1' })
+export interface ServerOptions {
+  port: number
+  distDir: string
+  host?: string
+  /** Aggregate updates: the store, and the export that seeds it. Absent: static files only. */
+  federation?: {
+    /** PostgreSQL for several replicas; else SQLite at `sqliteFile`. */
+    postgresUrl?: string
+    sqliteFile?: string
+    artifactsDir: string
+    adminToken?: string
+    publishEveryMs?: number
+  }
+  log?: (line: string) => void
+}
+
+export async function startServer(options: ServerOptions) {
+  const log = options.log ?? ((line: string) => console.log(line))
+  const distDir = path.relative(process.cwd(), options.distDir) || '.'
+  let stop = () => {}
+  let federationDeps
+  let store: FederationStore | undefined
+  if (options.federation) {
+    const f = options.federation
+    if (f.postgresUrl) {
+      store = await openPostgresStore({ connectionString: f.postgresUrl })
+    } else {
+      const file = f.sqliteFile ?? path.resolve('.data/pocketrec.db')
+      mkdirSync(path.dirname(file), { recursive: true })
+      store = openSqliteStore(file)
+    }
+    const federation = await createFederation({
+      store,
+      artifactsDir: f.artifactsDir,
+      adminToken: f.adminToken ?? process.env.POCKETREC_ADMIN_TOKEN,
+    })
+    federationDeps = federation.deps
+    stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
+    log(
+      `federation: ${store.kind} store, v${(await store.current())!.version} current; ` +
+        `admin token ${federation.deps.adminToken}`,
+    )
+  }
+  const app = createApp({ distDir, federation: federationDeps })
+  const server = serve({
+    fetch: app.fetch,
+    port: options.port,
+    hostname: options.host ?? '127.0.0.1',
+  })
+  return {
+    server,
+    async close() {
+      stop()
+      await new Promise((resolve) => server.close(resolve))
+      await store?.close()
+    },
+  }
 }
