@@ -85,3 +85,22 @@ describe('train and eval commands', () => {
     expect(failure?.stderr).toMatch(/^WeightsFormatError: /m)
   })
 })
+
+describe('npm run sim', () => {
+  it('runs devices against the real server over HTTP and evaluates every version', async () => {
+    const results = path.join(out, 'sim.json')
+    const sim = await runScript('train/cli/sim-federated.ts', [
+      ...['--data', data, '--models', out, '--reference', 'none', '--results', results],
+      ...['--devices', '12', '--buffer', '4', '--pretrain-epochs', '1'],
+      ...['--eval-cases', '300', '--eval-every', '1'],
+    ])
+    expect(sim.stdout).toMatch(/^\| v1 \| 0 \| \d+\.\d+ \| \d+\.\d+ \| 0\.00 \|$/m)
+    const summary = JSON.parse(fs.readFileSync(results, 'utf8'))
+    expect(summary.uploads).toBe(12)
+    expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
+    // PROTOCOL.md P9: every upload is the layout's fixed size, under 64 KB.
+    expect(summary.bytesUpPerDevice).toBe(62_812)
+    expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
+    expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
+  }, 240_000)
+})

@@ -1,0 +1,339 @@
+// npm run sim -- [--data <folder>] [--devices 2000] …: federated training on a real log, every
+// part real. A model is pre-trained on the first 20 % of the training sessions (file order is
+// time order); the aggregation server (server/, SQLite store) starts on 127.0.0.1 from its export;
+// then devices, one per later training session, each fetch a token and (when the version moved)
+// the manifest and model over HTTP, train with the worker's own code (compute-update.ts), and
+// upload. Published versions are evaluated with the SR-GNN protocol (full ranking) on the first
+// `--eval-cases` test cases. Prints and writes accuracy per version, bytes up and down per device,
+// updates/s and the privacy budget to bench/results/sim-federated-<dataset>.json.
+import { serve } from '@hono/node-server'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { computeUpdate } from '../../client/worker/federated/compute-update'
+import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
+import type { ModelManifest } from '../../shared/protocol'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { createApp } from '../../server/app'
+import { epsilonAfter, DEFAULT_DELTA } from '../../server/federated/privacy'
+import { createFederation } from '../../server/federated/service'
+import { openSqliteStore } from '../../server/storage/sqlite-store'
+import { exportArtifacts } from '../artifacts/export-artifacts'
+import { countItems } from '../data/examples'
+import { loadDataset } from '../data/load-dataset'
+import type { SessionDataset } from '../data/types'
+import { evaluateScorer } from '../eval/evaluate'
+import { createGruScorer } from '../gru-scorer'
+import { defaultModelDir } from '../model-file'
+import { setNodeBackend } from '../node-backend'
+import { createProgressLine, describeCommand, formatDuration } from '../progress'
+import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
+
+const OPTIONS = {
+  data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
+  'pretrain-fraction': { type: 'string', default: '0.2' },
+  'pretrain-epochs': { type: 'string', default: '3' },
+  devices: { type: 'string', default: '2000' },
+  buffer: { type: 'string', default: '50' },
+  // 0: the mechanics without DP noise; see server/federated/defaults.ts for why.
+  noise: { type: 'string', default: '0' },
+  clip: { type: 'string', default: '1' },
+  'server-lr': { type: 'string', default: '1' },
+  lr: { type: 'string', default: '0.001' },
+  epochs: { type: 'string', default: '3' },
+  'eval-cases': { type: 'string', default: '10000' },
+  'eval-every': { type: 'string', default: '5' },
+  /** A centralised model to evaluate alongside, or `none`; default models/<dataset>/model.prw. */
+  reference: { type: 'string' },
+  /** Where the pre-trained model is cached; default models/<dataset>. */
+  models: { type: 'string' },
+  results: { type: 'string' },
+} as const
+
+interface VersionRow {
+  version: number
+  devices: number
+  recall20: number
+  mrr20: number
+  epsilon: number
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: OPTIONS, strict: true })
+  const number = (name: keyof typeof OPTIONS) => {
+    const value = Number(values[name])
+    if (!Number.isFinite(value) || value < 0)
+      throw new Error(`--${name}: expected a number ≥ 0, got ${values[name]}`)
+    return value
+  }
+  await setNodeBackend('wasm')
+  const started = performance.now()
+  const dataset = await loadDataset(values.data!)
+  const cut = Math.floor(dataset.train.length * number('pretrain-fraction'))
+  const early: SessionDataset = { ...dataset, train: dataset.train.slice(0, cut) }
+  const later = dataset.train.slice(cut).filter((s) => s.length >= 2)
+  const trainCounts = countItems(dataset.train, dataset.nItems)
+  const evalCases = number('eval-cases')
+  const log = (line: string) => console.log(line)
+
+  const global = await pretrained(
+    early,
+    number('pretrain-epochs'),
+    number('pretrain-fraction'),
+    values.models ?? defaultModelDir(dataset.name),
+  )
+  const evaluate = async (file: WeightsFile) => {
+    const model = importModelWeights(file)
+    const scorer = createGruScorer(model)
+    try {
+      const report = await evaluateScorer(scorer, dataset.test, {
+        nItems: dataset.nItems,
+        trainCounts,
+        maxCases: evalCases,
+        maxPrefixLen: model.config.maxLen,
+      })
+      return {
+        recall20: report.metrics['recall@20']! * 100,
+        mrr20: report.metrics['mrr@20']! * 100,
+        cases: report.cases,
+      }
+    } finally {
+      scorer.dispose?.()
+      model.dispose()
+    }
+  }
+
+  const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-sim-'))
+  let close = () => {}
+  try {
+    const artifactsDir = path.join(work, 'artifacts')
+    await exportArtifacts({
+      dataset: early,
+      model: global,
+      outDir: artifactsDir,
+      createdAt: '2026-01-01T00:00:00.000Z',
+    })
+    const store = openSqliteStore(path.join(work, 'server.db'))
+    const K = number('buffer')
+    const federation = await createFederation({
+      store,
+      artifactsDir,
+      settings: {
+        bufferSize: K,
+        minBuffer: K,
+        maxWaitMs: Number.MAX_SAFE_INTEGER,
+        noiseMultiplier: number('noise'),
+        clipNorm: number('clip'),
+        serverLearningRate: number('server-lr'),
+        maxStaleness: 1_000_000,
+      },
+      training: { learningRate: number('lr'), epochs: number('epochs') },
+      perClientPerMinute: Number.MAX_SAFE_INTEGER,
+    })
+    const app = createApp({ distDir: work, federation: federation.deps })
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise((resolve) => server.once('listening', resolve))
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    close = () => server.close()
+    log(`server on ${origin}: ${JSON.stringify(federation.deps.settings)}`)
+
+    const start = await evaluate(decodeWeights(encodeWeights(global, { dtype: 'float16' })))
+    log(
+      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} test cases`,
+    )
+    const rows: VersionRow[] = [
+      { version: 1, devices: 0, recall20: start.recall20, mrr20: start.mrr20, epsilon: 0 },
+    ]
+
+    const deviceCount = Math.min(number('devices'), later.length)
+    const stride = later.length / deviceCount
+    let cached = null as { version: number; file: WeightsFile; bytes: number } | null
+    let bytesUp = 0
+    let bytesDown = 0
+    let uploads = 0
+    let clipped = 0
+    let uploadMs = 0
+    const evalEvery = Math.max(1, number('eval-every'))
+    const progress = createProgressLine()
+    const loopStarted = performance.now()
+    for (let i = 0; i < deviceCount; i++) {
+      const session = later[Math.floor(i * stride)]!
+      const issued = (await (
+        await fetch(`${origin}/v1/token`, {
+          method: 'POST',
+          body: JSON.stringify({ siteKey: 'pk_demo', client: `sim-device-${i}`.padEnd(8, '0') }),
+        })
+      ).json()) as { token: string; slice: number; version: number }
+      // Every device here is a new one (one session each): it downloads the manifest and the
+      // current model. The simulation fetches each version's model once and counts it for all.
+      const manifestResponse = await fetch(`${origin}/artifacts/manifest.json`)
+      const manifestBytes = await manifestResponse.arrayBuffer()
+      bytesDown += manifestBytes.byteLength
+      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as ModelManifest
+      const version = Number(manifest.version.slice(1))
+      if (cached?.version !== version) {
+        const bytes = new Uint8Array(
+          await (await fetch(`${origin}/artifacts/${manifest.model.url}`)).arrayBuffer(),
+        )
+        cached = { version, file: decodeWeights(bytes), bytes: bytes.byteLength }
+      }
+      bytesDown += cached.bytes
+      const update = await computeUpdate(cached.file, [session], {
+        baseVersion: version,
+        slice: issued.slice,
+        layout: manifest.federation!.layout,
+        clipNorm: manifest.federation!.clipNorm,
+        training: {
+          learningRate: manifest.federation!.learningRate,
+          epochs: manifest.federation!.epochs,
+        },
+      })
+      if (update) {
+        const t0 = performance.now()
+        const response = await fetch(`${origin}/v1/updates`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${issued.token}` },
+          body: update.body as Uint8Array<ArrayBuffer>,
+        })
+        uploadMs += performance.now() - t0
+        if (response.status !== 202)
+          throw new Error(`upload ${i}: ${response.status} ${await response.text()}`)
+        bytesUp += update.body.length
+        uploads++
+        if (update.clipped) clipped++
+      }
+      const attempt = await federation.publishNow()
+      if (attempt.status === 'published') {
+        const v = attempt.record.version
+        const epsilon = epsilonAfter(
+          (await store.ledger()).length,
+          number('noise') || 0,
+          DEFAULT_DELTA,
+        )
+        if ((v - 1) % evalEvery === 0 || i === deviceCount - 1) {
+          const bytes = await store.artifact(attempt.record.manifest.model.sha256)
+          const result = await evaluate(decodeWeights(bytes!))
+          rows.push({
+            version: v,
+            devices: i + 1,
+            recall20: result.recall20,
+            mrr20: result.mrr20,
+            epsilon,
+          })
+          progress.done(
+            `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}`,
+          )
+        }
+      }
+      const elapsed = (performance.now() - loopStarted) / 1000
+      progress.update(
+        `device ${i + 1}/${deviceCount} · ${(uploads / elapsed).toFixed(1)} updates/s · v${version} · ETA ${formatDuration(((deviceCount - i - 1) * elapsed) / (i + 1))}`,
+      )
+    }
+    // The last version, if it was not evaluated on publication.
+    const current = (await store.current())!
+    if (rows[rows.length - 1]!.version !== current.version) {
+      const result = await evaluate(
+        decodeWeights((await store.artifact(current.manifest.model.sha256))!),
+      )
+      const epsilon = epsilonAfter(
+        (await store.ledger()).length,
+        number('noise') || 0,
+        DEFAULT_DELTA,
+      )
+      rows.push({
+        version: current.version,
+        devices: deviceCount,
+        recall20: result.recall20,
+        mrr20: result.mrr20,
+        epsilon,
+      })
+    }
+    let reference: { file: string; recall20: number; mrr20: number } | null = null
+    const referenceFile = values.reference ?? path.join(defaultModelDir(dataset.name), 'model.prw')
+    if (values.reference !== 'none' && existsSync(referenceFile)) {
+      const result = await evaluate(decodeWeights(await readFile(referenceFile)))
+      reference = { file: referenceFile, recall20: result.recall20, mrr20: result.mrr20 }
+    }
+    const loopSeconds = (performance.now() - loopStarted) / 1000
+    const summary = {
+      dataset: dataset.name,
+      date: new Date().toISOString(),
+      machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}`,
+      command: describeCommand('sim'),
+      pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
+      devices: deviceCount,
+      laterSessions: later.length,
+      evalCases,
+      settings: federation.deps.settings,
+      training: federation.deps.training,
+      uploads,
+      clipped,
+      bytesUpPerDevice: uploads ? bytesUp / uploads : 0,
+      bytesDownPerDevice: bytesDown / deviceCount,
+      updatesPerSecond: uploads / loopSeconds,
+      uploadMsMean: uploads ? uploadMs / uploads : 0,
+      privacy: {
+        releases: (await store.ledger()).length,
+        epsilon: rows[rows.length - 1]!.epsilon,
+        delta: DEFAULT_DELTA,
+      },
+      versions: rows,
+      reference,
+      seconds: (performance.now() - started) / 1000,
+    }
+    log('\n| version | devices so far | Recall@20 | MRR@20 | ε (δ = 1e-6) |')
+    log('| ---: | ---: | ---: | ---: | ---: |')
+    for (const r of rows)
+      log(
+        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} |`,
+      )
+    if (reference)
+      log(
+        `| reference ${path.relative(process.cwd(), reference.file)} | | ${reference.recall20.toFixed(2)} | ${reference.mrr20.toFixed(2)} | |`,
+      )
+    log(
+      `\n${uploads} updates (${clipped} clipped) from ${deviceCount} devices; ${summary.bytesUpPerDevice.toFixed(0)} B up and ` +
+        `${(summary.bytesDownPerDevice / 1e6).toFixed(2)} MB down per device; ${summary.updatesPerSecond.toFixed(1)} updates/s end to end`,
+    )
+    const out = path.resolve(
+      values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
+    )
+    await mkdir(path.dirname(out), { recursive: true })
+    await writeFile(out, JSON.stringify(summary, null, 2) + '\n')
+    log(`written ${path.relative(process.cwd(), out)} in ${formatDuration(summary.seconds)}`)
+    await store.close()
+  } finally {
+    close()
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** The model trained on the early sessions only, cached under models/<dataset>/. */
+async function pretrained(
+  early: SessionDataset,
+  epochs: number,
+  fraction: number,
+  dir: string,
+): Promise<WeightsFile> {
+  const file = path.join(dir, `pretrain-${fraction}-e${epochs}.prw`)
+  if (existsSync(file)) {
+    console.log(`pre-trained model: ${path.relative(process.cwd(), file)} (cached)`)
+    return decodeWeights(await readFile(file))
+  }
+  const settings = { ...DEFAULT_TRAIN_SETTINGS, fit: { ...DEFAULT_TRAIN_SETTINGS.fit, epochs } }
+  const { model } = await trainOnDataset(early, settings)
+  const weights = await exportModelWeights(model)
+  model.dispose()
+  await mkdir(path.dirname(file), { recursive: true })
+  await writeFile(file, encodeWeights(weights, { dtype: 'float32' }))
+  return weights
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
+  process.exit(1)
+})
