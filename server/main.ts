@@ -8,6 +8,7 @@ import { createFederation } from './federated/service'
 import { openPostgresStore } from './storage/postgres-store'
 import { openSqliteStore } from './storage/sqlite-store'
 import type { FederationStore } from './storage/store'
+import type { FedBuffSettings } from './federated/fedbuff'
 
 export interface ServerOptions {
   port: number
@@ -21,6 +22,12 @@ export interface ServerOptions {
     artifactsDir: string
     adminToken?: string
     publishEveryMs?: number
+    /** PostgreSQL schema (replicas of one deployment share it). */
+    schema?: string
+    /** Token secret shared by replicas (random per process when absent). */
+    secret?: Uint8Array
+    settings?: Partial<FedBuffSettings>
+    perClientPerMinute?: number
   }
   log?: (line: string) => void
 }
@@ -34,7 +41,7 @@ export async function startServer(options: ServerOptions) {
   if (options.federation) {
     const f = options.federation
     if (f.postgresUrl) {
-      store = await openPostgresStore({ connectionString: f.postgresUrl })
+      store = await openPostgresStore({ connectionString: f.postgresUrl, schema: f.schema })
     } else {
       const file = f.sqliteFile ?? path.resolve('.data/pocketrec.db')
       mkdirSync(path.dirname(file), { recursive: true })
@@ -44,6 +51,9 @@ export async function startServer(options: ServerOptions) {
       store,
       artifactsDir: f.artifactsDir,
       adminToken: f.adminToken ?? process.env.POCKETREC_ADMIN_TOKEN,
+      secret: f.secret,
+      settings: f.settings,
+      perClientPerMinute: f.perClientPerMinute,
     })
     federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
