@@ -168,7 +168,7 @@ async function main(): Promise<void> {
             await fetch(`${origin}/v1/token`, {
               method: 'POST',
               body: JSON.stringify({
-                siteKey: 'pk_demo',
+                siteKey: 'demo-shop',
                 client: `bench-${s.replicas}-${i}`.padEnd(8, '0'),
               }),
             })

@@ -12,7 +12,9 @@ import type {
 } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
+import { computeUpdate } from './federated/compute-update'
 import { createLocalTrainer } from './federated/train-local'
+import { drainOutbox, requestToken, type UploaderDeps } from './federated/uploader'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
 import { probeBackends, type BackendLoader } from './model/backend-probe'
 import type { GruModel } from './model/gru-model'
@@ -47,6 +49,8 @@ export interface WorkerEnvironment {
 }
 
 interface Runtime {
+  /** Where the release came from; the federation routes are /v1/… on its origin. */
+  manifestUrl: URL
   release: Release
   model: GruModel
   recommender: Recommender
@@ -125,7 +129,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       pools: release.pools,
       rules: release.rules,
     })
-    runtime = { release, model, recommender }
+    runtime = { manifestUrl, release, model, recommender }
     const chosen = result.backend
     env.watchDeviceLoss?.(chosen)?.then((reason) => {
       if (runtime?.model !== model) return
@@ -193,11 +197,49 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
           steps: training.steps,
         })
       }
+      // Federated learning is best effort: a failure here never costs the shopper anything.
+      await shareUpdate(rt, store, sessions).catch(() => {})
     }
     training.state = 'waiting-for-lock'
     // Another tab holding the lock trains on the same database: this one need not.
     const outcome = await runWithTrainingLock(run, { locks: env.locks })
     if (outcome.status === 'held-elsewhere') training.state = 'idle'
+  }
+
+  /**
+   * When the release takes part in federated learning: an update trained from the global weights
+   * on these sessions, queued in the outbox, then the outbox sent (PROTOCOL.md P7–P12).
+   */
+  async function shareUpdate(rt: Runtime, store: Storage, sessions: Int32Array[]): Promise<void> {
+    const federation = rt.release.manifest.federation
+    if (!federation || !config) return
+    const uploader: UploaderDeps = {
+      fetch: env.fetch ?? fetch.bind(globalThis),
+      manifestUrl: rt.manifestUrl,
+      siteKey: config.site,
+      clientId: () => store.meta.clientId(),
+      outbox: store.outbox,
+    }
+    const baseVersion = Number(rt.release.manifest.version.replace(/^v/, ''))
+    const token = await requestToken(uploader, baseVersion)
+    if (token.ok) {
+      const update = await computeUpdate(decodeWeights(rt.release.modelBytes), sessions, {
+        baseVersion,
+        slice: token.answer.slice,
+        layout: federation.layout,
+        clipNorm: federation.clipNorm,
+        training: { learningRate: federation.learningRate, epochs: federation.epochs },
+      })
+      if (!update || !consent || storage !== store) return
+      await store.outbox.enqueue({
+        idempotencyKey: Array.from(update.idempotencyKey, (b) =>
+          b.toString(16).padStart(2, '0'),
+        ).join(''),
+        baseVersion: rt.release.manifest.version,
+        body: update.body,
+      })
+    }
+    await drainOutbox(uploader)
   }
 
   function scheduleTraining() {

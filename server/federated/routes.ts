@@ -10,7 +10,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore } from '../storage/store'
-import type { FedBuffSettings } from './fedbuff'
+import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
 import { issueToken } from './tokens'
@@ -47,6 +47,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
     const body = (await c.req.json().catch(() => null)) as {
       siteKey?: unknown
       client?: unknown
+      version?: unknown
     } | null
     if (!body || body.siteKey !== deps.siteKey) {
       return c.json({ error: 'E_SITE_KEY', message: 'expected this site’s public key' }, 401)
@@ -60,11 +61,22 @@ export function federationRoutes(deps: FederationDeps): Hono {
     if (!limiter(`token:${body.client}`)) {
       return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
     }
-    const version = await currentVersion()
-    const issued = issueToken(deps.site, body.client, version, deps.secret, now())
+    const current = await currentVersion()
+    // A device retrying an update trained on an earlier version asks for that version's slice.
+    const version = body.version ?? current
+    const check = Number.isInteger(version)
+      ? checkVersion(version as number, current, deps.settings.maxStaleness)
+      : 'unknown'
+    if (check !== 'current' && check !== 'stale-ok') {
+      const oldest = Math.max(1, current - deps.settings.maxStaleness)
+      const message = `expected a version from v${oldest} to v${current}, got ${String(version)}`
+      return c.json({ error: 'E_VERSION_STALE', message }, 409)
+    }
+    const issued = issueToken(deps.site, body.client, version as number, deps.secret, now())
     return c.json({
       ...issued,
       version,
+      current,
       layout: deps.settings.layout,
       clipNorm: deps.settings.clipNorm,
     })

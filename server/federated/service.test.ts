@@ -79,7 +79,7 @@ describe('the aggregation server end to end', () => {
     const issued = await (
       await fetch(`${origin}/v1/token`, {
         method: 'POST',
-        body: JSON.stringify({ siteKey: 'pk_demo', client: 'device-0001' }),
+        body: JSON.stringify({ siteKey: 'demo-shop', client: 'device-0001' }),
       })
     ).json()
     const global = decodeWeights(

@@ -15,7 +15,9 @@ export interface FederationOptions {
   store: FederationStore
   /** The trainer's export (manifest.json and artifacts) that seeds an empty store. */
   artifactsDir: string
+  /** The site this server aggregates for; default `demo-shop`, the demo storefront's. */
   site?: string
+  /** The public key tags send (their `data-site`); default the site. */
   siteKey?: string
   /** Random when absent (printed by main.ts). */
   adminToken?: string
@@ -49,8 +51,8 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   const deps: FederationDeps = {
     store,
     settings,
-    site: options.site ?? 'demo',
-    siteKey: options.siteKey ?? 'pk_demo',
+    site: options.site ?? 'demo-shop',
+    siteKey: options.siteKey ?? options.site ?? 'demo-shop',
     adminToken: options.adminToken ?? randomBytes(18).toString('base64url'),
     secret: options.secret ?? randomBytes(32),
     now,

@@ -53,6 +53,20 @@ const OPTIONS = {
   results: { type: 'string' },
 } as const
 
+/**
+ * fetch, retried once on a network error: while this process evaluates a version (tens of
+ * seconds) the server cannot answer, and undici may then reuse a keep-alive socket the server
+ * already closed. A device would retry too.
+ */
+async function fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+  try {
+    return await globalThis.fetch(input, init)
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error
+    return globalThis.fetch(input, init)
+  }
+}
+
 interface VersionRow {
   version: number
   devices: number
@@ -164,7 +178,7 @@ async function main(): Promise<void> {
       const issued = (await (
         await fetch(`${origin}/v1/token`, {
           method: 'POST',
-          body: JSON.stringify({ siteKey: 'pk_demo', client: `sim-device-${i}`.padEnd(8, '0') }),
+          body: JSON.stringify({ siteKey: 'demo-shop', client: `sim-device-${i}`.padEnd(8, '0') }),
         })
       ).json()) as { token: string; slice: number; version: number }
       // Every device here is a new one (one session each): it downloads the manifest and the

@@ -22,6 +22,8 @@ export interface MetaStore {
   loadSchemaInfo(): Promise<Extract<MetaRecord, { key: 'schema' }> | null>
   loadTrainingState(): Promise<TrainingState>
   saveTrainingState(state: TrainingState): Promise<void>
+  /** This device's federation client id, created (random, 128 bits) on first use. */
+  clientId(): Promise<string>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -59,6 +61,14 @@ export function createMetaStore(context: StorageContext): MetaStore {
     },
     saveTrainingState(state) {
       return save({ key: 'training', ...state, losses: state.losses.slice(-MAX_STORED_LOSSES) })
+    },
+    async clientId() {
+      const existing = await load('client')
+      if (existing) return existing.id
+      const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
+      const id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+      await save({ key: 'client', id, createdAtMs: context.now() })
+      return id
     },
   }
 }

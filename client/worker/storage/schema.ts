@@ -86,6 +86,8 @@ export type MetaRecord =
   | { key: 'consent'; granted: boolean; updatedAtMs: number }
   | ({ key: 'training' } & TrainingState)
   | { key: 'cart'; items: CartItem[] }
+  /** This device's random id for federated uploads (one update per client per version, P15). */
+  | { key: 'client'; id: string; createdAtMs: number }
 
 export type MetaKey = MetaRecord['key']
 

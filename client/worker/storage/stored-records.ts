@@ -153,6 +153,12 @@ export function isStoredMeta<K extends MetaRecord['key']>(
       return isTrainingState(raw)
     case 'cart':
       return isArrayOf(raw.items, isCartItem)
+    case 'client':
+      return (
+        typeof raw.id === 'string' &&
+        /^[A-Za-z0-9_-]{8,64}$/.test(raw.id) &&
+        isTime(raw.createdAtMs)
+      )
   }
   return false
 }

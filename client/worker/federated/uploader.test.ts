@@ -1,0 +1,98 @@
+import 'fake-indexeddb/auto'
+import { IDBFactory } from 'fake-indexeddb'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { openStorage, type Storage } from '../storage'
+import { drainOutbox, type UploaderDeps } from './uploader'
+
+const T0 = 1_700_000_000_000
+
+/** A fake server: answers tokens and uploads from scripted statuses, recording every request. */
+function fakeServer(uploadStatuses: Array<number | 'offline'>) {
+  const requests: Array<{ path: string; body: unknown }> = []
+  const fetch = (async (url: URL | string, init?: RequestInit) => {
+    const path = new URL(String(url)).pathname
+    if (path === '/v1/token') {
+      const body = JSON.parse(String(init!.body))
+      requests.push({ path, body })
+      return Response.json({ token: `t-${body.version}`, slice: 7, version: body.version })
+    }
+    requests.push({ path, body: (init!.headers as Record<string, string>).authorization })
+    const status = uploadStatuses.shift() ?? 202
+    if (status === 'offline') throw new TypeError('fetch failed')
+    return new Response('{}', { status })
+  }) as typeof globalThis.fetch
+  return { fetch, requests }
+}
+
+describe('draining the outbox (PROTOCOL.md P12)', () => {
+  let storage: Storage
+  beforeEach(async () => {
+    globalThis.indexedDB = new IDBFactory()
+    storage = await openStorage({ now: () => T0 })
+    for (const [key, version] of [
+      ['a', 'v3'],
+      ['b', 'v4'],
+      ['c', 'v4'],
+    ]) {
+      await storage.outbox.enqueue({
+        idempotencyKey: key!,
+        baseVersion: version!,
+        body: Uint8Array.of(1, 2),
+      })
+    }
+  })
+
+  const deps = (fetch: typeof globalThis.fetch): UploaderDeps => ({
+    fetch,
+    manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
+    siteKey: 'demo-shop',
+    clientId: async () => 'client-0001',
+    outbox: storage.outbox,
+  })
+
+  it('sends each upload with a token for the version it was trained on, and removes what the server took', async () => {
+    const server = fakeServer([202, 200, 202])
+    expect(await drainOutbox(deps(server.fetch))).toEqual({ sent: 3, dropped: 0, kept: 0 })
+    expect(await storage.outbox.list()).toEqual([])
+    const tokens = server.requests.filter((r) => r.path === '/v1/token').map((r) => r.body)
+    expect(tokens).toEqual([
+      { siteKey: 'demo-shop', client: 'client-0001', version: 3 },
+      { siteKey: 'demo-shop', client: 'client-0001', version: 4 },
+      { siteKey: 'demo-shop', client: 'client-0001', version: 4 },
+    ])
+    expect(server.requests.filter((r) => r.path === '/v1/updates').map((r) => r.body)).toEqual([
+      'Bearer t-3',
+      'Bearer t-4',
+      'Bearer t-4',
+    ])
+  })
+
+  it('drops what the server refuses for good, keeps the rest when it is busy or away', async () => {
+    const server = fakeServer([409, 503])
+    expect(await drainOutbox(deps(server.fetch))).toEqual({ sent: 0, dropped: 1, kept: 2 })
+    const left = await storage.outbox.list()
+    expect(left.map((u) => [u.idempotencyKey, u.attempts])).toEqual([
+      ['b', 1],
+      ['c', 0],
+    ])
+    const offline = fakeServer(['offline'])
+    expect(await drainOutbox(deps(offline.fetch))).toEqual({ sent: 0, dropped: 0, kept: 2 })
+    expect((await storage.outbox.list())[0]!.attempts).toBe(2)
+    // Back online: both go, and the retried one is the same bytes under the same key.
+    const back = fakeServer([200, 202])
+    expect(await drainOutbox(deps(back.fetch))).toEqual({ sent: 2, dropped: 0, kept: 0 })
+  })
+})
+
+describe('the device id for uploads', () => {
+  it('is created once, random, and kept', async () => {
+    globalThis.indexedDB = new IDBFactory()
+    const storage = await openStorage({ now: () => T0 })
+    const id = await storage.meta.clientId()
+    expect(id).toMatch(/^[0-9a-f]{32}$/)
+    expect(await storage.meta.clientId()).toBe(id)
+    globalThis.indexedDB = new IDBFactory()
+    const other = await openStorage({ now: () => T0 })
+    expect(await other.meta.clientId()).not.toBe(id)
+  })
+})

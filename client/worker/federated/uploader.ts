@@ -1,0 +1,91 @@
+// Getting updates to the server (PROTOCOL.md P12, P21): a token per attempt (asked for the
+// version the update was trained on, so a retry gets the same slice), the body from the outbox,
+// and the answer decides: accepted or duplicate → done; any other 4xx → the server will never
+// take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
+import type { OutboxStore } from '../storage'
+
+export interface UploaderDeps {
+  fetch: typeof fetch
+  /** The manifest's URL: the federation routes are /v1/… on its origin. */
+  manifestUrl: URL
+  siteKey: string
+  clientId: () => Promise<string>
+  outbox: OutboxStore
+}
+
+export interface TokenAnswer {
+  token: string
+  slice: number
+  version: number
+}
+
+export type DrainResult = { sent: number; dropped: number; kept: number }
+
+/** Asks for an upload token for `version` (default: the server's current one). */
+export async function requestToken(
+  deps: Omit<UploaderDeps, 'outbox'>,
+  version?: number,
+): Promise<{ ok: true; answer: TokenAnswer } | { ok: false; retry: boolean; reason: string }> {
+  let response: Response
+  try {
+    response = await deps.fetch(new URL('/v1/token', deps.manifestUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ siteKey: deps.siteKey, client: await deps.clientId(), version }),
+    })
+  } catch (error) {
+    return { ok: false, retry: true, reason: String(error) }
+  }
+  if (!response.ok) {
+    const retry = response.status === 429 || response.status >= 500
+    return { ok: false, retry, reason: `token: HTTP ${response.status}` }
+  }
+  return { ok: true, answer: (await response.json()) as TokenAnswer }
+}
+
+/** Sends the queued uploads, oldest first; stops at the first one the server could not take now. */
+export async function drainOutbox(deps: UploaderDeps): Promise<DrainResult> {
+  const result: DrainResult = { sent: 0, dropped: 0, kept: 0 }
+  const pending = await deps.outbox.list()
+  for (let i = 0; i < pending.length; i++) {
+    const upload = pending[i]!
+    const base = Number(upload.baseVersion.replace(/^v/, ''))
+    const token = await requestToken(deps, base)
+    if (!token.ok) {
+      if (!token.retry) {
+        await deps.outbox.remove(upload.id)
+        result.dropped++
+        continue
+      }
+      await deps.outbox.recordAttempt(upload.id)
+      result.kept += pending.length - i
+      return result
+    }
+    let status: number
+    try {
+      const response = await deps.fetch(new URL('/v1/updates', deps.manifestUrl), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token.answer.token}`,
+          'content-type': 'application/octet-stream',
+        },
+        body: upload.body as Uint8Array<ArrayBuffer>,
+      })
+      status = response.status
+    } catch {
+      status = 0
+    }
+    if (status === 200 || status === 202) {
+      await deps.outbox.remove(upload.id)
+      result.sent++
+    } else if (status >= 400 && status < 500 && status !== 429) {
+      await deps.outbox.remove(upload.id)
+      result.dropped++
+    } else {
+      await deps.outbox.recordAttempt(upload.id)
+      result.kept += pending.length - i
+      return result
+    }
+  }
+  return result
+}

@@ -1,0 +1,115 @@
+// The script tag talking to the aggregation server, in Debian Chromium: a shopper browses, the
+// worker fine-tunes when idle, trains an update from the global weights and uploads it; the
+// server publishes v2 from it and a reload syncs it. Every request the page makes is captured:
+// none may carry a product id the shopper viewed.
+import { serve } from '@hono/node-server'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '../../server/app'
+import { createFederation, type Federation } from '../../server/federated/service'
+import { openSqliteStore } from '../../server/storage/sqlite-store'
+import type { FederationStore } from '../../server/storage/store'
+import { setNodeBackend } from '../../train/node-backend'
+import { exportTestRelease } from '../fixtures/exported-release'
+import { chromiumSkipReason } from './harness'
+import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
+
+const skip = chromiumSkipReason()
+let work: string
+let store: FederationStore
+let federation: Federation
+let origin: string
+let close: () => void
+let productIds: string[]
+
+describe.skipIf(skip)('federated learning through the script tag', () => {
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'pocketrec-fed-browser-'))
+    await setNodeBackend('cpu')
+    const release = await exportTestRelease(16)
+    const publicDir = path.join(work, 'public')
+    const artifactsDir = path.join(publicDir, 'artifacts')
+    await mkdir(artifactsDir, { recursive: true })
+    for (const [name, bytes] of release.files) await writeFile(path.join(artifactsDir, name), bytes)
+    const catalogue = JSON.parse(
+      new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
+    )
+    productIds = catalogue.items
+      .filter((item: { inStock: boolean }) => item.inStock)
+      .slice(0, 4)
+      .map((item: { id: string }) => item.id)
+    const distDir = path.join(work, 'dist')
+    await buildDist(publicDir, distDir)
+    await writeTagPage(distDir, 'shop', 'wasm')
+    store = openSqliteStore(path.join(work, 'server.db'))
+    federation = await createFederation({
+      store,
+      artifactsDir,
+      site: 'test-shop',
+      settings: { bufferSize: 1, minBuffer: 1, noiseMultiplier: 0, clipNorm: 10 },
+    })
+    const app = createApp({ distDir, federation: federation.deps })
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise((resolve) => server.once('listening', resolve))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    close = () => server.close()
+  }, 180_000)
+
+  afterAll(async () => {
+    close?.()
+    await store?.close()
+    if (work) await rm(work, { recursive: true, force: true })
+  })
+
+  it('uploads an update after browsing, publishes v2 from it, and the next visit syncs v2', async () => {
+    const log: string[] = []
+    const profile = await openProfile(log)
+    const bodies: string[] = []
+    profile.context.on('request', (request) => {
+      const body = request.postDataBuffer()
+      if (body) bodies.push(`${request.url()} ${body.toString('latin1')}`)
+    })
+    try {
+      await profile.page.goto(`${origin}/shop.html`)
+      await waitForTag(profile.page)
+      await profile.page.evaluate(async (ids) => {
+        type Command = (name: string, ...args: unknown[]) => Promise<unknown>
+        const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
+        await pocketrec('consent', true)
+        for (const id of ids) await pocketrec('track', 'Product Viewed', { product_id: id })
+      }, productIds)
+      // The worker trains 1.5 s after the last event, then computes and uploads the update.
+      await expect
+        .poll(async () => await store.acceptedCount(), { timeout: 60_000, interval: 500 })
+        .toBe(1)
+      const [stored] = await store.buffered()
+      expect(stored!.body.length).toBeLessThanOrEqual(64 * 1024)
+      expect(await federation.publishNow()).toMatchObject({ status: 'published' })
+
+      await profile.page.reload()
+      await waitForTag(profile.page)
+      const version = await profile.page.evaluate(async () => {
+        type Command = (name: string, ...args: unknown[]) => Promise<unknown>
+        const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
+        // The shop passes consent on every page, as its consent manager would.
+        await pocketrec('consent', true)
+        await pocketrec('recommend', { scenario: 'trending', limit: 3 })
+        return ((await pocketrec('status')) as { worker: { modelVersion: string } }).worker
+          .modelVersion
+      })
+      expect(version, log.join('\n')).toBe('v2')
+      expect(bodies.some((b) => b.includes('/v1/updates'))).toBe(true)
+      for (const id of productIds) {
+        expect(
+          bodies.filter((b) => b.includes(id)),
+          `a request carried ${id}`,
+        ).toEqual([])
+      }
+    } finally {
+      await profile.close()
+    }
+  }, 120_000)
+})
