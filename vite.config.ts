@@ -39,6 +39,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         index: path.join(root, 'client/demo/index.html'),
+        operator: path.join(root, 'client/demo/operator.html'),
         'pocketrec-worker': path.join(root, 'client/worker/worker.ts'),
       },
       // The no-worker mode imports the worker module and calls its exports.

@@ -179,6 +179,19 @@ describe('federation routes over HTTP', () => {
       body: JSON.stringify({ version: 9 }),
     })
     expect(unknown.status).toBe(404)
+    const recorded = await fetch(`${origin}/v1/admin/metrics`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 2, metrics: { validationRecall20: 48.5 } }),
+    })
+    expect(recorded.status).toBe(200)
+    expect((await store.version(2))!.metrics).toMatchObject({ validationRecall20: 48.5 })
+    const bad = await fetch(`${origin}/v1/admin/metrics`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 2, metrics: { x: 'high' } }),
+    })
+    expect(bad.status).toBe(400)
     const rolled = await fetch(`${origin}/v1/admin/rollback`, {
       method: 'POST',
       headers: auth,

@@ -3,6 +3,7 @@
 //   POST /v1/updates         Bearer upload token, binary body → 202 accepted / 200 duplicate / 4xx
 //   GET  /v1/federation      public counters: version, buffered, accepted, refused by code, (ε, δ)
 //   GET  /v1/admin/versions  admin token: every version with parent, metrics, model hash
+//   POST /v1/admin/metrics   admin token, {version, metrics}: record an evaluation (P24)
 //   POST /v1/admin/rollback  admin token, {version}: repoint "current"
 // Bodies past the layout's size are cut off by the body limit before they are read.
 import { Hono } from 'hono'
@@ -155,6 +156,32 @@ export function federationRoutes(deps: FederationDeps): Hono {
         model: v.manifest.model.sha256,
       })),
     })
+  })
+  admin.post('/metrics', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as {
+      version?: unknown
+      metrics?: unknown
+    } | null
+    const metrics = body?.metrics
+    const valid =
+      typeof metrics === 'object' &&
+      metrics !== null &&
+      Object.values(metrics).every((v) => typeof v === 'number' && Number.isFinite(v))
+    if (!Number.isInteger(body?.version) || !valid) {
+      return c.json(
+        { error: 'E_METRICS', message: 'expected {version, metrics: {name: number}}' },
+        400,
+      )
+    }
+    if (
+      !(await deps.store.recordMetrics(body!.version as number, metrics as Record<string, number>))
+    ) {
+      return c.json(
+        { error: 'E_VERSION_UNKNOWN', message: `no version ${String(body!.version)}` },
+        404,
+      )
+    }
+    return c.json({ version: body!.version, metrics })
   })
   admin.post('/rollback', async (c) => {
     const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null

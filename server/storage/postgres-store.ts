@@ -128,6 +128,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async addVersion(record) {
       await insertVersion(pool, record)
     },
+    async recordMetrics(n, metrics) {
+      const { rowCount } = await pool.query(
+        `UPDATE ${t('versions')} SET metrics = metrics || $2::jsonb WHERE version = $1`,
+        [n, JSON.stringify(metrics)],
+      )
+      return rowCount === 1
+    },
     async setCurrent(n) {
       const { rowCount } = await pool.query(`SELECT 1 FROM ${t('versions')} WHERE version = $1`, [
         n,

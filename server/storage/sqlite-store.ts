@@ -179,6 +179,14 @@ export function openSqliteStore(file: string): FederationStore {
     addVersion: async (record) => {
       addVersion(record)
     },
+    recordMetrics: async (n, metrics) => {
+      const row = db.prepare('SELECT metrics FROM versions WHERE version = ?').get(n) as
+        { metrics: string } | undefined
+      if (!row) return false
+      const merged = { ...JSON.parse(row.metrics), ...metrics }
+      db.prepare('UPDATE versions SET metrics = ? WHERE version = ?').run(JSON.stringify(merged), n)
+      return true
+    },
     setCurrent: async (n) => {
       if (!db.prepare('SELECT 1 FROM versions WHERE version = ?').get(n)) return false
       setPointer.run(n)

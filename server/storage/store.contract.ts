@@ -145,6 +145,19 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       expect((await s.buffered()).map((u) => u.key)).toEqual(['k2'])
     })
 
+    it('P24: records evaluation results with a version, merged with what it had', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      expect(await s.recordMetrics(1, { validationRecall20: 51.2 })).toBe(true)
+      expect(await s.recordMetrics(1, { deviceMrr20: 17.5 })).toBe(true)
+      expect((await s.version(1))!.metrics).toEqual({
+        recall20: 0.01,
+        validationRecall20: 51.2,
+        deviceMrr20: 17.5,
+      })
+      expect(await s.recordMetrics(7, { x: 1 })).toBe(false)
+    })
+
     it('P23: rollback repoints "current" and keeps every version', async () => {
       const s = await fresh()
       await s.addVersion(record(1, null))

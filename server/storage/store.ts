@@ -65,6 +65,8 @@ export interface FederationStore {
   versions(): Promise<VersionRecord[]>
   /** Records a version without making it current (the first one, or a candidate). */
   addVersion(record: VersionRecord): Promise<void>
+  /** Merges evaluation results into a version's metrics (P24); false if the version is unknown. */
+  recordMetrics(version: number, metrics: Record<string, number>): Promise<boolean>
   /** Points "current" at an existing version (promotion and rollback, P23); false if unknown. */
   setCurrent(version: number): Promise<boolean>
   putArtifact(sha256: string, bytes: Uint8Array): Promise<void>

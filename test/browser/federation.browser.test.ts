@@ -18,6 +18,7 @@ import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
 
 const skip = chromiumSkipReason()
+const SCREENSHOTS = path.resolve('test-results/screenshots')
 let work: string
 let store: FederationStore
 let federation: Federation
@@ -108,6 +109,32 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
           `a request carried ${id}`,
         ).toEqual([])
       }
+
+      // The operator page: counters, and with the admin token the versions and a chart.
+      const admin = { authorization: `Bearer ${federation.deps.adminToken}` }
+      for (const [version, recall] of [
+        [1, 41.5],
+        [2, 42.25],
+      ]) {
+        const recorded = await fetch(`${origin}/v1/admin/metrics`, {
+          method: 'POST',
+          headers: admin,
+          body: JSON.stringify({ version, metrics: { validationRecall20: recall } }),
+        })
+        expect(recorded.status).toBe(200)
+      }
+      await profile.page.goto(`${origin}/operator.html`)
+      await profile.page.getByText('Updates accepted').waitFor()
+      await profile.page.fill('#token', federation.deps.adminToken)
+      await profile.page.click('button[type=submit]')
+      await profile.page.getByText('v2 (current)').waitFor()
+      expect(await profile.page.locator('#versions svg polyline').count()).toBe(1)
+      expect(await profile.page.locator('#counters').textContent()).toContain('Updates accepted1')
+      await mkdir(SCREENSHOTS, { recursive: true })
+      await profile.page.screenshot({
+        path: path.join(SCREENSHOTS, 'operator.png'),
+        fullPage: true,
+      })
     } finally {
       await profile.close()
     }

@@ -1,0 +1,131 @@
+// The operator page (served at /operator.html): versions, updates per minute, accepted and
+// refused counts, the privacy budget spent, and accuracy per version as a chart. It reads
+// GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions.
+interface FederationStatus {
+  version: number | null
+  buffered: number
+  accepted: number
+  refused: Record<string, number>
+  privacy: { releases: number; epsilon: number; delta: number }
+}
+
+interface VersionRow {
+  version: number
+  parent: number | null
+  createdAt: string
+  metrics: Record<string, number>
+  model: string
+}
+
+const counters = document.querySelector<HTMLElement>('#counters')!
+const versionsEl = document.querySelector<HTMLElement>('#versions')!
+const tokenInput = document.querySelector<HTMLInputElement>('#token')!
+let previous: { accepted: number; at: number } | null = null
+
+function escapeHtml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** An SVG line of `values` against their index, its highest and lowest values labelled. */
+export function drawSeries(values: ReadonlyArray<number>, width = 360, height = 120): string {
+  if (values.length < 2)
+    return '<p class="muted">A chart appears once two versions have this metric.</p>'
+  const min = Math.min(...values)
+  const max = Math.max(...values)
+  const span = max - min || 1
+  const points = values
+    .map(
+      (v, i) =>
+        `${(i / (values.length - 1)) * (width - 8) + 4},${height - 4 - ((v - min) / span) * (height - 8)}`,
+    )
+    .join(' ')
+  return (
+    `<svg role="img" aria-label="from ${values[0]!.toFixed(2)} to ${values[values.length - 1]!.toFixed(2)}" ` +
+    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">` +
+    `<polyline fill="none" stroke="currentColor" stroke-width="2" points="${points}"/>` +
+    `<text x="4" y="12" font-size="11">${max.toFixed(2)}</text>` +
+    `<text x="4" y="${height - 6}" font-size="11">${min.toFixed(2)}</text></svg>`
+  )
+}
+
+async function refreshCounters(): Promise<void> {
+  const response = await fetch('/v1/federation')
+  if (!response.ok) {
+    counters.innerHTML = `<p>This server does not aggregate (HTTP ${response.status}).</p>`
+    return
+  }
+  const status = (await response.json()) as FederationStatus
+  const now = Date.now()
+  const perMinute =
+    previous && now > previous.at
+      ? ((status.accepted - previous.accepted) * 60_000) / (now - previous.at)
+      : null
+  previous = { accepted: status.accepted, at: now }
+  const refused = Object.entries(status.refused)
+  counters.innerHTML = `
+    <dl class="facts">
+      <dt>Current version</dt><dd>v${status.version ?? '–'}</dd>
+      <dt>Updates accepted</dt><dd>${status.accepted}</dd>
+      <dt>Updates per minute</dt><dd>${perMinute === null ? '…' : perMinute.toFixed(1)}</dd>
+      <dt>Waiting for the next version</dt><dd>${status.buffered}</dd>
+      <dt>Refused</dt><dd>${refused.length ? refused.map(([code, n]) => `${escapeHtml(code)} ${n}`).join(', ') : 'none'}</dd>
+      <dt>Privacy spent</dt><dd>ε = ${status.privacy.epsilon.toFixed(2)} at δ = ${status.privacy.delta} over ${status.privacy.releases} noised releases</dd>
+    </dl>`
+}
+
+async function showVersions(): Promise<void> {
+  const token = tokenInput.value
+  sessionStorage.setItem('pocketrec-admin', token)
+  const response = await fetch('/v1/admin/versions', {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  if (!response.ok) {
+    versionsEl.innerHTML = `<p>Refused (HTTP ${response.status}): check the admin token.</p>`
+    return
+  }
+  const { current, versions } = (await response.json()) as {
+    current: number
+    versions: VersionRow[]
+  }
+  // Chart the first accuracy-like metric any version has.
+  const metric = ['validationRecall20', 'recall20']
+    .concat(versions.flatMap((v) => Object.keys(v.metrics)))
+    .find((name) => name !== 'updates' && versions.some((v) => name in v.metrics))
+  const series = metric
+    ? versions.filter((v) => metric in v.metrics).map((v) => v.metrics[metric]!)
+    : []
+  versionsEl.innerHTML = `
+    <h2>Versions</h2>
+    ${metric ? `<h3>${escapeHtml(metric)} per version</h3>${drawSeries(series)}` : '<p class="muted">No version has an evaluation yet.</p>'}
+    <table>
+      <thead><tr><th>version</th><th>parent</th><th>published</th><th>metrics</th><th></th></tr></thead>
+      <tbody>${versions
+        .slice()
+        .reverse()
+        .map(
+          (
+            v,
+          ) => `<tr><td>v${v.version}${v.version === current ? ' (current)' : ''}</td><td>${v.parent ? `v${v.parent}` : '–'}</td>
+            <td>${escapeHtml(v.createdAt)}</td><td>${escapeHtml(JSON.stringify(v.metrics))}</td>
+            <td>${v.version === current ? '' : `<button data-rollback="${v.version}">Make current</button>`}</td></tr>`,
+        )
+        .join('')}</tbody>
+    </table>`
+}
+
+versionsEl.addEventListener('click', (event) => {
+  const version = (event.target as HTMLElement).dataset.rollback
+  if (!version) return
+  void fetch('/v1/admin/rollback', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${tokenInput.value}` },
+    body: JSON.stringify({ version: Number(version) }),
+  }).then(showVersions)
+})
+document.querySelector('#admin')!.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void showVersions()
+})
+tokenInput.value = sessionStorage.getItem('pocketrec-admin') ?? ''
+void refreshCounters()
+setInterval(() => void refreshCounters(), 5000)
