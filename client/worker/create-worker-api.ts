@@ -221,8 +221,11 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       outbox: store.outbox,
     }
     const baseVersion = Number(rt.release.manifest.version.replace(/^v/, ''))
-    const token = await requestToken(uploader, baseVersion)
-    if (token.ok) {
+    // The server takes one update per device per version (P15): a second one would be trained
+    // for nothing. Later runs on this version only retry what the outbox still holds.
+    const alreadySent = (await store.meta.loadLastUpdateVersion()) === rt.release.manifest.version
+    const token = alreadySent ? null : await requestToken(uploader, baseVersion)
+    if (token?.ok) {
       const update = await computeUpdate(decodeWeights(rt.release.modelBytes), sessions, {
         baseVersion,
         slice: token.answer.slice,
@@ -231,6 +234,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         training: { learningRate: federation.learningRate, epochs: federation.epochs },
       })
       if (!update || !consent || storage !== store) return
+      await store.meta.saveLastUpdateVersion(rt.release.manifest.version)
       await store.outbox.enqueue({
         idempotencyKey: Array.from(update.idempotencyKey, (b) =>
           b.toString(16).padStart(2, '0'),

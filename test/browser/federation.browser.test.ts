@@ -88,6 +88,33 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
         .toBe(1)
       const [stored] = await store.buffered()
       expect(stored!.body.length).toBeLessThanOrEqual(64 * 1024)
+
+      // Another visit step, another local training run on the same version: no second update
+      // (the server would refuse it, P15), so no second token is even asked for.
+      type Status = { worker: { training: { steps: number; state: string } } }
+      const steps = async () =>
+        profile.page.evaluate(async () => {
+          type Command = (name: string, ...args: unknown[]) => Promise<unknown>
+          const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
+          return ((await pocketrec('status')) as Status).worker.training
+        })
+      const before = (await steps()).steps
+      const tokens = bodies.filter((b) => b.includes('/v1/token')).length
+      await profile.page.evaluate(async (id) => {
+        type Command = (name: string, ...args: unknown[]) => Promise<unknown>
+        await (window as unknown as { pocketrec: Command }).pocketrec('track', 'Product Viewed', {
+          product_id: id,
+        })
+      }, productIds[0])
+      await expect
+        .poll(async () => (await steps()).steps, { timeout: 60_000 })
+        .toBeGreaterThan(before)
+      await expect.poll(async () => (await steps()).state, { timeout: 60_000 }).toBe('idle')
+      // The update would be computed and asked a token for right after the run (within a
+      // second here); proving it does not happen takes waiting.
+      await profile.page.waitForTimeout(5000)
+      expect(bodies.filter((b) => b.includes('/v1/token'))).toHaveLength(tokens)
+      expect(await store.acceptedCount()).toBe(1)
       expect(await federation.publishNow()).toMatchObject({ status: 'published' })
 
       await profile.page.reload()

@@ -95,4 +95,12 @@ describe('the device id for uploads', () => {
     const other = await openStorage({ now: () => T0 })
     expect(await other.meta.clientId()).not.toBe(id)
   })
+
+  it('remembers the version the device last sent an update for', async () => {
+    globalThis.indexedDB = new IDBFactory()
+    const storage = await openStorage({ now: () => T0 })
+    expect(await storage.meta.loadLastUpdateVersion()).toBeNull()
+    await storage.meta.saveLastUpdateVersion('v3')
+    expect(await storage.meta.loadLastUpdateVersion()).toBe('v3')
+  })
 })

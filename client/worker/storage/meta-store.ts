@@ -24,6 +24,9 @@ export interface MetaStore {
   saveTrainingState(state: TrainingState): Promise<void>
   /** This device's federation client id, created (random, 128 bits) on first use. */
   clientId(): Promise<string>
+  /** The release version this device last queued an update for, or null. */
+  loadLastUpdateVersion(): Promise<string | null>
+  saveLastUpdateVersion(version: string): Promise<void>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -61,6 +64,12 @@ export function createMetaStore(context: StorageContext): MetaStore {
     },
     saveTrainingState(state) {
       return save({ key: 'training', ...state, losses: state.losses.slice(-MAX_STORED_LOSSES) })
+    },
+    async loadLastUpdateVersion() {
+      return (await load('federation'))?.lastVersion ?? null
+    },
+    saveLastUpdateVersion(version) {
+      return save({ key: 'federation', lastVersion: version, updatedAtMs: context.now() })
     },
     async clientId() {
       const existing = await load('client')

@@ -88,6 +88,8 @@ export type MetaRecord =
   | { key: 'cart'; items: CartItem[] }
   /** This device's random id for federated uploads (one update per client per version, P15). */
   | { key: 'client'; id: string; createdAtMs: number }
+  /** The last release version this device sent an update for (one per version, P15). */
+  | { key: 'federation'; lastVersion: string; updatedAtMs: number }
 
 export type MetaKey = MetaRecord['key']
 

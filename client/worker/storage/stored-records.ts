@@ -153,6 +153,8 @@ export function isStoredMeta<K extends MetaRecord['key']>(
       return isTrainingState(raw)
     case 'cart':
       return isArrayOf(raw.items, isCartItem)
+    case 'federation':
+      return isText(raw.lastVersion) && isTime(raw.updatedAtMs)
     case 'client':
       return (
         typeof raw.id === 'string' &&
