@@ -107,20 +107,30 @@ async function showVersions(): Promise<void> {
             v,
           ) => `<tr><td>v${v.version}${v.version === current ? ' (current)' : ''}</td><td>${v.parent ? `v${v.parent}` : '–'}</td>
             <td>${escapeHtml(v.createdAt)}</td><td>${escapeHtml(JSON.stringify(v.metrics))}</td>
-            <td>${v.version === current ? '' : `<button data-rollback="${v.version}">Make current</button>`}</td></tr>`,
+            <td>${
+              v.version < current
+                ? `<button data-action="rollback" data-version="${v.version}">Roll back to this</button>`
+                : v.version > current
+                  ? `<button data-action="promote" data-version="${v.version}">Promote</button>`
+                  : ''
+            }</td></tr>`,
         )
         .join('')}</tbody>
     </table>`
 }
 
 versionsEl.addEventListener('click', (event) => {
-  const version = (event.target as HTMLElement).dataset.rollback
-  if (!version) return
-  void fetch('/v1/admin/rollback', {
+  const { action, version } = (event.target as HTMLElement).dataset
+  if (!action || !version) return
+  void fetch(`/v1/admin/${action}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${tokenInput.value}` },
     body: JSON.stringify({ version: Number(version) }),
-  }).then(showVersions)
+  }).then(async (response) => {
+    // A promotion without an evaluation is refused (P24): say why.
+    if (!response.ok) alert(((await response.json()) as { message: string }).message)
+    await showVersions()
+  })
 })
 document.querySelector('#admin')!.addEventListener('submit', (event) => {
   event.preventDefault()

@@ -114,6 +114,27 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     expect(dense[4]).toBe(2) // not covered
   })
 
+  it('P24: with gated promotion, publishes a candidate and leaves v1 current', async () => {
+    await accept('k1', 'a', encoded(0, [0.1, 0, 0, 0], 1))
+    await accept('k2', 'b', encoded(1, [0.1, 0, 0, 0], 2))
+    const gated = {
+      store,
+      settings,
+      now: () => 3000,
+      gaussian: () => 0,
+      promotion: 'gated' as const,
+    }
+    expect(await publishIfDue(gated)).toMatchObject({
+      status: 'published',
+      record: { version: 2, parent: 1 },
+    })
+    expect((await store.current())!.version).toBe(1)
+    // The next round builds on v1 again, and takes the next free number.
+    await accept('k3', 'c', encoded(0, [0.1, 0, 0, 0], 3))
+    await accept('k4', 'd', encoded(1, [0.1, 0, 0, 0], 4))
+    expect(await publishIfDue(gated)).toMatchObject({ record: { version: 3, parent: 1 } })
+  })
+
   it('leaves the old version current and the buffer whole when publishing fails midway', async () => {
     await accept('k1', 'a', encoded(0, [0.1, 0, 0, 0], 1))
     await accept('k2', 'b', encoded(1, [0.1, 0, 0, 0], 2))

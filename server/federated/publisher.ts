@@ -22,6 +22,8 @@ export interface PublisherDeps {
   now: () => number
   /** N(0, 1) draws for the noise of P18; unused when the noise multiplier is 0. */
   gaussian: () => number
+  /** `gated`: a new version is a candidate until an evaluation promotes it (P24). */
+  promotion?: 'auto' | 'gated'
 }
 
 export type PublishAttempt =
@@ -52,7 +54,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   await store.putArtifact(sha256, bytes)
 
-  const version = current.version + 1
+  // Candidates may already sit above "current": a new version takes the next free number.
+  const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
   const createdAt = new Date(deps.now()).toISOString()
   const record: VersionRecord = {
     version,
@@ -75,7 +78,12 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
           updates: buffered.length,
         }
       : null
-  const outcome = await store.publish({ record, consumed: buffered.map((u) => u.key), ledger })
+  const outcome = await store.publish({
+    record,
+    consumed: buffered.map((u) => u.key),
+    ledger,
+    makeCurrent: deps.promotion !== 'gated',
+  })
   if (outcome === 'conflict') return { status: 'conflict' }
   return { status: 'published', record, updates: buffered.length }
 }

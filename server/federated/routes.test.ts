@@ -173,12 +173,12 @@ describe('federation routes over HTTP', () => {
       current: 2,
       versions: [{ version: 1 }, { version: 2, parent: 1 }],
     })
-    const unknown = await fetch(`${origin}/v1/admin/rollback`, {
+    const forward = await fetch(`${origin}/v1/admin/rollback`, {
       method: 'POST',
       headers: auth,
       body: JSON.stringify({ version: 9 }),
     })
-    expect(unknown.status).toBe(404)
+    expect(forward.status).toBe(409) // not earlier than current: that would be a promotion
     const recorded = await fetch(`${origin}/v1/admin/metrics`, {
       method: 'POST',
       headers: auth,
@@ -192,6 +192,23 @@ describe('federation routes over HTTP', () => {
       body: JSON.stringify({ version: 2, metrics: { x: 'high' } }),
     })
     expect(bad.status).toBe(400)
+    // P24: promotion needs an evaluation on record.
+    await store.addVersion({ ...record(3, 2), metrics: {} })
+    const unevaluated = await fetch(`${origin}/v1/admin/promote`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 3 }),
+    })
+    expect(unevaluated.status).toBe(409)
+    expect(await unevaluated.json()).toMatchObject({ error: 'E_NOT_EVALUATED' })
+    expect((await store.current())!.version).toBe(2)
+    await store.recordMetrics(3, { validationRecall20: 49 })
+    const promoted = await fetch(`${origin}/v1/admin/promote`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ version: 3 }),
+    })
+    expect(await promoted.json()).toMatchObject({ current: 3 })
     const rolled = await fetch(`${origin}/v1/admin/rollback`, {
       method: 'POST',
       headers: auth,

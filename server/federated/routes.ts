@@ -4,7 +4,8 @@
 //   GET  /v1/federation      public counters: version, buffered, accepted, refused by code, (ε, δ)
 //   GET  /v1/admin/versions  admin token: every version with parent, metrics, model hash
 //   POST /v1/admin/metrics   admin token, {version, metrics}: record an evaluation (P24)
-//   POST /v1/admin/rollback  admin token, {version}: repoint "current"
+//   POST /v1/admin/promote   admin token, {version}: make an evaluated candidate current (P24)
+//   POST /v1/admin/rollback  admin token, {version}: repoint "current" to an earlier version
 // Bodies past the layout's size are cut off by the body limit before they are read.
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -183,10 +184,31 @@ export function federationRoutes(deps: FederationDeps): Hono {
     }
     return c.json({ version: body!.version, metrics })
   })
+  admin.post('/promote', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
+    const record = Number.isInteger(body?.version)
+      ? await deps.store.version(body!.version as number)
+      : null
+    if (!record) return c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
+    // P24: a version becomes current only with an evaluation on record ("updates" is a count).
+    const evaluations = Object.keys(record.metrics).filter((name) => name !== 'updates')
+    if (evaluations.length === 0) {
+      const message = `v${record.version} has no evaluation: POST /v1/admin/metrics first`
+      return c.json({ error: 'E_NOT_EVALUATED', message }, 409)
+    }
+    await deps.store.setCurrent(record.version)
+    return c.json({ current: record.version, evaluations })
+  })
   admin.post('/rollback', async (c) => {
     const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
     const version = body?.version
-    if (!Number.isInteger(version) || !(await deps.store.setCurrent(version as number))) {
+    const current = (await deps.store.current())?.version ?? 0
+    // Back only: moving forward to a newer version is a promotion, which needs an evaluation.
+    if (!Number.isInteger(version) || (version as number) >= current) {
+      const message = `expected a version before the current v${current}, got ${String(version)}`
+      return c.json({ error: 'E_ROLLBACK', message }, 409)
+    }
+    if (!(await deps.store.setCurrent(version as number))) {
       return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${String(version)}` }, 404)
     }
     return c.json({ current: version })

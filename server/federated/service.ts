@@ -28,6 +28,8 @@ export interface FederationOptions {
   now?: () => number
   gaussian?: () => number
   perClientPerMinute?: number
+  /** `gated`: published versions wait for an evaluation and POST /v1/admin/promote (P24). */
+  promotion?: 'auto' | 'gated'
 }
 
 export interface Federation {
@@ -59,7 +61,8 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     perClientPerMinute: options.perClientPerMinute,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
   }
-  const publishNow = () => publishIfDue({ store, settings, now, gaussian })
+  const publishNow = () =>
+    publishIfDue({ store, settings, now, gaussian, promotion: options.promotion })
   return {
     deps,
     publishNow,

@@ -189,7 +189,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const { rows } = await pool.query(`SELECT COUNT(*)::int AS n FROM ${t('updates')}`)
       return rows[0].n as number
     },
-    async publish({ record, consumed, ledger }): Promise<PublishOutcome> {
+    async publish({ record, consumed, ledger, makeCurrent }): Promise<PublishOutcome> {
       try {
         return await transaction(pool, async (client) => {
           const { rows } = await client.query(
@@ -213,7 +213,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             throw new PublishConflict()
           }
           await insertVersion(client, record)
-          await setPointer(client, record.version)
+          if (makeCurrent !== false) await setPointer(client, record.version)
           if (ledger) {
             await client.query(
               `INSERT INTO ${t('ledger')} (version, noise_multiplier, clip_norm, updates) VALUES ($1, $2, $3, $4)`,

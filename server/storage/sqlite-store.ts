@@ -156,7 +156,7 @@ export function openSqliteStore(file: string): FederationStore {
       if (mark.run(record.version, key).changes !== 1) throw new PublishConflict()
     }
     addVersion(record)
-    setPointer.run(record.version)
+    if (request.makeCurrent !== false) setPointer.run(record.version)
     if (ledger) {
       db.prepare(
         'INSERT INTO ledger (version, noise_multiplier, clip_norm, updates) VALUES (?, ?, ?, ?)',

@@ -158,6 +158,18 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       expect(await s.recordMetrics(7, { x: 1 })).toBe(false)
     })
 
+    it('P24: publishes a candidate without moving "current", consuming its updates', async () => {
+      const s = await fresh()
+      await s.addVersion(record(1, null))
+      await s.setCurrent(1)
+      await s.accept(storedUpdate('k1', 'a'))
+      const request = { record: record(2), consumed: ['k1'], ledger: null, makeCurrent: false }
+      expect(await s.publish(request)).toBe('published')
+      expect((await s.current())?.version).toBe(1)
+      expect((await s.version(2))?.parent).toBe(1)
+      expect(await s.buffered()).toEqual([])
+    })
+
     it('P23: rollback repoints "current" and keeps every version', async () => {
       const s = await fresh()
       await s.addVersion(record(1, null))

@@ -50,6 +50,8 @@ export interface PublishRequest {
   /** Keys of the buffered updates this version consumed. */
   consumed: string[]
   ledger: LedgerEntry | null
+  /** False publishes a candidate: recorded, buffer consumed, "current" unchanged (P24). */
+  makeCurrent?: boolean
 }
 
 export type PublishOutcome =
