@@ -89,7 +89,11 @@ export function accumulate(
 }
 
 /** P16: publish at K updates, or after the wait with at least Kmin. */
-export function shouldPublish(buffer: Buffer, nowMs: number, settings: FedBuffSettings): boolean {
+export function shouldPublish(
+  buffer: Pick<Buffer, 'updates' | 'firstAtMs'>,
+  nowMs: number,
+  settings: FedBuffSettings,
+): boolean {
   if (buffer.updates >= settings.bufferSize) return true
   return (
     buffer.firstAtMs !== null &&

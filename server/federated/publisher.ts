@@ -33,9 +33,14 @@ export type PublishAttempt =
 
 export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt> {
   const { store, settings } = deps
-  const buffered = await store.buffered()
+  // Decided on counts: the loop asks every few seconds, and the bodies of a full buffer are
+  // tens of megabytes.
+  const stats = await store.bufferStats()
   const current = await store.current()
-  if (!current || buffered.length === 0) return { status: 'not-due', buffered: buffered.length }
+  if (!current || !shouldPublish(stats, deps.now(), settings)) {
+    return { status: 'not-due', buffered: stats.updates }
+  }
+  const buffered = await store.buffered()
   const modelBytes = await store.artifact(current.manifest.model.sha256)
   if (!modelBytes) throw new Error(`expected the model of v${current.version} in the store`)
   const file = decodeWeights(modelBytes)
@@ -45,9 +50,6 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   for (const stored of buffered) {
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
     accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
-  }
-  if (!shouldPublish(buffer, deps.now(), settings)) {
-    return { status: 'not-due', buffered: buffered.length }
   }
   const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian)
   const bytes = encodeWeights(joinWeights(file, next.dense, next.table), { dtype: 'float16' })

@@ -122,7 +122,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
       : deps.settings.noiseMultiplier
     return c.json({
       version: current?.version ?? null,
-      buffered: (await deps.store.buffered()).length,
+      buffered: (await deps.store.bufferStats()).updates,
       accepted: await deps.store.acceptedCount(),
       refused: Object.fromEntries(refused),
       privacy: {

@@ -185,6 +185,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       )
       return rows.map(toUpdate)
     },
+    async bufferStats() {
+      const { rows } = await pool.query(
+        `SELECT COUNT(*)::int AS n, MIN(received_at_ms) AS first FROM ${t('updates')} WHERE consumed_by IS NULL`,
+      )
+      return {
+        updates: rows[0].n as number,
+        firstAtMs: rows[0].first === null ? null : Number(rows[0].first),
+      }
+    },
     async acceptedCount() {
       const { rows } = await pool.query(`SELECT COUNT(*)::int AS n FROM ${t('updates')}`)
       return rows[0].n as number

@@ -210,6 +210,14 @@ export function openSqliteStore(file: string): FederationStore {
           .prepare('SELECT * FROM updates WHERE consumed_by IS NULL ORDER BY seq')
           .all() as UpdateRow[]
       ).map(toUpdate),
+    bufferStats: async () => {
+      const row = db
+        .prepare(
+          'SELECT COUNT(*) AS n, MIN(received_at_ms) AS first FROM updates WHERE consumed_by IS NULL',
+        )
+        .get() as { n: number; first: number | null }
+      return { updates: row.n, firstAtMs: row.first }
+    },
     acceptedCount: async () =>
       (db.prepare('SELECT COUNT(*) AS n FROM updates').get() as { n: number }).n,
     publish: async (request) => {

@@ -63,6 +63,7 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
     it('starts empty, records versions with their parents, and moves "current" only when told', async () => {
       const s = await fresh()
       expect(await s.current()).toBeNull()
+      expect(await s.bufferStats()).toEqual({ updates: 0, firstAtMs: null })
       await s.addVersion(record(1, null))
       expect(await s.current()).toBeNull()
       expect(await s.setCurrent(1)).toBe(true)
@@ -87,6 +88,7 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       expect(await s.accept(storedUpdate('k3', 'alice', 2))).toBe('accepted')
       expect(await s.accept(storedUpdate('k4', 'bob'))).toBe('accepted')
       expect(await s.acceptedCount()).toBe(3)
+      expect(await s.bufferStats()).toEqual({ updates: 3, firstAtMs: 1_700_000_000_000 })
       const buffered = await s.buffered()
       expect(buffered.map((u) => u.key)).toEqual(['k1', 'k3', 'k4'])
       expect(buffered[0]).toEqual(storedUpdate('k1', 'alice'))
@@ -108,6 +110,7 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       )
       expect((await s.current())?.version).toBe(2)
       expect((await s.buffered()).map((u) => u.key)).toEqual(['k3'])
+      expect(await s.bufferStats()).toMatchObject({ updates: 1 })
       expect(await s.ledger()).toEqual([ledger])
       expect((await s.versions()).map((v) => [v.version, v.parent])).toEqual([
         [1, null],

@@ -77,6 +77,8 @@ export interface FederationStore {
   accept(update: StoredUpdate): Promise<AcceptOutcome>
   /** Accepted updates no version has consumed yet, oldest first. */
   buffered(): Promise<StoredUpdate[]>
+  /** How many updates are buffered and when the oldest arrived, without reading their bodies. */
+  bufferStats(): Promise<{ updates: number; firstAtMs: number | null }>
   /** How many updates were ever accepted (for metrics and tests). */
   acceptedCount(): Promise<number>
   /**
