@@ -90,7 +90,12 @@ export function releaseRoutes(deps: {
   app.get('/:name', async (c) => {
     const name = c.req.param('name')
     // Any version's artifact stays available: a device may still be syncing an older release.
-    for (const version of (await deps.store.versions()).reverse()) {
+    // Almost every request is for the current one, so its manifest is looked at first and the
+    // whole registry only for the rest.
+    const current = await deps.store.current()
+    const inCurrent = current && ARTIFACT_KINDS.some((kind) => current.manifest[kind].url === name)
+    const candidates = inCurrent ? [current] : (await deps.store.versions()).reverse()
+    for (const version of candidates) {
       const ref = ARTIFACT_KINDS.map((kind) => version.manifest[kind]).find((r) => r.url === name)
       if (!ref) continue
       const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '')
