@@ -1,12 +1,12 @@
 import { serve } from '@hono/node-server'
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../shared/protocol'
-import { exportTestRelease } from '../test/fixtures/exported-release'
+import { writeTestRelease } from '../test/fixtures/exported-release'
 import { setNodeBackend } from '../train/node-backend'
 import { createApp } from './app'
 
@@ -22,13 +22,8 @@ const sha256 = (bytes: ArrayBuffer) =>
 describe('serving the release', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
-    const release = await exportTestRelease(8)
-    manifest = release.manifest
     dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-server-'))
-    await mkdir(path.join(dir, 'artifacts'))
-    for (const [name, bytes] of release.files) {
-      await writeFile(path.join(dir, 'artifacts', name), bytes)
-    }
+    manifest = (await writeTestRelease(8, path.join(dir, 'artifacts'))).manifest
     const server = serve({
       fetch: createApp({ distDir: dir }).fetch,
       port: 0,

@@ -3,7 +3,7 @@
 // SIGKILL while the buffer fills loses no accepted update and counts none twice after restart.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,7 +13,7 @@ import { createRandom } from '../../shared/random'
 import { encodeUpdate } from '../../shared/update-codec'
 import { decodeWeights } from '../../shared/weights-codec'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/postgres'
-import { exportTestRelease } from '../../test/fixtures/exported-release'
+import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 
 const UPDATES = 12
@@ -132,9 +132,7 @@ describe('replicas on one PostgreSQL', () => {
     await setNodeBackend('cpu')
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-replicas-'))
     artifactsDir = path.join(work, 'artifacts')
-    await mkdir(artifactsDir)
-    const release = await exportTestRelease(8)
-    for (const [name, bytes] of release.files) await writeFile(path.join(artifactsDir, name), bytes)
+    await writeTestRelease(8, artifactsDir)
 
     // The reference: one replica takes the 12 updates and publishes v2.
     const schema = `replicas_${process.pid}_one`

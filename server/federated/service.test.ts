@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -10,7 +10,7 @@ import type { ModelManifest } from '../../shared/protocol'
 import { decodeUpdate } from '../../shared/update-codec'
 import { decodeWeights } from '../../shared/weights-codec'
 import { computeUpdate } from '../../client/worker/federated/compute-update'
-import { exportTestRelease } from '../../test/fixtures/exported-release'
+import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
 import { openSqliteStore } from '../storage/sqlite-store'
@@ -30,11 +30,8 @@ const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(b
 describe('the aggregation server end to end', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
-    const release = await exportTestRelease(8)
     const artifacts = path.join(dir, 'artifacts')
-    const { mkdirSync } = await import('node:fs')
-    mkdirSync(artifacts)
-    for (const [name, bytes] of release.files) writeFileSync(path.join(artifacts, name), bytes)
+    await writeTestRelease(8, artifacts)
     store = openSqliteStore(path.join(dir, 'server.db'))
     federation = await createFederation({
       store,

@@ -3,7 +3,7 @@
 // server publishes v2 from it and a reload syncs it. Every request the page makes is captured:
 // none may carry a product id the shopper viewed.
 import { serve } from '@hono/node-server'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -13,7 +13,7 @@ import { createFederation, type Federation } from '../../server/federated/servic
 import { openSqliteStore } from '../../server/storage/sqlite-store'
 import type { FederationStore } from '../../server/storage/store'
 import { setNodeBackend } from '../../train/node-backend'
-import { exportTestRelease } from '../fixtures/exported-release'
+import { writeTestRelease } from '../fixtures/exported-release'
 import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
 
@@ -30,11 +30,9 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-fed-browser-'))
     await setNodeBackend('cpu')
-    const release = await exportTestRelease(16)
     const publicDir = path.join(work, 'public')
     const artifactsDir = path.join(publicDir, 'artifacts')
-    await mkdir(artifactsDir, { recursive: true })
-    for (const [name, bytes] of release.files) await writeFile(path.join(artifactsDir, name), bytes)
+    const release = await writeTestRelease(16, artifactsDir)
     const catalogue = JSON.parse(
       new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
     )

@@ -2,7 +2,7 @@
 // answering, in Debian Chromium against the real server: a module worker (tag on the shop's
 // origin), a blob worker (tag from another origin, which must send CORS headers), the page
 // itself (CSP forbids workers), and a hung worker replaced while a call waits.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -10,7 +10,7 @@ import path from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../train/node-backend'
-import { exportTestRelease } from '../fixtures/exported-release'
+import { writeTestRelease } from '../fixtures/exported-release'
 import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, serveDist, waitForTag, writeTagPage } from './tag-page'
 
@@ -52,12 +52,8 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-start-'))
     await setNodeBackend('cpu')
-    const release = await exportTestRelease(16)
     const publicDir = path.join(work, 'public')
-    await mkdir(path.join(publicDir, 'artifacts'), { recursive: true })
-    for (const [name, bytes] of release.files) {
-      await writeFile(path.join(publicDir, 'artifacts', name), bytes)
-    }
+    await writeTestRelease(16, path.join(publicDir, 'artifacts'))
     const distDir = path.join(work, 'dist')
     await buildDist(publicDir, distDir)
     await writeTagPage(distDir, 'same-origin', 'wasm')
