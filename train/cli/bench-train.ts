@@ -12,7 +12,8 @@ import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gr
 import { createPopularitySampler } from '../../client/worker/model/negative-sampler'
 import { createRandom } from '../../client/worker/model/random'
 import { encodeSessionBatch } from '../../client/worker/model/session-batch'
-import { createTrainer, type LossKind } from '../../client/worker/model/train-step'
+import { createTrainer, type LossKind, type Trainer } from '../../client/worker/model/train-step'
+import type { PrefixCase } from '../../client/worker/model/prefix-cases'
 import { countItems, expandPrefixes } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
 import { sharedDataDir } from '../data/paths'
@@ -68,24 +69,13 @@ async function main(): Promise<void> {
         sampler: createPopularitySampler(countItems(dataset.train, dataset.nItems)),
         negatives: 2048,
       })
-      const times: number[] = []
-      let examples = 0
-      for (let i = 0; i < warmup + steps; i++) {
-        const batch = batches[i]!
-        const encoded = encodeSessionBatch(
-          batch.map((c) => c.prefix),
-          model.config.maxLen,
-        )
-        const t0 = performance.now()
-        await trainer.step(
-          encoded,
-          Int32Array.from(batch, (c) => c.target),
-        )
-        if (i >= warmup) {
-          times.push(performance.now() - t0)
-          examples += batch.length
-        }
-      }
+      const { times, examples } = await timeSteps(
+        trainer,
+        batches,
+        model.config.maxLen,
+        warmup,
+        steps,
+      )
       const total = times.reduce((a, b) => a + b, 0)
       rows.push({
         backend,
@@ -194,20 +184,7 @@ async function benchFineTuning(
       negatives: 256,
       sparseItems,
     })
-    const times: number[] = []
-    for (let i = 0; i < steps; i++) {
-      const batch = batches[i % batches.length]!
-      const encoded = encodeSessionBatch(
-        batch.map((c) => c.prefix),
-        model.config.maxLen,
-      )
-      const t0 = performance.now()
-      await trainer.step(
-        encoded,
-        Int32Array.from(batch, (c) => c.target),
-      )
-      times.push(performance.now() - t0)
-    }
+    const { times } = await timeSteps(trainer, batches, model.config.maxLen, 0, steps)
     trainer.dispose()
     model.dispose()
     const adam = sparseItems ? 'row-wise Adam' : 'dense Adam'
@@ -221,6 +198,35 @@ async function benchFineTuning(
     console.error(`${backend} fine-tuning, ${adam}: ${median(times).toFixed(1)} ms/step`)
   }
   return rows
+}
+
+/** Times `steps` trainer steps on `batches` (cycled) after `warmup` untimed ones. */
+async function timeSteps(
+  trainer: Trainer,
+  batches: PrefixCase[][],
+  maxLen: number,
+  warmup: number,
+  steps: number,
+): Promise<{ times: number[]; examples: number }> {
+  const times: number[] = []
+  let examples = 0
+  for (let i = 0; i < warmup + steps; i++) {
+    const batch = batches[i % batches.length]!
+    const encoded = encodeSessionBatch(
+      batch.map((c) => c.prefix),
+      maxLen,
+    )
+    const t0 = performance.now()
+    await trainer.step(
+      encoded,
+      Int32Array.from(batch, (c) => c.target),
+    )
+    if (i >= warmup) {
+      times.push(performance.now() - t0)
+      examples += batch.length
+    }
+  }
+  return { times, examples }
 }
 
 main().catch((error: unknown) => {
