@@ -120,6 +120,9 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
     try {
       await profile.page.evaluate(startAndRecommend)
       const [hung] = profile.page.workers()
+      // Playwright learns of a new worker by an event that can arrive after the page's call
+      // returns, so the test waits for that event rather than reading workers() at once.
+      const fresh = profile.page.waitForEvent('worker', { predicate: (w) => w !== hung })
       // A busy loop: the worker never answers again, as if it had crashed.
       void hung!
         .evaluate(() => {
@@ -128,11 +131,11 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
         .catch(() => {})
       const answered = await recommendAfterHang(profile.page)
       expect(answered, log.join('\n')).toMatchObject({ mode: 'worker', items: 5 })
-      // A second worker answers. (Playwright keeps listing the hung one: DevTools cannot see a
-      // thread stuck in a loop go away; the unit tests check that the loader terminates it.)
-      const fresh = profile.page.workers().filter((w) => w !== hung)
-      expect(fresh).toHaveLength(1)
-      expect(await fresh[0]!.evaluate(() => typeof self.postMessage)).toBe('function')
+      // A second worker answers. (Playwright may keep listing the hung one: DevTools cannot see
+      // a thread stuck in a loop go away; the unit tests check that the loader terminates it.)
+      const second = await fresh
+      expect(await second.evaluate(() => typeof self.postMessage)).toBe('function')
+      expect(profile.page.workers().filter((w) => w !== hung)).toEqual([second])
     } finally {
       await profile.close()
     }
