@@ -101,6 +101,11 @@ describe('npm run sim', () => {
     // PROTOCOL.md P9: every upload is the layout's fixed size, under 64 KB.
     expect(summary.bytesUpPerDevice).toBe(62_812)
     expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
+    // The ceiling trains centrally on the same 12 devices' sessions: at least one case each.
+    expect(summary.ceilings).toHaveLength(1)
+    expect(summary.ceilings[0].devices).toBe(12)
+    expect(summary.ceilings[0].examples).toBeGreaterThanOrEqual(12)
+    expect(sim.stdout).toMatch(/^\| ceiling: central epoch on 12 devices' sessions \| \| \d+\.\d+ /m)
     expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
   }, 240_000)
 })

@@ -15,6 +15,7 @@ import {
   shouldPublish,
   type FedBuffSettings,
 } from './fedbuff'
+import { artifactName } from './releases'
 
 export interface PublisherDeps {
   store: FederationStore
@@ -67,7 +68,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       ...current.manifest,
       version: `v${version}`,
       createdAt,
-      model: { url: `${sha256.slice(0, 16)}.model.prw`, sha256, bytes: bytes.byteLength },
+      model: { url: artifactName(sha256, 'model', 'prw'), sha256, bytes: bytes.byteLength },
     },
     metrics: { updates: buffered.length },
   }

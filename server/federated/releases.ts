@@ -118,6 +118,11 @@ export function releaseRoutes(deps: {
 }
 
 /** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */
-function gzipKey(sha256: string): string {
+export function gzipKey(sha256: string): string {
   return `${sha256}.gz`
+}
+
+/** A content-addressed artifact's file name (P2), as the trainer's export writes them. */
+export function artifactName(sha256: string, kind: string, ext: string): string {
+  return `${sha256.slice(0, 16)}.${kind}.${ext}`
 }

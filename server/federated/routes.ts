@@ -6,12 +6,15 @@
 //   POST /v1/admin/metrics   admin token, {version, metrics}: record an evaluation (P24)
 //   POST /v1/admin/promote   admin token, {version}: make an evaluated candidate current (P24)
 //   POST /v1/admin/rollback  admin token, {version}: repoint "current" to an earlier version
+//   PUT  /v1/admin/catalogue admin token, catalogue JSON: publish it with rebuilt pools (P25)
+//   PUT  /v1/admin/rules     admin token, rules JSON: publish them (P25)
 // Bodies past the layout's size are cut off by the body limit before they are read.
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore } from '../storage/store'
+import { publishShopChange } from './catalogue-release'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
@@ -33,6 +36,8 @@ export interface FederationDeps {
 }
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/
+/** A catalogue of 43,097 products is 7 MB of JSON; room for ten times that. */
+const MAX_SHOP_UPLOAD_BYTES = 64 * 2 ** 20
 
 export function federationRoutes(deps: FederationDeps): Hono {
   const now = deps.now ?? Date.now
@@ -213,6 +218,38 @@ export function federationRoutes(deps: FederationDeps): Hono {
     }
     return c.json({ current: version })
   })
+  for (const kind of ['catalogue', 'rules'] as const) {
+    admin.put(
+      `/${kind}`,
+      bodyLimit({
+        maxSize: MAX_SHOP_UPLOAD_BYTES,
+        onError: (c) => {
+          const message = `expected at most ${MAX_SHOP_UPLOAD_BYTES} bytes of JSON`
+          return c.json({ error: 'E_TOO_LARGE', message }, 413)
+        },
+      }),
+      async (c) => {
+        const body = (await c.req.json().catch(() => undefined)) as unknown
+        const result = await publishShopChange(deps.store, { kind, body }, now)
+        if (result.status === 'refused')
+          return c.json({ error: result.code, message: result.message }, 400)
+        if (result.status === 'conflict') {
+          const message = 'another version was published at the same moment; send it again'
+          return c.json({ error: 'E_CONFLICT', message }, 409)
+        }
+        const m = result.record.manifest
+        return c.json(
+          {
+            version: result.record.version,
+            catalogue: m.catalogue,
+            pools: m.pools,
+            rules: m.rules,
+          },
+          201,
+        )
+      },
+    )
+  }
   app.route('/admin', admin)
 
   function count(code: IntakeCode) {

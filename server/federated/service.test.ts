@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { validateModelManifest } from '../../shared/artifacts'
-import type { ModelManifest } from '../../shared/protocol'
+import { validateCandidatePools, validateModelManifest } from '../../shared/artifacts'
+import type { CandidatePools, Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
 import { decodeUpdate } from '../../shared/update-codec'
 import { decodeWeights } from '../../shared/weights-codec'
 import { computeUpdate } from '../../client/worker/federated/compute-update'
@@ -26,6 +26,48 @@ let origin: string
 let close: () => void
 
 const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(bytes)).digest('hex')
+
+const manifest = async () =>
+  (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as ModelManifest
+const artifact = async <T>(ref: { url: string }) =>
+  (await (await fetch(`${origin}/artifacts/${ref.url}`)).json()) as T
+
+/** One device: token, current model, the worker's own update code, upload (202). Its slice. */
+async function sendDeviceUpdate(client: string): Promise<number> {
+  const current = await manifest()
+  const issued = await (
+    await fetch(`${origin}/v1/token`, {
+      method: 'POST',
+      body: JSON.stringify({ siteKey: 'demo-shop', client }),
+    })
+  ).json()
+  const global = decodeWeights(
+    new Uint8Array(await (await fetch(`${origin}/artifacts/${current.model.url}`)).arrayBuffer()),
+  )
+  const f = current.federation!
+  const update = (await computeUpdate(global, [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6, 5)], {
+    baseVersion: Number(current.version.slice(1)),
+    slice: issued.slice,
+    layout: f.layout,
+    clipNorm: f.clipNorm,
+    training: { learningRate: f.learningRate, epochs: f.epochs },
+  }))!
+  expect(decodeUpdate(update.body).slice).toBe(issued.slice)
+  const response = await fetch(`${origin}/v1/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${issued.token}` },
+    body: update.body as Uint8Array<ArrayBuffer>,
+  })
+  expect(response.status).toBe(202)
+  return issued.slice
+}
+
+const putShop = (kind: 'catalogue' | 'rules', body: string, token = federation.deps.adminToken) =>
+  fetch(`${origin}/v1/admin/${kind}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body,
+  })
 
 describe('the aggregation server end to end', () => {
   beforeAll(async () => {
@@ -72,36 +114,11 @@ describe('the aggregation server end to end', () => {
   })
 
   it("takes a device's update over HTTP and publishes v2 from it; v1's files stay available", async () => {
-    const v1 = (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as ModelManifest
-    const issued = await (
-      await fetch(`${origin}/v1/token`, {
-        method: 'POST',
-        body: JSON.stringify({ siteKey: 'demo-shop', client: 'device-0001' }),
-      })
-    ).json()
-    const global = decodeWeights(
-      new Uint8Array(await (await fetch(`${origin}/artifacts/${v1.model.url}`)).arrayBuffer()),
-    )
-    const update = (await computeUpdate(
-      global,
-      [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6, 5)],
-      {
-        baseVersion: 1,
-        slice: issued.slice,
-        layout: v1.federation!.layout,
-        clipNorm: v1.federation!.clipNorm,
-        training: { learningRate: v1.federation!.learningRate, epochs: v1.federation!.epochs },
-      },
-    ))!
-    expect(decodeUpdate(update.body).slice).toBe(issued.slice)
-    const response = await fetch(`${origin}/v1/updates`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${issued.token}` },
-      body: update.body as Uint8Array<ArrayBuffer>,
-    })
-    expect(response.status).toBe(202)
+    const v1 = await manifest()
+    const slice = await sendDeviceUpdate('device-0001')
+    expect(slice).toBeGreaterThanOrEqual(0)
     expect(await federation.publishNow()).toMatchObject({ status: 'published', updates: 1 })
-    const v2 = (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as ModelManifest
+    const v2 = await manifest()
     expect(v2.version).toBe('v2')
     expect(v2.model.sha256).not.toBe(v1.model.sha256)
     expect(v2.catalogue).toEqual(v1.catalogue)
@@ -110,5 +127,121 @@ describe('the aggregation server end to end', () => {
     expect((await fetch(`${origin}/artifacts/${v1.model.url}`)).status).toBe(200)
     const status = await (await fetch(`${origin}/v1/federation`)).json()
     expect(status).toMatchObject({ version: 2, buffered: 0, accepted: 1 })
+  })
+
+  it('refuses a catalogue or rules it cannot use, and changes nothing (P22, P25)', async () => {
+    const before = await manifest()
+    const catalogue = await artifact<Catalogue>(before.catalogue)
+    const rules = await artifact<RerankRules>(before.rules)
+    const item0 = catalogue.items[0]!
+    const refusals: Array<
+      [kind: 'catalogue' | 'rules', body: string, status: number, code: string]
+    > = [
+      ['catalogue', '{"type": "pocketrec-catalogue", "items": [', 400, 'E_CATALOGUE'],
+      ['catalogue', JSON.stringify({ ...catalogue, type: 'catalogue' }), 400, 'E_CATALOGUE'],
+      // One product short: a row of the item table would have no product.
+      [
+        'catalogue',
+        JSON.stringify({ ...catalogue, items: catalogue.items.slice(1) }),
+        400,
+        'E_CATALOGUE',
+      ],
+      // A product past the item table.
+      [
+        'catalogue',
+        JSON.stringify({
+          ...catalogue,
+          items: [...catalogue.items.slice(1), { ...item0, index: catalogue.items.length }],
+        }),
+        400,
+        'E_CATALOGUE',
+      ],
+      [
+        'catalogue',
+        JSON.stringify({
+          ...catalogue,
+          items: [{ ...item0, price: -1 }, ...catalogue.items.slice(1)],
+        }),
+        400,
+        'E_CATALOGUE',
+      ],
+      ['rules', JSON.stringify({ ...rules, maxPerBrand: 'two' }), 400, 'E_RULES'],
+      ['rules', 'null', 400, 'E_RULES'],
+    ]
+    for (const [kind, body, status, code] of refusals) {
+      const response = await putShop(kind, body)
+      expect([response.status, ((await response.json()) as { error: string }).error]).toEqual([
+        status,
+        code,
+      ])
+    }
+    const wrongToken = await putShop('rules', JSON.stringify(rules), 'x'.repeat(24))
+    expect(wrongToken.status).toBe(401)
+    expect(await manifest()).toEqual(before)
+    expect((await store.versions()).map((v) => v.version)).toEqual([1, 2])
+  })
+
+  it('publishes an uploaded catalogue with the same model and the pools it implies (P25)', async () => {
+    const before = await manifest()
+    const catalogue = await artifact<Catalogue>(before.catalogue)
+    const pools = await artifact<CandidatePools>(before.pools)
+    const newest = pools.new[0]!
+    const fresh = catalogue.items.find((item) => !pools.new.includes(item.index))!
+    const top = pools.popular[0]!
+    const oldCategory = catalogue.items[top]!.category
+    const changed: Catalogue = {
+      ...catalogue,
+      items: catalogue.items.map((item) =>
+        item.index === newest
+          ? { ...item, inStock: false }
+          : item.index === fresh.index
+            ? { ...item, inStock: true, addedAt: '2030-01-01T00:00:00.000Z', name: 'Brand new' }
+            : item.index === top
+              ? { ...item, category: 'Gifts' }
+              : item,
+      ),
+    }
+    const response = await putShop('catalogue', JSON.stringify(changed))
+    expect(response.status).toBe(201)
+    const after = await manifest()
+    expect(after.version).toBe('v3')
+    expect(after.model).toEqual(before.model)
+    expect(after.rules).toEqual(before.rules)
+    expect(await artifact<Catalogue>(after.catalogue)).toEqual(changed)
+    const rebuilt = await artifact<CandidatePools>(after.pools)
+    expect(rebuilt.new[0]).toBe(fresh.index) // newest in stock first
+    expect(rebuilt.new).not.toContain(newest) // out of stock now
+    expect(rebuilt.byCategory['Gifts']).toEqual([top])
+    expect(rebuilt.byCategory[oldCategory]).not.toContain(top)
+    expect(rebuilt.byCategory[oldCategory]).toEqual(
+      pools.byCategory[oldCategory]!.filter((i) => i !== top),
+    )
+    // What the log taught stays: popularity, trending and co-visitation are the release's own.
+    expect([rebuilt.popular, rebuilt.trending, rebuilt.coVisitation]).toEqual([
+      pools.popular,
+      pools.trending,
+      pools.coVisitation,
+    ])
+    expect(validateCandidatePools(rebuilt, { nItems: catalogue.items.length }).ok).toBe(true)
+    const v3 = await store.version(3)
+    expect(v3).toMatchObject({ parent: 2 })
+  })
+
+  it("publishes rules, and the next model version keeps the shop's catalogue and rules", async () => {
+    const before = await manifest()
+    const rules = await artifact<RerankRules>(before.rules)
+    const changed: RerankRules = { ...rules, maxPerCategory: 2, boosts: { 'product-1': 2 } }
+    expect((await putShop('rules', JSON.stringify(changed))).status).toBe(201)
+    const v4 = await manifest()
+    expect(v4.version).toBe('v4')
+    expect(await artifact<RerankRules>(v4.rules)).toEqual(changed)
+    expect(v4.catalogue).toEqual(before.catalogue)
+
+    await sendDeviceUpdate('device-0002')
+    expect(await federation.publishNow()).toMatchObject({ status: 'published', updates: 1 })
+    const v5 = await manifest()
+    expect(v5.version).toBe('v5')
+    expect(v5.model.sha256).not.toBe(v4.model.sha256)
+    expect([v5.catalogue, v5.pools, v5.rules]).toEqual([v4.catalogue, v4.pools, v4.rules])
   })
 })

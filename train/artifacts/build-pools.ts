@@ -1,6 +1,7 @@
 // The recall stage's candidate pools, computed once from the training log and shipped to every
 // device: the same download for everyone, so it reveals nothing about any one shopper.
 // Stock is left to re-ranking (it changes faster than pools are rebuilt), except for "new".
+import { CATALOGUE_POOL_SIZES, cataloguePools } from '../../shared/catalogue-pools'
 import type { CandidatePools, Catalogue } from '../../shared/protocol'
 import { countItems } from '../data/examples'
 import type { SessionDataset } from '../data/types'
@@ -25,8 +26,7 @@ export const DEFAULT_POOL_OPTIONS = {
   popular: 500,
   trending: 500,
   trendingFraction: 0.1,
-  newItems: 200,
-  perCategory: 200,
+  ...CATALOGUE_POOL_SIZES,
   coVisitationTopK: 20,
   coVisitationMaxBytes: 8_000_000,
   coVisitationFallbackK: 10,
@@ -63,18 +63,7 @@ export function buildCandidatePools(
     .filter((i) => recent[i]! > 0)
     .sort((a, b) => recent[b]! - recent[a]! || counts[b]! - counts[a]! || a - b)
     .slice(0, o.trending)
-  const addedMs = items.map((item) => Date.parse(item.addedAt))
-  const newest = all
-    .filter((i) => items[i]!.inStock)
-    .sort((a, b) => addedMs[b]! - addedMs[a]! || b - a)
-    .slice(0, o.newItems)
-
-  const byCategory: Record<string, number[]> = {}
-  for (const name of [...new Set(items.map((item) => item.category))].sort()) byCategory[name] = []
-  for (const i of popular) {
-    const pool = byCategory[items[i]!.category]!
-    if (pool.length < o.perCategory) pool.push(i)
-  }
+  const fromCatalogue = cataloguePools(catalogue, popular, o)
 
   const graph = o.graph ?? buildCoVisitation(train, nItems)
   let topK = o.coVisitationTopK
@@ -90,8 +79,7 @@ export function buildCandidatePools(
       type: 'pocketrec-pools',
       trending,
       popular: popular.slice(0, o.popular),
-      new: newest,
-      byCategory,
+      ...fromCatalogue,
       coVisitation,
     },
     coVisitationTopK: topK,

@@ -31,6 +31,7 @@ import { defaultModelDir } from '../model-file'
 import { setNodeBackend } from '../node-backend'
 import { createProgressLine, describeCommand, formatDuration } from '../progress'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
+import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -46,6 +47,12 @@ const OPTIONS = {
   epochs: { type: 'string', default: '3' },
   'eval-cases': { type: 'string', default: '10000' },
   'eval-every': { type: 'string', default: '5' },
+  /**
+   * Device counts N, comma-separated (default: --devices; `none` skips): the pre-trained model
+   * trained on, centrally, for one epoch on the sessions N devices hold — what the federation
+   * could reach with that much data if nothing were lost in slicing, clipping or averaging.
+   */
+  ceiling: { type: 'string' },
   /** A centralised model to evaluate alongside, or `none`; default models/<dataset>/model.prw. */
   reference: { type: 'string' },
   /** Where the pre-trained model is cached; default models/<dataset>. */
@@ -65,6 +72,21 @@ async function fetch(input: string | URL, init?: RequestInit): Promise<Response>
     if (!(error instanceof TypeError)) throw error
     return globalThis.fetch(input, init)
   }
+}
+
+interface CeilingRow {
+  devices: number
+  examples: number
+  recall20: number
+  mrr20: number
+  seconds: number
+}
+
+/** The sessions `count` devices hold: evenly spread over the later sessions, in time order. */
+function deviceSessions(later: Int32Array[], count: number): Int32Array[] {
+  const n = Math.min(count, later.length)
+  const stride = n > 0 ? later.length / n : 0
+  return Array.from({ length: n }, (_, i) => later[Math.floor(i * stride)]!)
 }
 
 interface VersionRow {
@@ -162,8 +184,8 @@ async function main(): Promise<void> {
       { version: 1, devices: 0, recall20: start.recall20, mrr20: start.mrr20, epsilon: 0 },
     ]
 
-    const deviceCount = Math.min(number('devices'), later.length)
-    const stride = later.length / deviceCount
+    const sessions = deviceSessions(later, number('devices'))
+    const deviceCount = sessions.length
     let cached = null as { version: number; file: WeightsFile; bytes: number } | null
     let bytesUp = 0
     let bytesDown = 0
@@ -174,7 +196,7 @@ async function main(): Promise<void> {
     const progress = createProgressLine()
     const loopStarted = performance.now()
     for (let i = 0; i < deviceCount; i++) {
-      const session = later[Math.floor(i * stride)]!
+      const session = sessions[i]!
       const issued = (await (
         await fetch(`${origin}/v1/token`, {
           method: 'POST',
@@ -266,6 +288,33 @@ async function main(): Promise<void> {
         epsilon,
       })
     }
+    const ceilings: CeilingRow[] = []
+    const ceilingCounts =
+      values.ceiling === 'none' || (values.ceiling === undefined && deviceCount === 0)
+        ? []
+        : (values.ceiling ?? String(deviceCount)).split(',').map((n) => Number(n))
+    for (const count of ceilingCounts) {
+      if (!Number.isInteger(count) || count < 1)
+        throw new Error(`--ceiling: expected device counts ≥ 1, got ${values.ceiling}`)
+      const t0 = performance.now()
+      const held = deviceSessions(later, count)
+      const model = importModelWeights(global)
+      const fit = await fitGruModel(model, held, { ...DEFAULT_FIT_OPTIONS, epochs: 1 })
+      const result = await evaluate(await exportModelWeights(model))
+      model.dispose()
+      const row = {
+        devices: held.length,
+        examples: fit.examples,
+        recall20: result.recall20,
+        mrr20: result.mrr20,
+        seconds: (performance.now() - t0) / 1000,
+      }
+      ceilings.push(row)
+      log(
+        `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
+          `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}`,
+      )
+    }
     let reference: { file: string; recall20: number; mrr20: number } | null = null
     const referenceFile = values.reference ?? path.join(defaultModelDir(dataset.name), 'model.prw')
     if (values.reference !== 'none' && existsSync(referenceFile)) {
@@ -287,7 +336,7 @@ async function main(): Promise<void> {
       uploads,
       clipped,
       bytesUpPerDevice: uploads ? bytesUp / uploads : 0,
-      bytesDownPerDevice: bytesDown / deviceCount,
+      bytesDownPerDevice: deviceCount ? bytesDown / deviceCount : 0,
       updatesPerSecond: uploads / loopSeconds,
       uploadMsMean: uploads ? uploadMs / uploads : 0,
       privacy: {
@@ -296,6 +345,7 @@ async function main(): Promise<void> {
         delta: DEFAULT_DELTA,
       },
       versions: rows,
+      ceilings,
       reference,
       seconds: (performance.now() - started) / 1000,
     }
@@ -304,6 +354,10 @@ async function main(): Promise<void> {
     for (const r of rows)
       log(
         `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} |`,
+      )
+    for (const c of ceilings)
+      log(
+        `| ceiling: central epoch on ${c.devices} devices' sessions | | ${c.recall20.toFixed(2)} | ${c.mrr20.toFixed(2)} | |`,
       )
     if (reference)
       log(

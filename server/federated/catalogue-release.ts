@@ -1,0 +1,99 @@
+// The shop's own changes as releases (PROTOCOL.md P25): an operator uploads a catalogue (prices,
+// stock, categories, new products' dates) or re-ranking rules through the admin routes; the
+// server checks it whole against the model's item table, rebuilds the pools that follow from the
+// catalogue (new, per category), and publishes a version with the same model, so every device
+// picks the change up at its next manifest check. Anything refused changes nothing.
+import { createHash } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
+import {
+  validateCandidatePools,
+  validateCatalogue,
+  validateRerankRules,
+} from '../../shared/artifacts'
+import { cataloguePools, popularityOrder } from '../../shared/catalogue-pools'
+import type { ArtifactRef, CandidatePools, ModelManifest } from '../../shared/protocol'
+import { decodeWeights } from '../../shared/weights-codec'
+import type { FederationStore, VersionRecord } from '../storage/store'
+import { artifactName, gzipKey } from './releases'
+
+export type ShopChange = { kind: 'catalogue'; body: unknown } | { kind: 'rules'; body: unknown }
+
+export type ShopChangeResult =
+  | { status: 'published'; record: VersionRecord }
+  | { status: 'refused'; code: 'E_CATALOGUE' | 'E_RULES'; message: string }
+  /** Another replica (or the publisher) took the version number first: nothing changed. */
+  | { status: 'conflict' }
+
+export async function publishShopChange(
+  store: FederationStore,
+  change: ShopChange,
+  now: () => number,
+): Promise<ShopChangeResult> {
+  const current = await store.current()
+  if (!current) throw new Error('expected a current version: seed the store first')
+  const json: Partial<Record<'catalogue' | 'pools' | 'rules', unknown>> = {}
+  if (change.kind === 'rules') {
+    const checked = validateRerankRules(change.body)
+    if (!checked.ok) return { status: 'refused', code: 'E_RULES', message: checked.error }
+    json.rules = checked.value
+  } else {
+    const nItems = await modelItems(store, current.manifest)
+    const checked = validateCatalogue(change.body, { nItems })
+    if (!checked.ok) return { status: 'refused', code: 'E_CATALOGUE', message: checked.error }
+    const catalogue = checked.value
+    // Unique indices below nItems, nItems of them: every row of the item table has its product.
+    if (catalogue.items.length !== nItems) {
+      const message =
+        `expected ${nItems} items, one per row of the model's item table, got ` +
+        `${catalogue.items.length}; a catalogue with more products needs a retrained model`
+      return { status: 'refused', code: 'E_CATALOGUE', message }
+    }
+    const previous = await readJson<CandidatePools>(store, current.manifest.pools)
+    const pools: CandidatePools = {
+      ...previous,
+      ...cataloguePools(catalogue, popularityOrder(previous)),
+    }
+    // Our own output goes through the guard devices use.
+    const poolsChecked = validateCandidatePools(pools, { nItems })
+    if (!poolsChecked.ok) throw new Error(`rebuilt pools are invalid: ${poolsChecked.error}`)
+    json.catalogue = catalogue
+    json.pools = pools
+  }
+
+  const manifest: ModelManifest = { ...current.manifest }
+  for (const [kind, value] of Object.entries(json) as Array<
+    ['catalogue' | 'pools' | 'rules', unknown]
+  >) {
+    const bytes = new TextEncoder().encode(JSON.stringify(value))
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    await store.putArtifact(sha256, bytes)
+    await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+    manifest[kind] = { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
+  }
+  const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
+  const createdAt = new Date(now()).toISOString()
+  const record: VersionRecord = {
+    version,
+    parent: current.version,
+    createdAt,
+    manifest: { ...manifest, version: `v${version}`, createdAt },
+    // The model is the parent's: so are its evaluations.
+    metrics: { ...current.metrics, updates: 0 },
+  }
+  const outcome = await store.publish({ record, consumed: [], ledger: null, makeCurrent: true })
+  return outcome === 'published' ? { status: 'published', record } : { status: 'conflict' }
+}
+
+async function modelItems(store: FederationStore, manifest: ModelManifest): Promise<number> {
+  const bytes = await store.artifact(manifest.model.sha256)
+  if (!bytes) throw new Error(`expected the model ${manifest.model.url} in the store`)
+  const nItems = decodeWeights(bytes).meta.nItems
+  if (typeof nItems !== 'number') throw new Error('expected meta.nItems in the model')
+  return nItems
+}
+
+async function readJson<T>(store: FederationStore, ref: ArtifactRef): Promise<T> {
+  const bytes = await store.artifact(ref.sha256)
+  if (!bytes) throw new Error(`expected ${ref.url} in the store`)
+  return JSON.parse(new TextDecoder().decode(bytes)) as T
+}
