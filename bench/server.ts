@@ -115,7 +115,8 @@ async function main(): Promise<void> {
       artifactsDir,
       secret: secret.toString('hex'),
       settings: { bufferSize: 1e9, minBuffer: 1e9, maxWaitMs: 1e12, clipNorm: 1 },
-      perClientPerMinute: 1e9,
+      // Sent as JSON to each replica, where Infinity would arrive as null.
+      rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
       publishEveryMs: 3_600_000,
     }
 

@@ -8,6 +8,7 @@ import { createFederation } from './federated/service'
 import { openPostgresStore } from './storage/postgres-store'
 import { openSqliteStore } from './storage/sqlite-store'
 import type { FederationStore } from './storage/store'
+import type { RateLimits } from './federated/defaults'
 import type { FedBuffSettings } from './federated/fedbuff'
 
 export interface ServerOptions {
@@ -27,7 +28,7 @@ export interface ServerOptions {
     /** Token secret shared by replicas (random per process when absent). */
     secret?: Uint8Array
     settings?: Partial<FedBuffSettings>
-    perClientPerMinute?: number
+    rateLimits?: Partial<RateLimits>
   }
   log?: (line: string) => void
 }
@@ -53,7 +54,7 @@ export async function startServer(options: ServerOptions) {
       adminToken: f.adminToken ?? process.env.POCKETREC_ADMIN_TOKEN,
       secret: f.secret,
       settings: f.settings,
-      perClientPerMinute: f.perClientPerMinute,
+      rateLimits: f.rateLimits,
     })
     federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)

@@ -31,3 +31,16 @@ export function defaultSettings(shape: ModelShape): FedBuffSettings {
 
 /** How a device trains the global weights for an update (the manifest's federation block). */
 export const DEFAULT_UPDATE_TRAINING = { learningRate: 0.001, epochs: 3 }
+
+export interface RateLimits {
+  perClientPerMinute: number
+  /**
+   * Every device of a site together. Counted by each replica on its own, so N replicas let N
+   * times this through; it caps a flood of fresh client ids (Sybils, P21) at about what one
+   * replica sustains (`npm run bench:server`: ~200 updates/s on one core).
+   */
+  perSitePerMinute: number
+}
+
+/** Tokens and uploads (each counted apart) a minute (PROTOCOL.md P21). */
+export const DEFAULT_RATE_LIMITS: RateLimits = { perClientPerMinute: 30, perSitePerMinute: 12_000 }

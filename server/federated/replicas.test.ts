@@ -38,7 +38,7 @@ async function startReplica(schema: string): Promise<Replica> {
       artifactsDir,
       secret,
       settings: { bufferSize: UPDATES, minBuffer: UPDATES, noiseMultiplier: 0, clipNorm: 10 },
-      perClientPerMinute: 1000,
+      rateLimits: { perClientPerMinute: 1000 },
       publishEveryMs: 100,
     },
   }

@@ -11,6 +11,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
 import type { FederationStore } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
+import { federationRoutes } from './routes'
 
 // The federation routes over real HTTP on 127.0.0.1, on the embedded SQLite store.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-routes-'))
@@ -77,7 +78,7 @@ describe('federation routes over HTTP', () => {
         siteKey: 'pk_shop',
         adminToken: ADMIN,
         secret: new TextEncoder().encode('routes test secret'),
-        perClientPerMinute: 1000,
+        rateLimits: { perClientPerMinute: 1000 },
         training: { learningRate: 0.001, epochs: 1 },
       },
     })
@@ -216,5 +217,66 @@ describe('federation routes over HTTP', () => {
     })
     expect(await rolled.json()).toEqual({ current: 1 })
     expect((await store.current())!.version).toBe(1)
+  })
+})
+
+describe('rate limits (P21)', () => {
+  it('limits each client and the whole site per minute, tokens and uploads apart', async () => {
+    const limitsDir = mkdtempSync(path.join(tmpdir(), 'pocketrec-limits-'))
+    const limitsStore = openSqliteStore(path.join(limitsDir, 'limits.db'))
+    await limitsStore.addVersion(record(1, null))
+    await limitsStore.addVersion(record(2, 1))
+    await limitsStore.setCurrent(2)
+    let now = 1_000_000
+    const app = federationRoutes({
+      store: limitsStore,
+      settings,
+      site: 'shop',
+      siteKey: 'pk_shop',
+      adminToken: ADMIN,
+      secret: new TextEncoder().encode('limits test secret'),
+      now: () => now,
+      rateLimits: { perClientPerMinute: 2, perSitePerMinute: 3 },
+      training: { learningRate: 0.001, epochs: 1 },
+    })
+    const ask = async (client: string) => {
+      const response = await app.request('/token', {
+        method: 'POST',
+        body: JSON.stringify({ siteKey: 'pk_shop', client }),
+      })
+      const body = (await response.json()) as { token?: string; slice?: number; error?: string }
+      return { status: response.status, ...body }
+    }
+    const send = async (issued: { token?: string; slice?: number }, key: number) =>
+      (
+        await app.request('/updates', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${issued.token}` },
+          body: update(issued.slice!, key) as Uint8Array<ArrayBuffer>,
+        })
+      ).status
+
+    // Minute 1: client A's third token is over its own limit and spends none of the site's.
+    expect((await Promise.all([ask('client-a1'), ask('client-a1')])).map((r) => r.status)).toEqual([
+      200, 200,
+    ])
+    expect(await ask('client-a1')).toMatchObject({ status: 429, error: 'E_RATE_LIMITED' })
+    expect((await ask('client-b1')).status).toBe(200)
+    expect(await ask('client-c1')).toMatchObject({ status: 429, error: 'E_RATE_LIMITED' })
+
+    // Minute 2: three tokens again; minute 3: a fourth, then four uploads in one minute.
+    now += 60_000
+    const issued = [await ask('client-c1'), await ask('client-d1'), await ask('client-e1')]
+    now += 60_000
+    issued.push(await ask('client-f1'))
+    expect(issued.map((r) => r.status)).toEqual([200, 200, 200, 200])
+    const statuses = []
+    for (const [i, t] of issued.entries()) statuses.push(await send(t, 100 + i))
+    expect(statuses).toEqual([202, 202, 202, 429])
+    expect((await limitsStore.bufferStats()).updates).toBe(3) // the refused one stored nothing
+    now += 60_000
+    expect(await send(issued[3]!, 103)).toBe(202)
+    await limitsStore.close()
+    rmSync(limitsDir, { recursive: true, force: true })
   })
 })

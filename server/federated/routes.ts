@@ -15,6 +15,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore } from '../storage/store'
 import { publishShopChange } from './catalogue-release'
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './defaults'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
@@ -29,8 +30,8 @@ export interface FederationDeps {
   adminToken: string
   secret: Uint8Array
   now?: () => number
-  /** Uploads and tokens per client per minute (P21). */
-  perClientPerMinute?: number
+  /** Uploads and tokens per client, and per site, per minute (P21); defaults.ts. */
+  rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
   training: { learningRate: number; epochs: number }
 }
@@ -43,7 +44,12 @@ export function federationRoutes(deps: FederationDeps): Hono {
   const now = deps.now ?? Date.now
   const app = new Hono()
   const refused = new Map<IntakeCode, number>()
-  const limiter = createRateLimiter(deps.perClientPerMinute ?? 30, now)
+  const limits = { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits }
+  const perClient = createRateLimiter(limits.perClientPerMinute, now)
+  const perSite = createRateLimiter(limits.perSitePerMinute, now)
+  // A client over its own limit is refused before it can spend the site's.
+  const allow = (kind: 'token' | 'update', client: string) =>
+    perClient(`${kind}:${client}`) && perSite(`${kind}:${deps.site}`)
   const currentVersion = async () => {
     const current = await deps.store.current()
     if (!current) throw new Error('expected a current version: seed the store first')
@@ -65,7 +71,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
         400,
       )
     }
-    if (!limiter(`token:${body.client}`)) {
+    if (!allow('token', body.client)) {
       return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
     }
     const current = await currentVersion()
@@ -109,7 +115,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
           secret: deps.secret,
           now,
           currentVersion,
-          allow: (client) => limiter(`update:${client}`),
+          allow: (client) => allow('update', client),
         },
         { token, body },
       )

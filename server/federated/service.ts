@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
-import { DEFAULT_UPDATE_TRAINING, defaultSettings } from './defaults'
+import { DEFAULT_UPDATE_TRAINING, defaultSettings, type RateLimits } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { publishIfDue, type PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
@@ -27,7 +27,7 @@ export interface FederationOptions {
   training?: { learningRate: number; epochs: number }
   now?: () => number
   gaussian?: () => number
-  perClientPerMinute?: number
+  rateLimits?: Partial<RateLimits>
   /** `gated`: published versions wait for an evaluation and POST /v1/admin/promote (P24). */
   promotion?: 'auto' | 'gated'
 }
@@ -58,7 +58,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     adminToken: options.adminToken ?? randomBytes(18).toString('base64url'),
     secret: options.secret ?? randomBytes(32),
     now,
-    perClientPerMinute: options.perClientPerMinute,
+    rateLimits: options.rateLimits,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
   }
   const publishNow = () =>

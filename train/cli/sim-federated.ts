@@ -167,7 +167,7 @@ async function main(): Promise<void> {
         maxStaleness: 1_000_000,
       },
       training: { learningRate: number('lr'), epochs: number('epochs') },
-      perClientPerMinute: Number.MAX_SAFE_INTEGER,
+      rateLimits: { perClientPerMinute: Infinity, perSitePerMinute: Infinity },
     })
     const app = createApp({ distDir: work, federation: federation.deps })
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
