@@ -99,7 +99,9 @@ export default tseslint.config(
   },
   {
     files: ['server/**/*.ts'],
-    ignores: ['server/**/*.test.ts'],
+    // server/evaluation/ runs the model to score candidate versions (P26): the one place the
+    // server may use tfjs and the trainer's evaluation protocol. Aggregation never does.
+    ignores: ['server/**/*.test.ts', 'server/evaluation/**'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -8,7 +8,9 @@ import { createFederation } from './federated/service'
 import { openPostgresStore } from './storage/postgres-store'
 import { openSqliteStore } from './storage/sqlite-store'
 import type { FederationStore } from './storage/store'
+import type { EvaluationSettings } from './evaluation/evaluate-versions'
 import type { RateLimits } from './federated/defaults'
+import type { Promotion } from './federated/publisher'
 import type { FedBuffSettings } from './federated/fedbuff'
 
 export interface ServerOptions {
@@ -29,6 +31,9 @@ export interface ServerOptions {
     secret?: Uint8Array
     settings?: Partial<FedBuffSettings>
     rateLimits?: Partial<RateLimits>
+    /** How published versions become current (default `auto`; P24, P26). */
+    promotion?: Promotion
+    evaluation?: Partial<EvaluationSettings>
   }
   log?: (line: string) => void
 }
@@ -55,6 +60,8 @@ export async function startServer(options: ServerOptions) {
       secret: f.secret,
       settings: f.settings,
       rateLimits: f.rateLimits,
+      promotion: f.promotion,
+      evaluation: f.evaluation,
     })
     federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)

@@ -105,7 +105,9 @@ describe('npm run sim', () => {
     expect(summary.ceilings).toHaveLength(1)
     expect(summary.ceilings[0].devices).toBe(12)
     expect(summary.ceilings[0].examples).toBeGreaterThanOrEqual(12)
-    expect(sim.stdout).toMatch(/^\| ceiling: central epoch on 12 devices' sessions \| \| \d+\.\d+ /m)
+    expect(sim.stdout).toMatch(
+      /^\| ceiling: central epoch on 12 devices' sessions \| \| \d+\.\d+ /m,
+    )
     expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
   }, 240_000)
 })

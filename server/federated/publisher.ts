@@ -23,9 +23,16 @@ export interface PublisherDeps {
   now: () => number
   /** N(0, 1) draws for the noise of P18; unused when the noise multiplier is 0. */
   gaussian: () => number
-  /** `gated`: a new version is a candidate until an evaluation promotes it (P24). */
-  promotion?: 'auto' | 'gated'
+  /** Not `auto`: a new version is a candidate until an evaluation promotes it (P24, P26). */
+  promotion?: Promotion
 }
+
+/**
+ * `auto`: each version is current once published. `gated`: the operator promotes (P24).
+ * `evaluated`: the server scores each candidate on the operator's validation set and promotes it
+ * unless it trails "current" (P26).
+ */
+export type Promotion = 'auto' | 'gated' | 'evaluated'
 
 export type PublishAttempt =
   | { status: 'published'; record: VersionRecord; updates: number }
@@ -85,7 +92,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     record,
     consumed: buffered.map((u) => u.key),
     ledger,
-    makeCurrent: deps.promotion !== 'gated',
+    makeCurrent: (deps.promotion ?? 'auto') === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
   return { status: 'published', record, updates: buffered.length }

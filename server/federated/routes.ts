@@ -8,6 +8,8 @@
 //   POST /v1/admin/rollback  admin token, {version}: repoint "current" to an earlier version
 //   PUT  /v1/admin/catalogue admin token, catalogue JSON: publish it with rebuilt pools (P25)
 //   PUT  /v1/admin/rules     admin token, rules JSON: publish them (P25)
+//   PUT  /v1/admin/validation admin token, held-out sessions: the set versions are scored on (P26)
+//   POST /v1/admin/evaluate  admin token, {version}: score it on that set now, recorded (P26)
 // Bodies past the layout's size are cut off by the body limit before they are read.
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -15,6 +17,11 @@ import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore } from '../storage/store'
 import { publishShopChange } from './catalogue-release'
+import {
+  evaluateVersion,
+  putValidationSet,
+  type EvaluationSettings,
+} from '../evaluation/evaluate-versions'
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './defaults'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeCode } from './intake'
@@ -34,6 +41,8 @@ export interface FederationDeps {
   rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
   training: { learningRate: number; epochs: number }
+  /** The server's own scoring of versions on the operator's validation set (P26). */
+  evaluation?: EvaluationSettings
 }
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/
@@ -224,37 +233,55 @@ export function federationRoutes(deps: FederationDeps): Hono {
     }
     return c.json({ current: version })
   })
+  const uploadLimit = bodyLimit({
+    maxSize: MAX_SHOP_UPLOAD_BYTES,
+    onError: (c) => {
+      const message = `expected at most ${MAX_SHOP_UPLOAD_BYTES} bytes of JSON`
+      return c.json({ error: 'E_TOO_LARGE', message }, 413)
+    },
+  })
+  admin.put('/validation', uploadLimit, async (c) => {
+    const body = (await c.req.json().catch(() => undefined)) as unknown
+    const result = await putValidationSet(deps.store, body)
+    if (result.status === 'refused')
+      return c.json({ error: result.code, message: result.message }, 400)
+    const { status: _, ...stored } = result
+    return c.json(stored, 201)
+  })
+  admin.post('/evaluate', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
+    const record = Number.isInteger(body?.version)
+      ? await deps.store.version(body!.version as number)
+      : null
+    if (!record) return c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
+    const metrics = await evaluateVersion(deps.store, record, deps.evaluation)
+    if (!metrics) {
+      const message = 'no validation set: PUT /v1/admin/validation first'
+      return c.json({ error: 'E_NO_VALIDATION', message }, 409)
+    }
+    return c.json({ version: record.version, metrics })
+  })
   for (const kind of ['catalogue', 'rules'] as const) {
-    admin.put(
-      `/${kind}`,
-      bodyLimit({
-        maxSize: MAX_SHOP_UPLOAD_BYTES,
-        onError: (c) => {
-          const message = `expected at most ${MAX_SHOP_UPLOAD_BYTES} bytes of JSON`
-          return c.json({ error: 'E_TOO_LARGE', message }, 413)
+    admin.put(`/${kind}`, uploadLimit, async (c) => {
+      const body = (await c.req.json().catch(() => undefined)) as unknown
+      const result = await publishShopChange(deps.store, { kind, body }, now)
+      if (result.status === 'refused')
+        return c.json({ error: result.code, message: result.message }, 400)
+      if (result.status === 'conflict') {
+        const message = 'another version was published at the same moment; send it again'
+        return c.json({ error: 'E_CONFLICT', message }, 409)
+      }
+      const m = result.record.manifest
+      return c.json(
+        {
+          version: result.record.version,
+          catalogue: m.catalogue,
+          pools: m.pools,
+          rules: m.rules,
         },
-      }),
-      async (c) => {
-        const body = (await c.req.json().catch(() => undefined)) as unknown
-        const result = await publishShopChange(deps.store, { kind, body }, now)
-        if (result.status === 'refused')
-          return c.json({ error: result.code, message: result.message }, 400)
-        if (result.status === 'conflict') {
-          const message = 'another version was published at the same moment; send it again'
-          return c.json({ error: 'E_CONFLICT', message }, 409)
-        }
-        const m = result.record.manifest
-        return c.json(
-          {
-            version: result.record.version,
-            catalogue: m.catalogue,
-            pools: m.pools,
-            rules: m.rules,
-          },
-          201,
-        )
-      },
-    )
+        201,
+      )
+    })
   }
   app.route('/admin', admin)
 

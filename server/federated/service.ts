@@ -7,7 +7,13 @@ import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
 import { DEFAULT_UPDATE_TRAINING, defaultSettings, type RateLimits } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
-import { publishIfDue, type PublishAttempt } from './publisher'
+import {
+  DEFAULT_EVALUATION,
+  reviewCandidates,
+  type CandidateDecision,
+  type EvaluationSettings,
+} from '../evaluation/evaluate-versions'
+import { publishIfDue, type Promotion, type PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
 
@@ -28,14 +34,18 @@ export interface FederationOptions {
   now?: () => number
   gaussian?: () => number
   rateLimits?: Partial<RateLimits>
-  /** `gated`: published versions wait for an evaluation and POST /v1/admin/promote (P24). */
-  promotion?: 'auto' | 'gated'
+  /** How a published version becomes current (publisher.ts); default `auto`. */
+  promotion?: Promotion
+  /** Cases scored per version and the promotion tolerance (P26). */
+  evaluation?: Partial<EvaluationSettings>
 }
 
 export interface Federation {
   deps: FederationDeps
   /** One publisher check now (the loop calls it every `intervalMs`). */
   publishNow(): Promise<PublishAttempt>
+  /** `evaluated` promotion: score and promote or keep back the waiting candidates (P26). */
+  reviewNow(): Promise<CandidateDecision[]>
   /** Starts checking every `intervalMs`; returns a stop function. */
   startPublisher(intervalMs: number, log?: (line: string) => void): () => void
 }
@@ -60,21 +70,34 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     now,
     rateLimits: options.rateLimits,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
+    evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
   }
-  const publishNow = () =>
-    publishIfDue({ store, settings, now, gaussian, promotion: options.promotion })
+  const promotion = options.promotion ?? 'auto'
+  const publishNow = () => publishIfDue({ store, settings, now, gaussian, promotion })
+  const reviewNow = async () =>
+    promotion === 'evaluated' ? reviewCandidates(store, deps.evaluation) : []
   return {
     deps,
     publishNow,
+    reviewNow,
     startPublisher(intervalMs, log = () => {}) {
       let running = false
       const timer = setInterval(() => {
         if (running) return
         running = true
         publishNow()
-          .then((attempt) => {
+          .then(async (attempt) => {
             if (attempt.status === 'published') {
-              log(`published v${attempt.record.version} from ${attempt.updates} updates`)
+              const state = promotion === 'auto' ? 'current' : 'a candidate'
+              log(`published v${attempt.record.version} (${state}) from ${attempt.updates} updates`)
+            }
+            for (const d of await reviewNow()) {
+              log(
+                d.decision === 'superseded'
+                  ? `v${d.version} was built on an older version: not promoted`
+                  : `v${d.version} ${d.decision}: validation Recall@20 ${d.recall20.toFixed(2)} ` +
+                      `against ${d.current.toFixed(2)} for the current version`,
+              )
             }
           })
           .catch((error: unknown) => log(`publishing failed, will retry: ${String(error)}`))

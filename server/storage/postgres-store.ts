@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS ${schema}.ledger (
   noise_multiplier DOUBLE PRECISION NOT NULL,
   clip_norm DOUBLE PRECISION NOT NULL,
   updates INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ${schema}.settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
 );`
 }
 
@@ -142,6 +146,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (!rowCount) return false
       await setPointer(pool, n)
       return true
+    },
+    async setting(name) {
+      const { rows } = await pool.query(`SELECT value FROM ${t('settings')} WHERE name = $1`, [
+        name,
+      ])
+      return rows[0] ? (rows[0].value as string) : null
+    },
+    async putSetting(name, value) {
+      await pool.query(
+        `INSERT INTO ${t('settings')} (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`,
+        [name, value],
+      )
     },
     async putArtifact(sha256, bytes) {
       await pool.query(

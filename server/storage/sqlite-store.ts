@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS ledger (
   clip_norm REAL NOT NULL,
   updates INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 `
 
 interface VersionRow {
@@ -191,6 +195,16 @@ export function openSqliteStore(file: string): FederationStore {
       if (!db.prepare('SELECT 1 FROM versions WHERE version = ?').get(n)) return false
       setPointer.run(n)
       return true
+    },
+    setting: async (name) => {
+      const row = db.prepare('SELECT value FROM settings WHERE name = ?').get(name) as
+        { value: string } | undefined
+      return row?.value ?? null
+    },
+    putSetting: async (name, value) => {
+      db.prepare(
+        'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      ).run(name, value)
     },
     putArtifact: async (sha256, bytes) => {
       db.prepare('INSERT INTO artifacts (sha256, bytes) VALUES (?, ?) ON CONFLICT DO NOTHING').run(

@@ -184,6 +184,16 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       expect((await s.versions()).map((v) => v.version)).toEqual([1, 2])
     })
 
+    it('P26: keeps named settings, the last value written winning', async () => {
+      const s = await fresh()
+      expect(await s.setting('validation')).toBeNull()
+      await s.putSetting('validation', 'first')
+      await s.putSetting('validation', 'second')
+      await s.putSetting('other', 'x')
+      expect(await s.setting('validation')).toBe('second')
+      expect(await s.setting('other')).toBe('x')
+    })
+
     it('survives a reopen: everything accepted or published is still there', async () => {
       const s = await fresh()
       await s.addVersion(record(1, null))
@@ -191,10 +201,12 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       await s.accept(storedUpdate('k1', 'a'))
       await s.accept(storedUpdate('k2', 'b'))
       await s.publish({ record: record(2), consumed: ['k1'], ledger: null })
+      await s.putSetting('validation', 'abc')
       await s.close()
       store = undefined
       const reopened = await fresh(true)
       expect((await reopened.current())?.version).toBe(2)
+      expect(await reopened.setting('validation')).toBe('abc')
       expect((await reopened.buffered()).map((u) => u.key)).toEqual(['k2'])
       expect(await reopened.accept(storedUpdate('k1', 'a'))).toBe('duplicate')
     })

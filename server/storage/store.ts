@@ -88,5 +88,8 @@ export interface FederationStore {
    */
   publish(request: PublishRequest): Promise<PublishOutcome>
   ledger(): Promise<LedgerEntry[]>
+  /** A small named value every replica sees (the operator's validation set's hash, P26). */
+  setting(name: string): Promise<string | null>
+  putSetting(name: string, value: string): Promise<void>
   close(): Promise<void>
 }

@@ -1,0 +1,202 @@
+// The server's own evaluation of versions (PROTOCOL.md P26): the operator uploads held-out
+// sessions (product ids, never shown to devices); every candidate is scored on them with the
+// offline protocol (full ranking, Recall@20 and MRR@20, train/eval) and, under `evaluated`
+// promotion, made current only if it is not worse than the current version by more than a
+// tolerance. Results go into the version's metrics, tagged with the set they came from.
+import { createHash } from 'node:crypto'
+import * as tf from '@tensorflow/tfjs-core'
+import { importModelWeights } from '../../client/worker/model/model-weights'
+import type { Catalogue } from '../../shared/protocol'
+import { decodeWeights } from '../../shared/weights-codec'
+import { evaluateScorer } from '../../train/eval/evaluate'
+import { createGruScorer } from '../../train/gru-scorer'
+import { setNodeBackend } from '../../train/node-backend'
+import type { FederationStore, VersionRecord } from '../storage/store'
+
+export interface ValidationSet {
+  type: 'pocketrec-validation'
+  /** Each session's product ids in order (the catalogue's `id`s). */
+  sessions: string[][]
+}
+
+export const VALIDATION_LIMITS = { maxSessions: 100_000, maxSessionLength: 1_000, maxIdLength: 200 }
+/** The store setting naming the current validation set's artifact (its SHA-256). */
+const VALIDATION_SETTING = 'validation'
+
+export interface EvaluationSettings {
+  /** Cases scored per version (the first N of the set, deterministic). */
+  maxCases: number
+  /** `evaluated` promotion: a candidate may trail "current" by this many Recall@20 points. */
+  tolerancePoints: number
+}
+
+export const DEFAULT_EVALUATION: EvaluationSettings = { maxCases: 5_000, tolerancePoints: 0.5 }
+
+export type PutValidationResult =
+  | { status: 'stored'; sha256: string; sessions: number; usable: number; cases: number }
+  | { status: 'refused'; code: 'E_VALIDATION'; message: string }
+
+/** Checks and stores a validation set, and makes it the one versions are scored on. */
+export async function putValidationSet(
+  store: FederationStore,
+  raw: unknown,
+): Promise<PutValidationResult> {
+  const refuse = (message: string) =>
+    ({ status: 'refused', code: 'E_VALIDATION', message }) as const
+  const problem = findProblem(raw)
+  if (problem) return refuse(problem)
+  const set = raw as ValidationSet
+  const current = await store.current()
+  if (!current) throw new Error('expected a current version: seed the store first')
+  const usable = toIndices(set, await catalogueOf(store, current))
+  const cases = usable.reduce((n, s) => n + s.length - 1, 0)
+  if (cases === 0) {
+    const message =
+      'expected sessions with at least two products of the current catalogue; none had them'
+    return refuse(message)
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(set))
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await store.putArtifact(sha256, bytes)
+  await store.putSetting(VALIDATION_SETTING, sha256)
+  return { status: 'stored', sha256, sessions: set.sessions.length, usable: usable.length, cases }
+}
+
+/**
+ * Scores a version on the stored validation set and records the result in its metrics
+ * (`validationRecall20`, `validationMrr20` in percent, `validationCases`, `validationSet`: the
+ * set's hash prefix as a number). Null when no set is stored.
+ */
+export async function evaluateVersion(
+  store: FederationStore,
+  record: VersionRecord,
+  settings: EvaluationSettings = DEFAULT_EVALUATION,
+): Promise<Record<string, number> | null> {
+  const setSha = await store.setting(VALIDATION_SETTING)
+  if (!setSha) return null
+  const setBytes = await store.artifact(setSha)
+  if (!setBytes) throw new Error(`expected the validation set ${setSha} in the store`)
+  const set = JSON.parse(new TextDecoder().decode(setBytes)) as ValidationSet
+  const sessions = toIndices(set, await catalogueOf(store, record))
+  const modelBytes = await store.artifact(record.manifest.model.sha256)
+  if (!modelBytes) throw new Error(`expected the model of v${record.version} in the store`)
+  await ensureBackend()
+  const model = importModelWeights(decodeWeights(modelBytes))
+  const scorer = createGruScorer(model)
+  try {
+    const nItems = model.config.nItems
+    const report = await evaluateScorer(scorer, sessions, {
+      nItems,
+      // Only popShare@20 reads counts, and it is not reported here.
+      trainCounts: new Int32Array(nItems),
+      maxCases: settings.maxCases,
+      maxPrefixLen: model.config.maxLen,
+    })
+    const metrics = {
+      validationRecall20: report.metrics['recall@20']! * 100,
+      validationMrr20: report.metrics['mrr@20']! * 100,
+      validationCases: report.cases,
+      validationSet: setId(setSha),
+    }
+    await store.recordMetrics(record.version, metrics)
+    return metrics
+  } finally {
+    scorer.dispose?.()
+    model.dispose()
+  }
+}
+
+export type CandidateDecision =
+  | { version: number; decision: 'promoted' | 'kept-back'; recall20: number; current: number }
+  | { version: number; decision: 'superseded' }
+
+/**
+ * `evaluated` promotion, run by the publisher loop: each candidate built on "current" and not
+ * yet scored on the present set is scored (and "current" too, when it lacks a score on it), then
+ * promoted if it trails "current" by at most the tolerance. A candidate built on a version that
+ * is no longer current is left alone (its updates were averaged onto other weights).
+ */
+export async function reviewCandidates(
+  store: FederationStore,
+  settings: EvaluationSettings = DEFAULT_EVALUATION,
+): Promise<CandidateDecision[]> {
+  const setSha = await store.setting(VALIDATION_SETTING)
+  if (!setSha) return []
+  const id = setId(setSha)
+  const scored = async (record: VersionRecord) =>
+    record.metrics.validationSet === id
+      ? record.metrics.validationRecall20!
+      : (await evaluateVersion(store, record, settings))!.validationRecall20!
+  const decisions: CandidateDecision[] = []
+  for (;;) {
+    const current = (await store.current())!
+    const candidates = (await store.versions()).filter(
+      (v) => v.version > current.version && v.metrics.validationSet !== id,
+    )
+    const next = candidates[0]
+    if (!next) return decisions
+    if (next.parent !== current.version) {
+      // Scored anyway, so it is not reviewed again and the operator sees how it did.
+      await evaluateVersion(store, next, settings)
+      decisions.push({ version: next.version, decision: 'superseded' })
+      continue
+    }
+    const base = await scored(current)
+    const recall20 = await scored(next)
+    const promote = recall20 >= base - settings.tolerancePoints
+    if (promote) await store.setCurrent(next.version)
+    decisions.push({
+      version: next.version,
+      decision: promote ? 'promoted' : 'kept-back',
+      recall20,
+      current: base,
+    })
+  }
+}
+
+function setId(sha256: string): number {
+  return Number.parseInt(sha256.slice(0, 8), 16)
+}
+
+async function catalogueOf(store: FederationStore, record: VersionRecord): Promise<Catalogue> {
+  const bytes = await store.artifact(record.manifest.catalogue.sha256)
+  if (!bytes) throw new Error(`expected the catalogue of v${record.version} in the store`)
+  return JSON.parse(new TextDecoder().decode(bytes)) as Catalogue
+}
+
+/** Product ids → item rows; unknown products are dropped, as the offline protocol drops unseen items. */
+function toIndices(set: ValidationSet, catalogue: Catalogue): Int32Array[] {
+  const index = new Map(catalogue.items.map((item) => [item.id, item.index]))
+  const out: Int32Array[] = []
+  for (const session of set.sessions) {
+    const rows = session.map((id) => index.get(id)).filter((i) => i !== undefined)
+    if (rows.length >= 2) out.push(Int32Array.from(rows))
+  }
+  return out
+}
+
+function findProblem(raw: unknown): string | null {
+  const L = VALIDATION_LIMITS
+  if (typeof raw !== 'object' || raw === null) return 'expected a JSON object'
+  const set = raw as Partial<ValidationSet>
+  if (set.type !== 'pocketrec-validation') return 'expected type "pocketrec-validation"'
+  if (!Array.isArray(set.sessions) || set.sessions.length === 0)
+    return 'expected sessions: a non-empty array of arrays of product ids'
+  if (set.sessions.length > L.maxSessions)
+    return `expected at most ${L.maxSessions} sessions, got ${set.sessions.length}`
+  for (const [i, session] of set.sessions.entries()) {
+    if (!Array.isArray(session) || session.length > L.maxSessionLength)
+      return `expected sessions[${i}] to be an array of at most ${L.maxSessionLength} product ids`
+    for (const id of session as unknown[])
+      if (typeof id !== 'string' || id.length === 0 || id.length > L.maxIdLength)
+        return `expected sessions[${i}] to hold product ids (strings of 1–${L.maxIdLength} characters)`
+  }
+  return null
+}
+
+/** The server process has no tfjs backend until it first evaluates: WASM, as the trainer. */
+async function ensureBackend(): Promise<void> {
+  // engine().backendName, unlike getBackend(), does not start a backend of its own choosing.
+  if (tf.engine().backendName) return
+  await setNodeBackend('wasm')
+}
