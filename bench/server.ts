@@ -1,6 +1,6 @@
 // npm run bench:server: the aggregation server's intake under load, each replica a real process.
 // Accepted updates per second and latency percentiles at the real update size (the DIGINETICA
-// layout, 62,812 bytes), for one SQLite replica pinned to one core, and for one and three
+// layout, 62,820 bytes), for one SQLite replica pinned to one core, and for one and three
 // replicas sharing PostgreSQL. Publishing is off (a huge buffer): this measures intake. The load
 // generator runs in this process on the same two cores. Writes bench/results/server.json.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { encodeUpdate } from '../shared/update-codec'
+import { encodeUpdate, updateByteLength } from '../shared/update-codec'
 import { decodeWeights } from '../shared/weights-codec'
 import { DEFAULT_DENSE_COORDINATES, DEFAULT_SLICE_ROWS } from '../server/federated/defaults'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
@@ -77,6 +77,12 @@ async function stopReplicas(replicas: Replica[]): Promise<void> {
   )
 }
 
+const layout = {
+  denseCoordinates: DEFAULT_DENSE_COORDINATES,
+  sliceRows: DEFAULT_SLICE_ROWS,
+  embedDim: 100,
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -105,11 +111,6 @@ async function main(): Promise<void> {
       })
     const artifactsDir = path.join(work, 'artifacts')
     await exportArtifacts({ dataset, model, outDir: artifactsDir })
-    const layout = {
-      denseCoordinates: DEFAULT_DENSE_COORDINATES,
-      sliceRows: DEFAULT_SLICE_ROWS,
-      embedDim: 100,
-    }
     const secret = randomBytes(32)
     const federation = {
       artifactsDir,
@@ -192,6 +193,7 @@ async function main(): Promise<void> {
               layout,
               idempotencyKey: randomBytes(16),
               values,
+              score: { cases: 10, hits20: 5, reciprocalRank20: 1.5 },
             }),
           })
         }
@@ -246,7 +248,9 @@ async function main(): Promise<void> {
         `| ${r.setup} | ${r.replicas} | ${r.accepted} / ${r.uploads} | ${r.updatesPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`,
     ),
   ].join('\n')
-  console.log(`\nupload body 62,812 B, ${concurrency} concurrent clients\n\n${table}`)
+  console.log(
+    `\nupload body ${updateByteLength(layout)} B, ${concurrency} concurrent clients\n\n${table}`,
+  )
   const out = path.resolve('bench', 'results', 'server.json')
   await mkdir(path.dirname(out), { recursive: true })
   const cpus = os.cpus()

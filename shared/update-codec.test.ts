@@ -3,6 +3,7 @@ import { createRandom } from './random'
 import {
   decodeUpdate,
   encodeUpdate,
+  NO_SCORE,
   sameLayout,
   updateByteLength,
   updateNorm,
@@ -28,6 +29,7 @@ function update(
     layout,
     idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => i * 11),
     values: Float32Array.from({ length: count }, (_, i) => fill(i)),
+    score: { cases: 12, hits20: 5, reciprocalRank20: 2.2 },
   }
 }
 
@@ -52,6 +54,7 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
     const original = update(small)
     const decoded = decodeUpdate(encodeUpdate(original))
     expect(decoded).toMatchObject({ baseVersion: 3, examples: 42, slice: 7, layout: small })
+    expect(decoded.score).toEqual({ cases: 12, hits20: 5, reciprocalRank20: Math.fround(2.2) })
     expect(Array.from(decoded.idempotencyKey)).toEqual(Array.from(original.idempotencyKey))
     expect(Array.from(decoded.values)).toEqual(
       Array.from(original.values, (v) => decodeFloat16(encodeFloat16(v))),
@@ -62,9 +65,9 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
   it('P8/P9: the same size whatever the values and their zeros, under 64 KB for DIGINETICA', () => {
     const dense = encodeUpdate(update(diginetica))
     const sparse = encodeUpdate(update(diginetica, (i) => (i % 997 === 0 ? 0.01 : 0)))
-    expect(dense.length).toBe(62_812)
+    expect(dense.length).toBe(62_820)
     expect(sparse.length).toBe(dense.length)
-    expect(updateByteLength(diginetica)).toBe(62_812)
+    expect(updateByteLength(diginetica)).toBe(62_820)
     expect(dense.length).toBeLessThanOrEqual(64 * 1024)
   })
 
@@ -95,10 +98,10 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
   it('P10: refuses another magic, an altered value and out-of-bounds header fields', () => {
     const bytes = () => encodeUpdate(update(small))
     const magic = bytes()
-    magic[3] = '2'.charCodeAt(0)
+    magic[3] = '1'.charCodeAt(0) // the format before P27
     expect(codeOf(() => decodeUpdate(magic))).toBe('E_UPDATE_MAGIC')
     const altered = bytes()
-    altered[45] = altered[45]! ^ 0x01
+    altered[53] = altered[53]! ^ 0x01
     expect(codeOf(() => decodeUpdate(altered))).toBe('E_UPDATE_CHECKSUM')
     for (const [offset, value] of [
       [4, 0], // base version 0
@@ -114,10 +117,38 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
     }
   })
 
+  it('P27: refuses a score that no full ranking could give', () => {
+    const impossible = [
+      { cases: 101, hits20: 0, reciprocalRank20: 0 }, // more cases than a device scores
+      { cases: 3, hits20: 4, reciprocalRank20: 1 }, // more hits than cases
+      { cases: 5, hits20: 2, reciprocalRank20: 2.5 }, // 1/rank above 1
+      { cases: 5, hits20: 2, reciprocalRank20: 0.05 }, // 1/rank below 1/20
+      { cases: 5, hits20: 0, reciprocalRank20: Number.NaN },
+    ]
+    for (const score of impossible) {
+      expect(
+        codeOf(() => encodeUpdate({ ...update(small), score })),
+        JSON.stringify(score),
+      ).toBe('E_UPDATE_HEADER')
+      // And the same fields written into a valid body by hand.
+      const b = encodeUpdate(update(small))
+      const view = new DataView(b.buffer)
+      view.setUint16(40, score.cases, true)
+      view.setUint16(42, score.hits20, true)
+      view.setFloat32(44, score.reciprocalRank20, true)
+      expect(
+        codeOf(() => decodeUpdate(reseal(b))),
+        JSON.stringify(score),
+      ).toBe('E_UPDATE_HEADER')
+    }
+    const unscored = encodeUpdate({ ...update(small), score: NO_SCORE })
+    expect(decodeUpdate(unscored).score).toEqual(NO_SCORE)
+  })
+
   it('P10: refuses NaN and infinite values, and will not encode what float16 cannot hold', () => {
     for (const bits of [0x7c00, 0xfc00, 0x7e00]) {
       const b = encodeUpdate(update(small))
-      new DataView(b.buffer).setUint16(40 + 2 * 5, bits, true)
+      new DataView(b.buffer).setUint16(48 + 2 * 5, bits, true)
       expect(codeOf(() => decodeUpdate(reseal(b)))).toBe('E_UPDATE_NONFINITE')
     }
     expect(codeOf(() => encodeUpdate(update(small, () => Number.NaN)))).toBe('E_UPDATE_NONFINITE')
@@ -140,7 +171,7 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
       if (kind === 0) bytes = bytes.subarray(0, Math.floor(random() * bytes.length))
       if (kind === 1) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256)
       if (kind === 2) {
-        bytes[Math.floor(random() * 40)] = Math.floor(random() * 256)
+        bytes[Math.floor(random() * 48)] = Math.floor(random() * 256)
         reseal(bytes)
       }
       if (kind === 3)

@@ -1,15 +1,17 @@
-// The binary form of one federated update (PROTOCOL.md P8–P10): a fixed 40-byte header, the
+// The binary form of one federated update (PROTOCOL.md P8–P10, P27): a fixed 48-byte header, the
 // slice's values as float16, a CRC-32. Its size depends only on the layout, never on what the
 // shopper did; no item id is in it. Decoding is strict and allocation-bounded: a body is read
 // only if its length is exactly what its own header declares.
 import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
 
-export const UPDATE_MAGIC = 'PRU1'
-const HEADER_BYTES = 40
+export const UPDATE_MAGIC = 'PRU2'
+const HEADER_BYTES = 48
 const CRC_BYTES = 4
 /** Bounds of P9; the example count bound keeps a weight's arithmetic exact. */
 export const MAX_EXAMPLES = 1_000_000
 const KEY_BYTES = 16
+/** Cases a device scores the base version on (P27); the rest of its cases go unscored. */
+export const MAX_SCORED_CASES = 100
 
 /** What the manifest's `federation` block fixes about every update (P8). */
 export interface UpdateLayout {
@@ -30,7 +32,21 @@ export interface ModelUpdate {
   idempotencyKey: Uint8Array
   /** `D` dense values, then `R × embedDim` table values (row-major). */
   values: Float32Array
+  /** How the base version ranked the device's own next items before it trained on them (P27). */
+  score: DeviceScore
 }
+
+/** Full-ranking results of the base version on a device's cases, summed (P27). */
+export interface DeviceScore {
+  /** Cases scored, 0 … MAX_SCORED_CASES (0: not scored). */
+  cases: number
+  /** Cases whose next item ranked in the top 20. */
+  hits20: number
+  /** Σ 1/rank over those hits (MRR@20 × cases). */
+  reciprocalRank20: number
+}
+
+export const NO_SCORE: DeviceScore = { cases: 0, hits20: 0, reciprocalRank20: 0 }
 
 export type UpdateErrorCode =
   /** Not bytes, shorter than a header, or a length other than the header declares. */
@@ -82,6 +98,9 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
   view.setUint16(20, update.layout.sliceRows, true)
   view.setUint16(22, update.layout.embedDim, true)
   bytes.set(update.idempotencyKey, 24)
+  view.setUint16(40, update.score.cases, true)
+  view.setUint16(42, update.score.hits20, true)
+  view.setFloat32(44, update.score.reciprocalRank20, true)
   for (let i = 0; i < count; i++) {
     const bits = encodeFloat16(update.values[i]!)
     // Exponent all ones: Infinity or NaN, including finite float32s beyond float16's range.
@@ -138,6 +157,11 @@ export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
     layout,
     idempotencyKey: bytes.slice(24, 24 + KEY_BYTES),
     values: new Float32Array(updateValueCount(layout)),
+    score: {
+      cases: view.getUint16(40, true),
+      hits20: view.getUint16(42, true),
+      reciprocalRank20: view.getFloat32(44, true),
+    },
   }
   checkHeader(update)
   for (let i = 0; i < update.values.length; i++) {
@@ -193,6 +217,22 @@ function checkHeader(update: ModelUpdate): void {
     update.idempotencyKey.length !== KEY_BYTES
   ) {
     fail('E_UPDATE_HEADER', `expected a ${KEY_BYTES}-byte idempotency key`)
+  }
+  const { cases, hits20, reciprocalRank20: rr } = update.score ?? {}
+  // Each hit adds 1/rank with rank 1 … 20; float32 storage rounds the sum by a hair.
+  const slack = 1e-3 * Math.max(1, hits20 ?? 0)
+  if (
+    !u16(cases!) ||
+    cases! > MAX_SCORED_CASES ||
+    !u16(hits20!) ||
+    hits20! > cases! ||
+    typeof rr !== 'number' ||
+    !(rr >= hits20! / 20 - slack && rr <= hits20! + slack)
+  ) {
+    fail(
+      'E_UPDATE_HEADER',
+      `expected a score of 0–${MAX_SCORED_CASES} cases, hits ≤ cases and hits/20 ≤ Σ1/rank ≤ hits, got ${JSON.stringify(update.score)}`,
+    )
   }
 }
 

@@ -94,13 +94,19 @@ describe('npm run sim', () => {
       ...['--devices', '12', '--buffer', '4', '--pretrain-epochs', '1'],
       ...['--eval-cases', '300', '--eval-every', '1'],
     ])
-    expect(sim.stdout).toMatch(/^\| v1 \| 0 \| \d+\.\d+ \| \d+\.\d+ \| 0\.00 \|$/m)
+    // v1's last column: its Recall@20 on the devices' own cases (P27), and how many.
+    expect(sim.stdout).toMatch(
+      /^\| v1 \| 0 \| \d+\.\d+ \| \d+\.\d+ \| 0\.00 \| \d+\.\d+ \(\d+\) \|$/m,
+    )
     const summary = JSON.parse(fs.readFileSync(results, 'utf8'))
     expect(summary.uploads).toBe(12)
     expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
     // PROTOCOL.md P9: every upload is the layout's fixed size, under 64 KB.
-    expect(summary.bytesUpPerDevice).toBe(62_812)
+    expect(summary.bytesUpPerDevice).toBe(62_820)
     expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
+    // P27: the devices scored the versions they trained from, v1 included.
+    expect(summary.deviceScores[0]).toMatchObject({ version: 1, updates: 4 })
+    expect(summary.deviceScores[0].cases).toBeGreaterThanOrEqual(4)
     // The ceiling trains centrally on the same 12 devices' sessions: at least one case each.
     expect(summary.ceilings).toHaveLength(1)
     expect(summary.ceilings[0].devices).toBe(12)

@@ -15,6 +15,8 @@ interface VersionRow {
   createdAt: string
   metrics: Record<string, number>
   model: string
+  /** P27: the version's Recall@20 / MRR@20 on devices' own next items, before they trained. */
+  devices?: { updates: number; cases: number; recall20: number | null; mrr20: number | null }
 }
 
 const counters = document.querySelector<HTMLElement>('#counters')!
@@ -94,11 +96,16 @@ async function showVersions(): Promise<void> {
   const series = metric
     ? versions.filter((v) => metric in v.metrics).map((v) => v.metrics[metric]!)
     : []
+  const reported = versions.filter((v) => v.devices?.recall20 != null)
+  const deviceChart = reported.length
+    ? `<h3>Recall@20 on devices' own sessions, per version (${reported.reduce((n, v) => n + v.devices!.cases, 0)} cases)</h3>${drawSeries(reported.map((v) => v.devices!.recall20!))}`
+    : ''
   versionsEl.innerHTML = `
     <h2>Versions</h2>
     ${metric ? `<h3>${escapeHtml(metric)} per version</h3>${drawSeries(series)}` : '<p class="muted">No version has an evaluation yet.</p>'}
+    ${deviceChart}
     <table>
-      <thead><tr><th>version</th><th>parent</th><th>published</th><th>metrics</th><th></th></tr></thead>
+      <thead><tr><th>version</th><th>parent</th><th>published</th><th>metrics</th><th>devices: Recall@20 (cases)</th><th></th></tr></thead>
       <tbody>${versions
         .slice()
         .reverse()
@@ -107,6 +114,7 @@ async function showVersions(): Promise<void> {
             v,
           ) => `<tr><td>v${v.version}${v.version === current ? ' (current)' : ''}</td><td>${v.parent ? `v${v.parent}` : '–'}</td>
             <td>${escapeHtml(v.createdAt)}</td><td>${escapeHtml(JSON.stringify(v.metrics))}</td>
+            <td>${v.devices?.recall20 != null ? `${v.devices.recall20.toFixed(2)} (${v.devices.cases})` : '–'}</td>
             <td>${
               v.version < current
                 ? `<button data-action="rollback" data-version="${v.version}">Roll back to this</button>`

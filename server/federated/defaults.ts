@@ -1,6 +1,6 @@
 // Default federation settings for a model (PROTOCOL.md P8, P16–P20), sized from the model so a
 // slice never exceeds its group: at most 16,384 dense values and 150 table rows, which keeps an
-// update of a d = 100 model at 62,812 bytes, under the 64 KB budget.
+// update of a d = 100 model at 62,820 bytes, under the 64 KB budget.
 import type { ModelShape } from '../../shared/federation-layout'
 import type { FedBuffSettings } from './fedbuff'
 

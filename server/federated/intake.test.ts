@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createRandom } from '../../shared/random'
-import { encodeUpdate, type ModelUpdate } from '../../shared/update-codec'
+import { NO_SCORE, encodeUpdate, type ModelUpdate } from '../../shared/update-codec'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
 import type { FederationStore } from '../storage/store'
@@ -53,6 +53,7 @@ function body(overrides: Partial<ModelUpdate> = {}): Uint8Array {
     layout,
     idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => (counter * 31 + i) & 0xff),
     values: Float32Array.from({ length: 10 }, (_, i) => (i % 2 ? 0.1 : -0.1)),
+    score: { cases: 40, hits20: 10, reciprocalRank20: 3.25 },
     ...overrides,
   })
 }
@@ -147,6 +148,7 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
       layout: { denseCoordinates: 2, sliceRows: 1, embedDim: 3 },
       idempotencyKey: new Uint8Array(16),
       values: new Float32Array(5),
+      score: NO_SCORE,
     })
     await expectRefused({ token: token(), body: smaller }, 422, 'E_UPDATE_LAYOUT')
     await expectRefused({ token: token({ slice: 8 }), body: body() }, 422, 'E_UPDATE_SLICE')

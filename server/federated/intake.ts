@@ -116,6 +116,7 @@ export async function receiveUpdate(
     weight: updateWeight(update.examples, current - update.baseVersion, settings.exampleCap),
     body: request.body,
     receivedAtMs: deps.now(),
+    score: update.score,
   })
   if (outcome === 'duplicate') return refuse(200, 'duplicate', 'this update was accepted before')
   if (outcome === 'client-limit') {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { encodeUpdate } from '../../shared/update-codec'
+import { NO_SCORE, encodeUpdate } from '../../shared/update-codec'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record, storedUpdate } from '../storage/store.contract'
@@ -47,6 +47,7 @@ function encoded(slice: number, values: number[], key: number): Uint8Array {
     layout,
     idempotencyKey: new Uint8Array(16).fill(key),
     values: Float32Array.from(values),
+    score: NO_SCORE,
   })
 }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { splitWeights } from '../../shared/federation-layout'
 import type { ModelManifest } from '../../shared/protocol'
 import { createRandom } from '../../shared/random'
-import { encodeUpdate } from '../../shared/update-codec'
+import { NO_SCORE, encodeUpdate } from '../../shared/update-codec'
 import { decodeWeights } from '../../shared/weights-codec'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/postgres'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
@@ -82,6 +82,7 @@ async function prepareUpload(origin: string, i: number) {
     layout: issued.layout,
     idempotencyKey: new Uint8Array(16).fill(i + 1),
     values: Float32Array.from({ length: count }, () => (random() - 0.5) * 0.05),
+    score: NO_SCORE,
   })
   return { token: issued.token, body }
 }

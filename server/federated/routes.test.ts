@@ -50,6 +50,7 @@ function update(slice: number, key: number): Uint8Array {
     layout,
     idempotencyKey: new Uint8Array(16).fill(key),
     values: new Float32Array(10).fill(0.1),
+    score: { cases: 4, hits20: 2, reciprocalRank20: 0.75 },
   })
 }
 
@@ -174,6 +175,9 @@ describe('federation routes over HTTP', () => {
       current: 2,
       versions: [{ version: 1 }, { version: 2, parent: 1 }],
     })
+    // P27: the one accepted update scored v2 on 4 cases: 2 hits, Σ 1/rank = 0.75.
+    expect(listed.versions[0].devices).toBeUndefined()
+    expect(listed.versions[1].devices).toEqual({ updates: 1, cases: 4, recall20: 50, mrr20: 18.75 })
     const forward = await fetch(`${origin}/v1/admin/rollback`, {
       method: 'POST',
       headers: auth,

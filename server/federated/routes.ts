@@ -167,15 +167,26 @@ export function federationRoutes(deps: FederationDeps): Hono {
   admin.get('/versions', async (c) => {
     const current = await deps.store.current()
     const versions = await deps.store.versions()
+    const scores = new Map((await deps.store.deviceScores()).map((s) => [s.version, s]))
     return c.json({
       current: current?.version ?? null,
-      versions: versions.map((v) => ({
-        version: v.version,
-        parent: v.parent,
-        createdAt: v.createdAt,
-        metrics: v.metrics,
-        model: v.manifest.model.sha256,
-      })),
+      versions: versions.map((v) => {
+        const s = scores.get(v.version)
+        return {
+          version: v.version,
+          parent: v.parent,
+          createdAt: v.createdAt,
+          metrics: v.metrics,
+          model: v.manifest.model.sha256,
+          // P27: how this version ranked devices' own next items before they trained on them.
+          devices: s && {
+            updates: s.updates,
+            cases: s.cases,
+            recall20: s.cases ? (100 * s.hits20) / s.cases : null,
+            mrr20: s.cases ? (100 * s.reciprocalRank20) / s.cases : null,
+          },
+        }
+      }),
     })
   })
   admin.post('/metrics', async (c) => {

@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS ${schema}.updates (
   UNIQUE (client_id, accepted_at_version)
 );
 CREATE INDEX IF NOT EXISTS updates_buffer ON ${schema}.updates (consumed_by, seq);
+-- P27; stores made before it gain the columns, their updates counting as unscored.
+ALTER TABLE ${schema}.updates ADD COLUMN IF NOT EXISTS scored_cases INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${schema}.updates ADD COLUMN IF NOT EXISTS hits20 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${schema}.updates ADD COLUMN IF NOT EXISTS rr20 DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ${schema}.ledger (
   version INTEGER PRIMARY KEY,
   noise_multiplier DOUBLE PRECISION NOT NULL,
@@ -100,6 +104,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     weight: row.weight as number,
     body: new Uint8Array(row.body as Buffer),
     receivedAtMs: Number(row.received_at_ms),
+    score: {
+      cases: row.scored_cases as number,
+      hits20: row.hits20 as number,
+      reciprocalRank20: row.rr20 as number,
+    },
   })
   const insertVersion = (client: pg.PoolClient | pg.Pool, r: VersionRecord) =>
     client.query(
@@ -175,8 +184,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async accept(u): Promise<AcceptOutcome> {
       try {
         const { rowCount } = await pool.query(
-          `INSERT INTO ${t('updates')} (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING`,
+          `INSERT INTO ${t('updates')} (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms, scored_cases, hits20, rr20)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (key) DO NOTHING`,
           [
             u.key,
             u.clientId,
@@ -187,6 +196,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             u.weight,
             Buffer.from(u.body),
             u.receivedAtMs,
+            u.score.cases,
+            u.score.hits20,
+            u.score.reciprocalRank20,
           ],
         )
         return rowCount === 1 ? 'accepted' : 'duplicate'
@@ -252,6 +264,21 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         if (error instanceof PublishConflict) return 'conflict'
         throw error
       }
+    },
+    async deviceScores() {
+      const { rows } = await pool.query(
+        `SELECT base_version, COUNT(*) AS updates, SUM(scored_cases) AS cases, SUM(hits20) AS hits20,
+                SUM(rr20) AS rr20
+         FROM ${t('updates')} GROUP BY base_version ORDER BY base_version`,
+      )
+      // COUNT and SUM of integers come back as bigint strings.
+      return rows.map((r) => ({
+        version: r.base_version as number,
+        updates: Number(r.updates),
+        cases: Number(r.cases),
+        hits20: Number(r.hits20),
+        reciprocalRank20: Number(r.rr20),
+      }))
     },
     async ledger() {
       const { rows } = await pool.query(`SELECT * FROM ${t('ledger')} ORDER BY version`)

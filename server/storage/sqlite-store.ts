@@ -9,6 +9,7 @@ import type {
   PublishRequest,
   StoredUpdate,
   VersionRecord,
+  VersionScore,
 } from './store'
 
 const SCHEMA = `
@@ -72,7 +73,16 @@ interface UpdateRow {
   weight: number
   body: Buffer
   received_at_ms: number
+  scored_cases: number
+  hits20: number
+  rr20: number
 }
+
+const SCORE_COLUMNS = [
+  ['scored_cases', 'INTEGER NOT NULL DEFAULT 0'],
+  ['hits20', 'INTEGER NOT NULL DEFAULT 0'],
+  ['rr20', 'REAL NOT NULL DEFAULT 0'],
+] as const
 
 export function openSqliteStore(file: string): FederationStore {
   const db = new Database(file)
@@ -81,6 +91,12 @@ export function openSqliteStore(file: string): FederationStore {
   db.pragma('synchronous = FULL')
   db.pragma('foreign_keys = ON')
   db.exec(SCHEMA)
+  // Stores made before P27 lack the score columns: their updates count as unscored.
+  const columns = new Set(
+    (db.prepare('PRAGMA table_info(updates)').all() as Array<{ name: string }>).map((c) => c.name),
+  )
+  for (const [name, type] of SCORE_COLUMNS)
+    if (!columns.has(name)) db.exec(`ALTER TABLE updates ADD COLUMN ${name} ${type}`)
 
   const toVersion = (row: VersionRow | undefined): VersionRecord | null =>
     row
@@ -102,6 +118,7 @@ export function openSqliteStore(file: string): FederationStore {
     weight: row.weight,
     body: new Uint8Array(row.body),
     receivedAtMs: row.received_at_ms,
+    score: { cases: row.scored_cases, hits20: row.hits20, reciprocalRank20: row.rr20 },
   })
   const insertVersion = db.prepare(
     'INSERT INTO versions (version, parent, created_at, manifest, metrics) VALUES (?, ?, ?, ?, ?)',
@@ -131,8 +148,8 @@ export function openSqliteStore(file: string): FederationStore {
       db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM updates').get() as { next: number }
     ).next
     db.prepare(
-      `INSERT INTO updates (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms, consumed_by, seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+      `INSERT INTO updates (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms, consumed_by, seq, scored_cases, hits20, rr20)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`,
     ).run(
       u.key,
       u.clientId,
@@ -144,6 +161,9 @@ export function openSqliteStore(file: string): FederationStore {
       Buffer.from(u.body),
       u.receivedAtMs,
       seq,
+      u.score.cases,
+      u.score.hits20,
+      u.score.reciprocalRank20,
     )
     return 'accepted'
   })
@@ -242,6 +262,16 @@ export function openSqliteStore(file: string): FederationStore {
         throw error
       }
     },
+    deviceScores: async () =>
+      (
+        db
+          .prepare(
+            `SELECT base_version AS version, COUNT(*) AS updates, SUM(scored_cases) AS cases,
+                    SUM(hits20) AS hits20, SUM(rr20) AS reciprocalRank20
+             FROM updates GROUP BY base_version ORDER BY base_version`,
+          )
+          .all() as VersionScore[]
+      ).map((row) => ({ ...row })),
     ledger: async () =>
       (
         db.prepare('SELECT * FROM ledger ORDER BY version').all() as Array<{

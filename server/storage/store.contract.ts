@@ -39,6 +39,7 @@ export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 
     weight: 0.12,
     body: Uint8Array.from([1, 2, 3, key.length]),
     receivedAtMs: 1_700_000_000_000,
+    score: { cases: key.length, hits20: 1, reciprocalRank20: 0.25 },
   }
 }
 
@@ -182,6 +183,28 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
       expect(await s.setCurrent(1)).toBe(true)
       expect((await s.current())?.version).toBe(1)
       expect((await s.versions()).map((v) => v.version)).toEqual([1, 2])
+    })
+
+    it('P27: sums device scores by base version, unscored updates counted but adding nothing', async () => {
+      const s = await fresh()
+      expect(await s.deviceScores()).toEqual([])
+      await s.accept({ ...storedUpdate('k1', 'a'), baseVersion: 1 })
+      await s.accept({ ...storedUpdate('k22', 'b'), baseVersion: 1 })
+      await s.accept({ ...storedUpdate('k3', 'c', 2), baseVersion: 2 })
+      const unscored = { cases: 0, hits20: 0, reciprocalRank20: 0 }
+      await s.accept({ ...storedUpdate('k4', 'd', 2), baseVersion: 2, score: unscored })
+      await s.accept(storedUpdate('k1', 'a')) // a duplicate adds nothing
+      const scores = await s.deviceScores()
+      expect(scores).toEqual([
+        { version: 1, updates: 2, cases: 5, hits20: 2, reciprocalRank20: 0.5 },
+        { version: 2, updates: 2, cases: 2, hits20: 1, reciprocalRank20: 0.25 },
+      ])
+      expect((await s.buffered()).map((u) => u.score)).toEqual([
+        { cases: 2, hits20: 1, reciprocalRank20: 0.25 },
+        { cases: 3, hits20: 1, reciprocalRank20: 0.25 },
+        { cases: 2, hits20: 1, reciprocalRank20: 0.25 },
+        unscored,
+      ])
     })
 
     it('P26: keeps named settings, the last value written winning', async () => {

@@ -4,6 +4,7 @@
 // carry on after a crash is here: versions, the current pointer, artifacts, the accepted updates
 // not yet published (the buffer), idempotency keys and the privacy ledger.
 import type { ModelManifest } from '../../shared/protocol'
+import type { DeviceScore } from '../../shared/update-codec'
 
 export interface VersionRecord {
   version: number
@@ -27,6 +28,18 @@ export interface StoredUpdate {
   /** The encoded update, exactly as received (shared/update-codec.ts). */
   body: Uint8Array
   receivedAtMs: number
+  /** The header's score of the base version on the device's own cases (P27). */
+  score: DeviceScore
+}
+
+/** Device scores of one version, summed over every update trained from it (P27). */
+export interface VersionScore {
+  version: number
+  /** Updates whose base was this version, scored or not. */
+  updates: number
+  cases: number
+  hits20: number
+  reciprocalRank20: number
 }
 
 /** A noised release, for the accountant (PROTOCOL.md P20). */
@@ -88,6 +101,8 @@ export interface FederationStore {
    */
   publish(request: PublishRequest): Promise<PublishOutcome>
   ledger(): Promise<LedgerEntry[]>
+  /** Accepted updates' scores summed by base version, ascending (P27). */
+  deviceScores(): Promise<VersionScore[]>
   /** A small named value every replica sees (the operator's validation set's hash, P26). */
   setting(name: string): Promise<string | null>
   putSetting(name: string, value: string): Promise<void>

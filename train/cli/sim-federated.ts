@@ -195,6 +195,8 @@ async function main(): Promise<void> {
     const evalEvery = Math.max(1, number('eval-every'))
     const progress = createProgressLine()
     const loopStarted = performance.now()
+    /** Time spent evaluating versions inside the loop: the simulation's cost, not the federation's. */
+    let evalMs = 0
     for (let i = 0; i < deviceCount; i++) {
       const session = sessions[i]!
       const issued = (await (
@@ -251,7 +253,9 @@ async function main(): Promise<void> {
         )
         if ((v - 1) % evalEvery === 0 || i === deviceCount - 1) {
           const bytes = await store.artifact(attempt.record.manifest.model.sha256)
+          const evalStarted = performance.now()
           const result = await evaluate(decodeWeights(bytes!))
+          evalMs += performance.now() - evalStarted
           rows.push({
             version: v,
             devices: i + 1,
@@ -264,11 +268,13 @@ async function main(): Promise<void> {
           )
         }
       }
-      const elapsed = (performance.now() - loopStarted) / 1000
+      const elapsed = (performance.now() - loopStarted - evalMs) / 1000
       progress.update(
         `device ${i + 1}/${deviceCount} · ${(uploads / elapsed).toFixed(1)} updates/s · v${version} · ETA ${formatDuration(((deviceCount - i - 1) * elapsed) / (i + 1))}`,
       )
     }
+    // Devices only: the evaluations below are the simulation's, not the federation's.
+    const loopSeconds = (performance.now() - loopStarted - evalMs) / 1000
     // The last version, if it was not evaluated on publication.
     const current = (await store.current())!
     if (rows[rows.length - 1]!.version !== current.version) {
@@ -321,7 +327,7 @@ async function main(): Promise<void> {
       const result = await evaluate(decodeWeights(await readFile(referenceFile)))
       reference = { file: referenceFile, recall20: result.recall20, mrr20: result.mrr20 }
     }
-    const loopSeconds = (performance.now() - loopStarted) / 1000
+    const deviceScores = await store.deviceScores()
     const summary = {
       dataset: dataset.name,
       date: new Date().toISOString(),
@@ -345,15 +351,24 @@ async function main(): Promise<void> {
         delta: DEFAULT_DELTA,
       },
       versions: rows,
+      deviceScores,
       ceilings,
       reference,
       seconds: (performance.now() - started) / 1000,
     }
-    log('\n| version | devices so far | Recall@20 | MRR@20 | ε (δ = 1e-6) |')
-    log('| ---: | ---: | ---: | ---: | ---: |')
+    // P27: each version's Recall@20 on the devices' own next items, scored before training.
+    const scored = new Map(deviceScores.map((d) => [d.version, d]))
+    const onDevices = (version: number) => {
+      const d = scored.get(version)
+      return d?.cases ? `${((100 * d.hits20) / d.cases).toFixed(2)} (${d.cases})` : '–'
+    }
+    log(
+      '\n| version | devices so far | Recall@20 | MRR@20 | ε (δ = 1e-6) | Recall@20 on devices (cases) |',
+    )
+    log('| ---: | ---: | ---: | ---: | ---: | ---: |')
     for (const r of rows)
       log(
-        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} |`,
+        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} | ${onDevices(r.version)} |`,
       )
     for (const c of ceilings)
       log(

@@ -8,6 +8,7 @@ import { createGruModel, DEFAULT_GRU_CONFIG } from '../model/gru-model'
 import { exportModelWeights } from '../model/model-weights'
 import { createLocalTrainer } from './train-local'
 import { computeUpdate, type RoundPlan } from './compute-update'
+import { scoreCases } from './score-cases'
 
 const config = { ...DEFAULT_GRU_CONFIG, nItems: 40, embedDim: 8, hiddenDim: 8, maxLen: 5 }
 const sessions = [Int32Array.of(3, 9, 12, 9, 30), Int32Array.of(5, 6, 7)]
@@ -29,6 +30,12 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
     expect(update.clipped).toBe(false)
     const decoded = decodeUpdate(update.body)
     expect(decoded).toMatchObject({ baseVersion: 1, slice: 3, examples: 6 })
+    // P27: the score is the downloaded model's, taken before training on these cases.
+    const untrained = createGruModel(config, 2)
+    const before = await scoreCases(untrained, sessions)
+    expect([decoded.score.cases, decoded.score.hits20]).toEqual([before.cases, before.hits20])
+    expect(decoded.score.reciprocalRank20).toBeCloseTo(before.reciprocalRank20, 5)
+    untrained.dispose()
 
     // The same training, run again (it is seeded), gives the weights the device reached.
     const copy = createGruModel(config, 2)

@@ -7,11 +7,13 @@ import {
   encodeUpdate,
   MAX_EXAMPLES,
   updateNorm,
+  type DeviceScore,
   type UpdateLayout,
 } from '../../../shared/update-codec'
 import type { WeightsFile } from '../../../shared/weights-codec'
 import { expandPrefixes } from '../model/prefix-cases'
 import { exportModelWeights, importModelWeights } from '../model/model-weights'
+import { scoreCases } from './score-cases'
 import { createLocalTrainer, type LocalTrainerOptions } from './train-local'
 
 /** What the manifest's `federation` block and the upload token tell a device. */
@@ -32,6 +34,8 @@ export interface ComputedUpdate {
   /** The slice's L2 norm before clipping; the body's is min(this, clipNorm). */
   norm: number
   clipped: boolean
+  /** How the base version ranked these sessions' next items before training (P27). */
+  score: DeviceScore
 }
 
 /**
@@ -46,6 +50,8 @@ export async function computeUpdate(
 ): Promise<ComputedUpdate | null> {
   const model = importModelWeights(global)
   try {
+    // Scored first: after training on them the cases would no longer be unseen (P27).
+    const score = await scoreCases(model, sessions)
     const trainer = createLocalTrainer(model, { trainable: 'all', ...plan.training })
     const result = await trainer.train(sessions)
     if (!result.changed) return null
@@ -74,8 +80,9 @@ export async function computeUpdate(
       layout: plan.layout,
       idempotencyKey,
       values,
+      score,
     })
-    return { body, idempotencyKey, examples, norm, clipped }
+    return { body, idempotencyKey, examples, norm, clipped, score }
   } finally {
     model.dispose()
   }
