@@ -53,6 +53,7 @@ export async function startServer(options: ServerOptions) {
       mkdirSync(path.dirname(file), { recursive: true })
       store = openSqliteStore(file)
     }
+    const promotion = f.promotion ?? promotionFromEnv() ?? 'auto'
     const federation = await createFederation({
       store,
       artifactsDir: f.artifactsDir,
@@ -60,13 +61,14 @@ export async function startServer(options: ServerOptions) {
       secret: f.secret,
       settings: f.settings,
       rateLimits: f.rateLimits,
-      promotion: f.promotion,
+      promotion,
       evaluation: f.evaluation,
     })
     federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
     log(
-      `federation: ${store.kind} store, v${(await store.current())!.version} current; ` +
+      `federation: ${store.kind} store, v${(await store.current())!.version} current, ` +
+        `promotion ${promotion}; ` +
         `admin token ${federation.deps.adminToken}`,
     )
   }
@@ -84,4 +86,12 @@ export async function startServer(options: ServerOptions) {
       await store?.close()
     },
   }
+}
+
+/** POCKETREC_PROMOTION=auto|gated|evaluated (P24, P26); unset: auto. */
+function promotionFromEnv(): Promotion | undefined {
+  const value = process.env.POCKETREC_PROMOTION
+  if (value === undefined || value === '') return undefined
+  if (value === 'auto' || value === 'gated' || value === 'evaluated') return value
+  throw new Error(`expected POCKETREC_PROMOTION to be auto, gated or evaluated, got ${value}`)
 }
