@@ -192,4 +192,23 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     ])
     expect((await store.current())!.version).toBe(3)
   }, 60_000)
+
+  it('the publisher loop reviews candidates on its own and says what it decided', async () => {
+    const current = (await store.current())!
+    await store.publish({
+      record: await brokenCandidate(current, 4),
+      consumed: [],
+      ledger: null,
+      makeCurrent: false,
+    })
+    const lines: string[] = []
+    const stop = federation.startPublisher(20, (line) => lines.push(line))
+    try {
+      await expect.poll(() => lines.length, { timeout: 30_000 }).toBeGreaterThan(0)
+    } finally {
+      stop()
+    }
+    expect(lines[0]).toMatch(/^v4 kept-back: validation Recall@20 \d+\.\d+ against \d+\.\d+/)
+    expect((await store.current())!.version).toBe(3)
+  }, 60_000)
 })
