@@ -1,3 +1,4 @@
+import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/postgres'
 import { openPostgresStore } from './postgres-store'
@@ -11,7 +12,22 @@ afterAll(async () => {
   await dropSchemas([...schemas])
 })
 
-storeContract('PostgreSQL', async (id) => {
-  schemas.add(id)
-  return openPostgresStore({ connectionString: POSTGRES_URL, schema: id })
-})
+storeContract(
+  'PostgreSQL',
+  async (id) => {
+    schemas.add(id)
+    return openPostgresStore({ connectionString: POSTGRES_URL, schema: id })
+  },
+  async (id) => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    try {
+      const { rows } = await client.query(
+        `SELECT COALESCE(SUM(length(body)), 0) AS n FROM ${id}.updates`,
+      )
+      return Number(rows[0].n)
+    } finally {
+      await client.end()
+    }
+  },
+)

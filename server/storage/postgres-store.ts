@@ -240,7 +240,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           ])
           if (exists.rowCount) throw new PublishConflict()
           const marked = await client.query(
-            `UPDATE ${t('updates')} SET consumed_by = $1 WHERE key = ANY($2) AND consumed_by IS NULL`,
+            // Bodies go with it (as in sqlite-store.ts): the version holds their sum now.
+            `UPDATE ${t('updates')} SET consumed_by = $1, body = ''::bytea WHERE key = ANY($2) AND consumed_by IS NULL`,
             [record.version, consumed],
           )
           // An update consumed already (or unknown) would be counted twice: undo everything.

@@ -9,7 +9,22 @@ import { storeContract, storedUpdate } from './store.contract'
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-sqlite-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-storeContract('SQLite', async (id) => openSqliteStore(path.join(dir, `${id}.db`)))
+storeContract(
+  'SQLite',
+  async (id) => openSqliteStore(path.join(dir, `${id}.db`)),
+  async (id) => {
+    const db = new Database(path.join(dir, `${id}.db`), { readonly: true })
+    try {
+      return (
+        db.prepare('SELECT COALESCE(SUM(length(body)), 0) AS n FROM updates').get() as {
+          n: number
+        }
+      ).n
+    } finally {
+      db.close()
+    }
+  },
+)
 
 describe('an SQLite store written before device scores (P27)', () => {
   it('gains the score columns on open; its old updates count as unscored', async () => {

@@ -173,7 +173,9 @@ export function openSqliteStore(file: string): FederationStore {
     if (db.prepare('SELECT 1 FROM versions WHERE version = ?').get(record.version))
       return 'conflict'
     const mark = db.prepare(
-      'UPDATE updates SET consumed_by = ? WHERE key = ? AND consumed_by IS NULL',
+      // The body is dropped with it: the version holds its sum now, and the key, client and
+      // score rows are all that idempotency, P15 and P27 need. Disk stays bounded by the buffer.
+      "UPDATE updates SET consumed_by = ?, body = x'' WHERE key = ? AND consumed_by IS NULL",
     )
     for (const key of consumed) {
       // An update consumed already (or unknown) would be counted twice: undo everything.

@@ -47,7 +47,12 @@ export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 
  * `open(id)` opens the store named `id`, empty the first time and as it was left afterwards
  * (a SQLite file, a PostgreSQL schema).
  */
-export function storeContract(name: string, open: (id: string) => Promise<FederationStore>): void {
+export function storeContract(
+  name: string,
+  open: (id: string) => Promise<FederationStore>,
+  /** Bytes of update bodies the store `id` still holds, read past the interface. */
+  bodyBytes: (id: string) => Promise<number>,
+): void {
   describe(`FederationStore contract (${name})`, () => {
     let store: FederationStore | undefined
     let opened = 0
@@ -117,6 +122,10 @@ export function storeContract(name: string, open: (id: string) => Promise<Federa
         [1, null],
         [2, 1],
       ])
+      // Consumed bodies are dropped: only k3's 4 bytes are left; the keys still count (P12).
+      expect(await bodyBytes(id)).toBe(4)
+      expect(await s.accept(storedUpdate('k1', 'z'))).toBe('duplicate')
+      expect(await s.deviceScores()).toMatchObject([{ version: 1, updates: 3 }])
     })
 
     it('P19: a publish that would count an update twice changes nothing', async () => {

@@ -88,7 +88,10 @@ export interface FederationStore {
   artifact(sha256: string): Promise<Uint8Array | null>
   /** Stores an update atomically with its idempotency and per-client checks. */
   accept(update: StoredUpdate): Promise<AcceptOutcome>
-  /** Accepted updates no version has consumed yet, oldest first. */
+  /**
+   * Accepted updates no version has consumed yet, oldest first. A consumed update keeps its key,
+   * client, versions and score, not its body (publish drops it).
+   */
   buffered(): Promise<StoredUpdate[]>
   /** How many updates are buffered and when the oldest arrived, without reading their bodies. */
   bufferStats(): Promise<{ updates: number; firstAtMs: number | null }>

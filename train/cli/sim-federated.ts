@@ -19,7 +19,9 @@ import type { ModelManifest } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { createApp } from '../../server/app'
 import { epsilonAfter, DEFAULT_DELTA } from '../../server/federated/privacy'
+import { DEFAULT_DENSE_COORDINATES, DEFAULT_SLICE_ROWS } from '../../server/federated/defaults'
 import { createFederation } from '../../server/federated/service'
+import { splitWeights } from '../../shared/federation-layout'
 import { openSqliteStore } from '../../server/storage/sqlite-store'
 import { exportArtifacts } from '../artifacts/export-artifacts'
 import { countItems } from '../data/examples'
@@ -43,6 +45,13 @@ const OPTIONS = {
   noise: { type: 'string', default: '0' },
   clip: { type: 'string', default: '1' },
   'server-lr': { type: 'string', default: '1' },
+  /**
+   * Diagnostics: table rows and dense coordinates an update carries (default: the server's,
+   * 150 and 16,384). `--slice-rows all --dense all` sends every weight, far past 64 KB: what the
+   * federation would learn if slicing lost nothing.
+   */
+  'slice-rows': { type: 'string' },
+  dense: { type: 'string' },
   lr: { type: 'string', default: '0.001' },
   epochs: { type: 'string', default: '3' },
   'eval-cases': { type: 'string', default: '10000' },
@@ -154,10 +163,24 @@ async function main(): Promise<void> {
     })
     const store = openSqliteStore(path.join(work, 'server.db'))
     const K = number('buffer')
+    const { shape } = splitWeights(global)
+    const layoutArg = (name: 'slice-rows' | 'dense', all: number) =>
+      values[name] === undefined ? undefined : values[name] === 'all' ? all : number(name)
+    const sliceRows = layoutArg('slice-rows', shape.nItems)
+    const dense = layoutArg('dense', shape.denseSize)
+    const layout =
+      sliceRows === undefined && dense === undefined
+        ? undefined
+        : {
+            denseCoordinates: dense ?? Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
+            sliceRows: sliceRows ?? Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
+            embedDim: shape.embedDim,
+          }
     const federation = await createFederation({
       store,
       artifactsDir,
       settings: {
+        ...(layout && { layout }),
         bufferSize: K,
         minBuffer: K,
         maxWaitMs: Number.MAX_SAFE_INTEGER,
