@@ -187,6 +187,8 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
       metrics: {},
     }
     await store.publish({ record: same, consumed: [], ledger: null, makeCurrent: false })
+    // Scored by hand first: still reviewed, and promoted.
+    expect((await admin('evaluate', 'POST', { version: 3 })).status).toBe(200)
     expect(await reviewCandidates(store, { maxCases: 2_000, tolerancePoints: 0.5 })).toMatchObject([
       { version: 3, decision: 'promoted' },
     ])

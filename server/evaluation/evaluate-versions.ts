@@ -130,20 +130,24 @@ export async function reviewCandidates(
   const decisions: CandidateDecision[] = []
   for (;;) {
     const current = (await store.current())!
+    // `reviewedOn` marks a decision taken on this set: a candidate the operator scored by hand
+    // (POST /v1/admin/evaluate) is still reviewed, one already decided is not.
     const candidates = (await store.versions()).filter(
-      (v) => v.version > current.version && v.metrics.validationSet !== id,
+      (v) => v.version > current.version && v.metrics.reviewedOn !== id,
     )
     const next = candidates[0]
     if (!next) return decisions
     if (next.parent !== current.version) {
-      // Scored anyway, so it is not reviewed again and the operator sees how it did.
-      await evaluateVersion(store, next, settings)
+      // Scored anyway, so the operator sees how it did.
+      await scored(next)
+      await store.recordMetrics(next.version, { reviewedOn: id })
       decisions.push({ version: next.version, decision: 'superseded' })
       continue
     }
     const base = await scored(current)
     const recall20 = await scored(next)
     const promote = recall20 >= base - settings.tolerancePoints
+    await store.recordMetrics(next.version, { reviewedOn: id })
     if (promote) await store.setCurrent(next.version)
     decisions.push({
       version: next.version,
