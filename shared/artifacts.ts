@@ -77,8 +77,11 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       expectInteger(layout.sliceRows, 'federation.layout.sliceRows', 0, 0xffff)
       expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
       expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
-      expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 0.1)
+      // Plain SGD (P7): its rates run far above Adam's.
+      expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)
       expectInteger(f.epochs, 'federation.epochs', 1, 100)
+      if (f.denseLearningRate !== undefined)
+        expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
     }
   })
 }

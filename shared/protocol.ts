@@ -38,8 +38,10 @@ export interface ModelManifest {
 export interface FederationManifest {
   layout: { denseCoordinates: number; sliceRows: number; embedDim: number }
   clipNorm: number
-  /** Local training of the global weights for an update (trainable: all). */
+  /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
   learningRate: number
+  /** SGD rate of every weight but the item table; absent: `learningRate`. */
+  denseLearningRate?: number
   epochs: number
 }
 

@@ -102,6 +102,7 @@ describe('npm run sim', () => {
     expect(summary.uploads).toBe(12)
     expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
     // PROTOCOL.md P9: every upload is the layout's fixed size, under 64 KB.
+    expect(summary.complete).toBe(true)
     expect(summary.bytesUpPerDevice).toBe(62_820)
     expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
     // P27: the devices scored the versions they trained from, v1 included.

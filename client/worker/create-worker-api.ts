@@ -231,7 +231,11 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         slice: token.answer.slice,
         layout: federation.layout,
         clipNorm: federation.clipNorm,
-        training: { learningRate: federation.learningRate, epochs: federation.epochs },
+        training: {
+          learningRate: federation.learningRate,
+          denseLearningRate: federation.denseLearningRate,
+          epochs: federation.epochs,
+        },
       })
       if (!update || !consent || storage !== store) return
       await store.meta.saveLastUpdateVersion(rt.release.manifest.version)

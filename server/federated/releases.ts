@@ -9,6 +9,7 @@ import { Hono } from 'hono'
 import { validateModelManifest } from '../../shared/artifacts'
 import type { FederationManifest, ModelManifest } from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
+import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 
 const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
@@ -62,12 +63,15 @@ export async function seedFromExport(
 export function servedManifest(
   manifest: ModelManifest,
   settings: FedBuffSettings,
-  training: { learningRate: number; epochs: number },
+  training: UpdateTraining,
 ): ModelManifest {
   const federation: FederationManifest = {
     layout: settings.layout,
     clipNorm: settings.clipNorm,
     learningRate: training.learningRate,
+    ...(training.denseLearningRate !== undefined && {
+      denseLearningRate: training.denseLearningRate,
+    }),
     epochs: training.epochs,
   }
   return { ...manifest, federation }
@@ -77,7 +81,7 @@ export function servedManifest(
 export function releaseRoutes(deps: {
   store: FederationStore
   settings: FedBuffSettings
-  training: { learningRate: number; epochs: number }
+  training: UpdateTraining
 }): Hono {
   const app = new Hono()
   app.get('/manifest.json', async (c) => {

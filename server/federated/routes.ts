@@ -22,7 +22,7 @@ import {
   putValidationSet,
   type EvaluationSettings,
 } from '../evaluation/evaluate-versions'
-import { DEFAULT_RATE_LIMITS, type RateLimits } from './defaults'
+import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
@@ -40,7 +40,7 @@ export interface FederationDeps {
   /** Uploads and tokens per client, and per site, per minute (P21); defaults.ts. */
   rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
-  training: { learningRate: number; epochs: number }
+  training: UpdateTraining
   /** The server's own scoring of versions on the operator's validation set (P26). */
   evaluation?: EvaluationSettings
 }

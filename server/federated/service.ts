@@ -5,7 +5,12 @@ import { randomBytes } from 'node:crypto'
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
-import { DEFAULT_UPDATE_TRAINING, defaultSettings, type RateLimits } from './defaults'
+import {
+  DEFAULT_UPDATE_TRAINING,
+  defaultSettings,
+  type RateLimits,
+  type UpdateTraining,
+} from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import {
   DEFAULT_EVALUATION,
@@ -30,7 +35,7 @@ export interface FederationOptions {
   /** Token signing secret; random when absent (tokens then die with the process: they are short-lived). */
   secret?: Uint8Array
   settings?: Partial<FedBuffSettings>
-  training?: { learningRate: number; epochs: number }
+  training?: UpdateTraining
   now?: () => number
   gaussian?: () => number
   rateLimits?: Partial<RateLimits>

@@ -19,7 +19,11 @@ import type { ModelManifest } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { createApp } from '../../server/app'
 import { epsilonAfter, DEFAULT_DELTA } from '../../server/federated/privacy'
-import { DEFAULT_DENSE_COORDINATES, DEFAULT_SLICE_ROWS } from '../../server/federated/defaults'
+import {
+  DEFAULT_DENSE_COORDINATES,
+  DEFAULT_SLICE_ROWS,
+  DEFAULT_UPDATE_TRAINING,
+} from '../../server/federated/defaults'
 import { createFederation } from '../../server/federated/service'
 import { splitWeights } from '../../shared/federation-layout'
 import { openSqliteStore } from '../../server/storage/sqlite-store'
@@ -45,6 +49,8 @@ const OPTIONS = {
   noise: { type: 'string', default: '0' },
   clip: { type: 'string', default: '1' },
   'server-lr': { type: 'string', default: '1' },
+  /** E of P17 (an update's weight is min(examples, E)/E); default the server's. */
+  'example-cap': { type: 'string' },
   /**
    * Diagnostics: table rows and dense coordinates an update carries (default: the server's,
    * 150 and 16,384). `--slice-rows all --dense all` sends every weight, far past 64 KB: what the
@@ -52,10 +58,14 @@ const OPTIONS = {
    */
   'slice-rows': { type: 'string' },
   dense: { type: 'string' },
-  lr: { type: 'string', default: '0.001' },
-  epochs: { type: 'string', default: '3' },
+  /** Devices' SGD rates (item rows, other weights) and epochs; default the server's. */
+  lr: { type: 'string' },
+  'dense-lr': { type: 'string' },
+  epochs: { type: 'string' },
   'eval-cases': { type: 'string', default: '10000' },
   'eval-every': { type: 'string', default: '5' },
+  /** Which sessions score the versions: `test` or `validation` (the last 5 % of training). */
+  on: { type: 'string', default: 'test' },
   /**
    * Device counts N, comma-separated (default: --devices; `none` skips): the pre-trained model
    * trained on, centrally, for one epoch on the sessions N devices hold — what the federation
@@ -119,7 +129,16 @@ async function main(): Promise<void> {
   const dataset = await loadDataset(values.data!)
   const cut = Math.floor(dataset.train.length * number('pretrain-fraction'))
   const early: SessionDataset = { ...dataset, train: dataset.train.slice(0, cut) }
-  const later = dataset.train.slice(cut).filter((s) => s.length >= 2)
+  // --on validation: the last 5 % of the training sessions are held out from the devices and
+  // score every version instead of the test split, so that settings are chosen without it.
+  const onValidation = values.on === 'validation'
+  if (values.on !== 'test' && !onValidation)
+    throw new Error(`--on: expected test or validation, got ${values.on}`)
+  const held = onValidation ? Math.floor(dataset.train.length * 0.05) : 0
+  const later = dataset.train.slice(cut, dataset.train.length - held).filter((s) => s.length >= 2)
+  const scoredSessions = onValidation
+    ? dataset.train.slice(dataset.train.length - held).filter((s) => s.length >= 2)
+    : dataset.test
   const trainCounts = countItems(dataset.train, dataset.nItems)
   const evalCases = number('eval-cases')
   const log = (line: string) => console.log(line)
@@ -134,7 +153,7 @@ async function main(): Promise<void> {
     const model = importModelWeights(file)
     const scorer = createGruScorer(model)
     try {
-      const report = await evaluateScorer(scorer, dataset.test, {
+      const report = await evaluateScorer(scorer, scoredSessions, {
         nItems: dataset.nItems,
         trainCounts,
         maxCases: evalCases,
@@ -151,6 +170,10 @@ async function main(): Promise<void> {
     }
   }
 
+  const out = path.resolve(
+    values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
+  )
+  await mkdir(path.dirname(out), { recursive: true })
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-sim-'))
   let close = () => {}
   try {
@@ -187,9 +210,17 @@ async function main(): Promise<void> {
         noiseMultiplier: number('noise'),
         clipNorm: number('clip'),
         serverLearningRate: number('server-lr'),
+        ...(values['example-cap'] !== undefined && { exampleCap: number('example-cap') }),
         maxStaleness: 1_000_000,
       },
-      training: { learningRate: number('lr'), epochs: number('epochs') },
+      training: {
+        learningRate: values.lr === undefined ? DEFAULT_UPDATE_TRAINING.learningRate : number('lr'),
+        denseLearningRate:
+          values['dense-lr'] === undefined
+            ? DEFAULT_UPDATE_TRAINING.denseLearningRate
+            : number('dense-lr'),
+        epochs: values.epochs === undefined ? DEFAULT_UPDATE_TRAINING.epochs : number('epochs'),
+      },
       rateLimits: { perClientPerMinute: Infinity, perSitePerMinute: Infinity },
     })
     const app = createApp({ distDir: work, federation: federation.deps })
@@ -249,6 +280,7 @@ async function main(): Promise<void> {
         clipNorm: manifest.federation!.clipNorm,
         training: {
           learningRate: manifest.federation!.learningRate,
+          denseLearningRate: manifest.federation!.denseLearningRate,
           epochs: manifest.federation!.epochs,
         },
       })
@@ -289,6 +321,9 @@ async function main(): Promise<void> {
           progress.done(
             `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}`,
           )
+          // A long run stopped early keeps what it measured; the last write has complete: true.
+          const partial = { command: describeCommand('sim'), complete: false, devicesSoFar: i + 1 }
+          await writeFile(out, JSON.stringify({ ...partial, versions: rows }, null, 2) + '\n')
         }
       }
       const elapsed = (performance.now() - loopStarted - evalMs) / 1000
@@ -360,6 +395,7 @@ async function main(): Promise<void> {
       devices: deviceCount,
       laterSessions: later.length,
       evalCases,
+      scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
       settings: federation.deps.settings,
       training: federation.deps.training,
       uploads,
@@ -405,11 +441,7 @@ async function main(): Promise<void> {
       `\n${uploads} updates (${clipped} clipped) from ${deviceCount} devices; ${summary.bytesUpPerDevice.toFixed(0)} B up and ` +
         `${(summary.bytesDownPerDevice / 1e6).toFixed(2)} MB down per device; ${summary.updatesPerSecond.toFixed(1)} updates/s end to end`,
     )
-    const out = path.resolve(
-      values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
-    )
-    await mkdir(path.dirname(out), { recursive: true })
-    await writeFile(out, JSON.stringify(summary, null, 2) + '\n')
+    await writeFile(out, JSON.stringify({ ...summary, complete: true }, null, 2) + '\n')
     log(`written ${path.relative(process.cwd(), out)} in ${formatDuration(summary.seconds)}`)
     await store.close()
   } finally {

@@ -14,7 +14,6 @@ import * as tf from '@tensorflow/tfjs-core'
 import {
   createLocalTrainer,
   DEFAULT_LOCAL_TRAINER_OPTIONS,
-  type LocalTrainerOptions,
   type LocalTrainingResult,
 } from '../../client/worker/federated/train-local'
 import { createGruModelFromValues } from '../../client/worker/model/gru-model'
@@ -207,7 +206,7 @@ async function main(): Promise<void> {
     throw new Error(`--trainable: expected all or items, got ${values.trainable}`)
   }
   const defaults = DEFAULT_LOCAL_TRAINER_OPTIONS
-  const settings: Required<LocalTrainerOptions> = {
+  const settings: typeof DEFAULT_LOCAL_TRAINER_OPTIONS = {
     ...defaults,
     learningRate: numberArg('lr', values.lr, (n) => n > 0) ?? defaults.learningRate,
     batchSize: numberArg('batch', values.batch, positiveInt) ?? defaults.batchSize,

@@ -39,7 +39,12 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
 
     // The same training, run again (it is seeded), gives the weights the device reached.
     const copy = createGruModel(config, 2)
-    await createLocalTrainer(copy, { trainable: 'all', ...training }).train(sessions)
+    await createLocalTrainer(copy, {
+      ...training,
+      trainable: 'all',
+      optimizer: 'sgd',
+      inBatchNegatives: false,
+    }).train(sessions)
     const trained = splitWeights(await exportModelWeights(copy))
     copy.dispose()
 
@@ -104,5 +109,20 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
         clipNorm: 1,
       }),
     ).toBeNull()
+  })
+
+  it('P7: each update draws its own negatives: two devices with the same session differ', async () => {
+    const plan = (seed?: number): RoundPlan => ({
+      baseVersion: 1,
+      slice: 0,
+      layout,
+      clipNorm: 1e6,
+      training: { epochs: 1, learningRate: 0.5, seed },
+    })
+    const values = async (seed?: number) =>
+      Array.from(decodeUpdate((await computeUpdate(global, sessions, plan(seed)))!.body).values)
+    // A fixed seed (as tests pass) repeats the run exactly; none gives each update its own.
+    expect(await values(5)).toEqual(await values(5))
+    expect(await values()).not.toEqual(await values())
   })
 })

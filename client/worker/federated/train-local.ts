@@ -24,6 +24,12 @@ export interface LocalTrainerOptions {
   sliceMs?: number
   /** `items`: only the item embedding moves; the GRU, attention and readout stay global. */
   trainable?: 'all' | 'items'
+  /** `adam` for fine-tuning; federated updates train with `sgd` (train-step.ts says why). */
+  optimizer?: 'adam' | 'sgd'
+  /** Whether the session's other next items are negatives for each case (train-step.ts). */
+  inBatchNegatives?: boolean
+  /** SGD: the rate of every weight but the item table (train-step.ts); 0: they stay. */
+  denseLearningRate?: number
   seed?: number
 }
 
@@ -36,7 +42,11 @@ export interface LocalTrainerOptions {
 // on YooChoose's validation split (2,933 items) 3e-3 cost 1.3 points of MRR@20 and 3e-4 was
 // neutral. So each shop's manifest may carry its own rate (localTraining.learningRate, set
 // with export:artifacts --local-lr after this simulation), which the worker passes in here.
-export const DEFAULT_LOCAL_TRAINER_OPTIONS: Required<LocalTrainerOptions> = {
+/** Every option set, except the SGD-only dense rate (absent: the one rate for all). */
+type LocalTrainerSettings = Required<Omit<LocalTrainerOptions, 'denseLearningRate'>> &
+  Pick<LocalTrainerOptions, 'denseLearningRate'>
+
+export const DEFAULT_LOCAL_TRAINER_OPTIONS: LocalTrainerSettings = {
   learningRate: 0.003,
   batchSize: 16,
   negatives: 256,
@@ -44,6 +54,8 @@ export const DEFAULT_LOCAL_TRAINER_OPTIONS: Required<LocalTrainerOptions> = {
   maxCases: 1000,
   sliceMs: 30,
   trainable: 'items',
+  optimizer: 'adam',
+  inBatchNegatives: true,
   seed: 1,
 }
 
@@ -142,7 +154,7 @@ export function createLocalTrainer(
 async function trainOnCases(
   model: GruModel,
   cases: PrefixCase[],
-  settings: Required<LocalTrainerOptions>,
+  settings: LocalTrainerSettings,
   sampler: NegativeSampler,
   random: () => number,
   runIndex: number,
@@ -171,6 +183,9 @@ async function trainOnCases(
   try {
     trainer = createTrainer(trainableView(model, settings.trainable), {
       learningRate: settings.learningRate,
+      optimizer: settings.optimizer,
+      inBatchNegatives: settings.inBatchNegatives,
+      denseLearningRate: settings.denseLearningRate,
       loss: 'sampled',
       sampler,
       negatives: settings.negatives,
@@ -274,7 +289,7 @@ function emptyResult(
   return { status, steps: 0, slices: 0, cases, lastLoss: NaN, elapsedMs, changed: false }
 }
 
-function checkOptions(settings: Required<LocalTrainerOptions>): void {
+function checkOptions(settings: LocalTrainerSettings): void {
   if (!(settings.learningRate > 0 && Number.isFinite(settings.learningRate))) {
     throw new RangeError(`expected learningRate > 0, got ${settings.learningRate}`)
   }
