@@ -39,10 +39,11 @@ export interface UpdateTraining {
 }
 
 /**
- * Plain SGD (P7), chosen on YooChoose's validation split (never a test split): one epoch over
- * 1,000 later sessions at 0.5 for the item rows and 0.001 for the other weights took Recall@20
- * from 26.9 to 32.6, where one rate for all (0.5: 3.0, 0.005: 28.8) or Adam (0.001: 32.1, but
- * sign-like updates, see train-step.ts) did worse.
+ * Plain SGD (P7), chosen on YooChoose's validation split (never a test split) with `npm run
+ * tune:update-training`: one epoch over 1,000 later sessions at 0.5 for the item rows and 0.001
+ * for the other weights took Recall@20 from 26.88 to 32.56, where one rate for all (0.5: 3.00,
+ * 0.005: 28.76), 0.5/0.005 (31.87) or Adam (0.001: 31.33, and sign-like updates, train-step.ts)
+ * did worse.
  */
 export const DEFAULT_UPDATE_TRAINING: UpdateTraining = {
   learningRate: 0.5,

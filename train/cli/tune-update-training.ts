@@ -1,0 +1,116 @@
+// npm run tune:update-training -- [--data <folder>] [--optimizer sgd|adam] [--lr 0.5]
+// [--dense-lr 0.001] [--trainable all|items] [--sessions 1000] [--epochs 1]
+// How a device should train for a federated update, chosen without the test split: the model
+// pre-trained on the first 20 % of the training sessions (as `npm run sim` caches it) is trained
+// in one process with the worker's own local trainer, exactly as computeUpdate configures it
+// (no in-session negatives), on the first N later sessions, and scored on the validation split
+// (the last 5 % of the training sessions, which `npm run sim -- --on validation` holds out too).
+// Appends a row to bench/results/tune-update-training-<dataset>.json.
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { createLocalTrainer } from '../../client/worker/federated/train-local'
+import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { countItems } from '../data/examples'
+import { loadDataset } from '../data/load-dataset'
+import { evaluateScorer } from '../eval/evaluate'
+import { createGruScorer } from '../gru-scorer'
+import { defaultModelDir } from '../model-file'
+import { setNodeBackend } from '../node-backend'
+import { describeCommand } from '../progress'
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string', default: '../shared/data/yoochoose-clicks-100k-sessionrec' },
+    optimizer: { type: 'string', default: 'sgd' },
+    lr: { type: 'string', default: '0.5' },
+    'dense-lr': { type: 'string' },
+    trainable: { type: 'string', default: 'all' },
+    sessions: { type: 'string', default: '1000' },
+    epochs: { type: 'string', default: '1' },
+    pretrain: { type: 'string', default: 'pretrain-0.2-e1.prw' },
+  },
+  strict: true,
+})
+
+async function main(): Promise<void> {
+  const optimizer = values.optimizer
+  if (optimizer !== 'sgd' && optimizer !== 'adam')
+    throw new Error(`--optimizer: expected sgd or adam, got ${optimizer}`)
+  const trainable = values.trainable
+  if (trainable !== 'all' && trainable !== 'items')
+    throw new Error(`--trainable: expected all or items, got ${trainable}`)
+  await setNodeBackend('wasm')
+  const dataset = await loadDataset(values.data!)
+  const pretrainFile = path.join(defaultModelDir(dataset.name), values.pretrain!)
+  if (!existsSync(pretrainFile)) {
+    throw new Error(
+      `expected ${pretrainFile}: npm run sim -- --data ${values.data} --pretrain-epochs 1 --devices 0 makes it`,
+    )
+  }
+  const held = Math.floor(dataset.train.length * 0.05)
+  const validation = dataset.train.slice(dataset.train.length - held).filter((s) => s.length >= 2)
+  const later = dataset.train
+    .slice(Math.floor(dataset.train.length * 0.2), dataset.train.length - held)
+    .filter((s) => s.length >= 2)
+  const counts = countItems(dataset.train, dataset.nItems)
+  // The float16 release devices download.
+  const global = decodeWeights(
+    encodeWeights(decodeWeights(await readFile(pretrainFile)), { dtype: 'float16' }),
+  )
+  const score = async (file: WeightsFile) => {
+    const model = importModelWeights(file)
+    const scorer = createGruScorer(model)
+    try {
+      const report = await evaluateScorer(scorer, validation, {
+        nItems: dataset.nItems,
+        trainCounts: counts,
+        maxPrefixLen: model.config.maxLen,
+      })
+      return { recall20: report.metrics['recall@20']! * 100, cases: report.cases }
+    } finally {
+      scorer.dispose?.()
+      model.dispose()
+    }
+  }
+  const before = await score(global)
+  const model = importModelWeights(global)
+  const sessions = later.slice(0, Number(values.sessions))
+  const run = await createLocalTrainer(model, {
+    learningRate: Number(values.lr),
+    denseLearningRate: values['dense-lr'] === undefined ? undefined : Number(values['dense-lr']),
+    epochs: Number(values.epochs),
+    trainable,
+    optimizer,
+    inBatchNegatives: false,
+    maxCases: 1_000_000,
+    sliceMs: 1e9,
+  }).train(sessions)
+  const after = await score(await exportModelWeights(model))
+  model.dispose()
+  const row = {
+    date: new Date().toISOString(),
+    command: describeCommand('tune:update-training'),
+    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`,
+    settings: { ...values, sessions: sessions.length },
+    status: run.status,
+    validationCases: after.cases,
+    recall20Before: before.recall20,
+    recall20After: after.recall20,
+  }
+  console.log(
+    `${optimizer} lr ${values.lr} dense ${values['dense-lr'] ?? values.lr} ${trainable}, ${sessions.length} sessions: ` +
+      `validation Recall@20 ${before.recall20.toFixed(2)} → ${after.recall20.toFixed(2)} (${after.cases} cases)`,
+  )
+  const out = path.resolve('bench', 'results', `tune-update-training-${dataset.name}.json`)
+  const rows = existsSync(out) ? (JSON.parse(await readFile(out, 'utf8')) as unknown[]) : []
+  await writeFile(out, JSON.stringify([...rows, row], null, 2) + '\n')
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
+  process.exit(1)
+})
