@@ -122,7 +122,10 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
       const [hung] = profile.page.workers()
       // Playwright learns of a new worker by an event that can arrive after the page's call
       // returns, so the test waits for that event rather than reading workers() at once.
-      const fresh = profile.page.waitForEvent('worker', { predicate: (w) => w !== hung })
+      const fresh = profile.page.waitForEvent('worker', {
+        predicate: (w) => w !== hung,
+        timeout: 100_000,
+      })
       // A busy loop: the worker never answers again, as if it had crashed.
       void hung!
         .evaluate(() => {
@@ -139,7 +142,7 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
     } finally {
       await profile.close()
     }
-  }, 60_000)
+  }, 120_000)
 })
 
 async function recommendAfterHang(page: Page): Promise<{ mode: string | null; items: number }> {
