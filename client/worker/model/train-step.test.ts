@@ -36,6 +36,7 @@ async function train(
   sparseItems: boolean,
   itemsOnly: boolean,
   optimizer: 'adam' | 'sgd' = 'adam',
+  denseLearningRate?: number,
 ): Promise<Map<string, Float32Array>> {
   const model = createGruModel(config, 5)
   const view: GruModel = itemsOnly
@@ -45,6 +46,7 @@ async function train(
   const trainer = createTrainer(view, {
     learningRate: optimizer === 'sgd' ? 0.5 : 0.05,
     optimizer,
+    denseLearningRate,
     loss: 'sampled',
     sampler,
     negatives: 6,
@@ -79,6 +81,23 @@ for (const backend of ['cpu', 'wasm'] as const) {
     })
     afterEach(() => {
       expect(tf.memory().numTensors).toBe(before)
+    })
+
+    it('SGD with a second rate for the non-table weights: sparse and dense paths agree', async () => {
+      const dense = await train(false, false, 'sgd', 0.01)
+      const sparse = await train(true, false, 'sgd', 0.01)
+      for (const [name, values] of dense) {
+        expect(maxAbsDifference(values, sparse.get(name)!), name).toBeLessThan(1e-5)
+      }
+      // The second rate is used: the GRU moves less than with one rate for all.
+      const one = await train(false, false, 'sgd')
+      const initial = createGruModel(config, 5)
+      const start = (await initial.variables.get('gru/w_hidden')!.data()) as Float32Array
+      initial.dispose()
+      const moved = (w: Map<string, Float32Array>) =>
+        maxAbsDifference(start, w.get('gru/w_hidden')!)
+      expect(moved(dense)).toBeLessThan(moved(one) / 10)
+      expect(moved(dense)).toBeGreaterThan(0)
     })
 
     it('sparse SGD ends where dense SGD ends; each step follows the gradient, not its sign', async () => {
