@@ -18,7 +18,7 @@ import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../train/node-backend'
-import { describeCommand } from '../train/progress'
+import { describeCommand, describeMachine } from '../train/progress'
 import {
   buildDist,
   openProfile,
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
       JSON.stringify(
         {
           date: new Date().toISOString(),
-          machine: `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, Node ${process.version}`,
+          machine: describeMachine(),
           browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
           loadAverage: { before: load, after: loadAfter },
           command: describeCommand('bench:browser'),

@@ -18,7 +18,7 @@ import { sharedDataDir } from '../train/data/paths'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../client/worker/model/gru-model'
 import { exportModelWeights } from '../client/worker/model/model-weights'
 import { setNodeBackend } from '../train/node-backend'
-import { describeCommand } from '../train/progress'
+import { describeCommand, describeMachine } from '../train/progress'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../test/fixtures/postgres'
 
 interface Replica {
@@ -253,13 +253,12 @@ async function main(): Promise<void> {
   )
   const out = path.resolve('bench', 'results', 'server.json')
   await mkdir(path.dirname(out), { recursive: true })
-  const cpus = os.cpus()
   await writeFile(
     out,
     JSON.stringify(
       {
         date: new Date().toISOString(),
-        machine: `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, Node ${process.version}`,
+        machine: describeMachine(),
         command: describeCommand('bench:server'),
         concurrency,
         rows,

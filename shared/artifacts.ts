@@ -11,6 +11,11 @@ import type {
   Scenario,
 } from './protocol'
 
+/** A content-addressed artifact's file name (PROTOCOL.md P2): `<sha256 prefix>.<kind>.<ext>`. */
+export function artifactName(sha256: string, kind: string, ext: string): string {
+  return `${sha256.slice(0, 16)}.${kind}.${ext}`
+}
+
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string }
 
 export interface IndexBound {

@@ -2,6 +2,9 @@
 // and transposed) once per scorer, so each batch costs one encode and one matMul.
 import * as tf from '@tensorflow/tfjs-core'
 import type { GruModel } from '../client/worker/model/gru-model'
+import { importModelWeights } from '../client/worker/model/model-weights'
+import type { WeightsFile } from '../shared/weights-codec'
+import { evaluateScorer, type EvalReport, type EvaluateOptions } from './eval/evaluate'
 import { encodeSessionBatch } from '../client/worker/model/session-batch'
 import type { SessionScorer } from './eval/scorer'
 
@@ -21,5 +24,28 @@ export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionSc
     dispose() {
       itemsT.dispose()
     },
+  }
+}
+
+/**
+ * The full protocol for a weights file: model, scorer, `evaluateScorer` over `sessions` with the
+ * model's own item count and input window, everything disposed after.
+ */
+export async function evaluateWeights(
+  file: WeightsFile,
+  sessions: Int32Array[],
+  options: Omit<EvaluateOptions, 'nItems' | 'maxPrefixLen'>,
+): Promise<EvalReport> {
+  const model = importModelWeights(file)
+  const scorer = createGruScorer(model)
+  try {
+    return await evaluateScorer(scorer, sessions, {
+      ...options,
+      nItems: model.config.nItems,
+      maxPrefixLen: model.config.maxLen,
+    })
+  } finally {
+    scorer.dispose?.()
+    model.dispose()
   }
 }

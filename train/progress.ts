@@ -1,5 +1,7 @@
 // A live status line for long jobs: rewritten in place on a terminal, one line every
 // `logEverySec` when the output is a file (so `tail -f` on a log shows steady progress).
+// Also how every results file names its command and machine.
+import os from 'node:os'
 
 export interface ProgressLine {
   update(text: string): void
@@ -45,4 +47,10 @@ export function formatDuration(seconds: number): string {
 export function describeCommand(script: string): string {
   const args = process.argv.slice(2)
   return args.length > 0 ? `npm run ${script} -- ${args.join(' ')}` : `npm run ${script}`
+}
+
+/** The machine a result was measured on, for results files: CPU × cores, memory, Node. */
+export function describeMachine(): string {
+  const cpus = os.cpus()
+  return `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
 }

@@ -62,6 +62,11 @@ async function brokenCandidate(record: VersionRecord, version: number): Promise<
   }
 }
 
+/** Records `record` as a candidate: published, "current" left where it is (P24). */
+async function publishCandidate(record: VersionRecord): Promise<void> {
+  await store.publish({ record, consumed: [], ledger: null, makeCurrent: false })
+}
+
 describe('scoring versions on the operator’s validation set (P26)', () => {
   beforeAll(async () => {
     // WASM: the epoch takes a few seconds there, several times longer on the cpu backend.
@@ -164,12 +169,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
 
   it('keeps back a candidate that scores worse than current, and promotes one that does not', async () => {
     const current = (await store.current())!
-    await store.publish({
-      record: await brokenCandidate(current, 2),
-      consumed: [],
-      ledger: null,
-      makeCurrent: false,
-    })
+    await publishCandidate(await brokenCandidate(current, 2))
     const [kept] = await federation.reviewNow()
     expect(kept).toMatchObject({ version: 2, decision: 'kept-back' })
     if (kept?.decision !== 'kept-back') throw new Error('unreachable')
@@ -186,7 +186,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
       manifest: { ...current.manifest, version: 'v3' },
       metrics: {},
     }
-    await store.publish({ record: same, consumed: [], ledger: null, makeCurrent: false })
+    await publishCandidate(same)
     // Scored by hand first: still reviewed, and promoted.
     expect((await admin('evaluate', 'POST', { version: 3 })).status).toBe(200)
     expect(await reviewCandidates(store, { maxCases: 2_000, tolerancePoints: 0.5 })).toMatchObject([
@@ -197,12 +197,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
 
   it('the publisher loop reviews candidates on its own and says what it decided', async () => {
     const current = (await store.current())!
-    await store.publish({
-      record: await brokenCandidate(current, 4),
-      consumed: [],
-      ledger: null,
-      makeCurrent: false,
-    })
+    await publishCandidate(await brokenCandidate(current, 4))
     const lines: string[] = []
     const stop = federation.startPublisher(20, (line) => lines.push(line))
     try {

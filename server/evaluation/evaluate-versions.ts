@@ -5,11 +5,9 @@
 // tolerance. Results go into the version's metrics, tagged with the set they came from.
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
-import { importModelWeights } from '../../client/worker/model/model-weights'
 import type { Catalogue } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
-import { evaluateScorer } from '../../train/eval/evaluate'
-import { createGruScorer } from '../../train/gru-scorer'
+import { evaluateWeights } from '../../train/gru-scorer'
 import { setNodeBackend } from '../../train/node-backend'
 import type { FederationStore, VersionRecord } from '../storage/store'
 
@@ -81,29 +79,20 @@ export async function evaluateVersion(
   const modelBytes = await store.artifact(record.manifest.model.sha256)
   if (!modelBytes) throw new Error(`expected the model of v${record.version} in the store`)
   await ensureBackend()
-  const model = importModelWeights(decodeWeights(modelBytes))
-  const scorer = createGruScorer(model)
-  try {
-    const nItems = model.config.nItems
-    const report = await evaluateScorer(scorer, sessions, {
-      nItems,
-      // Only popShare@20 reads counts, and it is not reported here.
-      trainCounts: new Int32Array(nItems),
-      maxCases: settings.maxCases,
-      maxPrefixLen: model.config.maxLen,
-    })
-    const metrics = {
-      validationRecall20: report.metrics['recall@20']! * 100,
-      validationMrr20: report.metrics['mrr@20']! * 100,
-      validationCases: report.cases,
-      validationSet: setId(setSha),
-    }
-    await store.recordMetrics(record.version, metrics)
-    return metrics
-  } finally {
-    scorer.dispose?.()
-    model.dispose()
+  const file = decodeWeights(modelBytes)
+  const report = await evaluateWeights(file, sessions, {
+    // Only popShare@20 reads counts, and it is not reported here.
+    trainCounts: new Int32Array(Number(file.meta.nItems)),
+    maxCases: settings.maxCases,
+  })
+  const metrics = {
+    validationRecall20: report.metrics['recall@20']! * 100,
+    validationMrr20: report.metrics['mrr@20']! * 100,
+    validationCases: report.cases,
+    validationSet: setId(setSha),
   }
+  await store.recordMetrics(record.version, metrics)
+  return metrics
 }
 
 export type CandidateDecision =

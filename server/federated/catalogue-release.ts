@@ -4,8 +4,8 @@
 // catalogue (new, per category), and publishes a version with the same model, so every device
 // picks the change up at its next manifest check. Anything refused changes nothing.
 import { createHash } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
 import {
+  artifactName,
   validateCandidatePools,
   validateCatalogue,
   validateRerankRules,
@@ -14,7 +14,7 @@ import { cataloguePools, popularityOrder } from '../../shared/catalogue-pools'
 import type { ArtifactRef, CandidatePools, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
-import { artifactName, gzipKey } from './releases'
+import { storeArtifact } from './releases'
 
 export type ShopChange = { kind: 'catalogue'; body: unknown } | { kind: 'rules'; body: unknown }
 
@@ -66,8 +66,7 @@ export async function publishShopChange(
   >) {
     const bytes = new TextEncoder().encode(JSON.stringify(value))
     const sha256 = createHash('sha256').update(bytes).digest('hex')
-    await store.putArtifact(sha256, bytes)
-    await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+    await storeArtifact(store, sha256, bytes, true)
     manifest[kind] = { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
   }
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1

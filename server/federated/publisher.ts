@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import { decodeUpdate } from '../../shared/update-codec'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
+import { artifactName } from '../../shared/artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import {
@@ -15,7 +16,6 @@ import {
   shouldPublish,
   type FedBuffSettings,
 } from './fedbuff'
-import { artifactName } from './releases'
 
 export interface PublisherDeps {
   store: FederationStore

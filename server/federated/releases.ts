@@ -42,10 +42,7 @@ export async function seedFromExport(
     const sha256 = createHash('sha256').update(bytes).digest('hex')
     if (sha256 !== ref.sha256)
       throw new Error(`expected ${ref.url} to hash to ${ref.sha256}, got ${sha256}`)
-    await store.putArtifact(sha256, bytes)
-    // JSON shrinks four- to sevenfold; stored once so no request pays for compressing it.
-    if (ref.url.endsWith('.json'))
-      await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+    await storeArtifact(store, sha256, bytes, ref.url.endsWith('.json'))
   }
   const version = versionNumber(m.version)
   await store.addVersion({
@@ -121,12 +118,21 @@ export function releaseRoutes(deps: {
   return app
 }
 
-/** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */
-export function gzipKey(sha256: string): string {
-  return `${sha256}.gz`
+/**
+ * Stores an artifact, and a JSON one also gzipped (P4): JSON shrinks four- to sevenfold, stored
+ * once so that no request pays for compressing it.
+ */
+export async function storeArtifact(
+  store: FederationStore,
+  sha256: string,
+  bytes: Uint8Array,
+  json: boolean,
+): Promise<void> {
+  await store.putArtifact(sha256, bytes)
+  if (json) await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
 }
 
-/** A content-addressed artifact's file name (P2), as the trainer's export writes them. */
-export function artifactName(sha256: string, kind: string, ext: string): string {
-  return `${sha256.slice(0, 16)}.${kind}.${ext}`
+/** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */
+function gzipKey(sha256: string): string {
+  return `${sha256}.gz`
 }

@@ -11,7 +11,7 @@
 //   PUT  /v1/admin/validation admin token, held-out sessions: the set versions are scored on (P26)
 //   POST /v1/admin/evaluate  admin token, {version}: score it on that set now, recorded (P26)
 // Bodies past the layout's size are cut off by the body limit before they are read.
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
@@ -215,12 +215,16 @@ export function federationRoutes(deps: FederationDeps): Hono {
     }
     return c.json({ version: body!.version, metrics })
   })
-  admin.post('/promote', async (c) => {
+  /** The version a `{version}` body names, or null when it names none the registry has. */
+  const versionOf = async (c: Context) => {
     const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
-    const record = Number.isInteger(body?.version)
-      ? await deps.store.version(body!.version as number)
-      : null
-    if (!record) return c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
+    return Number.isInteger(body?.version) ? deps.store.version(body!.version as number) : null
+  }
+  const unknownVersion = (c: Context) =>
+    c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
+  admin.post('/promote', async (c) => {
+    const record = await versionOf(c)
+    if (!record) return unknownVersion(c)
     // P24: a version becomes current only with an evaluation on record ("updates" is a count).
     const evaluations = Object.keys(record.metrics).filter((name) => name !== 'updates')
     if (evaluations.length === 0) {
@@ -260,11 +264,8 @@ export function federationRoutes(deps: FederationDeps): Hono {
     return c.json(stored, 201)
   })
   admin.post('/evaluate', async (c) => {
-    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
-    const record = Number.isInteger(body?.version)
-      ? await deps.store.version(body!.version as number)
-      : null
-    if (!record) return c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
+    const record = await versionOf(c)
+    if (!record) return unknownVersion(c)
     const metrics = await evaluateVersion(deps.store, record, deps.evaluation)
     if (!metrics) {
       const message = 'no validation set: PUT /v1/admin/validation first'

@@ -265,15 +265,13 @@ export function openSqliteStore(file: string): FederationStore {
       }
     },
     deviceScores: async () =>
-      (
-        db
-          .prepare(
-            `SELECT base_version AS version, COUNT(*) AS updates, SUM(scored_cases) AS cases,
-                    SUM(hits20) AS hits20, SUM(rr20) AS reciprocalRank20
-             FROM updates GROUP BY base_version ORDER BY base_version`,
-          )
-          .all() as VersionScore[]
-      ).map((row) => ({ ...row })),
+      db
+        .prepare(
+          `SELECT base_version AS version, COUNT(*) AS updates, SUM(scored_cases) AS cases,
+                  SUM(hits20) AS hits20, SUM(rr20) AS reciprocalRank20
+           FROM updates GROUP BY base_version ORDER BY base_version`,
+        )
+        .all() as VersionScore[],
     ledger: async () =>
       (
         db.prepare('SELECT * FROM ledger ORDER BY version').all() as Array<{

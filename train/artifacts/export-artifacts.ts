@@ -7,6 +7,7 @@ import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import {
+  artifactName,
   validateCandidatePools,
   validateCatalogue,
   validateModelManifest,
@@ -54,8 +55,6 @@ export interface ExportResult {
   timingsMs: { catalogue: number; pools: number; encode: number; write: number }
 }
 
-const SHA_PREFIX_LENGTH = 16
-
 export async function exportArtifacts(options: ExportOptions): Promise<ExportResult> {
   const { dataset, model, outDir, version = 'v1', dtype = 'float16' } = options
   if (model.meta.nItems !== dataset.nItems) {
@@ -94,7 +93,7 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
   const artifacts: ExportedArtifact[] = []
   for (const [kind, ext, bytes] of contents) {
     const sha256 = createHash('sha256').update(bytes).digest('hex')
-    const name = `${sha256.slice(0, SHA_PREFIX_LENGTH)}.${kind}.${ext}`
+    const name = artifactName(sha256, kind, ext)
     const file = path.resolve(outDir, name)
     // Same name, same bytes: an artifact from an earlier export is already in place.
     const existing = await stat(file).catch(() => undefined)

@@ -3,7 +3,6 @@
 // Writes bench/results/quality-<dataset>.json.
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { GruModel } from '../../client/worker/model/gru-model'
@@ -20,7 +19,7 @@ import type { SessionScorer } from '../eval/scorer'
 import { createGruScorer } from '../gru-scorer'
 import { defaultModelDir, loadModel, saveModel } from '../model-file'
 import { setNodeBackend, type NodeBackend } from '../node-backend'
-import { createProgressLine, describeCommand, formatDuration } from '../progress'
+import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 import { trainOnDataset, type TrainSettings } from '../train-model'
 import { settingsFromArgs, TRAIN_OPTIONS } from './train-options'
 
@@ -55,11 +54,6 @@ async function obtainModel(
   const full = { ...report, command, machine: describeMachine(), date: new Date().toISOString() }
   const bytes = await saveModel(model, dir, full)
   return { model, report: { ...full, bytes } }
-}
-
-function describeMachine(): string {
-  const cpus = os.cpus()
-  return `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
 }
 
 async function evaluateWithProgress(

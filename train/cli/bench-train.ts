@@ -4,10 +4,9 @@
 // finetune: on-device fine-tuning steps, dense vs row-wise Adam, side by side).
 import * as tf from '@tensorflow/tfjs-core'
 import { mkdir, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { describeCommand } from '../progress'
+import { describeCommand, describeMachine } from '../progress'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gru-model'
 import { createPopularitySampler } from '../../client/worker/model/negative-sampler'
 import { createRandom } from '../../client/worker/model/random'
@@ -138,13 +137,12 @@ async function main(): Promise<void> {
     measures.has('train') ? 'train-speed.json' : 'finetune-speed.json',
   )
   await mkdir(path.dirname(out), { recursive: true })
-  const cpus = os.cpus()
   await writeFile(
     out,
     JSON.stringify(
       {
         date: new Date().toISOString(),
-        machine: `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, Node ${process.version}`,
+        machine: describeMachine(),
         command: describeCommand('bench:train'),
         dataset: dataset.name,
         nItems: dataset.nItems,

@@ -28,14 +28,13 @@ import { createFederation } from '../../server/federated/service'
 import { splitWeights } from '../../shared/federation-layout'
 import { openSqliteStore } from '../../server/storage/sqlite-store'
 import { exportArtifacts } from '../artifacts/export-artifacts'
-import { countItems } from '../data/examples'
+import { countItems, splitForFederation } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
 import type { SessionDataset } from '../data/types'
-import { evaluateScorer } from '../eval/evaluate'
-import { createGruScorer } from '../gru-scorer'
+import { evaluateWeights } from '../gru-scorer'
 import { defaultModelDir } from '../model-file'
 import { setNodeBackend } from '../node-backend'
-import { createProgressLine, describeCommand, formatDuration } from '../progress'
+import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
 
@@ -127,18 +126,16 @@ async function main(): Promise<void> {
   await setNodeBackend('wasm')
   const started = performance.now()
   const dataset = await loadDataset(values.data!)
-  const cut = Math.floor(dataset.train.length * number('pretrain-fraction'))
-  const early: SessionDataset = { ...dataset, train: dataset.train.slice(0, cut) }
   // --on validation: the last 5 % of the training sessions are held out from the devices and
   // score every version instead of the test split, so that settings are chosen without it.
   const onValidation = values.on === 'validation'
   if (values.on !== 'test' && !onValidation)
     throw new Error(`--on: expected test or validation, got ${values.on}`)
-  const held = onValidation ? Math.floor(dataset.train.length * 0.05) : 0
-  const later = dataset.train.slice(cut, dataset.train.length - held).filter((s) => s.length >= 2)
-  const scoredSessions = onValidation
-    ? dataset.train.slice(dataset.train.length - held).filter((s) => s.length >= 2)
-    : dataset.test
+  const split = splitForFederation(dataset.train, number('pretrain-fraction'), onValidation)
+  const cut = split.early.length
+  const early: SessionDataset = { ...dataset, train: split.early }
+  const later = split.later
+  const scoredSessions = onValidation ? split.validation : dataset.test
   const trainCounts = countItems(dataset.train, dataset.nItems)
   const evalCases = number('eval-cases')
   const log = (line: string) => console.log(line)
@@ -150,23 +147,11 @@ async function main(): Promise<void> {
     values.models ?? defaultModelDir(dataset.name),
   )
   const evaluate = async (file: WeightsFile) => {
-    const model = importModelWeights(file)
-    const scorer = createGruScorer(model)
-    try {
-      const report = await evaluateScorer(scorer, scoredSessions, {
-        nItems: dataset.nItems,
-        trainCounts,
-        maxCases: evalCases,
-        maxPrefixLen: model.config.maxLen,
-      })
-      return {
-        recall20: report.metrics['recall@20']! * 100,
-        mrr20: report.metrics['mrr@20']! * 100,
-        cases: report.cases,
-      }
-    } finally {
-      scorer.dispose?.()
-      model.dispose()
+    const report = await evaluateWeights(file, scoredSessions, { trainCounts, maxCases: evalCases })
+    return {
+      recall20: report.metrics['recall@20']! * 100,
+      mrr20: report.metrics['mrr@20']! * 100,
+      cases: report.cases,
     }
   }
 
@@ -389,7 +374,7 @@ async function main(): Promise<void> {
     const summary = {
       dataset: dataset.name,
       date: new Date().toISOString(),
-      machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}`,
+      machine: describeMachine(),
       command: describeCommand('sim'),
       pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
       devices: deviceCount,

@@ -7,7 +7,6 @@
 // here (diginetica-sample-raw) has 1,270 users of one session each, under other item ids.
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs-core'
@@ -33,7 +32,7 @@ import type { SessionScorer } from '../eval/scorer'
 import { createGruScorer } from '../gru-scorer'
 import { defaultModelDir, loadModel } from '../model-file'
 import { setNodeBackend, type NodeBackend } from '../node-backend'
-import { createProgressLine, describeCommand, formatDuration } from '../progress'
+import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -162,11 +161,6 @@ function median(values: number[]): number {
   const sorted = values.slice().sort((a, b) => a - b)
   const mid = sorted.length >> 1
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-function describeMachine(): string {
-  const cpus = os.cpus()
-  return `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
 }
 
 async function readModelReport(modelFile: string): Promise<Record<string, unknown> | undefined> {

@@ -1,8 +1,7 @@
 // npm run train -- --data <folder> [options]: offline (T-1) training with a live progress line;
 // writes the model and a JSON report to models/<dataset>/ (git-ignored).
 import { parseArgs } from 'node:util'
-import { describeCommand } from '../progress'
-import os from 'node:os'
+import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
 import { loadDataset } from '../data/load-dataset'
 import { defaultModelDir, saveModel } from '../model-file'
@@ -22,7 +21,7 @@ async function main(): Promise<void> {
   const bytes = await saveModel(model, dir, {
     ...report,
     command: describeCommand('train'),
-    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}`,
+    machine: describeMachine(),
     date: new Date().toISOString(),
   })
   console.log(

@@ -8,19 +8,17 @@
 // Appends a row to bench/results/tune-update-training-<dataset>.json.
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { createLocalTrainer } from '../../client/worker/federated/train-local'
 import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { countItems } from '../data/examples'
+import { countItems, splitForFederation } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
-import { evaluateScorer } from '../eval/evaluate'
-import { createGruScorer } from '../gru-scorer'
+import { evaluateWeights } from '../gru-scorer'
 import { defaultModelDir } from '../model-file'
 import { setNodeBackend } from '../node-backend'
-import { describeCommand } from '../progress'
+import { describeCommand, describeMachine } from '../progress'
 
 const { values } = parseArgs({
   options: {
@@ -51,30 +49,15 @@ async function main(): Promise<void> {
       `expected ${pretrainFile}: npm run sim -- --data ${values.data} --pretrain-epochs 1 --devices 0 makes it`,
     )
   }
-  const held = Math.floor(dataset.train.length * 0.05)
-  const validation = dataset.train.slice(dataset.train.length - held).filter((s) => s.length >= 2)
-  const later = dataset.train
-    .slice(Math.floor(dataset.train.length * 0.2), dataset.train.length - held)
-    .filter((s) => s.length >= 2)
+  const { later, validation } = splitForFederation(dataset.train, 0.2, true)
   const counts = countItems(dataset.train, dataset.nItems)
   // The float16 release devices download.
   const global = decodeWeights(
     encodeWeights(decodeWeights(await readFile(pretrainFile)), { dtype: 'float16' }),
   )
   const score = async (file: WeightsFile) => {
-    const model = importModelWeights(file)
-    const scorer = createGruScorer(model)
-    try {
-      const report = await evaluateScorer(scorer, validation, {
-        nItems: dataset.nItems,
-        trainCounts: counts,
-        maxPrefixLen: model.config.maxLen,
-      })
-      return { recall20: report.metrics['recall@20']! * 100, cases: report.cases }
-    } finally {
-      scorer.dispose?.()
-      model.dispose()
-    }
+    const report = await evaluateWeights(file, validation, { trainCounts: counts })
+    return { recall20: report.metrics['recall@20']! * 100, cases: report.cases }
   }
   const before = await score(global)
   const model = importModelWeights(global)
@@ -94,7 +77,7 @@ async function main(): Promise<void> {
   const row = {
     date: new Date().toISOString(),
     command: describeCommand('tune:update-training'),
-    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`,
+    machine: describeMachine(),
     settings: { ...values, sessions: sessions.length },
     status: run.status,
     validationCases: after.cases,

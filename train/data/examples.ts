@@ -25,6 +25,26 @@ export function splitValidation(
   return { fit: train.slice(0, cut), validation: train.slice(cut) }
 }
 
+/**
+ * How `npm run sim` and `npm run tune:update-training` cut the training sessions (file order =
+ * time order): the first `pretrainFraction` pre-train the global model; with `holdOut`, the last
+ * 5 % are held out as the validation split; the rest (sessions of ≥ 2 items) are the devices'.
+ */
+export function splitForFederation(
+  train: Int32Array[],
+  pretrainFraction: number,
+  holdOut: boolean,
+): { early: Int32Array[]; later: Int32Array[]; validation: Int32Array[] } {
+  const cut = Math.floor(train.length * pretrainFraction)
+  const end = train.length - (holdOut ? Math.floor(train.length * 0.05) : 0)
+  const twoOrMore = (s: Int32Array) => s.length >= 2
+  return {
+    early: train.slice(0, cut),
+    later: train.slice(cut, end).filter(twoOrMore),
+    validation: train.slice(end).filter(twoOrMore),
+  }
+}
+
 /** Click count of every item index 0..nItems-1 over `sessions` (popularity, POP baseline). */
 export function countItems(sessions: Int32Array[], nItems: number): Int32Array {
   const counts = new Int32Array(nItems)
