@@ -106,8 +106,8 @@ describe('npm run sim', () => {
     expect(summary.bytesUpPerDevice).toBe(62_820)
     expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
     // P27: the devices scored the versions they trained from, v1 included.
-    expect(summary.deviceScores[0]).toMatchObject({ version: 1, updates: 4 })
-    expect(summary.deviceScores[0].cases).toBeGreaterThanOrEqual(4)
+    expect(summary.versions[0]).toMatchObject({ version: 1, onDevices: { updates: 4 } })
+    expect(summary.versions[0].onDevices.cases).toBeGreaterThanOrEqual(4)
     // The ceiling trains centrally on the same 12 devices' sessions: at least one case each.
     expect(summary.ceilings).toHaveLength(1)
     expect(summary.ceilings[0].devices).toBe(12)

@@ -370,7 +370,18 @@ async function main(): Promise<void> {
       const result = await evaluate(decodeWeights(await readFile(referenceFile)))
       reference = { file: referenceFile, recall20: result.recall20, mrr20: result.mrr20 }
     }
-    const deviceScores = await store.deviceScores()
+    // P27: each evaluated version's scores on the devices' own next items, taken before training
+    // (the summary keeps the versions it evaluated, not one row per release).
+    const scored = new Map((await store.deviceScores()).map((d) => [d.version, d]))
+    const versions = rows.map((r) => {
+      const d = scored.get(r.version)
+      const onDevices = d && {
+        updates: d.updates,
+        cases: d.cases,
+        recall20: d.cases ? (100 * d.hits20) / d.cases : null,
+      }
+      return { ...r, onDevices: onDevices ?? null }
+    })
     const summary = {
       dataset: dataset.name,
       date: new Date().toISOString(),
@@ -394,25 +405,18 @@ async function main(): Promise<void> {
         epsilon: rows[rows.length - 1]!.epsilon,
         delta: DEFAULT_DELTA,
       },
-      versions: rows,
-      deviceScores,
+      versions,
       ceilings,
       reference,
       seconds: (performance.now() - started) / 1000,
-    }
-    // P27: each version's Recall@20 on the devices' own next items, scored before training.
-    const scored = new Map(deviceScores.map((d) => [d.version, d]))
-    const onDevices = (version: number) => {
-      const d = scored.get(version)
-      return d?.cases ? `${((100 * d.hits20) / d.cases).toFixed(2)} (${d.cases})` : '–'
     }
     log(
       '\n| version | devices so far | Recall@20 | MRR@20 | ε (δ = 1e-6) | Recall@20 on devices (cases) |',
     )
     log('| ---: | ---: | ---: | ---: | ---: | ---: |')
-    for (const r of rows)
+    for (const r of versions)
       log(
-        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} | ${onDevices(r.version)} |`,
+        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} | ${r.onDevices?.recall20 != null ? `${r.onDevices.recall20.toFixed(2)} (${r.onDevices.cases})` : '–'} |`,
       )
     for (const c of ceilings)
       log(
