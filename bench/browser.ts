@@ -85,6 +85,8 @@ interface PageMeasures {
   }
   longTasksDuringTraining: Array<[number, number]>
   longTasksTotal: number
+  /** The neighbour recall the timed calls used (the index is built after the first list). */
+  recallIndex: { state: string; clusters?: number; buildMs?: number } | null
 }
 
 /** Runs in the page after the cold start; `ids` is a real session of product ids. */
@@ -100,12 +102,13 @@ async function measureInPage(args: {
     __coldStart: Promise<{ ms: number; items: number }>
     __longTasks: Array<[number, number]>
   }
-  const status = async () =>
-    (
-      (await w.pocketrec('status')) as {
-        worker: { training: { steps: number; state: string; losses: number[] } }
-      }
-    ).worker.training
+  type WorkerStatus = {
+    training: { steps: number; state: string; losses: number[] }
+    recallIndex: PageMeasures['recallIndex']
+  }
+  const workerStatus = async () =>
+    ((await w.pocketrec('status')) as { worker: WorkerStatus }).worker
+  const status = async () => (await workerStatus()).training
   const cold = await w.__coldStart
 
   // recommend latency with a one-item session: local fine-tuning needs two items, so none runs.
@@ -113,6 +116,13 @@ async function measureInPage(args: {
   const request = { scenario: 'for-you', limit: 20 }
   let backend = ''
   for (let i = 0; i < args.warmup; i++) await w.pocketrec('recommend', request)
+  // Steady state: the neighbour index, built in the background after the first list, is ready.
+  let recallIndex = (await workerStatus()).recallIndex
+  for (let waited = 0; waited < 60_000; waited += 20) {
+    if (recallIndex?.state !== 'pending' && recallIndex?.state !== 'building') break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    recallIndex = (await workerStatus()).recallIndex
+  }
   const pageMs: number[] = []
   const workerMs: number[] = []
   for (let i = 0; i < args.timed; i++) {
@@ -159,6 +169,7 @@ async function measureInPage(args: {
       ([start, duration]) => start + duration >= (startedAt ?? end) && start <= end,
     ),
     longTasksTotal: w.__longTasks.length,
+    recallIndex,
   }
 }
 
@@ -318,6 +329,7 @@ async function main(): Promise<void> {
           longTasksDuringTraining: m.longTasksDuringTraining.length,
           longestTaskDuringTrainingMs: Math.max(0, ...m.longTasksDuringTraining.map(([, d]) => d)),
           longTasksTotal: m.longTasksTotal,
+          recallIndex: m.recallIndex,
           seconds: (performance.now() - started) / 1000,
         })
         console.log(`${backend}: done in ${((performance.now() - started) / 1000).toFixed(0)} s`)
@@ -334,7 +346,7 @@ async function main(): Promise<void> {
     const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
     const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
     const rows = results.map((r) => {
-      if (r.error) return `| ${r.backend} | failed: ${String(r.error).split('\n')[0]} | | | | | |`
+      if (r.error) return `| ${r.backend} | failed: ${String(r.error).split('\n')[0]} | | | | | | |`
       const x = r as {
         label: string
         coldStartMs: number
@@ -346,16 +358,22 @@ async function main(): Promise<void> {
           finished: boolean
         }
         longTasksDuringTraining: number
+        recallIndex: PageMeasures['recallIndex']
       }
+      const index = x.recallIndex
+      const recall =
+        index?.state === 'ready'
+          ? `index, ${index.clusters} clusters (built in ${ms(index.buildMs, 0)} ms)`
+          : (index?.state ?? '—')
       const step =
         x.training.stepMs === null
           ? 'not measured (no step in 60 s)'
           : `${ms(x.training.stepMs.low, 0)}–${ms(x.training.stepMs.high, 0)} (${x.training.steps} steps${x.training.finished ? '' : ', unfinished'})`
-      return `| ${x.label} | ${ms(x.coldStartMs, 0)} | ${ms(x.recommendPageMs.p50, 2)} / ${ms(x.recommendPageMs.p95, 2)} | ${ms(x.recommendWorkerMs.p50, 2)} / ${ms(x.recommendWorkerMs.p95, 2)} | ${step} | ${x.longTasksDuringTraining} |`
+      return `| ${x.label} | ${ms(x.coldStartMs, 0)} | ${ms(x.recommendPageMs.p50, 2)} / ${ms(x.recommendPageMs.p95, 2)} | ${ms(x.recommendWorkerMs.p50, 2)} / ${ms(x.recommendWorkerMs.p95, 2)} | ${step} | ${x.longTasksDuringTraining} | ${recall} |`
     })
     const table = [
-      '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training |',
-      '| --- | ---: | ---: | ---: | ---: | ---: |',
+      '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
       ...rows,
     ].join('\n')
     const lazyRows = Object.entries(bundles.lazyBackends).map(

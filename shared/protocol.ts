@@ -159,6 +159,20 @@ export interface WorkerStatus {
     /** Recent losses, oldest first, for the loss curve. */
     losses: number[]
   }
+  /** How embedding-neighbour recall runs now (null before the model is loaded). */
+  recallIndex: RecallIndexStatus | null
+}
+
+/**
+ * Embedding-neighbour recall: `exact` scores every item (small catalogues); large ones build an
+ * index of item clusters in the background (`pending` until the first recommendation, then
+ * `building`) and use it once `ready`; `failed` stays exact.
+ */
+export interface RecallIndexStatus {
+  state: 'exact' | 'pending' | 'building' | 'ready' | 'failed'
+  clusters?: number
+  buildMs?: number
+  error?: string
 }
 
 export type TrackResult = { status: 'stored' } | { status: 'rejected'; error: string }

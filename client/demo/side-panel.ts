@@ -48,6 +48,13 @@ export function renderPanel(panel: HTMLElement, state: PanelState): void {
         .map((item) => `<li>${escapeHtml(item.name)} <span class="why">${item.source}</span></li>`)
         .join('')
     : ''
+  const index = status?.recallIndex
+  const recall =
+    index?.state === 'ready'
+      ? `index of ${index.clusters} clusters (built in ${index.buildMs?.toFixed(0)} ms)`
+      : index?.state === 'exact'
+        ? 'exact (every item scored)'
+        : (index?.state ?? '—')
   panel.innerHTML =
     `<h2>pocketrec</h2>` +
     (error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '') +
@@ -55,6 +62,7 @@ export function renderPanel(panel: HTMLElement, state: PanelState): void {
     `<dt>Consent</dt><dd id="panel-consent">${status ? (status.consent ? 'given' : 'not given') : 'waiting for the script tag'}</dd>` +
     `<dt>Backend</dt><dd id="panel-backend">${status?.backend ?? '—'}</dd>` +
     `<dt>Why</dt><dd>${escapeHtml(status?.backendReason ?? '—')}<ul class="probes">${probes}</ul></dd>` +
+    `<dt>Similar-item recall</dt><dd id="panel-recall">${escapeHtml(recall)}</dd>` +
     `<dt>Model version</dt><dd id="panel-version">${escapeHtml(status?.modelVersion ?? '—')}</dd>` +
     `<dt>Stored on this device</dt><dd>${status ? `${status.events} events, ${status.sessions} sessions` : '—'}</dd>` +
     `<dt>Last recommendation</dt><dd id="panel-latency">${last ? `${last.scenario}: ${last.latencyMs.toFixed(1)} ms${last.coldStart ? ' (cold start: trending)' : ''}` : '—'}</dd>` +

@@ -178,6 +178,7 @@ export const WORKER_STATUS: WorkerStatus = {
   events: 0,
   sessions: 0,
   training: { state: 'idle', steps: 0, losses: [] },
+  recallIndex: { state: 'exact' },
 }
 
 export function fakeResponse(request: RecommendRequest, count = 2): RecommendResponse {

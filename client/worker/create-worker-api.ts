@@ -342,6 +342,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
           steps: training.steps,
           losses: training.losses.slice(),
         },
+        recallIndex: runtime?.recommender.recallIndex() ?? null,
       }
     },
 

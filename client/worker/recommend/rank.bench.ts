@@ -11,7 +11,8 @@ import { createRandom } from '../model/random'
 import { encodeSessionBatch } from '../model/session-batch'
 import { createItemTable, type ItemTable } from './item-table'
 import { rankCandidates } from './rank'
-import { findNeighbours, selectTopIndices, type Candidate } from './recall'
+import { findNeighbours, type Candidate } from './recall'
+import { selectTopIndices } from './top-indices'
 import { createRecommender, type Recommender } from './recommend'
 
 const N_ITEMS = 43_097

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../../train/node-backend'
 import { createGruModel, type GruModel } from '../model/gru-model'
-import { createRandom } from '../model/random'
 import { createItemTable, type ItemTable } from './item-table'
 import {
   DEFAULT_RECALL_SIZES,
@@ -12,32 +11,10 @@ import {
   recallFrequentlyBoughtTogether,
   recallHistory,
   recallTrending,
-  selectTopIndices,
   type RecallDeps,
 } from './recall'
+import type { NeighbourIndex } from './neighbour-index'
 import { lookup, pools, tinyConfig } from './test-fixtures'
-
-describe('selectTopIndices', () => {
-  it('matches a full sort, ties going to the lower index', () => {
-    const random = createRandom(7)
-    for (let trial = 0; trial < 50; trial++) {
-      const n = 1 + Math.floor(random() * 300)
-      // Few distinct values, so ties are common.
-      const scores = Float32Array.from({ length: n }, () => Math.floor(random() * 20))
-      const count = Math.floor(random() * (n + 5))
-      const expected = Array.from({ length: n }, (_, i) => i)
-        .sort((a, b) => scores[b]! - scores[a]! || a - b)
-        .slice(0, count)
-      expect(selectTopIndices(scores, count)).toEqual(expected)
-    }
-  })
-
-  it('skips the given indices and NaN scores', () => {
-    const scores = new Float32Array([0.9, NaN, 0.8, 0.95, 0.1])
-    expect(selectTopIndices(scores, 3, new Set([3]))).toEqual([0, 2, 4])
-    expect(selectTopIndices(scores, 0)).toEqual([])
-  })
-})
 
 describe('mergeCandidates', () => {
   it('keeps the first source of an item, per-list quotas of new items, and the total', () => {
@@ -112,6 +89,27 @@ describe('recall on the item table (cpu)', () => {
       .sort((a, b) => score(b) - score(a))
       .slice(0, 10)
     expect(await findNeighbours(table, anchors, weights, 10)).toEqual(expected)
+  })
+
+  it('with an index, searches it with the weighted sum of the anchors, anchors skipped', async () => {
+    const vectors = await readItemVectors()
+    const calls: Array<{ query: Float32Array; count: number; skip: ReadonlySet<number> }> = []
+    const index: NeighbourIndex = {
+      nItems: tinyConfig.nItems,
+      clusters: 1,
+      buildMs: 0,
+      search(values, query, count, skip = new Set()) {
+        expect(values).toEqual(Float32Array.from(vectors.flatMap((v) => [...v])))
+        calls.push({ query: query.slice(), count, skip })
+        return [3, 1, 4]
+      },
+    }
+    expect(await findNeighbours(table, [7, 21], [1, 0.5], 10, index)).toEqual([3, 1, 4])
+    const expected = vectors[7]!.map((x, k) => x + 0.5 * vectors[21]![k]!)
+    expect(calls).toHaveLength(1)
+    expect(Array.from(calls[0]!.query)).toEqual(Array.from(expected))
+    expect(calls[0]!.count).toBe(10)
+    expect([...calls[0]!.skip]).toEqual([7, 21])
   })
 
   it('for-you: co-visitation of the newest item first, every source labelled, no duplicates', async () => {

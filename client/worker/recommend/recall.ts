@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import type { CandidatePools, RecallSource } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
 import type { ItemTable } from './item-table'
+import type { NeighbourIndex } from './neighbour-index'
+import { selectTopIndices } from './top-indices'
 
 export interface Candidate {
   /** Model row. */
@@ -42,6 +44,8 @@ export interface RecallDeps {
   pools: CandidatePools
   lookup: CatalogueLookup
   table: () => ItemTable
+  /** The neighbour index once built (large catalogues only); exact recall without it. */
+  index?: () => NeighbourIndex | undefined
   sizes: RecallSizes
 }
 
@@ -77,74 +81,32 @@ export function mergeCandidates(
 }
 
 /**
- * Indices of the `count` highest scores, best first; ties go to the lower index so the result is
- * deterministic. A bounded min-heap over the read-back scores: tf.topk is slow on WebGPU and
- * sorting 43k floats to keep 100 wastes most of the work. NaN never qualifies.
- */
-export function selectTopIndices(
-  scores: ArrayLike<number>,
-  count: number,
-  skip: ReadonlySet<number> = new Set(),
-): number[] {
-  if (count <= 0) return []
-  const heap: number[] = [] // indices; heap[0] is the worst kept
-  const worse = (a: number, b: number) =>
-    scores[a]! < scores[b]! || (scores[a] === scores[b] && a > b)
-  const swap = (i: number, j: number) => {
-    const t = heap[i]!
-    heap[i] = heap[j]!
-    heap[j] = t
-  }
-  // Most of 43k scores lose to the worst kept one: one comparison, then the next score.
-  let floor = -Infinity
-  for (let index = 0; index < scores.length; index++) {
-    const score = scores[index]!
-    // `>=` is false for NaN; an equal score can only lose its tie (higher index).
-    if (!(score >= floor) || (heap.length === count && score === floor)) continue
-    if (skip.has(index)) continue
-    if (heap.length < count) {
-      heap.push(index)
-      for (let i = heap.length - 1; i > 0;) {
-        const parent = (i - 1) >> 1
-        if (!worse(heap[i]!, heap[parent]!)) break
-        swap(i, parent)
-        i = parent
-      }
-    } else {
-      heap[0] = index
-      for (let i = 0; ;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let w = i
-        if (l < heap.length && worse(heap[l]!, heap[w]!)) w = l
-        if (r < heap.length && worse(heap[r]!, heap[w]!)) w = r
-        if (w === i) break
-        swap(i, w)
-        i = w
-      }
-    }
-    if (heap.length === count) floor = scores[heap[0]!]!
-  }
-  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0))
-}
-
-/**
  * The `count` items nearest (cosine, on the normalised item table) to a weighted sum of anchor
- * items, anchors excluded. Summing cosines equals one dot product with the summed anchors, so
- * this is a single [1, d]·[d, nItems] matMul and one read-back.
+ * items, anchors excluded. Summing cosines equals one dot product with the summed anchors. With
+ * an index (large catalogues, once built) the sum is scored against the best clusters only;
+ * without, exactly: a single [1, d]·[d, nItems] matMul and one read-back.
  */
 export async function findNeighbours(
   table: ItemTable,
   anchors: readonly number[],
   weights: readonly number[],
   count: number,
+  index?: NeighbourIndex,
 ): Promise<number[]> {
   if (anchors.length === 0 || count <= 0) return []
   const [d] = table.transposed.shape
+  if (index) {
+    const values = await table.values()
+    const query = new Float32Array(d!)
+    anchors.forEach((row, a) => {
+      for (let k = 0; k < d!; k++) query[k]! += weights[a]! * values[row * d! + k]!
+    })
+    return index.search(values, query, count, new Set(anchors))
+  }
   const similarity = tf.tidy(() => {
     const vectors = tf.gather(table.transposed, tf.tensor1d(Int32Array.from(anchors), 'int32'), 1) // [d, anchors]
     const query = tf.matMul(vectors, tf.tensor2d(Float32Array.from(weights), [anchors.length, 1])) // [d, 1]
-    return tf.matMul(tf.reshape(query, [1, d]), table.transposed) // [1, nItems]
+    return tf.matMul(tf.reshape(query, [1, d!]), table.transposed) // [1, nItems]
   })
   const values = await similarity.data()
   similarity.dispose()
@@ -175,7 +137,13 @@ export async function recallForYou(
 ): Promise<Candidate[]> {
   const { pools, sizes } = deps
   const { rows, weights } = recentAnchors(session, sizes.recentItems)
-  const neighbours = await findNeighbours(deps.table(), rows, weights, sizes.embedding)
+  const neighbours = await findNeighbours(
+    deps.table(),
+    rows,
+    weights,
+    sizes.embedding,
+    deps.index?.(),
+  )
   const focus = current ?? rows[0]
   const category = focus === undefined ? undefined : deps.lookup.byIndex[focus]?.category
   return mergeCandidates(
@@ -203,7 +171,13 @@ export async function recallForYou(
 /** similar: the product's embedding neighbours, then the items viewed with it. */
 export async function recallSimilar(deps: RecallDeps, product: number): Promise<Candidate[]> {
   const { pools, sizes } = deps
-  const neighbours = await findNeighbours(deps.table(), [product], [1], sizes.embedding)
+  const neighbours = await findNeighbours(
+    deps.table(),
+    [product],
+    [1],
+    sizes.embedding,
+    deps.index?.(),
+  )
   return mergeCandidates(
     [
       { source: 'embedding', indices: neighbours, quota: sizes.embedding },
@@ -242,7 +216,13 @@ export async function recallFrequentlyBoughtTogether(
   const fill = sizes.embedding - coVisited.length
   if (fill <= 0) return coVisited
   // Ask for extra neighbours: some may already be co-visited.
-  const neighbours = await findNeighbours(deps.table(), [product], [1], fill + coVisited.length)
+  const neighbours = await findNeighbours(
+    deps.table(),
+    [product],
+    [1],
+    fill + coVisited.length,
+    deps.index?.(),
+  )
   return mergeCandidates(
     [
       { source: 'co-visitation', indices: coVisited.map((c) => c.index), quota: Infinity },

@@ -4,7 +4,16 @@ import type { RecommendRequest, RerankRules } from '../../../shared/protocol'
 import { setNodeBackend } from '../../../train/node-backend'
 import { createGruModel, type GruModel } from '../model/gru-model'
 import { createRecommender, type RecommendContext, type RecommenderOptions } from './recommend'
-import { catalogue, emptyContext, noRules, OUT_OF_STOCK, pools, tinyConfig } from './test-fixtures'
+import { MIN_INDEXED_ITEMS } from './neighbour-index'
+import {
+  catalogue,
+  emptyContext,
+  makeItem,
+  noRules,
+  OUT_OF_STOCK,
+  pools,
+  tinyConfig,
+} from './test-fixtures'
 
 const DAY_MS = 86_400_000
 const NOW = Date.UTC(2026, 10, 27)
@@ -296,3 +305,75 @@ for (const backend of ['cpu', 'wasm'] as const) {
     })
   })
 }
+
+describe('neighbour index in the recommender (wasm)', () => {
+  const nItems = MIN_INDEXED_ITEMS
+  const config = { ...tinyConfig, nItems }
+  const big = {
+    type: 'pocketrec-catalogue' as const,
+    items: Array.from({ length: nItems }, (_, i) => makeItem(i)),
+  }
+  const shopper = context({ sessionProductIds: ['p4', 'p900', 'p12000'] })
+  let model: GruModel
+
+  beforeAll(async () => {
+    await setNodeBackend('wasm')
+    model = createGruModel(config, 5)
+  })
+  afterAll(() => model.dispose())
+
+  const waitForIndex = async (recommender: { recallIndex(): { state: string } }) => {
+    while (recommender.recallIndex().state === 'building') {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return recommender.recallIndex()
+  }
+
+  it('is built after the first list, then serves the lists exact recall would (probing all)', async () => {
+    const options = { model, modelVersion: 'v-big', catalogue: big, pools, rules: noRules }
+    const exact = createRecommender({ ...options, neighbourIndex: false })
+    const indexed = createRecommender({ ...options, neighbourIndex: { probeItems: nItems } })
+    try {
+      expect(exact.recallIndex()).toEqual({ state: 'exact' })
+      expect(indexed.recallIndex()).toEqual({ state: 'pending' })
+      const request = { scenario: 'for-you', limit: 20 } as const
+      const first = await indexed.recommend(request, shopper)
+      expect(indexed.recallIndex().state).toBe('building')
+      const status = await waitForIndex(indexed)
+      expect(status).toMatchObject({ state: 'ready', clusters: 128 }) // √16,384
+      const want = await exact.recommend(request, shopper)
+      const got = await indexed.recommend(request, shopper)
+      expect(ids(got)).toEqual(ids(want))
+      expect(got.items.map((i) => i.source)).toEqual(want.items.map((i) => i.source))
+      expect(ids(first)).toEqual(ids(want))
+      // A refresh (after local fine-tuning) keeps the clusters.
+      indexed.refresh()
+      expect(indexed.recallIndex().state).toBe('ready')
+    } finally {
+      exact.dispose()
+      indexed.dispose()
+    }
+  })
+
+  it('stops building when disposed, and stays exact below the size that needs it', async () => {
+    const recommender = createRecommender({
+      model,
+      modelVersion: 'v-big',
+      catalogue: big,
+      pools,
+      rules: noRules,
+    })
+    await recommender.recommend({ scenario: 'for-you' }, shopper)
+    recommender.dispose()
+    expect(await waitForIndex(recommender)).toMatchObject({ state: 'failed' })
+    const small = createRecommender({
+      model: createGruModel(tinyConfig, 1),
+      modelVersion: 'v',
+      catalogue,
+      pools,
+      rules: noRules,
+    })
+    expect(small.recallIndex()).toEqual({ state: 'exact' })
+    small.dispose()
+  })
+})

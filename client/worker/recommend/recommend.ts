@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {
   CandidatePools,
   Catalogue,
+  RecallIndexStatus,
   RecommendRequest,
   RecommendResponse,
   RerankRules,
@@ -13,6 +14,12 @@ import type { GruModel } from '../model/gru-model'
 import { indexCatalogue } from './catalogue-lookup'
 import { encodeSession } from './encode-session'
 import { createItemTable, type ItemTable } from './item-table'
+import {
+  buildNeighbourIndex,
+  MIN_INDEXED_ITEMS,
+  type NeighbourIndex,
+  type NeighbourIndexOptions,
+} from './neighbour-index'
 import { rankCandidates, scoreByOrder, toProbabilities, type RankQuery } from './rank'
 import {
   DEFAULT_RECALL_SIZES,
@@ -50,13 +57,23 @@ export interface RecommenderOptions {
   recallSizes?: Partial<RecallSizes>
   /** Weight of the product's own similarity in a `similar` list; the session gets the rest. */
   similarAnchorWeight?: number
+  /**
+   * The neighbour index's settings, or false for exact neighbour recall at any catalogue size.
+   * Built only for catalogues of at least MIN_INDEXED_ITEMS items.
+   */
+  neighbourIndex?: NeighbourIndexOptions | false
 }
 
 export interface Recommender {
   /** Validates the request (throws InvalidRequestError) and returns the top-K list. */
   recommend(request: RecommendRequest, context: RecommendContext): Promise<RecommendResponse>
-  /** Drops the cached item table so the next call reads the model's current weights. */
+  /**
+   * Drops the cached item table so the next call reads the model's current weights. The neighbour
+   * index is kept: its clusters hold for small local changes, and members are scored fresh.
+   */
   refresh(): void
+  /** Whether embedding-neighbour recall is exact or served by the index, and how it was built. */
+  recallIndex(): RecallIndexStatus
   /** Releases the cached tensors; the model stays with its owner. */
   dispose(): void
 }
@@ -105,13 +122,47 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   const sizes: RecallSizes = { ...DEFAULT_RECALL_SIZES, ...options.recallSizes }
   let table: ItemTable | undefined
   let disposed = false
+  let index: NeighbourIndex | undefined
+  const indexing =
+    options.neighbourIndex !== false && model.config.nItems >= MIN_INDEXED_ITEMS
+      ? { ...options.neighbourIndex }
+      : undefined
+  let indexStatus: RecallIndexStatus = { state: indexing ? 'pending' : 'exact' }
+
+  /** Builds the index from the first table, after the request that made it has been answered. */
+  function startIndex(first: ItemTable) {
+    if (!indexing || indexStatus.state !== 'pending') return
+    indexStatus = { state: 'building' }
+    const { nItems, embedDim } = model.config
+    void first
+      .values()
+      .then((values) => new Promise<Float32Array>((resolve) => setTimeout(() => resolve(values))))
+      .then((values) =>
+        buildNeighbourIndex(values, nItems, embedDim, { ...indexing, cancelled: () => disposed }),
+      )
+      .then(
+        (built) => {
+          index = built
+          indexStatus = { state: 'ready', clusters: built.clusters, buildMs: built.buildMs }
+        },
+        (error: unknown) => {
+          // Recall stays exact: slower, never wrong.
+          indexStatus = { state: 'failed', error: String(error) }
+        },
+      )
+  }
+
   // Checked on every use: a dispose() while a request awaits a read-back must not let the rest
   // of that request build a table nobody would release.
   const getTable = () => {
     if (disposed) throw createDisposedError()
-    return (table ??= createItemTable(model))
+    if (!table) {
+      table = createItemTable(model)
+      startIndex(table)
+    }
+    return table
   }
-  const deps: RecallDeps = { pools, lookup, table: getTable, sizes }
+  const deps: RecallDeps = { pools, lookup, table: getTable, index: () => index, sizes }
 
   async function planScenario(
     scenario: Scenario,
@@ -210,6 +261,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   return {
     recommend,
     refresh: releaseTable,
+    recallIndex: () => indexStatus,
     dispose() {
       disposed = true
       releaseTable()
