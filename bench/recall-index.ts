@@ -15,7 +15,12 @@ import {
   buildNeighbourIndex,
   type NeighbourIndexOptions,
 } from '../client/worker/recommend/neighbour-index'
-import { findNeighbours } from '../client/worker/recommend/recall'
+import {
+  anchorQuery,
+  DEFAULT_RECALL_SIZES,
+  findNeighbours,
+  recentAnchors,
+} from '../client/worker/recommend/recall'
 import { createRecommender } from '../client/worker/recommend/recommend'
 import { buildCandidatePools } from '../train/artifacts/build-pools'
 import { buildCoVisitation } from '../train/artifacts/co-visitation'
@@ -33,15 +38,6 @@ const COUNT = 100
 const median = (xs: number[]) => {
   const s = xs.slice().sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)]!
-}
-
-/** The for-you anchors of a prefix: newest distinct items first, halving weights. */
-function anchorsOf(prefix: Int32Array, count = 3): { rows: number[]; weights: number[] } {
-  const rows: number[] = []
-  for (let i = prefix.length - 1; i >= 0 && rows.length < count; i--) {
-    if (!rows.includes(prefix[i]!)) rows.push(prefix[i]!)
-  }
-  return { rows, weights: rows.map((_, k) => 0.5 ** k) }
 }
 
 async function main(): Promise<void> {
@@ -70,7 +66,11 @@ async function main(): Promise<void> {
     const session = usable[Math.floor((i * usable.length) / wanted)]!
     const cut = 1 + (i % (session.length - 1))
     const prefix = session.subarray(0, cut)
-    return { ...anchorsOf(prefix), prefix, next: session[cut]! }
+    return {
+      ...recentAnchors(prefix, DEFAULT_RECALL_SIZES.recentItems),
+      prefix,
+      next: session[cut]!,
+    }
   })
 
   const t0 = performance.now()
@@ -145,10 +145,7 @@ async function main(): Promise<void> {
     let hits = 0
     const ms: number[] = []
     cases.forEach((c, i) => {
-      const query = new Float32Array(embedDim)
-      c.rows.forEach((row, a) => {
-        for (let k = 0; k < embedDim; k++) query[k]! += c.weights[a]! * vectors[row * embedDim + k]!
-      })
+      const query = anchorQuery(vectors, embedDim, c.rows, c.weights)
       const s = performance.now()
       const found = index.search(vectors, query, COUNT, new Set(c.rows))
       ms.push(performance.now() - s)

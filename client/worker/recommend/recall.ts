@@ -94,19 +94,15 @@ export async function findNeighbours(
   index?: NeighbourIndex,
 ): Promise<number[]> {
   if (anchors.length === 0 || count <= 0) return []
-  const [d] = table.transposed.shape
+  const d = table.transposed.shape[0]
   if (index) {
     const values = await table.values()
-    const query = new Float32Array(d!)
-    anchors.forEach((row, a) => {
-      for (let k = 0; k < d!; k++) query[k]! += weights[a]! * values[row * d! + k]!
-    })
-    return index.search(values, query, count, new Set(anchors))
+    return index.search(values, anchorQuery(values, d, anchors, weights), count, new Set(anchors))
   }
   const similarity = tf.tidy(() => {
     const vectors = tf.gather(table.transposed, tf.tensor1d(Int32Array.from(anchors), 'int32'), 1) // [d, anchors]
     const query = tf.matMul(vectors, tf.tensor2d(Float32Array.from(weights), [anchors.length, 1])) // [d, 1]
-    return tf.matMul(tf.reshape(query, [1, d!]), table.transposed) // [1, nItems]
+    return tf.matMul(tf.reshape(query, [1, d]), table.transposed) // [1, nItems]
   })
   const values = await similarity.data()
   similarity.dispose()
@@ -117,8 +113,25 @@ function coVisitationOf(pools: CandidatePools, index: number): readonly number[]
   return pools.coVisitation[String(index)] ?? []
 }
 
+/** Σ weight · vector of the anchor rows of `values` (row-major [nItems, dim]). */
+export function anchorQuery(
+  values: Float32Array,
+  dim: number,
+  anchors: readonly number[],
+  weights: readonly number[],
+): Float32Array {
+  const query = new Float32Array(dim)
+  anchors.forEach((row, a) => {
+    for (let k = 0; k < dim; k++) query[k]! += weights[a]! * values[row * dim + k]!
+  })
+  return query
+}
+
 /** The most recent distinct session items, newest first, with halving recency weights. */
-function recentAnchors(session: Int32Array, count: number): { rows: number[]; weights: number[] } {
+export function recentAnchors(
+  session: Int32Array,
+  count: number,
+): { rows: number[]; weights: number[] } {
   const rows: number[] = []
   for (let i = session.length - 1; i >= 0 && rows.length < count; i--) {
     if (!rows.includes(session[i]!)) rows.push(session[i]!)
