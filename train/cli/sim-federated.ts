@@ -57,6 +57,8 @@ const OPTIONS = {
    */
   'slice-rows': { type: 'string' },
   dense: { type: 'string' },
+  /** P8b: the table part is a count sketch of every row with --slice-rows buckets. */
+  'table-sketch': { type: 'boolean', default: false },
   /** Devices' SGD rates (item rows, other weights) and epochs; default the server's. */
   lr: { type: 'string' },
   'dense-lr': { type: 'string' },
@@ -71,6 +73,12 @@ const OPTIONS = {
    * could reach with that much data if nothing were lost in slicing, clipping or averaging.
    */
   ceiling: { type: 'string' },
+  /**
+   * Diagnostic: also score each ceiling with only its item table (the pre-trained rest) and with
+   * only its other weights (the pre-trained table): which part of the central gain the item rows
+   * carry, the part an update's 150-row slice can hardly pass on.
+   */
+  'ceiling-parts': { type: 'boolean', default: false },
   /** A centralised model to evaluate alongside, or `none`; default models/<dataset>/model.prw. */
   reference: { type: 'string' },
   /** Where the pre-trained model is cached; default models/<dataset>. */
@@ -98,6 +106,21 @@ interface CeilingRow {
   recall20: number
   mrr20: number
   seconds: number
+  /** With --ceiling-parts: the central item table on the pre-trained rest, and the reverse. */
+  parts?: {
+    tableOnly: { recall20: number; mrr20: number }
+    restOnly: { recall20: number; mrr20: number }
+  }
+}
+
+/** `base` with the tensors `take` names replaced by those of `from`. */
+function mixWeights(
+  base: WeightsFile,
+  from: WeightsFile,
+  take: (name: string) => boolean,
+): WeightsFile {
+  const byName = new Map(from.tensors.map((t) => [t.name, t]))
+  return { ...base, tensors: base.tensors.map((t) => (take(t.name) ? byName.get(t.name)! : t)) }
 }
 
 /** The sessions `count` devices hold: evenly spread over the later sessions, in time order. */
@@ -176,13 +199,15 @@ async function main(): Promise<void> {
       values[name] === undefined ? undefined : values[name] === 'all' ? all : number(name)
     const sliceRows = layoutArg('slice-rows', shape.nItems)
     const dense = layoutArg('dense', shape.denseSize)
+    const sketch = values['table-sketch']
     const layout =
-      sliceRows === undefined && dense === undefined
+      sliceRows === undefined && dense === undefined && !sketch
         ? undefined
         : {
             denseCoordinates: dense ?? Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
             sliceRows: sliceRows ?? Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
             embedDim: shape.embedDim,
+            ...(sketch && { tableSketch: true }),
           }
     const federation = await createFederation({
       store,
@@ -349,20 +374,36 @@ async function main(): Promise<void> {
       const held = deviceSessions(later, count)
       const model = importModelWeights(global)
       const fit = await fitGruModel(model, held, { ...DEFAULT_FIT_OPTIONS, epochs: 1 })
-      const result = await evaluate(await exportModelWeights(model))
+      const central = await exportModelWeights(model)
+      const result = await evaluate(central)
       model.dispose()
-      const row = {
+      const row: CeilingRow = {
         devices: held.length,
         examples: fit.examples,
         recall20: result.recall20,
         mrr20: result.mrr20,
         seconds: (performance.now() - t0) / 1000,
       }
-      ceilings.push(row)
       log(
         `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
           `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}`,
       )
+      if (values['ceiling-parts']) {
+        const isTable = (name: string) => name === 'item_embedding'
+        const score = async (file: WeightsFile) => {
+          const { recall20, mrr20 } = await evaluate(file)
+          return { recall20, mrr20 }
+        }
+        row.parts = {
+          tableOnly: await score(mixWeights(global, central, isTable)),
+          restOnly: await score(mixWeights(global, central, (name) => !isTable(name))),
+        }
+        log(
+          `  its item table on the pre-trained rest: Recall@20 ${row.parts.tableOnly.recall20.toFixed(2)}; ` +
+            `its other weights on the pre-trained table: ${row.parts.restOnly.recall20.toFixed(2)}`,
+        )
+      }
+      ceilings.push(row)
     }
     let reference: { file: string; recall20: number; mrr20: number } | null = null
     const referenceFile = values.reference ?? path.join(defaultModelDir(dataset.name), 'model.prw')
@@ -418,10 +459,16 @@ async function main(): Promise<void> {
       log(
         `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.epsilon.toFixed(2)} | ${r.onDevices?.recall20 != null ? `${r.onDevices.recall20.toFixed(2)} (${r.onDevices.cases})` : '–'} |`,
       )
-    for (const c of ceilings)
+    for (const c of ceilings) {
       log(
         `| ceiling: central epoch on ${c.devices} devices' sessions | | ${c.recall20.toFixed(2)} | ${c.mrr20.toFixed(2)} | |`,
       )
+      if (c.parts)
+        log(
+          `| … its item table only | | ${c.parts.tableOnly.recall20.toFixed(2)} | ${c.parts.tableOnly.mrr20.toFixed(2)} | |\n` +
+            `| … its other weights only | | ${c.parts.restOnly.recall20.toFixed(2)} | ${c.parts.restOnly.mrr20.toFixed(2)} | |`,
+        )
+    }
     if (reference)
       log(
         `| reference ${path.relative(process.cwd(), reference.file)} | | ${reference.recall20.toFixed(2)} | ${reference.mrr20.toFixed(2)} | |`,
