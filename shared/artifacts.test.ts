@@ -115,6 +115,24 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(validateModelManifest({ ...manifest(), localTraining: 3 }).ok).toBe(false)
   })
 
+  it('accepts a federation layout with or without a boolean table sketch (P8b)', () => {
+    const withLayout = (extra: Record<string, unknown>) =>
+      validateModelManifest({
+        ...manifest(),
+        federation: {
+          layout: { denseCoordinates: 4, sliceRows: 2, embedDim: 3, ...extra },
+          clipNorm: 1,
+          learningRate: 0.5,
+          epochs: 1,
+        },
+      })
+    expect(withLayout({}).ok).toBe(true)
+    expect(withLayout({ tableSketch: true }).ok).toBe(true)
+    expect(refusal(withLayout({ tableSketch: 'yes' }))).toBe(
+      'manifest: expected federation.layout.tableSketch to be a boolean, got "yes"',
+    )
+  })
+
   it('accepts empty pools, catalogues and rules without boosts or pins', () => {
     const empty = {
       ...pools(),

@@ -81,6 +81,11 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       expectInteger(layout.denseCoordinates, 'federation.layout.denseCoordinates', 0, 2 ** 24)
       expectInteger(layout.sliceRows, 'federation.layout.sliceRows', 0, 0xffff)
       expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
+      if (layout.tableSketch !== undefined && typeof layout.tableSketch !== 'boolean') {
+        fail(
+          `expected federation.layout.tableSketch to be a boolean, got ${describe(layout.tableSketch)}`,
+        )
+      }
       expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
       // Plain SGD (P7): its rates run far above Adam's.
       expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)

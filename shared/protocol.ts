@@ -36,7 +36,7 @@ export interface ModelManifest {
 }
 
 export interface FederationManifest {
-  layout: { denseCoordinates: number; sliceRows: number; embedDim: number }
+  layout: { denseCoordinates: number; sliceRows: number; embedDim: number; tableSketch?: boolean }
   clipNorm: number
   /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
   learningRate: number

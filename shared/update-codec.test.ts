@@ -62,6 +62,18 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
     expect(sameLayout(decoded.layout, small)).toBe(true)
   })
 
+  it('P8b: a sketch update says so in its magic, and is not the slice layout of the same size', () => {
+    const sketch = { ...small, tableSketch: true }
+    const bytes = encodeUpdate(update(sketch))
+    expect(String.fromCharCode(...bytes.subarray(0, 4))).toBe('PRS2')
+    expect(bytes.length).toBe(updateByteLength(small))
+    const decoded = decodeUpdate(bytes)
+    expect(decoded.layout).toEqual(sketch)
+    expect(sameLayout(decoded.layout, sketch)).toBe(true)
+    expect(sameLayout(decoded.layout, small)).toBe(false)
+    expect(sameLayout(decodeUpdate(encodeUpdate(update(small))).layout, sketch)).toBe(false)
+  })
+
   it('P8/P9: the same size whatever the values and their zeros, under 64 KB for DIGINETICA', () => {
     const dense = encodeUpdate(update(diginetica))
     const sparse = encodeUpdate(update(diginetica, (i) => (i % 997 === 0 ? 0.01 : 0)))

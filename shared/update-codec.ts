@@ -5,6 +5,8 @@
 import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
 
 export const UPDATE_MAGIC = 'PRU2'
+/** The same format with a table sketch instead of a row slice (P8b). */
+export const SKETCH_UPDATE_MAGIC = 'PRS2'
 const HEADER_BYTES = 48
 const CRC_BYTES = 4
 /** Bounds of P9; the example count bound keeps a weight's arithmetic exact. */
@@ -17,9 +19,14 @@ export const MAX_SCORED_CASES = 100
 export interface UpdateLayout {
   /** Dense (non-table) coordinates an update carries: `D`. */
   denseCoordinates: number
-  /** Table rows an update carries: `R`. */
+  /** Table rows an update carries: `R` (buckets of the sketch with `tableSketch`). */
   sliceRows: number
   embedDim: number
+  /**
+   * P8b: the `R` table vectors are a count sketch of the whole table's difference, seeded by
+   * the slice, instead of the rows of a slice.
+   */
+  tableSketch?: boolean
 }
 
 export interface ModelUpdate {
@@ -90,7 +97,8 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
   }
   const bytes = new Uint8Array(updateByteLength(update.layout))
   const view = new DataView(bytes.buffer)
-  for (let i = 0; i < 4; i++) bytes[i] = UPDATE_MAGIC.charCodeAt(i)
+  const magic = update.layout.tableSketch ? SKETCH_UPDATE_MAGIC : UPDATE_MAGIC
+  for (let i = 0; i < 4; i++) bytes[i] = magic.charCodeAt(i)
   view.setUint32(4, update.baseVersion, true)
   view.setUint32(8, update.examples, true)
   view.setUint32(12, update.slice, true)
@@ -129,14 +137,18 @@ export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
     )
   }
   const magic = String.fromCharCode(...bytes.subarray(0, 4))
-  if (magic !== UPDATE_MAGIC) {
-    fail('E_UPDATE_MAGIC', `expected magic ${UPDATE_MAGIC}, got ${JSON.stringify(magic)}`)
+  if (magic !== UPDATE_MAGIC && magic !== SKETCH_UPDATE_MAGIC) {
+    fail(
+      'E_UPDATE_MAGIC',
+      `expected magic ${UPDATE_MAGIC} or ${SKETCH_UPDATE_MAGIC}, got ${JSON.stringify(magic)}`,
+    )
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const layout: UpdateLayout = {
     denseCoordinates: view.getUint32(16, true),
     sliceRows: view.getUint16(20, true),
     embedDim: view.getUint16(22, true),
+    ...(magic === SKETCH_UPDATE_MAGIC ? { tableSketch: true } : {}),
   }
   // Checked before anything is allocated: the header alone must explain the body's length.
   const expected = updateByteLength(layout)
@@ -179,7 +191,8 @@ export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
   return (
     a.denseCoordinates === b.denseCoordinates &&
     a.sliceRows === b.sliceRows &&
-    a.embedDim === b.embedDim
+    a.embedDim === b.embedDim &&
+    (a.tableSketch === true) === (b.tableSketch === true)
   )
 }
 
@@ -237,7 +250,8 @@ function checkHeader(update: ModelUpdate): void {
 }
 
 function describeLayout(layout: UpdateLayout): string {
-  return `D=${layout.denseCoordinates} R=${layout.sliceRows} embedDim=${layout.embedDim}`
+  const rows = layout.tableSketch ? 'sketch buckets' : 'R'
+  return `D=${layout.denseCoordinates} ${rows}=${layout.sliceRows} embedDim=${layout.embedDim}`
 }
 
 function fail(code: UpdateErrorCode, message: string): never {

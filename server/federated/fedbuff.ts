@@ -1,7 +1,7 @@
 // Buffered asynchronous federated averaging (PROTOCOL.md P14–P18), as pure functions over flat
 // arrays: where each update's values land, how much it weighs, when the buffer is published, and
 // the noised, count-normalised step it makes. Storage and HTTP sit around this, never inside it.
-import { sliceSpan, type ModelShape } from '../../shared/federation-layout'
+import { addUpdateValues, type ModelShape } from '../../shared/federation-layout'
 import type { UpdateLayout } from '../../shared/update-codec'
 
 export { sliceSpan, type ModelShape } from '../../shared/federation-layout'
@@ -68,22 +68,10 @@ export function accumulate(
   weight: number,
   nowMs: number,
 ): void {
-  const { layout, values } = update
-  const { denseStart, rowStart } = sliceSpan(update.slice, layout, shape)
-  const { denseSize: P, nItems, embedDim: d } = shape
-  for (let k = 0; k < layout.denseCoordinates; k++) {
-    const j = (denseStart + k) % P
-    buffer.sums[j]! += weight * values[k]!
-    buffer.counts[j]!++
-  }
-  const tableBase = layout.denseCoordinates
-  for (let r = 0; r < layout.sliceRows; r++) {
-    const row = (rowStart + r) % nItems
-    const into = P + row * d
-    const from = tableBase + r * d
-    for (let c = 0; c < d; c++) buffer.sums[into + c]! += weight * values[from + c]!
-    buffer.counts[P + row]!++
-  }
+  const { counts } = buffer
+  addUpdateValues(buffer.sums, update.values, weight, update.slice, update.layout, shape, (j) => {
+    counts[j]!++
+  })
   buffer.updates++
   buffer.firstAtMs ??= nowMs
 }

@@ -175,6 +175,32 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     await expectRefused({ token: token(), body: body({ values: big }) }, 422, 'E_UPDATE_NORM')
   })
 
+  it('P8b/P11: a sketch update is held to the norm of what it does to every row', async () => {
+    const sketch = { ...layout, tableSketch: true }
+    const sketchDeps = { ...deps, settings: { ...settings, layout: sketch }, nItems: 1000 }
+    // Values of norm 0.5; each of the 2 buckets is added to ~500 rows: ~11 on the model.
+    const values = Float32Array.from({ length: 10 }, () => 0.5 / Math.sqrt(10))
+    const before = await store.acceptedCount()
+    const refused = await receiveUpdate(sketchDeps, {
+      token: token(),
+      body: body({ layout: sketch, values }),
+    })
+    expect([refused.status, refused.code]).toEqual([422, 'E_UPDATE_NORM'])
+    expect(await store.acceptedCount()).toBe(before)
+    const small = values.map((v) => v / 40)
+    const accepted = await receiveUpdate(sketchDeps, {
+      token: token(),
+      body: body({ layout: sketch, values: small }),
+    })
+    expect(accepted.status).toBe(202)
+    // A slice update is refused by a sketch server, and the reverse.
+    await expectRefused(
+      { token: token(), body: body({ layout: sketch, values: small }) },
+      422,
+      'E_UPDATE_LAYOUT',
+    )
+  })
+
   it('P21/P15: refuses a rate-limited client, and a second update from one client at a version', async () => {
     allowed = false
     await expectRefused({ token: token(), body: body() }, 429, 'E_RATE_LIMITED')

@@ -5,10 +5,10 @@ import {
   decodeUpdate,
   sameLayout,
   updateByteLength,
-  updateNorm,
   UpdateFormatError,
   type ModelUpdate,
 } from '../../shared/update-codec'
+import { contributionNorm } from '../../shared/federation-layout'
 import type { FederationStore } from '../storage/store'
 import { checkVersion, updateWeight, type FedBuffSettings } from './fedbuff'
 import { verifyToken } from './tokens'
@@ -44,6 +44,8 @@ export interface IntakeDeps {
   currentVersion: () => Promise<number>
   /** False when this client or site has sent too much lately (P21). */
   allow?: (client: string) => boolean
+  /** The model's item count; needed for the norm of sketch updates (P8b, P11). */
+  nItems?: number
 }
 
 const refuse = (
@@ -98,7 +100,10 @@ export async function receiveUpdate(
       `base v${update.baseVersion} is not a published version`,
     )
   }
-  const norm = updateNorm(update.values)
+  if (update.layout.tableSketch && deps.nItems === undefined) {
+    throw new Error('expected the model item count for a sketch layout (P8b)')
+  }
+  const norm = contributionNorm(update.values, update.slice, update.layout, deps.nItems ?? 0)
   // float16 rounding may lift a norm clipped to exactly C by a hair: allow 0.5 %.
   if (!(norm <= settings.clipNorm * 1.005)) {
     return refuse(422, 'E_UPDATE_NORM', `expected an L2 norm ≤ ${settings.clipNorm}, got ${norm}`)

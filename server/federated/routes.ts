@@ -41,6 +41,8 @@ export interface FederationDeps {
   rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
   training: UpdateTraining
+  /** The model's item count: the norm of a sketch update depends on it (P8b, P11). */
+  nItems?: number
   /** The server's own scoring of versions on the operator's validation set (P26). */
   evaluation?: EvaluationSettings
 }
@@ -125,6 +127,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
           now,
           currentVersion,
           allow: (client) => allow('update', client),
+          nItems: deps.nItems,
         },
         { token, body },
       )

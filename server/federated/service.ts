@@ -76,6 +76,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     rateLimits: options.rateLimits,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
     evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
+    nItems: shape.nItems,
   }
   const promotion = options.promotion ?? 'auto'
   const publishNow = () => publishIfDue({ store, settings, now, gaussian, promotion })

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { splitWeights } from '../../../shared/federation-layout'
+import { contributionNorm, splitWeights } from '../../../shared/federation-layout'
 import { decodeUpdate, updateNorm } from '../../../shared/update-codec'
 import type { WeightsFile } from '../../../shared/weights-codec'
 import { accumulate, applyBuffer, createBuffer } from '../../../server/federated/fedbuff'
@@ -90,6 +90,25 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
     expect(update.clipped).toBe(true)
     expect(update.norm).toBeGreaterThan(0.01)
     expect(updateNorm(decodeUpdate(update.body).values)).toBeCloseTo(0.01, 4)
+  })
+
+  it('P8b/P11: a sketch update is clipped on what it does to the model, and lands there', async () => {
+    const sketch = { ...layout, sliceRows: 4, tableSketch: true }
+    const plan: RoundPlan = { baseVersion: 1, slice: 11, layout: sketch, clipNorm: 0.05, training }
+    const update = (await computeUpdate(global, sessions, plan))!
+    const decoded = decodeUpdate(update.body)
+    expect(decoded.layout).toEqual(sketch)
+    expect(update.clipped).toBe(true)
+    const start = splitWeights(global)
+    expect(contributionNorm(decoded.values, 11, sketch, config.nItems)).toBeCloseTo(0.05, 3)
+    // What the server adds has exactly that norm: every row gets its signed bucket.
+    const buffer = createBuffer(start.shape)
+    accumulate(buffer, start.shape, decoded, 1, 0)
+    const added = Math.sqrt(buffer.sums.reduce((sum, x) => sum + x * x, 0))
+    expect(added).toBeCloseTo(0.05, 3)
+    expect(Array.from(buffer.counts.subarray(start.shape.denseSize))).toEqual(
+      new Array(config.nItems).fill(1),
+    )
   })
 
   it('P8: sends the same number of bytes whatever the shopper did, with a fresh key each time', async () => {

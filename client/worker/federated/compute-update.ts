@@ -2,11 +2,10 @@
 // weights on the shopper's sessions (never the personalised copy), take the difference, cut out
 // the slice the server assigned, clip it to the norm bound, encode it. Nothing here looks at
 // which items the shopper saw except the training itself; the slice comes with the token.
-import { extractSlice, splitWeights } from '../../../shared/federation-layout'
+import { contributionNorm, extractSlice, splitWeights } from '../../../shared/federation-layout'
 import {
   encodeUpdate,
   MAX_EXAMPLES,
-  updateNorm,
   type DeviceScore,
   type UpdateLayout,
 } from '../../../shared/update-codec'
@@ -31,7 +30,7 @@ export interface ComputedUpdate {
   body: Uint8Array
   idempotencyKey: Uint8Array
   examples: number
-  /** The slice's L2 norm before clipping; the body's is min(this, clipNorm). */
+  /** P11's norm before clipping (the slice's L2 norm); the body's is min(this, clipNorm). */
   norm: number
   clipped: boolean
   /** How the base version ranked these sessions' next items before training (P27). */
@@ -74,7 +73,7 @@ export async function computeUpdate(
       table: subtract(trained.table, start.table),
     }
     const values = extractSlice(delta, plan.slice, plan.layout, start.shape)
-    const norm = updateNorm(values)
+    const norm = contributionNorm(values, plan.slice, plan.layout, start.shape.nItems)
     const clipped = norm > plan.clipNorm
     if (clipped) {
       const scale = plan.clipNorm / norm
