@@ -242,7 +242,7 @@ async function main(): Promise<void> {
 
     const start = await evaluate(decodeWeights(encodeWeights(global, { dtype: 'float16' })))
     log(
-      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} test cases`,
+      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} ${values.on} cases`,
     )
     const rows: VersionRow[] = [
       { version: 1, devices: 0, recall20: start.recall20, mrr20: start.mrr20, epsilon: 0 },
