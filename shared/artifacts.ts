@@ -70,6 +70,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     expectIsoDate(m.createdAt, 'createdAt')
     for (const key of ['model', 'catalogue', 'pools', 'rules'] as const)
       checkArtifactRef(m[key], key)
+    if (m.master !== undefined) checkArtifactRef(m.master, 'master')
     if (m.localTraining !== undefined) {
       const t = expectRecord(m.localTraining, 'localTraining')
       // Above 0.1 Adam on unit-length embeddings diverges in a few steps.

@@ -19,6 +19,11 @@ export interface ModelManifest {
   createdAt: string
   /** Weights of the session model (codec in shared/weights-codec.ts), quantised for download. */
   model: ArtifactRef
+  /**
+   * The float32 weights `model` was rounded from, which the aggregation server publishes from
+   * (PROTOCOL.md P18); kept in its registry, not sent to devices.
+   */
+  master?: ArtifactRef
   catalogue: ArtifactRef
   pools: ArtifactRef
   rules: ArtifactRef

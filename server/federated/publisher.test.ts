@@ -99,6 +99,28 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     expect(await store.ledger()).toEqual([]) // no noise, no privacy spent
   })
 
+  it('P18: steps below float16 spacing add up over releases instead of rounding away', async () => {
+    // Dense 2 is 1, where float16's spacing is 2⁻¹⁰ ≈ 0.00098: each release adds 0.0003.
+    for (let release = 0; release < 5; release++) {
+      await accept(`a${release}`, `a${release}`, encoded(1, [0.0003, 0, 0, 0], 10 + release))
+      await accept(`b${release}`, `b${release}`, encoded(1, [0.0003, 0, 0, 0], 20 + release))
+      expect(
+        await publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 }),
+      ).toMatchObject({ status: 'published' })
+    }
+    const current = (await store.current())!
+    const served = splitWeights(
+      decodeWeights((await store.artifact(current.manifest.model.sha256))!),
+    )
+    const master = splitWeights(
+      decodeWeights((await store.artifact(current.manifest.master!.sha256))!),
+    )
+    expect(master.dense[2]).toBeCloseTo(1.0015, 6)
+    // The served float16 model is the master rounded, not 1 five times over.
+    expect(served.dense[2]).toBeCloseTo(1.0015, 3)
+    expect(served.dense[2]).not.toBe(1)
+  })
+
   it('records the noised release in the ledger the accountant reads', async () => {
     await accept('k1', 'a', encoded(0, [0, 0, 0, 0], 1))
     await accept('k2', 'b', encoded(1, [0, 0, 0, 0], 2))

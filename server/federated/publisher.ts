@@ -49,9 +49,13 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     return { status: 'not-due', buffered: stats.updates }
   }
   const buffered = await store.buffered()
-  const modelBytes = await store.artifact(current.manifest.model.sha256)
-  if (!modelBytes) throw new Error(`expected the model of v${current.version} in the store`)
-  const file = decodeWeights(modelBytes)
+  // P18: aggregation goes on from the float32 weights the current model was rounded from (a
+  // release's step is often below float16's spacing near the weight: 2⁻¹⁴ ≈ 6·10⁻⁵ around 0.1);
+  // the trainer's first release has none, and its float16 values are then the start.
+  const from = current.manifest.master ?? current.manifest.model
+  const weightBytes = await store.artifact(from.sha256)
+  if (!weightBytes) throw new Error(`expected the weights of v${current.version} in the store`)
+  const file = decodeWeights(weightBytes)
   const { dense, table, shape } = splitWeights(file)
 
   const buffer = createBuffer(shape)
@@ -60,9 +64,13 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
   }
   const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian)
-  const bytes = encodeWeights(joinWeights(file, next.dense, next.table), { dtype: 'float16' })
+  const nextFile = joinWeights(file, next.dense, next.table)
+  const bytes = encodeWeights(nextFile, { dtype: 'float16' })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   await store.putArtifact(sha256, bytes)
+  const masterBytes = encodeWeights(nextFile, { dtype: 'float32' })
+  const masterSha = createHash('sha256').update(masterBytes).digest('hex')
+  await store.putArtifact(masterSha, masterBytes)
 
   // Candidates may already sit above "current": a new version takes the next free number.
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
@@ -76,6 +84,11 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       version: `v${version}`,
       createdAt,
       model: { url: artifactName(sha256, 'model', 'prw'), sha256, bytes: bytes.byteLength },
+      master: {
+        url: artifactName(masterSha, 'master', 'prw'),
+        sha256: masterSha,
+        bytes: masterBytes.byteLength,
+      },
     },
     metrics: { updates: buffered.length },
   }

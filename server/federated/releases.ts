@@ -71,7 +71,8 @@ export function servedManifest(
     }),
     epochs: training.epochs,
   }
-  return { ...manifest, federation }
+  const { master: _kept, ...served } = manifest // the server's own float32 weights (P18)
+  return { ...served, federation }
 }
 
 /** GET /artifacts/manifest.json and /artifacts/<name> from the store. */
