@@ -71,6 +71,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     for (const key of ['model', 'catalogue', 'pools', 'rules'] as const)
       checkArtifactRef(m[key], key)
     if (m.master !== undefined) checkArtifactRef(m.master, 'master')
+    if (m.moments !== undefined) checkArtifactRef(m.moments, 'moments')
     if (m.localTraining !== undefined) {
       const t = expectRecord(m.localTraining, 'localTraining')
       // Above 0.1 Adam on unit-length embeddings diverges in a few steps.

@@ -24,6 +24,8 @@ export interface ModelManifest {
    * (PROTOCOL.md P18); kept in its registry, not sent to devices.
    */
   master?: ArtifactRef
+  /** With FedAdam on the server (P18), its moments after this version; not sent to devices. */
+  moments?: ArtifactRef
   catalogue: ArtifactRef
   pools: ArtifactRef
   rules: ArtifactRef

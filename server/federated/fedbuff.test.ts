@@ -10,6 +10,7 @@ import {
   updateWeight,
   type FedBuffSettings,
   type ModelShape,
+  type ServerMoments,
 } from './fedbuff'
 import { bestOrder, epsilonAfter } from './privacy'
 
@@ -29,6 +30,43 @@ const settings: FedBuffSettings = {
 }
 
 const values = (...v: number[]) => Float32Array.from(v)
+
+describe('FedAdam on the server (PROTOCOL.md P18)', () => {
+  const adam = { ...settings, serverLearningRate: 0.1, serverOptimizer: 'adam' as const }
+  const release = (update: number[], moments?: ServerMoments) => {
+    const buffer = createBuffer(shape)
+    accumulate(buffer, shape, { slice: 0, layout, values: values(...update) }, 1, 0)
+    const weights = { dense: new Float32Array(5), table: new Float32Array(8) }
+    return applyBuffer(weights, buffer, shape, adam, () => 0, moments)
+  }
+
+  it('steps by η·m̂/(√v̂ + τ) and carries the moments to the next release', () => {
+    // Release 1: Δ = 0.5 on dense 0: m = 0.05, v = 0.0025; m̂ = 0.5, v̂ = 0.25.
+    const first = release([0.5, 0, 0, 0, 0, 0, 0])
+    expect(first.dense[0]).toBeCloseTo((0.1 * 0.5) / (0.5 + 1e-3), 6)
+    expect(first.moments!.step).toBe(1)
+    expect(first.moments!.m[0]).toBeCloseTo(0.05, 7)
+    // Release 2: Δ = −0.5: m = −0.005, v = 0.004975; m̂ = −0.005/0.19, v̂ = 0.004975/0.0199.
+    const second = release([-0.5, 0, 0, 0, 0, 0, 0], first.moments)
+    const mHat = -0.005 / (1 - 0.9 ** 2)
+    const vHat = 0.004975 / (1 - 0.99 ** 2)
+    expect(second.dense[0]).toBeCloseTo((0.1 * mHat) / (Math.sqrt(vHat) + 1e-3), 6)
+    // Dense 3 and table rows 2, 3 were covered by no update: weights and moments stay.
+    expect(second.dense[3]).toBe(0)
+    expect(second.moments!.v[3]).toBe(0)
+    expect(Array.from(second.table.subarray(4))).toEqual([0, 0, 0, 0])
+    expect(first.moments!.m[0]).toBeCloseTo(0.05, 7) // inputs untouched
+  })
+
+  it('without the setting, plain η·Δ and no moments', () => {
+    const buffer = createBuffer(shape)
+    accumulate(buffer, shape, { slice: 0, layout, values: values(0.5, 0, 0, 0, 0, 0, 0) }, 1, 0)
+    const weights = { dense: new Float32Array(5), table: new Float32Array(8) }
+    const plain = applyBuffer(weights, buffer, shape, settings, () => 0)
+    expect(plain.dense[0]).toBe(0.25) // η = 0.5
+    expect(plain.moments).toBeUndefined()
+  })
+})
 
 describe('FedBuff aggregation (PROTOCOL.md P14–P18)', () => {
   it('P8: places slices contiguously and wraps around each group', () => {

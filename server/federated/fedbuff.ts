@@ -21,6 +21,11 @@ export interface FedBuffSettings {
   clipNorm: number
   /** `η`. */
   serverLearningRate: number
+  /**
+   * P18's step: `sgd` adds η·Δ; `adam` is FedAdam (Reddi et al., 2021), η·m̂/(√v̂ + τ) from
+   * moments of Δ kept across releases. Absent: `sgd`.
+   */
+  serverOptimizer?: 'sgd' | 'adam'
   /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
   noiseMultiplier: number
 }
@@ -90,9 +95,25 @@ export function shouldPublish(
   )
 }
 
+/** FedAdam's constants (Reddi et al., 2021: β₁ 0.9, β₂ 0.99, τ 10⁻³). */
+export const SERVER_ADAM = { beta1: 0.9, beta2: 0.99, tau: 1e-3 }
+
+/** FedAdam's state: first and second moments of Δ, dense then table, and the releases so far. */
+export interface ServerMoments {
+  m: Float32Array
+  v: Float32Array
+  step: number
+}
+
+export function createMoments(shape: ModelShape): ServerMoments {
+  const size = shape.denseSize + shape.nItems * shape.embedDim
+  return { m: new Float32Array(size), v: new Float32Array(size), step: 0 }
+}
+
 /**
- * P18: θ_j + η·(Σ w·u_j + N(0, σ²C²)) / c_j for every covered coordinate; the others keep θ.
- * `gaussian` draws N(0, 1). Returns new arrays; the inputs are not changed.
+ * P18: Δ_j = (Σ w·u_j + N(0, σ²C²)) / c_j for every covered coordinate, then θ_j + η·Δ_j, or with
+ * FedAdam θ_j + η·m̂_j/(√v̂_j + τ) (moments updated for covered coordinates only); the others
+ * keep θ. `gaussian` draws N(0, 1). Returns new arrays; the inputs are not changed.
  */
 export function applyBuffer(
   weights: { dense: Float32Array; table: Float32Array },
@@ -100,15 +121,32 @@ export function applyBuffer(
   shape: ModelShape,
   settings: FedBuffSettings,
   gaussian: () => number,
-): { dense: Float32Array; table: Float32Array } {
+  moments?: ServerMoments,
+): { dense: Float32Array; table: Float32Array; moments?: ServerMoments } {
   const { denseSize: P, embedDim: d } = shape
   const noiseScale = settings.noiseMultiplier * settings.clipNorm
-  const step = (sum: number, count: number) =>
-    (settings.serverLearningRate * (sum + (noiseScale > 0 ? noiseScale * gaussian() : 0))) / count
+  const eta = settings.serverLearningRate
+  const delta = (sum: number, count: number) =>
+    (sum + (noiseScale > 0 ? noiseScale * gaussian() : 0)) / count
+  let step: (j: number, delta: number) => number = (_, value) => eta * value
+  let next: ServerMoments | undefined
+  if (settings.serverOptimizer === 'adam') {
+    const { beta1, beta2, tau } = SERVER_ADAM
+    const from = moments ?? createMoments(shape)
+    next = { m: from.m.slice(), v: from.v.slice(), step: from.step + 1 }
+    const { m, v } = next
+    const correct1 = 1 - beta1 ** next.step
+    const correct2 = 1 - beta2 ** next.step
+    step = (j, value) => {
+      m[j] = beta1 * m[j]! + (1 - beta1) * value
+      v[j] = beta2 * v[j]! + (1 - beta2) * value * value
+      return (eta * (m[j]! / correct1)) / (Math.sqrt(v[j]! / correct2) + tau)
+    }
+  }
   const dense = weights.dense.slice()
   for (let j = 0; j < P; j++) {
     const count = buffer.counts[j]!
-    if (count > 0) dense[j] = dense[j]! + step(buffer.sums[j]!, count)
+    if (count > 0) dense[j] = dense[j]! + step(j, delta(buffer.sums[j]!, count))
   }
   const table = weights.table.slice()
   for (let row = 0; row < shape.nItems; row++) {
@@ -116,8 +154,8 @@ export function applyBuffer(
     if (count === 0) continue
     for (let c = 0; c < d; c++) {
       const i = row * d + c
-      table[i] = table[i]! + step(buffer.sums[P + i]!, count)
+      table[i] = table[i]! + step(P + i, delta(buffer.sums[P + i]!, count))
     }
   }
-  return { dense, table }
+  return next ? { dense, table, moments: next } : { dense, table }
 }

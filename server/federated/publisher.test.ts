@@ -11,6 +11,8 @@ import type { FederationStore } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
 import { splitWeights } from '../../shared/federation-layout'
 import { publishIfDue } from './publisher'
+import { servedManifest } from './releases'
+import { DEFAULT_UPDATE_TRAINING } from './defaults'
 import { epsilonAfter } from './privacy'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-publish-'))
@@ -119,6 +121,31 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     // The served float16 model is the master rounded, not 1 five times over.
     expect(served.dense[2]).toBeCloseTo(1.0015, 3)
     expect(served.dense[2]).not.toBe(1)
+  })
+
+  it('P18: FedAdam keeps its moments beside each version; devices never see them', async () => {
+    const adam = { ...settings, serverOptimizer: 'adam' as const, serverLearningRate: 0.1 }
+    const publish = () =>
+      publishIfDue({ store, settings: adam, now: () => 3000, gaussian: () => 0 })
+    await accept('a1', 'a', encoded(0, [0.5, 0, 0, 0], 1))
+    await accept('b1', 'b', encoded(0, [0.5, 0, 0, 0], 2))
+    await publish()
+    await accept('a2', 'a2', encoded(0, [-0.5, 0, 0, 0], 3))
+    await accept('b2', 'b2', encoded(0, [-0.5, 0, 0, 0], 4))
+    await publish()
+    const current = (await store.current())!
+    expect(current.version).toBe(3)
+    const master = splitWeights(
+      decodeWeights((await store.artifact(current.manifest.master!.sha256))!),
+    )
+    // Dense 0 started at 0: +0.1·0.5/(0.5 + τ), then the second step from the carried moments.
+    const first = (0.1 * 0.5) / (0.5 + 1e-3)
+    const second = (0.1 * (-0.005 / 0.19)) / (Math.sqrt(0.004975 / 0.0199) + 1e-3)
+    expect(master.dense[0]).toBeCloseTo(first + second, 6)
+    const served = servedManifest(current.manifest, adam, DEFAULT_UPDATE_TRAINING)
+    expect(Object.keys(served)).not.toContain('master')
+    expect(Object.keys(served)).not.toContain('moments')
+    expect(current.manifest.moments).toBeDefined()
   })
 
   it('records the noised release in the ledger the accountant reads', async () => {

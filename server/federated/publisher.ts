@@ -9,12 +9,14 @@ import { joinWeights, splitWeights } from '../../shared/federation-layout'
 import { artifactName } from '../../shared/artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
+import type { ArtifactRef } from '../../shared/protocol'
 import {
   accumulate,
   applyBuffer,
   createBuffer,
   shouldPublish,
   type FedBuffSettings,
+  type ServerMoments,
 } from './fedbuff'
 
 export interface PublisherDeps {
@@ -38,6 +40,40 @@ export type PublishAttempt =
   | { status: 'published'; record: VersionRecord; updates: number }
   | { status: 'not-due'; buffered: number }
   | { status: 'conflict' }
+
+/** The server's own state beside a version (P18): stored, referenced, never sent to devices. */
+async function putServerArtifact(
+  store: FederationStore,
+  kind: 'master' | 'moments',
+  bytes: Uint8Array,
+): Promise<ArtifactRef> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await store.putArtifact(sha256, bytes)
+  return { url: artifactName(sha256, kind, 'prw'), sha256, bytes: bytes.byteLength }
+}
+
+function encodeMoments(moments: ServerMoments): Uint8Array {
+  const { m, v, step } = moments
+  return encodeWeights(
+    {
+      format: 'pocketrec-fedadam',
+      meta: { step },
+      tensors: [
+        { name: 'm', shape: [m.length], values: m },
+        { name: 'v', shape: [v.length], values: v },
+      ],
+    },
+    { dtype: 'float32' },
+  )
+}
+
+async function readMoments(store: FederationStore, sha256: string): Promise<ServerMoments> {
+  const bytes = await store.artifact(sha256)
+  if (!bytes) throw new Error(`expected the server's FedAdam moments ${sha256} in the store`)
+  const file = decodeWeights(bytes)
+  const tensor = (name: string) => file.tensors.find((t) => t.name === name)!.values
+  return { m: tensor('m'), v: tensor('v'), step: Number(file.meta.step) }
+}
 
 export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt> {
   const { store, settings } = deps
@@ -63,14 +99,23 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
     accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
   }
-  const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian)
+  const moments =
+    settings.serverOptimizer === 'adam' && current.manifest.moments
+      ? await readMoments(store, current.manifest.moments.sha256)
+      : undefined
+  const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian, moments)
   const nextFile = joinWeights(file, next.dense, next.table)
   const bytes = encodeWeights(nextFile, { dtype: 'float16' })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   await store.putArtifact(sha256, bytes)
-  const masterBytes = encodeWeights(nextFile, { dtype: 'float32' })
-  const masterSha = createHash('sha256').update(masterBytes).digest('hex')
-  await store.putArtifact(masterSha, masterBytes)
+  const master = await putServerArtifact(
+    store,
+    'master',
+    encodeWeights(nextFile, { dtype: 'float32' }),
+  )
+  const momentsRef = next.moments
+    ? await putServerArtifact(store, 'moments', encodeMoments(next.moments))
+    : undefined
 
   // Candidates may already sit above "current": a new version takes the next free number.
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
@@ -84,11 +129,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       version: `v${version}`,
       createdAt,
       model: { url: artifactName(sha256, 'model', 'prw'), sha256, bytes: bytes.byteLength },
-      master: {
-        url: artifactName(masterSha, 'master', 'prw'),
-        sha256: masterSha,
-        bytes: masterBytes.byteLength,
-      },
+      master,
+      moments: momentsRef, // none with plain SGD, even if the parent had some
     },
     metrics: { updates: buffered.length },
   }

@@ -71,7 +71,8 @@ export function servedManifest(
     }),
     epochs: training.epochs,
   }
-  const { master: _kept, ...served } = manifest // the server's own float32 weights (P18)
+  // The server's own float32 weights and FedAdam moments (P18) stay on the server.
+  const { master: _master, moments: _moments, ...served } = manifest
   return { ...served, federation }
 }
 

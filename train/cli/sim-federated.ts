@@ -48,6 +48,8 @@ const OPTIONS = {
   noise: { type: 'string', default: '0' },
   clip: { type: 'string', default: '1' },
   'server-lr': { type: 'string', default: '1' },
+  /** P18's step: sgd (η·Δ) or adam (FedAdam, η·m̂/(√v̂ + τ)). */
+  'server-optimizer': { type: 'string', default: 'sgd' },
   /** E of P17 (an update's weight is min(examples, E)/E); default the server's. */
   'example-cap': { type: 'string' },
   /**
@@ -194,6 +196,9 @@ async function main(): Promise<void> {
     })
     const store = openSqliteStore(path.join(work, 'server.db'))
     const K = number('buffer')
+    const serverOptimizer = values['server-optimizer']
+    if (serverOptimizer !== 'sgd' && serverOptimizer !== 'adam')
+      throw new Error(`--server-optimizer: expected sgd or adam, got ${serverOptimizer}`)
     const { shape } = splitWeights(global)
     const layoutArg = (name: 'slice-rows' | 'dense', all: number) =>
       values[name] === undefined ? undefined : values[name] === 'all' ? all : number(name)
@@ -220,6 +225,7 @@ async function main(): Promise<void> {
         noiseMultiplier: number('noise'),
         clipNorm: number('clip'),
         serverLearningRate: number('server-lr'),
+        serverOptimizer,
         ...(values['example-cap'] !== undefined && { exampleCap: number('example-cap') }),
         maxStaleness: 1_000_000,
       },
