@@ -78,7 +78,10 @@ async function runSessionsInPage(productSessions: string[][]): Promise<PageSessi
   const out: PageSession[] = []
   for (const session of productSessions) {
     let result: PageSession | undefined
-    for (let attempt = 0; attempt < 3 && result?.trainingState !== 'idle'; attempt++) {
+    // Raced: training had started, or had already run a step and gone idle again.
+    const raced = (r: PageSession | undefined) =>
+      r === undefined || r.trainingSteps !== 0 || r.trainingState !== 'idle'
+    for (let attempt = 0; attempt < 3 && raced(result); attempt++) {
       await pocketrec('consent', true)
       // A one-item session never trains: with it, build the item table and compile the kernels,
       // so the call below answers well inside the idle delay before local fine-tuning.
