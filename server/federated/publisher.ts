@@ -41,10 +41,10 @@ export type PublishAttempt =
   | { status: 'not-due'; buffered: number }
   | { status: 'conflict' }
 
-/** The server's own state beside a version (P18): stored, referenced, never sent to devices. */
-async function putServerArtifact(
+/** Stores bytes under their sha256 and returns the manifest's reference to them. */
+async function putArtifactRef(
   store: FederationStore,
-  kind: 'master' | 'moments',
+  kind: 'model' | 'master' | 'moments',
   bytes: Uint8Array,
 ): Promise<ArtifactRef> {
   const sha256 = createHash('sha256').update(bytes).digest('hex')
@@ -99,22 +99,28 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
     accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
   }
-  const moments =
+  const previousMoments =
     settings.serverOptimizer === 'adam' && current.manifest.moments
       ? await readMoments(store, current.manifest.moments.sha256)
       : undefined
-  const next = applyBuffer({ dense, table }, buffer, shape, settings, deps.gaussian, moments)
+  const next = applyBuffer(
+    { dense, table },
+    buffer,
+    shape,
+    settings,
+    deps.gaussian,
+    previousMoments,
+  )
   const nextFile = joinWeights(file, next.dense, next.table)
-  const bytes = encodeWeights(nextFile, { dtype: 'float16' })
-  const sha256 = createHash('sha256').update(bytes).digest('hex')
-  await store.putArtifact(sha256, bytes)
-  const master = await putServerArtifact(
+  const model = await putArtifactRef(store, 'model', encodeWeights(nextFile, { dtype: 'float16' }))
+  // The server's own state beside the version (P18): referenced, never sent to devices.
+  const master = await putArtifactRef(
     store,
     'master',
     encodeWeights(nextFile, { dtype: 'float32' }),
   )
-  const momentsRef = next.moments
-    ? await putServerArtifact(store, 'moments', encodeMoments(next.moments))
+  const moments = next.moments
+    ? await putArtifactRef(store, 'moments', encodeMoments(next.moments))
     : undefined
 
   // Candidates may already sit above "current": a new version takes the next free number.
@@ -128,9 +134,9 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       ...current.manifest,
       version: `v${version}`,
       createdAt,
-      model: { url: artifactName(sha256, 'model', 'prw'), sha256, bytes: bytes.byteLength },
+      model,
       master,
-      moments: momentsRef, // none with plain SGD, even if the parent had some
+      moments, // none with plain SGD, even if the parent had some
     },
     metrics: { updates: buffered.length },
   }

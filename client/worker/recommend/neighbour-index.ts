@@ -173,6 +173,8 @@ export async function buildNeighbourIndex(
     throw new Error(`expected ${nItems} × ${dim} item values, got ${vectors.length}`)
   }
   const started = performance.now()
+  // Whatever request made the caller start the build is answered first.
+  await yieldToEvents()
   const clusters = Math.max(1, Math.min(nItems, options.clusters ?? Math.round(Math.sqrt(nItems))))
   const iterations = options.iterations ?? 6
   const sampleSize = Math.min(nItems, options.sampleSize ?? 32 * clusters)

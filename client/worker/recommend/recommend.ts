@@ -129,14 +129,13 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       : undefined
   let indexStatus: RecallIndexStatus = { state: indexing ? 'pending' : 'exact' }
 
-  /** Builds the index from the first table, after the request that made it has been answered. */
+  /** Builds the index from the first table (the build lets the current request finish first). */
   function startIndex(first: ItemTable) {
     if (!indexing || indexStatus.state !== 'pending') return
     indexStatus = { state: 'building' }
     const { nItems, embedDim } = model.config
     void first
       .values()
-      .then((values) => new Promise<Float32Array>((resolve) => setTimeout(() => resolve(values))))
       .then((values) =>
         buildNeighbourIndex(values, nItems, embedDim, { ...indexing, cancelled: () => disposed }),
       )
