@@ -5,7 +5,7 @@
 // in one process with the worker's own local trainer, exactly as computeUpdate configures it
 // (no in-session negatives), on the first N later sessions, and scored on the validation split
 // (the last 5 % of the training sessions, which `npm run sim -- --on validation` holds out too).
-// Appends a row to bench/results/tune-update-training-<dataset>.json.
+// Appends its run to bench/results/tune-update-training-<dataset>.json.
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -89,8 +89,12 @@ async function main(): Promise<void> {
       `validation Recall@20 ${before.recall20.toFixed(2)} → ${after.recall20.toFixed(2)} (${after.cases} cases)`,
   )
   const out = path.resolve('bench', 'results', `tune-update-training-${dataset.name}.json`)
-  const rows = existsSync(out) ? (JSON.parse(await readFile(out, 'utf8')) as unknown[]) : []
-  await writeFile(out, JSON.stringify([...rows, row], null, 2) + '\n')
+  // A results file, one entry per measured run (not a table of sessions).
+  const runs = existsSync(out)
+    ? (JSON.parse(await readFile(out, 'utf8')) as { runs: unknown[] }).runs
+    : []
+  const results = { tool: 'tune-update-training', dataset: dataset.name, runs: [...runs, row] }
+  await writeFile(out, JSON.stringify(results, null, 2) + '\n')
 }
 
 main().catch((error: unknown) => {
