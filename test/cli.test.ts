@@ -108,6 +108,14 @@ describe('npm run sim', () => {
     // P27: the devices scored the versions they trained from, v1 included.
     expect(summary.versions[0]).toMatchObject({ version: 1, onDevices: { updates: 4 } })
     expect(summary.versions[0].onDevices.cases).toBeGreaterThanOrEqual(4)
+    // Every version is also scored apart on targets the pre-training saw and on new ones.
+    const [seen, fresh] = summary.versions[0].byTarget
+    expect([seen.name, fresh.name]).toEqual(['seen in pre-training', 'new since'])
+    expect(seen.cases + fresh.cases).toBeGreaterThan(0)
+    expect(summary.versions[3].byTarget.map((g: { cases: number }) => g.cases)).toEqual([
+      seen.cases,
+      fresh.cases,
+    ])
     // The ceiling trains centrally on the same 12 devices' sessions: at least one case each.
     expect(summary.ceilings).toHaveLength(1)
     expect(summary.ceilings[0].devices).toBe(12)

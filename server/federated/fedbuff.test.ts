@@ -68,6 +68,30 @@ describe('FedAdam on the server (PROTOCOL.md P18)', () => {
   })
 })
 
+describe('table rows summed over the buffer (PROTOCOL.md P18b)', () => {
+  it('scales a row mean by the buffer size, and leaves dense weights a mean', () => {
+    const sum = { ...settings, serverLearningRate: 1, tableAggregation: 'sum' as const }
+    const buffer = createBuffer(shape)
+    // Slice 0 covers dense 0–2 and rows 0–1; slice 1 dense 3, 4, 0 and rows 2–3.
+    accumulate(buffer, shape, { slice: 0, layout, values: values(0.2, 0, 0, 0.4, 0.6, 0, 0) }, 1, 0)
+    accumulate(buffer, shape, { slice: 0, layout, values: values(0.4, 0, 0, 0.2, 0, 0, 0) }, 1, 0)
+    accumulate(buffer, shape, { slice: 1, layout, values: values(0, 0, 0.6, 0, 0, 0.3, 0) }, 0.5, 0)
+    const weights = { dense: new Float32Array(5), table: new Float32Array(8) }
+    const next = applyBuffer(weights, buffer, shape, sum, () => 0)
+    // Dense 0: covered by all three (slice 1's third value), (0.2 + 0.4 + 0.5·0.6) / 3.
+    expect(next.dense[0]).toBeCloseTo(0.3, 6)
+    // Row 0: covered by two of the three updates, mean (0.4 + 0.2)/2 = 0.3, times 3 updates.
+    expect(next.table[0]).toBeCloseTo(0.9, 6)
+    expect(next.table[1]).toBeCloseTo(0.9, 6) // (0.6 + 0)/2 · 3
+    // Row 3 (slice 1's second row), one update of weight 0.5: 0.5·0.3 · 3.
+    expect(next.table[6]).toBeCloseTo(0.45, 6)
+    // The same buffer with the default mean: row 0 moves by the mean only.
+    expect(
+      applyBuffer(weights, buffer, shape, { ...sum, tableAggregation: 'mean' }, () => 0).table[0],
+    ).toBeCloseTo(0.3, 6)
+  })
+})
+
 describe('FedBuff aggregation (PROTOCOL.md P14–P18)', () => {
   it('P8: places slices contiguously and wraps around each group', () => {
     expect(sliceSpan(0, layout, shape)).toEqual({ denseStart: 0, rowStart: 0 })

@@ -26,6 +26,12 @@ export interface FedBuffSettings {
    * moments of Δ kept across releases. Absent: `sgd`.
    */
   serverOptimizer?: 'sgd' | 'adam'
+  /**
+   * P18b, how a table row's Δ is normalised: `mean` (absent) divides by the updates covering the
+   * row, as for dense weights; `sum` scales that mean by the buffer's size, so that Δ estimates
+   * the buffer's total change of the row, as sequential SGD over the same sessions would make it.
+   */
+  tableAggregation?: 'mean' | 'sum'
   /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
   noiseMultiplier: number
 }
@@ -111,7 +117,8 @@ export function createMoments(shape: ModelShape): ServerMoments {
 }
 
 /**
- * P18: Δ_j = (Σ w·u_j + N(0, σ²C²)) / c_j for every covered coordinate, then θ_j + η·Δ_j, or with
+ * P18: Δ_j = (Σ w·u_j + N(0, σ²C²)) / c_j for every covered coordinate (table rows × the buffer's
+ * size with `tableAggregation: 'sum'`, P18b), then θ_j + η·Δ_j, or with
  * FedAdam θ_j + η·m̂_j/(√v̂_j + τ) (moments updated for covered coordinates only); the others
  * keep θ. `gaussian` draws N(0, 1). Returns new arrays; the inputs are not changed.
  */
@@ -149,12 +156,13 @@ export function applyBuffer(
     if (count > 0) dense[j] = dense[j]! + step(j, delta(buffer.sums[j]!, count))
   }
   const table = weights.table.slice()
+  const rowScale = settings.tableAggregation === 'sum' ? buffer.updates : 1
   for (let row = 0; row < shape.nItems; row++) {
     const count = buffer.counts[P + row]!
     if (count === 0) continue
     for (let c = 0; c < d; c++) {
       const i = row * d + c
-      table[i] = table[i]! + step(P + i, delta(buffer.sums[P + i]!, count))
+      table[i] = table[i]! + step(P + i, rowScale * delta(buffer.sums[P + i]!, count))
     }
   }
   return next ? { dense, table, moments: next } : { dense, table }

@@ -31,6 +31,7 @@ import { exportArtifacts } from '../artifacts/export-artifacts'
 import { countItems, splitForFederation } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
 import type { SessionDataset } from '../data/types'
+import type { GroupReport, TargetGroup } from '../eval/evaluate'
 import { evaluateWeights } from '../gru-scorer'
 import { defaultModelDir } from '../model-file'
 import { setNodeBackend } from '../node-backend'
@@ -50,6 +51,8 @@ const OPTIONS = {
   'server-lr': { type: 'string', default: '1' },
   /** P18's step: sgd (η·Δ) or adam (FedAdam, η·m̂/(√v̂ + τ)). */
   'server-optimizer': { type: 'string', default: 'sgd' },
+  /** P18b: a table row's step is its covering updates' mean (`mean`) or the buffer's sum. */
+  'table-aggregation': { type: 'string', default: 'mean' },
   /** E of P17 (an update's weight is min(examples, E)/E); default the server's. */
   'example-cap': { type: 'string' },
   /**
@@ -107,6 +110,7 @@ interface CeilingRow {
   examples: number
   recall20: number
   mrr20: number
+  byTarget: GroupReport[]
   seconds: number
   /** With --ceiling-parts: the central item table on the pre-trained rest, and the reverse. */
   parts?: {
@@ -138,6 +142,8 @@ interface VersionRow {
   recall20: number
   mrr20: number
   epsilon: number
+  /** Recall@20 and MRR@20 over the cases whose target the pre-training sessions hold, or not. */
+  byTarget: GroupReport[]
 }
 
 async function main(): Promise<void> {
@@ -171,14 +177,28 @@ async function main(): Promise<void> {
     number('pretrain-fraction'),
     values.models ?? defaultModelDir(dataset.name),
   )
+  // Items the pre-trained model never saw: a third of DIGINETICA's validation targets, whose
+  // rows only the later sessions (the devices') can train.
+  const earlyCounts = countItems(split.early, dataset.nItems)
+  const targetGroups: TargetGroup[] = [
+    { name: 'seen in pre-training', holds: (item) => earlyCounts[item]! > 0 },
+    { name: 'new since', holds: (item) => earlyCounts[item] === 0 },
+  ]
   const evaluate = async (file: WeightsFile) => {
-    const report = await evaluateWeights(file, scoredSessions, { trainCounts, maxCases: evalCases })
+    const report = await evaluateWeights(file, scoredSessions, {
+      trainCounts,
+      maxCases: evalCases,
+      targetGroups,
+    })
     return {
       recall20: report.metrics['recall@20']! * 100,
       mrr20: report.metrics['mrr@20']! * 100,
       cases: report.cases,
+      byTarget: report.groups!,
     }
   }
+  const describeGroups = (groups: GroupReport[]) =>
+    groups.map((g) => `${g.name} ${g.recall20.toFixed(2)} (${g.cases})`).join(', ')
 
   const out = path.resolve(
     values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
@@ -199,6 +219,9 @@ async function main(): Promise<void> {
     const serverOptimizer = values['server-optimizer']
     if (serverOptimizer !== 'sgd' && serverOptimizer !== 'adam')
       throw new Error(`--server-optimizer: expected sgd or adam, got ${serverOptimizer}`)
+    const tableAggregation = values['table-aggregation']
+    if (tableAggregation !== 'mean' && tableAggregation !== 'sum')
+      throw new Error(`--table-aggregation: expected mean or sum, got ${tableAggregation}`)
     const { shape } = splitWeights(global)
     const layoutArg = (name: 'slice-rows' | 'dense', all: number) =>
       values[name] === undefined ? undefined : values[name] === 'all' ? all : number(name)
@@ -226,6 +249,7 @@ async function main(): Promise<void> {
         clipNorm: number('clip'),
         serverLearningRate: number('server-lr'),
         serverOptimizer,
+        tableAggregation,
         ...(values['example-cap'] !== undefined && { exampleCap: number('example-cap') }),
         maxStaleness: 1_000_000,
       },
@@ -248,10 +272,17 @@ async function main(): Promise<void> {
 
     const start = await evaluate(decodeWeights(encodeWeights(global, { dtype: 'float16' })))
     log(
-      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} ${values.on} cases`,
+      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} ${values.on} cases; by target: ${describeGroups(start.byTarget)}`,
     )
     const rows: VersionRow[] = [
-      { version: 1, devices: 0, recall20: start.recall20, mrr20: start.mrr20, epsilon: 0 },
+      {
+        version: 1,
+        devices: 0,
+        recall20: start.recall20,
+        mrr20: start.mrr20,
+        epsilon: 0,
+        byTarget: start.byTarget,
+      },
     ]
 
     const sessions = deviceSessions(later, number('devices'))
@@ -333,9 +364,10 @@ async function main(): Promise<void> {
             recall20: result.recall20,
             mrr20: result.mrr20,
             epsilon,
+            byTarget: result.byTarget,
           })
           progress.done(
-            `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}`,
+            `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}; Recall@20 by target: ${describeGroups(result.byTarget)}`,
           )
           // A long run stopped early keeps what it measured; the last write has complete: true.
           const partial = { command: describeCommand('sim'), complete: false, devicesSoFar: i + 1 }
@@ -366,6 +398,7 @@ async function main(): Promise<void> {
         recall20: result.recall20,
         mrr20: result.mrr20,
         epsilon,
+        byTarget: result.byTarget,
       })
     }
     const ceilings: CeilingRow[] = []
@@ -388,11 +421,12 @@ async function main(): Promise<void> {
         examples: fit.examples,
         recall20: result.recall20,
         mrr20: result.mrr20,
+        byTarget: result.byTarget,
         seconds: (performance.now() - t0) / 1000,
       }
       log(
         `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
-          `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}`,
+          `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}; by target: ${describeGroups(row.byTarget)}`,
       )
       if (values['ceiling-parts']) {
         const isTable = (name: string) => name === 'item_embedding'
@@ -411,11 +445,18 @@ async function main(): Promise<void> {
       }
       ceilings.push(row)
     }
-    let reference: { file: string; recall20: number; mrr20: number } | null = null
+    let reference: {
+      file: string
+      recall20: number
+      mrr20: number
+      byTarget: GroupReport[]
+    } | null = null
     const referenceFile = values.reference ?? path.join(defaultModelDir(dataset.name), 'model.prw')
     if (values.reference !== 'none' && existsSync(referenceFile)) {
       const result = await evaluate(decodeWeights(await readFile(referenceFile)))
-      reference = { file: referenceFile, recall20: result.recall20, mrr20: result.mrr20 }
+      const { recall20, mrr20, byTarget } = result
+      reference = { file: referenceFile, recall20, mrr20, byTarget }
+      log(`reference ${referenceFile}: by target: ${describeGroups(byTarget)}`)
     }
     // P27: each evaluated version's scores on the devices' own next items, taken before training
     // (the summary keeps the versions it evaluated, not one row per release).

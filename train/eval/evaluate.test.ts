@@ -38,6 +38,27 @@ describe('evaluateScorer', () => {
     expect(report.msPerCase).toBeGreaterThanOrEqual(0)
   })
 
+  it('reports Recall@20 and MRR@20 over the cases whose target each group holds', async () => {
+    // 25 items, item i ranked i + 1: targets 22 and 24 miss the top 20, target 3 is 4th.
+    const row = Array.from({ length: 25 }, (_, i) => 25 - i)
+    const three = [Int32Array.from([0, 22]), Int32Array.from([0, 3]), Int32Array.from([0, 24])]
+    const report = await evaluateScorer(createFixedScorer(row), three, {
+      nItems: 25,
+      trainCounts: new Int32Array(25),
+      targetGroups: [
+        { name: 'even', holds: (item) => item % 2 === 0 },
+        { name: 'below 10', holds: (item) => item < 10 },
+        { name: 'none', holds: () => false },
+      ],
+    })
+    expect(report.metrics['recall@20']).toBeCloseTo(1 / 3, 12)
+    expect(report.groups).toEqual([
+      { name: 'even', cases: 2, recall20: 0, mrr20: 0 },
+      { name: 'below 10', cases: 1, recall20: 100, mrr20: 25 },
+      { name: 'none', cases: 0, recall20: 0, mrr20: 0 },
+    ])
+  })
+
   it('gives the same report whatever the batch size', async () => {
     const options = { nItems: 4, trainCounts, ks: [1, 2] }
     const whole = await evaluateScorer(createFixedScorer([0, 3, 1, 2]), sessions, options)

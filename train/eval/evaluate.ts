@@ -24,12 +24,28 @@ export interface EvaluateOptions {
   /** Deterministic subsample: the first N cases in session order, shortest prefix first. */
   maxCases?: number
   onProgress?: (done: number, total: number) => void
+  /** Also report Recall@20 and MRR@20 over the cases whose target each group holds. */
+  targetGroups?: readonly TargetGroup[]
+}
+
+export interface TargetGroup {
+  name: string
+  holds: (item: number) => boolean
+}
+
+export interface GroupReport {
+  name: string
+  cases: number
+  /** Percentages, as in the report tables. */
+  recall20: number
+  mrr20: number
 }
 
 export interface EvalReport extends MetricsResult {
   scorer: string
   /** Wall time per case, scoring plus ranking. */
   msPerCase: number
+  groups?: GroupReport[]
 }
 
 /** Runs the protocol over `sessions` (each of length ≥ 2 to yield a case) and reports metrics. */
@@ -59,6 +75,12 @@ export async function evaluateScorer(
     popularItems: popularMask(trainCounts),
   })
 
+  const groups = (options.targetGroups ?? []).map((group) => ({
+    group,
+    cases: 0,
+    hits: 0,
+    reciprocal: 0,
+  }))
   const started = performance.now()
   for (let first = 0; first < total; first += batchSize) {
     const end = Math.min(total, first + batchSize)
@@ -72,10 +94,16 @@ export async function evaluateScorer(
     }
     for (let c = first; c < end; c++) {
       const offset = (c - first) * nItems
-      accumulator.add(
-        rankOfTarget(scores, offset, nItems, cases[c].target),
-        topKIndices(scores, offset, nItems, LIST_K),
-      )
+      const rank = rankOfTarget(scores, offset, nItems, cases[c].target)
+      accumulator.add(rank, topKIndices(scores, offset, nItems, LIST_K))
+      for (const g of groups) {
+        if (!g.group.holds(cases[c].target)) continue
+        g.cases += 1
+        if (rank <= LIST_K) {
+          g.hits += 1
+          g.reciprocal += 1 / rank
+        }
+      }
     }
     onProgress?.(end, total)
   }
@@ -84,6 +112,14 @@ export async function evaluateScorer(
     scorer: scorer.name,
     ...accumulator.result(),
     msPerCase: total === 0 ? 0 : elapsedMs / total,
+    ...(groups.length > 0 && {
+      groups: groups.map((g) => ({
+        name: g.group.name,
+        cases: g.cases,
+        recall20: g.cases === 0 ? 0 : (100 * g.hits) / g.cases,
+        mrr20: g.cases === 0 ? 0 : (100 * g.reciprocal) / g.cases,
+      })),
+    }),
   }
 }
 
