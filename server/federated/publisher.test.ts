@@ -123,6 +123,36 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     expect(served.dense[2]).not.toBe(1)
   })
 
+  it('P18: keeps masters for current and the newest three versions; a rollback past them publishes from float16', async () => {
+    const release = async (n: number) => {
+      await accept(`a${n}`, `a${n}`, encoded(1, [0.0003, 0, 0, 0], 10 + n))
+      await accept(`b${n}`, `b${n}`, encoded(1, [0.0003, 0, 0, 0], 40 + n))
+      return publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 })
+    }
+    for (let n = 0; n < 5; n++) await release(n) // v2 … v6
+    const stored = async (version: number) => {
+      const { manifest } = (await store.version(version))!
+      return {
+        model: (await store.artifact(manifest.model.sha256)) !== null,
+        master: (await store.artifact(manifest.master!.sha256)) !== null,
+      }
+    }
+    expect(await stored(2)).toEqual({ model: true, master: false })
+    expect(await stored(3)).toEqual({ model: true, master: false })
+    for (const v of [4, 5, 6]) expect(await stored(v)).toEqual({ model: true, master: true })
+
+    // Rolled back to v3, whose master is gone: the next release starts from v3's float16 model.
+    expect(await store.setCurrent(3)).toBe(true)
+    expect(await release(5)).toMatchObject({ status: 'published', record: { parent: 3 } })
+    const weights = async (ref: { sha256: string }) =>
+      splitWeights(decodeWeights((await store.artifact(ref.sha256))!)).dense[2]!
+    const v3 = (await store.version(3))!.manifest
+    const next = (await store.current())!.manifest
+    expect(await weights(next.master!)).toBeCloseTo((await weights(v3.model)) + 0.0003, 6)
+    // v3 is current no more and not among the newest three: nothing of it comes back.
+    expect(await stored(3)).toEqual({ model: true, master: false })
+  })
+
   it('P18: FedAdam keeps its moments beside each version; devices never see them', async () => {
     const adam = { ...settings, serverOptimizer: 'adam' as const, serverLearningRate: 0.1 }
     const publish = () =>

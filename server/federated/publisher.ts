@@ -67,9 +67,13 @@ function encodeMoments(moments: ServerMoments): Uint8Array {
   )
 }
 
-async function readMoments(store: FederationStore, sha256: string): Promise<ServerMoments> {
+/** The moments, or undefined once pruned (FedAdam then starts afresh). */
+async function readMoments(
+  store: FederationStore,
+  sha256: string,
+): Promise<ServerMoments | undefined> {
   const bytes = await store.artifact(sha256)
-  if (!bytes) throw new Error(`expected the server's FedAdam moments ${sha256} in the store`)
+  if (!bytes) return undefined
   const file = decodeWeights(bytes)
   const tensor = (name: string) => file.tensors.find((t) => t.name === name)!.values
   return { m: tensor('m'), v: tensor('v'), step: Number(file.meta.step) }
@@ -87,9 +91,10 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const buffered = await store.buffered()
   // P18: aggregation goes on from the float32 weights the current model was rounded from (a
   // release's step is often below float16's spacing near the weight: 2⁻¹⁴ ≈ 6·10⁻⁵ around 0.1);
-  // the trainer's first release has none, and its float16 values are then the start.
-  const from = current.manifest.master ?? current.manifest.model
-  const weightBytes = await store.artifact(from.sha256)
+  // the trainer's first release has none, and a version rolled back to after its master was
+  // pruned (pruneServerState) has none left: their float16 values are then the start.
+  const master = current.manifest.master && (await store.artifact(current.manifest.master.sha256))
+  const weightBytes = master || (await store.artifact(current.manifest.model.sha256))
   if (!weightBytes) throw new Error(`expected the weights of v${current.version} in the store`)
   const file = decodeWeights(weightBytes)
   const { dense, table, shape } = splitWeights(file)
@@ -114,7 +119,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const nextFile = joinWeights(file, next.dense, next.table)
   const model = await putArtifactRef(store, 'model', encodeWeights(nextFile, { dtype: 'float16' }))
   // The server's own state beside the version (P18): referenced, never sent to devices.
-  const master = await putArtifactRef(
+  const nextMaster = await putArtifactRef(
     store,
     'master',
     encodeWeights(nextFile, { dtype: 'float32' }),
@@ -135,7 +140,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       version: `v${version}`,
       createdAt,
       model,
-      master,
+      master: nextMaster,
       moments, // none with plain SGD, even if the parent had some
     },
     metrics: { updates: buffered.length },
@@ -156,5 +161,33 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     makeCurrent: (deps.promotion ?? 'auto') === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
+  await pruneServerState(store)
   return { status: 'published', record, updates: buffered.length }
+}
+
+/** Versions, newest first, whose float32 master and FedAdam moments are kept (P18). */
+export const KEEP_SERVER_STATE = 3
+
+/**
+ * P18: a version's float32 master and FedAdam moments (18 and 35 MB for DIGINETICA, beside an
+ * 8.8 MB model) serve only to publish from it. They are kept for "current" and the newest
+ * `KEEP_SERVER_STATE` versions (candidates among them) and dropped for the others; a version
+ * rolled back to after that publishes from its float16 model, with fresh moments. Models are
+ * never dropped: rollback and devices need them. Returns the hashes it deleted.
+ */
+export async function pruneServerState(store: FederationStore): Promise<string[]> {
+  const [versions, current] = await Promise.all([store.versions(), store.current()])
+  const newest = [...versions].sort((a, b) => b.version - a.version).slice(0, KEEP_SERVER_STATE)
+  const kept = new Set([...newest.map((v) => v.version), current?.version])
+  const keep = new Set<string>()
+  const drop = new Set<string>()
+  for (const { version, manifest } of versions) {
+    keep.add(manifest.model.sha256)
+    for (const ref of [manifest.master, manifest.moments]) {
+      if (ref) (kept.has(version) ? keep : drop).add(ref.sha256)
+    }
+  }
+  const doomed = [...drop].filter((sha256) => !keep.has(sha256))
+  if (doomed.length > 0) await store.deleteArtifacts(doomed)
+  return doomed
 }

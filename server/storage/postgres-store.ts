@@ -181,6 +181,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       ])
       return rows[0] ? new Uint8Array(rows[0].bytes as Buffer) : null
     },
+    async deleteArtifacts(sha256s) {
+      if (sha256s.length === 0) return
+      await pool.query(`DELETE FROM ${t('artifacts')} WHERE sha256 = ANY($1::text[])`, [
+        [...sha256s],
+      ])
+    },
     async accept(u): Promise<AcceptOutcome> {
       try {
         const { rowCount } = await pool.query(

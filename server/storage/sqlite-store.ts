@@ -239,6 +239,10 @@ export function openSqliteStore(file: string): FederationStore {
         { bytes: Buffer } | undefined
       return row ? new Uint8Array(row.bytes) : null
     },
+    deleteArtifacts: async (sha256s) => {
+      const remove = db.prepare('DELETE FROM artifacts WHERE sha256 = ?')
+      db.transaction(() => sha256s.forEach((sha256) => remove.run(sha256)))()
+    },
     accept: async (update) => accept.immediate(update),
     buffered: async () =>
       (

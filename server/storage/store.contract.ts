@@ -86,6 +86,18 @@ export function storeContract(
       expect(await s.artifact('b'.repeat(64))).toBeNull()
     })
 
+    it('deletes the artifacts it is told, and only those', async () => {
+      const s = await fresh()
+      await s.putArtifact('a'.repeat(64), Uint8Array.from([1]))
+      await s.putArtifact('b'.repeat(64), Uint8Array.from([2]))
+      await s.putArtifact('c'.repeat(64), Uint8Array.from([3]))
+      await s.deleteArtifacts(['a'.repeat(64), 'c'.repeat(64), 'd'.repeat(64)])
+      await s.deleteArtifacts([])
+      expect(await s.artifact('a'.repeat(64))).toBeNull()
+      expect(Array.from((await s.artifact('b'.repeat(64)))!)).toEqual([2])
+      expect(await s.artifact('c'.repeat(64))).toBeNull()
+    })
+
     it('P12/P15: accepts an update once per key and once per client per version', async () => {
       const s = await fresh()
       expect(await s.accept(storedUpdate('k1', 'alice'))).toBe('accepted')

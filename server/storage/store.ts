@@ -86,6 +86,8 @@ export interface FederationStore {
   setCurrent(version: number): Promise<boolean>
   putArtifact(sha256: string, bytes: Uint8Array): Promise<void>
   artifact(sha256: string): Promise<Uint8Array | null>
+  /** Drops artifacts (the server's own state of old versions, P18); unknown hashes are ignored. */
+  deleteArtifacts(sha256s: readonly string[]): Promise<void>
   /** Stores an update atomically with its idempotency and per-client checks. */
   accept(update: StoredUpdate): Promise<AcceptOutcome>
   /**
