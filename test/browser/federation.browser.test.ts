@@ -86,6 +86,8 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
         .toBe(1)
       const [stored] = await store.buffered()
       expect(stored!.body.length).toBeLessThanOrEqual(64 * 1024)
+      // The token the worker asked for to learn its slice carried the upload too.
+      expect(bodies.filter((b) => b.includes('/v1/token'))).toHaveLength(1)
 
       // Another visit step, another local training run on the same version: no second update
       // (the server would refuse it, P15), so no second token is even asked for.

@@ -82,6 +82,31 @@ describe('draining the outbox (PROTOCOL.md P12)', () => {
     const back = fakeServer([200, 202])
     expect(await drainOutbox(deps(back.fetch))).toEqual({ sent: 2, dropped: 0, kept: 0 })
   })
+
+  it('sends the first upload of its version with the token it was trained for, once', async () => {
+    const server = fakeServer([202, 202, 202])
+    const held = { token: 'held-4', slice: 7, version: 4 }
+    expect(await drainOutbox(deps(server.fetch), held)).toEqual({ sent: 3, dropped: 0, kept: 0 })
+    expect(server.requests.map((r) => [r.path, r.body])).toEqual([
+      ['/v1/token', { siteKey: 'demo-shop', client: 'client-0001', version: 3 }],
+      ['/v1/updates', 'Bearer t-3'],
+      ['/v1/updates', 'Bearer held-4'],
+      ['/v1/token', { siteKey: 'demo-shop', client: 'client-0001', version: 4 }],
+      ['/v1/updates', 'Bearer t-4'],
+    ])
+  })
+
+  it('asks for a fresh token when the held one has expired (401), and drops nothing', async () => {
+    await storage.outbox.remove((await storage.outbox.list())[0]!.id) // only v4's two are left
+    const server = fakeServer([401, 202, 202])
+    const held = { token: 'old-4', slice: 7, version: 4 }
+    expect(await drainOutbox(deps(server.fetch), held)).toEqual({ sent: 2, dropped: 0, kept: 0 })
+    expect(server.requests.filter((r) => r.path === '/v1/updates').map((r) => r.body)).toEqual([
+      'Bearer old-4',
+      'Bearer t-4',
+      'Bearer t-4',
+    ])
+  })
 })
 
 describe('the device id for uploads', () => {

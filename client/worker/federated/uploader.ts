@@ -1,5 +1,6 @@
 // Getting updates to the server (PROTOCOL.md P12, P21): a token per attempt (asked for the
-// version the update was trained on, so a retry gets the same slice), the body from the outbox,
+// version the update was trained on, so a retry gets the same slice; the first attempt reuses the
+// token the update was trained for while it is valid), the body from the outbox,
 // and the answer decides: accepted or duplicate → done; any other 4xx → the server will never
 // take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
 import type { OutboxStore } from '../storage'
@@ -43,37 +44,38 @@ export async function requestToken(
   return { ok: true, answer: (await response.json()) as TokenAnswer }
 }
 
-/** Sends the queued uploads, oldest first; stops at the first one the server could not take now. */
-export async function drainOutbox(deps: UploaderDeps): Promise<DrainResult> {
+/**
+ * Sends the queued uploads, oldest first; stops at the first one the server could not take now.
+ * `held`: a token the caller already has (the one whose slice it just trained for), used for the
+ * first upload of its version instead of asking again; if the server no longer takes it (401:
+ * expired), a fresh one is asked for.
+ */
+export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promise<DrainResult> {
   const result: DrainResult = { sent: 0, dropped: 0, kept: 0 }
   const pending = await deps.outbox.list()
+  let spare = held
   for (let i = 0; i < pending.length; i++) {
     const upload = pending[i]!
     const base = Number(upload.baseVersion.replace(/^v/, ''))
-    const token = await requestToken(deps, base)
-    if (!token.ok) {
-      if (!token.retry) {
-        await deps.outbox.remove(upload.id)
-        result.dropped++
-        continue
-      }
-      await deps.outbox.recordAttempt(upload.id)
-      result.kept += pending.length - i
-      return result
+    let status: number | null = null
+    if (spare?.version === base) {
+      status = await send(deps, spare.token, upload.body)
+      spare = undefined
     }
-    let status: number
-    try {
-      const response = await deps.fetch(new URL('/v1/updates', deps.manifestUrl), {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${token.answer.token}`,
-          'content-type': 'application/octet-stream',
-        },
-        body: upload.body as Uint8Array<ArrayBuffer>,
-      })
-      status = response.status
-    } catch {
-      status = 0
+    // No token yet, or the held one has expired (401): ask for one.
+    if (status === null || status === 401) {
+      const token = await requestToken(deps, base)
+      if (!token.ok) {
+        if (!token.retry) {
+          await deps.outbox.remove(upload.id)
+          result.dropped++
+          continue
+        }
+        await deps.outbox.recordAttempt(upload.id)
+        result.kept += pending.length - i
+        return result
+      }
+      status = await send(deps, token.answer.token, upload.body)
     }
     if (status === 200 || status === 202) {
       await deps.outbox.remove(upload.id)
@@ -88,4 +90,18 @@ export async function drainOutbox(deps: UploaderDeps): Promise<DrainResult> {
     }
   }
   return result
+}
+
+/** One upload attempt: the HTTP status, or 0 when no answer came. */
+async function send(deps: UploaderDeps, token: string, body: Uint8Array): Promise<number> {
+  try {
+    const response = await deps.fetch(new URL('/v1/updates', deps.manifestUrl), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      body: body as Uint8Array<ArrayBuffer>,
+    })
+    return response.status
+  } catch {
+    return 0
+  }
 }
