@@ -69,6 +69,22 @@ describe('FedAdam on the server (PROTOCOL.md P18)', () => {
 })
 
 describe('table rows summed over the buffer (PROTOCOL.md P18b)', () => {
+  it('moves only the rows tableRows allows', () => {
+    const buffer = createBuffer(shape)
+    accumulate(
+      buffer,
+      shape,
+      { slice: 0, layout, values: values(0.2, 0, 0, 0.4, 0.6, 0.8, 1) },
+      1,
+      0,
+    )
+    const weights = { dense: new Float32Array(5), table: new Float32Array(8) }
+    const only = { ...settings, serverLearningRate: 1, tableRows: Uint8Array.of(0, 1, 1, 1) }
+    const next = applyBuffer(weights, buffer, shape, only, () => 0)
+    expect(Array.from(next.table)).toEqual([0, 0, 0.800000011920929, 1, 0, 0, 0, 0])
+    expect(next.dense[0]).toBeCloseTo(0.2, 6) // dense weights are not the table's
+  })
+
   it('scales a row mean by the buffer size, and leaves dense weights a mean', () => {
     const sum = { ...settings, serverLearningRate: 1, tableAggregation: 'sum' as const }
     const buffer = createBuffer(shape)

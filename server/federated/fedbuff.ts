@@ -32,6 +32,12 @@ export interface FedBuffSettings {
    * the buffer's total change of the row, as sequential SGD over the same sessions would make it.
    */
   tableAggregation?: 'mean' | 'sum'
+  /**
+   * Which table rows a release may move (1) or must keep (0); absent: all. A server that knows
+   * which items its model never saw (added to the catalogue since it was trained) can confine
+   * the table's noisy step (a sketch's, P8b) to them and leave trained rows as they are.
+   */
+  tableRows?: Uint8Array
   /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
   noiseMultiplier: number
 }
@@ -159,7 +165,7 @@ export function applyBuffer(
   const rowScale = settings.tableAggregation === 'sum' ? buffer.updates : 1
   for (let row = 0; row < shape.nItems; row++) {
     const count = buffer.counts[P + row]!
-    if (count === 0) continue
+    if (count === 0 || settings.tableRows?.[row] === 0) continue
     for (let c = 0; c < d; c++) {
       const i = row * d + c
       table[i] = table[i]! + step(P + i, rowScale * delta(buffer.sums[P + i]!, count))

@@ -53,6 +53,11 @@ const OPTIONS = {
   'server-optimizer': { type: 'string', default: 'sgd' },
   /** P18b: a table row's step is its covering updates' mean (`mean`) or the buffer's sum. */
   'table-aggregation': { type: 'string', default: 'mean' },
+  /**
+   * Which table rows releases may move: `all`, or `new`, the items no pre-training session
+   * holds (what a server knows of items added to its catalogue after the model was trained).
+   */
+  'table-rows': { type: 'string', default: 'all' },
   /** E of P17 (an update's weight is min(examples, E)/E); default the server's. */
   'example-cap': { type: 'string' },
   /**
@@ -222,6 +227,12 @@ async function main(): Promise<void> {
     const tableAggregation = values['table-aggregation']
     if (tableAggregation !== 'mean' && tableAggregation !== 'sum')
       throw new Error(`--table-aggregation: expected mean or sum, got ${tableAggregation}`)
+    if (values['table-rows'] !== 'all' && values['table-rows'] !== 'new')
+      throw new Error(`--table-rows: expected all or new, got ${values['table-rows']}`)
+    const tableRows =
+      values['table-rows'] === 'new'
+        ? Uint8Array.from(earlyCounts, (count) => (count === 0 ? 1 : 0))
+        : undefined
     const { shape } = splitWeights(global)
     const layoutArg = (name: 'slice-rows' | 'dense', all: number) =>
       values[name] === undefined ? undefined : values[name] === 'all' ? all : number(name)
@@ -250,6 +261,7 @@ async function main(): Promise<void> {
         serverLearningRate: number('server-lr'),
         serverOptimizer,
         tableAggregation,
+        ...(tableRows && { tableRows }),
         ...(values['example-cap'] !== undefined && { exampleCap: number('example-cap') }),
         maxStaleness: 1_000_000,
       },
@@ -268,7 +280,15 @@ async function main(): Promise<void> {
     await new Promise((resolve) => server.once('listening', resolve))
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     close = () => server.close()
-    log(`server on ${origin}: ${JSON.stringify(federation.deps.settings)}`)
+    // The row mask is 43,097 flags: the files say how many rows it lets move.
+    const { tableRows: rowMask, ...shownSettings } = federation.deps.settings
+    const settingsSummary = {
+      ...shownSettings,
+      ...(rowMask && {
+        tableRows: `${rowMask.reduce((n, x) => n + x, 0)} rows (new since pre-training)`,
+      }),
+    }
+    log(`server on ${origin}: ${JSON.stringify(settingsSummary)}`)
 
     const start = await evaluate(decodeWeights(encodeWeights(global, { dtype: 'float16' })))
     log(
@@ -480,7 +500,7 @@ async function main(): Promise<void> {
       laterSessions: later.length,
       evalCases,
       scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
-      settings: federation.deps.settings,
+      settings: settingsSummary,
       training: federation.deps.training,
       uploads,
       clipped,
