@@ -141,6 +141,33 @@ function deviceSessions(later: Int32Array[], count: number): Int32Array[] {
   return Array.from({ length: n }, (_, i) => later[Math.floor(i * stride)]!)
 }
 
+/**
+ * How many devices could teach the federation each new item: for every scored case whose target
+ * no pre-training session holds, the number of later sessions holding that item (percentiles).
+ */
+function describeNewTargets(scored: Int32Array[], later: Int32Array[], earlyCounts: Int32Array) {
+  const holders = new Int32Array(earlyCounts.length)
+  let distinct = 0
+  for (const session of later) {
+    const items = new Set(session)
+    distinct += items.size
+    for (const item of items) holders[item]! += 1
+  }
+  const counts: number[] = []
+  for (const session of scored) {
+    for (let k = 1; k < session.length; k++) {
+      if (earlyCounts[session[k]!] === 0) counts.push(holders[session[k]!]!)
+    }
+  }
+  counts.sort((a, b) => a - b)
+  const at = (q: number) => counts[Math.floor(q * (counts.length - 1))] ?? 0
+  return {
+    cases: counts.length,
+    holders: { p10: at(0.1), median: at(0.5), p90: at(0.9) },
+    distinctItemsPerLaterSession: later.length ? distinct / later.length : 0,
+  }
+}
+
 interface VersionRow {
   version: number
   devices: number
@@ -189,6 +216,12 @@ async function main(): Promise<void> {
     { name: 'seen in pre-training', holds: (item) => earlyCounts[item]! > 0 },
     { name: 'new since', holds: (item) => earlyCounts[item] === 0 },
   ]
+  const newTargets = describeNewTargets(scoredSessions, later, earlyCounts)
+  log(
+    `targets new since pre-training: ${newTargets.cases} cases; later sessions holding their item: ` +
+      `10th percentile ${newTargets.holders.p10}, median ${newTargets.holders.median}, 90th ${newTargets.holders.p90} ` +
+      `(of ${later.length}; ${newTargets.distinctItemsPerLaterSession.toFixed(1)} distinct items per session)`,
+  )
   const evaluate = async (file: WeightsFile) => {
     const report = await evaluateWeights(file, scoredSessions, {
       trainCounts,
@@ -516,6 +549,7 @@ async function main(): Promise<void> {
       versions,
       ceilings,
       reference,
+      newTargets,
       seconds: (performance.now() - started) / 1000,
     }
     log(
