@@ -142,8 +142,8 @@ function deviceSessions(later: Int32Array[], count: number): Int32Array[] {
 }
 
 /**
- * How many devices could teach the federation each new item: for every scored case whose target
- * no pre-training session holds, the number of later sessions holding that item (percentiles).
+ * How many devices could teach the federation each new item: for every case of the scored split
+ * whose target no pre-training session holds, the later sessions holding that item (percentiles).
  */
 function describeNewTargets(scored: Int32Array[], later: Int32Array[], earlyCounts: Int32Array) {
   const holders = new Int32Array(earlyCounts.length)
