@@ -88,6 +88,8 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
           `expected federation.layout.tableSketch to be a boolean, got ${describe(layout.tableSketch)}`,
         )
       }
+      if (layout.sketchFromRow !== undefined)
+        expectInteger(layout.sketchFromRow, 'federation.layout.sketchFromRow', 0, 2 ** 31)
       expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
       // Plain SGD (P7): its rates run far above Adam's.
       expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)

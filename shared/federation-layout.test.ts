@@ -105,3 +105,46 @@ describe('table sketch (PROTOCOL.md P8b)', () => {
     expect(contributionNorm(values, 5, sliceLayout, shape.nItems)).toBe(updateNorm(values))
   })
 })
+
+describe('a sketch of the appended rows only (PROTOCOL.md P8c)', () => {
+  const appended = { ...layout, sketchFromRow: 400 }
+
+  it('leaves rows before sketchFromRow out on the device and untouched on the server', () => {
+    const random = createRandom(3)
+    const table = sparseTable([10, 450], random)
+    const dense = new Float32Array(shape.denseSize)
+    const values = extractSlice({ dense, table }, 7, appended, shape)
+    // Only row 450 is in the sketch: exactly one bucket is non-zero, and it is row 450's.
+    const h = sketchHash(7, 450)
+    const bucket = 2 + (h % 16) * d
+    const sign = h >= 2 ** 31 ? -1 : 1
+    expect(Array.from(values.subarray(bucket, bucket + d))).toEqual(
+      Array.from(table.subarray(450 * d, 451 * d), (x) => sign * x),
+    )
+    expect(Array.from(values.subarray(2)).filter((x) => x !== 0)).toHaveLength(d)
+    // The server adds buckets to rows 400–499 only, and counts only those.
+    const out = new Float64Array(shape.denseSize + shape.nItems * d)
+    const rows: number[] = []
+    addUpdateValues(out, values, 1, 7, appended, shape, (j) => {
+      if (j >= shape.denseSize) rows.push(j - shape.denseSize)
+    })
+    expect(rows).toEqual(Array.from({ length: 100 }, (_, i) => 400 + i))
+    expect(out.subarray(shape.denseSize, shape.denseSize + 400 * d).every((x) => x === 0)).toBe(
+      true,
+    )
+    expect(out[shape.denseSize + 450 * d]).toBeCloseTo(table[450 * d]!, 6)
+  })
+
+  it("P11's norm counts a bucket once per sketched row, not per table row", () => {
+    const values = extractSlice(
+      { dense: new Float32Array(shape.denseSize), table: sparseTable([450], createRandom(4)) },
+      7,
+      appended,
+      shape,
+    )
+    // 100 rows over 16 buckets against 500: the appended sketch's norm is the smaller.
+    expect(contributionNorm(values, 7, appended, shape.nItems)).toBeLessThan(
+      contributionNorm(values, 7, layout, shape.nItems),
+    )
+  })
+})

@@ -99,6 +99,11 @@ function mix32(value: number): number {
 
 const SIGN_BIT = 0x80000000
 
+/** P8c: the first row a sketch covers (0 unless `sketchFromRow` narrows it to appended rows). */
+function firstSketchedRow(layout: UpdateLayout, nItems: number): number {
+  return Math.min(layout.sketchFromRow ?? 0, nItems)
+}
+
 /** The values slice `s` carries, cut out of flat dense weights and table (device side). */
 export function extractSlice(
   weights: { dense: Float32Array; table: Float32Array },
@@ -114,7 +119,7 @@ export function extractSlice(
     out[k] = weights.dense[(denseStart + k) % shape.denseSize]!
   }
   if (layout.tableSketch) {
-    for (let row = 0; row < shape.nItems; row++) {
+    for (let row = firstSketchedRow(layout, shape.nItems); row < shape.nItems; row++) {
       const h = sketchHash(slice, row)
       const into = D + (h % layout.sliceRows) * d
       const sign = h >= SIGN_BIT ? -1 : 1
@@ -152,7 +157,7 @@ export function addUpdateValues(
     visit(j)
   }
   if (layout.tableSketch) {
-    for (let row = 0; row < nItems; row++) {
+    for (let row = firstSketchedRow(layout, nItems); row < nItems; row++) {
       const h = sketchHash(slice, row)
       const from = D + (h % layout.sliceRows) * d
       const signed = h >= SIGN_BIT ? -scale : scale
@@ -185,7 +190,9 @@ export function contributionNorm(
   const D = layout.denseCoordinates
   const d = layout.embedDim
   const loads = new Float64Array(layout.sliceRows)
-  for (let row = 0; row < nItems; row++) loads[sketchHash(slice, row) % layout.sliceRows]! += 1
+  for (let row = firstSketchedRow(layout, nItems); row < nItems; row++) {
+    loads[sketchHash(slice, row) % layout.sliceRows]! += 1
+  }
   let sum = 0
   for (let k = 0; k < D; k++) sum += values[k]! * values[k]!
   for (let b = 0; b < layout.sliceRows; b++) {

@@ -43,7 +43,13 @@ export interface ModelManifest {
 }
 
 export interface FederationManifest {
-  layout: { denseCoordinates: number; sliceRows: number; embedDim: number; tableSketch?: boolean }
+  layout: {
+    denseCoordinates: number
+    sliceRows: number
+    embedDim: number
+    tableSketch?: boolean
+    sketchFromRow?: number
+  }
   clipNorm: number
   /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
   learningRate: number

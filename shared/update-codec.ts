@@ -27,6 +27,12 @@ export interface UpdateLayout {
    * the slice, instead of the rows of a slice.
    */
   tableSketch?: boolean
+  /**
+   * P8c: with a sketch, only rows from this index on are sketched (default 0): the items a shop
+   * added after its model was trained, whose rows are appended to the table. Not in the body:
+   * the server reads every update with its own current value.
+   */
+  sketchFromRow?: number
 }
 
 export interface ModelUpdate {

@@ -103,7 +103,9 @@ export async function receiveUpdate(
   if (update.layout.tableSketch && deps.nItems === undefined) {
     throw new Error('expected the model item count for a sketch layout (P8b)')
   }
-  const norm = contributionNorm(update.values, update.slice, update.layout, deps.nItems ?? 0)
+  // P8c: the body does not say which rows its sketch covers; the current layout does.
+  const layout = { ...update.layout, sketchFromRow: settings.layout.sketchFromRow }
+  const norm = contributionNorm(update.values, update.slice, layout, deps.nItems ?? 0)
   // float16 rounding may lift a norm clipped to exactly C by a hair: allow 0.5 %.
   if (!(norm <= settings.clipNorm * 1.005)) {
     return refuse(422, 'E_UPDATE_NORM', `expected an L2 norm ≤ ${settings.clipNorm}, got ${norm}`)

@@ -102,7 +102,10 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const buffer = createBuffer(shape)
   for (const stored of buffered) {
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
-    accumulate(buffer, shape, decodeUpdate(stored.body), stored.weight, stored.receivedAtMs)
+    const update = decodeUpdate(stored.body)
+    // P8c: the body does not say which rows its sketch covers; the current layout does.
+    update.layout = { ...update.layout, sketchFromRow: settings.layout.sketchFromRow }
+    accumulate(buffer, shape, update, stored.weight, stored.receivedAtMs)
   }
   const previousMoments =
     settings.serverOptimizer === 'adam' && current.manifest.moments

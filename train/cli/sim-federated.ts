@@ -58,6 +58,12 @@ const OPTIONS = {
    * holds (what a server knows of items added to its catalogue after the model was trained).
    */
   'table-rows': { type: 'string', default: 'all' },
+  /**
+   * P8c, with --table-sketch: `new` sketches only the rows after the last item a pre-training
+   * session holds (DIGINETICA numbers items in order of first appearance, so these are the
+   * items new since), as a shop's server would for items appended to its catalogue.
+   */
+  'sketch-rows': { type: 'string', default: 'all' },
   /** E of P17 (an update's weight is min(examples, E)/E); default the server's. */
   'example-cap': { type: 'string' },
   /**
@@ -272,6 +278,11 @@ async function main(): Promise<void> {
     const sliceRows = layoutArg('slice-rows', shape.nItems)
     const dense = layoutArg('dense', shape.denseSize)
     const sketch = values['table-sketch']
+    if (values['sketch-rows'] !== 'all' && values['sketch-rows'] !== 'new')
+      throw new Error(`--sketch-rows: expected all or new, got ${values['sketch-rows']}`)
+    let lastSeen = earlyCounts.length - 1
+    while (lastSeen >= 0 && earlyCounts[lastSeen] === 0) lastSeen--
+    const sketchFromRow = values['sketch-rows'] === 'new' ? lastSeen + 1 : undefined
     const layout =
       sliceRows === undefined && dense === undefined && !sketch
         ? undefined
@@ -280,6 +291,7 @@ async function main(): Promise<void> {
             sliceRows: sliceRows ?? Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
             embedDim: shape.embedDim,
             ...(sketch && { tableSketch: true }),
+            ...(sketch && sketchFromRow !== undefined && { sketchFromRow }),
           }
     const federation = await createFederation({
       store,
