@@ -201,6 +201,20 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     )
   })
 
+  it("P8c: the norm counts only the rows the server's layout sketches", async () => {
+    const sketch = { ...layout, tableSketch: true }
+    // The same body as above (norm 0.5), read by a server that sketches rows 998 and 999 only:
+    // a bucket is added to at most 2 rows, so the update does at most 0.5·√2 to the model.
+    const values = Float32Array.from({ length: 10 }, () => 0.5 / Math.sqrt(10))
+    const appended = { ...sketch, sketchFromRow: 998 }
+    const appendedDeps = { ...deps, settings: { ...settings, layout: appended }, nItems: 1000 }
+    const accepted = await receiveUpdate(appendedDeps, {
+      token: token(),
+      body: body({ layout: sketch, values }),
+    })
+    expect(accepted.status).toBe(202)
+  })
+
   it('P21/P15: refuses a rate-limited client, and a second update from one client at a version', async () => {
     allowed = false
     await expectRefused({ token: token(), body: body() }, 429, 'E_RATE_LIMITED')
