@@ -99,6 +99,14 @@ function mix32(value: number): number {
 
 const SIGN_BIT = 0x80000000
 
+/**
+ * The layout the server reads a stored or received update with: the body's own, plus the one
+ * thing the body does not carry, P8c's first sketched row, from the server's current layout.
+ */
+export function serverReading(body: UpdateLayout, current: UpdateLayout): UpdateLayout {
+  return { ...body, sketchFromRow: current.sketchFromRow }
+}
+
 /** P8c: the first row a sketch covers (0 unless `sketchFromRow` narrows it to appended rows). */
 function firstSketchedRow(layout: UpdateLayout, nItems: number): number {
   return Math.min(layout.sketchFromRow ?? 0, nItems)

@@ -8,7 +8,7 @@ import {
   UpdateFormatError,
   type ModelUpdate,
 } from '../../shared/update-codec'
-import { contributionNorm } from '../../shared/federation-layout'
+import { contributionNorm, serverReading } from '../../shared/federation-layout'
 import type { FederationStore } from '../storage/store'
 import { checkVersion, updateWeight, type FedBuffSettings } from './fedbuff'
 import { verifyToken } from './tokens'
@@ -103,8 +103,7 @@ export async function receiveUpdate(
   if (update.layout.tableSketch && deps.nItems === undefined) {
     throw new Error('expected the model item count for a sketch layout (P8b)')
   }
-  // P8c: the body does not say which rows its sketch covers; the current layout does.
-  const layout = { ...update.layout, sketchFromRow: settings.layout.sketchFromRow }
+  const layout = serverReading(update.layout, settings.layout)
   const norm = contributionNorm(update.values, update.slice, layout, deps.nItems ?? 0)
   // float16 rounding may lift a norm clipped to exactly C by a hair: allow 0.5 %.
   if (!(norm <= settings.clipNorm * 1.005)) {

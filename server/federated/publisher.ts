@@ -5,7 +5,7 @@
 // buffer whole; a conflict (another replica published) changes nothing either.
 import { createHash } from 'node:crypto'
 import { decodeUpdate } from '../../shared/update-codec'
-import { joinWeights, splitWeights } from '../../shared/federation-layout'
+import { joinWeights, serverReading, splitWeights } from '../../shared/federation-layout'
 import { artifactName } from '../../shared/artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
@@ -103,8 +103,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   for (const stored of buffered) {
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
     const update = decodeUpdate(stored.body)
-    // P8c: the body does not say which rows its sketch covers; the current layout does.
-    update.layout = { ...update.layout, sketchFromRow: settings.layout.sketchFromRow }
+    update.layout = serverReading(update.layout, settings.layout)
     accumulate(buffer, shape, update, stored.weight, stored.receivedAtMs)
   }
   const previousMoments =

@@ -435,7 +435,14 @@ async function main(): Promise<void> {
             `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}; Recall@20 by target: ${describeGroups(result.byTarget)}`,
           )
           // A long run stopped early keeps what it measured; the last write has complete: true.
-          const partial = { command: describeCommand('sim'), complete: false, devicesSoFar: i + 1 }
+          const partial = {
+            dataset: dataset.name,
+            date: new Date().toISOString(),
+            machine: describeMachine(),
+            command: describeCommand('sim'),
+            complete: false,
+            devicesSoFar: i + 1,
+          }
           await writeFile(out, JSON.stringify({ ...partial, versions: rows }, null, 2) + '\n')
         }
       }
