@@ -72,6 +72,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       checkArtifactRef(m[key], key)
     if (m.master !== undefined) checkArtifactRef(m.master, 'master')
     if (m.moments !== undefined) checkArtifactRef(m.moments, 'moments')
+    if (m.popularity !== undefined) checkArtifactRef(m.popularity, 'popularity')
     if (m.localTraining !== undefined) {
       const t = expectRecord(m.localTraining, 'localTraining')
       // Above 0.1 Adam on unit-length embeddings diverges in a few steps.
@@ -90,6 +91,8 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       }
       if (layout.sketchFromRow !== undefined)
         expectInteger(layout.sketchFromRow, 'federation.layout.sketchFromRow', 0, 2 ** 31)
+      if (layout.popularityBuckets !== undefined)
+        expectInteger(layout.popularityBuckets, 'federation.layout.popularityBuckets', 0, 0xffff)
       expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
       // Plain SGD (P7): its rates run far above Adam's.
       expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)

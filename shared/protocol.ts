@@ -26,6 +26,8 @@ export interface ModelManifest {
   master?: ArtifactRef
   /** With FedAdam on the server (P18), its moments after this version; not sent to devices. */
   moments?: ArtifactRef
+  /** P28: the server's popularity totals from device reports after this version; not sent. */
+  popularity?: ArtifactRef
   catalogue: ArtifactRef
   pools: ArtifactRef
   rules: ArtifactRef
@@ -49,6 +51,8 @@ export interface FederationManifest {
     embedDim: number
     tableSketch?: boolean
     sketchFromRow?: number
+    /** P28: width of the popularity sketch every update carries (absent or 0: none). */
+    popularityBuckets?: number
   }
   clipNorm: number
   /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */

@@ -22,7 +22,11 @@ function update(
   fill: (i: number) => number = (i) => i / 100 - 0.05,
 ): ModelUpdate {
   const count = layout.denseCoordinates + layout.sliceRows * layout.embedDim
+  const buckets = layout.popularityBuckets ?? 0
   return {
+    ...(buckets > 0
+      ? { popularity: Float32Array.from({ length: buckets }, (_, i) => (i % 3) / 4 - 0.25) }
+      : {}),
     baseVersion: 3,
     examples: 42,
     slice: 7,
@@ -72,6 +76,54 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
     expect(sameLayout(decoded.layout, sketch)).toBe(true)
     expect(sameLayout(decoded.layout, small)).toBe(false)
     expect(sameLayout(decodeUpdate(encodeUpdate(update(small))).layout, sketch)).toBe(false)
+  })
+
+  it('P28: a popularity sketch follows the values, its width in a longer header', () => {
+    for (const [layout, magic] of [
+      [{ ...small, popularityBuckets: 5 }, 'PRU3'],
+      [{ ...small, tableSketch: true, popularityBuckets: 5 }, 'PRS3'],
+    ] as const) {
+      const original = update(layout)
+      const bytes = encodeUpdate(original)
+      expect(String.fromCharCode(...bytes.subarray(0, 4))).toBe(magic)
+      expect(bytes.length).toBe(updateByteLength(small) + 4 + 2 * 5)
+      const decoded = decodeUpdate(bytes)
+      expect(decoded.layout).toEqual(layout)
+      expect(Array.from(decoded.popularity!)).toEqual(Array.from(original.popularity!))
+      expect(Array.from(decoded.values)).toEqual(
+        Array.from(original.values, (v) => decodeFloat16(encodeFloat16(v))),
+      )
+      // P13 compares layouts: another width, or none, is another layout.
+      expect(sameLayout(decoded.layout, { ...layout, popularityBuckets: 6 })).toBe(false)
+      expect(sameLayout(decoded.layout, { ...layout, popularityBuckets: undefined })).toBe(false)
+    }
+    // DIGINETICA's layout with the default 1,024 buckets still fits 64 KB.
+    const withPopularity = { ...diginetica, popularityBuckets: 1024 }
+    expect(encodeUpdate(update(withPopularity)).length).toBe(64_872)
+    expect(updateByteLength(withPopularity)).toBeLessThanOrEqual(64 * 1024)
+  })
+
+  it('P28: refuses a sketch of the wrong width, non-zero padding, NaN counts', () => {
+    const layout = { ...small, popularityBuckets: 5 }
+    expect(codeOf(() => encodeUpdate({ ...update(layout), popularity: new Float32Array(4) }))).toBe(
+      'E_UPDATE_LENGTH',
+    )
+    expect(codeOf(() => encodeUpdate({ ...update(small), popularity: new Float32Array(2) }))).toBe(
+      'E_UPDATE_LENGTH',
+    )
+    const padded = encodeUpdate(update(layout))
+    padded[51] = 1
+    expect(codeOf(() => decodeUpdate(reseal(padded)))).toBe('E_UPDATE_HEADER')
+    const none = encodeUpdate(update(layout))
+    new DataView(none.buffer).setUint16(48, 0, true)
+    expect(codeOf(() => decodeUpdate(reseal(none)))).toBe('E_UPDATE_HEADER')
+    const nan = encodeUpdate(update(layout))
+    new DataView(nan.buffer).setUint16(nan.length - 4 - 2, 0x7e00, true) // the last bucket
+    expect(codeOf(() => decodeUpdate(reseal(nan)))).toBe('E_UPDATE_NONFINITE')
+    // A body cut back to the old header's length is not read as one.
+    expect(codeOf(() => decodeUpdate(encodeUpdate(update(layout)).subarray(0, 50)))).toBe(
+      'E_UPDATE_LENGTH',
+    )
   })
 
   it('P8/P9: the same size whatever the values and their zeros, under 64 KB for DIGINETICA', () => {
@@ -175,15 +227,18 @@ describe('update codec (PROTOCOL.md P8–P10)', () => {
 
   it('fuzz: 3,000 damaged bodies decode to a valid update or a coded refusal, nothing else', () => {
     const random = createRandom(2026)
-    const valid = encodeUpdate(update(small))
+    const valids = [
+      encodeUpdate(update(small)),
+      encodeUpdate(update({ ...small, popularityBuckets: 7 })),
+    ]
     const outcomes = new Map<string, number>()
     for (let round = 0; round < 3000; round++) {
-      let bytes = valid.slice()
+      let bytes = valids[round % 8 < 4 ? 0 : 1]!.slice()
       const kind = round % 4
       if (kind === 0) bytes = bytes.subarray(0, Math.floor(random() * bytes.length))
       if (kind === 1) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256)
       if (kind === 2) {
-        bytes[Math.floor(random() * 48)] = Math.floor(random() * 256)
+        bytes[Math.floor(random() * 52)] = Math.floor(random() * 256)
         reseal(bytes)
       }
       if (kind === 3)

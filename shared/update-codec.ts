@@ -1,5 +1,5 @@
-// The binary form of one federated update (PROTOCOL.md P8–P10, P27): a fixed 48-byte header, the
-// slice's values as float16, a CRC-32. Its size depends only on the layout, never on what the
+// The binary form of one federated update (PROTOCOL.md P8–P10, P27, P28): a fixed header (48
+// bytes, 52 with a popularity sketch), the slice's values and the sketch as float16, a CRC-32. Its size depends only on the layout, never on what the
 // shopper did; no item id is in it. Decoding is strict and allocation-bounded: a body is read
 // only if its length is exactly what its own header declares.
 import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
@@ -7,7 +7,11 @@ import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
 export const UPDATE_MAGIC = 'PRU2'
 /** The same format with a table sketch instead of a row slice (P8b). */
 export const SKETCH_UPDATE_MAGIC = 'PRS2'
+/** The two formats again, with a popularity sketch (P28) and its width in a longer header. */
+export const POPULARITY_UPDATE_MAGIC = 'PRU3'
+export const POPULARITY_SKETCH_UPDATE_MAGIC = 'PRS3'
 const HEADER_BYTES = 48
+const POPULARITY_HEADER_BYTES = 52
 const CRC_BYTES = 4
 /** Bounds of P9; the example count bound keeps a weight's arithmetic exact. */
 export const MAX_EXAMPLES = 1_000_000
@@ -33,6 +37,11 @@ export interface UpdateLayout {
    * the server reads every update with its own current value.
    */
   sketchFromRow?: number
+  /**
+   * P28: buckets of the popularity sketch an update carries after its values (0 or absent:
+   * none): the device's viewed items, counted once each, hashed with the base version as seed.
+   */
+  popularityBuckets?: number
 }
 
 export interface ModelUpdate {
@@ -45,6 +54,8 @@ export interface ModelUpdate {
   idempotencyKey: Uint8Array
   /** `D` dense values, then `R × embedDim` table values (row-major). */
   values: Float32Array
+  /** P28: `popularityBuckets` values, L2 norm ≤ 1 (absent or empty without a sketch). */
+  popularity?: Float32Array
   /** How the base version ranked the device's own next items before it trained on them (P27). */
   score: DeviceScore
 }
@@ -89,7 +100,12 @@ export function updateValueCount(layout: UpdateLayout): number {
 
 /** Bytes of every update with this layout (P9). */
 export function updateByteLength(layout: UpdateLayout): number {
-  return HEADER_BYTES + 2 * updateValueCount(layout) + CRC_BYTES
+  const popularity = layout.popularityBuckets ?? 0
+  return headerBytes(layout) + 2 * (updateValueCount(layout) + popularity) + CRC_BYTES
+}
+
+function headerBytes(layout: UpdateLayout): number {
+  return (layout.popularityBuckets ?? 0) > 0 ? POPULARITY_HEADER_BYTES : HEADER_BYTES
 }
 
 export function encodeUpdate(update: ModelUpdate): Uint8Array {
@@ -101,9 +117,21 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
       `expected ${count} values for layout ${describeLayout(update.layout)}, got ${update.values.length}`,
     )
   }
+  const buckets = update.layout.popularityBuckets ?? 0
+  const popularity = update.popularity ?? new Float32Array(0)
+  if (popularity.length !== buckets) {
+    fail('E_UPDATE_LENGTH', `expected ${buckets} popularity values, got ${popularity.length}`)
+  }
   const bytes = new Uint8Array(updateByteLength(update.layout))
   const view = new DataView(bytes.buffer)
-  const magic = update.layout.tableSketch ? SKETCH_UPDATE_MAGIC : UPDATE_MAGIC
+  const magic =
+    buckets > 0
+      ? update.layout.tableSketch
+        ? POPULARITY_SKETCH_UPDATE_MAGIC
+        : POPULARITY_UPDATE_MAGIC
+      : update.layout.tableSketch
+        ? SKETCH_UPDATE_MAGIC
+        : UPDATE_MAGIC
   for (let i = 0; i < 4; i++) bytes[i] = magic.charCodeAt(i)
   view.setUint32(4, update.baseVersion, true)
   view.setUint32(8, update.examples, true)
@@ -115,16 +143,19 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
   view.setUint16(40, update.score.cases, true)
   view.setUint16(42, update.score.hits20, true)
   view.setFloat32(44, update.score.reciprocalRank20, true)
-  for (let i = 0; i < count; i++) {
-    const bits = encodeFloat16(update.values[i]!)
+  if (buckets > 0) view.setUint16(48, buckets, true) // 50–51 stay zero
+  const start = headerBytes(update.layout)
+  const all = [...update.values, ...popularity]
+  for (let i = 0; i < all.length; i++) {
+    const bits = encodeFloat16(all[i]!)
     // Exponent all ones: Infinity or NaN, including finite float32s beyond float16's range.
     if ((bits & 0x7c00) === 0x7c00) {
       fail(
         'E_UPDATE_NONFINITE',
-        `expected finite values within float16's range, got ${update.values[i]} at ${i}`,
+        `expected finite values within float16's range, got ${all[i]} at ${i}`,
       )
     }
-    view.setUint16(HEADER_BYTES + 2 * i, bits, true)
+    view.setUint16(start + 2 * i, bits, true)
   }
   view.setUint32(bytes.length - CRC_BYTES, computeCrc32(bytes.subarray(0, -CRC_BYTES)), true)
   return bytes
@@ -143,18 +174,39 @@ export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
     )
   }
   const magic = String.fromCharCode(...bytes.subarray(0, 4))
-  if (magic !== UPDATE_MAGIC && magic !== SKETCH_UPDATE_MAGIC) {
-    fail(
-      'E_UPDATE_MAGIC',
-      `expected magic ${UPDATE_MAGIC} or ${SKETCH_UPDATE_MAGIC}, got ${JSON.stringify(magic)}`,
-    )
+  const magics = [
+    UPDATE_MAGIC,
+    SKETCH_UPDATE_MAGIC,
+    POPULARITY_UPDATE_MAGIC,
+    POPULARITY_SKETCH_UPDATE_MAGIC,
+  ]
+  if (!magics.includes(magic)) {
+    fail('E_UPDATE_MAGIC', `expected magic ${magics.join(', ')}, got ${JSON.stringify(magic)}`)
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const withPopularity =
+    magic === POPULARITY_UPDATE_MAGIC || magic === POPULARITY_SKETCH_UPDATE_MAGIC
+  if (withPopularity && bytes.length < POPULARITY_HEADER_BYTES + CRC_BYTES) {
+    fail(
+      'E_UPDATE_LENGTH',
+      `expected at least ${POPULARITY_HEADER_BYTES + CRC_BYTES} bytes, got ${bytes.length}`,
+    )
+  }
+  const buckets = withPopularity ? view.getUint16(48, true) : 0
+  if (withPopularity && (buckets < 1 || view.getUint16(50, true) !== 0)) {
+    fail(
+      'E_UPDATE_HEADER',
+      `expected 1 or more popularity buckets and zero padding, got ${buckets}`,
+    )
+  }
   const layout: UpdateLayout = {
     denseCoordinates: view.getUint32(16, true),
     sliceRows: view.getUint16(20, true),
     embedDim: view.getUint16(22, true),
-    ...(magic === SKETCH_UPDATE_MAGIC ? { tableSketch: true } : {}),
+    ...(magic === SKETCH_UPDATE_MAGIC || magic === POPULARITY_SKETCH_UPDATE_MAGIC
+      ? { tableSketch: true }
+      : {}),
+    ...(withPopularity ? { popularityBuckets: buckets } : {}),
   }
   // Checked before anything is allocated: the header alone must explain the body's length.
   const expected = updateByteLength(layout)
@@ -175,6 +227,7 @@ export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
     layout,
     idempotencyKey: bytes.slice(24, 24 + KEY_BYTES),
     values: new Float32Array(updateValueCount(layout)),
+    ...(withPopularity ? { popularity: new Float32Array(buckets) } : {}),
     score: {
       cases: view.getUint16(40, true),
       hits20: view.getUint16(42, true),
@@ -182,12 +235,15 @@ export function decodeUpdate(input: Uint8Array | ArrayBuffer): ModelUpdate {
     },
   }
   checkHeader(update)
-  for (let i = 0; i < update.values.length; i++) {
-    const bits = view.getUint16(HEADER_BYTES + 2 * i, true)
+  const start = headerBytes(layout)
+  const count = update.values.length
+  for (let i = 0; i < count + buckets; i++) {
+    const bits = view.getUint16(start + 2 * i, true)
     if ((bits & 0x7c00) === 0x7c00) {
       fail('E_UPDATE_NONFINITE', `expected finite values, got ${decodeFloat16(bits)} at ${i}`)
     }
-    update.values[i] = decodeFloat16(bits)
+    if (i < count) update.values[i] = decodeFloat16(bits)
+    else update.popularity![i - count] = decodeFloat16(bits)
   }
   return update
 }
@@ -198,7 +254,8 @@ export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
     a.denseCoordinates === b.denseCoordinates &&
     a.sliceRows === b.sliceRows &&
     a.embedDim === b.embedDim &&
-    (a.tableSketch === true) === (b.tableSketch === true)
+    (a.tableSketch === true) === (b.tableSketch === true) &&
+    (a.popularityBuckets ?? 0) === (b.popularityBuckets ?? 0)
   )
 }
 
@@ -224,6 +281,7 @@ function checkHeader(update: ModelUpdate): void {
     !u32(layout.denseCoordinates) ||
     !u16(layout.sliceRows) ||
     !u16(layout.embedDim) ||
+    !u16(layout.popularityBuckets ?? 0) ||
     updateValueCount(layout) < 1
   ) {
     fail(
@@ -257,7 +315,8 @@ function checkHeader(update: ModelUpdate): void {
 
 function describeLayout(layout: UpdateLayout): string {
   const rows = layout.tableSketch ? 'sketch buckets' : 'R'
-  return `D=${layout.denseCoordinates} ${rows}=${layout.sliceRows} embedDim=${layout.embedDim}`
+  const popularity = layout.popularityBuckets ? ` popularity=${layout.popularityBuckets}` : ''
+  return `D=${layout.denseCoordinates} ${rows}=${layout.sliceRows} embedDim=${layout.embedDim}${popularity}`
 }
 
 function fail(code: UpdateErrorCode, message: string): never {
