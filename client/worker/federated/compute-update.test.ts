@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { contributionNorm, splitWeights } from '../../../shared/federation-layout'
 import { decodeUpdate, updateNorm } from '../../../shared/update-codec'
-import type { WeightsFile } from '../../../shared/weights-codec'
+import { sketchPopularity } from '../../../shared/popularity-sketch'
+import { decodeFloat16, encodeFloat16, type WeightsFile } from '../../../shared/weights-codec'
 import { accumulate, applyBuffer, createBuffer } from '../../../server/federated/fedbuff'
 import { setNodeBackend } from '../../../train/node-backend'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../model/gru-model'
@@ -117,6 +118,25 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
     const b = (await computeUpdate(global, [Int32Array.of(1, 2)], plan))!
     expect(a.body.length).toBe(b.body.length)
     expect(Array.from(a.idempotencyKey)).not.toEqual(Array.from(b.idempotencyKey))
+  })
+
+  it('P28: carries the sessions’ items as a clipped popularity sketch seeded by the base version', async () => {
+    const withPopularity = { ...layout, popularityBuckets: 16 }
+    const plan = { baseVersion: 7, slice: 5, layout: withPopularity, clipNorm: 1, training }
+    const update = (await computeUpdate(global, sessions, plan))!
+    const decoded = decodeUpdate(update.body)
+    expect(decoded.layout).toEqual(withPopularity)
+    // Items 3, 9, 12, 30, 5, 6, 7: each once, in its cell for version 7, norm clipped to 1.
+    const expected = sketchPopularity(sessions, 7, 16).values
+    expect(Array.from(decoded.popularity!)).toEqual(
+      Array.from(expected, (v) => decodeFloat16(encodeFloat16(v))),
+    )
+    expect(updateNorm(decoded.popularity!)).toBeCloseTo(1, 2)
+    // Seeded by the base version, not the slice: another version puts the items elsewhere.
+    expect(Array.from(sketchPopularity(sessions, 5, 16).values)).not.toEqual(Array.from(expected))
+    // The same size for a device that viewed two items.
+    const small = (await computeUpdate(global, [Int32Array.of(1, 2)], plan))!
+    expect(small.body.length).toBe(update.body.length)
   })
 
   it('has nothing to send without a prefix case', async () => {

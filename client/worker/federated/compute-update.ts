@@ -1,8 +1,10 @@
 // The device's half of a federated round (PROTOCOL.md P7–P11): train a copy of the *global*
 // weights on the shopper's sessions (never the personalised copy), take the difference, cut out
 // the slice the server assigned, clip it to the norm bound, encode it. Nothing here looks at
-// which items the shopper saw except the training itself; the slice comes with the token.
+// which items the shopper saw except the training itself and, where the layout asks for one,
+// the popularity sketch of P28 (each item once, clipped); the slice comes with the token.
 import { contributionNorm, extractSlice, splitWeights } from '../../../shared/federation-layout'
+import { sketchPopularity } from '../../../shared/popularity-sketch'
 import {
   encodeUpdate,
   MAX_EXAMPLES,
@@ -84,6 +86,7 @@ export async function computeUpdate(
       expandPrefixes(sessions as Int32Array[], { maxPrefixLen: model.config.maxLen }).length,
       MAX_EXAMPLES,
     )
+    const buckets = plan.layout.popularityBuckets ?? 0
     const body = encodeUpdate({
       baseVersion: plan.baseVersion,
       examples,
@@ -91,6 +94,10 @@ export async function computeUpdate(
       layout: plan.layout,
       idempotencyKey,
       values,
+      // P28: the same sessions the update trained on, seeded by the version it trained from.
+      ...(buckets > 0
+        ? { popularity: sketchPopularity(sessions, plan.baseVersion, buckets).values }
+        : {}),
       score,
     })
     return { body, idempotencyKey, examples, norm, clipped, score }
