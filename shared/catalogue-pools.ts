@@ -5,6 +5,8 @@
 import type { CandidatePools, Catalogue } from './protocol'
 
 export const CATALOGUE_POOL_SIZES = { newItems: 200, perCategory: 200 }
+/** The pools that popularity fills: the trainer's from its log, the server's from reports (P28). */
+export const LOG_POOL_SIZES = { popular: 500, trending: 500 }
 
 /**
  * `popularity` lists item indices, most popular first; items absent from it have no evidence of

@@ -1,6 +1,10 @@
 // The operator page (served at /operator.html): versions, updates per minute, accepted and
 // refused counts, the privacy budget spent, and accuracy per version as a chart. It reads
 // GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions.
+
+/** Version metrics that count things (updates, P28's popularity reports), never charted. */
+const COUNTS = new Set(['updates', 'popularityReports'])
+
 interface FederationStatus {
   version: number | null
   buffered: number
@@ -89,10 +93,10 @@ async function showVersions(): Promise<void> {
     current: number
     versions: VersionRow[]
   }
-  // Chart the first accuracy-like metric any version has.
+  // Chart the first accuracy-like metric any version has (counts are not accuracy).
   const metric = ['validationRecall20', 'recall20']
     .concat(versions.flatMap((v) => Object.keys(v.metrics)))
-    .find((name) => name !== 'updates' && versions.some((v) => name in v.metrics))
+    .find((name) => !COUNTS.has(name) && versions.some((v) => name in v.metrics))
   const series = metric
     ? versions.filter((v) => metric in v.metrics).map((v) => v.metrics[metric]!)
     : []

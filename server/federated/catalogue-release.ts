@@ -3,18 +3,16 @@
 // server checks it whole against the model's item table, rebuilds the pools that follow from the
 // catalogue (new, per category), and publishes a version with the same model, so every device
 // picks the change up at its next manifest check. Anything refused changes nothing.
-import { createHash } from 'node:crypto'
 import {
-  artifactName,
   validateCandidatePools,
   validateCatalogue,
   validateRerankRules,
 } from '../../shared/artifacts'
 import { cataloguePools, popularityOrder } from '../../shared/catalogue-pools'
-import type { ArtifactRef, CandidatePools, ModelManifest } from '../../shared/protocol'
+import type { CandidatePools, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
-import { storeArtifact } from './releases'
+import { readJson, storeJsonArtifact } from './releases'
 
 export type ShopChange = { kind: 'catalogue'; body: unknown } | { kind: 'rules'; body: unknown }
 
@@ -64,10 +62,7 @@ export async function publishShopChange(
   for (const [kind, value] of Object.entries(json) as Array<
     ['catalogue' | 'pools' | 'rules', unknown]
   >) {
-    const bytes = new TextEncoder().encode(JSON.stringify(value))
-    const sha256 = createHash('sha256').update(bytes).digest('hex')
-    await storeArtifact(store, sha256, bytes, true)
-    manifest[kind] = { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
+    manifest[kind] = await storeJsonArtifact(store, kind, value)
   }
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
   const createdAt = new Date(now()).toISOString()
@@ -89,10 +84,4 @@ async function modelItems(store: FederationStore, manifest: ModelManifest): Prom
   const nItems = decodeWeights(bytes).meta.nItems
   if (typeof nItems !== 'number') throw new Error('expected meta.nItems in the model')
   return nItems
-}
-
-async function readJson<T>(store: FederationStore, ref: ArtifactRef): Promise<T> {
-  const bytes = await store.artifact(ref.sha256)
-  if (!bytes) throw new Error(`expected ${ref.url} in the store`)
-  return JSON.parse(new TextDecoder().decode(bytes)) as T
 }

@@ -1,19 +1,39 @@
-// Default federation settings for a model (PROTOCOL.md P8, P16–P20), sized from the model so a
-// slice never exceeds its group: at most 16,384 dense values and 150 table rows, which keeps an
-// update of a d = 100 model at 62,820 bytes, under the 64 KB budget.
+// Default federation settings for a model (PROTOCOL.md P8, P16–P20, P28), sized from the model so
+// a slice never exceeds its group: at most 16,384 dense values and 150 table rows, which keeps an
+// update of a d = 100 model at 62,820 bytes, and a popularity sketch of up to 1,024 buckets in
+// what is left of the 64 KB budget (64,872 bytes for DIGINETICA).
 import type { ModelShape } from '../../shared/federation-layout'
+import { updateByteLength, type UpdateLayout } from '../../shared/update-codec'
 import type { FedBuffSettings } from './fedbuff'
+import { DEFAULT_POPULARITY } from './popularity'
 
 export const DEFAULT_DENSE_COORDINATES = 16_384
 export const DEFAULT_SLICE_ROWS = 150
+export const DEFAULT_POPULARITY_BUCKETS = 1024
+/** The budget of one update (the issue's "≤ 64 KB per device per round"). */
+export const UPDATE_BYTE_BUDGET = 64 * 1024
+
+/**
+ * P28: as many buckets as fit the budget beside the model's values, at most 1,024 (BENCHMARKS.md:
+ * 150 buckets ranked popular items no better than the pre-training log); none below 256.
+ */
+export function popularityBucketsFor(layout: UpdateLayout): number {
+  const header = 4 // the longer header of P9 with a sketch
+  const room =
+    (UPDATE_BYTE_BUDGET - updateByteLength({ ...layout, popularityBuckets: 0 }) - header) / 2
+  const buckets = Math.min(DEFAULT_POPULARITY_BUCKETS, Math.floor(room))
+  return buckets >= 256 ? buckets : 0
+}
 
 export function defaultSettings(shape: ModelShape): FedBuffSettings {
+  const layout: UpdateLayout = {
+    denseCoordinates: Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
+    sliceRows: Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
+    embedDim: shape.embedDim,
+  }
+  const popularityBuckets = popularityBucketsFor(layout)
   return {
-    layout: {
-      denseCoordinates: Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
-      sliceRows: Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
-      embedDim: shape.embedDim,
-    },
+    layout: popularityBuckets > 0 ? { ...layout, popularityBuckets } : layout,
     // The noise of a release is σ·C per coordinate over the c updates covering it, so a release
     // needs many updates before the noise stops drowning the signal: with σ = 1 and K = 10,
     // `npm run sim` on YooChoose took Recall@20 from 26.5 to 0.6 in one release (BENCHMARKS.md).
@@ -28,6 +48,7 @@ export function defaultSettings(shape: ModelShape): FedBuffSettings {
     clipNorm: 1,
     serverLearningRate: 1,
     noiseMultiplier: 1,
+    popularity: DEFAULT_POPULARITY,
   }
 }
 

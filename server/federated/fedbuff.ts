@@ -3,6 +3,7 @@
 // the noised, count-normalised step it makes. Storage and HTTP sit around this, never inside it.
 import { addUpdateValues, type ModelShape } from '../../shared/federation-layout'
 import type { UpdateLayout } from '../../shared/update-codec'
+import type { PopularitySettings } from './popularity'
 
 export { sliceSpan, type ModelShape } from '../../shared/federation-layout'
 
@@ -40,6 +41,8 @@ export interface FedBuffSettings {
   tableRows?: Uint8Array
   /** `σ`: the noise's standard deviation is σ·C; 0 turns noise off. */
   noiseMultiplier: number
+  /** P28: how device-reported popularity becomes pools (with `layout.popularityBuckets`). */
+  popularity?: PopularitySettings
 }
 
 export type VersionCheck = 'current' | 'stale-ok' | 'too-stale' | 'unknown'

@@ -175,6 +175,27 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     await expectRefused({ token: token(), body: body({ values: big }) }, 422, 'E_UPDATE_NORM')
   })
 
+  it('P28: refuses a popularity sketch above norm 1, a missing one, and stores nothing', async () => {
+    const withPopularity = { ...layout, popularityBuckets: 4 }
+    const popularityDeps = { ...deps, settings: { ...settings, layout: withPopularity } }
+    const before = await store.acceptedCount()
+    const refused = await receiveUpdate(popularityDeps, {
+      token: token(),
+      body: body({ layout: withPopularity, popularity: Float32Array.of(1, -1, 0, 0) }),
+    })
+    expect([refused.status, refused.code]).toEqual([422, 'E_UPDATE_NORM'])
+    // A device that sends no sketch to a server that asks for one sends another layout.
+    const without = await receiveUpdate(popularityDeps, { token: token(), body: body() })
+    expect([without.status, without.code]).toEqual([422, 'E_UPDATE_LAYOUT'])
+    expect(await store.acceptedCount()).toBe(before)
+    const accepted = await receiveUpdate(popularityDeps, {
+      token: token(),
+      body: body({ layout: withPopularity, popularity: Float32Array.of(0.6, -0.8, 0, 0) }),
+    })
+    expect(accepted.status).toBe(202)
+    expect(await store.acceptedCount()).toBe(before + 1)
+  })
+
   it('P8b/P11: a sketch update is held to the norm of what it does to every row', async () => {
     const sketch = { ...layout, tableSketch: true }
     const sketchDeps = { ...deps, settings: { ...settings, layout: sketch }, nItems: 1000 }

@@ -5,9 +5,11 @@ import {
   decodeUpdate,
   sameLayout,
   updateByteLength,
+  updateNorm,
   UpdateFormatError,
   type ModelUpdate,
 } from '../../shared/update-codec'
+import { POPULARITY_CLIP } from '../../shared/popularity-sketch'
 import { contributionNorm, serverReading } from '../../shared/federation-layout'
 import type { FederationStore } from '../storage/store'
 import { checkVersion, updateWeight, type FedBuffSettings } from './fedbuff'
@@ -108,6 +110,15 @@ export async function receiveUpdate(
   // float16 rounding may lift a norm clipped to exactly C by a hair: allow 0.5 %.
   if (!(norm <= settings.clipNorm * 1.005)) {
     return refuse(422, 'E_UPDATE_NORM', `expected an L2 norm ≤ ${settings.clipNorm}, got ${norm}`)
+  }
+  // P28: the popularity sketch has a bound of its own, with the same float16 allowance.
+  const popularityNorm = update.popularity ? updateNorm(update.popularity) : 0
+  if (!(popularityNorm <= POPULARITY_CLIP * 1.005)) {
+    return refuse(
+      422,
+      'E_UPDATE_NORM',
+      `expected a popularity sketch of L2 norm ≤ ${POPULARITY_CLIP}, got ${popularityNorm}`,
+    )
   }
   if (deps.allow && !deps.allow(token.client)) {
     return refuse(429, 'E_RATE_LIMITED', 'too many uploads from this client; retry later')

@@ -1,15 +1,16 @@
 // Publishing a version (PROTOCOL.md P16–P19): when the buffer is due, read it back from the
-// store, aggregate it onto the current weights (fedbuff.ts), write the new model artifact, and
+// store, aggregate it onto the current weights (fedbuff.ts) and its popularity reports onto the
+// server's totals (popularity.ts, P28), write the new model (and pools) artifacts, and
 // let the store record the version, consume the updates and append the ledger in one
 // transaction. Any failure before that transaction leaves the old version current and the
 // buffer whole; a conflict (another replica published) changes nothing either.
 import { createHash } from 'node:crypto'
 import { decodeUpdate } from '../../shared/update-codec'
 import { joinWeights, serverReading, splitWeights } from '../../shared/federation-layout'
-import { artifactName } from '../../shared/artifacts'
+import { artifactName, validateCandidatePools } from '../../shared/artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
-import type { ArtifactRef } from '../../shared/protocol'
+import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
 import {
   accumulate,
   applyBuffer,
@@ -18,6 +19,16 @@ import {
   type FedBuffSettings,
   type ServerMoments,
 } from './fedbuff'
+import {
+  advancePopularity,
+  decodePopularityState,
+  DEFAULT_POPULARITY,
+  encodePopularityState,
+  poolsFromReports,
+  sumReports,
+  type PopularityState,
+} from './popularity'
+import { readJson, storeJsonArtifact } from './releases'
 
 export interface PublisherDeps {
   store: FederationStore
@@ -44,7 +55,7 @@ export type PublishAttempt =
 /** Stores bytes under their sha256 and returns the manifest's reference to them. */
 async function putArtifactRef(
   store: FederationStore,
-  kind: 'model' | 'master' | 'moments',
+  kind: 'model' | 'master' | 'moments' | 'popularity',
   bytes: Uint8Array,
 ): Promise<ArtifactRef> {
   const sha256 = createHash('sha256').update(bytes).digest('hex')
@@ -100,11 +111,13 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const { dense, table, shape } = splitWeights(file)
 
   const buffer = createBuffer(shape)
+  const reports: { seed: number; values: Float32Array }[] = []
   for (const stored of buffered) {
     // Bodies were validated on intake; decoding again is what makes the sum reproducible.
     const update = decodeUpdate(stored.body)
     update.layout = serverReading(update.layout, settings.layout)
     accumulate(buffer, shape, update, stored.weight, stored.receivedAtMs)
+    if (update.popularity) reports.push({ seed: update.baseVersion, values: update.popularity })
   }
   const previousMoments =
     settings.serverOptimizer === 'adam' && current.manifest.moments
@@ -129,6 +142,10 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const moments = next.moments
     ? await putArtifactRef(store, 'moments', encodeMoments(next.moments))
     : undefined
+  const popularity =
+    reports.length > 0
+      ? await publishPopularity(store, current.manifest, reports, shape.nItems, deps)
+      : { state: current.manifest.popularity, pools: current.manifest.pools, reports: undefined }
 
   // Candidates may already sit above "current": a new version takes the next free number.
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
@@ -144,14 +161,23 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       model,
       master: nextMaster,
       moments, // none with plain SGD, even if the parent had some
+      popularity: popularity.state,
+      pools: popularity.pools,
     },
-    metrics: { updates: buffered.length },
+    metrics: {
+      updates: buffered.length,
+      ...(popularity.reports !== undefined && { popularityReports: popularity.reports }),
+    },
   }
   const ledger =
     settings.noiseMultiplier > 0
       ? {
           version,
-          noiseMultiplier: settings.noiseMultiplier,
+          // P20/P28: a release that also publishes the noised popularity sums is two Gaussian
+          // mechanisms with the same σ; together they are one with σ/√2 (sensitivity √2 in
+          // units of each part's bound), which is what the accountant is told.
+          noiseMultiplier:
+            reports.length > 0 ? settings.noiseMultiplier / Math.SQRT2 : settings.noiseMultiplier,
           clipNorm: settings.clipNorm,
           updates: buffered.length,
         }
@@ -166,6 +192,53 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   await pruneServerState(store)
   return { status: 'published', record, updates: buffered.length }
 }
+
+/**
+ * P28: adds the buffer's popularity reports to the totals of `manifest`'s version and stores
+ * them; once `minReports` devices have reported, rebuilds the popular, trending and category
+ * pools from them. Returns the references the new version carries.
+ */
+async function publishPopularity(
+  store: FederationStore,
+  manifest: PublishedManifest,
+  reports: { seed: number; values: Float32Array }[],
+  nItems: number,
+  deps: PublisherDeps,
+): Promise<{ state: ArtifactRef; pools: ArtifactRef; reports: number }> {
+  const { settings } = deps
+  const options = { ...DEFAULT_POPULARITY, ...settings.popularity }
+  const sums = sumReports(
+    reports,
+    settings.layout.popularityBuckets ?? 0,
+    settings.noiseMultiplier,
+    deps.gaussian,
+  )
+  // Pruned with the master (pruneServerState): the totals then start again from zero.
+  const previousBytes = manifest.popularity && (await store.artifact(manifest.popularity.sha256))
+  const previous: PopularityState | undefined = previousBytes
+    ? decodePopularityState(previousBytes)
+    : undefined
+  const state = advancePopularity(previous, sums, reports.length, nItems, options.trendHalfLife)
+  const stateRef = await putArtifactRef(store, 'popularity', encodePopularityState(state))
+  if (state.reports < options.minReports) {
+    return { state: stateRef, pools: manifest.pools, reports: state.reports }
+  }
+  const [previousPools, catalogue] = await Promise.all([
+    readJson<CandidatePools>(store, manifest.pools),
+    readJson<Catalogue>(store, manifest.catalogue),
+  ])
+  const pools = poolsFromReports(state, previousPools, catalogue)
+  // Our own output goes through the guard devices use.
+  const checked = validateCandidatePools(pools, { nItems })
+  if (!checked.ok) throw new Error(`pools from reports are invalid: ${checked.error}`)
+  return {
+    state: stateRef,
+    pools: await storeJsonArtifact(store, 'pools', pools),
+    reports: state.reports,
+  }
+}
+
+type PublishedManifest = VersionRecord['manifest']
 
 /** Versions, newest first, whose float32 master and FedAdam moments are kept (P18). */
 export const KEEP_SERVER_STATE = 3
@@ -185,7 +258,7 @@ export async function pruneServerState(store: FederationStore): Promise<string[]
   const drop = new Set<string>()
   for (const { version, manifest } of versions) {
     keep.add(manifest.model.sha256)
-    for (const ref of [manifest.master, manifest.moments]) {
+    for (const ref of [manifest.master, manifest.moments, manifest.popularity]) {
       if (ref) (kept.has(version) ? keep : drop).add(ref.sha256)
     }
   }

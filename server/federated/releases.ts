@@ -6,8 +6,8 @@ import { gzipSync } from 'node:zlib'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
-import { validateModelManifest } from '../../shared/artifacts'
-import type { FederationManifest, ModelManifest } from '../../shared/protocol'
+import { artifactName, validateModelManifest } from '../../shared/artifacts'
+import type { ArtifactRef, FederationManifest, ModelManifest } from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
@@ -71,8 +71,9 @@ export function servedManifest(
     }),
     epochs: training.epochs,
   }
-  // The server's own float32 weights and FedAdam moments (P18) stay on the server.
-  const { master: _master, moments: _moments, ...served } = manifest
+  // The server's own float32 weights, FedAdam moments (P18) and popularity totals (P28) stay on
+  // the server.
+  const { master: _master, moments: _moments, popularity: _popularity, ...served } = manifest
   return { ...served, federation }
 }
 
@@ -132,6 +133,25 @@ export async function storeArtifact(
 ): Promise<void> {
   await store.putArtifact(sha256, bytes)
   if (json) await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+}
+
+/** Stores `value` as a content-addressed JSON artifact (P2, with its gzip form) and refers to it. */
+export async function storeJsonArtifact(
+  store: FederationStore,
+  kind: 'catalogue' | 'pools' | 'rules',
+  value: unknown,
+): Promise<ArtifactRef> {
+  const bytes = new TextEncoder().encode(JSON.stringify(value))
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await storeArtifact(store, sha256, bytes, true)
+  return { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
+}
+
+/** A stored JSON artifact, parsed (the server's own output: validated when it was made). */
+export async function readJson<T>(store: FederationStore, ref: ArtifactRef): Promise<T> {
+  const bytes = await store.artifact(ref.sha256)
+  if (!bytes) throw new Error(`expected ${ref.url} in the store`)
+  return JSON.parse(new TextDecoder().decode(bytes)) as T
 }
 
 /** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { splitWeights } from '../../shared/federation-layout'
 import type { ModelManifest } from '../../shared/protocol'
 import { createRandom } from '../../shared/random'
-import { NO_SCORE, encodeUpdate } from '../../shared/update-codec'
+import { NO_SCORE, encodeUpdate, type UpdateLayout } from '../../shared/update-codec'
+import { sketchPopularity } from '../../shared/popularity-sketch'
 import { decodeWeights } from '../../shared/weights-codec'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/postgres'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
@@ -71,7 +72,7 @@ async function prepareUpload(origin: string, i: number) {
     token: string
     slice: number
     version: number
-    layout: { denseCoordinates: number; sliceRows: number; embedDim: number }
+    layout: UpdateLayout
   }
   const random = createRandom(1000 + i)
   const count = issued.layout.denseCoordinates + issued.layout.sliceRows * issued.layout.embedDim
@@ -82,6 +83,9 @@ async function prepareUpload(origin: string, i: number) {
     layout: issued.layout,
     idempotencyKey: new Uint8Array(16).fill(i + 1),
     values: Float32Array.from({ length: count }, () => (random() - 0.5) * 0.05),
+    // P28: the default layout asks for the items' popularity sketch too.
+    popularity: sketchPopularity([Int32Array.of(i % 5, 7)], 1, issued.layout.popularityBuckets ?? 0)
+      .values,
     score: NO_SCORE,
   })
   return { token: issued.token, body }

@@ -1,7 +1,7 @@
 // The recall stage's candidate pools, computed once from the training log and shipped to every
 // device: the same download for everyone, so it reveals nothing about any one shopper.
 // Stock is left to re-ranking (it changes faster than pools are rebuilt), except for "new".
-import { CATALOGUE_POOL_SIZES, cataloguePools } from '../../shared/catalogue-pools'
+import { CATALOGUE_POOL_SIZES, cataloguePools, LOG_POOL_SIZES } from '../../shared/catalogue-pools'
 import type { CandidatePools, Catalogue } from '../../shared/protocol'
 import { countItems } from '../data/examples'
 import type { SessionDataset } from '../data/types'
@@ -23,8 +23,7 @@ export interface PoolOptions {
 }
 
 export const DEFAULT_POOL_OPTIONS = {
-  popular: 500,
-  trending: 500,
+  ...LOG_POOL_SIZES,
   trendingFraction: 0.1,
   ...CATALOGUE_POOL_SIZES,
   coVisitationTopK: 20,
