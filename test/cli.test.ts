@@ -92,7 +92,7 @@ describe('npm run sim', () => {
     const sim = await runScript('train/cli/sim-federated.ts', [
       ...['--data', data, '--models', out, '--reference', 'none', '--results', results],
       ...['--devices', '12', '--buffer', '4', '--pretrain-epochs', '1'],
-      ...['--eval-cases', '300', '--eval-every', '1'],
+      ...['--eval-cases', '300', '--eval-every', '1', '--popularity-min-reports', '4'],
     ])
     // v1's last column: its Recall@20 on the devices' own cases (P27), and how many.
     expect(sim.stdout).toMatch(
@@ -103,7 +103,14 @@ describe('npm run sim', () => {
     expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
     // PROTOCOL.md P9: every upload is the layout's fixed size, under 64 KB.
     expect(summary.complete).toBe(true)
-    expect(summary.bytesUpPerDevice).toBe(62_820)
+    // 62,820 bytes of model values (P9) and a 1,024-bucket popularity sketch (P28).
+    expect(summary.bytesUpPerDevice).toBe(64_872)
+    expect(summary.bytesUpPerDevice).toBeLessThanOrEqual(64 * 1024)
+    // P28: from the first release on (4 reports), the pools are the devices'.
+    const reports = summary.versions.map((v: { pools: { reports: number } }) => v.pools.reports)
+    expect(reports).toEqual([0, 4, 8, 12])
+    const sources = summary.versions.map((v: { pools: { source: string } }) => v.pools.source)
+    expect(sources).toEqual(['trainer', 'reports', 'reports', 'reports'])
     expect(summary.privacy.releases).toBe(0) // --noise 0 by default: nothing spent
     // P27: the devices scored the versions they trained from, v1 included.
     expect(summary.versions[0]).toMatchObject({ version: 1, onDevices: { updates: 4 } })

@@ -15,7 +15,10 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { computeUpdate } from '../../client/worker/federated/compute-update'
 import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
-import type { ModelManifest } from '../../shared/protocol'
+import type { CandidatePools, ModelManifest } from '../../shared/protocol'
+import type { UpdateLayout } from '../../shared/update-codec'
+import { DEFAULT_POPULARITY } from '../../server/federated/popularity'
+import type { VersionRecord } from '../../server/storage/store'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { createApp } from '../../server/app'
 import { epsilonAfter, DEFAULT_DELTA } from '../../server/federated/privacy'
@@ -23,6 +26,7 @@ import {
   DEFAULT_DENSE_COORDINATES,
   DEFAULT_SLICE_ROWS,
   DEFAULT_UPDATE_TRAINING,
+  popularityBucketsFor,
 } from '../../server/federated/defaults'
 import { createFederation } from '../../server/federated/service'
 import { splitWeights } from '../../shared/federation-layout'
@@ -75,6 +79,10 @@ const OPTIONS = {
   dense: { type: 'string' },
   /** P8b: the table part is a count sketch of every row with --slice-rows buckets. */
   'table-sketch': { type: 'boolean', default: false },
+  /** P28: buckets of the popularity sketch (0: none); default the server's for the layout. */
+  'popularity-buckets': { type: 'string' },
+  /** P28: reports before the pools follow them; default the server's (100,000). */
+  'popularity-min-reports': { type: 'string' },
   /** Devices' SGD rates (item rows, other weights) and epochs; default the server's. */
   lr: { type: 'string' },
   'dense-lr': { type: 'string' },
@@ -182,6 +190,17 @@ interface VersionRow {
   epsilon: number
   /** Recall@20 and MRR@20 over the cases whose target the pre-training sessions hold, or not. */
   byTarget: GroupReport[]
+  /** P28: share (%) of the scored sessions' next items in the served popular and trending pools. */
+  pools?: PoolCoverage
+}
+
+interface PoolCoverage {
+  popular: number
+  trending: number
+  /** Devices whose popularity reports the version's totals hold. */
+  reports: number
+  /** Whose pools the version serves: the trainer's (v1's) or rebuilt from reports. */
+  source: 'trainer' | 'reports'
 }
 
 async function main(): Promise<void> {
@@ -283,21 +302,29 @@ async function main(): Promise<void> {
     let lastSeen = earlyCounts.length - 1
     while (lastSeen >= 0 && earlyCounts[lastSeen] === 0) lastSeen--
     const sketchFromRow = values['sketch-rows'] === 'new' ? lastSeen + 1 : undefined
-    const layout =
-      sliceRows === undefined && dense === undefined && !sketch
-        ? undefined
-        : {
-            denseCoordinates: dense ?? Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
-            sliceRows: sliceRows ?? Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
-            embedDim: shape.embedDim,
-            ...(sketch && { tableSketch: true }),
-            ...(sketch && sketchFromRow !== undefined && { sketchFromRow }),
-          }
+    const modelLayout: UpdateLayout = {
+      denseCoordinates: dense ?? Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
+      sliceRows: sliceRows ?? Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
+      embedDim: shape.embedDim,
+      ...(sketch && { tableSketch: true }),
+      ...(sketch && sketchFromRow !== undefined && { sketchFromRow }),
+    }
+    const popularityBuckets =
+      values['popularity-buckets'] === undefined
+        ? popularityBucketsFor(modelLayout)
+        : number('popularity-buckets')
+    const layout = popularityBuckets > 0 ? { ...modelLayout, popularityBuckets } : modelLayout
     const federation = await createFederation({
       store,
       artifactsDir,
       settings: {
-        ...(layout && { layout }),
+        layout,
+        popularity: {
+          ...DEFAULT_POPULARITY,
+          ...(values['popularity-min-reports'] !== undefined && {
+            minReports: number('popularity-min-reports'),
+          }),
+        },
         bufferSize: K,
         minBuffer: K,
         maxWaitMs: Number.MAX_SAFE_INTEGER,
@@ -335,9 +362,35 @@ async function main(): Promise<void> {
     }
     log(`server on ${origin}: ${JSON.stringify(settingsSummary)}`)
 
+    // P20: the ledger's smallest σ (a release with popularity reports records σ/√2, P28).
+    const spent = async () => {
+      const ledger = await store.ledger()
+      if (ledger.length === 0) return 0
+      const sigma = Math.min(...ledger.map((e) => e.noiseMultiplier))
+      return epsilonAfter(ledger.length, sigma, DEFAULT_DELTA)
+    }
+    // P28: how much of what the scored sessions view next the version's pools hold.
+    const nextItems = scoredSessions.flatMap((s) => Array.from(s.subarray(1)))
+    const trainerPools = (await store.current())!.manifest.pools.sha256
+    const poolCoverage = async (record: VersionRecord): Promise<PoolCoverage> => {
+      const pools = JSON.parse(
+        new TextDecoder().decode((await store.artifact(record.manifest.pools.sha256))!),
+      ) as CandidatePools
+      const share = (pool: number[]) => {
+        const held = new Set(pool)
+        return (100 * nextItems.filter((item) => held.has(item)).length) / nextItems.length
+      }
+      const reports = Number(record.metrics.popularityReports ?? 0)
+      const source = record.manifest.pools.sha256 === trainerPools ? 'trainer' : 'reports'
+      return { popular: share(pools.popular), trending: share(pools.trending), reports, source }
+    }
+    const describePools = (p: PoolCoverage) =>
+      `${p.source}'s pools hold ${p.popular.toFixed(2)} % (popular), ${p.trending.toFixed(2)} % (trending) of next items; ${p.reports} popularity reports`
+
     const start = await evaluate(decodeWeights(encodeWeights(global, { dtype: 'float16' })))
+    const startPools = await poolCoverage((await store.current())!)
     log(
-      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} ${values.on} cases; by target: ${describeGroups(start.byTarget)}`,
+      `v1 (pre-trained on ${cut} sessions): Recall@20 ${start.recall20.toFixed(2)}, MRR@20 ${start.mrr20.toFixed(2)} on ${start.cases} ${values.on} cases; by target: ${describeGroups(start.byTarget)}; ${describePools(startPools)}`,
     )
     const rows: VersionRow[] = [
       {
@@ -347,6 +400,7 @@ async function main(): Promise<void> {
         mrr20: start.mrr20,
         epsilon: 0,
         byTarget: start.byTarget,
+        pools: startPools,
       },
     ]
 
@@ -413,15 +467,12 @@ async function main(): Promise<void> {
       const attempt = await federation.publishNow()
       if (attempt.status === 'published') {
         const v = attempt.record.version
-        const epsilon = epsilonAfter(
-          (await store.ledger()).length,
-          number('noise') || 0,
-          DEFAULT_DELTA,
-        )
+        const epsilon = await spent()
         if ((v - 1) % evalEvery === 0 || i === deviceCount - 1) {
           const bytes = await store.artifact(attempt.record.manifest.model.sha256)
           const evalStarted = performance.now()
           const result = await evaluate(decodeWeights(bytes!))
+          const pools = await poolCoverage(attempt.record)
           evalMs += performance.now() - evalStarted
           rows.push({
             version: v,
@@ -430,9 +481,10 @@ async function main(): Promise<void> {
             mrr20: result.mrr20,
             epsilon,
             byTarget: result.byTarget,
+            pools,
           })
           progress.done(
-            `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}; Recall@20 by target: ${describeGroups(result.byTarget)}`,
+            `v${v} after ${i + 1} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}, ε ${epsilon.toFixed(2)}; Recall@20 by target: ${describeGroups(result.byTarget)}; ${describePools(pools)}`,
           )
           // A long run stopped early keeps what it measured; the last write has complete: true.
           const partial = {
@@ -459,14 +511,11 @@ async function main(): Promise<void> {
       const result = await evaluate(
         decodeWeights((await store.artifact(current.manifest.model.sha256))!),
       )
-      const epsilon = epsilonAfter(
-        (await store.ledger()).length,
-        number('noise') || 0,
-        DEFAULT_DELTA,
-      )
+      const epsilon = await spent()
       rows.push({
         version: current.version,
         devices: deviceCount,
+        pools: await poolCoverage(current),
         recall20: result.recall20,
         mrr20: result.mrr20,
         epsilon,
