@@ -1,6 +1,6 @@
 // npm run bench:server: the aggregation server's intake under load, each replica a real process.
 // Accepted updates per second and latency percentiles at the real update size (the DIGINETICA
-// layout, 62,820 bytes), for one SQLite replica pinned to one core, and for one and three
+// layout with its popularity sketch, 64,872 bytes), for one SQLite replica pinned to one core, and for one and three
 // replicas sharing PostgreSQL. Publishing is off (a huge buffer): this measures intake. The load
 // generator runs in this process on the same two cores. Writes bench/results/server.json.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -10,8 +10,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { encodeUpdate, updateByteLength } from '../shared/update-codec'
+import { sketchPopularity } from '../shared/popularity-sketch'
 import { decodeWeights } from '../shared/weights-codec'
-import { DEFAULT_DENSE_COORDINATES, DEFAULT_SLICE_ROWS } from '../server/federated/defaults'
+import {
+  DEFAULT_DENSE_COORDINATES,
+  DEFAULT_SLICE_ROWS,
+  popularityBucketsFor,
+} from '../server/federated/defaults'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
@@ -77,11 +82,13 @@ async function stopReplicas(replicas: Replica[]): Promise<void> {
   )
 }
 
-const layout = {
+const modelLayout = {
   denseCoordinates: DEFAULT_DENSE_COORDINATES,
   sliceRows: DEFAULT_SLICE_ROWS,
   embedDim: 100,
 }
+/** The server's default for the DIGINETICA model: the values and a popularity sketch (P28). */
+const layout = { ...modelLayout, popularityBuckets: popularityBucketsFor(modelLayout) }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -193,6 +200,11 @@ async function main(): Promise<void> {
               layout,
               idempotencyKey: randomBytes(16),
               values,
+              popularity: sketchPopularity(
+                [Int32Array.from({ length: 6 }, () => Math.floor(Math.random() * 43_097))],
+                issued.version,
+                layout.popularityBuckets,
+              ).values,
               score: { cases: 10, hits20: 5, reciprocalRank20: 1.5 },
             }),
           })
