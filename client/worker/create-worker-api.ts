@@ -12,7 +12,7 @@ import type {
 } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
-import { computeUpdate } from './federated/compute-update'
+import { computeUpdate, sessionsToReport } from './federated/compute-update'
 import { createLocalTrainer } from './federated/train-local'
 import { drainOutbox, requestToken, type UploaderDeps } from './federated/uploader'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
@@ -156,22 +156,28 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     return starting
   }
 
-  async function sessionsAsIndices(rt: Runtime, store: Storage): Promise<Int32Array[]> {
+  /** The recent sessions as model rows, oldest first, with their stored ids. */
+  async function sessionsAsIndices(
+    rt: Runtime,
+    store: Storage,
+  ): Promise<Array<{ id: number; items: Int32Array }>> {
     const byId = new Map(rt.release.catalogue.items.map((item) => [item.id, item.index]))
     const sessions = await store.events.recentSessions(20)
     return sessions
       .reverse() // oldest first
-      .map((s) =>
-        Int32Array.from(s.productIds.map((id) => byId.get(id) ?? -1).filter((i) => i >= 0)),
-      )
-      .filter((s) => s.length >= 2)
+      .map((s) => ({
+        id: s.id,
+        items: Int32Array.from(s.productIds.map((id) => byId.get(id) ?? -1).filter((i) => i >= 0)),
+      }))
+      .filter((s) => s.items.length >= 2)
   }
 
   async function trainNow(): Promise<void> {
     const store = storage
     if (!consent || !store) return
     const rt = await ready()
-    const sessions = await sessionsAsIndices(rt, store)
+    const recent = await sessionsAsIndices(rt, store)
+    const sessions = recent.map((s) => s.items)
     if (sessions.length === 0) return
     const run = async () => {
       training.state = 'training'
@@ -198,7 +204,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         })
       }
       // Federated learning is best effort: a failure here never costs the shopper anything.
-      await shareUpdate(rt, store, sessions).catch(() => {})
+      await shareUpdate(rt, store, recent).catch(() => {})
     }
     training.state = 'waiting-for-lock'
     // Another tab holding the lock trains on the same database: this one need not.
@@ -210,7 +216,12 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
    * When the release takes part in federated learning: an update trained from the global weights
    * on these sessions, queued in the outbox, then the outbox sent (PROTOCOL.md P7–P12).
    */
-  async function shareUpdate(rt: Runtime, store: Storage, sessions: Int32Array[]): Promise<void> {
+  async function shareUpdate(
+    rt: Runtime,
+    store: Storage,
+    recent: Array<{ id: number; items: Int32Array }>,
+  ): Promise<void> {
+    const sessions = recent.map((s) => s.items)
     const federation = rt.release.manifest.federation
     if (!federation || !config) return
     const uploader: UploaderDeps = {
@@ -226,11 +237,15 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     const alreadySent = (await store.meta.loadLastUpdateVersion()) === rt.release.manifest.version
     const token = alreadySent ? null : await requestToken(uploader, baseVersion)
     if (token?.ok) {
+      // P28: a session's items go into one popularity sketch only; reported again to the next
+      // version under a new hash, the buckets would intersect down to the items themselves.
+      const report = sessionsToReport(recent, await store.meta.loadReportedThrough())
       const update = await computeUpdate(decodeWeights(rt.release.modelBytes), sessions, {
         baseVersion,
         slice: token.answer.slice,
         layout: federation.layout,
         clipNorm: federation.clipNorm,
+        popularitySessions: report.sessions,
         training: {
           learningRate: federation.learningRate,
           denseLearningRate: federation.denseLearningRate,
@@ -238,7 +253,10 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         },
       })
       if (!update || !consent || storage !== store) return
-      await store.meta.saveLastUpdateVersion(rt.release.manifest.version)
+      await store.meta.saveLastUpdateVersion(
+        rt.release.manifest.version,
+        report.through ?? undefined,
+      )
       await store.outbox.enqueue({
         idempotencyKey: Array.from(update.idempotencyKey, (b) =>
           b.toString(16).padStart(2, '0'),

@@ -8,7 +8,7 @@ import { setNodeBackend } from '../../../train/node-backend'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../model/gru-model'
 import { exportModelWeights } from '../model/model-weights'
 import { createLocalTrainer } from './train-local'
-import { computeUpdate, type RoundPlan } from './compute-update'
+import { computeUpdate, sessionsToReport, type RoundPlan } from './compute-update'
 import { scoreCases } from './score-cases'
 
 const config = { ...DEFAULT_GRU_CONFIG, nItems: 40, embedDim: 8, hiddenDim: 8, maxLen: 5 }
@@ -137,6 +137,36 @@ describe('computing an update on the device (PROTOCOL.md P7–P11)', () => {
     // The same size for a device that viewed two items.
     const small = (await computeUpdate(global, [Int32Array.of(1, 2)], plan))!
     expect(small.body.length).toBe(update.body.length)
+  })
+
+  it('P28: sketches only the sessions it is told to report; none gives an empty sketch', async () => {
+    const withPopularity = { ...layout, popularityBuckets: 16 }
+    const plan = (popularitySessions: Int32Array[]): RoundPlan => ({
+      baseVersion: 7,
+      slice: 5,
+      layout: withPopularity,
+      clipNorm: 1,
+      training,
+      popularitySessions,
+    })
+    const only = decodeUpdate((await computeUpdate(global, sessions, plan([sessions[1]!])))!.body)
+    expect(Array.from(only.popularity!)).toEqual(
+      Array.from(sketchPopularity([sessions[1]!], 7, 16).values, (v) =>
+        decodeFloat16(encodeFloat16(v)),
+      ),
+    )
+    const none = decodeUpdate((await computeUpdate(global, sessions, plan([])))!.body)
+    expect(Array.from(none.popularity!)).toEqual(new Array(16).fill(0))
+  })
+
+  it('P28: a session is reported once: later updates carry only newer sessions', () => {
+    const recent = [3, 5, 8].map((id) => ({ id, items: Int32Array.of(id, id + 1) }))
+    expect(sessionsToReport(recent, null)).toEqual({
+      sessions: recent.map((s) => s.items),
+      through: 8,
+    })
+    expect(sessionsToReport(recent, 5)).toEqual({ sessions: [recent[2]!.items], through: 8 })
+    expect(sessionsToReport(recent, 8)).toEqual({ sessions: [], through: null })
   })
 
   it('has nothing to send without a prefix case', async () => {

@@ -25,6 +25,27 @@ export interface RoundPlan {
   clipNorm: number
   /** Local training for the update; `trainable: 'all'` unless the manifest says otherwise. */
   training?: LocalTrainerOptions
+  /**
+   * P28: the sessions whose items the popularity sketch carries (default: those trained on). The
+   * worker passes only sessions no earlier update reported (`sessionsToReport`).
+   */
+  popularitySessions?: readonly Int32Array[]
+}
+
+/**
+ * P28: of the device's recent sessions (oldest first, with their stored ids), those newer than
+ * the last one reported, and the id to record as reported once the update is queued (null:
+ * nothing new, keep the old mark).
+ */
+export function sessionsToReport(
+  recent: readonly { id: number; items: Int32Array }[],
+  reportedThrough: number | null,
+): { sessions: Int32Array[]; through: number | null } {
+  const fresh = recent.filter((s) => reportedThrough === null || s.id > reportedThrough)
+  return {
+    sessions: fresh.map((s) => s.items),
+    through: fresh.length > 0 ? Math.max(...fresh.map((s) => s.id)) : null,
+  }
 }
 
 export interface ComputedUpdate {
@@ -96,7 +117,13 @@ export async function computeUpdate(
       values,
       // P28: the same sessions the update trained on, seeded by the version it trained from.
       ...(buckets > 0
-        ? { popularity: sketchPopularity(sessions, plan.baseVersion, buckets).values }
+        ? {
+            popularity: sketchPopularity(
+              plan.popularitySessions ?? sessions,
+              plan.baseVersion,
+              buckets,
+            ).values,
+          }
         : {}),
       score,
     })

@@ -128,4 +128,17 @@ describe('the device id for uploads', () => {
     await storage.meta.saveLastUpdateVersion('v3')
     expect(await storage.meta.loadLastUpdateVersion()).toBe('v3')
   })
+
+  it('P28: remembers the newest session a popularity sketch carried, across updates', async () => {
+    globalThis.indexedDB = new IDBFactory()
+    const storage = await openStorage({ now: () => T0 })
+    expect(await storage.meta.loadReportedThrough()).toBeNull()
+    await storage.meta.saveLastUpdateVersion('v3', 12)
+    // An update that reported no new session keeps the mark where it was.
+    await storage.meta.saveLastUpdateVersion('v4')
+    expect(await storage.meta.loadLastUpdateVersion()).toBe('v4')
+    expect(await storage.meta.loadReportedThrough()).toBe(12)
+    const reopened = await openStorage({ now: () => T0 })
+    expect(await reopened.meta.loadReportedThrough()).toBe(12)
+  })
 })

@@ -26,7 +26,13 @@ export interface MetaStore {
   clientId(): Promise<string>
   /** The release version this device last queued an update for, or null. */
   loadLastUpdateVersion(): Promise<string | null>
-  saveLastUpdateVersion(version: string): Promise<void>
+  /**
+   * Records an update queued for `version`; `reportedThroughSessionId`, when given, is the newest
+   * session its popularity sketch carried (P28), else the one recorded before is kept.
+   */
+  saveLastUpdateVersion(version: string, reportedThroughSessionId?: number): Promise<void>
+  /** The newest session a popularity sketch has carried (P28), or null: none yet. */
+  loadReportedThrough(): Promise<number | null>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -68,8 +74,18 @@ export function createMetaStore(context: StorageContext): MetaStore {
     async loadLastUpdateVersion() {
       return (await load('federation'))?.lastVersion ?? null
     },
-    saveLastUpdateVersion(version) {
-      return save({ key: 'federation', lastVersion: version, updatedAtMs: context.now() })
+    async saveLastUpdateVersion(version, reportedThroughSessionId) {
+      const through =
+        reportedThroughSessionId ?? (await load('federation'))?.reportedThroughSessionId
+      await save({
+        key: 'federation',
+        lastVersion: version,
+        updatedAtMs: context.now(),
+        ...(through !== undefined && { reportedThroughSessionId: through }),
+      })
+    },
+    async loadReportedThrough() {
+      return (await load('federation'))?.reportedThroughSessionId ?? null
     },
     async clientId() {
       const existing = await load('client')

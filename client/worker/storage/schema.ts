@@ -89,7 +89,13 @@ export type MetaRecord =
   /** This device's random id for federated uploads (one update per client per version, P15). */
   | { key: 'client'; id: string; createdAtMs: number }
   /** The last release version this device sent an update for (one per version, P15). */
-  | { key: 'federation'; lastVersion: string; updatedAtMs: number }
+  | {
+      key: 'federation'
+      lastVersion: string
+      updatedAtMs: number
+      /** P28: the newest session whose items a popularity sketch has carried. */
+      reportedThroughSessionId?: number
+    }
 
 export type MetaKey = MetaRecord['key']
 

@@ -154,7 +154,11 @@ export function isStoredMeta<K extends MetaRecord['key']>(
     case 'cart':
       return isArrayOf(raw.items, isCartItem)
     case 'federation':
-      return isText(raw.lastVersion) && isTime(raw.updatedAtMs)
+      return (
+        isText(raw.lastVersion) &&
+        isTime(raw.updatedAtMs) &&
+        (raw.reportedThroughSessionId === undefined || isCount(raw.reportedThroughSessionId))
+      )
     case 'client':
       return (
         typeof raw.id === 'string' &&
