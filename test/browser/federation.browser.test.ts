@@ -8,6 +8,9 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sketchPopularity } from '../../shared/popularity-sketch'
+import { decodeUpdate } from '../../shared/update-codec'
+import { decodeFloat16, encodeFloat16 } from '../../shared/weights-codec'
 import { createApp } from '../../server/app'
 import { createFederation, type Federation } from '../../server/federated/service'
 import { openSqliteStore } from '../../server/storage/sqlite-store'
@@ -25,6 +28,7 @@ let federation: Federation
 let origin: string
 let close: () => void
 let productIds: string[]
+let productIndices: number[]
 
 describe.skipIf(skip)('federated learning through the script tag', () => {
   beforeAll(async () => {
@@ -36,10 +40,11 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
     const catalogue = JSON.parse(
       new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
     )
-    productIds = catalogue.items
+    const viewed = catalogue.items
       .filter((item: { inStock: boolean }) => item.inStock)
-      .slice(0, 4)
-      .map((item: { id: string }) => item.id)
+      .slice(0, 4) as Array<{ id: string; index: number }>
+    productIds = viewed.map((item) => item.id)
+    productIndices = viewed.map((item) => item.index)
     const distDir = path.join(work, 'dist')
     await buildDist(publicDir, distDir)
     await writeTagPage(distDir, 'shop', 'wasm')
@@ -86,6 +91,14 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
         .toBe(1)
       const [stored] = await store.buffered()
       expect(stored!.body.length).toBeLessThanOrEqual(64 * 1024)
+      // P28: the viewed items reach the server only as their popularity sketch for v1.
+      const update = decodeUpdate(stored!.body)
+      const buckets = update.layout.popularityBuckets!
+      expect(buckets).toBeGreaterThan(0)
+      const expected = sketchPopularity([Int32Array.from(productIndices)], 1, buckets).values
+      expect(Array.from(update.popularity!)).toEqual(
+        Array.from(expected, (v) => decodeFloat16(encodeFloat16(v))),
+      )
       // The token the worker asked for to learn its slice carried the upload too.
       expect(bodies.filter((b) => b.includes('/v1/token'))).toHaveLength(1)
 
