@@ -7,13 +7,22 @@
 // beside the trainer's pools from the pre-training sessions (what a shop ships at launch) and
 // beside pools from the exact counts of the same reported sessions (what noise and collisions
 // cost). No model is trained: popularity does not depend on it (`npm run sim` runs the whole
-// path over HTTP). Writes bench/results/popularity-<dataset>-<split>.json.
+// path over HTTP). With the simulation's pre-trained model present (`--model`, default
+// models/<dataset>/pretrain-0.2-e3.prw, which `npm run sim` caches), the worker's for-you list
+// (recall → GRU ranking → rules, top 20) is then scored on held-out prefixes with each of the
+// three pool sets. Writes bench/results/popularity-<dataset>-<split>.json.
+import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { sketchPopularity } from '../../shared/popularity-sketch'
 import { createRandom } from '../../shared/random'
 import { LOG_POOL_SIZES } from '../../shared/catalogue-pools'
+import type { CandidatePools } from '../../shared/protocol'
+import { createRecommender } from '../../client/worker/recommend/recommend'
+import { createDefaultRules } from '../artifacts/default-rules'
+import { defaultModelDir, loadModel } from '../model-file'
+import { setNodeBackend } from '../node-backend'
 import {
   advancePopularity,
   DEFAULT_POPULARITY,
@@ -38,6 +47,8 @@ const { values } = parseArgs({
     'trend-half-life': { type: 'string', default: String(DEFAULT_POPULARITY.trendHalfLife) },
     'pretrain-fraction': { type: 'string', default: '0.2' },
     seed: { type: 'string', default: '1' },
+    model: { type: 'string' },
+    cases: { type: 'string', default: '2000' },
     results: { type: 'string' },
   },
 })
@@ -138,6 +149,88 @@ for (let release = 1; release <= releases; release++) {
   }
 }
 const seconds = (performance.now() - started) / 1000
+const finalPools = {
+  trainer,
+  reports: poolsFromReports(state!, trainer, catalogue),
+  exact: poolsFromReports(exact, trainer, catalogue),
+}
+
+// The for-you list with each pool set, on held-out prefixes (one per session, evenly spread).
+const modelFile =
+  values.model ??
+  path.join(defaultModelDir(dataset.name), `pretrain-${values['pretrain-fraction']}-e3.prw`)
+let forYou: Record<keyof typeof finalPools, number> | null = null
+let coldStart: Record<keyof typeof finalPools, number> | null = null
+let forYouCases = 0
+if (existsSync(modelFile)) {
+  await setNodeBackend('wasm')
+  const model = await loadModel(modelFile)
+  const scored = (values.on === 'validation' ? split.validation : dataset.test).filter(
+    (s) => s.length >= 2,
+  )
+  const wanted = Math.min(number('cases'), scored.length)
+  const cases = Array.from({ length: wanted }, (_, i) => {
+    const session = scored[Math.floor((i * scored.length) / wanted)]!
+    const cut = 1 + (i % (session.length - 1))
+    return { prefix: session.subarray(0, cut), next: session[cut]! }
+  })
+  forYouCases = cases.length
+  const idOf = catalogue.items.map((item) => item.id)
+  const hitRate = async (pools: CandidatePools) => {
+    const recommender = createRecommender({
+      model,
+      modelVersion: 'bench',
+      catalogue,
+      pools,
+      rules: createDefaultRules(),
+      neighbourIndex: false,
+    })
+    // A shopper arriving with no history gets the trending list: how often it holds the first
+    // item a held-out session viewed.
+    const empty = { sessionProductIds: [], recentlyViewed: [], cartProductIds: [], purchases: [] }
+    const arrival = await recommender.recommend({ scenario: 'trending', limit: 20 }, empty)
+    const listed = new Set(arrival.items.map((item) => item.productId))
+    const firstHits = scored.filter((session) => listed.has(idOf[session[0]!]!)).length
+    let hits = 0
+    for (const c of cases) {
+      const context = {
+        sessionProductIds: Array.from(c.prefix, (i) => idOf[i]!),
+        recentlyViewed: [],
+        cartProductIds: [],
+        purchases: [],
+      }
+      const response = await recommender.recommend({ scenario: 'for-you', limit: 20 }, context)
+      if (response.items.some((item) => item.productId === idOf[c.next])) hits++
+    }
+    recommender.dispose()
+    return {
+      forYou: (100 * hits) / cases.length,
+      coldStart: (100 * firstHits) / scored.length,
+    }
+  }
+  const trainerRate = await hitRate(finalPools.trainer)
+  const reportsRate = await hitRate(finalPools.reports)
+  const exactRate = await hitRate(finalPools.exact)
+  forYou = { trainer: trainerRate.forYou, reports: reportsRate.forYou, exact: exactRate.forYou }
+  coldStart = {
+    trainer: trainerRate.coldStart,
+    reports: reportsRate.coldStart,
+    exact: exactRate.coldStart,
+  }
+  model.dispose()
+  const describe = (r: Record<keyof typeof finalPools, number>) =>
+    `trainer's pools ${r.trainer.toFixed(2)} %, pools from reports ${r.reports.toFixed(2)} %, from exact counts ${r.exact.toFixed(2)} %`
+  console.log(
+    `for-you top 20 with ${path.relative(process.cwd(), modelFile)}, next item in the list on ` +
+      `${cases.length} ${values.on} prefixes: ${describe(forYou)}`,
+  )
+  console.log(
+    `cold start (trending, top 20): a ${values.on} session's first item in the list, ` +
+      `${scored.length} sessions: ${describe(coldStart)}`,
+  )
+} else {
+  console.log(`no ${path.relative(process.cwd(), modelFile)}: for-you lists not scored`)
+}
 // With P28 each release is two Gaussian mechanisms of multiplier σ: one of σ/√2 (P20).
 const epsilon = epsilonAfter(releases, sigma / Math.SQRT2)
 console.log(
@@ -162,6 +255,12 @@ await writeFile(
       trainer: trainerScores,
       releases: rows,
       epsilon,
+      forYou: forYou && {
+        model: path.relative(process.cwd(), modelFile),
+        cases: forYouCases,
+        recall20: forYou,
+      },
+      coldStart,
     },
     null,
     2,
