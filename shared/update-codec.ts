@@ -1,7 +1,8 @@
 // The binary form of one federated update (PROTOCOL.md P8–P10, P27, P28): a fixed header (48
-// bytes, 52 with a popularity sketch), the slice's values and the sketch as float16, a CRC-32. Its size depends only on the layout, never on what the
-// shopper did; no item id is in it. Decoding is strict and allocation-bounded: a body is read
-// only if its length is exactly what its own header declares.
+// bytes, 52 with a popularity sketch), the slice's values and the sketch as float16, a CRC-32.
+// Its size depends only on the layout, never on what the shopper did; no item id is in it.
+// Decoding is strict and allocation-bounded: a body is read only if its length is exactly what
+// its own header declares.
 import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
 
 export const UPDATE_MAGIC = 'PRU2'
@@ -145,14 +146,14 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
   view.setFloat32(44, update.score.reciprocalRank20, true)
   if (buckets > 0) view.setUint16(48, buckets, true) // 50–51 stay zero
   const start = headerBytes(update.layout)
-  const all = [...update.values, ...popularity]
-  for (let i = 0; i < all.length; i++) {
-    const bits = encodeFloat16(all[i]!)
+  for (let i = 0; i < count + buckets; i++) {
+    const value = i < count ? update.values[i]! : popularity[i - count]!
+    const bits = encodeFloat16(value)
     // Exponent all ones: Infinity or NaN, including finite float32s beyond float16's range.
     if ((bits & 0x7c00) === 0x7c00) {
       fail(
         'E_UPDATE_NONFINITE',
-        `expected finite values within float16's range, got ${all[i]} at ${i}`,
+        `expected finite values within float16's range, got ${value} at ${i}`,
       )
     }
     view.setUint16(start + 2 * i, bits, true)

@@ -6,7 +6,12 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { validateCandidatePools } from '../../shared/artifacts'
 import { popularityCell, sketchPopularity } from '../../shared/popularity-sketch'
 import type { CandidatePools, Catalogue } from '../../shared/protocol'
-import { NO_SCORE, encodeUpdate, type UpdateLayout } from '../../shared/update-codec'
+import {
+  NO_SCORE,
+  encodeUpdate,
+  updateByteLength,
+  type UpdateLayout,
+} from '../../shared/update-codec'
 import { encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record, storedUpdate } from '../storage/store.contract'
@@ -20,7 +25,7 @@ import {
 } from './popularity'
 import { publishIfDue } from './publisher'
 import { readJson, servedManifest } from './releases'
-import { DEFAULT_UPDATE_TRAINING } from './defaults'
+import { DEFAULT_UPDATE_TRAINING, popularityBucketsFor } from './defaults'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-popularity-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -48,6 +53,18 @@ const trainerPools: CandidatePools = {
 }
 
 describe('popularity from device reports (PROTOCOL.md P28), pure parts', () => {
+  it('sizes the default sketch to what the 64 KB budget leaves beside the model values', () => {
+    const diginetica = { denseCoordinates: 16_384, sliceRows: 150, embedDim: 100 }
+    expect(popularityBucketsFor(diginetica)).toBe(1024)
+    const wider = { ...diginetica, sliceRows: 160 }
+    const buckets = popularityBucketsFor(wider)
+    expect(buckets).toBe(356)
+    expect(updateByteLength({ ...wider, popularityBuckets: buckets })).toBeLessThanOrEqual(65_536)
+    expect(updateByteLength({ ...wider, popularityBuckets: buckets + 1 })).toBeGreaterThan(65_536)
+    // Too little room for a useful sketch: none.
+    expect(popularityBucketsFor({ ...diginetica, sliceRows: 163 })).toBe(0)
+  })
+
   it('sums reports per seed and noises every bucket of every sum by σ', () => {
     const sums = sumReports(
       [
