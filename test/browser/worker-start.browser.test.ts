@@ -116,16 +116,29 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
 
   it('replaces a worker that stops answering, and the waiting call still gets its list', async () => {
     const log: string[] = []
-    const profile = await openTagPage(`${server.origin}/same-origin.html`, log)
+    const profile = await openProfile(log)
+    // The page counts the workers it constructs. Playwright's own "worker" event for the
+    // replacement is not reliable here: twice (under load, and once beside another Chromium) it
+    // never came within 100 s while the page had its answer, so the test asks the page.
+    await profile.page.addInitScript(() => {
+      const Original = window.Worker
+      const counted = window as unknown as { workersMade: number }
+      counted.workersMade = 0
+      window.Worker = class extends Original {
+        constructor(url: string | URL, options?: WorkerOptions) {
+          super(url, options)
+          counted.workersMade++
+        }
+      }
+    })
+    await profile.page.goto(`${server.origin}/same-origin.html`)
+    await waitForTag(profile.page)
+    const made = () =>
+      profile.page.evaluate(() => (window as unknown as { workersMade: number }).workersMade)
     try {
       await profile.page.evaluate(startAndRecommend)
+      expect(await made()).toBe(1)
       const [hung] = profile.page.workers()
-      // Playwright learns of a new worker by an event that can arrive after the page's call
-      // returns, so the test waits for that event rather than reading workers() at once.
-      const fresh = profile.page.waitForEvent('worker', {
-        predicate: (w) => w !== hung,
-        timeout: 100_000,
-      })
       // A busy loop: the worker never answers again, as if it had crashed.
       void hung!
         .evaluate(() => {
@@ -133,12 +146,12 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
         })
         .catch(() => {})
       const answered = await recommendAfterHang(profile.page)
+      // The waiting call got its list from a worker, and that worker is a second one.
       expect(answered, log.join('\n')).toMatchObject({ mode: 'worker', items: 5 })
-      // A second worker answers. (Playwright may keep listing the hung one: DevTools cannot see
-      // a thread stuck in a loop go away; the unit tests check that the loader terminates it.)
-      const second = await fresh
-      expect(await second.evaluate(() => typeof self.postMessage)).toBe('function')
-      expect(profile.page.workers().filter((w) => w !== hung)).toEqual([second])
+      expect(await made()).toBe(2)
+      // And it goes on answering.
+      expect(await recommendAfterHang(profile.page)).toMatchObject({ mode: 'worker', items: 5 })
+      expect(await made()).toBe(2)
     } finally {
       await profile.close()
     }
