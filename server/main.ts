@@ -53,7 +53,10 @@ export async function startServer(options: ServerOptions) {
       mkdirSync(path.dirname(file), { recursive: true })
       store = openSqliteStore(file)
     }
-    const promotion = f.promotion ?? promotionFromEnv() ?? 'auto'
+    // A shop's server never serves a version nobody scored: with σ = 1 one noised release took
+    // DIGINETICA's Recall@20 from 29.62 to 13.34 (BENCHMARKS.md). Candidates wait for the
+    // operator's validation set (P26); `auto` is for simulations and demos that ask for it.
+    const promotion = f.promotion ?? promotionFromEnv() ?? 'evaluated'
     const federation = await createFederation({
       store,
       artifactsDir: f.artifactsDir,
@@ -88,7 +91,7 @@ export async function startServer(options: ServerOptions) {
   }
 }
 
-/** POCKETREC_PROMOTION=auto|gated|evaluated (P24, P26); unset: auto. */
+/** POCKETREC_PROMOTION=auto|gated|evaluated (P24, P26); unset: evaluated. */
 function promotionFromEnv(): Promotion | undefined {
   const value = process.env.POCKETREC_PROMOTION
   if (value === undefined || value === '') return undefined

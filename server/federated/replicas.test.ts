@@ -41,6 +41,8 @@ async function startReplica(schema: string): Promise<Replica> {
       settings: { bufferSize: UPDATES, minBuffer: UPDATES, noiseMultiplier: 0, clipNorm: 10 },
       rateLimits: { perClientPerMinute: 1000 },
       publishEveryMs: 100,
+      // Each replica makes v2 current at once: the test compares what they publish.
+      promotion: 'auto',
     },
   }
   const child = spawn(process.execPath, ['scripts/run.mjs', 'server/cli/serve.ts'], {
