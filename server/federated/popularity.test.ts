@@ -229,6 +229,23 @@ describe('publishing with popularity reports (PROTOCOL.md P28)', () => {
     expect(served.federation?.layout.popularityBuckets).toBe(64)
   })
 
+  it('P24: reports in a candidate still waiting for promotion count in the next release', async () => {
+    const gated = () =>
+      publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0, promotion: 'gated' })
+    await send('a', [1])
+    await send('b', [1])
+    expect(await gated()).toMatchObject({ record: { version: 2, parent: 1 } })
+    // v1 stays current: the next devices train from it, and v3 is built on it too.
+    await send('c', [4])
+    await send('d', [4])
+    expect(await gated()).toMatchObject({ record: { version: 3, parent: 1 } })
+    const v3 = (await store.version(3))!
+    const state = decodePopularityState((await store.artifact(v3.manifest.popularity!.sha256))!)
+    expect(state.reports).toBe(4)
+    expect(state.total[1]).toBeCloseTo(2, 3)
+    expect(state.total[4]).toBeCloseTo(2, 3)
+  })
+
   it('P20: a noised release with reports is told to the accountant as σ/√2', async () => {
     await send('a', [1])
     await send('b', [2])

@@ -142,13 +142,17 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const moments = next.moments
     ? await putArtifactRef(store, 'moments', encodeMoments(next.moments))
     : undefined
+  // Candidates may already sit above "current": a new version takes the next free number.
+  const versions = await store.versions()
+  const newest = versions.reduce((a, b) => (b.version > a.version ? b : a))
+  // P28: what devices viewed does not depend on which model is current, so the totals go on
+  // from the newest version's, candidates kept back (P24, P26) included: no report is lost.
+  const totals = newest.manifest.popularity ?? current.manifest.popularity
   const popularity =
     reports.length > 0
-      ? await publishPopularity(store, current.manifest, reports, shape.nItems, deps)
-      : { state: current.manifest.popularity, pools: current.manifest.pools, reports: undefined }
-
-  // Candidates may already sit above "current": a new version takes the next free number.
-  const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
+      ? await publishPopularity(store, current.manifest, totals, reports, shape.nItems, deps)
+      : { state: totals, pools: current.manifest.pools, reports: undefined }
+  const version = newest.version + 1
   const createdAt = new Date(deps.now()).toISOString()
   const record: VersionRecord = {
     version,
@@ -194,13 +198,14 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
 }
 
 /**
- * P28: adds the buffer's popularity reports to the totals of `manifest`'s version and stores
- * them; once `minReports` devices have reported, rebuilds the popular, trending and category
- * pools from them. Returns the references the new version carries.
+ * P28: adds the buffer's popularity reports to `totals` and stores them; once `minReports`
+ * devices have reported, rebuilds the popular, trending and category pools of `manifest` (the
+ * version the release builds on) from them. Returns the references the new version carries.
  */
 async function publishPopularity(
   store: FederationStore,
   manifest: PublishedManifest,
+  totals: ArtifactRef | undefined,
   reports: { seed: number; values: Float32Array }[],
   nItems: number,
   deps: PublisherDeps,
@@ -214,7 +219,7 @@ async function publishPopularity(
     deps.gaussian,
   )
   // Pruned with the master (pruneServerState): the totals then start again from zero.
-  const previousBytes = manifest.popularity && (await store.artifact(manifest.popularity.sha256))
+  const previousBytes = totals && (await store.artifact(totals.sha256))
   const previous: PopularityState | undefined = previousBytes
     ? decodePopularityState(previousBytes)
     : undefined
