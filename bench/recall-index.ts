@@ -27,6 +27,7 @@ import { buildCoVisitation } from '../train/artifacts/co-visitation'
 import { createDefaultRules } from '../train/artifacts/default-rules'
 import { generateCatalogue } from '../train/artifacts/generate-catalogue'
 import { splitValidation } from '../train/data/examples'
+import { forYouHits, listCases } from '../train/eval/list-cases'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, loadModel } from '../train/model-file'
@@ -60,18 +61,10 @@ async function main(): Promise<void> {
 
   // One case per validation session, evenly spread: a random cut point's prefix and next item.
   const { validation } = splitValidation(dataset.train, 0.05)
-  const usable = validation.filter((s) => s.length >= 2)
-  const wanted = Math.min(Number(values.cases), usable.length)
-  const cases = Array.from({ length: wanted }, (_, i) => {
-    const session = usable[Math.floor((i * usable.length) / wanted)]!
-    const cut = 1 + (i % (session.length - 1))
-    const prefix = session.subarray(0, cut)
-    return {
-      ...recentAnchors(prefix, DEFAULT_RECALL_SIZES.recentItems),
-      prefix,
-      next: session[cut]!,
-    }
-  })
+  const cases = listCases(validation, Number(values.cases)).map((c) => ({
+    ...recentAnchors(c.prefix, DEFAULT_RECALL_SIZES.recentItems),
+    ...c,
+  }))
 
   const t0 = performance.now()
   const exact: number[][] = []
@@ -115,19 +108,7 @@ async function main(): Promise<void> {
     while (['pending', 'building'].includes(recommender.recallIndex().state)) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    let hits = 0
-    const ms: number[] = []
-    for (const c of cases) {
-      const context = {
-        sessionProductIds: Array.from(c.prefix, (i) => idOf[i]!),
-        recentlyViewed: [],
-        cartProductIds: [],
-        purchases: [],
-      }
-      const response = await recommender.recommend({ scenario: 'for-you', limit: 20 }, context)
-      ms.push(response.latencyMs)
-      if (response.items.some((item) => item.productId === idOf[c.next])) hits++
-    }
+    const { hits, ms } = await forYouHits(recommender, cases, idOf)
     const state = recommender.recallIndex().state
     recommender.dispose()
     return { recall20: (100 * hits) / cases.length, medianMs: median(ms), recall: state }

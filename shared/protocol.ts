@@ -1,6 +1,7 @@
 // The wire types between the page (loader, demo) and the worker, and the artifacts the
 // server (or, until it exists, static files from the trainer) hands to every device.
 // Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
+import type { UpdateLayout } from './update-codec'
 
 // ---- Artifacts -------------------------------------------------------------------------------
 
@@ -45,15 +46,8 @@ export interface ModelManifest {
 }
 
 export interface FederationManifest {
-  layout: {
-    denseCoordinates: number
-    sliceRows: number
-    embedDim: number
-    tableSketch?: boolean
-    sketchFromRow?: number
-    /** P28: width of the popularity sketch every update carries (absent or 0: none). */
-    popularityBuckets?: number
-  }
+  /** Every update's layout (P8–P9, P28): `shared/update-codec.ts`. */
+  layout: UpdateLayout
   clipNorm: number
   /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
   learningRate: number

@@ -18,10 +18,9 @@ export const UPDATE_BYTE_BUDGET = 64 * 1024
  * 150 buckets ranked popular items no better than the pre-training log); none below 256.
  */
 export function popularityBucketsFor(layout: UpdateLayout): number {
-  const header = 4 // the longer header of P9 with a sketch
-  const room =
-    (UPDATE_BYTE_BUDGET - updateByteLength({ ...layout, popularityBuckets: 0 }) - header) / 2
-  const buckets = Math.min(DEFAULT_POPULARITY_BUCKETS, Math.floor(room))
+  // One bucket's update (the longer header included), then two bytes for each further bucket.
+  const room = (UPDATE_BYTE_BUDGET - updateByteLength({ ...layout, popularityBuckets: 1 })) / 2
+  const buckets = Math.min(DEFAULT_POPULARITY_BUCKETS, 1 + Math.floor(room))
   return buckets >= 256 ? buckets : 0
 }
 

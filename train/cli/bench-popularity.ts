@@ -35,6 +35,7 @@ import { buildCandidatePools } from '../artifacts/build-pools'
 import { generateCatalogue } from '../artifacts/generate-catalogue'
 import { splitForFederation } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
+import { forYouHits, listCases } from '../eval/list-cases'
 import { describeCommand, describeMachine } from '../progress'
 
 const { values } = parseArgs({
@@ -168,12 +169,7 @@ if (existsSync(modelFile)) {
   const scored = (values.on === 'validation' ? split.validation : dataset.test).filter(
     (s) => s.length >= 2,
   )
-  const wanted = Math.min(number('cases'), scored.length)
-  const cases = Array.from({ length: wanted }, (_, i) => {
-    const session = scored[Math.floor((i * scored.length) / wanted)]!
-    const cut = 1 + (i % (session.length - 1))
-    return { prefix: session.subarray(0, cut), next: session[cut]! }
-  })
+  const cases = listCases(scored, number('cases'))
   forYouCases = cases.length
   const idOf = catalogue.items.map((item) => item.id)
   const hitRate = async (pools: CandidatePools) => {
@@ -191,17 +187,7 @@ if (existsSync(modelFile)) {
     const arrival = await recommender.recommend({ scenario: 'trending', limit: 20 }, empty)
     const listed = new Set(arrival.items.map((item) => item.productId))
     const firstHits = scored.filter((session) => listed.has(idOf[session[0]!]!)).length
-    let hits = 0
-    for (const c of cases) {
-      const context = {
-        sessionProductIds: Array.from(c.prefix, (i) => idOf[i]!),
-        recentlyViewed: [],
-        cartProductIds: [],
-        purchases: [],
-      }
-      const response = await recommender.recommend({ scenario: 'for-you', limit: 20 }, context)
-      if (response.items.some((item) => item.productId === idOf[c.next])) hits++
-    }
+    const { hits } = await forYouHits(recommender, cases, idOf)
     recommender.dispose()
     return {
       forYou: (100 * hits) / cases.length,
