@@ -99,6 +99,12 @@ function mix32(value: number): number {
 
 const SIGN_BIT = 0x80000000
 
+/** P8b's cell of `row` in a sketch of `buckets` seeded by `seed`: the bucket and the sign (±1). */
+export function sketchCell(seed: number, row: number, buckets: number): [number, number] {
+  const h = sketchHash(seed, row)
+  return [h % buckets, h >= SIGN_BIT ? -1 : 1]
+}
+
 /**
  * The layout the server reads a stored or received update with: the body's own, plus the one
  * thing the body does not carry, P8c's first sketched row, from the server's current layout.

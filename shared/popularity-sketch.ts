@@ -4,7 +4,7 @@
 // sums the sketches of one seed in bucket space, adds its noise there (sensitivity 1), and reads
 // every item's estimate back from its signed bucket. A new seed each version moves the
 // collisions, so summed over versions they average out.
-import { sketchHash } from './federation-layout'
+import { sketchCell } from './federation-layout'
 
 /** P28's L2 bound of one device's popularity sketch. */
 export const POPULARITY_CLIP = 1
@@ -12,14 +12,9 @@ export const POPULARITY_CLIP = 1
 /** Keeps the popularity hash apart from the table sketch's (P8b), which is seeded by slices. */
 const DOMAIN = 0x706f7075
 
-function hashOf(seed: number, item: number): number {
-  return sketchHash((seed ^ DOMAIN) >>> 0, item)
-}
-
 /** Bucket and sign (±1) of `item` in the popularity sketch seeded by base version `seed`. */
 export function popularityCell(seed: number, item: number, buckets: number): [number, number] {
-  const h = hashOf(seed, item)
-  return [h % buckets, h < 0x80000000 ? 1 : -1]
+  return sketchCell((seed ^ DOMAIN) >>> 0, item, buckets)
 }
 
 /**
