@@ -98,7 +98,7 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
 
   it('stores a valid update with its weight, once however often it is retried', async () => {
     const b = body({ baseVersion: 4 })
-    const t = token()
+    const t = token({ version: 4 })
     expect(await receiveUpdate(deps, { token: t, body: b })).toMatchObject({
       status: 202,
       code: 'accepted',
@@ -157,15 +157,13 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
   it('P14: refuses a base version too old or not yet published', async () => {
     await store.addVersion(record(1, null))
     await store.addVersion(record(2, 1))
-    await expectRefused({ token: token(), body: body({ baseVersion: 2 }) }, 409, 'E_VERSION_STALE')
-    await expectRefused(
-      { token: token(), body: body({ baseVersion: 6 }) },
-      409,
-      'E_VERSION_UNKNOWN',
-    )
-    expect(
-      await receiveUpdate(deps, { token: token(), body: body({ baseVersion: 3 }) }),
-    ).toMatchObject({
+    const at = (version: number) => ({
+      token: token({ version }),
+      body: body({ baseVersion: version }),
+    })
+    await expectRefused(at(2), 409, 'E_VERSION_STALE')
+    await expectRefused(at(6), 409, 'E_VERSION_UNKNOWN')
+    expect(await receiveUpdate(deps, at(3))).toMatchObject({
       status: 202,
     })
   })
@@ -234,6 +232,37 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
       body: body({ layout: sketch, values }),
     })
     expect(accepted.status).toBe(202)
+  })
+
+  it('P12 (issue 11, 1 and 8): a stored update is answered duplicate before rules that changed since', async () => {
+    const t = token({ client: 'retrying' })
+    const b = body()
+    expect((await receiveUpdate(deps, { token: t, body: b })).status).toBe(202)
+    // A restart with another secret used to move the client's slice: the retry got 422.
+    const otherSlice = token({ client: 'retrying', slice: 8 })
+    await expectRefused({ token: otherSlice, body: b }, 200, 'duplicate')
+    // The base went stale meanwhile: the retry used to get 409 E_VERSION_STALE.
+    for (const v of [6, 7, 8]) await store.addVersion(record(v, v - 1))
+    await store.setCurrent(8)
+    await expectRefused({ token: t, body: b }, 200, 'duplicate')
+    // Over its rate limit, it still learns that its update is in.
+    allowed = false
+    await expectRefused({ token: t, body: b }, 200, 'duplicate')
+  })
+
+  it('P12 (issue 11, 8): idempotency keys are the client’s own', async () => {
+    const b = body()
+    expect((await receiveUpdate(deps, { token: token({ client: 'first' }), body: b })).status).toBe(
+      202,
+    )
+    // Another client's body with the same key used to be answered duplicate, and dropped.
+    const result = await receiveUpdate(deps, { token: token({ client: 'second' }), body: b })
+    expect(result).toMatchObject({ status: 202, code: 'accepted' })
+    expect(await store.acceptedCount()).toBe(2)
+  })
+
+  it('P13 (issue 11, 8): refuses an update based on another version than its token', async () => {
+    await expectRefused({ token: token({ version: 4 }), body: body() }, 401, 'E_TOKEN')
   })
 
   it('P21/P15: refuses a rate-limited client, and a second update from one client at a version', async () => {

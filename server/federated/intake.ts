@@ -1,6 +1,7 @@
 // Receiving one update (PROTOCOL.md P13): every check runs before anything is stored, in the
-// documented order, and each refusal carries a status and a stable code. Only `store.accept`
-// writes, and it is atomic with the idempotency and one-per-client rules.
+// documented order, and each refusal carries a status and a stable code. A retry of an update
+// already stored is answered `duplicate` before any rule that may have changed since (slice,
+// staleness, limits). Only `store.accept` writes, atomic with the idempotency and P15 rules.
 import {
   decodeUpdate,
   sameLayout,
@@ -80,6 +81,15 @@ export async function receiveUpdate(
     if (!(error instanceof UpdateFormatError)) throw error
     return refuse(400, 'E_UPDATE_FORMAT', `${error.code}: ${error.message}`)
   }
+  // P12: keys are the client's own; another client's body with the same key is its own update.
+  const key = `${token.client}:${Buffer.from(update.idempotencyKey).toString('hex')}`
+  if (await deps.store.hasUpdate(key)) {
+    return refuse(200, 'duplicate', 'this update was accepted before')
+  }
+  if (update.baseVersion !== token.version) {
+    const message = `the token is for v${token.version}, the update is based on v${update.baseVersion}`
+    return refuse(401, 'E_TOKEN', message)
+  }
   if (!sameLayout(update.layout, settings.layout)) {
     return refuse(422, 'E_UPDATE_LAYOUT', 'expected the layout of the current federation block')
   }
@@ -124,7 +134,7 @@ export async function receiveUpdate(
     return refuse(429, 'E_RATE_LIMITED', 'too many uploads from this client; retry later')
   }
   const outcome = await deps.store.accept({
-    key: Buffer.from(update.idempotencyKey).toString('hex'),
+    key,
     clientId: token.client,
     baseVersion: update.baseVersion,
     acceptedAtVersion: current,
@@ -137,7 +147,8 @@ export async function receiveUpdate(
   })
   if (outcome === 'duplicate') return refuse(200, 'duplicate', 'this update was accepted before')
   if (outcome === 'client-limit') {
-    return refuse(409, 'E_CLIENT_LIMIT', `this client already sent an update at v${current}`)
+    const message = 'this client has an update waiting for the next release already'
+    return refuse(409, 'E_CLIENT_LIMIT', message)
   }
   return refuse(202, 'accepted', 'stored; it joins the next version')
 }

@@ -50,10 +50,14 @@ CREATE TABLE IF NOT EXISTS ${schema}.updates (
   body BYTEA NOT NULL,
   received_at_ms BIGINT NOT NULL,
   consumed_by INTEGER,
-  seq BIGSERIAL NOT NULL,
-  UNIQUE (client_id, accepted_at_version)
+  seq BIGSERIAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_buffer ON ${schema}.updates (consumed_by, seq);
+-- P15 is one update per client in the buffer, checked in accept() under a per-client lock; the
+-- rule it replaced (one per client per version) let a shop change or rollback open a second
+-- place in the same release.
+ALTER TABLE ${schema}.updates DROP CONSTRAINT IF EXISTS updates_client_id_accepted_at_version_key;
+CREATE INDEX IF NOT EXISTS updates_by_client ON ${schema}.updates (client_id, consumed_by);
 -- P27; stores made before it gain the columns, their updates counting as unscored.
 ALTER TABLE ${schema}.updates ADD COLUMN IF NOT EXISTS scored_cases INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ${schema}.updates ADD COLUMN IF NOT EXISTS hits20 INTEGER NOT NULL DEFAULT 0;
@@ -169,6 +173,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         [name, value],
       )
     },
+    async settingOrInit(name, value) {
+      await pool.query(
+        `INSERT INTO ${t('settings')} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+        [name, value],
+      )
+      const { rows } = await pool.query(`SELECT value FROM ${t('settings')} WHERE name = $1`, [
+        name,
+      ])
+      return rows[0].value as string
+    },
     async putArtifact(sha256, bytes) {
       await pool.query(
         `INSERT INTO ${t('artifacts')} (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
@@ -188,10 +202,22 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       ])
     },
     async accept(u): Promise<AcceptOutcome> {
-      try {
-        const { rowCount } = await pool.query(
+      return transaction(pool, async (client) => {
+        // Replicas accepting for one client at once take turns, so P15's check below holds.
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+          `${schema}:client:${u.clientId}`,
+        ])
+        const known = await client.query(`SELECT 1 FROM ${t('updates')} WHERE key = $1`, [u.key])
+        if (known.rowCount) return 'duplicate'
+        // P15: one update of a client in the buffer, whatever versions were published meanwhile.
+        const buffered = await client.query(
+          `SELECT 1 FROM ${t('updates')} WHERE client_id = $1 AND consumed_by IS NULL`,
+          [u.clientId],
+        )
+        if (buffered.rowCount) return 'client-limit'
+        await client.query(
           `INSERT INTO ${t('updates')} (key, client_id, base_version, accepted_at_version, slice, examples, weight, body, received_at_ms, scored_cases, hits20, rr20)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (key) DO NOTHING`,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
           [
             u.key,
             u.clientId,
@@ -207,12 +233,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             u.score.reciprocalRank20,
           ],
         )
-        return rowCount === 1 ? 'accepted' : 'duplicate'
-      } catch (error) {
-        // The (client_id, accepted_at_version) constraint: one update per client per version.
-        if ((error as { code?: string }).code === '23505') return 'client-limit'
-        throw error
-      }
+        return 'accepted'
+      })
+    },
+    async hasUpdate(key) {
+      const { rowCount } = await pool.query(`SELECT 1 FROM ${t('updates')} WHERE key = $1`, [key])
+      return rowCount === 1
     },
     async buffered() {
       const { rows } = await pool.query(

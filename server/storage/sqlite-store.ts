@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS updates (
   consumed_by INTEGER,
   seq INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS updates_one_per_client ON updates (client_id, accepted_at_version);
+-- P15 is one update per client in the buffer, checked in accept(); the rule it replaced (one per
+-- client per version) let a shop change or rollback open a second place in the same release.
+DROP INDEX IF EXISTS updates_one_per_client;
+CREATE INDEX IF NOT EXISTS updates_by_client ON updates (client_id, consumed_by);
 CREATE INDEX IF NOT EXISTS updates_buffer ON updates (consumed_by, seq);
 CREATE TABLE IF NOT EXISTS ledger (
   version INTEGER PRIMARY KEY,
@@ -140,10 +143,11 @@ export function openSqliteStore(file: string): FederationStore {
 
   const accept = db.transaction((u: StoredUpdate): AcceptOutcome => {
     if (db.prepare('SELECT 1 FROM updates WHERE key = ?').get(u.key)) return 'duplicate'
-    const sameClient = db
-      .prepare('SELECT 1 FROM updates WHERE client_id = ? AND accepted_at_version = ?')
-      .get(u.clientId, u.acceptedAtVersion)
-    if (sameClient) return 'client-limit'
+    // P15: one update of a client in the buffer, whatever versions were published meanwhile.
+    const buffered = db
+      .prepare('SELECT 1 FROM updates WHERE client_id = ? AND consumed_by IS NULL')
+      .get(u.clientId)
+    if (buffered) return 'client-limit'
     const seq = (
       db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM updates').get() as { next: number }
     ).next
@@ -228,6 +232,17 @@ export function openSqliteStore(file: string): FederationStore {
         'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
       ).run(name, value)
     },
+    settingOrInit: async (name, value) => {
+      db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING').run(
+        name,
+        value,
+      )
+      return (
+        db.prepare('SELECT value FROM settings WHERE name = ?').get(name) as {
+          value: string
+        }
+      ).value
+    },
     putArtifact: async (sha256, bytes) => {
       db.prepare('INSERT INTO artifacts (sha256, bytes) VALUES (?, ?) ON CONFLICT DO NOTHING').run(
         sha256,
@@ -244,6 +259,8 @@ export function openSqliteStore(file: string): FederationStore {
       db.transaction(() => sha256s.forEach((sha256) => remove.run(sha256)))()
     },
     accept: async (update) => accept.immediate(update),
+    hasUpdate: async (key) =>
+      db.prepare('SELECT 1 FROM updates WHERE key = ?').get(key) !== undefined,
     buffered: async () =>
       (
         db

@@ -16,11 +16,11 @@ export interface VersionRecord {
 }
 
 export interface StoredUpdate {
-  /** The update's idempotency key, hex. */
+  /** The update's idempotency key, scoped to its client (`<client id>:<key hex>`, P12). */
   key: string
   clientId: string
   baseVersion: number
-  /** The current version when the update was accepted: one update per client per version. */
+  /** The current version when the update was accepted (its staleness weight, P17). */
   acceptedAtVersion: number
   slice: number
   examples: number
@@ -55,7 +55,7 @@ export type AcceptOutcome =
   | 'accepted'
   /** The same idempotency key was accepted before: nothing stored, answer as then (P12). */
   | 'duplicate'
-  /** This client already has an update accepted at this version (P15): nothing stored. */
+  /** This client already has an update in the buffer, not yet published (P15): nothing stored. */
   | 'client-limit'
 
 export interface PublishRequest {
@@ -90,6 +90,8 @@ export interface FederationStore {
   deleteArtifacts(sha256s: readonly string[]): Promise<void>
   /** Stores an update atomically with its idempotency and per-client checks. */
   accept(update: StoredUpdate): Promise<AcceptOutcome>
+  /** Whether an update with this (client-scoped) key was ever accepted (P12), consumed or not. */
+  hasUpdate(key: string): Promise<boolean>
   /**
    * Accepted updates no version has consumed yet, oldest first. A consumed update keeps its key,
    * client, versions and score, not its body (publish drops it).
@@ -111,5 +113,10 @@ export interface FederationStore {
   /** A small named value every replica sees (the operator's validation set's hash, P26). */
   setting(name: string): Promise<string | null>
   putSetting(name: string, value: string): Promise<void>
+  /**
+   * The setting's value; when it has none, `value` is stored first. Atomic across replicas: all
+   * of them get the value the first one stored (the server's secrets, created on first start).
+   */
+  settingOrInit(name: string, value: string): Promise<string>
   close(): Promise<void>
 }
