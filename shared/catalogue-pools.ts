@@ -27,15 +27,17 @@ export function cataloguePools(
     .sort((a, b) => addedMs.get(b)! - addedMs.get(a)! || b - a)
     .slice(0, newItems)
 
-  const byCategory: Record<string, number[]> = {}
-  for (const name of [...new Set(items.map((item) => item.category))].sort()) byCategory[name] = []
+  // Categories are the shop's strings ("constructor" among them): a Map, then own properties.
+  const byCategory = new Map<string, number[]>()
+  for (const name of [...new Set(items.map((item) => item.category))].sort())
+    byCategory.set(name, [])
   for (const i of popularity) {
     const item = byIndex.get(i)
     if (!item) continue
-    const pool = byCategory[item.category]!
+    const pool = byCategory.get(item.category)!
     if (pool.length < perCategory) pool.push(i)
   }
-  return { new: newest, byCategory }
+  return { new: newest, byCategory: Object.fromEntries(byCategory) }
 }
 
 /**

@@ -1,6 +1,7 @@
 // The demo storefront. It is an ordinary shop page: it knows pocketrec only through the script
 // tag's `window.pocketrec(...)` commands, exactly as a real shop would, and renders what the
 // worker returns with the "why" (recall source) of each item beside it.
+import { own } from '../../shared/own'
 import type {
   CandidatePools,
   Catalogue,
@@ -121,7 +122,7 @@ function homePage(): string {
 }
 
 function categoryPage(category: string): string {
-  const indices = pools?.byCategory[category] ?? []
+  const indices = (pools && own(pools.byCategory, category)) ?? []
   const items = indices
     .slice(0, 24)
     .map((i) => catalogue[i]!)

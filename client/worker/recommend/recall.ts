@@ -1,6 +1,7 @@
 // Stage 2, recall: cut the catalogue to a few hundred candidates, each labelled with the source
 // that found it. Lists are taken most specific first and deduplicated keeping the first source,
 // so an item found through the shopper's own items is not credited to "trending".
+import { own } from '../../../shared/own'
 import * as tf from '@tensorflow/tfjs-core'
 import type { CandidatePools, RecallSource } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
@@ -110,7 +111,7 @@ export async function findNeighbours(
 }
 
 function coVisitationOf(pools: CandidatePools, index: number): readonly number[] {
-  return pools.coVisitation[String(index)] ?? []
+  return own(pools.coVisitation, String(index)) ?? []
 }
 
 /** Σ weight · vector of the anchor rows of `values` (row-major [nItems, dim]). */
@@ -169,7 +170,7 @@ export async function recallForYou(
       { source: 'embedding', indices: neighbours, quota: sizes.embedding },
       {
         source: 'category',
-        indices: (category !== undefined && pools.byCategory[category]) || [],
+        indices: (category !== undefined && own(pools.byCategory, category)) || [],
         quota: sizes.category,
       },
       { source: 'trending', indices: pools.trending, quota: sizes.trending },

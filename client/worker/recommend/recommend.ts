@@ -1,5 +1,6 @@
 // recommend = encode-session → recall → rank → rerank, one file per stage, composed here
 // top-down. A scenario only decides which recall runs and what the candidates are scored against.
+import { own } from '../../../shared/own'
 import * as tf from '@tensorflow/tfjs-core'
 import type {
   CandidatePools,
@@ -215,7 +216,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     const product = productId === undefined ? undefined : lookup.byId.get(productId)?.index
 
     const plan = await planScenario(scenario, session, product, context.recentlyViewed)
-    const pinned = (rules.pins[scenario] ?? []).flatMap(
+    const pinned = (own(rules.pins, scenario) ?? []).flatMap(
       ({ productId: id }) => lookup.byId.get(id)?.index ?? [],
     )
     const candidates = addPins(plan.candidates, pinned)

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { RerankRules } from '../../../shared/protocol'
 import type { Candidate } from './recall'
 import { rerankCandidates, type RerankInput } from './rerank'
-import { lookup, noRules } from './test-fixtures'
+import { indexCatalogue } from './catalogue-lookup'
+import { catalogue, lookup, N_ITEMS, noRules } from './test-fixtures'
 
 const DAY_MS = 86_400_000
 const NOW = Date.UTC(2026, 10, 27)
@@ -26,6 +27,17 @@ const rows = (items: Array<{ index: number }>) => items.map((item) => item.index
 const rules = (overrides: Partial<RerankRules>): RerankRules => ({ ...noRules, ...overrides })
 
 describe('rerankCandidates', () => {
+  it('issue 11, 6: a product id that names an Object property gets no boost from the prototype', () => {
+    // `boosts["constructor"] ?? 1` read Object's constructor and made every score NaN.
+    const items = catalogue.items.map((item, i) =>
+      i < 2 ? { ...item, id: ['constructor', '__proto__'][i]! } : item,
+    )
+    const shop = indexCatalogue(items, N_ITEMS)
+    const listed = rerankCandidates(input([0, 1, 2], { lookup: shop }))
+    expect(listed.map((r) => r.index)).toEqual([0, 1, 2])
+    expect(listed.every((r) => Number.isFinite(r.score))).toBe(true)
+  })
+
   it('keeps the ranked order when no rule applies', () => {
     expect(rows(rerankCandidates(input([8, 2, 9, 14])))).toEqual([8, 2, 9, 14])
   })

@@ -1,5 +1,6 @@
 // Stage 4, re-ranking: the shop's business rules over the ranked candidates. Pure and
 // deterministic: the same candidates, scores and rules always give the same list.
+import { own } from '../../../shared/own'
 import type { RecallSource, RerankRules, Scenario } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
 import type { Candidate } from './recall'
@@ -73,7 +74,7 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
   const ranked: RankedItem[] = []
   candidates.forEach(({ index, source }, i) => {
     if (!isEligible(index)) return
-    const boost = reorder ? (rules.boosts[lookup.byIndex[index]!.id] ?? 1) : 1
+    const boost = reorder ? (own(rules.boosts, lookup.byIndex[index]!.id) ?? 1) : 1
     ranked.push({ index, source, score: scores[i]! * boost })
   })
   // Array.prototype.sort is stable: equal scores keep recall order.
@@ -82,7 +83,7 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
   // Pins first, so the caps count them.
   const pinnedAt = new Map<number, RankedItem>()
   const pinnedRows = new Set<number>()
-  for (const { productId, position } of rules.pins[input.scenario] ?? []) {
+  for (const { productId, position } of own(rules.pins, input.scenario) ?? []) {
     const item = lookup.byId.get(productId)
     if (item === undefined || !Number.isInteger(position) || position < 0 || position >= limit)
       continue
