@@ -18,14 +18,17 @@ export function createApp(deps: AppDeps): Hono {
   // The tag, worker and artifacts are public and carry no credentials. A shop that loads the tag
   // from this server runs the worker as a blob on its own origin, which imports the worker
   // script and fetches the artifacts from here: both need CORS. Uploads authenticate with a
-  // bearer token in a header, never a cookie, so any origin may send them too.
-  app.use(
-    '/*',
-    cors({
-      origin: '*',
-      allowMethods: ['GET', 'HEAD', 'POST'],
-      allowHeaders: ['authorization', 'content-type'],
-    }),
+  // bearer token in a header, never a cookie, so any origin may send them too. Admin routes are
+  // for the operator page on this origin only: no CORS, so no other page's script can call them.
+  const publicCors = cors({
+    origin: '*',
+    allowMethods: ['GET', 'HEAD', 'POST'],
+    allowHeaders: ['authorization', 'content-type'],
+  })
+  app.use('/*', (c, next) =>
+    c.req.path === '/v1/admin' || c.req.path.startsWith('/v1/admin/')
+      ? next()
+      : publicCors(c, next),
   )
   if (deps.federation) {
     app.route('/v1', federationRoutes(deps.federation))
@@ -34,8 +37,9 @@ export function createApp(deps: AppDeps): Hono {
   }
   app.use('/artifacts/*', async (c, next) => {
     await next()
-    // Content-addressed files never change; the manifest names the current ones and must not be cached.
-    const immutable = !c.req.path.endsWith('/manifest.json')
+    // Content-addressed files never change; the manifest names the current ones and must not be
+    // cached, and neither must an error (a missing or damaged artifact may be there tomorrow).
+    const immutable = c.res.ok && !c.req.path.endsWith('/manifest.json')
     c.header('Cache-Control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
   })
   // precompressed: an artifact's .gz sibling (written by the exporter) goes to clients that

@@ -1,7 +1,7 @@
 // The only runtime file: opens the store, binds a port on the loopback interface and serves
 // createApp, with the federation routes and the publisher loop unless told to only serve files.
 import { serve } from '@hono/node-server'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createApp } from './app'
 import { createFederation } from './federated/service'
@@ -23,11 +23,20 @@ export interface ServerOptions {
     postgresUrl?: string
     sqliteFile?: string
     artifactsDir: string
+    /** Default POCKETREC_ADMIN_TOKEN; absent: created on the store's first start (secrets.ts). */
     adminToken?: string
+    /**
+     * Where a created admin token is written, readable by its owner only (default
+     * `.data/admin-token`); it is never logged.
+     */
+    adminTokenFile?: string
     publishEveryMs?: number
     /** PostgreSQL schema (replicas of one deployment share it). */
     schema?: string
-    /** Token secret shared by replicas (random per process when absent). */
+    /**
+     * Token secret, ≥ 32 bytes (default POCKETREC_SECRET, hex); absent: created on the store's
+     * first start and kept there, so restarts and replicas share it (secrets.ts).
+     */
     secret?: Uint8Array
     settings?: Partial<FedBuffSettings>
     rateLimits?: Partial<RateLimits>
@@ -60,19 +69,19 @@ export async function startServer(options: ServerOptions) {
     const federation = await createFederation({
       store,
       artifactsDir: f.artifactsDir,
-      adminToken: f.adminToken ?? process.env.POCKETREC_ADMIN_TOKEN,
-      secret: f.secret,
+      adminToken: f.adminToken ?? (process.env.POCKETREC_ADMIN_TOKEN || undefined),
+      secret: f.secret ?? secretFromEnv(),
       settings: f.settings,
       rateLimits: f.rateLimits,
       promotion,
       evaluation: f.evaluation,
+      log,
     })
     federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
     log(
       `federation: ${store.kind} store, v${(await store.current())!.version} current, ` +
-        `promotion ${promotion}; ` +
-        `admin token ${federation.deps.adminToken}`,
+        `promotion ${promotion}; admin token: ${adminTokenNote(federation.adminToken, f)}`,
     )
   }
   const app = createApp({ distDir, federation: federationDeps })
@@ -89,6 +98,34 @@ export async function startServer(options: ServerOptions) {
       await store?.close()
     },
   }
+}
+
+/**
+ * Where the operator finds the admin token, never the token itself (logs are collected and
+ * shared). A token this start created is written to a file only its owner can read.
+ */
+function adminTokenNote(
+  created: string | null,
+  f: { adminToken?: string; adminTokenFile?: string },
+): string {
+  if (f.adminToken !== undefined) return 'the one configured'
+  if (process.env.POCKETREC_ADMIN_TOKEN) return 'POCKETREC_ADMIN_TOKEN'
+  const file = f.adminTokenFile ?? path.resolve('.data/admin-token')
+  const shown = path.relative(process.cwd(), file) || file
+  if (created === null) return `the one written to ${shown} when this store was created`
+  mkdirSync(path.dirname(file), { recursive: true })
+  writeFileSync(file, `${created}\n`, { mode: 0o600 })
+  return `written to ${shown} (readable by you only)`
+}
+
+/** POCKETREC_SECRET: the token secret as hex (replicas without a shared store setting). */
+function secretFromEnv(): Uint8Array | undefined {
+  const value = process.env.POCKETREC_SECRET
+  if (value === undefined || value === '') return undefined
+  if (!/^([0-9a-f]{2}){32,}$/i.test(value)) {
+    throw new Error('expected POCKETREC_SECRET to be at least 32 bytes as hex')
+  }
+  return Buffer.from(value, 'hex')
 }
 
 /** POCKETREC_PROMOTION=auto|gated|evaluated (P24, P26); unset: evaluated. */

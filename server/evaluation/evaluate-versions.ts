@@ -10,6 +10,7 @@ import { decodeWeights } from '../../shared/weights-codec'
 import { evaluateWeights } from '../../train/gru-scorer'
 import { setNodeBackend } from '../../train/node-backend'
 import type { FederationStore, VersionRecord } from '../storage/store'
+import { checkDocument } from '../federated/documents'
 
 export interface ValidationSet {
   type: 'pocketrec-validation'
@@ -17,7 +18,6 @@ export interface ValidationSet {
   sessions: string[][]
 }
 
-export const VALIDATION_LIMITS = { maxSessions: 100_000, maxSessionLength: 1_000, maxIdLength: 200 }
 /** The store setting naming the current validation set's artifact (its SHA-256). */
 const VALIDATION_SETTING = 'validation'
 
@@ -41,9 +41,9 @@ export async function putValidationSet(
 ): Promise<PutValidationResult> {
   const refuse = (message: string) =>
     ({ status: 'refused', code: 'E_VALIDATION', message }) as const
-  const problem = findProblem(raw)
-  if (problem) return refuse(problem)
-  const set = raw as ValidationSet
+  const checked = checkDocument<ValidationSet>('validation', raw)
+  if (!checked.ok) return refuse(checked.message)
+  const set = checked.value
   const current = await store.current()
   if (!current) throw new Error('expected a current version: seed the store first')
   const usable = toIndices(set, await catalogueOf(store, current))
@@ -166,25 +166,6 @@ function toIndices(set: ValidationSet, catalogue: Catalogue): Int32Array[] {
     if (rows.length >= 2) out.push(Int32Array.from(rows))
   }
   return out
-}
-
-function findProblem(raw: unknown): string | null {
-  const L = VALIDATION_LIMITS
-  if (typeof raw !== 'object' || raw === null) return 'expected a JSON object'
-  const set = raw as Partial<ValidationSet>
-  if (set.type !== 'pocketrec-validation') return 'expected type "pocketrec-validation"'
-  if (!Array.isArray(set.sessions) || set.sessions.length === 0)
-    return 'expected sessions: a non-empty array of arrays of product ids'
-  if (set.sessions.length > L.maxSessions)
-    return `expected at most ${L.maxSessions} sessions, got ${set.sessions.length}`
-  for (const [i, session] of set.sessions.entries()) {
-    if (!Array.isArray(session) || session.length > L.maxSessionLength)
-      return `expected sessions[${i}] to be an array of at most ${L.maxSessionLength} product ids`
-    for (const id of session as unknown[])
-      if (typeof id !== 'string' || id.length === 0 || id.length > L.maxIdLength)
-        return `expected sessions[${i}] to hold product ids (strings of 1–${L.maxIdLength} characters)`
-  }
-  return null
 }
 
 /** The server process has no tfjs backend until it first evaluates: WASM, as the trainer. */

@@ -11,6 +11,7 @@ import {
 import { cataloguePools, popularityOrder } from '../../shared/catalogue-pools'
 import type { CandidatePools, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
+import { checkDocument } from './documents'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { readJson, storeJsonArtifact } from './releases'
 
@@ -30,6 +31,10 @@ export async function publishShopChange(
   const current = await store.current()
   if (!current) throw new Error('expected a current version: seed the store first')
   const json: Partial<Record<'catalogue' | 'pools' | 'rules', unknown>> = {}
+  // The schema first (shape, sizes, no unknown keys), then what it cannot say (devices' guards).
+  const code = change.kind === 'rules' ? 'E_RULES' : 'E_CATALOGUE'
+  const shaped = checkDocument(change.kind, change.body)
+  if (!shaped.ok) return { status: 'refused', code, message: shaped.message }
   if (change.kind === 'rules') {
     const checked = validateRerankRules(change.body)
     if (!checked.ok) return { status: 'refused', code: 'E_RULES', message: checked.error }

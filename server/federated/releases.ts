@@ -2,7 +2,8 @@
 // serves the same bytes, whichever published them. The store is seeded once from the trainer's
 // static export (public/artifacts: manifest.json and its content-addressed files).
 import { createHash } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
+import { gunzip, gzipSync } from 'node:zlib'
+import { promisify } from 'node:util'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
@@ -77,12 +78,20 @@ export function servedManifest(
   return { ...served, federation }
 }
 
-/** GET /artifacts/manifest.json and /artifacts/<name> from the store. */
+/**
+ * GET /artifacts/manifest.json and /artifacts/<name> from the store. Every artifact is checked
+ * against its SHA-256 before it is served, hashing (and unzipping) on libuv's thread pool, not
+ * the event loop: a copy damaged in the store is never served under its immutable name. A
+ * damaged gzip copy is logged and the plain one served; a damaged plain one is logged and
+ * refused (500 E_ARTIFACT_CORRUPT, not cached).
+ */
 export function releaseRoutes(deps: {
   store: FederationStore
   settings: FedBuffSettings
   training: UpdateTraining
+  log?: (line: string) => void
 }): Hono {
+  const log = deps.log ?? ((line: string) => console.error(line))
   const app = new Hono()
   app.get('/manifest.json', async (c) => {
     const current = await deps.store.current()
@@ -103,9 +112,18 @@ export function releaseRoutes(deps: {
       const ref = ARTIFACT_KINDS.map((kind) => version.manifest[kind]).find((r) => r.url === name)
       if (!ref) continue
       const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '')
-      const gzipped = acceptsGzip ? await deps.store.artifact(gzipKey(ref.sha256)) : null
+      let gzipped = acceptsGzip ? await deps.store.artifact(gzipKey(ref.sha256)) : null
+      if (gzipped && !(await holds(gzipped, ref.sha256, true))) {
+        log(`artifact ${name}: its gzip copy in the store does not hash to ${ref.sha256}`)
+        gzipped = null
+      }
       const bytes = gzipped ?? (await deps.store.artifact(ref.sha256))
       if (!bytes) break
+      if (!gzipped && !(await holds(bytes, ref.sha256, false))) {
+        log(`artifact ${name}: the store's copy does not hash to ${ref.sha256}; refused`)
+        const message = `the server's copy of ${name} is damaged`
+        return c.json({ error: 'E_ARTIFACT_CORRUPT', message }, 500)
+      }
       c.header('Cache-Control', 'public, max-age=31536000, immutable')
       c.header('ETag', `"${ref.sha256}"`)
       c.header('Vary', 'Accept-Encoding')
@@ -152,6 +170,22 @@ export async function readJson<T>(store: FederationStore, ref: ArtifactRef): Pro
   const bytes = await store.artifact(ref.sha256)
   if (!bytes) throw new Error(`expected ${ref.url} in the store`)
   return JSON.parse(new TextDecoder().decode(bytes)) as T
+}
+
+const gunzipAsync = promisify(gunzip)
+
+/** Whether `bytes` (gzipped when `gzipped`) hash to `sha256`; off the event loop. */
+async function holds(bytes: Uint8Array, sha256: string, gzipped: boolean): Promise<boolean> {
+  try {
+    const plain = gzipped ? new Uint8Array(await gunzipAsync(bytes)) : bytes
+    const digest = await globalThis.crypto.subtle.digest(
+      'SHA-256',
+      plain as Uint8Array<ArrayBuffer>,
+    )
+    return Buffer.from(digest).toString('hex') === sha256
+  } catch {
+    return false // not gzip at all
+  }
 }
 
 /** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */

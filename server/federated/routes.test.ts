@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -28,6 +29,7 @@ const settings: FedBuffSettings = {
   noiseMultiplier: 0,
 }
 const ADMIN = 'admin-token-for-tests'
+const sha256 = (text: string) => createHash('sha256').update(text).digest()
 let store: FederationStore
 let origin: string
 let close: () => void
@@ -77,7 +79,7 @@ describe('federation routes over HTTP', () => {
         settings,
         site: 'shop',
         siteKey: 'pk_shop',
-        adminToken: ADMIN,
+        adminTokenSha256: sha256(ADMIN),
         secret: new TextEncoder().encode('routes test secret'),
         rateLimits: { perClientPerMinute: 1000 },
         training: { learningRate: 0.001, epochs: 1 },
@@ -237,7 +239,7 @@ describe('rate limits (P21)', () => {
       settings,
       site: 'shop',
       siteKey: 'pk_shop',
-      adminToken: ADMIN,
+      adminTokenSha256: sha256(ADMIN),
       secret: new TextEncoder().encode('limits test secret'),
       now: () => now,
       rateLimits: { perClientPerMinute: 2, perSitePerMinute: 3 },

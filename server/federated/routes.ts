@@ -10,12 +10,13 @@
 //   PUT  /v1/admin/rules     admin token, rules JSON: publish them (P25)
 //   PUT  /v1/admin/validation admin token, held-out sessions: the set versions are scored on (P26)
 //   POST /v1/admin/evaluate  admin token, {version}: score it on that set now, recorded (P26)
-// Bodies past the layout's size are cut off by the body limit before they are read.
+// Every route that takes a body has a limit, checked before the body is read (an update: the
+// layout's size; a shop document: 64 MiB; anything else: a few KiB), and every JSON body is
+// checked against its schema (documents.ts) before anything uses it.
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { timingSafeEqual } from 'node:crypto'
 import { updateByteLength } from '../../shared/update-codec'
-import type { FederationStore } from '../storage/store'
+import type { FederationStore, VersionRecord } from '../storage/store'
 import { publishShopChange } from './catalogue-release'
 import {
   evaluateVersion,
@@ -24,8 +25,10 @@ import {
 } from '../evaluation/evaluate-versions'
 import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
+import { NOT_EVALUATIONS, parseDocument } from './documents'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
+import { isAdminToken } from './secrets'
 import { issueToken } from './tokens'
 
 export interface FederationDeps {
@@ -34,7 +37,9 @@ export interface FederationDeps {
   site: string
   /** The public key the script tag carries (P21). */
   siteKey: string
-  adminToken: string
+  /** SHA-256 of the admin token (secrets.ts): the token itself is never held. */
+  adminTokenSha256: Uint8Array
+  /** Signs upload tokens and derives slices; the same across restarts and replicas (secrets.ts). */
   secret: Uint8Array
   now?: () => number
   /** Uploads and tokens per client, and per site, per minute (P21); defaults.ts. */
@@ -45,11 +50,26 @@ export interface FederationDeps {
   nItems?: number
   /** The server's own scoring of versions on the operator's validation set (P26). */
   evaluation?: EvaluationSettings
+  /** Where the server reports what an operator must know (a damaged artifact); default stderr. */
+  log?: (line: string) => void
 }
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/
 /** A catalogue of 43,097 products is 7 MB of JSON; room for ten times that. */
 const MAX_SHOP_UPLOAD_BYTES = 64 * 2 ** 20
+/** Token requests and admin requests (`{version}`, metrics): a few hundred bytes. */
+const MAX_SMALL_BODY_BYTES = 4096
+
+/** Refuses a body over `maxSize` bytes (by its length header, or while it streams in). */
+export function limitBody(maxSize: number, onRefused: () => void = () => {}) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) => {
+      onRefused()
+      return c.json({ error: 'E_TOO_LARGE', message: `expected at most ${maxSize} bytes` }, 413)
+    },
+  })
+}
 
 export function federationRoutes(deps: FederationDeps): Hono {
   const now = deps.now ?? Date.now
@@ -67,7 +87,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
     return current.version
   }
 
-  app.post('/token', async (c) => {
+  app.post('/token', limitBody(MAX_SMALL_BODY_BYTES), async (c) => {
     const body = (await c.req.json().catch(() => null)) as {
       siteKey?: unknown
       client?: unknown
@@ -108,13 +128,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
 
   app.post(
     '/updates',
-    bodyLimit({
-      maxSize: updateByteLength(deps.settings.layout),
-      onError: (c) => {
-        count('E_TOO_LARGE')
-        return c.json({ error: 'E_TOO_LARGE', message: 'the body is larger than an update' }, 413)
-      },
-    }),
+    limitBody(updateByteLength(deps.settings.layout), () => count('E_TOO_LARGE')),
     async (c) => {
       const token = c.req.header('authorization')?.replace(/^Bearer /, '')
       const body = new Uint8Array(await c.req.arrayBuffer())
@@ -159,14 +173,15 @@ export function federationRoutes(deps: FederationDeps): Hono {
   })
 
   const admin = new Hono()
+  // Authenticated before any body is read.
   admin.use(async (c, next) => {
-    const given = Buffer.from(c.req.header('authorization')?.replace(/^Bearer /, '') ?? '')
-    const expected = Buffer.from(deps.adminToken)
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const given = c.req.header('authorization')?.replace(/^Bearer /, '')
+    if (!isAdminToken(given, deps.adminTokenSha256)) {
       return c.json({ error: 'E_ADMIN', message: 'expected the admin token' }, 401)
     }
     await next()
   })
+  const smallBody = limitBody(MAX_SMALL_BODY_BYTES)
   admin.get('/versions', async (c) => {
     const current = await deps.store.current()
     const versions = await deps.store.versions()
@@ -192,44 +207,42 @@ export function federationRoutes(deps: FederationDeps): Hono {
       }),
     })
   })
-  admin.post('/metrics', async (c) => {
-    const body = (await c.req.json().catch(() => null)) as {
-      version?: unknown
-      metrics?: unknown
-    } | null
-    const metrics = body?.metrics
-    const valid =
-      typeof metrics === 'object' &&
-      metrics !== null &&
-      Object.values(metrics).every((v) => typeof v === 'number' && Number.isFinite(v))
-    if (!Number.isInteger(body?.version) || !valid) {
-      return c.json(
-        { error: 'E_METRICS', message: 'expected {version, metrics: {name: number}}' },
-        400,
-      )
+  admin.post('/metrics', smallBody, async (c) => {
+    const body = parseDocument<{ version: number; metrics: Record<string, number> }>(
+      'metrics',
+      await c.req.text(),
+    )
+    if (!body.ok) {
+      const message = `expected {version, metrics: {name: number}}: ${body.message}`
+      return c.json({ error: 'E_METRICS', message }, 400)
     }
-    if (
-      !(await deps.store.recordMetrics(body!.version as number, metrics as Record<string, number>))
-    ) {
-      return c.json(
-        { error: 'E_VERSION_UNKNOWN', message: `no version ${String(body!.version)}` },
-        404,
-      )
+    const { version, metrics } = body.value
+    if (!(await deps.store.recordMetrics(version, metrics))) {
+      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
     }
-    return c.json({ version: body!.version, metrics })
+    return c.json({ version, metrics })
   })
-  /** The version a `{version}` body names, or null when it names none the registry has. */
-  const versionOf = async (c: Context) => {
-    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
-    return Number.isInteger(body?.version) ? deps.store.version(body!.version as number) : null
+  /** The `{version}` a body names: 400 E_REQUEST when malformed, 404 when the registry lacks it. */
+  const versionOf = async (
+    c: Context,
+  ): Promise<{ record: VersionRecord } | { refusal: Response }> => {
+    const body = parseDocument<{ version: number }>('version', await c.req.text())
+    if (!body.ok) {
+      const message = `expected {"version": n}: ${body.message}`
+      return { refusal: c.json({ error: 'E_REQUEST', message }, 400) }
+    }
+    const record = await deps.store.version(body.value.version)
+    if (record) return { record }
+    const message = `no version ${body.value.version}`
+    return { refusal: c.json({ error: 'E_VERSION_UNKNOWN', message }, 404) }
   }
-  const unknownVersion = (c: Context) =>
-    c.json({ error: 'E_VERSION_UNKNOWN', message: 'no such version' }, 404)
-  admin.post('/promote', async (c) => {
-    const record = await versionOf(c)
-    if (!record) return unknownVersion(c)
-    // P24: a version becomes current only with an evaluation on record ("updates" is a count).
-    const evaluations = Object.keys(record.metrics).filter((name) => name !== 'updates')
+  admin.post('/promote', smallBody, async (c) => {
+    const named = await versionOf(c)
+    if ('refusal' in named) return named.refusal
+    const { record } = named
+    // P24: a version becomes current only with an evaluation on record (the server's own
+    // counts and markers are not evaluations).
+    const evaluations = Object.keys(record.metrics).filter((name) => !NOT_EVALUATIONS.has(name))
     if (evaluations.length === 0) {
       const message = `v${record.version} has no evaluation: POST /v1/admin/metrics first`
       return c.json({ error: 'E_NOT_EVALUATED', message }, 409)
@@ -237,27 +250,27 @@ export function federationRoutes(deps: FederationDeps): Hono {
     await deps.store.setCurrent(record.version)
     return c.json({ current: record.version, evaluations })
   })
-  admin.post('/rollback', async (c) => {
-    const body = (await c.req.json().catch(() => null)) as { version?: unknown } | null
-    const version = body?.version
+  admin.post('/rollback', smallBody, async (c) => {
+    const body = parseDocument<{ version: number }>('version', await c.req.text())
+    if (!body.ok) {
+      return c.json(
+        { error: 'E_REQUEST', message: `expected {"version": n}: ${body.message}` },
+        400,
+      )
+    }
+    const { version } = body.value
     const current = (await deps.store.current())?.version ?? 0
     // Back only: moving forward to a newer version is a promotion, which needs an evaluation.
-    if (!Number.isInteger(version) || (version as number) >= current) {
-      const message = `expected a version before the current v${current}, got ${String(version)}`
+    if (version >= current) {
+      const message = `expected a version before the current v${current}, got v${version}`
       return c.json({ error: 'E_ROLLBACK', message }, 409)
     }
-    if (!(await deps.store.setCurrent(version as number))) {
-      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${String(version)}` }, 404)
+    if (!(await deps.store.setCurrent(version))) {
+      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
     }
     return c.json({ current: version })
   })
-  const uploadLimit = bodyLimit({
-    maxSize: MAX_SHOP_UPLOAD_BYTES,
-    onError: (c) => {
-      const message = `expected at most ${MAX_SHOP_UPLOAD_BYTES} bytes of JSON`
-      return c.json({ error: 'E_TOO_LARGE', message }, 413)
-    },
-  })
+  const uploadLimit = limitBody(MAX_SHOP_UPLOAD_BYTES)
   admin.put('/validation', uploadLimit, async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as unknown
     const result = await putValidationSet(deps.store, body)
@@ -266,9 +279,10 @@ export function federationRoutes(deps: FederationDeps): Hono {
     const { status: _, ...stored } = result
     return c.json(stored, 201)
   })
-  admin.post('/evaluate', async (c) => {
-    const record = await versionOf(c)
-    if (!record) return unknownVersion(c)
+  admin.post('/evaluate', smallBody, async (c) => {
+    const named = await versionOf(c)
+    if ('refusal' in named) return named.refusal
+    const { record } = named
     const metrics = await evaluateVersion(deps.store, record, deps.evaluation)
     if (!metrics) {
       const message = 'no validation set: PUT /v1/admin/validation first'

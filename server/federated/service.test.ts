@@ -62,7 +62,7 @@ async function sendDeviceUpdate(client: string): Promise<number> {
   return issued.slice
 }
 
-const putShop = (kind: 'catalogue' | 'rules', body: string, token = federation.deps.adminToken) =>
+const putShop = (kind: 'catalogue' | 'rules', body: string, token = federation.adminToken!) =>
   fetch(`${origin}/v1/admin/${kind}`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },

@@ -1,7 +1,6 @@
 // The aggregation server's runtime wiring: a store (SQLite by default), seeded from the trainer's
 // export, settings sized from the model, the routes' dependencies, and the publisher loop that
 // turns the buffer into versions. server/main.ts starts it; tests and `npm run sim` too.
-import { randomBytes } from 'node:crypto'
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
@@ -21,6 +20,7 @@ import {
 import { publishIfDue, type Promotion, type PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
+import { loadSecrets } from './secrets'
 
 export interface FederationOptions {
   store: FederationStore
@@ -30,9 +30,9 @@ export interface FederationOptions {
   site?: string
   /** The public key tags send (their `data-site`); default the site. */
   siteKey?: string
-  /** Random when absent (printed by main.ts). */
+  /** The operator's admin token; absent: the one created on the store's first start (secrets.ts). */
   adminToken?: string
-  /** Token signing secret; random when absent (tokens then die with the process: they are short-lived). */
+  /** Token signing secret (≥ 32 bytes); absent: the one created on the store's first start. */
   secret?: Uint8Array
   settings?: Partial<FedBuffSettings>
   training?: UpdateTraining
@@ -43,10 +43,14 @@ export interface FederationOptions {
   promotion?: Promotion
   /** Cases scored per version and the promotion tolerance (P26). */
   evaluation?: Partial<EvaluationSettings>
+  /** Lines for the operator (a damaged artifact refused); default stderr. */
+  log?: (line: string) => void
 }
 
 export interface Federation {
   deps: FederationDeps
+  /** The admin token when it was given or created by this start; null when an earlier start created it. */
+  adminToken: string | null
   /** One publisher check now (the loop calls it every `intervalMs`). */
   publishNow(): Promise<PublishAttempt>
   /** `evaluated` promotion: score and promote or keep back the waiting candidates (P26). */
@@ -65,18 +69,20 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   const settings = { ...defaultSettings(shape), ...options.settings }
   const now = options.now ?? Date.now
   const gaussian = options.gaussian ?? createGaussian()
+  const secrets = await loadSecrets(store, options)
   const deps: FederationDeps = {
     store,
     settings,
     site: options.site ?? 'demo-shop',
     siteKey: options.siteKey ?? options.site ?? 'demo-shop',
-    adminToken: options.adminToken ?? randomBytes(18).toString('base64url'),
-    secret: options.secret ?? randomBytes(32),
+    adminTokenSha256: secrets.adminTokenSha256,
+    secret: secrets.tokenSecret,
     now,
     rateLimits: options.rateLimits,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
     evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
     nItems: shape.nItems,
+    log: options.log,
   }
   const promotion = options.promotion ?? 'auto'
   const publishNow = () => publishIfDue({ store, settings, now, gaussian, promotion })
@@ -84,6 +90,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     promotion === 'evaluated' ? reviewCandidates(store, deps.evaluation) : []
   return {
     deps,
+    adminToken: secrets.adminToken,
     publishNow,
     reviewNow,
     startPublisher(intervalMs, log = () => {}) {

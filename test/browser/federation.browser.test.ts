@@ -151,7 +151,7 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
       }
 
       // The operator page: counters, and with the admin token the versions and a chart.
-      const admin = { authorization: `Bearer ${federation.deps.adminToken}` }
+      const admin = { authorization: `Bearer ${federation.adminToken!}` }
       for (const [version, recall] of [
         [1, 41.5],
         [2, 42.25],
@@ -165,7 +165,7 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
       }
       await profile.page.goto(`${origin}/operator.html`)
       await profile.page.getByText('Updates accepted').waitFor()
-      await profile.page.fill('#token', federation.deps.adminToken)
+      await profile.page.fill('#token', federation.adminToken!)
       await profile.page.click('button[type=submit]')
       await profile.page.getByText('v2 (current)').waitFor()
       expect(await profile.page.locator('#versions svg polyline').count()).toBe(1)

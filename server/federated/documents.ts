@@ -1,0 +1,95 @@
+// Every JSON document the server takes is checked against a JSON Schema before anything reads
+// it (issue 11): the shop's catalogue, rules and validation sessions (shared/document-schemas.ts)
+// and the small admin requests below. Unknown keys are refused at every level, so nothing the
+// schema does not name is stored or shipped to devices, and no document is deeper than its
+// schema. Ajv compiles each schema once, at import.
+import { Ajv, type ValidateFunction } from 'ajv'
+import {
+  CATALOGUE_SCHEMA,
+  RULES_SCHEMA,
+  VALIDATION_SET_SCHEMA,
+} from '../../shared/document-schemas'
+
+/** `{version}`: promote, rollback, evaluate. */
+const VERSION_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['version'],
+  properties: { version: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 } },
+} as const
+
+/**
+ * Metrics the server writes itself that count or mark rather than evaluate (P24–P28): none of
+ * them lets a version be promoted, and an operator's metrics may not overwrite them.
+ */
+const SERVER_MARKS = [
+  'updates',
+  'popularityReports',
+  'reviewedOn',
+  'validationSet',
+  'validationCases',
+] as const
+export const NOT_EVALUATIONS: ReadonlySet<string> = new Set(SERVER_MARKS)
+
+/** `{version, metrics}`: an evaluation recorded by the operator (P24). */
+const METRICS_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'metrics'],
+  properties: {
+    version: VERSION_REQUEST.properties.version,
+    metrics: {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: 64,
+      propertyNames: {
+        type: 'string',
+        pattern: '^[A-Za-z][A-Za-z0-9_.@-]{0,63}$',
+        not: { enum: SERVER_MARKS },
+      },
+      additionalProperties: { type: 'number' },
+    },
+  },
+} as const
+
+const ajv = new Ajv({ strict: true, allErrors: false })
+const validators = {
+  catalogue: ajv.compile(CATALOGUE_SCHEMA),
+  rules: ajv.compile(RULES_SCHEMA),
+  validation: ajv.compile(VALIDATION_SET_SCHEMA),
+  version: ajv.compile(VERSION_REQUEST),
+  metrics: ajv.compile(METRICS_REQUEST),
+} satisfies Record<string, ValidateFunction>
+
+export type DocumentKind = keyof typeof validators
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; message: string }
+
+/** Checks a parsed JSON value against the schema of `kind`. */
+export function checkDocument<T>(kind: DocumentKind, value: unknown): Checked<T> {
+  const validate = validators[kind]
+  if (validate(value)) return { ok: true, value: value as T }
+  const error = validate.errors![0]! as (typeof validate.errors & object)[number] & {
+    propertyName?: string
+  }
+  const where = error.instancePath === '' ? `the ${kind} document` : error.instancePath
+  const quote = (name: unknown) => JSON.stringify(String(name)).slice(0, 80)
+  if (error.propertyName !== undefined) {
+    const rule = error.keyword === 'not' ? 'a name the server keeps for itself' : error.message
+    return { ok: false, message: `${where} has a key ${quote(error.propertyName)}: ${rule}` }
+  }
+  const extra =
+    error.keyword === 'additionalProperties' ? `: ${quote(error.params.additionalProperty)}` : ''
+  return { ok: false, message: `${where} ${error.message ?? 'is not valid'}${extra}` }
+}
+
+/** Parses JSON text and checks it against the schema of `kind`. */
+export function parseDocument<T>(kind: DocumentKind, text: string): Checked<T> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, message: `expected a JSON ${kind} document` }
+  }
+  return checkDocument<T>(kind, value)
+}

@@ -1,0 +1,103 @@
+// JSON Schemas (draft-07) of the documents a shop sends the server: catalogue, re-ranking rules
+// and validation sessions (PROTOCOL.md P25, P26). Unknown keys are refused at every level, so
+// what is stored and shipped to devices is exactly these fields, and a document's depth is the
+// schema's. Sizes are bounded here and by the routes' body limits. The server checks a document
+// against its schema first (server/federated/documents.ts), then what a schema cannot say
+// (unique ids and rows, rows inside the model, real dates) with the guards devices run
+// (artifacts.ts). Plain data: publishable as the format's documentation.
+import { ARTIFACT_LIMITS as L, SCENARIOS } from './artifacts'
+
+const id = { type: 'string', minLength: 1, maxLength: L.maxIdLength } as const
+
+export const CATALOGUE_SCHEMA = {
+  $id: 'pocketrec-catalogue',
+  title: 'A shop’s catalogue: one product per row of the model’s item table',
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'items'],
+  properties: {
+    type: { const: 'pocketrec-catalogue' },
+    items: {
+      type: 'array',
+      maxItems: L.maxItems,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'index', 'name', 'category', 'brand', 'price', 'inStock', 'addedAt'],
+        properties: {
+          id: { ...id, description: 'the shop’s product id' },
+          index: { type: 'integer', minimum: 0, description: 'the product’s row in the model' },
+          name: { type: 'string', maxLength: L.maxNameLength },
+          category: { type: 'string', maxLength: L.maxLabelLength },
+          brand: { type: 'string', maxLength: L.maxLabelLength },
+          price: { type: 'number', minimum: 0 },
+          inStock: { type: 'boolean' },
+          addedAt: { type: 'string', maxLength: 40, description: 'ISO 8601 date' },
+        },
+      },
+    },
+  },
+} as const
+
+export const RULES_SCHEMA = {
+  $id: 'pocketrec-rules',
+  title: 'Re-ranking rules every device applies to its lists',
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'excludePurchasedDays', 'maxPerCategory', 'maxPerBrand', 'boosts', 'pins'],
+  properties: {
+    type: { const: 'pocketrec-rules' },
+    excludePurchasedDays: { type: 'number', minimum: 0, maximum: L.maxDays },
+    maxPerCategory: { type: 'integer', minimum: 1, maximum: L.maxPerList },
+    maxPerBrand: { type: 'integer', minimum: 1, maximum: L.maxPerList },
+    boosts: {
+      description: 'score multipliers by product id',
+      type: 'object',
+      maxProperties: L.maxBoosts,
+      propertyNames: id,
+      additionalProperties: { type: 'number', exclusiveMinimum: 0, maximum: L.maxBoost },
+    },
+    pins: {
+      description: 'product ids at fixed 0-based positions, per scenario',
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(
+        SCENARIOS.map((scenario) => [
+          scenario,
+          {
+            type: 'array',
+            maxItems: L.maxPinPosition + 1,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['productId', 'position'],
+              properties: {
+                productId: id,
+                position: { type: 'integer', minimum: 0, maximum: L.maxPinPosition },
+              },
+            },
+          },
+        ]),
+      ),
+    },
+  },
+} as const
+
+export const VALIDATION_LIMITS = { maxSessions: 100_000, maxSessionLength: 1_000 } as const
+
+export const VALIDATION_SET_SCHEMA = {
+  $id: 'pocketrec-validation',
+  title: 'Held-out sessions the server scores model versions on, as product ids in order',
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'sessions'],
+  properties: {
+    type: { const: 'pocketrec-validation' },
+    sessions: {
+      type: 'array',
+      minItems: 1,
+      maxItems: VALIDATION_LIMITS.maxSessions,
+      items: { type: 'array', maxItems: VALIDATION_LIMITS.maxSessionLength, items: id },
+    },
+  },
+} as const
