@@ -84,7 +84,10 @@ export interface RateLimits {
   maxKeys: number
 }
 
-/** PROTOCOL.md P21, Defaults. */
+/**
+ * PROTOCOL.md P21, Defaults. 1,200 new ids a minute leaves room for a busy shop's new shoppers;
+ * an attacker who pays for more holds back only devices that have no id yet.
+ */
 export const DEFAULT_RATE_LIMITS: RateLimits = {
   perClientPerMinute: 30,
   perSitePerMinute: 1200,
@@ -100,6 +103,11 @@ export interface ClientIdSettings {
   idTtlMs: number
 }
 
+/**
+ * 20 bits: 1.7 s on average in a Chromium worker on this machine, once a week per device (phones
+ * several times that), and 1,829 CPU-s with node:crypto, 135 natively, for the 1,000 ids that
+ * flood one release (`npm run bench:client-id`, BENCHMARKS.md). Each bit doubles both sides.
+ */
 export const DEFAULT_CLIENT_IDS: ClientIdSettings = {
   bits: 20,
   challengeTtlMs: 10 * 60_000,
