@@ -110,6 +110,10 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
       error: 'E_SITE_KEY',
     })
     expect(await post('/challenge', {})).toMatchObject({ status: 401, error: 'E_SITE_KEY' })
+    expect(await post('/', { siteKey: 'pk_shop', challenge: 'x'.repeat(2000) })).toMatchObject({
+      status: 413,
+      error: 'E_TOO_LARGE',
+    })
     const shop = { origin: 'https://shop.example' }
     const solved = await solve(shop)
     expect(await register(solved, { origin: 'https://evil.example' })).toMatchObject({
@@ -142,7 +146,7 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
   })
 
   it('verifies ids without state: refuses made-up, altered, re-spelled and expired ones', () => {
-    const deps = { site: 'shop', secret, now: () => T0 }
+    const deps = { site: 'shop', secret }
     const id = issueClientId(deps, 'device-1')
     expect(issueClientId(deps, 'device-1')).toBe(id)
     expect(issueClientId(deps, 'device-2')).not.toBe(id)
@@ -162,7 +166,9 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
     ]) {
       expect(verifyClientId(bad, deps, T0), String(bad)).toMatchObject({ ok: false })
     }
-    expect(verifyClientId(id, deps, T0 + 7 * 24 * 3_600_000)).toMatchObject({
+    const shortLived = issueClientId(deps, 'device-1', T0 + 60_000)
+    expect(verifyClientId(shortLived, deps, T0 + 59_000)).toMatchObject({ ok: true })
+    expect(verifyClientId(shortLived, deps, T0 + 60_000)).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/expired/),
     })

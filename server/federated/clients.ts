@@ -67,16 +67,20 @@ export function verifyClientId(
   return { ok: true, id: raw, exp }
 }
 
+/** The latest expiry an id can carry (seconds in a u32): February 2106. */
+const NEVER_MS = 0xffffffff * 1000
+
 /**
  * An issued id for `seed`, minted with the secret: what POST /v1/client answers for a solved
- * challenge, without the work. For tests, simulations and benchmarks that hold the secret.
+ * challenge, without the work. For tests, simulations and benchmarks that hold the secret; the
+ * same (site, secret, seed) always gives the same id, valid until `expMs` (default: 2106).
  */
 export function issueClientId(
-  deps: Pick<ClientIdDeps, 'site' | 'secret' | 'now' | 'clientIds'>,
+  deps: Pick<ClientIdDeps, 'site' | 'secret'>,
   seed: string,
+  expMs = NEVER_MS,
 ): string {
-  const { idTtlMs } = { ...DEFAULT_CLIENT_IDS, ...deps.clientIds }
-  return mintId(`seed:${seed}`, (deps.now ?? Date.now)() + idTtlMs, deps)
+  return mintId(`seed:${seed}`, expMs, deps)
 }
 
 export function clientRoutes(deps: ClientIdDeps): Hono {
