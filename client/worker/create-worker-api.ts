@@ -12,7 +12,7 @@ import type {
 } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
-import { obtainClientId } from './federated/client-id'
+import { obtainClientId, type Solution } from './federated/client-id'
 import { computeUpdate, sessionsToReport } from './federated/compute-update'
 import { createLocalTrainer } from './federated/train-local'
 import { drainOutbox, requestToken, type UploaderDeps } from './federated/uploader'
@@ -76,6 +76,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   let trainAbort: AbortController | null = null
   /** Stops a client id's proof of work (P21) when consent is withdrawn. */
   let shareAbort: AbortController | null = null
+  /** A solved challenge the server could not take yet (new ids rationed): sent again later. */
+  const keptSolution: { solution?: Solution } = {}
   /** Backends that failed at run time (device lost): never probed again in this worker. */
   const lost = new Set<BackendName>()
 
@@ -236,6 +238,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       store: store.meta,
       // The work runs in this worker's slices, like training: recommend calls go on meanwhile.
       work: { signal: shareAbort.signal },
+      kept: keptSolution,
     }
     const uploader: UploaderDeps = {
       fetch: http,
@@ -295,6 +298,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     clearTimeout(trainTimer)
     trainAbort?.abort()
     shareAbort?.abort()
+    delete keptSolution.solution
     try {
       runtime?.recommender.dispose()
       runtime?.model.dispose()

@@ -11,6 +11,19 @@ export interface ClientIdDeps {
   store: { loadClientId(): Promise<string | null>; saveClientId(id: string): Promise<void> }
   /** The work's slices and its abort signal (consent withdrawn). */
   work?: SolveOptions
+  /**
+   * Where a solved challenge waits when the server rations new ids (429): sent again while the
+   * challenge lasts instead of doing the work again. The worker keeps one for its lifetime.
+   */
+  kept?: { solution?: Solution }
+  now?: () => number
+}
+
+export interface Solution {
+  challenge: string
+  nonce: number
+  /** The challenge's expiry, ms since the epoch (the server's clock). */
+  exp: number
 }
 
 export type ClientIdResult =
@@ -34,22 +47,20 @@ export async function obtainClientId(deps: ClientIdDeps, renew = false): Promise
 
 /** A challenge, the work, and the id the server derives from the solved challenge. */
 async function registerClient(deps: ClientIdDeps): Promise<ClientIdResult> {
-  const asked = await post(deps, '/v1/client/challenge', { siteKey: deps.siteKey })
-  if (!asked.ok) return asked
-  const { challenge, bits } = asked.body
-  if (
-    typeof challenge !== 'string' ||
-    challenge.length > 256 ||
-    !Number.isInteger(bits) ||
-    (bits as number) < 0 ||
-    (bits as number) > MAX_WORK_BITS
-  ) {
-    const reason = `expected {challenge, bits ≤ ${MAX_WORK_BITS}}, got ${JSON.stringify(asked.body)}`
-    return { ok: false, retry: false, reason }
+  const now = deps.now ?? Date.now
+  let solution = deps.kept?.solution
+  if (deps.kept) delete deps.kept.solution
+  if (!solution || solution.exp <= now()) {
+    const solved = await solveChallenge(deps)
+    if (!solved.ok) return solved
+    solution = solved.solution
   }
-  const { nonce } = await solveWork(challenge, bits as number, deps.work)
+  const { challenge, nonce } = solution
   const answer = await post(deps, '/v1/client', { siteKey: deps.siteKey, challenge, nonce })
-  if (!answer.ok) return answer
+  if (!answer.ok) {
+    if (answer.status === 429 && deps.kept) deps.kept.solution = solution
+    return failure(answer)
+  }
   const id = answer.body.client
   if (typeof id !== 'string' || !CLIENT_ID.test(id)) {
     return { ok: false, retry: false, reason: `expected a client id, got ${JSON.stringify(id)}` }
@@ -57,14 +68,37 @@ async function registerClient(deps: ClientIdDeps): Promise<ClientIdResult> {
   return { ok: true, id }
 }
 
+async function solveChallenge(
+  deps: ClientIdDeps,
+): Promise<{ ok: true; solution: Solution } | { ok: false; retry: boolean; reason: string }> {
+  const asked = await post(deps, '/v1/client/challenge', { siteKey: deps.siteKey })
+  if (!asked.ok) return failure(asked)
+  const { challenge, bits, exp } = asked.body
+  if (
+    typeof challenge !== 'string' ||
+    challenge.length > 256 ||
+    !Number.isInteger(bits) ||
+    (bits as number) < 0 ||
+    (bits as number) > MAX_WORK_BITS ||
+    typeof exp !== 'number'
+  ) {
+    const reason = `expected {challenge, bits ≤ ${MAX_WORK_BITS}, exp}, got ${JSON.stringify(asked.body)}`
+    return { ok: false, retry: false, reason }
+  }
+  const { nonce } = await solveWork(challenge, bits as number, deps.work)
+  return { ok: true, solution: { challenge, nonce, exp } }
+}
+
+type Refused = { ok: false; retry: boolean; reason: string; status: number }
+
+const failure = ({ retry, reason }: Refused) => ({ ok: false as const, retry, reason })
+
 /** A JSON POST; busy, away or an expired challenge are worth retrying, other refusals not. */
 async function post(
   deps: ClientIdDeps,
   path: string,
   body: object,
-): Promise<
-  { ok: true; body: Record<string, unknown> } | { ok: false; retry: boolean; reason: string }
-> {
+): Promise<{ ok: true; body: Record<string, unknown> } | Refused> {
   let response: Response
   try {
     response = await deps.fetch(new URL(path, deps.manifestUrl), {
@@ -73,7 +107,7 @@ async function post(
       body: JSON.stringify(body),
     })
   } catch (error) {
-    return { ok: false, retry: true, reason: String(error) }
+    return { ok: false, retry: true, reason: String(error), status: 0 }
   }
   const answer = (await response.json().catch(() => null)) as Record<string, unknown> | null
   if (!response.ok || answer === null || typeof answer !== 'object') {
@@ -81,7 +115,8 @@ async function post(
     const retry =
       response.status === 429 || response.status >= 500 || answer?.error === 'E_CHALLENGE'
     const code = typeof answer?.error === 'string' ? ` ${answer.error}` : ''
-    return { ok: false, retry, reason: `${path}: HTTP ${response.status}${code}` }
+    const reason = `${path}: HTTP ${response.status}${code}`
+    return { ok: false, retry, reason, status: response.status }
   }
   return { ok: true, body: answer }
 }

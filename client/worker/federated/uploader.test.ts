@@ -204,10 +204,27 @@ describe('the device id for uploads (P21)', () => {
     expect(await storage.meta.loadClientId()).toBe('issued-challenge-2')
   })
 
-  it('keeps its uploads while new ids are rationed (429), drops them when refused for good', async () => {
+  it('keeps its uploads and its solved challenge while new ids are rationed (429), drops the uploads when refused for good', async () => {
     const busy = fakeFederation(429)
     expect(await drainOutbox(deps(busy.fetch))).toEqual({ sent: 0, dropped: 0, kept: 2 })
     expect(await storage.meta.loadClientId()).toBeNull()
+    // The solved challenge is sent again later, without doing the work again.
+    const kept = {}
+    const ids = {
+      fetch: busy.fetch,
+      manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
+      siteKey: 'demo-shop',
+      store: storage.meta,
+      kept,
+      now: () => T0,
+    }
+    busy.paths.length = 0
+    await obtainClientId(ids)
+    await obtainClientId(ids)
+    expect(busy.paths).toEqual(['/v1/client/challenge', '/v1/client', '/v1/client'])
+    expect(kept).toMatchObject({ solution: { exp: T0 + 60_000 } })
+    await obtainClientId({ ...ids, now: () => T0 + 60_000 }) // the challenge has expired
+    expect(busy.paths.slice(3)).toEqual(['/v1/client/challenge', '/v1/client'])
     // A page on an origin the site does not list (E_ORIGIN) will never get an id.
     const foreign = fakeFederation(403)
     expect(await drainOutbox(deps(foreign.fetch))).toEqual({ sent: 0, dropped: 2, kept: 0 })
