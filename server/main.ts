@@ -9,7 +9,7 @@ import { openPostgresStore } from './storage/postgres-store'
 import { openSqliteStore } from './storage/sqlite-store'
 import type { FederationStore } from './storage/store'
 import type { EvaluationSettings } from './evaluation/evaluate-versions'
-import type { RateLimits } from './federated/defaults'
+import type { ClientIdSettings, RateLimits } from './federated/defaults'
 import type { Promotion } from './federated/publisher'
 import type { FedBuffSettings } from './federated/fedbuff'
 
@@ -40,6 +40,10 @@ export interface ServerOptions {
     secret?: Uint8Array
     settings?: Partial<FedBuffSettings>
     rateLimits?: Partial<RateLimits>
+    /** The work a device does for its client id, and how long ids live (P21). */
+    clientIds?: Partial<ClientIdSettings>
+    /** Origins whose pages may register devices (P21); default POCKETREC_ALLOWED_ORIGINS, else any. */
+    allowedOrigins?: string[]
     /** How published versions become current (default `auto`; P24, P26). */
     promotion?: Promotion
     evaluation?: Partial<EvaluationSettings>
@@ -73,6 +77,8 @@ export async function startServer(options: ServerOptions) {
       secret: f.secret ?? secretFromEnv(),
       settings: f.settings,
       rateLimits: f.rateLimits,
+      clientIds: f.clientIds,
+      allowedOrigins: f.allowedOrigins ?? originsFromEnv(),
       promotion,
       evaluation: f.evaluation,
       log,
@@ -134,4 +140,11 @@ function promotionFromEnv(): Promotion | undefined {
   if (value === undefined || value === '') return undefined
   if (value === 'auto' || value === 'gated' || value === 'evaluated') return value
   throw new Error(`expected POCKETREC_PROMOTION to be auto, gated or evaluated, got ${value}`)
+}
+
+/** POCKETREC_ALLOWED_ORIGINS=https://shop.example,https://www.shop.example (P21); unset: any. */
+function originsFromEnv(): string[] | undefined {
+  const value = process.env.POCKETREC_ALLOWED_ORIGINS
+  if (value === undefined || value.trim() === '') return undefined
+  return value.split(',').map((origin) => origin.trim())
 }

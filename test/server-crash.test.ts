@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { drainOutbox, requestToken, type UploaderDeps } from '../client/worker/federated/uploader'
 import type { OutboxStore } from '../client/worker/storage/outbox-store'
 import type { StoredUpload } from '../client/worker/storage/schema'
+import { issueClientId } from '../server/federated/clients'
 import { encodeUpdate, updateValueCount, type UpdateLayout } from '../shared/update-codec'
 import { setNodeBackend } from '../train/node-backend'
 import { writeTestRelease } from './fixtures/exported-release'
@@ -102,16 +103,29 @@ interface Device {
   dropped: number
 }
 
-function clientIdFor(i: number): string {
-  return `crash-device-${String(i).padStart(4, '0')}`
+/**
+ * Issued ids, minted with the secret the first start created in the store (what POST /v1/client
+ * would answer after 2^20 hashes each: 600 of them would take minutes).
+ */
+function issuedIds(count: number): string[] {
+  const raw = new Database(sqliteFile, { readonly: true })
+  const row = raw.prepare("SELECT value FROM settings WHERE name = 'token-secret'").get() as {
+    value: string
+  }
+  raw.close()
+  const secret = Buffer.from(row.value, 'hex')
+  return Array.from({ length: count }, (_, i) =>
+    issueClientId({ site: 'demo-shop', secret }, `crash-${i}`),
+  )
 }
 
 describe('a killed server loses nothing (issue 11)', () => {
   it(`SIGKILL twice during ${DEVICES} uploads: 0 acknowledged updates lost, 0 counted twice`, async () => {
     server = await startServer()
+    const ids = issuedIds(DEVICES)
     let acknowledged = 0
     const devices: Device[] = Array.from({ length: DEVICES }, (_, i) => ({
-      client: clientIdFor(i),
+      client: ids[i]!,
       key: '',
       outbox: memoryOutbox(),
       answers: [],
@@ -133,7 +147,7 @@ describe('a killed server loses nothing (issue 11)', () => {
       },
       manifestUrl: new URL('/artifacts/manifest.json', 'http://127.0.0.1'),
       siteKey: 'demo-shop',
-      clientId: async () => device.client,
+      clientId: async () => ({ ok: true, id: device.client }),
       outbox: device.outbox,
     })
 

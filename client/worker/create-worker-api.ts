@@ -12,6 +12,7 @@ import type {
 } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
+import { obtainClientId, type Solution } from './federated/client-id'
 import { computeUpdate, sessionsToReport } from './federated/compute-update'
 import { createLocalTrainer } from './federated/train-local'
 import { drainOutbox, requestToken, type UploaderDeps } from './federated/uploader'
@@ -73,6 +74,10 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   }
   let trainTimer: ReturnType<typeof setTimeout> | undefined
   let trainAbort: AbortController | null = null
+  /** Stops a client id's proof of work (P21) when consent is withdrawn. */
+  let shareAbort: AbortController | null = null
+  /** A solved challenge the server could not take yet (new ids rationed): sent again later. */
+  const keptSolution: { solution?: Solution } = {}
   /** Backends that failed at run time (device lost): never probed again in this worker. */
   const lost = new Set<BackendName>()
 
@@ -224,11 +229,22 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     const sessions = recent.map((s) => s.items)
     const federation = rt.release.manifest.federation
     if (!federation || !config) return
-    const uploader: UploaderDeps = {
-      fetch: env.fetch ?? fetch.bind(globalThis),
+    const http = env.fetch ?? fetch.bind(globalThis)
+    shareAbort = new AbortController()
+    const ids = {
+      fetch: http,
       manifestUrl: rt.manifestUrl,
       siteKey: config.site,
-      clientId: () => store.meta.clientId(),
+      store: store.meta,
+      // The work runs in this worker's slices, like training: recommend calls go on meanwhile.
+      work: { signal: shareAbort.signal },
+      kept: keptSolution,
+    }
+    const uploader: UploaderDeps = {
+      fetch: http,
+      manifestUrl: rt.manifestUrl,
+      siteKey: config.site,
+      clientId: (renew) => obtainClientId(ids, renew),
       outbox: store.outbox,
     }
     const baseVersion = Number(rt.release.manifest.version.replace(/^v/, ''))
@@ -281,6 +297,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   function stopWork() {
     clearTimeout(trainTimer)
     trainAbort?.abort()
+    shareAbort?.abort()
+    delete keptSolution.solution
     try {
       runtime?.recommender.dispose()
       runtime?.model.dispose()

@@ -72,14 +72,44 @@ export const DEFAULT_UPDATE_TRAINING: UpdateTraining = {
 }
 
 export interface RateLimits {
+  /** Tokens, and uploads, per issued client id a minute (counted apart). */
   perClientPerMinute: number
   /**
-   * Every device of a site together. Counted by each replica on its own, so N replicas let N
-   * times this through; it caps a flood of fresh client ids (Sybils, P21) at about what one
-   * replica sustains (`npm run bench:server`: ~200 updates/s on one core).
+   * New client ids issued per site a minute (P21); replays of a solved challenge are not counted.
+   * Tokens and uploads have no site-wide quota: ids are what cost work, and a site-wide quota on
+   * tokens let 11,927 free ids lock every device out for a minute. Counted by each replica apart.
    */
   perSitePerMinute: number
+  /** Keys each rate limiter holds at most (rate-limiter.ts): its memory is bounded. */
+  maxKeys: number
 }
 
-/** Tokens and uploads (each counted apart) a minute (PROTOCOL.md P21). */
-export const DEFAULT_RATE_LIMITS: RateLimits = { perClientPerMinute: 30, perSitePerMinute: 12_000 }
+/**
+ * PROTOCOL.md P21, Defaults. 1,200 new ids a minute leaves room for a busy shop's new shoppers;
+ * an attacker who pays for more holds back only devices that have no id yet.
+ */
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  perClientPerMinute: 30,
+  perSitePerMinute: 1200,
+  maxKeys: 100_000,
+}
+
+/** How client ids are issued (P21): the work asked for, and how long challenges and ids live. */
+export interface ClientIdSettings {
+  /** Leading zero bits of SHA-256 a device must find: 2^bits hashes on average. */
+  bits: number
+  challengeTtlMs: number
+  /** An id is refused (E_CLIENT) this long after its challenge's expiry; the device re-solves. */
+  idTtlMs: number
+}
+
+/**
+ * 20 bits: 1.7 s on average in a Chromium worker on this machine, once a week per device (phones
+ * several times that), and 1,829 CPU-s with node:crypto, 135 natively, for the 1,000 ids that
+ * flood one release (`npm run bench:client-id`, BENCHMARKS.md). Each bit doubles both sides.
+ */
+export const DEFAULT_CLIENT_IDS: ClientIdSettings = {
+  bits: 20,
+  challengeTtlMs: 10 * 60_000,
+  idTtlMs: 7 * 24 * 60 * 60_000,
+}

@@ -10,6 +10,38 @@ import {
   VALIDATION_SET_SCHEMA,
 } from '../../shared/document-schemas'
 
+const siteKey = { type: 'string', minLength: 1, maxLength: 200 } as const
+
+/** POST /v1/token (P21): an issued client id, and the version a retried update was trained on. */
+const TOKEN_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['siteKey', 'client'],
+  properties: {
+    siteKey,
+    client: { type: 'string', minLength: 1, maxLength: 64 },
+    version: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+  },
+} as const
+
+/** POST /v1/client/challenge and POST /v1/client (P21). */
+const CHALLENGE_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['siteKey'],
+  properties: { siteKey },
+} as const
+const CLIENT_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['siteKey', 'challenge', 'nonce'],
+  properties: {
+    siteKey,
+    challenge: { type: 'string', minLength: 1, maxLength: 128 },
+    nonce: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+  },
+} as const
+
 /** `{version}`: promote, rollback, evaluate. */
 const VERSION_REQUEST = {
   type: 'object',
@@ -57,6 +89,9 @@ const validators = {
   catalogue: ajv.compile(CATALOGUE_SCHEMA),
   rules: ajv.compile(RULES_SCHEMA),
   validation: ajv.compile(VALIDATION_SET_SCHEMA),
+  token: ajv.compile(TOKEN_REQUEST),
+  challenge: ajv.compile(CHALLENGE_REQUEST),
+  client: ajv.compile(CLIENT_REQUEST),
   version: ajv.compile(VERSION_REQUEST),
   metrics: ajv.compile(METRICS_REQUEST),
 } satisfies Record<string, ValidateFunction>

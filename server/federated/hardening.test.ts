@@ -17,6 +17,7 @@ import { createApp } from '../app'
 import { startServer } from '../main'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
+import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-hardening-'))
@@ -71,7 +72,9 @@ const json = (body: unknown) => ({
   body: JSON.stringify(body),
 })
 
-async function token(s: Running, client: string, version?: number) {
+/** A token for the device `name`, with the id POST /v1/client would issue it (P21). */
+async function token(s: Running, name: string, version?: number) {
+  const client = issueClientId({ site: 'demo-shop', secret: s.federation.deps.secret }, name)
   const response = await fetch(
     `${s.origin}/v1/token`,
     json({ siteKey: 'demo-shop', client, version }),

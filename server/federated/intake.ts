@@ -45,7 +45,7 @@ export interface IntakeDeps {
   now: () => number
   /** The current version's number (from the store's "current"). */
   currentVersion: () => Promise<number>
-  /** False when this client or site has sent too much lately (P21). */
+  /** False when this client has sent too much lately (P21). */
   allow?: (client: string) => boolean
   /** The model's item count; needed for the norm of sketch updates (P8b, P11). */
   nItems?: number

@@ -16,6 +16,7 @@ import { decodeWeights } from '../../shared/weights-codec'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/postgres'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
+import { issueClientId } from './clients'
 
 const UPDATES = 12
 let work: string
@@ -68,7 +69,14 @@ async function prepareUpload(origin: string, i: number) {
   const issued = (await (
     await fetch(`${origin}/v1/token`, {
       method: 'POST',
-      body: JSON.stringify({ siteKey: 'demo-shop', client: `replica-client-${i}` }),
+      // Ids as POST /v1/client issues them: every replica shares the secret that verifies them.
+      body: JSON.stringify({
+        siteKey: 'demo-shop',
+        client: issueClientId(
+          { site: 'demo-shop', secret: Buffer.from(secret, 'hex') },
+          `replica-client-${i}`,
+        ),
+      }),
     })
   ).json()) as {
     token: string

@@ -11,6 +11,9 @@ import { createApp } from '../app'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
 import type { FederationStore } from '../storage/store'
+import { solveWork } from '../../shared/proof-of-work'
+import { issueClientId } from './clients'
+import type { RateLimits } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { federationRoutes } from './routes'
 
@@ -30,6 +33,9 @@ const settings: FedBuffSettings = {
 }
 const ADMIN = 'admin-token-for-tests'
 const sha256 = (text: string) => createHash('sha256').update(text).digest()
+const SECRET = new TextEncoder().encode('routes test secret')
+/** An id as POST /v1/client issues it, minted with the secret (P21). */
+const issuedId = (seed: string) => issueClientId({ site: 'shop', secret: SECRET }, seed)
 let store: FederationStore
 let origin: string
 let close: () => void
@@ -38,7 +44,7 @@ async function token(client: string): Promise<{ token: string; slice: number; ve
   const response = await fetch(`${origin}/v1/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ siteKey: 'pk_shop', client }),
+    body: JSON.stringify({ siteKey: 'pk_shop', client: issuedId(client) }),
   })
   expect(response.status).toBe(200)
   return response.json()
@@ -80,7 +86,7 @@ describe('federation routes over HTTP', () => {
         site: 'shop',
         siteKey: 'pk_shop',
         adminTokenSha256: sha256(ADMIN),
-        secret: new TextEncoder().encode('routes test secret'),
+        secret: SECRET,
         rateLimits: { perClientPerMinute: 1000 },
         training: { learningRate: 0.001, epochs: 1 },
       },
@@ -100,14 +106,18 @@ describe('federation routes over HTTP', () => {
   it('issues tokens for the site key only, with the slice and layout to use', async () => {
     const bad = await fetch(`${origin}/v1/token`, {
       method: 'POST',
-      body: JSON.stringify({ siteKey: 'pk_other', client: 'abcdefgh' }),
+      body: JSON.stringify({ siteKey: 'pk_other', client: issuedId('abcdefgh') }),
     })
     expect(bad.status).toBe(401)
-    const badClient = await fetch(`${origin}/v1/token`, {
-      method: 'POST',
-      body: JSON.stringify({ siteKey: 'pk_shop', client: 'x' }),
-    })
-    expect(badClient.status).toBe(400)
+    // A device's id from before P21's issued ids: 128 random bits in hex.
+    for (const client of ['x', '0123456789abcdef0123456789abcdef']) {
+      const badClient = await fetch(`${origin}/v1/token`, {
+        method: 'POST',
+        body: JSON.stringify({ siteKey: 'pk_shop', client }),
+      })
+      expect(badClient.status).toBe(400)
+      expect(await badClient.json()).toMatchObject({ error: 'E_CLIENT' })
+    }
     const issued = await token('client-aaaa')
     expect(issued).toMatchObject({ version: 2, layout, clipNorm: 1 })
     expect((await token('client-aaaa')).slice).toBe(issued.slice)
@@ -226,25 +236,34 @@ describe('federation routes over HTTP', () => {
   })
 })
 
-describe('rate limits (P21)', () => {
-  it('limits each client and the whole site per minute, tokens and uploads apart', async () => {
-    const limitsDir = mkdtempSync(path.join(tmpdir(), 'pocketrec-limits-'))
-    const limitsStore = openSqliteStore(path.join(limitsDir, 'limits.db'))
+describe('rate limits and issued client ids (P21)', () => {
+  const dirs: string[] = []
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** The routes on a fresh store at v2, a clock the test moves, and an issued-id helper. */
+  async function limited(rateLimits: Partial<RateLimits>) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-limits-'))
+    dirs.push(dir)
+    const limitsStore = openSqliteStore(path.join(dir, 'limits.db'))
     await limitsStore.addVersion(record(1, null))
     await limitsStore.addVersion(record(2, 1))
     await limitsStore.setCurrent(2)
-    let now = 1_000_000
-    const app = federationRoutes({
+    const clock = { now: 1_000_000 }
+    const deps = {
       store: limitsStore,
       settings,
       site: 'shop',
       siteKey: 'pk_shop',
       adminTokenSha256: sha256(ADMIN),
       secret: new TextEncoder().encode('limits test secret'),
-      now: () => now,
-      rateLimits: { perClientPerMinute: 2, perSitePerMinute: 3 },
+      now: () => clock.now,
+      rateLimits,
+      clientIds: { bits: 4 },
       training: { learningRate: 0.001, epochs: 1 },
-    })
+    }
+    const app = federationRoutes(deps)
     const ask = async (client: string) => {
       const response = await app.request('/token', {
         method: 'POST',
@@ -253,36 +272,117 @@ describe('rate limits (P21)', () => {
       const body = (await response.json()) as { token?: string; slice?: number; error?: string }
       return { status: response.status, ...body }
     }
-    const send = async (issued: { token?: string; slice?: number }, key: number) =>
+    const send = async (token: { token?: string; slice?: number }, key: number) =>
       (
         await app.request('/updates', {
           method: 'POST',
-          headers: { authorization: `Bearer ${issued.token}` },
-          body: update(issued.slice!, key) as Uint8Array<ArrayBuffer>,
+          headers: { authorization: `Bearer ${token.token}` },
+          body: update(token.slice!, key) as Uint8Array<ArrayBuffer>,
         })
       ).status
+    /** A device's id the way the worker gets it: a challenge, the work, POST /v1/client. */
+    const register = async () => {
+      const post = (path: string, body: object) =>
+        app.request(path, { method: 'POST', body: JSON.stringify({ siteKey: 'pk_shop', ...body }) })
+      const { challenge, bits } = (await (await post('/client/challenge', {})).json()) as {
+        challenge: string
+        bits: number
+      }
+      const { nonce } = await solveWork(challenge, bits)
+      const answer = await post('/client', { challenge, nonce })
+      return { status: answer.status, ...((await answer.json()) as { client: string }) }
+    }
+    const id = (seed: string) => issueClientId(deps, seed)
+    return { app, ask, send, register, id, clock, store: limitsStore }
+  }
 
-    // Minute 1: client A's third token is over its own limit and spends none of the site's.
-    expect((await Promise.all([ask('client-a1'), ask('client-a1')])).map((r) => r.status)).toEqual([
-      200, 200,
-    ])
-    expect(await ask('client-a1')).toMatchObject({ status: 429, error: 'E_RATE_LIMITED' })
-    expect((await ask('client-b1')).status).toBe(200)
-    expect(await ask('client-c1')).toMatchObject({ status: 429, error: 'E_RATE_LIMITED' })
-
-    // Minute 2: three tokens again; minute 3: a fourth, then four uploads in one minute.
-    now += 60_000
-    const issued = [await ask('client-c1'), await ask('client-d1'), await ask('client-e1')]
-    now += 60_000
-    issued.push(await ask('client-f1'))
-    expect(issued.map((r) => r.status)).toEqual([200, 200, 200, 200])
+  it('limits each issued client per minute, tokens and uploads apart, with no site-wide quota', async () => {
+    const {
+      ask,
+      send,
+      id,
+      clock,
+      store: limitsStore,
+    } = await limited({
+      perClientPerMinute: 2,
+      perSitePerMinute: 3,
+    })
+    const a = id('client-a1')
+    expect((await Promise.all([ask(a), ask(a)])).map((r) => r.status)).toEqual([200, 200])
+    expect(await ask(a)).toMatchObject({ status: 429, error: 'E_RATE_LIMITED' })
+    // Other clients are not held back by A, nor by how many others asked (perSitePerMinute
+    // counts new ids only).
+    const tokens = []
+    for (const seed of ['b1', 'c1', 'd1', 'e1', 'f1']) tokens.push(await ask(id(`client-${seed}`)))
+    expect(tokens.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
     const statuses = []
-    for (const [i, t] of issued.entries()) statuses.push(await send(t, 100 + i))
-    expect(statuses).toEqual([202, 202, 202, 429])
-    expect((await limitsStore.bufferStats()).updates).toBe(3) // the refused one stored nothing
-    now += 60_000
-    expect(await send(issued[3]!, 103)).toBe(202)
+    for (const [i, t] of tokens.entries()) statuses.push(await send(t, 100 + i))
+    expect(statuses).toEqual([202, 202, 202, 202, 202])
+    // B's own uploads: its second is over P15's one per version, its third over its limit.
+    expect(await send(tokens[0]!, 120)).toBe(409)
+    expect(await send(tokens[0]!, 121)).toBe(429)
+    expect((await limitsStore.bufferStats()).updates).toBe(5)
+    clock.now += 60_000
+    expect((await ask(a)).status).toBe(200)
     await limitsStore.close()
-    rmSync(limitsDir, { recursive: true, force: true })
+  })
+
+  it('[P21] fresh ids cannot lock an honest device out of its token (11,927 did in 19.5 s)', async () => {
+    const {
+      ask,
+      send,
+      register,
+      id,
+      store: limitsStore,
+    } = await limited({
+      perClientPerMinute: 30,
+      perSitePerMinute: 100,
+    })
+    const honest = await register()
+    expect(honest.status).toBe(200)
+    // Made-up ids, a thousand of them: refused, and they spend nothing anyone else needs.
+    for (let i = 0; i < 1000; i++) {
+      const fresh = await ask(`sybil-${String(i).padStart(4, '0')}`)
+      expect(fresh, `made-up id ${i}`).toMatchObject({ status: 400, error: 'E_CLIENT' })
+    }
+    // Ids the attacker paid for (stashed ones too) spend only their own quotas.
+    for (let i = 0; i < 20; i++) {
+      const statuses = new Set<number>()
+      for (let k = 0; k < 31; k++) statuses.add((await ask(id(`paid-${i}`))).status)
+      expect([...statuses].sort()).toEqual([200, 429])
+    }
+    // The attacker can use up the site's new ids for this minute...
+    let registered = 0
+    while ((await register()).status === 200) registered++
+    expect(registered).toBe(99)
+    // ...and the device with its id still gets its token and sends its update.
+    const token = await ask(honest.client)
+    expect(token.status).toBe(200)
+    expect(await send(token, 7)).toBe(202)
+    await limitsStore.close()
+  })
+
+  it('[P21] a client cannot pick its slice: made-up ids get none, an issued id keeps its own', async () => {
+    const { ask, register, store: limitsStore } = await limited({})
+    // Before P21, 39 fresh ids were enough to find a slice covering a chosen table row.
+    for (let i = 0; i < 50; i++) {
+      expect((await ask(`picker-${String(i).padStart(3, '0')}`)).status).toBe(400)
+    }
+    const device = await register()
+    const slices = new Set<number>()
+    for (let i = 0; i < 10; i++) slices.add((await ask(device.client)).slice!)
+    expect(slices.size).toBe(1) // another slice at this version takes another solved challenge
+    await limitsStore.close()
+  })
+
+  it('[P21] refused ids add no rate-limiter entry', async () => {
+    // Two keys at most: if refused ids took entries, they would evict A's and B's, whose
+    // counts would start again (the limiter forgets an evicted key's count).
+    const { ask, id, store: limitsStore } = await limited({ perClientPerMinute: 1, maxKeys: 2 })
+    const [a, b] = [id('client-a'), id('client-b')]
+    expect([(await ask(a)).status, (await ask(b)).status]).toEqual([200, 200])
+    for (let i = 0; i < 500; i++) expect((await ask(`refused-${i}-x`)).status).toBe(400)
+    expect([(await ask(a)).status, (await ask(b)).status]).toEqual([429, 429])
+    await limitsStore.close()
   })
 })

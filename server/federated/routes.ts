@@ -1,5 +1,6 @@
 // The federation's HTTP surface (PROTOCOL.md P13, P21–P23), mounted under /v1 by createApp:
-//   POST /v1/token           site key + client id → upload token, slice, version, layout
+//   POST /v1/client/…        a client id against a proof of work (clients.ts)
+//   POST /v1/token           site key + issued client id → upload token, slice, version, layout
 //   POST /v1/updates         Bearer upload token, binary body → 202 accepted / 200 duplicate / 4xx
 //   GET  /v1/federation      public counters: version, buffered, accepted, refused by code, (ε, δ)
 //   GET  /v1/admin/versions  admin token: every version with parent, metrics, model hash
@@ -24,14 +25,16 @@ import {
   type EvaluationSettings,
 } from '../evaluation/evaluate-versions'
 import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
+import { clientRoutes, verifyClientId, type ClientIdDeps } from './clients'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { NOT_EVALUATIONS, parseDocument } from './documents'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
+import { createRateLimiter } from './rate-limiter'
 import { isAdminToken } from './secrets'
 import { issueToken } from './tokens'
 
-export interface FederationDeps {
+export interface FederationDeps extends ClientIdDeps {
   store: FederationStore
   settings: FedBuffSettings
   site: string
@@ -42,7 +45,7 @@ export interface FederationDeps {
   /** Signs upload tokens and derives slices; the same across restarts and replicas (secrets.ts). */
   secret: Uint8Array
   now?: () => number
-  /** Uploads and tokens per client, and per site, per minute (P21); defaults.ts. */
+  /** Tokens and uploads per client a minute, new ids per site a minute (P21); defaults.ts. */
   rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
   training: UpdateTraining
@@ -54,7 +57,6 @@ export interface FederationDeps {
   log?: (line: string) => void
 }
 
-const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/
 /** A catalogue of 43,097 products is 7 MB of JSON; room for ten times that. */
 const MAX_SHOP_UPLOAD_BYTES = 64 * 2 ** 20
 /** Token requests and admin requests (`{version}`, metrics): a few hundred bytes. */
@@ -76,47 +78,54 @@ export function federationRoutes(deps: FederationDeps): Hono {
   const app = new Hono()
   const refused = new Map<IntakeCode, number>()
   const limits = { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits }
-  const perClient = createRateLimiter(limits.perClientPerMinute, now)
-  const perSite = createRateLimiter(limits.perSitePerMinute, now)
-  // A client over its own limit is refused before it can spend the site's.
-  const allow = (kind: 'token' | 'update', client: string) =>
-    perClient(`${kind}:${client}`) && perSite(`${kind}:${deps.site}`)
+  const perClient = createRateLimiter({
+    limit: limits.perClientPerMinute,
+    maxKeys: limits.maxKeys,
+    now,
+  })
+  // Per issued client only: ids cost work, and a site-wide quota here would let ids an attacker
+  // holds lock every other device out (P21). New ids have the site-wide quota (clients.ts).
+  const allow = (kind: 'token' | 'update', client: string) => perClient.take(`${kind}:${client}`)
   const currentVersion = async () => {
     const current = await deps.store.current()
     if (!current) throw new Error('expected a current version: seed the store first')
     return current.version
   }
 
+  app.route('/client', clientRoutes(deps))
+
   app.post('/token', limitBody(MAX_SMALL_BODY_BYTES), async (c) => {
-    const body = (await c.req.json().catch(() => null)) as {
-      siteKey?: unknown
-      client?: unknown
-      version?: unknown
-    } | null
-    if (!body || body.siteKey !== deps.siteKey) {
+    const request = parseDocument<{ siteKey: string; client: string; version?: number }>(
+      'token',
+      await c.req.text(),
+    )
+    if (!request.ok) {
+      const message = `expected {siteKey, client, version?}: ${request.message}`
+      return c.json({ error: 'E_REQUEST', message }, 400)
+    }
+    const body = request.value
+    if (body.siteKey !== deps.siteKey) {
       return c.json({ error: 'E_SITE_KEY', message: 'expected this site’s public key' }, 401)
     }
-    if (typeof body.client !== 'string' || !CLIENT_ID.test(body.client)) {
-      return c.json(
-        { error: 'E_CLIENT', message: 'expected a client id of 8–64 [A-Za-z0-9_-]' },
-        400,
-      )
+    // Checked before any rate-limiter entry is made: made-up ids cost the server nothing.
+    const client = verifyClientId(body.client, deps, now())
+    if (!client.ok) {
+      const message = `${client.reason}; POST /v1/client issues one (P21)`
+      return c.json({ error: 'E_CLIENT', message }, 400)
     }
-    if (!allow('token', body.client)) {
+    if (!allow('token', client.id)) {
       return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
     }
     const current = await currentVersion()
     // A device retrying an update trained on an earlier version asks for that version's slice.
     const version = body.version ?? current
-    const check = Number.isInteger(version)
-      ? checkVersion(version as number, current, deps.settings.maxStaleness)
-      : 'unknown'
+    const check = checkVersion(version, current, deps.settings.maxStaleness)
     if (check !== 'current' && check !== 'stale-ok') {
       const oldest = Math.max(1, current - deps.settings.maxStaleness)
-      const message = `expected a version from v${oldest} to v${current}, got ${String(version)}`
+      const message = `expected a version from v${oldest} to v${current}, got ${version}`
       return c.json({ error: 'E_VERSION_STALE', message }, 409)
     }
-    const issued = issueToken(deps.site, body.client, version as number, deps.secret, now())
+    const issued = issueToken(deps.site, client.id, version, deps.secret, now())
     return c.json({
       ...issued,
       version,
@@ -318,21 +327,4 @@ export function federationRoutes(deps: FederationDeps): Hono {
     refused.set(code, (refused.get(code) ?? 0) + 1)
   }
   return app
-}
-
-/** A fixed-window counter per key: at most `perMinute` calls each minute. */
-export function createRateLimiter(perMinute: number, now: () => number): (key: string) => boolean {
-  const windows = new Map<string, { start: number; count: number }>()
-  return (key) => {
-    const t = now()
-    let w = windows.get(key)
-    if (!w || t - w.start >= 60_000) {
-      // Forget stale windows now and then, so the map does not grow with every client ever seen.
-      if (windows.size > 100_000)
-        for (const [k, v] of windows) if (t - v.start >= 60_000) windows.delete(k)
-      w = { start: t, count: 0 }
-      windows.set(key, w)
-    }
-    return ++w.count <= perMinute
-  }
 }

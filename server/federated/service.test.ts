@@ -15,6 +15,7 @@ import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
+import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
 
 // The whole server side over real HTTP: seeded from a trainer export, serving releases from the
@@ -38,7 +39,10 @@ async function sendDeviceUpdate(client: string): Promise<number> {
   const issued = await (
     await fetch(`${origin}/v1/token`, {
       method: 'POST',
-      body: JSON.stringify({ siteKey: 'demo-shop', client }),
+      body: JSON.stringify({
+        siteKey: 'demo-shop',
+        client: issueClientId(federation.deps, client),
+      }),
     })
   ).json()
   const global = decodeWeights(

@@ -7,6 +7,7 @@ import type { FederationStore } from '../storage/store'
 import {
   DEFAULT_UPDATE_TRAINING,
   defaultSettings,
+  type ClientIdSettings,
   type RateLimits,
   type UpdateTraining,
 } from './defaults'
@@ -39,6 +40,10 @@ export interface FederationOptions {
   now?: () => number
   gaussian?: () => number
   rateLimits?: Partial<RateLimits>
+  /** The work a device does for its client id, and how long ids live (P21). */
+  clientIds?: Partial<ClientIdSettings>
+  /** Origins whose pages may register devices (P21); absent: any (the demo). */
+  allowedOrigins?: readonly string[]
   /** How a published version becomes current (publisher.ts); default `auto`. */
   promotion?: Promotion
   /** Cases scored per version and the promotion tolerance (P26). */
@@ -79,6 +84,8 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     secret: secrets.tokenSecret,
     now,
     rateLimits: options.rateLimits,
+    clientIds: options.clientIds,
+    allowedOrigins: options.allowedOrigins,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
     evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
     nItems: shape.nItems,

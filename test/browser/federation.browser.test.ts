@@ -1,7 +1,7 @@
 // The script tag talking to the aggregation server, in Debian Chromium: a shopper browses, the
-// worker fine-tunes when idle, trains an update from the global weights and uploads it; the
-// server publishes v2 from it and a reload syncs it. Every request the page makes is captured:
-// none may carry a product id the shopper viewed.
+// worker fine-tunes when idle, gets its client id against a proof of work (P21), trains an update
+// from the global weights and uploads it; the server publishes v2 from it and a reload syncs it.
+// Every request the page makes is captured: none may carry a product id the shopper viewed.
 import { serve } from '@hono/node-server'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -12,6 +12,7 @@ import { sketchPopularity } from '../../shared/popularity-sketch'
 import { decodeUpdate } from '../../shared/update-codec'
 import { decodeFloat16, encodeFloat16 } from '../../shared/weights-codec'
 import { createApp } from '../../server/app'
+import { verifyClientId } from '../../server/federated/clients'
 import { createFederation, type Federation } from '../../server/federated/service'
 import { openSqliteStore } from '../../server/storage/sqlite-store'
 import type { FederationStore } from '../../server/storage/store'
@@ -54,6 +55,8 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
       artifactsDir,
       site: 'test-shop',
       settings: { bufferSize: 1, minBuffer: 1, noiseMultiplier: 0, clipNorm: 10 },
+      // The real registration path at a test's difficulty (the default is BENCHMARKS.md's).
+      clientIds: { bits: 10 },
     })
     const app = createApp({ distDir, federation: federation.deps })
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
@@ -101,6 +104,12 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
       )
       // The token the worker asked for to learn its slice carried the upload too.
       expect(bodies.filter((b) => b.includes('/v1/token'))).toHaveLength(1)
+      // P21: one challenge solved in the worker, one id issued, and the update is under it.
+      expect(bodies.filter((b) => b.includes('/v1/client/challenge'))).toHaveLength(1)
+      expect(bodies.filter((b) => /\/v1\/client /.test(b))).toHaveLength(1)
+      expect(verifyClientId(stored!.clientId, federation.deps, Date.now())).toMatchObject({
+        ok: true,
+      })
 
       // Another visit step, another local training run on the same version: no second update
       // (the server would refuse it, P15), so no second token is even asked for.

@@ -1,7 +1,9 @@
 import 'fake-indexeddb/auto'
 import { IDBFactory } from 'fake-indexeddb'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { checkWork } from '../../../shared/proof-of-work'
 import { openStorage, type Storage } from '../storage'
+import { obtainClientId } from './client-id'
 import { drainOutbox, type UploaderDeps } from './uploader'
 
 const T0 = 1_700_000_000_000
@@ -46,7 +48,7 @@ describe('draining the outbox (PROTOCOL.md P12)', () => {
     fetch,
     manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
     siteKey: 'demo-shop',
-    clientId: async () => 'client-0001',
+    clientId: async () => ({ ok: true, id: 'client-0001' }),
     outbox: storage.outbox,
   })
 
@@ -109,16 +111,138 @@ describe('draining the outbox (PROTOCOL.md P12)', () => {
   })
 })
 
-describe('the device id for uploads', () => {
-  it('is created once, random, and kept', async () => {
+/**
+ * A fake server with P21's registration: challenges at 4 bits, ids for solved ones, tokens for
+ * issued ids only (E_CLIENT otherwise), uploads accepted. `register`: how /v1/client answers.
+ */
+function fakeFederation(register: 'issue' | 429 | 403 = 'issue') {
+  const paths: string[] = []
+  const issued = new Set<string>()
+  const fetch = (async (url: URL | string, init?: RequestInit) => {
+    const path = new URL(String(url)).pathname
+    paths.push(path)
+    const body = init?.body instanceof Uint8Array ? null : JSON.parse(String(init!.body))
+    if (path === '/v1/client/challenge') {
+      return Response.json({ challenge: `challenge-${paths.length}`, bits: 4, exp: T0 + 60_000 })
+    }
+    if (path === '/v1/client') {
+      if (register === 429) return Response.json({ error: 'E_RATE_LIMITED' }, { status: 429 })
+      if (register === 403) return Response.json({ error: 'E_ORIGIN' }, { status: 403 })
+      if (!checkWork(body.challenge, body.nonce, 4)) {
+        return Response.json({ error: 'E_WORK' }, { status: 400 })
+      }
+      const client = `issued-${body.challenge}`
+      issued.add(client)
+      return Response.json({ client, exp: T0 + 7 * 86_400_000 })
+    }
+    if (path === '/v1/token') {
+      if (!issued.has(body.client)) return Response.json({ error: 'E_CLIENT' }, { status: 400 })
+      return Response.json({ token: `t-${body.client}`, slice: 7, version: body.version })
+    }
+    return new Response('{}', { status: 202 })
+  }) as typeof globalThis.fetch
+  return { fetch, paths }
+}
+
+describe('the device id for uploads (P21)', () => {
+  let storage: Storage
+  beforeEach(async () => {
     globalThis.indexedDB = new IDBFactory()
-    const storage = await openStorage({ now: () => T0 })
-    const id = await storage.meta.clientId()
-    expect(id).toMatch(/^[0-9a-f]{32}$/)
-    expect(await storage.meta.clientId()).toBe(id)
-    globalThis.indexedDB = new IDBFactory()
-    const other = await openStorage({ now: () => T0 })
-    expect(await other.meta.clientId()).not.toBe(id)
+    storage = await openStorage({ now: () => T0 })
+    for (const key of ['a', 'b']) {
+      await storage.outbox.enqueue({
+        idempotencyKey: key,
+        baseVersion: 'v3',
+        body: Uint8Array.of(1),
+      })
+    }
+  })
+
+  const deps = (fetch: typeof globalThis.fetch): UploaderDeps => {
+    const ids = {
+      fetch,
+      manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
+      siteKey: 'demo-shop',
+      store: storage.meta,
+    }
+    return { ...ids, clientId: (renew) => obtainClientId(ids, renew), outbox: storage.outbox }
+  }
+
+  it('[P21] registers once, with the proof of work, before its first token, and keeps the id', async () => {
+    expect(await storage.meta.loadClientId()).toBeNull()
+    const server = fakeFederation()
+    expect(await drainOutbox(deps(server.fetch))).toEqual({ sent: 2, dropped: 0, kept: 0 })
+    expect(server.paths).toEqual([
+      '/v1/client/challenge',
+      '/v1/client',
+      '/v1/token',
+      '/v1/updates',
+      '/v1/token',
+      '/v1/updates',
+    ])
+    const id = await storage.meta.loadClientId()
+    expect(id).toBe('issued-challenge-1')
+    // Reopened, the device still has it and does no work again.
+    storage = await openStorage({ now: () => T0 })
+    expect(await storage.meta.loadClientId()).toBe(id)
+  })
+
+  it('[P21] replaces a stored id the server refuses (E_CLIENT), once, and keeps the new one', async () => {
+    // What a device stored before P21: 128 random bits in hex.
+    await storage.meta.saveClientId('0123456789abcdef0123456789abcdef')
+    const server = fakeFederation()
+    expect(await drainOutbox(deps(server.fetch))).toEqual({ sent: 2, dropped: 0, kept: 0 })
+    expect(server.paths).toEqual([
+      '/v1/token', // refused: E_CLIENT
+      '/v1/client/challenge',
+      '/v1/client',
+      '/v1/token',
+      '/v1/updates',
+      '/v1/token',
+      '/v1/updates',
+    ])
+    expect(await storage.meta.loadClientId()).toBe('issued-challenge-2')
+  })
+
+  it('keeps its uploads and its solved challenge while new ids are rationed (429), drops the uploads when refused for good', async () => {
+    const busy = fakeFederation(429)
+    expect(await drainOutbox(deps(busy.fetch))).toEqual({ sent: 0, dropped: 0, kept: 2 })
+    expect(await storage.meta.loadClientId()).toBeNull()
+    // The solved challenge is sent again later, without doing the work again.
+    const kept = {}
+    const ids = {
+      fetch: busy.fetch,
+      manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
+      siteKey: 'demo-shop',
+      store: storage.meta,
+      kept,
+      now: () => T0,
+    }
+    busy.paths.length = 0
+    await obtainClientId(ids)
+    await obtainClientId(ids)
+    expect(busy.paths).toEqual(['/v1/client/challenge', '/v1/client', '/v1/client'])
+    expect(kept).toMatchObject({ solution: { exp: T0 + 60_000 } })
+    await obtainClientId({ ...ids, now: () => T0 + 60_000 }) // the challenge has expired
+    expect(busy.paths.slice(3)).toEqual(['/v1/client/challenge', '/v1/client'])
+    // A page on an origin the site does not list (E_ORIGIN) will never get an id.
+    const foreign = fakeFederation(403)
+    expect(await drainOutbox(deps(foreign.fetch))).toEqual({ sent: 0, dropped: 2, kept: 0 })
+    expect(foreign.paths.filter((p) => p === '/v1/updates')).toEqual([])
+  })
+
+  it('stops the work when asked (consent withdrawn)', async () => {
+    const stop = new AbortController()
+    stop.abort()
+    const ids = {
+      fetch: fakeFederation().fetch,
+      manifestUrl: new URL('http://127.0.0.1:9/artifacts/manifest.json'),
+      siteKey: 'demo-shop',
+      store: storage.meta,
+      work: { signal: stop.signal },
+    }
+    await expect(obtainClientId(ids)).rejects.toThrow()
+    expect(await storage.meta.loadClientId()).toBeNull()
   })
 
   it('remembers the version the device last sent an update for', async () => {

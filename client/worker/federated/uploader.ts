@@ -4,13 +4,18 @@
 // and the answer decides: accepted or duplicate → done; any other 4xx → the server will never
 // take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
 import type { OutboxStore } from '../storage'
+import type { ClientIdResult } from './client-id'
 
 export interface UploaderDeps {
   fetch: typeof fetch
   /** The manifest's URL: the federation routes are /v1/… on its origin. */
   manifestUrl: URL
   siteKey: string
-  clientId: () => Promise<string>
+  /**
+   * This device's issued id (client-id.ts): the stored one, or with `renew` a new one, asked for
+   * when the server refused the stored one (E_CLIENT).
+   */
+  clientId: (renew: boolean) => Promise<ClientIdResult>
   outbox: OutboxStore
 }
 
@@ -22,26 +27,29 @@ export interface TokenAnswer {
 
 export type DrainResult = { sent: number; dropped: number; kept: number }
 
-/** Asks for an upload token for `version` (default: the server's current one). */
+/**
+ * Asks for an upload token for `version` (default: the server's current one). A stored id the
+ * server refuses is replaced once, and the token asked again with the new one.
+ */
 export async function requestToken(
   deps: Omit<UploaderDeps, 'outbox'>,
   version?: number,
 ): Promise<{ ok: true; answer: TokenAnswer } | { ok: false; retry: boolean; reason: string }> {
-  let response: Response
-  try {
-    response = await deps.fetch(new URL('/v1/token', deps.manifestUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ siteKey: deps.siteKey, client: await deps.clientId(), version }),
-    })
-  } catch (error) {
-    return { ok: false, retry: true, reason: String(error) }
+  let id = await deps.clientId(false)
+  if (!id.ok) return id
+  let answer = await askToken(deps, id.id, version)
+  // The stored id is not one the server takes (expired, or random from before P21): once more
+  // with a new one.
+  if (answer.status === 400 && answer.body?.error === 'E_CLIENT') {
+    id = await deps.clientId(true)
+    if (!id.ok) return id
+    answer = await askToken(deps, id.id, version)
   }
-  if (!response.ok) {
-    const retry = response.status === 429 || response.status >= 500
-    return { ok: false, retry, reason: `token: HTTP ${response.status}` }
+  if (answer.status < 200 || answer.status > 299 || !answer.body) {
+    const retry = answer.status === 0 || answer.status === 429 || answer.status >= 500
+    return { ok: false, retry, reason: `token: ${answer.reason}` }
   }
-  return { ok: true, answer: (await response.json()) as TokenAnswer }
+  return { ok: true, answer: answer.body as unknown as TokenAnswer }
 }
 
 /**
@@ -90,6 +98,26 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
     }
   }
   return result
+}
+
+/** The server's status and JSON answer; status 0 when no answer came. */
+async function askToken(
+  deps: Omit<UploaderDeps, 'outbox'>,
+  client: string,
+  version?: number,
+): Promise<{ status: number; body: Record<string, unknown> | null; reason: string }> {
+  try {
+    const response = await deps.fetch(new URL('/v1/token', deps.manifestUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ siteKey: deps.siteKey, client, version }),
+    })
+    const body = (await response.json().catch(() => null)) as Record<string, unknown> | null
+    const code = typeof body?.error === 'string' ? ` ${body.error}` : ''
+    return { status: response.status, body, reason: `HTTP ${response.status}${code}` }
+  } catch (error) {
+    return { status: 0, body: null, reason: String(error) }
+  }
 }
 
 /** One upload attempt: the HTTP status, or 0 when no answer came. */

@@ -22,8 +22,10 @@ export interface MetaStore {
   loadSchemaInfo(): Promise<Extract<MetaRecord, { key: 'schema' }> | null>
   loadTrainingState(): Promise<TrainingState>
   saveTrainingState(state: TrainingState): Promise<void>
-  /** This device's federation client id, created (random, 128 bits) on first use. */
-  clientId(): Promise<string>
+  /** This device's federation client id as the server issued it (P21), or null: none yet. */
+  loadClientId(): Promise<string | null>
+  /** Keeps an id the server issued, replacing the one before (expired, or from before P21). */
+  saveClientId(id: string): Promise<void>
   /** The release version this device last queued an update for, or null. */
   loadLastUpdateVersion(): Promise<string | null>
   /**
@@ -87,13 +89,11 @@ export function createMetaStore(context: StorageContext): MetaStore {
     async loadReportedThrough() {
       return (await load('federation'))?.reportedThroughSessionId ?? null
     },
-    async clientId() {
-      const existing = await load('client')
-      if (existing) return existing.id
-      const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
-      const id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
-      await save({ key: 'client', id, createdAtMs: context.now() })
-      return id
+    async loadClientId() {
+      return (await load('client'))?.id ?? null
+    },
+    saveClientId(id) {
+      return save({ key: 'client', id, createdAtMs: context.now() })
     },
   }
 }

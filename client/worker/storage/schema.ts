@@ -86,7 +86,11 @@ export type MetaRecord =
   | { key: 'consent'; granted: boolean; updatedAtMs: number }
   | ({ key: 'training' } & TrainingState)
   | { key: 'cart'; items: CartItem[] }
-  /** This device's random id for federated uploads (one update per client per version, P15). */
+  /**
+   * This device's id for federated uploads (one update per client per version, P15), issued by
+   * the server against a proof of work (P21); stores from before P21 hold a random one, which the
+   * server refuses and the device then replaces.
+   */
   | { key: 'client'; id: string; createdAtMs: number }
   /** The last release version this device sent an update for (one per version, P15). */
   | {
