@@ -1,6 +1,7 @@
 // The aggregation server's runtime wiring: a store (SQLite by default), seeded from the trainer's
-// export, settings sized from the model, the routes' dependencies, and the publisher loop that
-// turns the buffer into versions. server/main.ts starts it; tests and `npm run sim` too.
+// export, settings sized from the model, the routes' dependencies, the job thread (server/jobs/)
+// that publishes and scores versions, and the publisher loop that asks it to turn the buffer into
+// versions. server/main.ts starts it; tests and `npm run sim` too.
 import { randomBytes } from 'node:crypto'
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
@@ -12,13 +13,9 @@ import {
   type UpdateTraining,
 } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
-import {
-  DEFAULT_EVALUATION,
-  reviewCandidates,
-  type CandidateDecision,
-  type EvaluationSettings,
-} from '../evaluation/evaluate-versions'
-import { publishIfDue, type Promotion, type PublishAttempt } from './publisher'
+import type { CandidateDecision, EvaluationSettings } from '../evaluation/evaluate-versions'
+import { createJobs } from '../jobs/jobs'
+import type { Promotion, PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
 
@@ -36,8 +33,6 @@ export interface FederationOptions {
   secret?: Uint8Array
   settings?: Partial<FedBuffSettings>
   training?: UpdateTraining
-  now?: () => number
-  gaussian?: () => number
   rateLimits?: Partial<RateLimits>
   /** How a published version becomes current (publisher.ts); default `auto`. */
   promotion?: Promotion
@@ -53,6 +48,8 @@ export interface Federation {
   reviewNow(): Promise<CandidateDecision[]>
   /** Starts checking every `intervalMs`; returns a stop function. */
   startPublisher(intervalMs: number, log?: (line: string) => void): () => void
+  /** Ends the job thread (the store is the caller's to close). */
+  close(): Promise<void>
 }
 
 export async function createFederation(options: FederationOptions): Promise<Federation> {
@@ -63,8 +60,13 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   if (!model) throw new Error(`expected the model of v${current.version} in the store`)
   const { shape } = splitWeights(decodeWeights(model))
   const settings = { ...defaultSettings(shape), ...options.settings }
-  const now = options.now ?? Date.now
-  const gaussian = options.gaussian ?? createGaussian()
+  const promotion = options.promotion ?? 'auto'
+  const jobs = createJobs({
+    store: store.config,
+    settings,
+    promotion,
+    evaluation: options.evaluation,
+  })
   const deps: FederationDeps = {
     store,
     settings,
@@ -72,16 +74,13 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     siteKey: options.siteKey ?? options.site ?? 'demo-shop',
     adminToken: options.adminToken ?? randomBytes(18).toString('base64url'),
     secret: options.secret ?? randomBytes(32),
-    now,
     rateLimits: options.rateLimits,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
-    evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
     nItems: shape.nItems,
+    jobs,
   }
-  const promotion = options.promotion ?? 'auto'
-  const publishNow = () => publishIfDue({ store, settings, now, gaussian, promotion })
-  const reviewNow = async () =>
-    promotion === 'evaluated' ? reviewCandidates(store, deps.evaluation) : []
+  const publishNow = () => jobs.publish()
+  const reviewNow = async () => (promotion === 'evaluated' ? jobs.review() : [])
   return {
     deps,
     publishNow,
@@ -111,16 +110,6 @@ export async function createFederation(options: FederationOptions): Promise<Fede
       }, intervalMs)
       return () => clearInterval(timer)
     },
-  }
-}
-
-/** N(0, 1) from crypto-grade uniforms (Box–Muller): DP noise must not be predictable. */
-export function createGaussian(): () => number {
-  const buffer = new Uint32Array(2)
-  return () => {
-    globalThis.crypto.getRandomValues(buffer)
-    const u = (buffer[0]! + 1) / 4294967297
-    const v = buffer[1]! / 4294967296
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
+    close: () => jobs.close(),
   }
 }
