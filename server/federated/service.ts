@@ -87,6 +87,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     reviewNow,
     startPublisher(intervalMs, log = () => {}) {
       let running = false
+      let stopped = false
       const timer = setInterval(() => {
         if (running) return
         running = true
@@ -105,10 +106,16 @@ export async function createFederation(options: FederationOptions): Promise<Fede
               )
             }
           })
-          .catch((error: unknown) => log(`publishing failed, will retry: ${String(error)}`))
+          // Once stopped, a failure is the job thread being closed under the check.
+          .catch((error: unknown) => {
+            if (!stopped) log(`publishing failed, will retry: ${String(error)}`)
+          })
           .finally(() => (running = false))
       }, intervalMs)
-      return () => clearInterval(timer)
+      return () => {
+        stopped = true
+        clearInterval(timer)
+      }
     },
     close: () => jobs.close(),
   }
