@@ -1,8 +1,11 @@
-// npm run bench:server: the aggregation server's intake under load, each replica a real process.
-// Accepted updates per second and latency percentiles at the real update size (the DIGINETICA
-// layout with its popularity sketch, 64,872 bytes), for one SQLite replica pinned to one core, and for one and three
-// replicas sharing PostgreSQL. Publishing is off (a huge buffer): this measures intake. The load
-// generator runs in this process on the same two cores. Writes bench/results/server.json.
+// npm run bench:server: the aggregation server under load, each replica a real process.
+// 1. Intake: accepted updates per second and latency percentiles at the real update size (the
+//    DIGINETICA layout with its popularity sketch, 64,872 bytes), for one SQLite replica pinned to
+//    one core, and for one and three replicas sharing PostgreSQL. Publishing is off.
+// 2. Intake while publishing and evaluating: one SQLite replica with `evaluated` promotion, a
+//    validation set and a small buffer, so that versions are published and scored during the
+//    load; latency of every token, upload and status request at 1, 8 and 64 concurrent clients.
+// The load generator runs in this process on the same machine. Writes bench/results/server.json.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -11,15 +14,18 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { encodeUpdate, updateByteLength } from '../shared/update-codec'
 import { sketchPopularity } from '../shared/popularity-sketch'
+import type { Catalogue } from '../shared/protocol'
 import { decodeWeights } from '../shared/weights-codec'
 import {
   DEFAULT_DENSE_COORDINATES,
   DEFAULT_SLICE_ROWS,
   popularityBucketsFor,
 } from '../server/federated/defaults'
+import { issueClientId } from '../server/federated/clients'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
+import type { SessionDataset } from '../train/data/types'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../client/worker/model/gru-model'
 import { exportModelWeights } from '../client/worker/model/model-weights'
 import { setNodeBackend } from '../train/node-backend'
@@ -40,6 +46,29 @@ interface Row {
   updatesPerSecond: number
   p50Ms: number
   p99Ms: number
+}
+
+/** One kind of request at one concurrency, while the server publishes and evaluates. */
+interface JobsRow {
+  concurrency: number
+  request: 'token' | 'upload' | 'status probe'
+  requests: number
+  /** Answers other than 200/202, and requests that got none (connection reset). */
+  failed: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+/** What the server did during one concurrency's window, from /v1/admin/versions. */
+interface JobsWindow {
+  concurrency: number
+  seconds: number
+  accepted: number
+  /** Versions published (candidates) during the window. */
+  publishes: number
+  /** Versions that gained a validation score during the window. */
+  evaluations: number
 }
 
 const percentile = (xs: number[], p: number) => {
@@ -90,18 +119,78 @@ const modelLayout = {
 /** The server's default for the DIGINETICA model: the values and a popularity sketch (P28). */
 const layout = { ...modelLayout, popularityBuckets: popularityBucketsFor(modelLayout) }
 
+/**
+ * The one place the bench makes a device's client id: the id POST /v1/client would issue after
+ * the proof of work (P21), minted with the replicas' secret. It is also a valid id for a server
+ * from before issued ids (any 8–64 [A-Za-z0-9_-]), so the bench runs against older code too.
+ */
+function newClientId(secret: string, label: string): string {
+  return issueClientId({ site: 'demo-shop', secret: Buffer.from(secret, 'hex') }, `bench-${label}`)
+}
+
+async function issueToken(origin: string, client: string) {
+  const response = await fetch(`${origin}/v1/token`, {
+    method: 'POST',
+    body: JSON.stringify({ siteKey: 'demo-shop', client }),
+  })
+  const issued = (await response.json()) as { token: string; slice: number; version: number }
+  return { status: response.status, ...issued }
+}
+
+/** Update values of norm 0.5 (the clip bound is 1), made once: drawing them took 5 ms each. */
+const updateValues = Array.from({ length: 8 }, () => {
+  const values = Float32Array.from({ length: 16_384 + 150 * 100 }, () => Math.random() - 0.5)
+  let norm = 0
+  for (const v of values) norm += v * v
+  const scale = 0.5 / Math.sqrt(norm)
+  for (let k = 0; k < values.length; k++) values[k] = values[k]! * scale
+  return values
+})
+
+/** An update for the slice and version a token names (0.6 ms to encode). */
+function updateBody(issued: { slice: number; version: number }): Uint8Array {
+  return encodeUpdate({
+    baseVersion: issued.version,
+    examples: 10,
+    slice: issued.slice,
+    layout,
+    idempotencyKey: randomBytes(16),
+    values: updateValues[issued.slice % updateValues.length]!,
+    popularity: sketchPopularity(
+      [Int32Array.from({ length: 6 }, () => Math.floor(Math.random() * 43_097))],
+      issued.version,
+      layout.popularityBuckets,
+    ).values,
+    score: { cases: 10, hits20: 5, reciprocalRank20: 1.5 },
+  })
+}
+
+const upload = (origin: string, token: string, body: Uint8Array) =>
+  fetch(`${origin}/v1/updates`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: body as Uint8Array<ArrayBuffer>,
+  })
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       uploads: { type: 'string', default: '1500' },
       concurrency: { type: 'string', default: '32' },
+      /** `intake`, `jobs` (intake while publishing and evaluating) or both. */
+      scenarios: { type: 'string', default: 'intake,jobs' },
+      /** Seconds of load at each concurrency of the jobs scenario. */
+      seconds: { type: 'string', default: '30' },
+      results: { type: 'string', default: path.join('bench', 'results', 'server.json') },
     },
     strict: true,
   })
   const uploads = Number(values.uploads)
   const concurrency = Number(values.concurrency)
+  const scenarios = new Set(values.scenarios!.split(','))
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-bench-server-'))
   const rows: Row[] = []
+  const jobs: { rows: JobsRow[]; windows: JobsWindow[] } = { rows: [], windows: [] }
   const schemas: string[] = []
   try {
     // A DIGINETICA-sized release: the trained model if there is one, else a seeded one.
@@ -118,152 +207,55 @@ async function main(): Promise<void> {
       })
     const artifactsDir = path.join(work, 'artifacts')
     await exportArtifacts({ dataset, model, outDir: artifactsDir })
-    const secret = randomBytes(32)
-    const federation = {
-      artifactsDir,
-      secret: secret.toString('hex'),
-      settings: { bufferSize: 1e9, minBuffer: 1e9, maxWaitMs: 1e12, clipNorm: 1 },
-      // Sent as JSON to each replica, where Infinity would arrive as null.
-      rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
-      publishEveryMs: 3_600_000,
+    const secret = randomBytes(32).toString('hex')
+    if (scenarios.has('intake')) {
+      rows.push(
+        ...(await benchIntake({ work, artifactsDir, secret, uploads, concurrency, schemas })),
+      )
     }
-
-    const setups: Array<{
-      setup: string
-      replicas: number
-      pin: boolean
-      store: (i: number) => object
-    }> = [
-      {
-        setup: 'SQLite, one core',
-        replicas: 1,
-        pin: true,
-        store: () => ({ sqliteFile: path.join(work, 'bench.db') }),
-      },
-    ]
-    try {
-      await ensurePostgres()
-      for (const n of [1, 3]) {
-        const schema = `bench_${process.pid}_${n}`
-        schemas.push(schema)
-        setups.push({
-          setup: 'PostgreSQL',
-          replicas: n,
-          pin: false,
-          store: () => ({ postgresUrl: POSTGRES_URL, schema }),
-        })
-      }
-    } catch (error) {
-      console.error(`no PostgreSQL rows: ${String(error)}`)
-    }
-
-    for (const s of setups) {
-      const replicas: Replica[] = []
-      // Start one replica first: it seeds the store; the others find it seeded.
-      for (let i = 0; i < s.replicas; i++) {
-        replicas.push(
-          await startReplica(
-            { port: 0, distDir: work, federation: { ...federation, ...s.store(i) } },
-            s.pin,
-          ),
-        )
-      }
-      try {
-        // Tokens and bodies are made before the clock starts: the bench times uploads only.
-        const prepared: Array<{ origin: string; token: string; body: Uint8Array }> = []
-        for (let i = 0; i < uploads; i++) {
-          const origin = replicas[i % replicas.length]!.origin
-          const issued = (await (
-            await fetch(`${origin}/v1/token`, {
-              method: 'POST',
-              body: JSON.stringify({
-                siteKey: 'demo-shop',
-                client: `bench-${s.replicas}-${i}`.padEnd(8, '0'),
-              }),
-            })
-          ).json()) as { token: string; slice: number; version: number }
-          const values = Float32Array.from(
-            { length: 16_384 + 150 * 100 },
-            () => Math.random() - 0.5,
-          )
-          let norm = 0
-          for (const v of values) norm += v * v
-          const scale = 0.5 / Math.sqrt(norm)
-          for (let k = 0; k < values.length; k++) values[k] = values[k]! * scale
-          prepared.push({
-            origin,
-            token: issued.token,
-            body: encodeUpdate({
-              baseVersion: issued.version,
-              examples: 10,
-              slice: issued.slice,
-              layout,
-              idempotencyKey: randomBytes(16),
-              values,
-              popularity: sketchPopularity(
-                [Int32Array.from({ length: 6 }, () => Math.floor(Math.random() * 43_097))],
-                issued.version,
-                layout.popularityBuckets,
-              ).values,
-              score: { cases: 10, hits20: 5, reciprocalRank20: 1.5 },
-            }),
-          })
-        }
-        const latencies: number[] = []
-        let accepted = 0
-        let next = 0
-        const started = performance.now()
-        await Promise.all(
-          Array.from({ length: concurrency }, async () => {
-            while (next < prepared.length) {
-              const p = prepared[next++]!
-              const t0 = performance.now()
-              const response = await fetch(`${p.origin}/v1/updates`, {
-                method: 'POST',
-                headers: { authorization: `Bearer ${p.token}` },
-                body: p.body as Uint8Array<ArrayBuffer>,
-              })
-              await response.arrayBuffer()
-              latencies.push(performance.now() - t0)
-              if (response.status === 202) accepted++
-            }
-          }),
-        )
-        const seconds = (performance.now() - started) / 1000
-        const row: Row = {
-          setup: s.setup,
-          replicas: s.replicas,
-          uploads,
-          accepted,
-          seconds,
-          updatesPerSecond: accepted / seconds,
-          p50Ms: percentile(latencies, 50),
-          p99Ms: percentile(latencies, 99),
-        }
-        rows.push(row)
-        console.error(
-          `${s.setup}, ${s.replicas} replica(s): ${row.updatesPerSecond.toFixed(0)} updates/s, p99 ${row.p99Ms.toFixed(1)} ms`,
-        )
-      } finally {
-        await stopReplicas(replicas)
-      }
+    if (scenarios.has('jobs')) {
+      const seconds = Number(values.seconds)
+      Object.assign(
+        jobs,
+        await benchIntakeDuringJobs({ work, artifactsDir, secret, dataset, seconds }),
+      )
     }
   } finally {
     if (schemas.length) await dropSchemas(schemas).catch(() => {})
     await rm(work, { recursive: true, force: true })
   }
-  const table = [
-    '| setup | replicas | accepted / sent | updates/s | p50 ms | p99 ms |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(
-      (r) =>
-        `| ${r.setup} | ${r.replicas} | ${r.accepted} / ${r.uploads} | ${r.updatesPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`,
-    ),
-  ].join('\n')
-  console.log(
-    `\nupload body ${updateByteLength(layout)} B, ${concurrency} concurrent clients\n\n${table}`,
-  )
-  const out = path.resolve('bench', 'results', 'server.json')
+  if (rows.length > 0) {
+    const table = [
+      '| setup | replicas | accepted / sent | updates/s | p50 ms | p99 ms |',
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) =>
+          `| ${r.setup} | ${r.replicas} | ${r.accepted} / ${r.uploads} | ${r.updatesPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`,
+      ),
+    ].join('\n')
+    console.log(
+      `\nupload body ${updateByteLength(layout)} B, ${concurrency} concurrent clients\n\n${table}`,
+    )
+  }
+  if (jobs.rows.length > 0) {
+    const table = [
+      '| clients | request | requests | failed | p50 ms | p99 ms | max ms |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+      ...jobs.rows.map(
+        (r) =>
+          `| ${r.concurrency} | ${r.request} | ${r.requests} | ${r.failed} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.maxMs.toFixed(1)} |`,
+      ),
+    ].join('\n')
+    const windows = jobs.windows
+      .map(
+        (w) =>
+          `${w.concurrency} clients: ${w.seconds.toFixed(1)} s, ${w.accepted} accepted, ` +
+          `${w.publishes} publishes, ${w.evaluations} evaluations`,
+      )
+      .join('\n')
+    console.log(`\nintake while publishing and evaluating\n\n${table}\n\n${windows}`)
+  }
+  const out = path.resolve(values.results!)
   await mkdir(path.dirname(out), { recursive: true })
   await writeFile(
     out,
@@ -274,12 +266,271 @@ async function main(): Promise<void> {
         command: describeCommand('bench:server'),
         concurrency,
         rows,
+        intakeDuringJobs: jobs,
       },
       null,
       2,
     ) + '\n',
   )
   console.log(`\nwritten ${path.relative(process.cwd(), out)}`)
+}
+
+async function benchIntake(options: {
+  work: string
+  artifactsDir: string
+  secret: string
+  uploads: number
+  concurrency: number
+  /** PostgreSQL schemas made here, for the caller to drop. */
+  schemas: string[]
+}): Promise<Row[]> {
+  const { work, artifactsDir, secret, uploads, concurrency, schemas } = options
+  const federation = {
+    artifactsDir,
+    secret,
+    settings: { bufferSize: 1e9, minBuffer: 1e9, maxWaitMs: 1e12, clipNorm: 1 },
+    // Sent as JSON to each replica, where Infinity would arrive as null.
+    rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
+    publishEveryMs: 3_600_000,
+  }
+  const setups: Array<{
+    setup: string
+    replicas: number
+    pin: boolean
+    store: (i: number) => object
+  }> = [
+    {
+      setup: 'SQLite, one core',
+      replicas: 1,
+      pin: true,
+      store: () => ({ sqliteFile: path.join(work, 'bench.db') }),
+    },
+  ]
+  try {
+    await ensurePostgres()
+    for (const n of [1, 3]) {
+      const schema = `bench_${process.pid}_${n}`
+      schemas.push(schema)
+      setups.push({
+        setup: 'PostgreSQL',
+        replicas: n,
+        pin: false,
+        store: () => ({ postgresUrl: POSTGRES_URL, schema }),
+      })
+    }
+  } catch (error) {
+    console.error(`no PostgreSQL rows: ${String(error)}`)
+  }
+
+  const rows: Row[] = []
+  for (const s of setups) {
+    const replicas: Replica[] = []
+    // Start one replica first: it seeds the store; the others find it seeded.
+    for (let i = 0; i < s.replicas; i++) {
+      replicas.push(
+        await startReplica(
+          { port: 0, distDir: work, federation: { ...federation, ...s.store(i) } },
+          s.pin,
+        ),
+      )
+    }
+    try {
+      // Tokens and bodies are made before the clock starts: the bench times uploads only.
+      const prepared: Array<{ origin: string; token: string; body: Uint8Array }> = []
+      for (let i = 0; i < uploads; i++) {
+        const origin = replicas[i % replicas.length]!.origin
+        const issued = await issueToken(origin, newClientId(secret, `${s.replicas}-${i}`))
+        prepared.push({ origin, token: issued.token, body: updateBody(issued) })
+      }
+      const latencies: number[] = []
+      let accepted = 0
+      let next = 0
+      const started = performance.now()
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < prepared.length) {
+            const p = prepared[next++]!
+            const t0 = performance.now()
+            const response = await upload(p.origin, p.token, p.body)
+            await response.arrayBuffer()
+            latencies.push(performance.now() - t0)
+            if (response.status === 202) accepted++
+          }
+        }),
+      )
+      const seconds = (performance.now() - started) / 1000
+      const row: Row = {
+        setup: s.setup,
+        replicas: s.replicas,
+        uploads,
+        accepted,
+        seconds,
+        updatesPerSecond: accepted / seconds,
+        p50Ms: percentile(latencies, 50),
+        p99Ms: percentile(latencies, 99),
+      }
+      rows.push(row)
+      console.error(
+        `${s.setup}, ${s.replicas} replica(s): ${row.updatesPerSecond.toFixed(0)} updates/s, p99 ${row.p99Ms.toFixed(1)} ms`,
+      )
+    } finally {
+      await stopReplicas(replicas)
+    }
+  }
+  return rows
+}
+
+/**
+ * Scenario 2: one SQLite replica (not pinned: it may use both cores, as the load generator does)
+ * publishing from a buffer of 200 and scoring every candidate on 5,000 held-out cases, while
+ * clients at each concurrency ask for a token and upload, and one client polls the status.
+ */
+async function benchIntakeDuringJobs(options: {
+  work: string
+  artifactsDir: string
+  secret: string
+  dataset: SessionDataset
+  seconds: number
+}): Promise<{ rows: JobsRow[]; windows: JobsWindow[] }> {
+  const { work, artifactsDir, secret, dataset, seconds } = options
+  const adminToken = randomBytes(18).toString('hex')
+  const replica = await startReplica(
+    {
+      port: 0,
+      distDir: work,
+      federation: {
+        artifactsDir,
+        secret,
+        adminToken,
+        sqliteFile: path.join(work, 'jobs.db'),
+        promotion: 'evaluated',
+        // σ = 1 (the default): most candidates trail current and are kept back, so each
+        // publish is followed by one evaluation of 5,000 cases.
+        settings: { bufferSize: 200, minBuffer: 200, maxWaitMs: 1e12, clipNorm: 1 },
+        rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
+        publishEveryMs: 500,
+      },
+    },
+    false,
+  )
+  const { origin } = replica
+  const admin = (route: string, init: RequestInit = {}) =>
+    fetch(`${origin}/v1/admin/${route}`, {
+      ...init,
+      headers: { authorization: `Bearer ${adminToken}` },
+    })
+  try {
+    // The operator's validation set: held-out (test) sessions as the catalogue's product ids.
+    const manifest = (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as {
+      catalogue: { url: string }
+    }
+    const catalogue = JSON.parse(
+      await readFile(path.join(artifactsDir, manifest.catalogue.url), 'utf8'),
+    ) as Catalogue
+    const sessions = dataset.test
+      .slice(0, 5_000)
+      .map((s) => Array.from(s, (i) => catalogue.items[i]!.id))
+    const stored = await admin('validation', {
+      method: 'PUT',
+      body: JSON.stringify({ type: 'pocketrec-validation', sessions }),
+    })
+    if (stored.status !== 201) throw new Error(`validation set: ${await stored.text()}`)
+
+    const versions = async () => {
+      const listed = (await (await admin('versions')).json()) as {
+        versions: Array<{ version: number; metrics: Record<string, number> }>
+      }
+      return listed.versions
+    }
+    const rows: JobsRow[] = []
+    const windows: JobsWindow[] = []
+    let clients = 0
+    for (const concurrency of [1, 8, 64]) {
+      const latencies: Record<JobsRow['request'], number[]> = {
+        token: [],
+        upload: [],
+        'status probe': [],
+      }
+      const failed = { token: 0, upload: 0, 'status probe': 0 }
+      const timed = async (kind: JobsRow['request'], request: () => Promise<Response>) => {
+        const t0 = performance.now()
+        let answer = { status: 0, body: new ArrayBuffer(0) }
+        try {
+          const response = await request()
+          answer = { status: response.status, body: await response.arrayBuffer() }
+        } catch {
+          // A connection reset: a server blocked past its keep-alive timeout closes connections
+          // that already carry a request. Counted as failed, with the time it took to fail.
+        }
+        latencies[kind].push(performance.now() - t0)
+        if (answer.status !== 200 && answer.status !== 202) failed[kind]++
+        return answer
+      }
+      const before = await versions()
+      let accepted = 0
+      const started = performance.now()
+      const deadline = started + seconds * 1000
+      const device = async () => {
+        while (performance.now() < deadline) {
+          const client = newClientId(secret, `jobs-${clients++}`)
+          const issued = await timed('token', () =>
+            fetch(`${origin}/v1/token`, {
+              method: 'POST',
+              body: JSON.stringify({ siteKey: 'demo-shop', client }),
+            }),
+          )
+          if (issued.status !== 200) continue
+          const { token, slice, version } = JSON.parse(new TextDecoder().decode(issued.body))
+          const body = updateBody({ slice, version })
+          const sent = await timed('upload', () => upload(origin, token, body))
+          if (sent.status === 202) accepted++
+        }
+      }
+      const probe = async () => {
+        while (performance.now() < deadline) {
+          await timed('status probe', () => fetch(`${origin}/v1/federation`))
+          await new Promise((resolve) => setTimeout(resolve, 100))
+        }
+      }
+      await Promise.all([probe(), ...Array.from({ length: concurrency }, device)])
+      const elapsed = (performance.now() - started) / 1000
+      const after = await versions()
+      const scored = (list: typeof before) =>
+        new Set(list.filter((v) => v.metrics.validationCases !== undefined).map((v) => v.version))
+      const scoredBefore = scored(before)
+      windows.push({
+        concurrency,
+        seconds: elapsed,
+        accepted,
+        publishes: after.length - before.length,
+        evaluations: [...scored(after)].filter((v) => !scoredBefore.has(v)).length,
+      })
+      for (const request of ['token', 'upload', 'status probe'] as const) {
+        const xs = latencies[request]
+        rows.push({
+          concurrency,
+          request,
+          requests: xs.length,
+          failed: failed[request],
+          p50Ms: percentile(xs, 50),
+          p99Ms: percentile(xs, 99),
+          maxMs: Math.max(...xs),
+        })
+      }
+      const w = windows.at(-1)!
+      console.error(
+        `${concurrency} clients: ${w.accepted} accepted, ${w.publishes} publishes, ` +
+          `${w.evaluations} evaluations; max ms ` +
+          rows
+            .slice(-3)
+            .map((r) => `${r.request} ${r.maxMs.toFixed(0)}`)
+            .join(', '),
+      )
+    }
+    return { rows, windows }
+  } finally {
+    await stopReplicas([replica])
+  }
 }
 
 main().catch((error: unknown) => {

@@ -3,6 +3,7 @@
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { cors } from 'hono/cors'
+import { fairTurns } from './fair-turns'
 import { releaseRoutes } from './federated/releases'
 import { federationRoutes, type FederationDeps } from './federated/routes'
 
@@ -15,6 +16,8 @@ export interface AppDeps {
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
+  // One request per turn of the event loop, in arrival order: new connections are not starved.
+  app.use('/*', fairTurns())
   // The tag, worker and artifacts are public and carry no credentials. A shop that loads the tag
   // from this server runs the worker as a blob on its own origin, which imports the worker
   // script and fetches the artifacts from here: both need CORS. Uploads authenticate with a

@@ -4,10 +4,9 @@ import { serve } from '@hono/node-server'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createApp } from './app'
-import { createFederation } from './federated/service'
-import { openPostgresStore } from './storage/postgres-store'
-import { openSqliteStore } from './storage/sqlite-store'
-import type { FederationStore } from './storage/store'
+import { createFederation, type Federation } from './federated/service'
+import { openStore } from './storage/open-store'
+import type { FederationStore, StoreConfig } from './storage/store'
 import type { EvaluationSettings } from './evaluation/evaluate-versions'
 import type { ClientIdSettings, RateLimits } from './federated/defaults'
 import type { Promotion } from './federated/publisher'
@@ -55,22 +54,24 @@ export async function startServer(options: ServerOptions) {
   const log = options.log ?? ((line: string) => console.log(line))
   const distDir = path.relative(process.cwd(), options.distDir) || '.'
   let stop = () => {}
-  let federationDeps
+  let federation: Federation | undefined
   let store: FederationStore | undefined
   if (options.federation) {
     const f = options.federation
+    let config: StoreConfig
     if (f.postgresUrl) {
-      store = await openPostgresStore({ connectionString: f.postgresUrl, schema: f.schema })
+      config = { kind: 'postgres', connectionString: f.postgresUrl, schema: f.schema }
     } else {
       const file = f.sqliteFile ?? path.resolve('.data/pocketrec.db')
       mkdirSync(path.dirname(file), { recursive: true })
-      store = openSqliteStore(file)
+      config = { kind: 'sqlite', file }
     }
+    store = await openStore(config)
     // A shop's server never serves a version nobody scored: with σ = 1 one noised release took
     // DIGINETICA's Recall@20 from 29.62 to 13.34 (BENCHMARKS.md). Candidates wait for the
     // operator's validation set (P26); `auto` is for simulations and demos that ask for it.
     const promotion = f.promotion ?? promotionFromEnv() ?? 'evaluated'
-    const federation = await createFederation({
+    federation = await createFederation({
       store,
       artifactsDir: f.artifactsDir,
       adminToken: f.adminToken ?? (process.env.POCKETREC_ADMIN_TOKEN || undefined),
@@ -83,14 +84,13 @@ export async function startServer(options: ServerOptions) {
       evaluation: f.evaluation,
       log,
     })
-    federationDeps = federation.deps
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
     log(
       `federation: ${store.kind} store, v${(await store.current())!.version} current, ` +
         `promotion ${promotion}; admin token: ${adminTokenNote(federation.adminToken, f)}`,
     )
   }
-  const app = createApp({ distDir, federation: federationDeps })
+  const app = createApp({ distDir, federation: federation?.deps })
   const server = serve({
     fetch: app.fetch,
     port: options.port,
@@ -101,6 +101,7 @@ export async function startServer(options: ServerOptions) {
     async close() {
       stop()
       await new Promise((resolve) => server.close(resolve))
+      await federation?.close()
       await store?.close()
     },
   }

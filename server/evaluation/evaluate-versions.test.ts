@@ -107,6 +107,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
   }, 120_000)
 
   afterAll(async () => {
+    await federation?.close()
     await store?.close()
     rmSync(dir, { recursive: true, force: true })
   })

@@ -52,6 +52,17 @@ export type PublishAttempt =
   | { status: 'not-due'; buffered: number }
   | { status: 'conflict' }
 
+/** N(0, 1) from crypto-grade uniforms (Box–Muller): DP noise must not be predictable. */
+export function createGaussian(): () => number {
+  const buffer = new Uint32Array(2)
+  return () => {
+    globalThis.crypto.getRandomValues(buffer)
+    const u = (buffer[0]! + 1) / 4294967297
+    const v = buffer[1]! / 4294967296
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
+  }
+}
+
 /** Stores bytes under their sha256 and returns the manifest's reference to them. */
 async function putArtifactRef(
   store: FederationStore,

@@ -18,12 +18,7 @@ import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
-import { publishShopChange } from './catalogue-release'
-import {
-  evaluateVersion,
-  putValidationSet,
-  type EvaluationSettings,
-} from '../evaluation/evaluate-versions'
+import type { Jobs } from '../jobs/jobs'
 import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
 import { clientRoutes, verifyClientId, type ClientIdDeps } from './clients'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
@@ -51,8 +46,11 @@ export interface FederationDeps extends ClientIdDeps {
   training: UpdateTraining
   /** The model's item count: the norm of a sketch update depends on it (P8b, P11). */
   nItems?: number
-  /** The server's own scoring of versions on the operator's validation set (P26). */
-  evaluation?: EvaluationSettings
+  /**
+   * The job thread (createFederation starts it): shop changes, the validation set and scoring
+   * (P25, P26) run there. Without it those four admin routes answer 500.
+   */
+  jobs?: Jobs
   /** Where the server reports what an operator must know (a damaged artifact); default stderr. */
   log?: (line: string) => void
 }
@@ -280,9 +278,14 @@ export function federationRoutes(deps: FederationDeps): Hono {
     return c.json({ current: version })
   })
   const uploadLimit = limitBody(MAX_SHOP_UPLOAD_BYTES)
+  // Bodies are parsed in the job thread, not here: JSON.parse alone took 37 ms for DIGINETICA's
+  // 7 MB catalogue, and uploads may be 64 MiB.
+  const jobs = () => {
+    if (!deps.jobs) throw new Error('expected the job thread in deps.jobs (createFederation)')
+    return deps.jobs
+  }
   admin.put('/validation', uploadLimit, async (c) => {
-    const body = (await c.req.json().catch(() => undefined)) as unknown
-    const result = await putValidationSet(deps.store, body)
+    const result = await jobs().putValidation(await c.req.arrayBuffer())
     if (result.status === 'refused')
       return c.json({ error: result.code, message: result.message }, 400)
     const { status: _, ...stored } = result
@@ -291,34 +294,28 @@ export function federationRoutes(deps: FederationDeps): Hono {
   admin.post('/evaluate', smallBody, async (c) => {
     const named = await versionOf(c)
     if ('refusal' in named) return named.refusal
-    const { record } = named
-    const metrics = await evaluateVersion(deps.store, record, deps.evaluation)
-    if (!metrics) {
+    const result = await jobs().evaluate(named.record.version)
+    if (result.status === 'unknown-version') {
+      const message = `no version ${named.record.version}`
+      return c.json({ error: 'E_VERSION_UNKNOWN', message }, 404)
+    }
+    if (result.status === 'no-validation') {
       const message = 'no validation set: PUT /v1/admin/validation first'
       return c.json({ error: 'E_NO_VALIDATION', message }, 409)
     }
-    return c.json({ version: record.version, metrics })
+    return c.json({ version: result.version, metrics: result.metrics })
   })
   for (const kind of ['catalogue', 'rules'] as const) {
     admin.put(`/${kind}`, uploadLimit, async (c) => {
-      const body = (await c.req.json().catch(() => undefined)) as unknown
-      const result = await publishShopChange(deps.store, { kind, body }, now)
+      const result = await jobs().putShopChange(kind, await c.req.arrayBuffer())
       if (result.status === 'refused')
         return c.json({ error: result.code, message: result.message }, 400)
       if (result.status === 'conflict') {
         const message = 'another version was published at the same moment; send it again'
         return c.json({ error: 'E_CONFLICT', message }, 409)
       }
-      const m = result.record.manifest
-      return c.json(
-        {
-          version: result.record.version,
-          catalogue: m.catalogue,
-          pools: m.pools,
-          rules: m.rules,
-        },
-        201,
-      )
+      const { status: _, ...published } = result
+      return c.json(published, 201)
     })
   }
   app.route('/admin', admin)

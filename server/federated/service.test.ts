@@ -94,6 +94,7 @@ describe('the aggregation server end to end', () => {
 
   afterAll(async () => {
     close?.()
+    await federation?.close()
     await store?.close()
     rmSync(dir, { recursive: true, force: true })
   })

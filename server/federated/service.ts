@@ -1,6 +1,7 @@
 // The aggregation server's runtime wiring: a store (SQLite by default), seeded from the trainer's
-// export, settings sized from the model, the routes' dependencies, and the publisher loop that
-// turns the buffer into versions. server/main.ts starts it; tests and `npm run sim` too.
+// export, settings sized from the model, the routes' dependencies, the job thread (server/jobs/)
+// that publishes and scores versions, and the publisher loop that asks it to turn the buffer into
+// versions. server/main.ts starts it; tests and `npm run sim` too.
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
@@ -12,13 +13,9 @@ import {
   type UpdateTraining,
 } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
-import {
-  DEFAULT_EVALUATION,
-  reviewCandidates,
-  type CandidateDecision,
-  type EvaluationSettings,
-} from '../evaluation/evaluate-versions'
-import { publishIfDue, type Promotion, type PublishAttempt } from './publisher'
+import type { CandidateDecision, EvaluationSettings } from '../evaluation/evaluate-versions'
+import { createJobs } from '../jobs/jobs'
+import type { Promotion, PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
 import { loadSecrets } from './secrets'
@@ -37,8 +34,6 @@ export interface FederationOptions {
   secret?: Uint8Array
   settings?: Partial<FedBuffSettings>
   training?: UpdateTraining
-  now?: () => number
-  gaussian?: () => number
   rateLimits?: Partial<RateLimits>
   /** The work a device does for its client id, and how long ids live (P21). */
   clientIds?: Partial<ClientIdSettings>
@@ -62,6 +57,8 @@ export interface Federation {
   reviewNow(): Promise<CandidateDecision[]>
   /** Starts checking every `intervalMs`; returns a stop function. */
   startPublisher(intervalMs: number, log?: (line: string) => void): () => void
+  /** Ends the job thread (the store is the caller's to close). */
+  close(): Promise<void>
 }
 
 export async function createFederation(options: FederationOptions): Promise<Federation> {
@@ -72,9 +69,14 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   if (!model) throw new Error(`expected the model of v${current.version} in the store`)
   const { shape } = splitWeights(decodeWeights(model))
   const settings = { ...defaultSettings(shape), ...options.settings }
-  const now = options.now ?? Date.now
-  const gaussian = options.gaussian ?? createGaussian()
   const secrets = await loadSecrets(store, options)
+  const promotion = options.promotion ?? 'auto'
+  const jobs = createJobs({
+    store: store.config,
+    settings,
+    promotion,
+    evaluation: options.evaluation,
+  })
   const deps: FederationDeps = {
     store,
     settings,
@@ -82,19 +84,16 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     siteKey: options.siteKey ?? options.site ?? 'demo-shop',
     adminTokenSha256: secrets.adminTokenSha256,
     secret: secrets.tokenSecret,
-    now,
     rateLimits: options.rateLimits,
     clientIds: options.clientIds,
     allowedOrigins: options.allowedOrigins,
     training: options.training ?? DEFAULT_UPDATE_TRAINING,
-    evaluation: { ...DEFAULT_EVALUATION, ...options.evaluation },
     nItems: shape.nItems,
     log: options.log,
+    jobs,
   }
-  const promotion = options.promotion ?? 'auto'
-  const publishNow = () => publishIfDue({ store, settings, now, gaussian, promotion })
-  const reviewNow = async () =>
-    promotion === 'evaluated' ? reviewCandidates(store, deps.evaluation) : []
+  const publishNow = () => jobs.publish()
+  const reviewNow = async () => (promotion === 'evaluated' ? jobs.review() : [])
   return {
     deps,
     adminToken: secrets.adminToken,
@@ -102,6 +101,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     reviewNow,
     startPublisher(intervalMs, log = () => {}) {
       let running = false
+      let stopped = false
       const timer = setInterval(() => {
         if (running) return
         running = true
@@ -120,21 +120,17 @@ export async function createFederation(options: FederationOptions): Promise<Fede
               )
             }
           })
-          .catch((error: unknown) => log(`publishing failed, will retry: ${String(error)}`))
+          // Once stopped, a failure is the job thread being closed under the check.
+          .catch((error: unknown) => {
+            if (!stopped) log(`publishing failed, will retry: ${String(error)}`)
+          })
           .finally(() => (running = false))
       }, intervalMs)
-      return () => clearInterval(timer)
+      return () => {
+        stopped = true
+        clearInterval(timer)
+      }
     },
-  }
-}
-
-/** N(0, 1) from crypto-grade uniforms (Box–Muller): DP noise must not be predictable. */
-export function createGaussian(): () => number {
-  const buffer = new Uint32Array(2)
-  return () => {
-    globalThis.crypto.getRandomValues(buffer)
-    const u = (buffer[0]! + 1) / 4294967297
-    const v = buffer[1]! / 4294967296
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
+    close: () => jobs.close(),
   }
 }

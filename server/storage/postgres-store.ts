@@ -128,6 +128,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   return {
     kind: 'postgres',
+    config: { kind: 'postgres', connectionString: options.connectionString, schema },
     async current() {
       const { rows } = await pool.query(
         `SELECT v.* FROM ${t('pointer')} p JOIN ${t('versions')} v ON v.version = p.version WHERE p.name = 'current'`,

@@ -72,8 +72,16 @@ export type PublishOutcome =
   /** Another replica published first, or holds the publisher lock: nothing changed. */
   | 'conflict'
 
+/**
+ * Where a store lives, as plain data: another thread (server/jobs/) opens its own connection to
+ * the same store from it, since a connection cannot cross threads.
+ */
+export type StoreConfig =
+  { kind: 'sqlite'; file: string } | { kind: 'postgres'; connectionString: string; schema?: string }
+
 export interface FederationStore {
   readonly kind: 'sqlite' | 'postgres'
+  readonly config: StoreConfig
   /** The current version, or null before the first one. */
   current(): Promise<VersionRecord | null>
   version(version: number): Promise<VersionRecord | null>

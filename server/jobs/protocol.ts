@@ -1,0 +1,71 @@
+// What the main thread and the job thread (job-thread.ts) say to each other. Jobs are a union
+// discriminated by `type`; an upload's body travels as a transferred ArrayBuffer and is parsed in
+// the thread. Types only: the main thread's bundle must not pull in what the thread runs (tfjs).
+import type { ArtifactRef } from '../../shared/protocol'
+import type {
+  CandidateDecision,
+  EvaluationSettings,
+  PutValidationResult,
+} from '../evaluation/evaluate-versions'
+import type { ShopChangeResult } from '../federated/catalogue-release'
+import type { FedBuffSettings } from '../federated/fedbuff'
+import type { Promotion, PublishAttempt } from '../federated/publisher'
+import type { StoreConfig } from '../storage/store'
+
+/** Everything the thread starts from (its `workerData`): plain data, cloned into it. */
+export interface JobThreadConfig {
+  store: StoreConfig
+  settings: FedBuffSettings
+  promotion: Promotion
+  /** Defaults filled in by the thread (DEFAULT_EVALUATION). */
+  evaluation?: Partial<EvaluationSettings>
+}
+
+export type Job =
+  /** The publisher's check: publishIfDue, pruning included (P16–P19). */
+  | { type: 'publish' }
+  /** `evaluated` promotion's review of the waiting candidates (P26). */
+  | { type: 'review' }
+  /** POST /v1/admin/evaluate (P26). */
+  | { type: 'evaluate'; version: number }
+  /** PUT /v1/admin/validation: the request body, unparsed (P26). */
+  | { type: 'put-validation'; body: ArrayBuffer }
+  /** PUT /v1/admin/catalogue or /rules: the request body, unparsed (P25). */
+  | { type: 'put-shop-change'; kind: 'catalogue' | 'rules'; body: ArrayBuffer }
+
+export type JobType = Job['type']
+
+export type EvaluateOutcome =
+  | { status: 'evaluated'; version: number; metrics: Record<string, number> }
+  | { status: 'unknown-version' }
+  | { status: 'no-validation' }
+
+/** A shop change's outcome, the published version summarised as the route answers it. */
+export type ShopChangeOutcome =
+  | {
+      status: 'published'
+      version: number
+      catalogue: ArtifactRef
+      pools: ArtifactRef
+      rules: ArtifactRef
+    }
+  | Exclude<ShopChangeResult, { status: 'published' }>
+
+export interface JobResults {
+  publish: PublishAttempt
+  review: CandidateDecision[]
+  evaluate: EvaluateOutcome
+  'put-validation': PutValidationResult
+  'put-shop-change': ShopChangeOutcome
+}
+
+/** Main thread → job thread. */
+export interface JobRequest {
+  id: number
+  job: Job
+}
+
+/** Job thread → main thread: the job's result, or what it threw (an Error's own fields only). */
+export type JobReply =
+  | { type: 'done'; id: number; result: JobResults[JobType] }
+  | { type: 'failed'; id: number; error: { name: string; message: string; stack?: string } }
