@@ -6,7 +6,7 @@
 //    validation set and a small buffer, so that versions are published and scored during the
 //    load; latency of every token, upload and status request at 1, 8 and 64 concurrent clients.
 // The load generator runs in this process on the same machine. Writes bench/results/server.json.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
@@ -31,6 +31,7 @@ import { exportModelWeights } from '../client/worker/model/model-weights'
 import { setNodeBackend } from '../train/node-backend'
 import { describeCommand, describeMachine } from '../train/progress'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../test/fixtures/postgres'
+import { startServerProcess } from '../test/fixtures/server-process'
 
 interface Replica {
   origin: string
@@ -77,26 +78,8 @@ const percentile = (xs: number[], p: number) => {
 }
 
 async function startReplica(options: object, pinToOneCore: boolean): Promise<Replica> {
-  const args = ['scripts/run.mjs', 'server/cli/serve.ts']
-  const hasTaskset = spawnSync('taskset', ['--version']).status === 0
-  const [command, argv] =
-    pinToOneCore && hasTaskset
-      ? ['taskset', ['-c', '0', process.execPath, ...args]]
-      : [process.execPath, args]
-  const child = spawn(command, argv, {
-    env: { ...process.env, POCKETREC_SERVER: JSON.stringify(options) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let err = ''
-  child.stderr!.on('data', (d) => (err += d))
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      const match = /listening (\d+)/.exec(String(d))
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`replica exited ${code}: ${err}`)))
-  })
-  return { origin: `http://127.0.0.1:${port}`, process: child }
+  const { origin, child } = await startServerProcess(options, { pin: pinToOneCore })
+  return { origin, process: child }
 }
 
 async function stopReplicas(replicas: Replica[]): Promise<void> {

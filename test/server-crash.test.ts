@@ -4,7 +4,6 @@
 // attempt for the update's base version, the outbox kept until the server accepts or refuses
 // for good). Afterwards every update a device saw acknowledged is stored, each exactly once,
 // and no device dropped its update.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,6 +17,7 @@ import { issueClientId } from '../server/federated/clients'
 import { encodeUpdate, updateValueCount, type UpdateLayout } from '../shared/update-codec'
 import { setNodeBackend } from '../train/node-backend'
 import { writeTestRelease } from './fixtures/exported-release'
+import { startServerProcess, type ServerProcess } from './fixtures/server-process'
 
 const DEVICES = 600
 const CONCURRENCY = 16
@@ -26,7 +26,7 @@ const KILL_AFTER = [150, 350]
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-crash-'))
 const sqliteFile = path.join(dir, 'pocketrec.db')
-let server: { child: ChildProcess; origin: string } | null = null
+let server: ServerProcess | null = null
 
 beforeAll(async () => {
   await setNodeBackend('cpu')
@@ -39,7 +39,7 @@ afterAll(() => {
 })
 
 /** `server/cli/serve.ts` with npm start's defaults but for the port and paths. */
-async function startServer(): Promise<{ child: ChildProcess; origin: string }> {
+async function startServer(): Promise<ServerProcess> {
   const options = {
     port: 0,
     distDir: dir,
@@ -49,20 +49,7 @@ async function startServer(): Promise<{ child: ChildProcess; origin: string }> {
       adminTokenFile: path.join(dir, 'admin-token'),
     },
   }
-  const child = spawn(process.execPath, ['scripts/run.mjs', 'server/cli/serve.ts'], {
-    env: { ...process.env, POCKETREC_SERVER: JSON.stringify(options) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let err = ''
-  child.stderr!.on('data', (d) => (err += d))
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      const match = /listening (\d+)/.exec(String(d))
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)))
-  })
-  return { child, origin: `http://127.0.0.1:${port}` }
+  return startServerProcess(options)
 }
 
 /** The outbox of one device, in memory (the worker's is IndexedDB, with the same contract). */

@@ -1,7 +1,7 @@
 // Replicas as real processes (server/cli/serve.ts) on one PostgreSQL: three replicas taking the
 // same updates produce the global model one replica does (noise off), and a replica killed with
 // SIGKILL while the buffer fills loses no accepted update and counts none twice after restart.
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,6 +17,7 @@ import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../../test/fixtures/p
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { issueClientId } from './clients'
+import { startServerProcess } from '../../test/fixtures/server-process'
 
 const UPDATES = 12
 let work: string
@@ -46,22 +47,10 @@ async function startReplica(schema: string): Promise<Replica> {
       promotion: 'auto',
     },
   }
-  const child = spawn(process.execPath, ['scripts/run.mjs', 'server/cli/serve.ts'], {
-    env: { ...process.env, POCKETREC_SERVER: JSON.stringify(options) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  running.add(child)
-  child.once('exit', () => running.delete(child))
-  let stderr = ''
-  child.stderr!.on('data', (d) => (stderr += d))
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      const match = /listening (\d+)/.exec(String(d))
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`replica exited with ${code}: ${stderr}`)))
-  })
-  return { origin: `http://127.0.0.1:${port}`, child }
+  const replica = await startServerProcess(options)
+  running.add(replica.child)
+  replica.child.once('exit', () => running.delete(replica.child))
+  return replica
 }
 
 /** The same 12 updates for every scenario: clients, keys and values fixed; slices from the token. */
