@@ -7,7 +7,6 @@
 //   POST /v1/client            {siteKey, challenge, nonce} → {client, exp}
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { checkWork, MAX_WORK_BITS } from '../../shared/proof-of-work'
 import {
   DEFAULT_CLIENT_IDS,
@@ -15,7 +14,7 @@ import {
   type ClientIdSettings,
   type RateLimits,
 } from './defaults'
-import { parseDocument } from './documents'
+import { limitBody, parseDocument } from './documents'
 import { createRateLimiter } from './rate-limiter'
 
 export interface ClientIdDeps {
@@ -101,15 +100,7 @@ export function clientRoutes(deps: ClientIdDeps): Hono {
     now,
   })
   const app = new Hono()
-  app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => {
-        const message = `expected at most ${MAX_BODY_BYTES} bytes of JSON`
-        return c.json({ error: 'E_TOO_LARGE', message }, 413)
-      },
-    }),
-  )
+  app.use(limitBody(MAX_BODY_BYTES))
   app.post('/challenge', async (c) => {
     const admitted = await admit<{ siteKey: string }>(c, 'challenge')
     if ('refusal' in admitted) return admitted.refusal

@@ -1,14 +1,27 @@
-// Every JSON document the server takes is checked against a JSON Schema before anything reads
-// it (issue 11): the shop's catalogue, rules and validation sessions (shared/document-schemas.ts)
-// and the small admin requests below. Unknown keys are refused at every level, so nothing the
-// schema does not name is stored or shipped to devices, and no document is deeper than its
-// schema. Ajv compiles each schema once, at import.
+// Request bodies (issue 11, P22b): every route that takes one limits its size before reading it
+// (`limitBody`), and every JSON document is checked against a JSON Schema before anything reads
+// it: the shop's catalogue, rules and validation sessions (shared/document-schemas.ts) and the
+// small requests below. Unknown keys are refused at every level, so nothing the schema does not
+// name is stored or shipped to devices, and no document is deeper than its schema. Ajv compiles
+// each schema once, at import.
 import { Ajv, type ValidateFunction } from 'ajv'
+import { bodyLimit } from 'hono/body-limit'
 import {
   CATALOGUE_SCHEMA,
   RULES_SCHEMA,
   VALIDATION_SET_SCHEMA,
 } from '../../shared/document-schemas'
+
+/** Refuses a body over `maxSize` bytes (by its length header, or while it streams in): 413. */
+export function limitBody(maxSize: number, onRefused: () => void = () => {}) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) => {
+      onRefused()
+      return c.json({ error: 'E_TOO_LARGE', message: `expected at most ${maxSize} bytes` }, 413)
+    },
+  })
+}
 
 const siteKey = { type: 'string', minLength: 1, maxLength: 200 } as const
 

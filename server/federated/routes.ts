@@ -15,14 +15,13 @@
 // layout's size; a shop document: 64 MiB; anything else: a few KiB), and every JSON body is
 // checked against its schema (documents.ts) before anything uses it.
 import { Hono, type Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { updateByteLength } from '../../shared/update-codec'
-import type { FederationStore, VersionRecord } from '../storage/store'
+import type { FederationStore } from '../storage/store'
 import type { Jobs } from '../jobs/jobs'
 import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
 import { clientRoutes, verifyClientId, type ClientIdDeps } from './clients'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
-import { NOT_EVALUATIONS, parseDocument } from './documents'
+import { limitBody, NOT_EVALUATIONS, parseDocument } from './documents'
 import { receiveUpdate, type IntakeCode } from './intake'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
 import { createRateLimiter } from './rate-limiter'
@@ -59,17 +58,6 @@ export interface FederationDeps extends ClientIdDeps {
 const MAX_SHOP_UPLOAD_BYTES = 64 * 2 ** 20
 /** Token requests and admin requests (`{version}`, metrics): a few hundred bytes. */
 const MAX_SMALL_BODY_BYTES = 4096
-
-/** Refuses a body over `maxSize` bytes (by its length header, or while it streams in). */
-export function limitBody(maxSize: number, onRefused: () => void = () => {}) {
-  return bodyLimit({
-    maxSize,
-    onError: (c) => {
-      onRefused()
-      return c.json({ error: 'E_TOO_LARGE', message: `expected at most ${maxSize} bytes` }, 413)
-    },
-  })
-}
 
 export function federationRoutes(deps: FederationDeps): Hono {
   const now = deps.now ?? Date.now
@@ -189,6 +177,15 @@ export function federationRoutes(deps: FederationDeps): Hono {
     await next()
   })
   const smallBody = limitBody(MAX_SMALL_BODY_BYTES)
+  /** The number a `{version}` body names, or its 400 E_REQUEST when malformed. */
+  const versionIn = async (c: Context): Promise<{ version: number } | { refusal: Response }> => {
+    const body = parseDocument<{ version: number }>('version', await c.req.text())
+    if (body.ok) return body.value
+    const message = `expected {"version": n}: ${body.message}`
+    return { refusal: c.json({ error: 'E_REQUEST', message }, 400) }
+  }
+  const unknownVersion = (c: Context, version: number) =>
+    c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
   admin.get('/versions', async (c) => {
     const current = await deps.store.current()
     const versions = await deps.store.versions()
@@ -224,29 +221,14 @@ export function federationRoutes(deps: FederationDeps): Hono {
       return c.json({ error: 'E_METRICS', message }, 400)
     }
     const { version, metrics } = body.value
-    if (!(await deps.store.recordMetrics(version, metrics))) {
-      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
-    }
+    if (!(await deps.store.recordMetrics(version, metrics))) return unknownVersion(c, version)
     return c.json({ version, metrics })
   })
-  /** The `{version}` a body names: 400 E_REQUEST when malformed, 404 when the registry lacks it. */
-  const versionOf = async (
-    c: Context,
-  ): Promise<{ record: VersionRecord } | { refusal: Response }> => {
-    const body = parseDocument<{ version: number }>('version', await c.req.text())
-    if (!body.ok) {
-      const message = `expected {"version": n}: ${body.message}`
-      return { refusal: c.json({ error: 'E_REQUEST', message }, 400) }
-    }
-    const record = await deps.store.version(body.value.version)
-    if (record) return { record }
-    const message = `no version ${body.value.version}`
-    return { refusal: c.json({ error: 'E_VERSION_UNKNOWN', message }, 404) }
-  }
   admin.post('/promote', smallBody, async (c) => {
-    const named = await versionOf(c)
+    const named = await versionIn(c)
     if ('refusal' in named) return named.refusal
-    const { record } = named
+    const record = await deps.store.version(named.version)
+    if (!record) return unknownVersion(c, named.version)
     // P24: a version becomes current only with an evaluation on record (the server's own
     // counts and markers are not evaluations).
     const evaluations = Object.keys(record.metrics).filter((name) => !NOT_EVALUATIONS.has(name))
@@ -258,23 +240,16 @@ export function federationRoutes(deps: FederationDeps): Hono {
     return c.json({ current: record.version, evaluations })
   })
   admin.post('/rollback', smallBody, async (c) => {
-    const body = parseDocument<{ version: number }>('version', await c.req.text())
-    if (!body.ok) {
-      return c.json(
-        { error: 'E_REQUEST', message: `expected {"version": n}: ${body.message}` },
-        400,
-      )
-    }
-    const { version } = body.value
+    const named = await versionIn(c)
+    if ('refusal' in named) return named.refusal
+    const { version } = named
     const current = (await deps.store.current())?.version ?? 0
     // Back only: moving forward to a newer version is a promotion, which needs an evaluation.
     if (version >= current) {
       const message = `expected a version before the current v${current}, got v${version}`
       return c.json({ error: 'E_ROLLBACK', message }, 409)
     }
-    if (!(await deps.store.setCurrent(version))) {
-      return c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
-    }
+    if (!(await deps.store.setCurrent(version))) return unknownVersion(c, version)
     return c.json({ current: version })
   })
   const uploadLimit = limitBody(MAX_SHOP_UPLOAD_BYTES)
@@ -292,13 +267,11 @@ export function federationRoutes(deps: FederationDeps): Hono {
     return c.json(stored, 201)
   })
   admin.post('/evaluate', smallBody, async (c) => {
-    const named = await versionOf(c)
+    const named = await versionIn(c)
     if ('refusal' in named) return named.refusal
-    const result = await jobs().evaluate(named.record.version)
-    if (result.status === 'unknown-version') {
-      const message = `no version ${named.record.version}`
-      return c.json({ error: 'E_VERSION_UNKNOWN', message }, 404)
-    }
+    // The job thread looks the version up itself.
+    const result = await jobs().evaluate(named.version)
+    if (result.status === 'unknown-version') return unknownVersion(c, named.version)
     if (result.status === 'no-validation') {
       const message = 'no validation set: PUT /v1/admin/validation first'
       return c.json({ error: 'E_NO_VALIDATION', message }, 409)
