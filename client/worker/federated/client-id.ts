@@ -2,6 +2,7 @@
 // done here in time slices, and kept in IndexedDB. When the server refuses the stored one
 // (E_CLIENT: expired, or a random id stored before P21) the uploader asks for a new one.
 import { MAX_WORK_BITS, solveWork, type SolveOptions } from '../../../shared/proof-of-work'
+import { postJson } from './post-json'
 
 export interface ClientIdDeps {
   fetch: typeof fetch
@@ -99,24 +100,15 @@ async function post(
   path: string,
   body: object,
 ): Promise<{ ok: true; body: Record<string, unknown> } | Refused> {
-  let response: Response
-  try {
-    response = await deps.fetch(new URL(path, deps.manifestUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    })
-  } catch (error) {
-    return { ok: false, retry: true, reason: String(error), status: 0 }
+  const answer = await postJson(deps.fetch, new URL(path, deps.manifestUrl), body)
+  if (answer.status >= 200 && answer.status <= 299 && answer.body) {
+    return { ok: true, body: answer.body }
   }
-  const answer = (await response.json().catch(() => null)) as Record<string, unknown> | null
-  if (!response.ok || answer === null || typeof answer !== 'object') {
-    // A challenge that expired while a slow device worked: the next attempt asks a new one.
-    const retry =
-      response.status === 429 || response.status >= 500 || answer?.error === 'E_CHALLENGE'
-    const code = typeof answer?.error === 'string' ? ` ${answer.error}` : ''
-    const reason = `${path}: HTTP ${response.status}${code}`
-    return { ok: false, retry, reason, status: response.status }
-  }
-  return { ok: true, body: answer }
+  // A challenge that expired while a slow device worked: the next attempt asks a new one.
+  const retry =
+    answer.status === 0 ||
+    answer.status === 429 ||
+    answer.status >= 500 ||
+    answer.body?.error === 'E_CHALLENGE'
+  return { ok: false, retry, reason: `${path}: ${answer.reason}`, status: answer.status }
 }

@@ -5,6 +5,7 @@
 // take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
 import type { OutboxStore } from '../storage'
 import type { ClientIdResult } from './client-id'
+import { postJson } from './post-json'
 
 export interface UploaderDeps {
   fetch: typeof fetch
@@ -100,24 +101,10 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
   return result
 }
 
-/** The server's status and JSON answer; status 0 when no answer came. */
-async function askToken(
-  deps: Omit<UploaderDeps, 'outbox'>,
-  client: string,
-  version?: number,
-): Promise<{ status: number; body: Record<string, unknown> | null; reason: string }> {
-  try {
-    const response = await deps.fetch(new URL('/v1/token', deps.manifestUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ siteKey: deps.siteKey, client, version }),
-    })
-    const body = (await response.json().catch(() => null)) as Record<string, unknown> | null
-    const code = typeof body?.error === 'string' ? ` ${body.error}` : ''
-    return { status: response.status, body, reason: `HTTP ${response.status}${code}` }
-  } catch (error) {
-    return { status: 0, body: null, reason: String(error) }
-  }
+/** POST /v1/token for `client` (and `version`). */
+function askToken(deps: Omit<UploaderDeps, 'outbox'>, client: string, version?: number) {
+  const url = new URL('/v1/token', deps.manifestUrl)
+  return postJson(deps.fetch, url, { siteKey: deps.siteKey, client, version })
 }
 
 /** One upload attempt: the HTTP status, or 0 when no answer came. */
