@@ -1,7 +1,7 @@
 // The only runtime file: opens the store, binds a port on the loopback interface and serves
 // createApp, with the federation routes and the publisher loop unless told to only serve files.
 import { serve } from '@hono/node-server'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createApp } from './app'
 import { createFederation, type Federation } from './federated/service'
@@ -87,7 +87,7 @@ export async function startServer(options: ServerOptions) {
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
     log(
       `federation: ${store.kind} store, v${(await store.current())!.version} current, ` +
-        `promotion ${promotion}; admin token: ${adminTokenNote(federation.adminToken, f)}`,
+        `promotion ${promotion}; admin token: ${handOverAdminToken(federation.adminToken, f)}`,
     )
   }
   const app = createApp({ distDir, federation: federation?.deps })
@@ -108,10 +108,10 @@ export async function startServer(options: ServerOptions) {
 }
 
 /**
- * Where the operator finds the admin token, never the token itself (logs are collected and
- * shared). A token this start created is written to a file only its owner can read.
+ * Writes a token this start created to a file only its owner can read, and says where the
+ * operator finds the admin token: never the token itself (logs are collected and shared).
  */
-function adminTokenNote(
+function handOverAdminToken(
   created: string | null,
   f: { adminToken?: string; adminTokenFile?: string },
 ): string {
@@ -121,7 +121,9 @@ function adminTokenNote(
   const shown = path.relative(process.cwd(), file) || file
   if (created === null) return `the one written to ${shown} when this store was created`
   mkdirSync(path.dirname(file), { recursive: true })
-  writeFileSync(file, `${created}\n`, { mode: 0o600 })
+  // A file left by an earlier store would keep its own mode: replaced, never rewritten in place.
+  rmSync(file, { force: true })
+  writeFileSync(file, `${created}\n`, { mode: 0o600, flag: 'wx' })
   return `written to ${shown} (readable by you only)`
 }
 

@@ -4,7 +4,7 @@
 import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -317,6 +317,8 @@ describe('issue 11: the aggregation server, hardened', () => {
   it('8. the admin token is never logged: a created one goes to a file only its owner reads', async () => {
     const logged: string[] = []
     const dataDir = mkdtempSync(path.join(dir, 'start-'))
+    // A token file an earlier store left, readable by everyone: its mode must not survive.
+    writeFileSync(path.join(dataDir, 'admin-token'), 'old\n', { mode: 0o644 })
     const previous = process.env.POCKETREC_ADMIN_TOKEN
     delete process.env.POCKETREC_ADMIN_TOKEN
     const running = await startServer({
