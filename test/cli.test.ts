@@ -132,4 +132,23 @@ describe('npm run sim', () => {
     )
     expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
   }, 240_000)
+
+  it('runs the plaintext sparse channel: each device sends its viewed rows, every K a release', async () => {
+    const results = path.join(out, 'sim-sparse.json')
+    const sim = await runScript('train/cli/sim-federated.ts', [
+      ...['--data', data, '--models', out, '--reference', 'none', '--results', results],
+      ...['--channel', 'sparse-plaintext', '--devices', '12', '--buffer', '4'],
+      ...['--pretrain-epochs', '1', '--eval-cases', '300', '--eval-every', '1'],
+      ...['--negatives', '8', '--clip', '100', '--lr', '0.05'],
+    ])
+    const summary = JSON.parse(fs.readFileSync(results, 'utf8'))
+    expect(summary.channel).toBe('sparse-plaintext')
+    expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
+    expect(summary.report.contributions).toBe(12)
+    // A device sends the rows it viewed (sessions hold at least two items), never the catalogue.
+    expect(summary.report.rowsPerContribution).toBeGreaterThanOrEqual(2)
+    expect(summary.report.rowsPerContribution).toBeLessThanOrEqual(32)
+    expect(summary.ceilings[0].devices).toBe(12)
+    expect(sim.stdout).toMatch(/^\| v4 \| 12 \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \/ \d+\.\d+ \|$/m)
+  }, 240_000)
 })

@@ -43,6 +43,7 @@ import { setNodeBackend } from '../node-backend'
 import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
+import { runSparseChannel } from '../sim/sparse-channel'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -109,6 +110,20 @@ const OPTIONS = {
   /** Where the pre-trained model is cached; default models/<dataset>. */
   models: { type: 'string' },
   results: { type: 'string' },
+  /**
+   * `server`: devices upload to the real server (HTTP, SQLite) in its update format.
+   * `sparse-plaintext` (issue 12, simulation only): devices send the rows they viewed and a dense
+   * window in the clear to an in-process server that steps each row by its own mean
+   * (train/sim/sparse-channel.ts); --server-lr is the rows' η, --dense the window.
+   */
+  channel: { type: 'string', default: 'server' },
+  /**
+   * sparse-plaintext: rows per update; public negatives per release (devices push them down and
+   * every update carries their changes); the η of the dense weights and negatives.
+   */
+  'max-rows': { type: 'string', default: '32' },
+  negatives: { type: 'string', default: '256' },
+  'dense-server-lr': { type: 'string' },
 } as const
 
 /**
@@ -181,6 +196,10 @@ function describeNewTargets(scored: Int32Array[], later: Int32Array[], earlyCoun
     holders: { p10: at(0.1), median: at(0.5), p90: at(0.9) },
     distinctItemsPerLaterSession: later.length ? distinct / later.length : 0,
   }
+}
+
+function describeGroups(groups: GroupReport[]): string {
+  return groups.map((g) => `${g.name} ${g.recall20.toFixed(2)} (${g.cases})`).join(', ')
 }
 
 interface VersionRow {
@@ -261,13 +280,98 @@ async function main(): Promise<void> {
       byTarget: report.groups!,
     }
   }
-  const describeGroups = (groups: GroupReport[]) =>
-    groups.map((g) => `${g.name} ${g.recall20.toFixed(2)} (${g.cases})`).join(', ')
 
   const out = path.resolve(
     values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
   )
   await mkdir(path.dirname(out), { recursive: true })
+  if (values.channel === 'sparse-plaintext') {
+    const rows: VersionRow[] = []
+    const record = async (file: WeightsFile, version: number, devices: number) => {
+      const result = await evaluate(file)
+      rows.push({ version, devices, epsilon: 0, ...result })
+      log(
+        `\nv${version} after ${devices} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}; by target: ${describeGroups(result.byTarget)}`,
+      )
+    }
+    await record(decodeWeights(encodeWeights(global, { dtype: 'float16' })), 1, 0)
+    const { shape } = splitWeights(global)
+    const serverLr = number('server-lr')
+    const settings = {
+      layout: {
+        maxRows: number('max-rows'),
+        embedDim: shape.embedDim,
+        denseCoordinates: values.dense === undefined ? 8192 : number('dense'),
+        negativeRows: number('negatives'),
+      },
+      buffer: number('buffer'),
+      clipNorm: number('clip'),
+      step: {
+        tableRate: serverLr,
+        denseRate: values['dense-server-lr'] === undefined ? serverLr : number('dense-server-lr'),
+      },
+      training: {
+        learningRate: values.lr === undefined ? DEFAULT_UPDATE_TRAINING.learningRate : number('lr'),
+        denseLearningRate:
+          values['dense-lr'] === undefined
+            ? DEFAULT_UPDATE_TRAINING.denseLearningRate
+            : number('dense-lr'),
+        epochs: values.epochs === undefined ? DEFAULT_UPDATE_TRAINING.epochs : number('epochs'),
+      },
+    }
+    log(`sparse-plaintext channel: ${JSON.stringify(settings)}`)
+    const sessions = deviceSessions(later, number('devices'))
+    const channel = await runSparseChannel({
+      ...settings,
+      global,
+      sessions,
+      evalEvery: Math.max(1, number('eval-every')),
+      evaluate: record,
+    })
+    const ceilings = await computeCeilings(
+      values.ceiling,
+      sessions.length,
+      global,
+      later,
+      evaluate,
+      values['ceiling-parts']!,
+      log,
+    )
+    log('\n| version | devices so far | Recall@20 | MRR@20 | seen / new since |')
+    log('| ---: | ---: | ---: | ---: | ---: |')
+    for (const r of rows)
+      log(
+        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')} |`,
+      )
+    for (const c of ceilings)
+      log(
+        `| ceiling: central epoch on ${c.devices} devices' sessions | | ${c.recall20.toFixed(2)} | ${c.mrr20.toFixed(2)} | ${c.byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')} |`,
+      )
+    log(`\n${JSON.stringify(channel)}`)
+    const summary = {
+      dataset: dataset.name,
+      date: new Date().toISOString(),
+      machine: describeMachine(),
+      command: describeCommand('sim'),
+      channel: 'sparse-plaintext',
+      pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
+      devices: sessions.length,
+      evalCases,
+      scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
+      settings,
+      report: channel,
+      versions: rows,
+      ceilings,
+      newTargets,
+      seconds: (performance.now() - started) / 1000,
+      complete: true,
+    }
+    await writeFile(out, JSON.stringify(summary, null, 2) + '\n')
+    log(`written ${path.relative(process.cwd(), out)} in ${formatDuration(summary.seconds)}`)
+    return
+  }
+  if (values.channel !== 'server')
+    throw new Error(`--channel: expected server or sparse-plaintext, got ${values.channel}`)
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-sim-'))
   let close = () => {}
   try {
@@ -528,50 +632,15 @@ async function main(): Promise<void> {
         byTarget: result.byTarget,
       })
     }
-    const ceilings: CeilingRow[] = []
-    const ceilingCounts =
-      values.ceiling === 'none' || (values.ceiling === undefined && deviceCount === 0)
-        ? []
-        : (values.ceiling ?? String(deviceCount)).split(',').map((n) => Number(n))
-    for (const count of ceilingCounts) {
-      if (!Number.isInteger(count) || count < 1)
-        throw new Error(`--ceiling: expected device counts ≥ 1, got ${values.ceiling}`)
-      const t0 = performance.now()
-      const held = deviceSessions(later, count)
-      const model = importModelWeights(global)
-      const fit = await fitGruModel(model, held, { ...DEFAULT_FIT_OPTIONS, epochs: 1 })
-      const central = await exportModelWeights(model)
-      const result = await evaluate(central)
-      model.dispose()
-      const row: CeilingRow = {
-        devices: held.length,
-        examples: fit.examples,
-        recall20: result.recall20,
-        mrr20: result.mrr20,
-        byTarget: result.byTarget,
-        seconds: (performance.now() - t0) / 1000,
-      }
-      log(
-        `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
-          `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}; by target: ${describeGroups(row.byTarget)}`,
-      )
-      if (values['ceiling-parts']) {
-        const isTable = (name: string) => name === 'item_embedding'
-        const score = async (file: WeightsFile) => {
-          const { recall20, mrr20 } = await evaluate(file)
-          return { recall20, mrr20 }
-        }
-        row.parts = {
-          tableOnly: await score(mixWeights(global, central, isTable)),
-          restOnly: await score(mixWeights(global, central, (name) => !isTable(name))),
-        }
-        log(
-          `  its item table on the pre-trained rest: Recall@20 ${row.parts.tableOnly.recall20.toFixed(2)}; ` +
-            `its other weights on the pre-trained table: ${row.parts.restOnly.recall20.toFixed(2)}`,
-        )
-      }
-      ceilings.push(row)
-    }
+    const ceilings = await computeCeilings(
+      values.ceiling,
+      deviceCount,
+      global,
+      later,
+      evaluate,
+      values['ceiling-parts']!,
+      log,
+    )
     let reference: {
       file: string
       recall20: number
@@ -659,6 +728,72 @@ async function main(): Promise<void> {
     close()
     await rm(work, { recursive: true, force: true })
   }
+}
+
+type Evaluate = (file: WeightsFile) => Promise<{
+  recall20: number
+  mrr20: number
+  byTarget: GroupReport[]
+}>
+
+/**
+ * --ceiling: the pre-trained model trained on, centrally, for one epoch over the sessions N
+ * devices hold, for each N of `spec` (default: the run's device count; `none`: no ceiling).
+ */
+async function computeCeilings(
+  spec: string | undefined,
+  deviceCount: number,
+  global: WeightsFile,
+  later: Int32Array[],
+  evaluate: Evaluate,
+  parts: boolean,
+  log: (line: string) => void,
+): Promise<CeilingRow[]> {
+  const ceilings: CeilingRow[] = []
+  const ceilingCounts =
+    spec === 'none' || (spec === undefined && deviceCount === 0)
+      ? []
+      : (spec ?? String(deviceCount)).split(',').map((n) => Number(n))
+  for (const count of ceilingCounts) {
+    if (!Number.isInteger(count) || count < 1)
+      throw new Error(`--ceiling: expected device counts ≥ 1, got ${spec}`)
+    const t0 = performance.now()
+    const held = deviceSessions(later, count)
+    const model = importModelWeights(global)
+    const fit = await fitGruModel(model, held, { ...DEFAULT_FIT_OPTIONS, epochs: 1 })
+    const central = await exportModelWeights(model)
+    const result = await evaluate(central)
+    model.dispose()
+    const row: CeilingRow = {
+      devices: held.length,
+      examples: fit.examples,
+      recall20: result.recall20,
+      mrr20: result.mrr20,
+      byTarget: result.byTarget,
+      seconds: (performance.now() - t0) / 1000,
+    }
+    log(
+      `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
+        `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}; by target: ${describeGroups(row.byTarget)}`,
+    )
+    if (parts) {
+      const isTable = (name: string) => name === 'item_embedding'
+      const score = async (file: WeightsFile) => {
+        const { recall20, mrr20 } = await evaluate(file)
+        return { recall20, mrr20 }
+      }
+      row.parts = {
+        tableOnly: await score(mixWeights(global, central, isTable)),
+        restOnly: await score(mixWeights(global, central, (name) => !isTable(name))),
+      }
+      log(
+        `  its item table on the pre-trained rest: Recall@20 ${row.parts.tableOnly.recall20.toFixed(2)}; ` +
+          `its other weights on the pre-trained table: ${row.parts.restOnly.recall20.toFixed(2)}`,
+      )
+    }
+    ceilings.push(row)
+  }
+  return ceilings
 }
 
 /** The model trained on the early sessions only, cached under models/<dataset>/. */

@@ -4,7 +4,11 @@
 // undone as a whole: a device never keeps non-finite weights.
 import * as tf from '@tensorflow/tfjs-core'
 import type { GruModel } from '../model/gru-model'
-import { createPopularitySampler, type NegativeSampler } from '../model/negative-sampler'
+import {
+  createPopularitySampler,
+  createSetSampler,
+  type NegativeSampler,
+} from '../model/negative-sampler'
 import { expandPrefixes, type PrefixCase } from '../model/prefix-cases'
 import { createRandom, shuffleInPlace } from '../model/random'
 import { encodeSessionBatch } from '../model/session-batch'
@@ -30,6 +34,11 @@ export interface LocalTrainerOptions {
   inBatchNegatives?: boolean
   /** SGD: the rate of every weight but the item table (train-step.ts); 0: they stay. */
   denseLearningRate?: number
+  /**
+   * Draw negatives uniformly from these rows only (a sparse update's public negatives, P30)
+   * instead of from the whole table.
+   */
+  negativeRows?: Int32Array
   seed?: number
 }
 
@@ -42,9 +51,14 @@ export interface LocalTrainerOptions {
 // on YooChoose's validation split (2,933 items) 3e-3 cost 1.3 points of MRR@20 and 3e-4 was
 // neutral. So each shop's manifest may carry its own rate (localTraining.learningRate, set
 // with export:artifacts --local-lr after this simulation), which the worker passes in here.
-/** Every option set, except the SGD-only dense rate (absent: the one rate for all). */
-type LocalTrainerSettings = Required<Omit<LocalTrainerOptions, 'denseLearningRate'>> &
-  Pick<LocalTrainerOptions, 'denseLearningRate'>
+/**
+ * Every option set, except the SGD-only dense rate (absent: the one rate for all) and the sparse
+ * update's negatives (absent: the whole table).
+ */
+type LocalTrainerSettings = Required<
+  Omit<LocalTrainerOptions, 'denseLearningRate' | 'negativeRows'>
+> &
+  Pick<LocalTrainerOptions, 'denseLearningRate' | 'negativeRows'>
 
 export const DEFAULT_LOCAL_TRAINER_OPTIONS: LocalTrainerSettings = {
   learningRate: 0.003,
@@ -126,11 +140,12 @@ export function createLocalTrainer(
   const settings = { ...DEFAULT_LOCAL_TRAINER_OPTIONS, ...Object.fromEntries(given) }
   checkOptions(settings)
   const { nItems, maxLen } = model.config
+  if (settings.negativeRows) checkItems([settings.negativeRows], nItems)
   const random = createRandom(settings.seed)
   // All-equal counts make the popularity sampler uniform, and its logQ correction a constant.
-  const sampler = createPopularitySampler(new Int32Array(nItems).fill(1), {
-    seed: settings.seed + 1,
-  })
+  const sampler = settings.negativeRows
+    ? createSetSampler(settings.negativeRows, settings.seed + 1)
+    : createPopularitySampler(new Int32Array(nItems).fill(1), { seed: settings.seed + 1 })
   let running = false
   let runIndex = 0
 

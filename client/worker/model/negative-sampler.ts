@@ -49,3 +49,23 @@ export function createPopularitySampler(
     },
   }
 }
+
+/**
+ * Negatives drawn uniformly from a given set of rows only (the release's public negatives of a
+ * sparse update, P30): a device then changes no row but the ones it viewed and these. The
+ * expected count is the same for every candidate, so the logQ correction is a constant.
+ */
+export function createSetSampler(rows: Int32Array, seed = 7): NegativeSampler {
+  if (rows.length === 0) throw new RangeError('expected at least one negative row')
+  const random = createRandom(seed)
+  return {
+    sample(count) {
+      const out = new Int32Array(count)
+      for (let n = 0; n < count; n++) out[n] = rows[Math.floor(random() * rows.length)]!
+      return out
+    },
+    logExpectedCount(_item, _batch, negatives) {
+      return Math.log(negatives / rows.length)
+    },
+  }
+}
