@@ -1,4 +1,4 @@
-// The sparse update (PROTOCOL.md P30): what one device contributes to a release and what the
+// The sparse update (PROTOCOL.md P29): what one device contributes to a release and what the
 // server computes from many. A device sends the changes of the table rows it trained (the items
 // its shopper viewed, at most `maxRows`) and of a window of the dense weights, in fixed point;
 // the server keeps per-row sums and per-row counts and steps each row by its own mean, so a row

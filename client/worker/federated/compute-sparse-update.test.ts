@@ -18,7 +18,7 @@ const training = { epochs: 3, learningRate: 0.05, denseLearningRate: 0.01, seed:
 const plan: SparsePlan = { slice: 3, layout, negativeRows, clipNorm: 1e6, training }
 let global: WeightsFile
 
-describe('a sparse update on the device (PROTOCOL.md P30)', () => {
+describe('a sparse update on the device (PROTOCOL.md P29)', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
     const model = createGruModel(config, 2)

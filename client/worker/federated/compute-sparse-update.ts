@@ -1,4 +1,4 @@
-// The device's half of a sparse round (PROTOCOL.md P30): train a copy of the *global* weights on
+// The device's half of a sparse round (PROTOCOL.md P29): train a copy of the *global* weights on
 // the shopper's sessions and return the changes of the rows it viewed and of the dense window its
 // slice names, clipped and in fixed point. Only the viewed rows and the release's public negatives
 // take part in training, so the copy holds just those rows: a device's work follows its session,

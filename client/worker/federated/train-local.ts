@@ -35,7 +35,7 @@ export interface LocalTrainerOptions {
   /** SGD: the rate of every weight but the item table (train-step.ts); 0: they stay. */
   denseLearningRate?: number
   /**
-   * Draw negatives uniformly from these rows only (a sparse update's public negatives, P30)
+   * Draw negatives uniformly from these rows only (a sparse update's public negatives, P29)
    * instead of from the whole table.
    */
   negativeRows?: Int32Array

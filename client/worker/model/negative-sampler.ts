@@ -52,7 +52,7 @@ export function createPopularitySampler(
 
 /**
  * Negatives drawn uniformly from a given set of rows only (the release's public negatives of a
- * sparse update, P30): a device then changes no row but the ones it viewed and these. The
+ * sparse update, P29): a device then changes no row but the ones it viewed and these. The
  * expected count is the same for every candidate, so the logQ correction is a constant.
  */
 export function createSetSampler(rows: Int32Array, seed = 7): NegativeSampler {
