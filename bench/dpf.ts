@@ -1,0 +1,175 @@
+// npm run bench:dpf: what the two-server DPF channel costs (shared/dpf.ts), on one core. The
+// device's side is key generation with noble's AES (the worker's cipher, here run by Node's V8);
+// the server's side is full-domain evaluation of one key with node:crypto's AES at the catalogue's
+// size (43,097 rows, 2^16) and at 1,000,000 rows (2^20), m = 101 (a 100-wide row plus its count).
+// Medians over a few runs; keys/s are per core. Writes bench/results/dpf.json.
+import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { createNodeCipher } from '../server/federated/node-cipher'
+import {
+  type BlockCipher,
+  type DpfParams,
+  dpfKeyBytes,
+  evaluateDpfAt,
+  evaluateDpfInto,
+  generateDpfKeys,
+} from '../shared/dpf'
+import { createNobleCipher } from '../shared/noble-cipher'
+import { describeCommand, describeMachine } from '../train/progress'
+
+const PAYLOAD_LENGTH = 101
+
+const median = (xs: number[]) => {
+  const s = xs.slice().sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+const round = (x: number, digits = 3) => Number(x.toFixed(digits))
+
+function randomBeta(): Int32Array {
+  const beta = new Int32Array(new Uint8Array(randomBytes(4 * PAYLOAD_LENGTH)).buffer)
+  beta[PAYLOAD_LENGTH - 1] = 1
+  return beta
+}
+
+const keyRandomBytes = (n: number) => new Uint8Array(randomBytes(n))
+
+/** Key pairs per run, `runs` times: the median time of one pair. */
+function benchKeygen(params: DpfParams, keysPerRun: number, runs: number) {
+  const cipher = createNobleCipher()
+  const domain = 2 ** params.domainBits
+  const beta = randomBeta()
+  // Warm-up: noble's AES reaches its optimised code only after some hundreds of calls.
+  for (let i = 0; i < 200; i++) generateDpfKeys(params, i, beta, keyRandomBytes, cipher)
+  const perRun: number[] = []
+  for (let r = 0; r < runs; r++) {
+    const started = performance.now()
+    for (let i = 0; i < keysPerRun; i++)
+      generateDpfKeys(params, (i * 7919) % domain, beta, keyRandomBytes, cipher)
+    perRun.push((performance.now() - started) / keysPerRun)
+  }
+  const ms = median(perRun)
+  return {
+    cipher: 'noble AES-128 (the worker)',
+    domainBits: params.domainBits,
+    payloadLength: params.payloadLength,
+    keyBytes: dpfKeyBytes(params),
+    keysPerRun,
+    medianMsPerKeyPair: round(ms, 4),
+    keyPairsPerSecond: Math.round(1000 / ms),
+    perRunMs: perRun.map((x) => round(x, 4)),
+  }
+}
+
+/**
+ * One party's evaluation of a fresh key over [0, domainSize), added into one running sum as the
+ * server does, `runs` times after a warm-up; checks first that the two shares add up to β at α.
+ */
+function benchEvaluation(
+  params: DpfParams,
+  domainSize: number,
+  runs: number,
+  cipher: BlockCipher,
+  cipherName: string,
+) {
+  const beta = randomBeta()
+  const keyCipher = createNobleCipher()
+  const alpha = domainSize - 1
+  const [key0, key1] = generateDpfKeys(params, alpha, beta, keyRandomBytes, keyCipher)
+  const at = [
+    evaluateDpfAt(key0, 0, params, alpha, cipher),
+    evaluateDpfAt(key1, 1, params, alpha, cipher),
+  ]
+  if (!at[0]!.every((v, k) => ((v + at[1]![k]!) | 0) === beta[k]))
+    throw new Error('the two shares do not add up to beta: the benchmark would time a wrong result')
+
+  const sums = new Int32Array(domainSize * params.payloadLength)
+  evaluateDpfInto(key0, 0, params, domainSize, cipher, sums) // warm-up
+  const perRun: number[] = []
+  for (let r = 0; r < runs; r++) {
+    const [key] = generateDpfKeys(params, r % domainSize, beta, keyRandomBytes, keyCipher)
+    const started = performance.now()
+    evaluateDpfInto(key, 0, params, domainSize, cipher, sums)
+    perRun.push(performance.now() - started)
+  }
+  const ms = median(perRun)
+  return {
+    cipher: cipherName,
+    domainBits: params.domainBits,
+    domainSize,
+    payloadLength: params.payloadLength,
+    runs,
+    medianMsPerKey: round(ms, 1),
+    keysPerSecondPerCore: round(1000 / ms, 2),
+    // Bytes through AES per key: both children of every kept node, and ceil(m/4) blocks a leaf.
+    aesMiBPerKey: round((16 * aesBlocks(params.domainBits, domainSize)) / 2 ** 20, 1),
+    perRunMs: perRun.map((x) => round(x, 1)),
+  }
+}
+
+function aesBlocks(domainBits: number, domainSize: number): number {
+  let blocks = domainSize * Math.ceil(PAYLOAD_LENGTH / 4)
+  for (let level = 1; level <= domainBits; level++)
+    blocks += Math.ceil(domainSize / 2 ** (domainBits - level))
+  return blocks
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '7' },
+      'large-runs': { type: 'string', default: '3' },
+      keys: { type: 'string', default: '1000' },
+      results: { type: 'string', default: 'bench/results/dpf.json' },
+    },
+    strict: true,
+  })
+  const runs = Number(values.runs)
+  const largeRuns = Number(values['large-runs'])
+  const keysPerRun = Number(values.keys)
+  const loadBefore = os.loadavg().map((l) => Number(l.toFixed(2)))
+  const catalogue = { domainBits: 16, payloadLength: PAYLOAD_LENGTH }
+  const million = { domainBits: 20, payloadLength: PAYLOAD_LENGTH }
+
+  const keygen = [benchKeygen(catalogue, keysPerRun, runs), benchKeygen(million, keysPerRun, runs)]
+  for (const k of keygen)
+    console.log(
+      `keygen, 2^${k.domainBits}, m = ${k.payloadLength}, ${k.cipher}: ${k.medianMsPerKeyPair} ms a pair, ` +
+        `${k.keyPairsPerSecond.toLocaleString('en')} pairs/s on one core; ${k.keyBytes} bytes a key`,
+    )
+
+  const node = createNodeCipher()
+  const evaluation = [
+    benchEvaluation(catalogue, 43_097, runs, node, 'node:crypto AES-128-ECB (the server)'),
+    benchEvaluation(million, 1_000_000, largeRuns, node, 'node:crypto AES-128-ECB (the server)'),
+    // For scale: the same evaluation in pure JS, as a server without node:crypto would run it.
+    benchEvaluation(catalogue, 43_097, largeRuns, createNobleCipher(), 'noble AES-128 (pure JS)'),
+  ]
+  for (const e of evaluation)
+    console.log(
+      `evaluation, ${e.domainSize.toLocaleString('en')} rows (2^${e.domainBits}), ${e.cipher}: ` +
+        `${e.medianMsPerKey} ms a key over ${e.runs} runs, ${e.keysPerSecondPerCore} keys/s on one core ` +
+        `(${e.aesMiBPerKey} MiB through AES)`,
+    )
+
+  const results = {
+    command: describeCommand('bench:dpf'),
+    date: new Date().toISOString(),
+    machine: describeMachine(),
+    // This machine's cores are shared: a load above 1 slows every figure here alike.
+    loadAverage: { before: loadBefore, after: os.loadavg().map((l) => Number(l.toFixed(2))) },
+    keygen,
+    evaluation,
+  }
+  await mkdir(path.dirname(values.results), { recursive: true })
+  await writeFile(values.results, JSON.stringify(results, null, 2) + '\n')
+  console.log(`wrote ${values.results}`)
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
