@@ -197,3 +197,19 @@ export function applySparseSums(
   }
   return { dense, table }
 }
+
+/** `c` without the rows `dropped` (those cuckoo placement could not fit, row-buckets.ts). */
+export function withoutRows(
+  c: SparseContribution,
+  dropped: readonly number[],
+  embedDim: number,
+): SparseContribution {
+  if (dropped.length === 0) return c
+  const gone = new Set(dropped)
+  const keep = Array.from(c.rows.keys()).filter((k) => !gone.has(c.rows[k]!))
+  const rowValues = new Int32Array(keep.length * embedDim)
+  keep.forEach((k, i) =>
+    rowValues.set(c.rowValues.subarray(k * embedDim, (k + 1) * embedDim), i * embedDim),
+  )
+  return { ...c, rows: Int32Array.from(keep, (k) => c.rows[k]!), rowValues }
+}

@@ -115,6 +115,8 @@ const OPTIONS = {
    * `sparse-plaintext` (issue 12, simulation only): devices send the rows they viewed and a dense
    * window in the clear to an in-process server that steps each row by its own mean
    * (train/sim/sparse-channel.ts); --server-lr is the rows' η, --dense the window.
+   * `sparse-secure`: the same contributions through the two-server channel as well (DPF keys and
+   * additive shares to an in-process leader and helper), published from the combined shares.
    */
   channel: { type: 'string', default: 'server' },
   /**
@@ -285,7 +287,7 @@ async function main(): Promise<void> {
     values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
   )
   await mkdir(path.dirname(out), { recursive: true })
-  if (values.channel === 'sparse-plaintext') {
+  if (values.channel === 'sparse-plaintext' || values.channel === 'sparse-secure') {
     const rows: VersionRow[] = []
     const record = async (file: WeightsFile, version: number, devices: number) => {
       const result = await evaluate(file)
@@ -327,6 +329,7 @@ async function main(): Promise<void> {
       sessions,
       evalEvery: Math.max(1, number('eval-every')),
       evaluate: record,
+      secure: values.channel === 'sparse-secure',
     })
     const ceilings = await computeCeilings(
       values.ceiling,
@@ -353,7 +356,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: describeMachine(),
       command: describeCommand('sim'),
-      channel: 'sparse-plaintext',
+      channel: values.channel,
       pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
       devices: sessions.length,
       evalCases,
@@ -371,7 +374,9 @@ async function main(): Promise<void> {
     return
   }
   if (values.channel !== 'server')
-    throw new Error(`--channel: expected server or sparse-plaintext, got ${values.channel}`)
+    throw new Error(
+      `--channel: expected server, sparse-plaintext or sparse-secure, got ${values.channel}`,
+    )
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-sim-'))
   let close = () => {}
   try {

@@ -3,8 +3,21 @@
 // from the served (float16) model and hands its contribution *in the clear* to one in-process
 // server, which adds it into the release's sums (shared/sparse-update.ts) and, every K devices,
 // steps each row by its own mean. It is exactly what the two servers of the secure channel
-// compute, with nothing hidden: the accuracy the secure channel inherits.
+// compute, with nothing hidden: the accuracy the secure channel inherits. With `--channel
+// sparse-secure` every contribution also travels as two share bodies (shared/secure-update.ts)
+// to an in-process leader and helper, the release is made from their combined shares, and the
+// run stops if those differ by one bit from the plaintext sums.
+import { createHash } from 'node:crypto'
 import { computeSparseUpdate } from '../../client/worker/federated/compute-sparse-update'
+import { createNodeCipher } from '../../server/federated/node-cipher'
+import { createNobleCipher } from '../../shared/noble-cipher'
+import { buildBucketLayout, placeRows } from '../../shared/row-buckets'
+import {
+  addShareBody,
+  combineShares,
+  splitContribution,
+  type SecureParams,
+} from '../../shared/secure-update'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
 import { createRandom } from '../../shared/random'
 import {
@@ -13,8 +26,10 @@ import {
   checkContribution,
   createSparseSums,
   FIXED_POINT_RANGE,
+  withoutRows,
   type SparseLayout,
   type SparseStep,
+  type SparseSums,
 } from '../../shared/sparse-update'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { LocalTrainerOptions } from '../../client/worker/federated/train-local'
@@ -33,6 +48,11 @@ export interface SparseChannelOptions {
   evalEvery: number
   /** Scores a published version (the simulation's, not the federation's, time). */
   evaluate: (file: WeightsFile, version: number, devices: number) => Promise<void>
+  /**
+   * Carry every contribution through the two-server channel (shared/secure-update.ts) as well,
+   * publish from the combined shares, and stop if they differ from the plaintext sums by a bit.
+   */
+  secure?: boolean
   seed?: number
 }
 
@@ -47,6 +67,18 @@ export interface SparseChannelReport {
   contributionsPerSecond: number
   /** Median norm before clipping: what `--clip` cut. */
   medianNorm: number
+  /** Rows cuckoo placement could not fit (row-buckets.ts): sent by neither channel. */
+  droppedRows: number
+  /** SHA-256 of each published version's float16 model, v2 on: equal across channels. */
+  modelHashes: string[]
+  /** With `secure`: the largest body per server, and the median ms per update of each side. */
+  secure?: {
+    leaderBytes: number
+    helperBytes: number
+    deviceMs: number
+    leaderMs: number
+    helperMs: number
+  }
 }
 
 /** Runs the devices through the channel; calls `evaluate` on v1's successors as configured. */
@@ -63,6 +95,27 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
   let served = decodeWeights(encodeWeights(master, { dtype: 'float16' }))
   let negativeRows = drawNegatives(shape.nItems, o.layout.negativeRows, version)
   let sums = createSparseSums(shape, negativeRows)
+  // Both channels place the viewed rows in the public buckets, so that they sum the same rows.
+  const params: SecureParams = {
+    layout: o.layout,
+    shape,
+    buckets: buildBucketLayout({
+      nItems: shape.nItems,
+      buckets: Math.ceil(1.5 * o.layout.maxRows),
+      hashes: 3,
+      seed: 1,
+    }),
+  }
+  let shares = {
+    leader: createSparseSums(shape, negativeRows),
+    helper: createSparseSums(shape, negativeRows),
+  }
+  const ciphers = { device: createNobleCipher(), server: createNodeCipher() }
+  const scratch = {}
+  const timings = { device: [] as number[], leader: [] as number[], helper: [] as number[] }
+  const bodyBytes = [0, 0]
+  let droppedRows = 0
+  const modelHashes: string[] = []
   let contributions = 0
   let clipped = 0
   let truncated = 0
@@ -73,8 +126,9 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
   const started = performance.now()
   const progress = createProgressLine()
   for (let i = 0; i < o.sessions.length; i++) {
+    const slice = Math.floor(random() * 2 ** 32)
     const update = await computeSparseUpdate(served, [o.sessions[i]!], {
-      slice: Math.floor(random() * 2 ** 32),
+      slice,
       layout: o.layout,
       negativeRows,
       clipNorm: o.clipNorm,
@@ -82,20 +136,51 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
     })
     if (update) {
       checkContribution(update.contribution, o.layout, shape)
-      addContribution(sums, update.contribution, shape.embedDim)
+      const placed = placeRows(update.contribution.rows, params.buckets.params, createRandom(i + 1))
+      droppedRows += placed.dropped.length
+      const contribution = withoutRows(update.contribution, placed.dropped, shape.embedDim)
+      addContribution(sums, contribution, shape.embedDim)
+      if (o.secure) {
+        const t0 = performance.now()
+        const bodies = splitContribution(
+          contribution,
+          placed.bucketRow,
+          { baseVersion: version, slice, idempotencyKey: randomBytes(16) },
+          params,
+          randomBytes,
+          ciphers.device,
+        )
+        const t1 = performance.now()
+        addShareBody(shares.leader, bodies[0], 0, params, ciphers.server, scratch)
+        const t2 = performance.now()
+        addShareBody(shares.helper, bodies[1], 1, params, ciphers.server, scratch)
+        timings.device.push(t1 - t0)
+        timings.leader.push(t2 - t1)
+        timings.helper.push(performance.now() - t2)
+        bodyBytes[0] = Math.max(bodyBytes[0]!, bodies[0].length)
+        bodyBytes[1] = Math.max(bodyBytes[1]!, bodies[1].length)
+      }
       contributions++
-      rows += update.contribution.rows.length
+      rows += contribution.rows.length
       norms.push(update.norm)
       if (update.clipped) clipped++
       if (update.viewed > o.layout.maxRows) truncated++
     }
     if (sums.contributions === o.buffer) {
-      const next = applySparseSums(splitWeights(master), sums, o.step, shape.embedDim)
+      const released = o.secure ? combineShares(shares.leader, shares.helper) : sums
+      if (o.secure) expectSameSums(released, sums, version + 1)
+      const next = applySparseSums(splitWeights(master), released, o.step, shape.embedDim)
       master = joinWeights(master, next.dense, next.table)
       version++
-      served = decodeWeights(encodeWeights(master, { dtype: 'float16' }))
+      const published = encodeWeights(master, { dtype: 'float16' })
+      modelHashes.push(createHash('sha256').update(published).digest('hex'))
+      served = decodeWeights(published)
       negativeRows = drawNegatives(shape.nItems, o.layout.negativeRows, version)
       sums = createSparseSums(shape, negativeRows)
+      shares = {
+        leader: createSparseSums(shape, negativeRows),
+        helper: createSparseSums(shape, negativeRows),
+      }
       if ((version - 1) % o.evalEvery === 0 || i === o.sessions.length - 1) {
         const t0 = performance.now()
         await o.evaluate(served, version, i + 1)
@@ -119,6 +204,37 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
     rowsPerContribution: contributions ? rows / contributions : 0,
     contributionsPerSecond: contributions / seconds,
     medianNorm: norms[Math.floor(norms.length / 2)] ?? 0,
+    droppedRows,
+    modelHashes,
+    ...(o.secure && {
+      secure: {
+        leaderBytes: bodyBytes[0]!,
+        helperBytes: bodyBytes[1]!,
+        deviceMs: median(timings.device),
+        leaderMs: median(timings.leader),
+        helperMs: median(timings.helper),
+      },
+    }),
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = values.slice().sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
+}
+
+function randomBytes(n: number): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(n))
+}
+
+/** The secure channel's release must be the plaintext one, bit for bit; anything else stops. */
+function expectSameSums(a: SparseSums, b: SparseSums, version: number): void {
+  const parts = ['table', 'counts', 'dense', 'denseCounts', 'negatives'] as const
+  for (const part of parts) {
+    const x = a[part]
+    const y = b[part]
+    if (x.length !== y.length || x.some((v, k) => v !== y[k]))
+      throw new Error(`v${version}: the two servers' ${part} differ from the plaintext sums`)
   }
 }
 

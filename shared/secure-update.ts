@@ -1,0 +1,292 @@
+// The two-server channel for sparse contributions (PROTOCOL.md P29, issue 12): a device splits
+// its contribution into two bodies, one for the leader (party 0) and one for the helper (party
+// 1). Either body alone is pseudorandom; the two servers' sums over the same updates add up, in
+// Z/2^32, to exactly the sums the plaintext channel would hold (shared/sparse-update.ts).
+//
+// - Viewed rows: cuckoo-placed into the public buckets (row-buckets.ts), one DPF key pair per
+//   bucket (dpf.ts) whose point is the row's position in its bucket and whose payload is the
+//   row's change and a count of 1; a bucket without a row gets a key pair of payload zero. So
+//   every update carries the same number of keys, whatever the shopper viewed.
+// - Dense window and public negatives (their positions are public): additive shares, one of
+//   each pair sent as a 16-byte PRG seed. The leader gets the window's seed and the negatives'
+//   masked values, the helper the reverse, which keeps both bodies under 64 KB.
+import type { BlockCipher, DpfParams } from './dpf'
+import { dpfKeyBytes, evaluateDpfInto, generateDpfKeys, parseDpfKey } from './dpf'
+import { positionInBucket, type BucketLayout } from './row-buckets'
+import type { SparseContribution, SparseLayout, SparseShape, SparseSums } from './sparse-update'
+
+/** Magic of a share body: `PRK1`. */
+const MAGIC = 0x314b5250
+const HEADER_BYTES = 32
+const SEED_BYTES = 16
+/** The PRG tweak of seed-expanded shares, apart from the DPF's tree and output tweaks. */
+const TWEAK_SHARE = 0x53484152
+
+export type Party = 0 | 1
+
+/** What both servers and every device agree on for a model (all public). */
+export interface SecureParams {
+  layout: SparseLayout
+  shape: SparseShape
+  buckets: BucketLayout
+}
+
+export function dpfParams(params: SecureParams): DpfParams {
+  return { domainBits: params.buckets.domainBits, payloadLength: params.shape.embedDim + 1 }
+}
+
+/** A body's exact size for `party`. */
+export function shareBodyBytes(params: SecureParams, party: Party): number {
+  const keys = params.buckets.params.buckets * dpfKeyBytes(dpfParams(params))
+  const dense = 4 * params.layout.denseCoordinates
+  const negatives = 4 * params.layout.negativeRows * params.shape.embedDim
+  return HEADER_BYTES + keys + (party === 0 ? SEED_BYTES + negatives : dense + SEED_BYTES)
+}
+
+export interface ShareHeader {
+  party: Party
+  baseVersion: number
+  slice: number
+  /** The same in both bodies of one update: how the servers pair them. */
+  idempotencyKey: Uint8Array
+}
+
+/**
+ * The contribution's two bodies. `bucketRow` is the placement of `contribution.rows` (placeRows):
+ * every row of the contribution must sit in a bucket. `randomBytes` must be a CSPRNG.
+ */
+export function splitContribution(
+  contribution: SparseContribution,
+  bucketRow: Int32Array,
+  header: Omit<ShareHeader, 'party'>,
+  params: SecureParams,
+  randomBytes: (n: number) => Uint8Array,
+  cipher: BlockCipher,
+): [Uint8Array, Uint8Array] {
+  const { embedDim: d } = params.shape
+  const B = params.buckets.params.buckets
+  if (bucketRow.length !== B) throw new RangeError(`expected ${B} buckets, got ${bucketRow.length}`)
+  const rowIndex = new Map(Array.from(contribution.rows, (row, k) => [row, k]))
+  const placed = Array.from(bucketRow).filter((row) => row >= 0)
+  if (placed.length !== rowIndex.size || placed.some((row) => !rowIndex.has(row)))
+    throw new RangeError('expected every row of the contribution placed in exactly one bucket')
+
+  const bodies: [Uint8Array, Uint8Array] = [
+    new Uint8Array(shareBodyBytes(params, 0)),
+    new Uint8Array(shareBodyBytes(params, 1)),
+  ]
+  bodies.forEach((body, party) => writeHeader(body, { ...header, party: party as Party }))
+  const dpf = dpfParams(params)
+  const keyBytes = dpfKeyBytes(dpf)
+  const beta = new Int32Array(d + 1)
+  for (let b = 0; b < B; b++) {
+    const row = bucketRow[b]!
+    const size = params.buckets.offsets[b + 1]! - params.buckets.offsets[b]!
+    let alpha: number
+    if (row >= 0) {
+      const k = rowIndex.get(row)!
+      beta.set(contribution.rowValues.subarray(k * d, k * d + d))
+      beta[d] = 1
+      alpha = positionInBucket(params.buckets, b, row)
+    } else {
+      beta.fill(0)
+      alpha = uniformBelow(Math.max(1, size), randomBytes)
+    }
+    const keys = generateDpfKeys(dpf, alpha, beta, randomBytes, cipher)
+    bodies[0].set(keys[0], HEADER_BYTES + b * keyBytes)
+    bodies[1].set(keys[1], HEADER_BYTES + b * keyBytes)
+  }
+  const tail = HEADER_BYTES + B * keyBytes
+  // The window: the leader's share is PRG(seed), the helper's the values minus it.
+  const denseSeed = randomBytes(SEED_BYTES)
+  bodies[0].set(denseSeed, tail)
+  writeWords(
+    bodies[1],
+    tail,
+    subtract(contribution.dense, expandSeed(denseSeed, contribution.dense.length, cipher)),
+  )
+  // The negatives: the helper's share is PRG(seed), the leader's the values minus it.
+  const negativeSeed = randomBytes(SEED_BYTES)
+  writeWords(
+    bodies[0],
+    tail + SEED_BYTES,
+    subtract(
+      contribution.negatives,
+      expandSeed(negativeSeed, contribution.negatives.length, cipher),
+    ),
+  )
+  bodies[1].set(negativeSeed, tail + 4 * contribution.dense.length)
+  return bodies
+}
+
+export function readShareHeader(body: Uint8Array): ShareHeader {
+  if (body.length < HEADER_BYTES)
+    throw new RangeError(
+      `expected a share body of at least ${HEADER_BYTES} bytes, got ${body.length}`,
+    )
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  if (view.getUint32(0, true) !== MAGIC) throw new RangeError('expected a share body (magic PRK1)')
+  const party = body[4]
+  if (party !== 0 && party !== 1) throw new RangeError(`expected party 0 or 1, got ${party}`)
+  return {
+    party,
+    baseVersion: view.getUint32(8, true),
+    slice: view.getUint32(12, true),
+    idempotencyKey: body.slice(16, 32),
+  }
+}
+
+/**
+ * Adds the body's share into `sums`, this server's share of the release (the public counts of
+ * the window and the number of contributions included). Throws, changing nothing, for a body
+ * of another party, size or layout. `scratch` is reused between calls (a bucket's outputs).
+ */
+export function addShareBody(
+  sums: SparseSums,
+  body: Uint8Array,
+  party: Party,
+  params: SecureParams,
+  cipher: BlockCipher,
+  scratch: { values?: Int32Array } = {},
+): ShareHeader {
+  const header = readShareHeader(body)
+  if (header.party !== party)
+    throw new RangeError(`expected a body for party ${party}, got one for party ${header.party}`)
+  const expected = shareBodyBytes(params, party)
+  if (body.length !== expected)
+    throw new RangeError(`expected a share body of ${expected} bytes, got ${body.length}`)
+  const { embedDim: d, denseSize } = params.shape
+  const { layout } = params
+  const dpf = dpfParams(params)
+  const m = d + 1
+  const keyBytes = dpfKeyBytes(dpf)
+  const B = params.buckets.params.buckets
+  const largest = 2 ** params.buckets.domainBits
+  const values = (scratch.values ??= new Int32Array(largest * m))
+  const key = (b: number) =>
+    body.subarray(HEADER_BYTES + b * keyBytes, HEADER_BYTES + (b + 1) * keyBytes)
+  // Every key is parsed before anything is added: a malformed one changes nothing.
+  for (let b = 0; b < B; b++) parseDpfKey(key(b), dpf)
+  const tail = HEADER_BYTES + B * keyBytes
+  const D = layout.denseCoordinates
+  const N = layout.negativeRows * d
+  const dense =
+    party === 0
+      ? expandSeed(body.subarray(tail, tail + SEED_BYTES), D, cipher)
+      : readWords(body, tail, D)
+  const negatives =
+    party === 0
+      ? readWords(body, tail + SEED_BYTES, N)
+      : expandSeed(body.subarray(tail + 4 * D, tail + 4 * D + SEED_BYTES), N, cipher)
+  if (sums.negatives.length !== N)
+    throw new RangeError(
+      `expected ${N / d} public negatives in the sums, got ${sums.negatives.length / d}`,
+    )
+
+  for (let b = 0; b < B; b++) {
+    const from = params.buckets.offsets[b]!
+    const size = params.buckets.offsets[b + 1]! - from
+    values.fill(0, 0, size * m)
+    evaluateDpfInto(key(b), party, dpf, size, cipher, values)
+    for (let i = 0; i < size; i++) {
+      const row = params.buckets.rows[from + i]!
+      const at = row * d
+      for (let j = 0; j < d; j++)
+        sums.table[at + j] = (sums.table[at + j]! + values[i * m + j]!) | 0
+      sums.counts[row] = (sums.counts[row]! + values[i * m + d]!) | 0
+    }
+  }
+  const start = Number((BigInt(header.slice) * BigInt(D)) % BigInt(denseSize))
+  for (let k = 0; k < D; k++) {
+    const at = (start + k) % denseSize
+    sums.dense[at] = (sums.dense[at]! + dense[k]!) | 0
+    sums.denseCounts[at] = (sums.denseCounts[at]! + 1) | 0
+  }
+  for (let k = 0; k < N; k++) sums.negatives[k] = (sums.negatives[k]! + negatives[k]!) | 0
+  sums.contributions++
+  return header
+}
+
+/**
+ * The release's sums from the two servers' shares: the secret parts added in Z/2^32, the public
+ * ones (window coverage, contributions, negatives' rows) the same on both sides or an error.
+ */
+export function combineShares(leader: SparseSums, helper: SparseSums): SparseSums {
+  if (leader.contributions !== helper.contributions)
+    throw new RangeError(
+      `expected both shares over the same updates, got ${leader.contributions} and ${helper.contributions}`,
+    )
+  const same = (a: Int32Array, b: Int32Array) =>
+    a.length === b.length && a.every((v, i) => v === b[i])
+  if (
+    !same(leader.denseCounts, helper.denseCounts) ||
+    !same(leader.negativeRows, helper.negativeRows)
+  )
+    throw new RangeError('expected both shares over the same windows and public negatives')
+  const add = (a: Int32Array, b: Int32Array) => Int32Array.from(a, (v, i) => (v + b[i]!) | 0)
+  return {
+    table: add(leader.table, helper.table),
+    counts: add(leader.counts, helper.counts),
+    dense: add(leader.dense, helper.dense),
+    denseCounts: leader.denseCounts.slice(),
+    negativeRows: leader.negativeRows.slice(),
+    negatives: add(leader.negatives, helper.negatives),
+    contributions: leader.contributions,
+  }
+}
+
+/** `count` int32 words from a 16-byte seed: fixed-key AES on (seed ⊕ (tweak, i)), MMO form. */
+export function expandSeed(seed: Uint8Array, count: number, cipher: BlockCipher): Int32Array {
+  if (seed.length !== SEED_BYTES)
+    throw new RangeError(`expected a ${SEED_BYTES}-byte seed, got ${seed.length}`)
+  const blocks = Math.ceil(count / 4)
+  const input = new Uint8Array(16 * blocks)
+  const words = new Int32Array(input.buffer)
+  const seedWords = new Int32Array(seed.slice().buffer)
+  for (let i = 0; i < blocks; i++) {
+    words[4 * i] = seedWords[0]! ^ i
+    words[4 * i + 1] = seedWords[1]!
+    words[4 * i + 2] = seedWords[2]!
+    words[4 * i + 3] = seedWords[3]! ^ TWEAK_SHARE
+  }
+  const output = new Int32Array(cipher.encryptBlocks(input.slice()).slice().buffer)
+  for (let w = 0; w < 4 * blocks; w++) output[w] = output[w]! ^ words[w]!
+  return output.subarray(0, count)
+}
+
+function writeHeader(body: Uint8Array, header: ShareHeader): void {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  view.setUint32(0, MAGIC, true)
+  body[4] = header.party
+  view.setUint32(8, header.baseVersion, true)
+  view.setUint32(12, header.slice >>> 0, true)
+  if (header.idempotencyKey.length !== 16)
+    throw new RangeError('expected a 16-byte idempotency key')
+  body.set(header.idempotencyKey, 16)
+}
+
+function writeWords(body: Uint8Array, at: number, words: Int32Array): void {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  for (let k = 0; k < words.length; k++) view.setInt32(at + 4 * k, words[k]!, true)
+}
+
+function readWords(body: Uint8Array, at: number, count: number): Int32Array {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const out = new Int32Array(count)
+  for (let k = 0; k < count; k++) out[k] = view.getInt32(at + 4 * k, true)
+  return out
+}
+
+function subtract(a: Int32Array, b: Int32Array): Int32Array {
+  return Int32Array.from(a, (v, i) => (v - b[i]!) | 0)
+}
+
+/** A uniform integer in [0, n) from the CSPRNG (rejection sampling over 32 bits). */
+function uniformBelow(n: number, randomBytes: (n: number) => Uint8Array): number {
+  const limit = Math.floor(2 ** 32 / n) * n
+  for (;;) {
+    const bytes = randomBytes(4)
+    const x = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true)
+    if (x < limit) return x % n
+  }
+}
