@@ -133,22 +133,33 @@ describe('npm run sim', () => {
     expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
   }, 240_000)
 
-  it('runs the plaintext sparse channel: each device sends its viewed rows, every K a release', async () => {
-    const results = path.join(out, 'sim-sparse.json')
-    const sim = await runScript('train/cli/sim-federated.ts', [
+  it('runs the sparse channels: the plaintext one and the two-server one publish the same models', async () => {
+    const args = (channel: string, results: string) => [
       ...['--data', data, '--models', out, '--reference', 'none', '--results', results],
-      ...['--channel', 'sparse-plaintext', '--devices', '12', '--buffer', '4'],
-      ...['--pretrain-epochs', '1', '--eval-cases', '300', '--eval-every', '1'],
-      ...['--negatives', '8', '--clip', '100', '--lr', '0.05'],
-    ])
-    const summary = JSON.parse(fs.readFileSync(results, 'utf8'))
-    expect(summary.channel).toBe('sparse-plaintext')
-    expect(summary.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
-    expect(summary.report.contributions).toBe(12)
+      ...['--channel', channel, '--devices', '12', '--buffer', '4', '--ceiling', 'none'],
+      ...['--pretrain-epochs', '1', '--eval-cases', '300', '--eval-every', '1', '--negatives', '8'],
+    ]
+    const plainFile = path.join(out, 'sim-sparse.json')
+    const sim = await runScript('train/cli/sim-federated.ts', args('sparse-plaintext', plainFile))
+    const plain = JSON.parse(fs.readFileSync(plainFile, 'utf8'))
+    expect(plain.channel).toBe('sparse-plaintext')
+    expect(plain.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
+    expect(plain.report.contributions).toBe(12)
     // A device sends the rows it viewed (sessions hold at least two items), never the catalogue.
-    expect(summary.report.rowsPerContribution).toBeGreaterThanOrEqual(2)
-    expect(summary.report.rowsPerContribution).toBeLessThanOrEqual(32)
-    expect(summary.ceilings[0].devices).toBe(12)
+    expect(plain.report.rowsPerContribution).toBeGreaterThanOrEqual(2)
+    expect(plain.report.rowsPerContribution).toBeLessThanOrEqual(32)
     expect(sim.stdout).toMatch(/^\| v4 \| 12 \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \/ \d+\.\d+ \|$/m)
+
+    const secureFile = path.join(out, 'sim-secure.json')
+    await runScript('train/cli/sim-federated.ts', args('sparse-secure', secureFile))
+    const secure = JSON.parse(fs.readFileSync(secureFile, 'utf8'))
+    // The same devices and seeds through DPF keys and shares: the same model, bit for bit.
+    expect(plain.report.modelHashes).toHaveLength(3)
+    expect(secure.report.modelHashes).toEqual(plain.report.modelHashes)
+    expect(secure.versions.map((v: { recall20: number }) => v.recall20)).toEqual(
+      plain.versions.map((v: { recall20: number }) => v.recall20),
+    )
+    expect(secure.report.secure.leaderBytes).toBeLessThanOrEqual(64 * 1024)
+    expect(secure.report.secure.helperBytes).toBeLessThanOrEqual(64 * 1024)
   }, 240_000)
 })

@@ -23,6 +23,7 @@ import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/wei
 import { createApp } from '../../server/app'
 import { epsilonAfter, DEFAULT_DELTA } from '../../server/federated/privacy'
 import {
+  DEFAULT_SPARSE,
   DEFAULT_DENSE_COORDINATES,
   DEFAULT_SLICE_ROWS,
   DEFAULT_UPDATE_TRAINING,
@@ -50,10 +51,12 @@ const OPTIONS = {
   'pretrain-fraction': { type: 'string', default: '0.2' },
   'pretrain-epochs': { type: 'string', default: '3' },
   devices: { type: 'string', default: '2000' },
-  buffer: { type: 'string', default: '50' },
+  /** K; default 50 on the server channel, DEFAULT_SPARSE's on the sparse ones. */
+  buffer: { type: 'string' },
   // 0: the mechanics without DP noise; see server/federated/defaults.ts for why.
   noise: { type: 'string', default: '0' },
-  clip: { type: 'string', default: '1' },
+  /** C; default 1 on the server channel, DEFAULT_SPARSE's on the sparse ones. */
+  clip: { type: 'string' },
   'server-lr': { type: 'string', default: '1' },
   /** P18's step: sgd (η·Δ) or adam (FedAdam, η·m̂/(√v̂ + τ)). */
   'server-optimizer': { type: 'string', default: 'sgd' },
@@ -120,11 +123,12 @@ const OPTIONS = {
    */
   channel: { type: 'string', default: 'server' },
   /**
-   * sparse-plaintext: rows per update; public negatives per release (devices push them down and
-   * every update carries their changes); the η of the dense weights and negatives.
+   * sparse-*: rows per update; public negatives per release (devices push them down and every
+   * update carries their changes); the η of the dense weights and negatives. Defaults, and those
+   * of --buffer, --clip, --lr, --dense-lr and --epochs on these channels: DEFAULT_SPARSE.
    */
-  'max-rows': { type: 'string', default: '32' },
-  negatives: { type: 'string', default: '256' },
+  'max-rows': { type: 'string' },
+  negatives: { type: 'string' },
   'dense-server-lr': { type: 'string' },
 } as const
 
@@ -233,6 +237,8 @@ async function main(): Promise<void> {
       throw new Error(`--${name}: expected a number ≥ 0, got ${values[name]}`)
     return value
   }
+  const numberOr = (name: keyof typeof OPTIONS, fallback: number) =>
+    values[name] === undefined ? fallback : number(name)
   await setNodeBackend('wasm')
   const started = performance.now()
   const dataset = await loadDataset(values.data!)
@@ -301,27 +307,24 @@ async function main(): Promise<void> {
     const serverLr = number('server-lr')
     const settings = {
       layout: {
-        maxRows: number('max-rows'),
+        maxRows: numberOr('max-rows', DEFAULT_SPARSE.layout.maxRows),
         embedDim: shape.embedDim,
-        denseCoordinates: values.dense === undefined ? 8192 : number('dense'),
-        negativeRows: number('negatives'),
+        denseCoordinates: numberOr('dense', DEFAULT_SPARSE.layout.denseCoordinates),
+        negativeRows: numberOr('negatives', DEFAULT_SPARSE.layout.negativeRows),
       },
-      buffer: number('buffer'),
-      clipNorm: number('clip'),
+      buffer: numberOr('buffer', DEFAULT_SPARSE.bufferSize),
+      clipNorm: numberOr('clip', DEFAULT_SPARSE.clipNorm),
       step: {
         tableRate: serverLr,
         denseRate: values['dense-server-lr'] === undefined ? serverLr : number('dense-server-lr'),
       },
       training: {
-        learningRate: values.lr === undefined ? DEFAULT_UPDATE_TRAINING.learningRate : number('lr'),
-        denseLearningRate:
-          values['dense-lr'] === undefined
-            ? DEFAULT_UPDATE_TRAINING.denseLearningRate
-            : number('dense-lr'),
-        epochs: values.epochs === undefined ? DEFAULT_UPDATE_TRAINING.epochs : number('epochs'),
+        learningRate: numberOr('lr', DEFAULT_SPARSE.training.learningRate),
+        denseLearningRate: numberOr('dense-lr', DEFAULT_SPARSE.training.denseLearningRate!),
+        epochs: numberOr('epochs', DEFAULT_SPARSE.training.epochs),
       },
     }
-    log(`sparse-plaintext channel: ${JSON.stringify(settings)}`)
+    log(`${values.channel} channel: ${JSON.stringify(settings)}`)
     const sessions = deviceSessions(later, number('devices'))
     const channel = await runSparseChannel({
       ...settings,
@@ -388,7 +391,7 @@ async function main(): Promise<void> {
       createdAt: '2026-01-01T00:00:00.000Z',
     })
     const store = openSqliteStore(path.join(work, 'server.db'))
-    const K = number('buffer')
+    const K = numberOr('buffer', 50)
     const serverOptimizer = values['server-optimizer']
     if (serverOptimizer !== 'sgd' && serverOptimizer !== 'adam')
       throw new Error(`--server-optimizer: expected sgd or adam, got ${serverOptimizer}`)
@@ -439,7 +442,7 @@ async function main(): Promise<void> {
         minBuffer: K,
         maxWaitMs: Number.MAX_SAFE_INTEGER,
         noiseMultiplier: number('noise'),
-        clipNorm: number('clip'),
+        clipNorm: numberOr('clip', 1),
         serverLearningRate: number('server-lr'),
         serverOptimizer,
         tableAggregation,
