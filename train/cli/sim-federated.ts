@@ -14,7 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { computeUpdate } from '../../client/worker/federated/compute-update'
-import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
+import { exportModelWeights } from '../../client/worker/model/model-weights'
 import type { CandidatePools, ModelManifest } from '../../shared/protocol'
 import type { UpdateLayout } from '../../shared/update-codec'
 import { DEFAULT_POPULARITY } from '../../server/federated/popularity'
@@ -43,8 +43,14 @@ import { defaultModelDir } from '../model-file'
 import { setNodeBackend } from '../node-backend'
 import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
-import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
-import { runSparseChannel } from '../sim/sparse-channel'
+import {
+  computeCeilings,
+  describeGroups,
+  deviceSessions,
+  type PoolCoverage,
+  type VersionRow,
+} from '../sim/ceilings'
+import { simulateSparse } from '../sim/sparse-simulation'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -146,37 +152,6 @@ async function fetch(input: string | URL, init?: RequestInit): Promise<Response>
   }
 }
 
-interface CeilingRow {
-  devices: number
-  examples: number
-  recall20: number
-  mrr20: number
-  byTarget: GroupReport[]
-  seconds: number
-  /** With --ceiling-parts: the central item table on the pre-trained rest, and the reverse. */
-  parts?: {
-    tableOnly: { recall20: number; mrr20: number }
-    restOnly: { recall20: number; mrr20: number }
-  }
-}
-
-/** `base` with the tensors `take` names replaced by those of `from`. */
-function mixWeights(
-  base: WeightsFile,
-  from: WeightsFile,
-  take: (name: string) => boolean,
-): WeightsFile {
-  const byName = new Map(from.tensors.map((t) => [t.name, t]))
-  return { ...base, tensors: base.tensors.map((t) => (take(t.name) ? byName.get(t.name)! : t)) }
-}
-
-/** The sessions `count` devices hold: evenly spread over the later sessions, in time order. */
-function deviceSessions(later: Int32Array[], count: number): Int32Array[] {
-  const n = Math.min(count, later.length)
-  const stride = n > 0 ? later.length / n : 0
-  return Array.from({ length: n }, (_, i) => later[Math.floor(i * stride)]!)
-}
-
 /**
  * How many devices could teach the federation each new item: for every case of the scored split
  * whose target no pre-training session holds, the later sessions holding that item (percentiles).
@@ -202,31 +177,6 @@ function describeNewTargets(scored: Int32Array[], later: Int32Array[], earlyCoun
     holders: { p10: at(0.1), median: at(0.5), p90: at(0.9) },
     distinctItemsPerLaterSession: later.length ? distinct / later.length : 0,
   }
-}
-
-function describeGroups(groups: GroupReport[]): string {
-  return groups.map((g) => `${g.name} ${g.recall20.toFixed(2)} (${g.cases})`).join(', ')
-}
-
-interface VersionRow {
-  version: number
-  devices: number
-  recall20: number
-  mrr20: number
-  epsilon: number
-  /** Recall@20 and MRR@20 over the cases whose target the pre-training sessions hold, or not. */
-  byTarget: GroupReport[]
-  /** P28: share (%) of the scored sessions' next items in the served popular and trending pools. */
-  pools?: PoolCoverage
-}
-
-interface PoolCoverage {
-  popular: number
-  trending: number
-  /** Devices whose popularity reports the version's totals hold. */
-  reports: number
-  /** Whose pools the version serves: the trainer's (v1's) or rebuilt from reports. */
-  source: 'trainer' | 'reports'
 }
 
 async function main(): Promise<void> {
@@ -294,86 +244,43 @@ async function main(): Promise<void> {
   )
   await mkdir(path.dirname(out), { recursive: true })
   if (values.channel === 'sparse-plaintext' || values.channel === 'sparse-secure') {
-    const rows: VersionRow[] = []
-    const record = async (file: WeightsFile, version: number, devices: number) => {
-      const result = await evaluate(file)
-      rows.push({ version, devices, epsilon: 0, ...result })
-      log(
-        `\nv${version} after ${devices} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}; by target: ${describeGroups(result.byTarget)}`,
-      )
-    }
-    await record(decodeWeights(encodeWeights(global, { dtype: 'float16' })), 1, 0)
     const { shape } = splitWeights(global)
     const serverLr = number('server-lr')
-    const settings = {
-      layout: {
-        maxRows: numberOr('max-rows', DEFAULT_SPARSE.layout.maxRows),
-        embedDim: shape.embedDim,
-        denseCoordinates: numberOr('dense', DEFAULT_SPARSE.layout.denseCoordinates),
-        negativeRows: numberOr('negatives', DEFAULT_SPARSE.layout.negativeRows),
-      },
-      buffer: numberOr('buffer', DEFAULT_SPARSE.bufferSize),
-      clipNorm: numberOr('clip', DEFAULT_SPARSE.clipNorm),
-      step: {
-        tableRate: serverLr,
-        denseRate: values['dense-server-lr'] === undefined ? serverLr : number('dense-server-lr'),
-      },
-      training: {
-        learningRate: numberOr('lr', DEFAULT_SPARSE.training.learningRate),
-        denseLearningRate: numberOr('dense-lr', DEFAULT_SPARSE.training.denseLearningRate!),
-        epochs: numberOr('epochs', DEFAULT_SPARSE.training.epochs),
-      },
-    }
-    log(`${values.channel} channel: ${JSON.stringify(settings)}`)
-    const sessions = deviceSessions(later, number('devices'))
-    const channel = await runSparseChannel({
-      ...settings,
+    await simulateSparse({
+      channel: values.channel,
       global,
-      sessions,
-      evalEvery: Math.max(1, number('eval-every')),
-      evaluate: record,
-      secure: values.channel === 'sparse-secure',
-    })
-    const ceilings = await computeCeilings(
-      values.ceiling,
-      sessions.length,
-      global,
+      sessions: deviceSessions(later, number('devices')),
       later,
       evaluate,
-      values['ceiling-parts']!,
+      out,
       log,
-    )
-    log('\n| version | devices so far | Recall@20 | MRR@20 | seen / new since |')
-    log('| ---: | ---: | ---: | ---: | ---: |')
-    for (const r of rows)
-      log(
-        `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${r.byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')} |`,
-      )
-    for (const c of ceilings)
-      log(
-        `| ceiling: central epoch on ${c.devices} devices' sessions | | ${c.recall20.toFixed(2)} | ${c.mrr20.toFixed(2)} | ${c.byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')} |`,
-      )
-    log(`\n${JSON.stringify(channel)}`)
-    const summary = {
-      dataset: dataset.name,
-      date: new Date().toISOString(),
-      machine: describeMachine(),
-      command: describeCommand('sim'),
-      channel: values.channel,
-      pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
-      devices: sessions.length,
-      evalCases,
-      scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
-      settings,
-      report: channel,
-      versions: rows,
-      ceilings,
-      newTargets,
-      seconds: (performance.now() - started) / 1000,
-      complete: true,
-    }
-    await writeFile(out, JSON.stringify(summary, null, 2) + '\n')
-    log(`written ${path.relative(process.cwd(), out)} in ${formatDuration(summary.seconds)}`)
+      evalEvery: Math.max(1, number('eval-every')),
+      ceiling: { spec: values.ceiling, parts: values['ceiling-parts']! },
+      settings: {
+        layout: {
+          maxRows: numberOr('max-rows', DEFAULT_SPARSE.layout.maxRows),
+          embedDim: shape.embedDim,
+          denseCoordinates: numberOr('dense', DEFAULT_SPARSE.layout.denseCoordinates),
+          negativeRows: numberOr('negatives', DEFAULT_SPARSE.layout.negativeRows),
+        },
+        buffer: numberOr('buffer', DEFAULT_SPARSE.bufferSize),
+        clipNorm: numberOr('clip', DEFAULT_SPARSE.clipNorm),
+        step: { tableRate: serverLr, denseRate: numberOr('dense-server-lr', serverLr) },
+        training: {
+          learningRate: numberOr('lr', DEFAULT_SPARSE.training.learningRate),
+          denseLearningRate: numberOr('dense-lr', DEFAULT_SPARSE.training.denseLearningRate!),
+          epochs: numberOr('epochs', DEFAULT_SPARSE.training.epochs),
+        },
+      },
+      summary: {
+        dataset: dataset.name,
+        pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
+        evalCases,
+        scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
+        newTargets,
+      },
+      started,
+    })
     return
   }
   if (values.channel !== 'server')
@@ -736,72 +643,6 @@ async function main(): Promise<void> {
     close()
     await rm(work, { recursive: true, force: true })
   }
-}
-
-type Evaluate = (file: WeightsFile) => Promise<{
-  recall20: number
-  mrr20: number
-  byTarget: GroupReport[]
-}>
-
-/**
- * --ceiling: the pre-trained model trained on, centrally, for one epoch over the sessions N
- * devices hold, for each N of `spec` (default: the run's device count; `none`: no ceiling).
- */
-async function computeCeilings(
-  spec: string | undefined,
-  deviceCount: number,
-  global: WeightsFile,
-  later: Int32Array[],
-  evaluate: Evaluate,
-  parts: boolean,
-  log: (line: string) => void,
-): Promise<CeilingRow[]> {
-  const ceilings: CeilingRow[] = []
-  const ceilingCounts =
-    spec === 'none' || (spec === undefined && deviceCount === 0)
-      ? []
-      : (spec ?? String(deviceCount)).split(',').map((n) => Number(n))
-  for (const count of ceilingCounts) {
-    if (!Number.isInteger(count) || count < 1)
-      throw new Error(`--ceiling: expected device counts ≥ 1, got ${spec}`)
-    const t0 = performance.now()
-    const held = deviceSessions(later, count)
-    const model = importModelWeights(global)
-    const fit = await fitGruModel(model, held, { ...DEFAULT_FIT_OPTIONS, epochs: 1 })
-    const central = await exportModelWeights(model)
-    const result = await evaluate(central)
-    model.dispose()
-    const row: CeilingRow = {
-      devices: held.length,
-      examples: fit.examples,
-      recall20: result.recall20,
-      mrr20: result.mrr20,
-      byTarget: result.byTarget,
-      seconds: (performance.now() - t0) / 1000,
-    }
-    log(
-      `ceiling: the pre-trained model + one central epoch on ${row.devices} devices' sessions ` +
-        `(${row.examples} examples): Recall@20 ${row.recall20.toFixed(2)}, MRR@20 ${row.mrr20.toFixed(2)}; by target: ${describeGroups(row.byTarget)}`,
-    )
-    if (parts) {
-      const isTable = (name: string) => name === 'item_embedding'
-      const score = async (file: WeightsFile) => {
-        const { recall20, mrr20 } = await evaluate(file)
-        return { recall20, mrr20 }
-      }
-      row.parts = {
-        tableOnly: await score(mixWeights(global, central, isTable)),
-        restOnly: await score(mixWeights(global, central, (name) => !isTable(name))),
-      }
-      log(
-        `  its item table on the pre-trained rest: Recall@20 ${row.parts.tableOnly.recall20.toFixed(2)}; ` +
-          `its other weights on the pre-trained table: ${row.parts.restOnly.recall20.toFixed(2)}`,
-      )
-    }
-    ceilings.push(row)
-  }
-  return ceilings
 }
 
 /** The model trained on the early sessions only, cached under models/<dataset>/. */

@@ -1,0 +1,88 @@
+// `npm run sim -- --channel sparse-plaintext | sparse-secure` (issue 12): the devices through a
+// sparse channel (sparse-channel.ts), every published version scored, the ceiling beside them,
+// one table printed and one results file written.
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { describeCommand, describeMachine, formatDuration } from '../progress'
+import { computeCeilings, describeGroups, type Evaluate, type VersionRow } from './ceilings'
+import { runSparseChannel, type SparseChannelOptions } from './sparse-channel'
+
+export interface SparseSimulation {
+  channel: 'sparse-plaintext' | 'sparse-secure'
+  global: WeightsFile
+  /** One session per device, in arrival order. */
+  sessions: Int32Array[]
+  /** Every later session, which --ceiling draws from. */
+  later: Int32Array[]
+  evaluate: Evaluate
+  out: string
+  log: (line: string) => void
+  evalEvery: number
+  ceiling: { spec: string | undefined; parts: boolean }
+  settings: Pick<SparseChannelOptions, 'layout' | 'buffer' | 'clipNorm' | 'step' | 'training'>
+  /** Fields of the results file the caller knows: dataset, pre-training, cases, new targets. */
+  summary: Record<string, unknown>
+  /** performance.now() when the command started. */
+  started: number
+}
+
+export async function simulateSparse(o: SparseSimulation): Promise<void> {
+  const rows: VersionRow[] = []
+  const record = async (file: WeightsFile, version: number, devices: number) => {
+    const result = await o.evaluate(file)
+    rows.push({ version, devices, epsilon: 0, ...result })
+    o.log(
+      `\nv${version} after ${devices} devices: Recall@20 ${result.recall20.toFixed(2)}, MRR@20 ${result.mrr20.toFixed(2)}; by target: ${describeGroups(result.byTarget)}`,
+    )
+  }
+  await record(decodeWeights(encodeWeights(o.global, { dtype: 'float16' })), 1, 0)
+  o.log(`${o.channel} channel: ${JSON.stringify(o.settings)}`)
+  const report = await runSparseChannel({
+    ...o.settings,
+    global: o.global,
+    sessions: o.sessions,
+    evalEvery: o.evalEvery,
+    evaluate: record,
+    secure: o.channel === 'sparse-secure',
+  })
+  const ceilings = await computeCeilings(
+    o.ceiling.spec,
+    o.sessions.length,
+    o.global,
+    o.later,
+    o.evaluate,
+    o.ceiling.parts,
+    o.log,
+  )
+  const groups = (byTarget: VersionRow['byTarget']) =>
+    byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')
+  o.log('\n| version | devices so far | Recall@20 | MRR@20 | seen / new since |')
+  o.log('| ---: | ---: | ---: | ---: | ---: |')
+  for (const r of rows)
+    o.log(
+      `| v${r.version} | ${r.devices} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} | ${groups(r.byTarget)} |`,
+    )
+  for (const c of ceilings)
+    o.log(
+      `| ceiling: central epoch on ${c.devices} devices' sessions | | ${c.recall20.toFixed(2)} | ${c.mrr20.toFixed(2)} | ${groups(c.byTarget)} |`,
+    )
+  o.log(`\n${JSON.stringify(report)}`)
+  const seconds = (performance.now() - o.started) / 1000
+  const summary = {
+    ...o.summary,
+    date: new Date().toISOString(),
+    machine: describeMachine(),
+    command: describeCommand('sim'),
+    channel: o.channel,
+    devices: o.sessions.length,
+    settings: o.settings,
+    report,
+    versions: rows,
+    ceilings,
+    seconds,
+    complete: true,
+  }
+  await writeFile(o.out, JSON.stringify(summary, null, 2) + '\n')
+  o.log(`written ${path.relative(process.cwd(), o.out)} in ${formatDuration(seconds)}`)
+}
