@@ -1,8 +1,9 @@
 // npm run bench:dpf: what the two-server DPF channel costs (shared/dpf.ts), on one core. The
 // device's side is key generation with noble's AES (the worker's cipher, here run by Node's V8);
-// the server's side is full-domain evaluation of one key with node:crypto's AES at the catalogue's
-// size (43,097 rows, 2^16) and at 1,000,000 rows (2^20), m = 101 (a 100-wide row plus its count).
-// Medians over a few runs; keys/s are per core. Writes bench/results/dpf.json.
+// the server's side is, with node:crypto's AES, the proof that a key pair is a point function
+// (verifyDpfKey) and the full-domain evaluation of one key, over a cuckoo bucket (~2,700 rows,
+// 2^12), the catalogue (43,097 rows, 2^16) and 1,000,000 rows (2^20), m = 101 (a 100-wide row
+// plus its count). Medians over a few runs; keys/s are per core. Writes bench/results/dpf.json.
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -16,6 +17,7 @@ import {
   evaluateDpfAt,
   evaluateDpfInto,
   generateDpfKeys,
+  verifyDpfKey,
 } from '../shared/dpf'
 import { createNobleCipher } from '../shared/noble-cipher'
 import { describeCommand, describeMachine } from '../train/progress'
@@ -102,7 +104,7 @@ function benchEvaluation(
     domainSize,
     payloadLength: params.payloadLength,
     runs,
-    medianMsPerKey: round(ms, 1),
+    medianMsPerKey: round(ms, 2),
     keysPerSecondPerCore: round(1000 / ms, 2),
     // Bytes through AES per key: both children of every kept node, and ceil(m/4) blocks a leaf.
     aesMiBPerKey: round((16 * aesBlocks(params.domainBits, domainSize)) / 2 ** 20, 1),
@@ -110,8 +112,69 @@ function benchEvaluation(
   }
 }
 
+/**
+ * One party's proof for a fresh key over [0, domainSize), `runs` times after a warm-up; checks
+ * first that an honest pair's proofs agree and that a pair made non-point (the last level's
+ * control-bit corrections flipped in both keys) gives different ones.
+ */
+function benchVerification(
+  params: DpfParams,
+  domainSize: number,
+  runs: number,
+  cipher: BlockCipher,
+) {
+  const beta = randomBeta()
+  const keyCipher = createNobleCipher()
+  const keys = generateDpfKeys(params, domainSize - 2, beta, keyRandomBytes, keyCipher)
+  const proofs = (pair: Uint8Array[]) =>
+    pair.map((key, party) =>
+      Buffer.from(verifyDpfKey(key, party as 0 | 1, params, domainSize, cipher)),
+    )
+  const honest = proofs(keys)
+  if (!honest[0]!.equals(honest[1]!))
+    throw new Error('an honest pair does not verify: the benchmark would time a wrong result')
+  const lastControls = 24 + 17 * (params.domainBits - 1) + 16
+  const tampered = proofs(
+    keys.map((key) => {
+      const copy = key.slice()
+      copy[lastControls]! ^= 3
+      return copy
+    }),
+  )
+  if (tampered[0]!.equals(tampered[1]!))
+    throw new Error('a two-point pair verifies: the benchmark would time a wrong result')
+
+  const perRun: number[] = []
+  for (let r = 0; r < runs; r++) {
+    const [key] = generateDpfKeys(params, r % domainSize, beta, keyRandomBytes, keyCipher)
+    const started = performance.now()
+    verifyDpfKey(key, 0, params, domainSize, cipher)
+    perRun.push(performance.now() - started)
+  }
+  const ms = median(perRun)
+  return {
+    cipher: 'node:crypto AES-128-ECB (the server)',
+    domainBits: params.domainBits,
+    domainSize,
+    runs,
+    medianMsPerKey: round(ms, 2),
+    keysPerSecondPerCore: round(1000 / ms, 1),
+    // The tree, then H and H' (two blocks a leaf each).
+    aesMiBPerKey: round(
+      (16 * (treeBlocks(params.domainBits, domainSize) + 4 * domainSize)) / 2 ** 20,
+      1,
+    ),
+    perRunMs: perRun.map((x) => round(x, 2)),
+  }
+}
+
 function aesBlocks(domainBits: number, domainSize: number): number {
-  let blocks = domainSize * Math.ceil(PAYLOAD_LENGTH / 4)
+  return treeBlocks(domainBits, domainSize) + domainSize * Math.ceil(PAYLOAD_LENGTH / 4)
+}
+
+/** Blocks of the tree's expansion over [0, domainSize): both children of every kept node. */
+function treeBlocks(domainBits: number, domainSize: number): number {
+  let blocks = 0
   for (let level = 1; level <= domainBits; level++)
     blocks += Math.ceil(domainSize / 2 ** (domainBits - level))
   return blocks
@@ -131,8 +194,13 @@ async function main(): Promise<void> {
   const largeRuns = Number(values['large-runs'])
   const keysPerRun = Number(values.keys)
   const loadBefore = os.loadavg().map((l) => Number(l.toFixed(2)))
+  const bucket = { domainBits: 12, payloadLength: PAYLOAD_LENGTH }
   const catalogue = { domainBits: 16, payloadLength: PAYLOAD_LENGTH }
   const million = { domainBits: 20, payloadLength: PAYLOAD_LENGTH }
+  // About the largest of DIGINETICA's 48 buckets (2,500 to 2,750 rows, 2,636 on average). A key
+  // there takes milliseconds, so five times the runs: noise on shared cores is ms too.
+  const bucketRows = 2_700
+  const bucketRuns = 5 * runs
 
   const keygen = [benchKeygen(catalogue, keysPerRun, runs), benchKeygen(million, keysPerRun, runs)]
   for (const k of keygen)
@@ -143,6 +211,7 @@ async function main(): Promise<void> {
 
   const node = createNodeCipher()
   const evaluation = [
+    benchEvaluation(bucket, bucketRows, bucketRuns, node, 'node:crypto AES-128-ECB (the server)'),
     benchEvaluation(catalogue, 43_097, runs, node, 'node:crypto AES-128-ECB (the server)'),
     benchEvaluation(million, 1_000_000, largeRuns, node, 'node:crypto AES-128-ECB (the server)'),
     // For scale: the same evaluation in pure JS, as a server without node:crypto would run it.
@@ -155,6 +224,21 @@ async function main(): Promise<void> {
         `(${e.aesMiBPerKey} MiB through AES)`,
     )
 
+  // The warm-up is the correctness check's two proofs of each key pair.
+  const verification = [
+    benchVerification(bucket, bucketRows, bucketRuns, node),
+    benchVerification(catalogue, 43_097, runs, node),
+    benchVerification(million, 1_000_000, largeRuns, node),
+  ]
+  for (const v of verification) {
+    const e = evaluation.find((e) => e.domainSize === v.domainSize && e.cipher === v.cipher)!
+    console.log(
+      `verification, ${v.domainSize.toLocaleString('en')} rows (2^${v.domainBits}), ${v.cipher}: ` +
+        `${v.medianMsPerKey} ms a key over ${v.runs} runs (evaluation: ${e.medianMsPerKey} ms), ` +
+        `${v.keysPerSecondPerCore} keys/s on one core (${v.aesMiBPerKey} MiB through AES)`,
+    )
+  }
+
   const results = {
     command: describeCommand('bench:dpf'),
     date: new Date().toISOString(),
@@ -163,6 +247,7 @@ async function main(): Promise<void> {
     loadAverage: { before: loadBefore, after: os.loadavg().map((l) => Number(l.toFixed(2))) },
     keygen,
     evaluation,
+    verification,
   }
   await mkdir(path.dirname(values.results), { recursive: true })
   await writeFile(values.results, JSON.stringify(results, null, 2) + '\n')

@@ -3,12 +3,15 @@ import { createNodeCipher } from '../server/federated/node-cipher'
 import { createNobleCipher } from './noble-cipher'
 import { createRandom } from './random'
 import { buildBucketLayout, placeRows } from './row-buckets'
+import { dpfKeyBytes } from './dpf'
 import {
   addShareBody,
   combineShares,
+  dpfParams,
   readShareHeader,
   shareBodyBytes,
   splitContribution,
+  verifyShareBody,
   type SecureParams,
 } from './secure-update'
 import {
@@ -53,6 +56,26 @@ function randomContribution(params: SecureParams, random: () => number): SparseC
   }
 }
 
+/**
+ * The servers' flow for one update: each computes its body's digest, they exchange them, and
+ * each adds its body only if the two are equal. Returns whether the update was added.
+ */
+function acceptUpdate(
+  leader: SparseSums,
+  helper: SparseSums,
+  bodies: Uint8Array[],
+  params: SecureParams,
+): boolean {
+  const digests = [0, 1].map((party) =>
+    Buffer.from(verifyShareBody(bodies[party]!, party as 0 | 1, params, server)),
+  )
+  expect(digests.map((d) => d.length)).toEqual([32, 32])
+  if (!digests[0]!.equals(digests[1]!)) return false
+  addShareBody(leader, bodies[0]!, 0, params, server)
+  addShareBody(helper, bodies[1]!, 1, params, server)
+  return true
+}
+
 function run(params: SecureParams, updates: number, seed: number) {
   const random = createRandom(seed)
   const negatives = Int32Array.from({ length: params.layout.negativeRows }, (_, k) => k * 3)
@@ -79,8 +102,8 @@ function run(params: SecureParams, updates: number, seed: number) {
     )
     expect(toLeader.length).toBe(shareBodyBytes(params, 0))
     expect(toHelper.length).toBe(shareBodyBytes(params, 1))
-    addShareBody(leader, toLeader, 0, params, server)
-    addShareBody(helper, toHelper, 1, params, server)
+    // An honest device's bodies always pass the servers' check.
+    expect(acceptUpdate(leader, helper, [toLeader, toHelper], params)).toBe(true)
   }
   return { plain, leader, helper }
 }
@@ -138,15 +161,106 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
     expect(() => addShareBody(sums, bodies[1], 0, params, server)).toThrow(
       /body for party 0, got one for party 1/,
     )
+    expect(() => verifyShareBody(bodies[1], 0, params, server)).toThrow(/body for party 0/)
+    expect(() => verifyShareBody(bodies[0].subarray(0, 100), 0, params, server)).toThrow(
+      /share body of \d+ bytes, got 100/,
+    )
     expect(() => addShareBody(sums, bodies[0].subarray(0, 100), 0, params, server)).toThrow(
       /share body of \d+ bytes, got 100/,
     )
     const broken = bodies[0].slice()
     broken[32] = 9 // the first key's format byte
     expect(() => addShareBody(sums, broken, 0, params, server)).toThrow(/DPF key format/)
+    expect(() => verifyShareBody(broken, 0, params, server)).toThrow(/DPF key format/)
     const badMagic = bodies[0].slice()
     badMagic[0] = 0
     expect(() => addShareBody(sums, badMagic, 0, params, server)).toThrow(/magic PRK1/)
+    expect(sums).toEqual(before)
+  })
+
+  it('[P29b] a body pair with a bucket key pair that is not a point function is added by neither server', () => {
+    const params = paramsFor({ denseSize: 37, nItems: 200, embedDim: 4 }, 5, 8, 8, 3)
+    const random = createRandom(4)
+    const drawn = randomContribution(params, random)
+    const placed = placeRows(drawn.rows, params.buckets.params, random)
+    const contribution = withoutRows(drawn, placed.dropped, 4)
+    const header = { baseVersion: 1, slice: 5, idempotencyKey: randomBytes(16) }
+    const bodies = splitContribution(
+      contribution,
+      placed.bucketRow,
+      header,
+      params,
+      randomBytes,
+      device,
+    )
+    // The device flips both control-bit corrections of the last level in one bucket's keys, in
+    // both bodies: the bucket's row and its neighbour in the bucket now both change.
+    const b = placed.bucketRow.findIndex((row) => row >= 0)
+    const dpf = dpfParams(params)
+    const lastLevel = 32 + b * dpfKeyBytes(dpf) + 24 + 17 * (dpf.domainBits - 1) + 16
+    const tampered = bodies.map((body) => {
+      const copy = body.slice()
+      copy[lastLevel]! ^= 3
+      return copy
+    })
+
+    const negatives = Int32Array.of(0, 3, 6)
+    const plain = createSparseSums(params.shape, negatives)
+    addContribution(plain, { ...contribution, denseStart: (5 * 8) % 37 }, 4)
+    // Were the servers to add it, the release would differ from the plaintext in two rows or more.
+    const [leader, helper] = [0, 1].map(() => createSparseSums(params.shape, negatives))
+    addShareBody(leader!, tampered[0]!, 0, params, server)
+    addShareBody(helper!, tampered[1]!, 1, params, server)
+    const combined = combineShares(leader!, helper!)
+    const changed = new Set<number>()
+    for (let k = 0; k < combined.table.length; k++)
+      if (combined.table[k] !== plain.table[k]) changed.add(Math.floor(k / 4))
+    for (let row = 0; row < combined.counts.length; row++)
+      if (combined.counts[row] !== plain.counts[row]) changed.add(row)
+    expect(changed.size).toBeGreaterThanOrEqual(2)
+
+    // The servers' check: the digests differ, so neither adds anything.
+    const sums = [0, 1].map(() => createSparseSums(params.shape, negatives))
+    const before = structuredClone(sums)
+    expect(acceptUpdate(sums[0]!, sums[1]!, tampered, params)).toBe(false)
+    expect(sums).toEqual(before)
+    // The honest bodies of the same update pass, and give the plaintext sums.
+    expect(acceptUpdate(sums[0]!, sums[1]!, bodies, params)).toBe(true)
+    expectSameSums(combineShares(sums[0]!, sums[1]!), plain)
+  })
+
+  it('[P29b] refuses bodies whose headers differ, or whose key pair differs in one body only', () => {
+    const params = paramsFor({ denseSize: 37, nItems: 200, embedDim: 4 }, 5, 8, 8, 3)
+    const random = createRandom(5)
+    const c = randomContribution(params, random)
+    const placed = placeRows(c.rows, params.buckets.params, random)
+    const bodies = splitContribution(
+      withoutRows(c, placed.dropped, 4),
+      placed.bucketRow,
+      { baseVersion: 1, slice: 9, idempotencyKey: randomBytes(16) },
+      params,
+      randomBytes,
+      device,
+    )
+    const edited = (party: number, at: number, mask: number) =>
+      bodies.map((body, p) => {
+        const copy = body.slice()
+        if (p === party) copy[at]! ^= mask
+        return copy
+      })
+    const keyBytes = dpfKeyBytes(dpfParams(params))
+    const cases: Array<[string, Uint8Array[]]> = [
+      // Another slice would put the window's two shares at two places.
+      ['the helper’s slice', edited(1, 12, 1)],
+      ['the leader’s idempotency key', edited(0, 20, 0x80)],
+      // The last key's payload word, in the leader's body only: it would add at half its rows.
+      ['a CW^(n+1) word of the last bucket', edited(0, 32 + 8 * keyBytes - 4, 1)],
+      ['a bit of s_CW in the helper’s first key', edited(1, 32 + 24 + 3, 0x10)],
+    ]
+    const sums = [0, 1].map(() => createSparseSums(params.shape, Int32Array.of(0, 3, 6)))
+    const before = structuredClone(sums)
+    for (const [name, pair] of cases)
+      expect(acceptUpdate(sums[0]!, sums[1]!, pair, params), name).toBe(false)
     expect(sums).toEqual(before)
   })
 })

@@ -6,12 +6,15 @@
 // - Viewed rows: cuckoo-placed into the public buckets (row-buckets.ts), one DPF key pair per
 //   bucket (dpf.ts) whose point is the row's position in its bucket and whose payload is the
 //   row's change and a count of 1; a bucket without a row gets a key pair of payload zero. So
-//   every update carries the same number of keys, whatever the shopper viewed.
+//   every update carries the same number of keys, whatever the shopper viewed. The keys are
+//   verifiable: the servers exchange `verifyShareBody` digests and add a pair of bodies only if
+//   they are equal, so that no key pair adds into more than one row of its bucket.
 // - Dense window and public negatives (their positions are public): additive shares, one of
 //   each pair sent as a 16-byte PRG seed. The leader gets the window's seed and the negatives'
 //   masked values, the helper the reverse, which keeps both bodies under 64 KB.
+import { sha256 } from '@noble/hashes/sha2.js'
 import type { BlockCipher, DpfParams } from './dpf'
-import { dpfKeyBytes, evaluateDpfInto, generateDpfKeys, parseDpfKey } from './dpf'
+import { dpfKeyBytes, evaluateDpfInto, generateDpfKeys, parseDpfKey, verifyDpfKey } from './dpf'
 import { positionInBucket, type BucketLayout } from './row-buckets'
 import type { SparseContribution, SparseLayout, SparseShape, SparseSums } from './sparse-update'
 
@@ -19,8 +22,10 @@ import type { SparseContribution, SparseLayout, SparseShape, SparseSums } from '
 const MAGIC = 0x314b5250
 const HEADER_BYTES = 32
 const SEED_BYTES = 16
-/** The PRG tweak of seed-expanded shares, apart from the DPF's tree and output tweaks. */
+/** The PRG tweak of seed-expanded shares, apart from the DPF's tree, output and proof tweaks. */
 const TWEAK_SHARE = 0x53484152
+/** The body digest's domain separation. */
+const DIGEST_TAG = new TextEncoder().encode('pocketrec share body digest v1')
 
 export type Party = 0 | 1
 
@@ -137,9 +142,41 @@ export function readShareHeader(body: Uint8Array): ShareHeader {
 }
 
 /**
+ * The body's 32-byte digest, which the two servers exchange before either adds the update: an
+ * update enters either server's sums only if the leader's and the helper's digests are equal,
+ * as they are for an honest device. SHA-256 of the header (but its party byte) and of each
+ * bucket key's proof over that bucket's rows (dpf.ts `verifyDpfKey`). Equal digests mean that
+ * both bodies carry the same header (a slice that differed would add the window's two shares at
+ * two places) and that every key pair is a point function over its bucket: one row at most.
+ * They say nothing of the payloads (a row's change, its count) nor of the window's and the
+ * negatives' shares. Throws, as `addShareBody` does, for a body of another party, size or layout.
+ */
+export function verifyShareBody(
+  body: Uint8Array,
+  party: Party,
+  params: SecureParams,
+  cipher: BlockCipher,
+): Uint8Array {
+  checkBody(body, party, params)
+  const dpf = dpfParams(params)
+  const keyBytes = dpfKeyBytes(dpf)
+  const { offsets } = params.buckets
+  const digest = sha256.create()
+  digest.update(DIGEST_TAG)
+  digest.update(body.subarray(0, 4))
+  digest.update(body.subarray(5, HEADER_BYTES))
+  for (let b = 0; b < params.buckets.params.buckets; b++) {
+    const key = body.subarray(HEADER_BYTES + b * keyBytes, HEADER_BYTES + (b + 1) * keyBytes)
+    digest.update(verifyDpfKey(key, party, dpf, offsets[b + 1]! - offsets[b]!, cipher))
+  }
+  return digest.digest()
+}
+
+/**
  * Adds the body's share into `sums`, this server's share of the release (the public counts of
  * the window and the number of contributions included). Throws, changing nothing, for a body
  * of another party, size or layout. `scratch` is reused between calls (a bucket's outputs).
+ * It does not verify the keys: call it only once both servers' `verifyShareBody` digests match.
  */
 export function addShareBody(
   sums: SparseSums,
@@ -149,12 +186,7 @@ export function addShareBody(
   cipher: BlockCipher,
   scratch: { values?: Int32Array } = {},
 ): ShareHeader {
-  const header = readShareHeader(body)
-  if (header.party !== party)
-    throw new RangeError(`expected a body for party ${party}, got one for party ${header.party}`)
-  const expected = shareBodyBytes(params, party)
-  if (body.length !== expected)
-    throw new RangeError(`expected a share body of ${expected} bytes, got ${body.length}`)
+  const header = checkBody(body, party, params)
   const { embedDim: d, denseSize } = params.shape
   const { layout } = params
   const dpf = dpfParams(params)
@@ -233,6 +265,17 @@ export function combineShares(leader: SparseSums, helper: SparseSums): SparseSum
     negatives: add(leader.negatives, helper.negatives),
     contributions: leader.contributions,
   }
+}
+
+/** The header of a body for `party` of the size `params` give it; throws for anything else. */
+function checkBody(body: Uint8Array, party: Party, params: SecureParams): ShareHeader {
+  const header = readShareHeader(body)
+  if (header.party !== party)
+    throw new RangeError(`expected a body for party ${party}, got one for party ${header.party}`)
+  const expected = shareBodyBytes(params, party)
+  if (body.length !== expected)
+    throw new RangeError(`expected a share body of ${expected} bytes, got ${body.length}`)
+  return header
 }
 
 /** `count` int32 words from a 16-byte seed: fixed-key AES on (seed ⊕ (tweak, i)), MMO form. */
