@@ -16,6 +16,7 @@ import {
   addShareBody,
   combineShares,
   splitContribution,
+  verifyShareBody,
   type SecureParams,
 } from '../../shared/secure-update'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
@@ -71,7 +72,10 @@ export interface SparseChannelReport {
   droppedRows: number
   /** SHA-256 of each published version's float16 model, v2 on: equal across channels. */
   modelHashes: string[]
-  /** With `secure`: the largest body per server, and the median ms per update of each side. */
+  /**
+   * With `secure`: the largest body per server, and the median ms per update of each side (a
+   * server's: verifying its keys and adding its share).
+   */
   secure?: {
     leaderBytes: number
     helperBytes: number
@@ -151,8 +155,14 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
           ciphers.device,
         )
         const t1 = performance.now()
+        // Check, then add: each server proves its keys; an update whose two digests differ
+        // enters neither sum (PROTOCOL.md P29b). The simulation's devices are honest.
+        const leaderProof = verifyShareBody(bodies[0], 0, params, ciphers.server)
         addShareBody(shares.leader, bodies[0], 0, params, ciphers.server, scratch)
         const t2 = performance.now()
+        const helperProof = verifyShareBody(bodies[1], 1, params, ciphers.server)
+        if (!equalBytes(leaderProof, helperProof))
+          throw new Error(`device ${i + 1}: the servers' proofs differ for an honest update`)
         addShareBody(shares.helper, bodies[1], 1, params, ciphers.server, scratch)
         timings.device.push(t1 - t0)
         timings.leader.push(t2 - t1)
@@ -221,6 +231,10 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
 function median(values: number[]): number {
   const sorted = values.slice().sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)] ?? 0
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, k) => v === b[k])
 }
 
 function randomBytes(n: number): Uint8Array {
