@@ -3,7 +3,10 @@
 // the server's side is, with node:crypto's AES, the proof that a key pair is a point function
 // (verifyDpfKey) and the full-domain evaluation of one key, over a cuckoo bucket (~2,700 rows,
 // 2^12), the catalogue (43,097 rows, 2^16) and 1,000,000 rows (2^20), m = 101 (a 100-wide row
-// plus its count). Medians over a few runs; keys/s are per core. Writes bench/results/dpf.json.
+// plus its count). Medians over a few runs; keys/s are per core. Then whole updates (P29b): a
+// device splitting a full 32-row contribution into its two bodies (in a dedicated worker of
+// headless Chromium, and in Node), and each server checking and adding one body, at 43,097 and
+// 1,000,000 items (48 buckets). Writes bench/results/dpf.json.
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -20,7 +23,22 @@ import {
   verifyDpfKey,
 } from '../shared/dpf'
 import { createNobleCipher } from '../shared/noble-cipher'
+import { buildBucketLayout, placeRows } from '../shared/row-buckets'
+import {
+  addShareBody,
+  splitContribution,
+  verifyShareBody,
+  type Party,
+  type SecureParams,
+} from '../shared/secure-update'
+import { createSparseSums } from '../shared/sparse-update'
+import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
 import { describeCommand, describeMachine } from '../train/progress'
+import type { SplitBrowserResult } from './secure-update-entry'
+
+/** DIGINETICA's model: 100-wide rows, 100,700 dense weights; DEFAULT_SPARSE's layout. */
+const UPDATE_SHAPE = { embedDim: 100, denseSize: 100_700 }
+const UPDATE_LAYOUT = { maxRows: 32, embedDim: 100, denseCoordinates: 8192, negativeRows: 64 }
 
 const PAYLOAD_LENGTH = 101
 
@@ -180,6 +198,104 @@ function treeBlocks(domainBits: number, domainSize: number): number {
   return blocks
 }
 
+function secureParams(nItems: number): SecureParams {
+  return {
+    shape: { ...UPDATE_SHAPE, nItems },
+    layout: UPDATE_LAYOUT,
+    buckets: buildBucketLayout({
+      nItems,
+      buckets: Math.ceil(1.5 * UPDATE_LAYOUT.maxRows),
+      hashes: 3,
+      seed: 1,
+    }),
+  }
+}
+
+/** Full updates (32 rows, every coordinate random): the device's split, each server's check+add. */
+function benchUpdates(nItems: number, runs: number) {
+  const params = secureParams(nItems)
+  const device = createNobleCipher()
+  const server = createNodeCipher()
+  const sums = [0, 1].map(() => createSparseSums(params.shape, new Int32Array(64)))
+  const scratch = {}
+  const split: number[] = []
+  const roles: Record<Party, number[]> = { 0: [], 1: [] }
+  let bytes: number[] = []
+  const word = () => (randomBytes(4).readInt32LE(0) >> 16) | 0
+  for (let run = 0; run < runs; run++) {
+    const rows = new Set<number>()
+    while (rows.size < UPDATE_LAYOUT.maxRows) rows.add(randomBytes(4).readUInt32LE(0) % nItems)
+    const contribution = {
+      rows: Int32Array.from(rows),
+      rowValues: Int32Array.from({ length: rows.size * 100 }, word),
+      denseStart: 0,
+      dense: Int32Array.from({ length: UPDATE_LAYOUT.denseCoordinates }, word),
+      negatives: Int32Array.from({ length: 64 * 100 }, word),
+    }
+    const t0 = performance.now()
+    const placed = placeRows(contribution.rows, params.buckets.params, Math.random)
+    const bodies = splitContribution(
+      contribution,
+      placed.bucketRow,
+      { baseVersion: 1, slice: run, idempotencyKey: keyRandomBytes(16) },
+      params,
+      keyRandomBytes,
+      device,
+    )
+    split.push(performance.now() - t0)
+    bytes = bodies.map((b) => b.length)
+    for (const party of [0, 1] as const) {
+      const t = performance.now()
+      verifyShareBody(bodies[party], party, params, server)
+      addShareBody(sums[party]!, bodies[party], party, params, server, scratch)
+      roles[party].push(performance.now() - t)
+    }
+  }
+  const describe = (ms: number[]) => {
+    const sorted = ms.slice().sort((a, b) => a - b)
+    return {
+      medianMs: round(median(ms), 1),
+      p99Ms: round(sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)]!, 1),
+      updatesPerSecondPerCore: round(1000 / median(ms), 2),
+    }
+  }
+  return {
+    nItems,
+    buckets: params.buckets.params.buckets,
+    domainBits: params.buckets.domainBits,
+    runs,
+    bodyBytes: { leader: bytes[0], helper: bytes[1] },
+    deviceNodeNoble: { medianMs: round(median(split), 1) },
+    leader: describe(roles[0]),
+    helper: describe(roles[1]),
+  }
+}
+
+/** The device's split in a dedicated worker of headless Chromium, or why it was skipped. */
+async function splitInChromium(nItems: number, runs: number) {
+  const skip = chromiumSkipReason()
+  if (skip) return { skipped: skip }
+  const browser = await openBrowser(path.resolve('bench/secure-update-entry.ts'))
+  try {
+    const query = new URLSearchParams({
+      ...Object.fromEntries(Object.entries(UPDATE_LAYOUT).map(([k, v]) => [k, String(v)])),
+      denseSize: String(UPDATE_SHAPE.denseSize),
+      nItems: String(nItems),
+      runs: String(runs),
+    })
+    const result = await browser.result<SplitBrowserResult>(`/?${query}`, 600_000)
+    return {
+      where: /Chrome\/[\d.]+/.exec(result.userAgent)?.[0] ?? result.userAgent,
+      nItems,
+      runs: result.ms.length,
+      medianMs: round(median(result.ms), 1),
+      bodyBytes: { leader: result.bytes[0], helper: result.bytes[1] },
+    }
+  } finally {
+    await browser.close()
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -239,6 +355,21 @@ async function main(): Promise<void> {
     )
   }
 
+  const updates = [benchUpdates(43_097, 5 * runs), benchUpdates(1_000_000, largeRuns)]
+  for (const u of updates)
+    console.log(
+      `update, ${u.nItems.toLocaleString('en')} items (${u.buckets} buckets of 2^${u.domainBits}): ` +
+        `bodies ${u.bodyBytes.leader} / ${u.bodyBytes.helper} bytes; device split ${u.deviceNodeNoble.medianMs} ms (Node); ` +
+        `leader check+add ${u.leader.medianMs} ms (p99 ${u.leader.p99Ms}), helper ${u.helper.medianMs} ms (p99 ${u.helper.p99Ms}); ` +
+        `${u.leader.updatesPerSecondPerCore} / ${u.helper.updatesPerSecondPerCore} updates/s per core`,
+    )
+  const chromium = await splitInChromium(43_097, 5 * runs)
+  console.log(
+    'skipped' in chromium
+      ? `Chromium skipped: ${chromium.skipped}`
+      : `device split in ${chromium.where}, dedicated worker: ${chromium.medianMs} ms an update (${chromium.runs} runs)`,
+  )
+
   const results = {
     command: describeCommand('bench:dpf'),
     date: new Date().toISOString(),
@@ -248,6 +379,8 @@ async function main(): Promise<void> {
     keygen,
     evaluation,
     verification,
+    updates,
+    chromium,
   }
   await mkdir(path.dirname(values.results), { recursive: true })
   await writeFile(values.results, JSON.stringify(results, null, 2) + '\n')
