@@ -13,7 +13,7 @@ import {
 } from '../../../shared/sparse-update'
 import type { WeightsFile } from '../../../shared/weights-codec'
 import { exportModelWeights, importModelWeights } from '../model/model-weights'
-import { createLocalTrainer, type LocalTrainerOptions } from './train-local'
+import { createUpdateTrainer, type LocalTrainerOptions } from './train-local'
 
 /** What the manifest and the upload token tell a device about a sparse round. */
 export interface SparsePlan {
@@ -70,14 +70,7 @@ export async function computeSparseUpdate(
 
   const model = importModelWeights(withTableRows(global, start.table, rows, d))
   try {
-    const trainer = createLocalTrainer(model, {
-      ...plan.training,
-      seed:
-        plan.training?.seed ??
-        globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000_007,
-      trainable: 'all',
-      optimizer: 'sgd',
-      inBatchNegatives: false,
+    const trainer = createUpdateTrainer(model, plan.training, {
       negativeRows: Int32Array.from(negatives, (_, i) => viewed.length + i),
     })
     const result = await trainer.train(

@@ -15,7 +15,7 @@ import type { WeightsFile } from '../../../shared/weights-codec'
 import { expandPrefixes } from '../model/prefix-cases'
 import { exportModelWeights, importModelWeights } from '../model/model-weights'
 import { scoreCases } from './score-cases'
-import { createLocalTrainer, type LocalTrainerOptions } from './train-local'
+import { createUpdateTrainer, type LocalTrainerOptions } from './train-local'
 
 /** What the manifest's `federation` block and the upload token tell a device. */
 export interface RoundPlan {
@@ -74,19 +74,7 @@ export async function computeUpdate(
   try {
     // Scored first: after training on them the cases would no longer be unseen (P27).
     const score = await scoreCases(model, sessions)
-    // P7: plain SGD, so that an update's size follows its gradients and averaging means
-    // something; the session's own next items are never one another's negatives; and a seed of
-    // its own, or every device would draw the same negatives and dropout masks, and their
-    // average would push those same items down in every round.
-    const trainer = createLocalTrainer(model, {
-      ...plan.training,
-      seed:
-        plan.training?.seed ??
-        globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000_007,
-      trainable: 'all',
-      optimizer: 'sgd',
-      inBatchNegatives: false,
-    })
+    const trainer = createUpdateTrainer(model, plan.training)
     const result = await trainer.train(sessions)
     if (!result.changed) return null
     const trained = splitWeights(await exportModelWeights(model))

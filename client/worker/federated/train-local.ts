@@ -166,6 +166,28 @@ export function createLocalTrainer(
   }
 }
 
+/**
+ * The trainer of a federated update (P7): plain SGD, so that an update's size follows its
+ * gradients and averaging means something; the session's own next items are never one
+ * another's negatives; and a seed of its own, or every device would draw the same negatives and
+ * dropout masks, and their average would push those same items down in every round.
+ */
+export function createUpdateTrainer(
+  model: GruModel,
+  training: LocalTrainerOptions = {},
+  extra: Pick<LocalTrainerOptions, 'negativeRows'> = {},
+): LocalTrainer {
+  return createLocalTrainer(model, {
+    ...training,
+    seed:
+      training.seed ?? globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000_007,
+    trainable: 'all',
+    optimizer: 'sgd',
+    inBatchNegatives: false,
+    ...extra,
+  })
+}
+
 async function trainOnCases(
   model: GruModel,
   cases: PrefixCase[],
