@@ -94,6 +94,18 @@ describe('a sparse update on the device (PROTOCOL.md P29)', () => {
     await expect(
       computeSparseUpdate(global, sessions, { ...plan, negativeRows: Int32Array.of(1, 2) }),
     ).rejects.toThrow(/5 public negatives, got 2/)
+    await expect(
+      computeSparseUpdate(global, sessions, {
+        ...plan,
+        negativeRows: Int32Array.of(1, 2, 3, 2, 4),
+      }),
+    ).rejects.toThrow(/distinct public negatives/)
+    await expect(
+      computeSparseUpdate(global, sessions, {
+        ...plan,
+        negativeRows: Int32Array.of(1, 2, 3, 4, 40),
+      }),
+    ).rejects.toThrow(/public negatives in \[0, 40\), got 40/)
     await expect(computeSparseUpdate(global, [Int32Array.of(4, 40)], plan)).rejects.toThrow(
       /item indices in \[0, 40\), got 40/,
     )

@@ -61,6 +61,13 @@ export async function computeSparseUpdate(
     throw new RangeError(
       `expected ${plan.layout.negativeRows} public negatives, got ${plan.negativeRows.length}`,
     )
+  // The manifest's list: a duplicate or an id outside the table would misplace changes.
+  const distinct = new Set(plan.negativeRows)
+  if (distinct.size !== plan.negativeRows.length)
+    throw new RangeError('expected distinct public negatives, got a row twice')
+  for (const row of distinct)
+    if (!(row >= 0 && row < nItems))
+      throw new RangeError(`expected public negatives in [0, ${nItems}), got ${row}`)
   const negatives = plan.negativeRows.filter((row) => !recency.has(row))
   if (viewed.length === 0 || negatives.length === 0) return null
   const rows = new Int32Array(viewed.length + negatives.length)
