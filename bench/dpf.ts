@@ -23,17 +23,18 @@ import {
   verifyDpfKey,
 } from '../shared/dpf'
 import { createNobleCipher } from '../shared/noble-cipher'
-import { buildBucketLayout, placeRows } from '../shared/row-buckets'
+import { placeRows } from '../shared/row-buckets'
 import {
   addShareBody,
   splitContribution,
+  secureParamsFor,
   verifyShareBody,
   type Party,
-  type SecureParams,
 } from '../shared/secure-update'
 import { createSparseSums } from '../shared/sparse-update'
 import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
 import { describeCommand, describeMachine } from '../train/progress'
+import { randomFullContribution } from './full-update'
 import type { SplitBrowserResult } from './secure-update-entry'
 
 /** DIGINETICA's model: 100-wide rows, 100,700 dense weights; DEFAULT_SPARSE's layout. */
@@ -198,22 +199,9 @@ function treeBlocks(domainBits: number, domainSize: number): number {
   return blocks
 }
 
-function secureParams(nItems: number): SecureParams {
-  return {
-    shape: { ...UPDATE_SHAPE, nItems },
-    layout: UPDATE_LAYOUT,
-    buckets: buildBucketLayout({
-      nItems,
-      buckets: Math.ceil(1.5 * UPDATE_LAYOUT.maxRows),
-      hashes: 3,
-      seed: 1,
-    }),
-  }
-}
-
 /** Full updates (32 rows, every coordinate random): the device's split, each server's check+add. */
 function benchUpdates(nItems: number, runs: number) {
-  const params = secureParams(nItems)
+  const params = secureParamsFor(UPDATE_LAYOUT, { ...UPDATE_SHAPE, nItems })
   const device = createNobleCipher()
   const server = createNodeCipher()
   const sums = [0, 1].map(() => createSparseSums(params.shape, new Int32Array(64)))
@@ -221,17 +209,8 @@ function benchUpdates(nItems: number, runs: number) {
   const split: number[] = []
   const roles: Record<Party, number[]> = { 0: [], 1: [] }
   let bytes: number[] = []
-  const word = () => (randomBytes(4).readInt32LE(0) >> 16) | 0
   for (let run = 0; run < runs; run++) {
-    const rows = new Set<number>()
-    while (rows.size < UPDATE_LAYOUT.maxRows) rows.add(randomBytes(4).readUInt32LE(0) % nItems)
-    const contribution = {
-      rows: Int32Array.from(rows),
-      rowValues: Int32Array.from({ length: rows.size * 100 }, word),
-      denseStart: 0,
-      dense: Int32Array.from({ length: UPDATE_LAYOUT.denseCoordinates }, word),
-      negatives: Int32Array.from({ length: 64 * 100 }, word),
-    }
+    const contribution = randomFullContribution(params, Math.random)
     const t0 = performance.now()
     const placed = placeRows(contribution.rows, params.buckets.params, Math.random)
     const bodies = splitContribution(

@@ -5,8 +5,9 @@
 // per-update times in `window.__result`.
 import { createNobleCipher } from '../shared/noble-cipher'
 import { createRandom } from '../shared/random'
-import { buildBucketLayout, placeRows } from '../shared/row-buckets'
-import { splitContribution, type SecureParams } from '../shared/secure-update'
+import { placeRows } from '../shared/row-buckets'
+import { secureParamsFor, splitContribution } from '../shared/secure-update'
+import { randomFullContribution } from './full-update'
 
 export interface SplitBrowserResult {
   userAgent: string
@@ -33,39 +34,22 @@ declare global {
 }
 
 function measure(r: SplitRequest): SplitBrowserResult {
-  const shape = { nItems: r.nItems, embedDim: r.embedDim, denseSize: r.denseSize }
-  const params: SecureParams = {
-    shape,
-    layout: {
+  const params = secureParamsFor(
+    {
       maxRows: r.maxRows,
       embedDim: r.embedDim,
       denseCoordinates: r.denseCoordinates,
       negativeRows: r.negativeRows,
     },
-    buckets: buildBucketLayout({
-      nItems: r.nItems,
-      buckets: Math.ceil(1.5 * r.maxRows),
-      hashes: 3,
-      seed: 1,
-    }),
-  }
+    { nItems: r.nItems, embedDim: r.embedDim, denseSize: r.denseSize },
+  )
   const cipher = createNobleCipher()
   const random = createRandom(7)
   const randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n))
   const ms: number[] = []
   let bytes: [number, number] = [0, 0]
   for (let run = 0; run < r.runs; run++) {
-    // A full update: maxRows viewed rows (the most keys with a payload a device ever sends).
-    const rows = new Set<number>()
-    while (rows.size < r.maxRows) rows.add(Math.floor(random() * r.nItems))
-    const word = () => Math.floor(random() * 2 ** 16) - 2 ** 15
-    const contribution = {
-      rows: Int32Array.from(rows),
-      rowValues: Int32Array.from({ length: rows.size * r.embedDim }, word),
-      denseStart: 0,
-      dense: Int32Array.from({ length: r.denseCoordinates }, word),
-      negatives: Int32Array.from({ length: r.negativeRows * r.embedDim }, word),
-    }
+    const contribution = randomFullContribution(params, random)
     const started = performance.now()
     const placed = placeRows(contribution.rows, params.buckets.params, random)
     if (placed.dropped.length > 0) continue

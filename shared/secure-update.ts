@@ -15,7 +15,7 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import type { BlockCipher, DpfParams } from './dpf'
 import { dpfKeyBytes, evaluateDpfInto, generateDpfKeys, parseDpfKey, verifyDpfKey } from './dpf'
-import { positionInBucket, type BucketLayout } from './row-buckets'
+import { buildBucketLayout, positionInBucket, type BucketLayout } from './row-buckets'
 import type { SparseContribution, SparseLayout, SparseShape, SparseSums } from './sparse-update'
 
 /** Magic of a share body: `PRK1`. */
@@ -34,6 +34,23 @@ export interface SecureParams {
   layout: SparseLayout
   shape: SparseShape
   buckets: BucketLayout
+}
+
+/**
+ * The public parameters of `layout` over a model of `shape`: ⌈1.5 · maxRows⌉ cuckoo buckets of 3
+ * hashes (every placement of 2,000 random full updates succeeded, shared/row-buckets.test.ts).
+ */
+export function secureParamsFor(layout: SparseLayout, shape: SparseShape): SecureParams {
+  return {
+    layout,
+    shape,
+    buckets: buildBucketLayout({
+      nItems: shape.nItems,
+      buckets: Math.ceil(1.5 * layout.maxRows),
+      hashes: 3,
+      seed: 1,
+    }),
+  }
 }
 
 export function dpfParams(params: SecureParams): DpfParams {

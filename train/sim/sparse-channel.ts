@@ -11,13 +11,13 @@ import { createHash } from 'node:crypto'
 import { computeSparseUpdate } from '../../client/worker/federated/compute-sparse-update'
 import { createNodeCipher } from '../../server/federated/node-cipher'
 import { createNobleCipher } from '../../shared/noble-cipher'
-import { buildBucketLayout, placeRows } from '../../shared/row-buckets'
+import { placeRows } from '../../shared/row-buckets'
 import {
   addShareBody,
   combineShares,
   splitContribution,
+  secureParamsFor,
   verifyShareBody,
-  type SecureParams,
 } from '../../shared/secure-update'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
 import { createRandom } from '../../shared/random'
@@ -100,16 +100,7 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
   let negativeRows = drawNegatives(shape.nItems, o.layout.negativeRows, version)
   let sums = createSparseSums(shape, negativeRows)
   // Both channels place the viewed rows in the public buckets, so that they sum the same rows.
-  const params: SecureParams = {
-    layout: o.layout,
-    shape,
-    buckets: buildBucketLayout({
-      nItems: shape.nItems,
-      buckets: Math.ceil(1.5 * o.layout.maxRows),
-      hashes: 3,
-      seed: 1,
-    }),
-  }
+  const params = secureParamsFor(o.layout, shape)
   let shares = {
     leader: createSparseSums(shape, negativeRows),
     helper: createSparseSums(shape, negativeRows),
