@@ -5,7 +5,7 @@ import { createRandom } from './random'
 import { buildBucketLayout, placeRows } from './row-buckets'
 import { dpfKeyBytes } from './dpf'
 import {
-  addShareBody,
+  addShareBodies,
   combineShares,
   dpfParams,
   readShareHeader,
@@ -57,12 +57,11 @@ function randomContribution(params: SecureParams, random: () => number): SparseC
 }
 
 /**
- * The servers' flow for one update: each computes its body's digest, they exchange them, and
- * each adds its body only if the two are equal. Returns whether the update was added.
+ * The servers' intake of one update: each computes its body's digest, they exchange them, and
+ * each keeps its body for the release only if the two are equal. Returns whether it was kept.
  */
 function acceptUpdate(
-  leader: SparseSums,
-  helper: SparseSums,
+  kept: { leader: Uint8Array[]; helper: Uint8Array[] },
   bodies: Uint8Array[],
   params: SecureParams,
 ): boolean {
@@ -71,8 +70,22 @@ function acceptUpdate(
   )
   expect(digests.map((d) => d.length)).toEqual([32, 32])
   if (!digests[0]!.equals(digests[1]!)) return false
-  addShareBody(leader, bodies[0]!, 0, params, server)
-  addShareBody(helper, bodies[1]!, 1, params, server)
+  kept.leader.push(bodies[0]!)
+  kept.helper.push(bodies[1]!)
+  return true
+}
+
+/** `acceptUpdate`, then each server adds its kept body at once. */
+function addIfAccepted(
+  leader: SparseSums,
+  helper: SparseSums,
+  bodies: Uint8Array[],
+  params: SecureParams,
+): boolean {
+  const kept = { leader: [] as Uint8Array[], helper: [] as Uint8Array[] }
+  if (!acceptUpdate(kept, bodies, params)) return false
+  addShareBodies(leader, kept.leader, 0, params, server)
+  addShareBodies(helper, kept.helper, 1, params, server)
   return true
 }
 
@@ -82,6 +95,7 @@ function run(params: SecureParams, updates: number, seed: number) {
   const plain = createSparseSums(params.shape, negatives)
   const leader = createSparseSums(params.shape, negatives)
   const helper = createSparseSums(params.shape, negatives)
+  const kept = { leader: [] as Uint8Array[], helper: [] as Uint8Array[] }
   for (let n = 0; n < updates; n++) {
     const slice = Math.floor(random() * 2 ** 32)
     const drawn = randomContribution(params, random)
@@ -103,8 +117,13 @@ function run(params: SecureParams, updates: number, seed: number) {
     expect(toLeader.length).toBe(shareBodyBytes(params, 0))
     expect(toHelper.length).toBe(shareBodyBytes(params, 1))
     // An honest device's bodies always pass the servers' check.
-    expect(acceptUpdate(leader, helper, [toLeader, toHelper], params)).toBe(true)
+    expect(acceptUpdate(kept, [toLeader, toHelper], params)).toBe(true)
   }
+  // The leader adds the release's bodies in one batch, the helper in batches of two and one:
+  // how a server batches them changes no bit of its share.
+  addShareBodies(leader, kept.leader, 0, params, server)
+  for (let n = 0; n < kept.helper.length; n += 2)
+    addShareBodies(helper, kept.helper.slice(n, n + 2), 1, params, server)
   return { plain, leader, helper }
 }
 
@@ -158,23 +177,26 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
     )
     const sums = createSparseSums(params.shape, Int32Array.of(0, 3, 6))
     const before = structuredClone(sums)
-    expect(() => addShareBody(sums, bodies[1], 0, params, server)).toThrow(
+    expect(() => addShareBodies(sums, [bodies[1]], 0, params, server)).toThrow(
       /body for party 0, got one for party 1/,
     )
     expect(() => verifyShareBody(bodies[1], 0, params, server)).toThrow(/body for party 0/)
     expect(() => verifyShareBody(bodies[0].subarray(0, 100), 0, params, server)).toThrow(
       /share body of \d+ bytes, got 100/,
     )
-    expect(() => addShareBody(sums, bodies[0].subarray(0, 100), 0, params, server)).toThrow(
+    expect(() => addShareBodies(sums, [bodies[0].subarray(0, 100)], 0, params, server)).toThrow(
       /share body of \d+ bytes, got 100/,
     )
     const broken = bodies[0].slice()
     broken[32] = 9 // the first key's format byte
-    expect(() => addShareBody(sums, broken, 0, params, server)).toThrow(/DPF key format/)
+    // In a batch, one broken body stops the whole batch before anything is added.
+    expect(() => addShareBodies(sums, [bodies[0], broken], 0, params, server)).toThrow(
+      /DPF key format/,
+    )
     expect(() => verifyShareBody(broken, 0, params, server)).toThrow(/DPF key format/)
     const badMagic = bodies[0].slice()
     badMagic[0] = 0
-    expect(() => addShareBody(sums, badMagic, 0, params, server)).toThrow(/magic PRK1/)
+    expect(() => addShareBodies(sums, [badMagic], 0, params, server)).toThrow(/magic PRK1/)
     expect(sums).toEqual(before)
   })
 
@@ -209,8 +231,8 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
     addContribution(plain, { ...contribution, denseStart: (5 * 8) % 37 }, 4)
     // Were the servers to add it, the release would differ from the plaintext in two rows or more.
     const [leader, helper] = [0, 1].map(() => createSparseSums(params.shape, negatives))
-    addShareBody(leader!, tampered[0]!, 0, params, server)
-    addShareBody(helper!, tampered[1]!, 1, params, server)
+    addShareBodies(leader!, [tampered[0]!], 0, params, server)
+    addShareBodies(helper!, [tampered[1]!], 1, params, server)
     const combined = combineShares(leader!, helper!)
     const changed = new Set<number>()
     for (let k = 0; k < combined.table.length; k++)
@@ -222,10 +244,10 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
     // The servers' check: the digests differ, so neither adds anything.
     const sums = [0, 1].map(() => createSparseSums(params.shape, negatives))
     const before = structuredClone(sums)
-    expect(acceptUpdate(sums[0]!, sums[1]!, tampered, params)).toBe(false)
+    expect(addIfAccepted(sums[0]!, sums[1]!, tampered, params)).toBe(false)
     expect(sums).toEqual(before)
     // The honest bodies of the same update pass, and give the plaintext sums.
-    expect(acceptUpdate(sums[0]!, sums[1]!, bodies, params)).toBe(true)
+    expect(addIfAccepted(sums[0]!, sums[1]!, bodies, params)).toBe(true)
     expectSameSums(combineShares(sums[0]!, sums[1]!), plain)
   })
 
@@ -260,7 +282,7 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
     const sums = [0, 1].map(() => createSparseSums(params.shape, Int32Array.of(0, 3, 6)))
     const before = structuredClone(sums)
     for (const [name, pair] of cases)
-      expect(acceptUpdate(sums[0]!, sums[1]!, pair, params), name).toBe(false)
+      expect(addIfAccepted(sums[0]!, sums[1]!, pair, params), name).toBe(false)
     expect(sums).toEqual(before)
   })
 })
