@@ -166,7 +166,7 @@ export function readShareHeader(body: Uint8Array): ShareHeader {
  * both bodies carry the same header (a slice that differed would add the window's two shares at
  * two places) and that every key pair is a point function over its bucket: one row at most.
  * They say nothing of the payloads (a row's change, its count) nor of the window's and the
- * negatives' shares. Throws, as `addShareBody` does, for a body of another party, size or layout.
+ * negatives' shares. Throws, as `addShareBodies` does, for a body of another party, size or layout.
  */
 export function verifyShareBody(
   body: Uint8Array,
