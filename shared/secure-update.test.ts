@@ -194,6 +194,20 @@ describe('the two-server channel (PROTOCOL.md P29)', () => {
       /DPF key format/,
     )
     expect(() => verifyShareBody(broken, 0, params, server)).toThrow(/DPF key format/)
+    // A body whose header says leader but whose last key is the helper's: refused up front,
+    // not halfway through the batch's buckets.
+    const keyBytes = dpfKeyBytes(dpfParams(params))
+    const mixed = bodies[0].slice()
+    mixed.set(
+      bodies[1].subarray(
+        32 + (params.buckets.params.buckets - 1) * keyBytes,
+        32 + params.buckets.params.buckets * keyBytes,
+      ),
+      32 + (params.buckets.params.buckets - 1) * keyBytes,
+    )
+    expect(() => addShareBodies(sums, [bodies[0], mixed], 0, params, server)).toThrow(
+      /DPF key for party 0/,
+    )
     const badMagic = bodies[0].slice()
     badMagic[0] = 0
     expect(() => addShareBodies(sums, [badMagic], 0, params, server)).toThrow(/magic PRK1/)

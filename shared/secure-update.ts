@@ -222,10 +222,13 @@ export function addShareBodies(
     )
   const key = (body: Uint8Array, b: number) =>
     body.subarray(HEADER_BYTES + b * keyBytes, HEADER_BYTES + (b + 1) * keyBytes)
-  // Every body is checked and every key parsed before anything is added.
+  // Every body is checked and every key parsed before anything is added: past this point
+  // nothing throws, so a bad body never leaves part of a batch added.
   const headers = bodies.map((body) => {
     const header = checkBody(body, party, params)
-    for (let b = 0; b < B; b++) parseDpfKey(key(body, b), dpf)
+    for (let b = 0; b < B; b++)
+      if (parseDpfKey(key(body, b), dpf).party !== party)
+        throw new RangeError(`expected bucket ${b}'s DPF key for party ${party} in every body`)
     return header
   })
 
