@@ -12,7 +12,8 @@ import {
 import { publishShopChange } from '../federated/catalogue-release'
 import { createGaussian, publishIfDue } from '../federated/publisher'
 import { openStore } from '../storage/open-store'
-import type { Job, JobReply, JobRequest, JobResults, JobThreadConfig } from './protocol'
+import type { Job, JobResults, JobThreadConfig } from './protocol'
+import { serveJobs } from './thread'
 
 const port = parentPort
 if (!port) throw new Error('expected to run as a worker thread (server/jobs/jobs.ts starts it)')
@@ -66,16 +67,4 @@ function parseJson(body: ArrayBuffer): unknown {
 
 // One job at a time: a publish and a shop change each take the next version number, and a
 // second evaluation would only halve the speed of the first.
-let queue = Promise.resolve()
-port.on('message', ({ id, job }: JobRequest) => {
-  queue = queue.then(async () => {
-    let reply: JobReply
-    try {
-      reply = { type: 'done', id, result: await run(job) }
-    } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error))
-      reply = { type: 'failed', id, error: { name: e.name, message: e.message, stack: e.stack } }
-    }
-    port.postMessage(reply)
-  })
-})
+serveJobs(port, run)

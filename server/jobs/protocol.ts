@@ -58,14 +58,3 @@ export interface JobResults {
   'put-validation': PutValidationResult
   'put-shop-change': ShopChangeOutcome
 }
-
-/** Main thread → job thread. */
-export interface JobRequest {
-  id: number
-  job: Job
-}
-
-/** Job thread → main thread: the job's result, or what it threw (an Error's own fields only). */
-export type JobReply =
-  | { type: 'done'; id: number; result: JobResults[JobType] }
-  | { type: 'failed'; id: number; error: { name: string; message: string; stack?: string } }
