@@ -97,6 +97,56 @@ const METRICS_REQUEST = {
   },
 } as const
 
+const count = (maximum: number) => ({ type: 'integer', minimum: 0, maximum }) as const
+
+/**
+ * POST /v1/aggregate on the helper (P29c): the leader names a batch, the public layout the
+ * devices split their updates for, and each report by its key and the leader's digest of it.
+ */
+const AGGREGATE_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['batch', 'layout', 'shape', 'reports'],
+  properties: {
+    batch: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    layout: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['maxRows', 'embedDim', 'denseCoordinates', 'negativeRows'],
+      properties: {
+        maxRows: { type: 'integer', minimum: 1, maximum: 1024 },
+        embedDim: { type: 'integer', minimum: 1, maximum: 1024 },
+        denseCoordinates: count(2 ** 24),
+        negativeRows: count(4096),
+      },
+    },
+    shape: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['denseSize', 'nItems', 'embedDim'],
+      properties: {
+        denseSize: { type: 'integer', minimum: 1, maximum: 2 ** 28 },
+        nItems: { type: 'integer', minimum: 1, maximum: 2 ** 24 },
+        embedDim: { type: 'integer', minimum: 1, maximum: 1024 },
+      },
+    },
+    reports: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100_000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['key', 'digest'],
+        properties: {
+          key: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+          digest: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+        },
+      },
+    },
+  },
+} as const
+
 const ajv = new Ajv({ strict: true, allErrors: false })
 const validators = {
   catalogue: ajv.compile(CATALOGUE_SCHEMA),
@@ -107,6 +157,7 @@ const validators = {
   client: ajv.compile(CLIENT_REQUEST),
   version: ajv.compile(VERSION_REQUEST),
   metrics: ajv.compile(METRICS_REQUEST),
+  aggregate: ajv.compile(AGGREGATE_REQUEST),
 } satisfies Record<string, ValidateFunction>
 
 export type DocumentKind = keyof typeof validators

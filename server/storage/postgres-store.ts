@@ -19,7 +19,7 @@ export interface PostgresStoreOptions {
   poolSize?: number
 }
 
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 
 function schemaSql(schema: string): string {
   return `
@@ -331,7 +331,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
 class PublishConflict extends Error {}
 
-async function transaction<T>(
+export async function transaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {

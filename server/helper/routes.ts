@@ -1,0 +1,98 @@
+// The helper's HTTP surface (PROTOCOL.md P29c), mounted under /v1 by createHelperApp:
+//   POST /v1/shares     a device's helper body (binary) → 202 accepted / 200 duplicate / 4xx
+//   POST /v1/aggregate  the leader's token, a batch request (JSON) → 200 the helper's share of
+//                       the sums (binary) / 202 still running, ask again / 4xx
+//   GET  /v1/helper     public counters: shares waiting and consumed, batches
+// Devices are not authenticated here: the helper sums only bodies the leader names, and the
+// leader names only updates it accepted under its tokens (P13, P21). A body that no batch names
+// is dropped after `waitingTtlMs`.
+import { createHash } from 'node:crypto'
+import { Hono } from 'hono'
+import { readShareHeader } from '../../shared/secure-update'
+import { limitBody } from '../federated/documents'
+import { isAdminToken } from '../federated/secrets'
+import type { AggregateResult } from './aggregate'
+import type { Aggregator } from './aggregator'
+import type { HelperStore } from './helper-store'
+
+/** The largest body a device may send either server (the issue's 64 KB per device per server). */
+export const MAX_SHARE_BYTES = 64 * 1024
+/** A batch of 100,000 reports is about 11 MB of JSON. */
+const MAX_AGGREGATE_BYTES = 16 * 2 ** 20
+/** How long an aggregate request waits for its batch before answering 202 (ask again). */
+const DEFAULT_ANSWER_WAIT_MS = 2_000
+
+export interface HelperDeps {
+  store: HelperStore
+  aggregator: Aggregator
+  /** SHA-256 of the token the paired leader sends (its pairing secret): never the token itself. */
+  leaderTokenSha256: Uint8Array
+  now?: () => number
+  answerWaitMs?: number
+}
+
+export function helperRoutes(deps: HelperDeps): Hono {
+  const now = deps.now ?? Date.now
+  const app = new Hono()
+  /** Batches being aggregated, by the request's SHA-256: a retry joins the run under way. */
+  const running = new Map<string, Promise<AggregateResult>>()
+
+  app.post('/shares', limitBody(MAX_SHARE_BYTES), async (c) => {
+    const body = new Uint8Array(await c.req.arrayBuffer())
+    let key: string
+    try {
+      const header = readShareHeader(body)
+      if (header.party !== 1)
+        throw new RangeError(`expected a body for the helper (party 1), got party ${header.party}`)
+      key = Buffer.from(header.idempotencyKey).toString('hex')
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error
+      return c.json({ error: 'E_SHARE_FORMAT', message: error.message }, 400)
+    }
+    const outcome = await deps.store.putShare(key, body, now())
+    return outcome === 'accepted'
+      ? c.json({ status: 'accepted', message: 'stored until the leader names it in a batch' }, 202)
+      : c.json({ status: 'duplicate', message: 'a body with this key was stored before' }, 200)
+  })
+
+  app.post(
+    '/aggregate',
+    async (c, next) => {
+      const given = c.req.header('authorization')?.replace(/^Bearer /, '')
+      if (!isAdminToken(given, deps.leaderTokenSha256))
+        return c.json({ error: 'E_LEADER', message: 'expected the paired leader’s token' }, 401)
+      await next()
+    },
+    limitBody(MAX_AGGREGATE_BYTES),
+    async (c) => {
+      const body = await c.req.arrayBuffer()
+      const sha = createHash('sha256').update(new Uint8Array(body)).digest('hex')
+      let job = running.get(sha)
+      if (!job) {
+        job = deps.aggregator.aggregate(body).finally(() => running.delete(sha))
+        running.set(sha, job)
+      }
+      let timer: NodeJS.Timeout | undefined
+      const waited = new Promise<'running'>((resolve) => {
+        timer = setTimeout(() => resolve('running'), deps.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS)
+      })
+      const result = await Promise.race([job, waited]).finally(() => clearTimeout(timer))
+      if (result === 'running')
+        return c.json(
+          { status: 'running', message: 'the batch is being aggregated: ask again' },
+          202,
+        )
+      if (result.status === 'refused') {
+        const status =
+          result.code === 'E_REQUEST' ? 400 : result.code === 'E_BATCH_GONE' ? 410 : 409
+        return c.json({ error: result.code, message: result.message }, status)
+      }
+      return c.body(result.answer as Uint8Array<ArrayBuffer>, 200, {
+        'content-type': 'application/octet-stream',
+      })
+    },
+  )
+
+  app.get('/helper', async (c) => c.json(await deps.store.counts()))
+  return app
+}

@@ -1,0 +1,78 @@
+// The helper's runtime wiring (PROTOCOL.md P29c): its store, its aggregation thread and its app.
+// A helper is run by an operator independent of the shop's (the leader's); `npm start` runs one in
+// the same process as a stand-in, with a store of its own, and `server/cli/helper.ts` alone.
+import { createHash } from 'node:crypto'
+import { Hono } from 'hono'
+import { cors } from 'hono/cors'
+import { fairTurns } from '../fair-turns'
+import type { AggregateSettings } from './aggregate'
+import { createAggregator, type Aggregator } from './aggregator'
+import type { HelperStore, HelperStoreConfig } from './helper-store'
+import { openHelperStore } from './open-helper-store'
+import { helperRoutes } from './routes'
+
+export const DEFAULT_HELPER_SETTINGS: AggregateSettings = {
+  // The leader's own floor (defaults.ts minBuffer): a helper of a shop that publishes at fewer
+  // updates lowers it knowingly, by configuration, never at the leader's request.
+  minBatch: 200,
+  waitingTtlMs: 7 * 24 * 3_600_000,
+}
+
+export interface HelperOptions {
+  store: HelperStoreConfig
+  /** The secret the paired leader sends with each batch (≥ 32 characters). */
+  leaderToken: string
+  settings?: Partial<AggregateSettings>
+  /** How long an aggregate request waits for its answer before 202 (ask again). */
+  answerWaitMs?: number
+}
+
+export interface Helper {
+  app: Hono
+  store: HelperStore
+  aggregator: Aggregator
+  close(): Promise<void>
+}
+
+export async function createHelper(options: HelperOptions): Promise<Helper> {
+  if (options.leaderToken.length < 32)
+    throw new Error('expected a leader token of at least 32 characters (the pairing secret)')
+  const settings = { ...DEFAULT_HELPER_SETTINGS, ...options.settings }
+  if (!(Number.isInteger(settings.minBatch) && settings.minBatch >= 1))
+    throw new Error(`expected a minimum batch of at least 1, got ${settings.minBatch}`)
+  const store = await openHelperStore(options.store)
+  const aggregator = createAggregator({ store: options.store, settings })
+  const app = new Hono()
+  app.use('/*', fairTurns())
+  // Devices post their bodies from the shop's pages (a worker on the shop's origin): any origin,
+  // no credentials. The leader's requests come from a server, not a page.
+  app.use(
+    '/v1/shares',
+    cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['content-type'] }),
+  )
+  app.route(
+    '/v1',
+    helperRoutes({
+      store,
+      aggregator,
+      leaderTokenSha256: createHash('sha256').update(options.leaderToken).digest(),
+      answerWaitMs: options.answerWaitMs,
+    }),
+  )
+  app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))
+  app.onError((error, c) =>
+    c.json(
+      { error: 'E_INTERNAL', message: error instanceof Error ? error.message : String(error) },
+      500,
+    ),
+  )
+  return {
+    app,
+    store,
+    aggregator,
+    async close() {
+      await aggregator.close()
+      await store.close()
+    },
+  }
+}
