@@ -83,7 +83,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       const layout = expectRecord(f.layout, 'federation.layout')
       expectInteger(layout.denseCoordinates, 'federation.layout.denseCoordinates', 0, 2 ** 24)
       expectInteger(layout.sliceRows, 'federation.layout.sliceRows', 0, 0xffff)
-      expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
+      const embedDim = expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
       if (layout.tableSketch !== undefined && typeof layout.tableSketch !== 'boolean') {
         fail(
           `expected federation.layout.tableSketch to be a boolean, got ${describe(layout.tableSketch)}`,
@@ -99,8 +99,32 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       expectInteger(f.epochs, 'federation.epochs', 1, 100)
       if (f.denseLearningRate !== undefined)
         expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
+      if (f.secure !== undefined) checkSecureFederation(f.secure, embedDim)
     }
   })
+}
+
+/** P29c: the sparse layout, its public negatives and where the helper is. */
+function checkSecureFederation(raw: unknown, embedDim: number): void {
+  const f = expectRecord(raw, 'federation.secure')
+  const layout = expectRecord(f.layout, 'federation.secure.layout')
+  expectInteger(layout.maxRows, 'federation.secure.layout.maxRows', 1, 1024)
+  const d = expectInteger(layout.embedDim, 'federation.secure.layout.embedDim', 1, 1024)
+  if (d !== embedDim) fail(`expected federation.secure.layout.embedDim ${embedDim}, got ${d}`)
+  expectInteger(layout.denseCoordinates, 'federation.secure.layout.denseCoordinates', 0, 2 ** 24)
+  const count = expectInteger(layout.negativeRows, 'federation.secure.layout.negativeRows', 0, 4096)
+  expectNumber(f.clipNorm, 'federation.secure.clipNorm', 1e-6, 1e3)
+  const negatives = expectArray(f.negatives, 'federation.secure.negatives', 4096)
+  if (negatives.length !== count)
+    fail(
+      `expected ${count} public negatives in federation.secure.negatives, got ${negatives.length}`,
+    )
+  negatives.forEach((row, i) =>
+    expectInteger(row, `federation.secure.negatives[${i}]`, 0, 2 ** 31 - 1),
+  )
+  if (new Set(negatives).size !== negatives.length)
+    fail('expected distinct rows in federation.secure.negatives')
+  expectString(f.helper, 'federation.secure.helper', 2048)
 }
 
 export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validation<Catalogue> {

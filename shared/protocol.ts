@@ -1,6 +1,7 @@
 // The wire types between the page (loader, demo) and the worker, and the artifacts the
 // server (or, until it exists, static files from the trainer) hands to every device.
 // Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
+import type { SparseLayout } from './sparse-update'
 import type { UpdateLayout } from './update-codec'
 
 // ---- Artifacts -------------------------------------------------------------------------------
@@ -54,6 +55,22 @@ export interface FederationManifest {
   /** SGD rate of every weight but the item table; absent: `learningRate`. */
   denseLearningRate?: number
   epochs: number
+  /**
+   * The two-server channel (P29–P29c): when present, devices send sparse updates as two share
+   * bodies, one to the leader (this server) and one to the helper, and `layout` and `clipNorm`
+   * above do not apply.
+   */
+  secure?: SecureFederation
+}
+
+export interface SecureFederation {
+  layout: SparseLayout
+  /** P11's bound of the contribution. */
+  clipNorm: number
+  /** The release's public negatives (model rows), in the order an update carries them (P29). */
+  negatives: number[]
+  /** Where helper bodies go (POST <helper>/v1/shares): absolute, or relative to the manifest. */
+  helper: string
 }
 
 /** One product of the shop's catalogue; `index` is its row in the model's item table. */

@@ -3,6 +3,9 @@
 // Its size depends only on the layout, never on what the shopper did; no item id is in it.
 // Decoding is strict and allocation-bounded: a body is read only if its length is exactly what
 // its own header declares.
+import { MAX_SCORED_CASES, type DeviceScore } from './leader-upload'
+
+export { MAX_SCORED_CASES, NO_SCORE, type DeviceScore } from './leader-upload'
 import { computeCrc32, decodeFloat16, encodeFloat16 } from './weights-codec'
 
 export const UPDATE_MAGIC = 'PRU2'
@@ -17,8 +20,6 @@ const CRC_BYTES = 4
 /** Bounds of P9; the example count bound keeps a weight's arithmetic exact. */
 export const MAX_EXAMPLES = 1_000_000
 const KEY_BYTES = 16
-/** Cases a device scores the base version on (P27); the rest of its cases go unscored. */
-export const MAX_SCORED_CASES = 100
 
 /** What the manifest's `federation` block fixes about every update (P8). */
 export interface UpdateLayout {
@@ -60,18 +61,6 @@ export interface ModelUpdate {
   /** How the base version ranked the device's own next items before it trained on them (P27). */
   score: DeviceScore
 }
-
-/** Full-ranking results of the base version on a device's cases, summed (P27). */
-export interface DeviceScore {
-  /** Cases scored, 0 … MAX_SCORED_CASES (0: not scored). */
-  cases: number
-  /** Cases whose next item ranked in the top 20. */
-  hits20: number
-  /** Σ 1/rank over those hits (MRR@20 × cases). */
-  reciprocalRank20: number
-}
-
-export const NO_SCORE: DeviceScore = { cases: 0, hits20: 0, reciprocalRank20: 0 }
 
 export type UpdateErrorCode =
   /** Not bytes, shorter than a header, or a length other than the header declares. */

@@ -69,6 +69,7 @@ const VERSION_REQUEST = {
  */
 const SERVER_MARKS = [
   'updates',
+  'leftOut',
   'popularityReports',
   'reviewedOn',
   'validationSet',
@@ -132,7 +133,6 @@ const AGGREGATE_REQUEST = {
     },
     reports: {
       type: 'array',
-      minItems: 1,
       maxItems: 100_000,
       items: {
         type: 'object',

@@ -4,6 +4,7 @@
 import { addUpdateValues, type ModelShape } from '../../shared/federation-layout'
 import type { UpdateLayout } from '../../shared/update-codec'
 import type { PopularitySettings } from './popularity'
+import type { SecureChannelSettings } from './secure-channel'
 
 export { sliceSpan, type ModelShape } from '../../shared/federation-layout'
 
@@ -43,6 +44,11 @@ export interface FedBuffSettings {
   noiseMultiplier: number
   /** P28: how device-reported popularity becomes pools (with `layout.popularityBuckets`). */
   popularity?: PopularitySettings
+  /**
+   * The two-server channel (P29–P29c): with it, devices send sparse updates as secret shares to
+   * this server and a helper, and `layout`, `clipNorm` and the noise above do not apply.
+   */
+  secure?: SecureChannelSettings
 }
 
 export type VersionCheck = 'current' | 'stale-ok' | 'too-stale' | 'unknown'

@@ -60,7 +60,7 @@ export function sumReports(
   return sums
 }
 
-/** The next totals: `previous` (or zeros) plus this release's estimates. */
+/** The next totals: `previous` (or zeros) plus this release's estimates from sketch sums (P28). */
 export function advancePopularity(
   previous: PopularityState | undefined,
   sums: Map<number, Float64Array>,
@@ -70,6 +70,20 @@ export function advancePopularity(
 ): PopularityState {
   const release = new Float32Array(nItems)
   for (const [seed, sum] of sums) addPopularityEstimate(release, sum, seed)
+  return addRelease(previous, release, reports, trendHalfLife)
+}
+
+/**
+ * The next totals: `previous` (or zeros) plus `release`, each item's count in this release (the
+ * sketches' estimates, or the two-server channel's exact per-row counts, P29).
+ */
+export function addRelease(
+  previous: PopularityState | undefined,
+  release: Float32Array,
+  reports: number,
+  trendHalfLife: number,
+): PopularityState {
+  const nItems = release.length
   const decay = 0.5 ** (1 / trendHalfLife)
   const total = new Float32Array(nItems)
   const trend = new Float32Array(nItems)

@@ -10,6 +10,9 @@ import { joinWeights, serverReading, splitWeights } from '../../shared/federatio
 import { artifactName, validateCandidatePools } from '../../shared/artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
+import type { ModelShape } from '../../shared/federation-layout'
+import type { WeightsFile } from '../../shared/weights-codec'
+import { aggregateSecure } from './secure-publisher'
 import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
 import {
   accumulate,
@@ -20,6 +23,7 @@ import {
   type ServerMoments,
 } from './fedbuff'
 import {
+  addRelease,
   advancePopularity,
   decodePopularityState,
   DEFAULT_POPULARITY,
@@ -101,6 +105,36 @@ async function readMoments(
   return { m: tensor('m'), v: tensor('v'), step: Number(file.meta.step) }
 }
 
+/**
+ * What one channel's aggregation of the buffer gives a release: the new weights, the buffered
+ * updates it consumes, and this release's popularity counts per item (P28; none: pools stay).
+ */
+export interface Aggregated {
+  dense: Float32Array
+  table: Float32Array
+  moments?: ServerMoments
+  /** Keys of the buffered updates the version consumes, summed or left out. */
+  consumed: string[]
+  /** Updates the version's weights hold. */
+  updates: number
+  popularity?: { release: Float32Array; reports: number }
+  /** The σ the accountant is told of (P20), or null: the release is not noised. */
+  noiseMultiplier: number | null
+  /** Counts the version records beside `updates` (server marks, documents.ts). */
+  metrics?: Record<string, number>
+  /** Runs once the version is recorded (the two-server channel forgets its batch). */
+  published?: () => Promise<void>
+}
+
+/** The current version's weights, with which the channels aggregate. */
+export interface CurrentWeights {
+  record: VersionRecord
+  file: WeightsFile
+  dense: Float32Array
+  table: Float32Array
+  shape: ModelShape
+}
+
 export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt> {
   const { store, settings } = deps
   // Decided on counts: the loop asks every few seconds, and the bodies of a full buffer are
@@ -110,7 +144,6 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   if (!current || !shouldPublish(stats, deps.now(), settings)) {
     return { status: 'not-due', buffered: stats.updates }
   }
-  const buffered = await store.buffered()
   // P18: aggregation goes on from the float32 weights the current model was rounded from (a
   // release's step is often below float16's spacing near the weight: 2⁻¹⁴ ≈ 6·10⁻⁵ around 0.1);
   // the trainer's first release has none, and a version rolled back to after its master was
@@ -119,30 +152,14 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   const weightBytes = master || (await store.artifact(current.manifest.model.sha256))
   if (!weightBytes) throw new Error(`expected the weights of v${current.version} in the store`)
   const file = decodeWeights(weightBytes)
-  const { dense, table, shape } = splitWeights(file)
+  const weights = { record: current, file, ...splitWeights(file) }
+  const aggregated = settings.secure
+    ? await aggregateSecure(deps, weights, settings.secure)
+    : await aggregateDense(deps, weights)
+  // The two-server channel's batch fell short of the helper's floor: wait for more updates.
+  if (!aggregated) return { status: 'not-due', buffered: stats.updates }
 
-  const buffer = createBuffer(shape)
-  const reports: { seed: number; values: Float32Array }[] = []
-  for (const stored of buffered) {
-    // Bodies were validated on intake; decoding again is what makes the sum reproducible.
-    const update = decodeUpdate(stored.body)
-    update.layout = serverReading(update.layout, settings.layout)
-    accumulate(buffer, shape, update, stored.weight, stored.receivedAtMs)
-    if (update.popularity) reports.push({ seed: update.baseVersion, values: update.popularity })
-  }
-  const previousMoments =
-    settings.serverOptimizer === 'adam' && current.manifest.moments
-      ? await readMoments(store, current.manifest.moments.sha256)
-      : undefined
-  const next = applyBuffer(
-    { dense, table },
-    buffer,
-    shape,
-    settings,
-    deps.gaussian,
-    previousMoments,
-  )
-  const nextFile = joinWeights(file, next.dense, next.table)
+  const nextFile = joinWeights(file, aggregated.dense, aggregated.table)
   const model = await putArtifactRef(store, 'model', encodeWeights(nextFile, { dtype: 'float16' }))
   // The server's own state beside the version (P18): referenced, never sent to devices.
   const nextMaster = await putArtifactRef(
@@ -150,8 +167,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     'master',
     encodeWeights(nextFile, { dtype: 'float32' }),
   )
-  const moments = next.moments
-    ? await putArtifactRef(store, 'moments', encodeMoments(next.moments))
+  const moments = aggregated.moments
+    ? await putArtifactRef(store, 'moments', encodeMoments(aggregated.moments))
     : undefined
   // Candidates may already sit above "current": a new version takes the next free number.
   const versions = await store.versions()
@@ -159,10 +176,9 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   // P28: what devices viewed does not depend on which model is current, so the totals go on
   // from the newest version's, candidates kept back (P24, P26) included: no report is lost.
   const totals = newest.manifest.popularity ?? current.manifest.popularity
-  const popularity =
-    reports.length > 0
-      ? await publishPopularity(store, current.manifest, totals, reports, shape.nItems, deps)
-      : { state: totals, pools: current.manifest.pools, reports: undefined }
+  const popularity = aggregated.popularity
+    ? await publishPopularity(store, current.manifest, totals, aggregated.popularity, deps)
+    : { state: totals, pools: current.manifest.pools, reports: undefined }
   const version = newest.version + 1
   const createdAt = new Date(deps.now()).toISOString()
   const record: VersionRecord = {
@@ -180,61 +196,112 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       pools: popularity.pools,
     },
     metrics: {
-      updates: buffered.length,
+      updates: aggregated.updates,
+      ...aggregated.metrics,
       ...(popularity.reports !== undefined && { popularityReports: popularity.reports }),
     },
   }
   const ledger =
-    settings.noiseMultiplier > 0
+    aggregated.noiseMultiplier !== null
       ? {
           version,
-          // P20/P28: a release that also publishes the noised popularity sums is two Gaussian
-          // mechanisms with the same σ; together they are one with σ/√2 (sensitivity √2 in
-          // units of each part's bound), which is what the accountant is told.
-          noiseMultiplier:
-            reports.length > 0 ? settings.noiseMultiplier / Math.SQRT2 : settings.noiseMultiplier,
+          noiseMultiplier: aggregated.noiseMultiplier,
           clipNorm: settings.clipNorm,
-          updates: buffered.length,
+          updates: aggregated.updates,
         }
       : null
   const outcome = await store.publish({
     record,
-    consumed: buffered.map((u) => u.key),
+    consumed: aggregated.consumed,
     ledger,
     makeCurrent: (deps.promotion ?? 'auto') === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
+  await aggregated.published?.()
   await pruneServerState(store)
-  return { status: 'published', record, updates: buffered.length }
+  return { status: 'published', record, updates: aggregated.updates }
 }
 
-/**
- * P28: adds the buffer's popularity reports to `totals` and stores them; once `minReports`
- * devices have reported, rebuilds the popular, trending and category pools of `manifest` (the
- * version the release builds on) from them. Returns the references the new version carries.
- */
-async function publishPopularity(
-  store: FederationStore,
-  manifest: PublishedManifest,
-  totals: ArtifactRef | undefined,
+/** P14–P18, P28: the slice or sketch updates of the buffer, averaged and noised. */
+async function aggregateDense(deps: PublisherDeps, weights: CurrentWeights): Promise<Aggregated> {
+  const { store, settings } = deps
+  const buffered = await store.buffered()
+  const buffer = createBuffer(weights.shape)
+  const reports: { seed: number; values: Float32Array }[] = []
+  for (const stored of buffered) {
+    // Bodies were validated on intake; decoding again is what makes the sum reproducible.
+    const update = decodeUpdate(stored.body)
+    update.layout = serverReading(update.layout, settings.layout)
+    accumulate(buffer, weights.shape, update, stored.weight, stored.receivedAtMs)
+    if (update.popularity) reports.push({ seed: update.baseVersion, values: update.popularity })
+  }
+  const manifest = weights.record.manifest
+  const previousMoments =
+    settings.serverOptimizer === 'adam' && manifest.moments
+      ? await readMoments(store, manifest.moments.sha256)
+      : undefined
+  const next = applyBuffer(weights, buffer, weights.shape, settings, deps.gaussian, previousMoments)
+  const nItems = weights.shape.nItems
+  const popularity =
+    reports.length > 0
+      ? {
+          release: estimateFromReports(reports, nItems, deps),
+          reports: reports.length,
+        }
+      : undefined
+  return {
+    ...next,
+    consumed: buffered.map((u) => u.key),
+    updates: buffered.length,
+    popularity,
+    // P20/P28: a release that also publishes the noised popularity sums is two Gaussian
+    // mechanisms with the same σ; together they are one with σ/√2 (sensitivity √2 in units of
+    // each part's bound), which is what the accountant is told.
+    noiseMultiplier:
+      settings.noiseMultiplier > 0
+        ? reports.length > 0
+          ? settings.noiseMultiplier / Math.SQRT2
+          : settings.noiseMultiplier
+        : null,
+  }
+}
+
+/** P28: each item's estimated count from the sketches, their sums noised. */
+function estimateFromReports(
   reports: { seed: number; values: Float32Array }[],
   nItems: number,
   deps: PublisherDeps,
-): Promise<{ state: ArtifactRef; pools: ArtifactRef; reports: number }> {
+): Float32Array {
   const { settings } = deps
-  const options = { ...DEFAULT_POPULARITY, ...settings.popularity }
   const sums = sumReports(
     reports,
     settings.layout.popularityBuckets ?? 0,
     settings.noiseMultiplier,
     deps.gaussian,
   )
+  return advancePopularity(undefined, sums, 0, nItems, 1).total
+}
+
+/**
+ * P28: adds this release's counts to `totals` and stores them; once `minReports` devices have
+ * reported, rebuilds the popular, trending and category pools of `manifest` (the version the
+ * release builds on) from them. Returns the references the new version carries.
+ */
+async function publishPopularity(
+  store: FederationStore,
+  manifest: PublishedManifest,
+  totals: ArtifactRef | undefined,
+  counts: { release: Float32Array; reports: number },
+  deps: PublisherDeps,
+): Promise<{ state: ArtifactRef; pools: ArtifactRef; reports: number }> {
+  const options = { ...DEFAULT_POPULARITY, ...deps.settings.popularity }
   // Pruned with the master (pruneServerState): the totals then start again from zero.
   const previousBytes = totals && (await store.artifact(totals.sha256))
   const previous: PopularityState | undefined = previousBytes
     ? decodePopularityState(previousBytes)
     : undefined
-  const state = advancePopularity(previous, sums, reports.length, nItems, options.trendHalfLife)
+  const state = addRelease(previous, counts.release, counts.reports, options.trendHalfLife)
+  const nItems = counts.release.length
   const stateRef = await putArtifactRef(store, 'popularity', encodePopularityState(state))
   if (state.reports < options.minReports) {
     return { state: stateRef, pools: manifest.pools, reports: state.reports }

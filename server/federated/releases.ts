@@ -8,10 +8,16 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
 import { artifactName, validateModelManifest } from '../../shared/artifacts'
-import type { ArtifactRef, FederationManifest, ModelManifest } from '../../shared/protocol'
+import type {
+  ArtifactRef,
+  FederationManifest,
+  ModelManifest,
+  SecureFederation,
+} from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
+import { negativesFor, type SecureChannelSettings } from './secure-channel'
 
 const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
 
@@ -71,11 +77,26 @@ export function servedManifest(
       denseLearningRate: training.denseLearningRate,
     }),
     epochs: training.epochs,
+    ...(settings.secure && { secure: secureFederation(manifest, settings.secure) }),
   }
   // The server's own float32 weights, FedAdam moments (P18) and popularity totals (P28) stay on
   // the server.
   const { master: _master, moments: _moments, popularity: _popularity, ...served } = manifest
   return { ...served, federation }
+}
+
+/** P29c: what a device needs of the two-server channel for this version. */
+function secureFederation(
+  manifest: ModelManifest,
+  secure: SecureChannelSettings,
+): SecureFederation {
+  const negatives = negativesFor(manifest.model.sha256, secure.shape, secure.layout.negativeRows)
+  return {
+    layout: secure.layout,
+    clipNorm: secure.clipNorm,
+    negatives: Array.from(negatives),
+    helper: secure.helperUrl,
+  }
 }
 
 /**

@@ -15,14 +15,14 @@
 // layout's size; a shop document: 64 MiB; anything else: a few KiB), and every JSON body is
 // checked against its schema (documents.ts) before anything uses it.
 import { Hono, type Context } from 'hono'
-import { updateByteLength } from '../../shared/update-codec'
 import type { FederationStore } from '../storage/store'
 import type { Jobs } from '../jobs/jobs'
 import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './defaults'
 import { clientRoutes, verifyClientId, type ClientIdDeps } from './clients'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { limitBody, NOT_EVALUATIONS, parseDocument } from './documents'
-import { receiveUpdate, type IntakeCode } from './intake'
+import { receiveUpdate, uploadByteLength, type IntakeCode } from './intake'
+import { publicChannel } from './secure-channel'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
 import { createRateLimiter } from './rate-limiter'
 import { isAdminToken } from './secrets'
@@ -116,14 +116,15 @@ export function federationRoutes(deps: FederationDeps): Hono {
       ...issued,
       version,
       current,
-      layout: deps.settings.layout,
-      clipNorm: deps.settings.clipNorm,
+      ...(deps.settings.secure
+        ? { layout: deps.settings.secure.layout, clipNorm: deps.settings.secure.clipNorm }
+        : { layout: deps.settings.layout, clipNorm: deps.settings.clipNorm }),
     })
   })
 
   app.post(
     '/updates',
-    limitBody(updateByteLength(deps.settings.layout), () => count('E_TOO_LARGE')),
+    limitBody(uploadByteLength(deps.settings), () => count('E_TOO_LARGE')),
     async (c) => {
       const token = c.req.header('authorization')?.replace(/^Bearer /, '')
       const body = new Uint8Array(await c.req.arrayBuffer())
@@ -163,7 +164,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
         epsilon: epsilonAfter(ledger.length, sigma, DEFAULT_DELTA),
         delta: DEFAULT_DELTA,
       },
-      settings: deps.settings,
+      settings: shownSettings(deps.settings),
     })
   })
 
@@ -297,4 +298,10 @@ export function federationRoutes(deps: FederationDeps): Hono {
     refused.set(code, (refused.get(code) ?? 0) + 1)
   }
   return app
+}
+
+/** The settings as GET /v1/federation shows them: the helper's pairing secret left out. */
+function shownSettings(settings: FedBuffSettings) {
+  const { secure, ...rest } = settings
+  return secure ? { ...rest, secure: publicChannel(secure) } : rest
 }

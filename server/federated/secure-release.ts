@@ -17,6 +17,7 @@ import {
   decodeShareSums,
   type ExclusionReason,
 } from '../../shared/share-sums'
+import { helperRoute } from '../../shared/helper-url'
 import { createSparseSums, type SparseSums } from '../../shared/sparse-update'
 
 export interface HelperLink {
@@ -118,9 +119,9 @@ async function askHelper(link: HelperLink, request: string): Promise<Uint8Array>
   let failures = 0
   for (;;) {
     let status = 0
-    let reason = ''
+    let reason: string
     try {
-      const response = await http(new URL('/v1/aggregate', link.url), {
+      const response = await http(helperRoute(link.url, 'aggregate'), {
         method: 'POST',
         headers: { authorization: `Bearer ${link.token}`, 'content-type': 'application/json' },
         body: request,

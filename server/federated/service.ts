@@ -6,6 +6,7 @@ import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
 import {
+  DEFAULT_SPARSE,
   DEFAULT_UPDATE_TRAINING,
   defaultSettings,
   type ClientIdSettings,
@@ -19,6 +20,8 @@ import type { Promotion, PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
 import { loadSecrets } from './secrets'
+import { channelParams, defaultSecureChannel } from './secure-channel'
+import { FIXED_POINT_RANGE } from '../../shared/sparse-update'
 
 export interface FederationOptions {
   store: FederationStore
@@ -45,6 +48,13 @@ export interface FederationOptions {
   evaluation?: Partial<EvaluationSettings>
   /** Lines for the operator (a damaged artifact refused); default stderr. */
   log?: (line: string) => void
+  /**
+   * The paired helper of the two-server channel (P29c): devices then send sparse updates as
+   * secret shares to this server and to it. `url` is what devices are told (absolute, or a path
+   * on this server's origin); `link` how this server reaches it (absolute; default `url`);
+   * `token` the pairing secret. Absent: the slice layout of P8.
+   */
+  helper?: { url: string; link?: string; token: string }
 }
 
 export interface Federation {
@@ -68,7 +78,16 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   const model = await store.artifact(current.manifest.model.sha256)
   if (!model) throw new Error(`expected the model of v${current.version} in the store`)
   const { shape } = splitWeights(decodeWeights(model))
-  const settings = { ...defaultSettings(shape), ...options.settings }
+  const settings: FedBuffSettings = { ...defaultSettings(shape), ...options.settings }
+  if (options.helper && !settings.secure) {
+    const { url, link = url, token } = options.helper
+    settings.secure = defaultSecureChannel(shape, {
+      helperUrl: url,
+      helperLink: link,
+      helperToken: token,
+    })
+  }
+  if (settings.secure) checkSecureChannel(settings)
   const secrets = await loadSecrets(store, options)
   const promotion = options.promotion ?? 'auto'
   const jobs = createJobs({
@@ -87,7 +106,8 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     rateLimits: options.rateLimits,
     clientIds: options.clientIds,
     allowedOrigins: options.allowedOrigins,
-    training: options.training ?? DEFAULT_UPDATE_TRAINING,
+    training:
+      options.training ?? (settings.secure ? DEFAULT_SPARSE.training : DEFAULT_UPDATE_TRAINING),
     nItems: shape.nItems,
     log: options.log,
     jobs,
@@ -133,4 +153,19 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     },
     close: () => jobs.close(),
   }
+}
+
+/**
+ * P29: a release's sums must not wrap (K · C < 2^15), and the helper's link must be absolute;
+ * the channel's public parameters are built now, not at the first upload.
+ */
+function checkSecureChannel(settings: FedBuffSettings): void {
+  const secure = settings.secure!
+  if (settings.bufferSize * secure.clipNorm >= FIXED_POINT_RANGE)
+    throw new Error(
+      `expected bufferSize × clipNorm under ${FIXED_POINT_RANGE} (int32 fixed-point sums), got ${settings.bufferSize} × ${secure.clipNorm}`,
+    )
+  if (!URL.canParse(secure.helperLink))
+    throw new Error(`expected an absolute URL for the helper link, got ${secure.helperLink}`)
+  channelParams(secure)
 }

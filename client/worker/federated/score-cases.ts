@@ -4,7 +4,7 @@
 // the update carries. The server adds them up per version: accuracy on real shoppers' sessions
 // that no model has trained on, without any session leaving the device.
 import * as tf from '@tensorflow/tfjs-core'
-import { MAX_SCORED_CASES, type DeviceScore } from '../../../shared/update-codec'
+import { MAX_SCORED_CASES, type DeviceScore } from '../../../shared/leader-upload'
 import type { GruModel } from '../model/gru-model'
 import { expandPrefixes } from '../model/prefix-cases'
 import { encodeSessionBatch } from '../model/session-batch'

@@ -1,0 +1,95 @@
+// A release on the two-server channel (PROTOCOL.md P29–P29c), the leader's side: the buffered
+// leader bodies become one batch, recorded in the store before the helper is asked so that a
+// leader killed mid-batch asks again for the very same batch (the helper answers it once, from
+// its record); the two shares are combined into the plaintext channel's sums, and each row
+// steps by its own mean (applySparseSums). The per-row counts are the release's exact
+// popularity (P28).
+import { randomUUID } from 'node:crypto'
+import { applySparseSums } from '../../shared/sparse-update'
+import type { StoredUpdate } from '../storage/store'
+import { createNodeCipher } from './node-cipher'
+import type { Aggregated, CurrentWeights, PublisherDeps } from './publisher'
+import { channelParams, negativesFor, type SecureChannelSettings } from './secure-channel'
+import { HelperRefusal, sumSecureBatch } from './secure-release'
+
+/** The store setting that holds the batch under way: `{id, keys}` as JSON, or empty. */
+export const PENDING_BATCH = 'secure.pendingBatch'
+
+interface PendingBatch {
+  id: string
+  keys: string[]
+}
+
+/**
+ * The release's aggregation, or null when the helper refused the batch as too small (nothing is
+ * consumed; the next check forms a new batch with the updates that arrived meanwhile).
+ */
+export async function aggregateSecure(
+  deps: PublisherDeps,
+  weights: CurrentWeights,
+  secure: SecureChannelSettings,
+): Promise<Aggregated | null> {
+  const { store } = deps
+  const buffered = await store.buffered()
+  const byKey = new Map(buffered.map((u) => [u.key, u]))
+  const pending = readPending(await store.setting(PENDING_BATCH))
+  // A batch recorded before a crash is asked again as it was, unless a version consumed it since.
+  const batch =
+    pending && pending.keys.every((key) => byKey.has(key))
+      ? pending
+      : {
+          id: `v${weights.record.version}-${randomUUID()}`,
+          // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
+          keys: buffered.slice(0, deps.settings.bufferSize).map((u) => u.key),
+        }
+  if (batch !== pending) await store.putSetting(PENDING_BATCH, JSON.stringify(batch))
+  const updates = batch.keys.map((key) => byKey.get(key)!)
+  // P29c: one release sums over one set of public negatives, the current model's; an update
+  // trained on another model (accepted just before the last release) is consumed unsummed.
+  const model = weights.record.manifest.model.sha256
+  const models = await baseModels(deps, updates)
+  const fresh = updates.filter((u) => models.get(u.baseVersion) === model)
+  const forget = () => store.putSetting(PENDING_BATCH, '')
+  const negatives = negativesFor(model, secure.shape, secure.layout.negativeRows)
+  let summed
+  try {
+    summed = await sumSecureBatch(
+      { url: secure.helperLink, token: secure.helperToken },
+      { id: batch.id, reports: fresh.map((u) => ({ key: u.key, body: u.body })) },
+      channelParams(secure),
+      negatives,
+      createNodeCipher(),
+    )
+  } catch (error) {
+    if (!(error instanceof HelperRefusal && error.code === 'E_BATCH_SMALL')) throw error
+    await forget()
+    return null
+  }
+  const next = applySparseSums(weights, summed.sums, secure.step, weights.shape.embedDim)
+  return {
+    ...next,
+    consumed: batch.keys,
+    updates: summed.included.length,
+    popularity: { release: Float32Array.from(summed.sums.counts), reports: summed.included.length },
+    // Each server's half of the noise is not built yet (issue 12): no ε is claimed.
+    noiseMultiplier: null,
+    metrics: { leftOut: updates.length - summed.included.length },
+    published: forget,
+  }
+}
+
+/** The model each base version of `updates` was published with. */
+async function baseModels(
+  deps: PublisherDeps,
+  updates: readonly StoredUpdate[],
+): Promise<Map<number, string | undefined>> {
+  const bases = [...new Set(updates.map((u) => u.baseVersion))]
+  const records = await Promise.all(bases.map((v) => deps.store.version(v)))
+  return new Map(bases.map((v, i) => [v, records[i]?.manifest.model.sha256]))
+}
+
+function readPending(value: string | null): PendingBatch | null {
+  if (!value) return null
+  const parsed = JSON.parse(value) as PendingBatch
+  return typeof parsed.id === 'string' && Array.isArray(parsed.keys) ? parsed : null
+}
