@@ -55,11 +55,12 @@ async function main(): Promise<void> {
   const loader = await buildLoader()
   const { writeFile } = await import('node:fs/promises')
   await writeFile(path.resolve('dist/pocketrec.js'), loader.code)
-  // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export.
+  // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export, with
+  // a stand-in helper of the two-server channel in the same process (P29c).
   await startServer({
     port,
     distDir: path.resolve('dist'),
-    federation: { artifactsDir: path.resolve('public/artifacts') },
+    federation: { artifactsDir: path.resolve('public/artifacts'), helper: 'stand-in' },
   })
   console.log(
     `\nPocket Market (the demo storefront) is at http://127.0.0.1:${port}/  — Ctrl-C to stop`,

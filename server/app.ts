@@ -12,6 +12,8 @@ export interface AppDeps {
   distDir: string
   /** The aggregation routes under /v1 (PROTOCOL.md); without them the server only serves files. */
   federation?: FederationDeps
+  /** The stand-in helper's app (P29c), mounted at /helper: `npm start` runs one in-process. */
+  helper?: Hono
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -33,6 +35,7 @@ export function createApp(deps: AppDeps): Hono {
       ? next()
       : publicCors(c, next),
   )
+  if (deps.helper) app.route('/helper', deps.helper)
   if (deps.federation) {
     app.route('/v1', federationRoutes(deps.federation))
     // Releases come from the store: new versions appear there, not in distDir.

@@ -1,11 +1,15 @@
 // The only runtime file: opens the store, binds a port on the loopback interface and serves
 // createApp, with the federation routes and the publisher loop unless told to only serve files.
 import { serve } from '@hono/node-server'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { createApp } from './app'
 import { createFederation, type Federation } from './federated/service'
 import { openStore } from './storage/open-store'
+import type { HelperStoreConfig } from './helper/helper-store'
+import { createHelper, type Helper } from './helper/service'
 import type { FederationStore, StoreConfig } from './storage/store'
 import type { EvaluationSettings } from './evaluation/evaluate-versions'
 import type { ClientIdSettings, RateLimits } from './federated/defaults'
@@ -46,6 +50,13 @@ export interface ServerOptions {
     /** How published versions become current (default `auto`; P24, P26). */
     promotion?: Promotion
     evaluation?: Partial<EvaluationSettings>
+    /**
+     * The two-server channel (P29c): `'stand-in'` runs a helper in this process with a store of
+     * its own, mounted at /helper (the demo: one operator standing in for two); or the paired
+     * helper of another operator (`url` for devices, `link` for this server, the pairing
+     * `token`). Absent: the slice layout (P8).
+     */
+    helper?: 'stand-in' | { url: string; link?: string; token: string }
   }
   log?: (line: string) => void
 }
@@ -56,17 +67,40 @@ export async function startServer(options: ServerOptions) {
   let stop = () => {}
   let federation: Federation | undefined
   let store: FederationStore | undefined
+  let helper: Helper | undefined
+  // Listening first: the stand-in helper's link needs the port (0 picks one).
+  let handle: (request: Request) => Response | Promise<Response> = () =>
+    new Response('starting', { status: 503, headers: { 'retry-after': '1' } })
+  const host = options.host ?? '127.0.0.1'
+  const server = serve({ fetch: (request) => handle(request), port: options.port, hostname: host })
+  if (!server.listening) await new Promise((resolve) => server.once('listening', resolve))
   if (options.federation) {
     const f = options.federation
     let config: StoreConfig
+    let helperStore: HelperStoreConfig
     if (f.postgresUrl) {
       config = { kind: 'postgres', connectionString: f.postgresUrl, schema: f.schema }
+      const schema = `${f.schema ?? 'pocketrec'}_helper`
+      helperStore = { kind: 'postgres', connectionString: f.postgresUrl, schema }
     } else {
       const file = f.sqliteFile ?? path.resolve('.data/pocketrec.db')
       mkdirSync(path.dirname(file), { recursive: true })
       config = { kind: 'sqlite', file }
+      helperStore = { kind: 'sqlite', file: file.replace(/(\.db)?$/, '-helper.db') }
     }
     store = await openStore(config)
+    let pairing = f.helper === 'stand-in' ? undefined : f.helper
+    if (f.helper === 'stand-in') {
+      const token = randomBytes(32).toString('hex')
+      helper = await createHelper({ store: helperStore, leaderToken: token, mounted: true })
+      const port = (server.address() as AddressInfo).port
+      const loopback = ['0.0.0.0', '::'].includes(host) ? '127.0.0.1' : host
+      pairing = { url: '/helper', link: `http://${loopback}:${port}/helper`, token }
+      log(
+        `helper: a stand-in in this process with its own ${helperStore.kind} store, mounted at ` +
+          '/helper; a shop pairs with a helper run by another operator (README)',
+      )
+    }
     // A shop's server never serves a version nobody scored: with σ = 1 one noised release took
     // DIGINETICA's Recall@20 from 29.62 to 13.34 (BENCHMARKS.md). Candidates wait for the
     // operator's validation set (P26); `auto` is for simulations and demos that ask for it.
@@ -83,6 +117,7 @@ export async function startServer(options: ServerOptions) {
       promotion,
       evaluation: f.evaluation,
       log,
+      helper: pairing,
     })
     stop = federation.startPublisher(f.publishEveryMs ?? 2000, log)
     log(
@@ -90,12 +125,7 @@ export async function startServer(options: ServerOptions) {
         `promotion ${promotion}; admin token: ${handOverAdminToken(federation.adminToken, f)}`,
     )
   }
-  const app = createApp({ distDir, federation: federation?.deps })
-  const server = serve({
-    fetch: app.fetch,
-    port: options.port,
-    hostname: options.host ?? '127.0.0.1',
-  })
+  handle = createApp({ distDir, federation: federation?.deps, helper: helper?.app }).fetch
   return {
     server,
     async close() {
@@ -103,6 +133,7 @@ export async function startServer(options: ServerOptions) {
       await new Promise((resolve) => server.close(resolve))
       await federation?.close()
       await store?.close()
+      await helper?.close()
     },
   }
 }

@@ -13,7 +13,7 @@ import type {
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
 import { obtainClientId, type Solution } from './federated/client-id'
-import { computeUpdate, sessionsToReport } from './federated/compute-update'
+import { prepareUpload } from './federated/prepare-upload'
 import { createLocalTrainer } from './federated/train-local'
 import { drainOutbox, requestToken, type UploaderDeps } from './federated/uploader'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
@@ -226,7 +226,6 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     store: Storage,
     recent: Array<{ id: number; items: Int32Array }>,
   ): Promise<void> {
-    const sessions = recent.map((s) => s.items)
     const federation = rt.release.manifest.federation
     if (!federation || !config) return
     const http = env.fetch ?? fetch.bind(globalThis)
@@ -253,33 +252,18 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     const alreadySent = (await store.meta.loadLastUpdateVersion()) === rt.release.manifest.version
     const token = alreadySent ? null : await requestToken(uploader, baseVersion)
     if (token?.ok) {
-      // P28: a session's items go into one popularity sketch only; reported again to the next
-      // version under a new hash, the buckets would intersect down to the items themselves.
-      const report = sessionsToReport(recent, await store.meta.loadReportedThrough())
-      const update = await computeUpdate(decodeWeights(rt.release.modelBytes), sessions, {
+      const queued = await prepareUpload({
+        modelBytes: rt.release.modelBytes,
+        manifestUrl: rt.manifestUrl,
+        recent,
+        federation,
+        token: token.answer,
         baseVersion,
-        slice: token.answer.slice,
-        layout: federation.layout,
-        clipNorm: federation.clipNorm,
-        popularitySessions: report.sessions,
-        training: {
-          learningRate: federation.learningRate,
-          denseLearningRate: federation.denseLearningRate,
-          epochs: federation.epochs,
-        },
+        reportedThrough: await store.meta.loadReportedThrough(),
       })
-      if (!update || !consent || storage !== store) return
-      await store.meta.saveLastUpdateVersion(
-        rt.release.manifest.version,
-        report.through ?? undefined,
-      )
-      await store.outbox.enqueue({
-        idempotencyKey: Array.from(update.idempotencyKey, (b) =>
-          b.toString(16).padStart(2, '0'),
-        ).join(''),
-        baseVersion: rt.release.manifest.version,
-        body: update.body,
-      })
+      if (!queued || !consent || storage !== store) return
+      await store.meta.saveLastUpdateVersion(rt.release.manifest.version, queued.reportedThrough)
+      await store.outbox.enqueue({ ...queued.upload, baseVersion: rt.release.manifest.version })
     }
     // The token the update was trained for (its slice) is sent with it: one request less.
     await drainOutbox(uploader, token?.ok ? token.answer : undefined)

@@ -25,6 +25,11 @@ export interface HelperOptions {
   settings?: Partial<AggregateSettings>
   /** How long an aggregate request waits for its answer before 202 (ask again). */
   answerWaitMs?: number
+  /**
+   * Mounted in the leader's app (the `npm start` stand-in), whose own middleware already takes
+   * requests in turns and answers CORS: the helper's app then adds neither.
+   */
+  mounted?: boolean
 }
 
 export interface Helper {
@@ -43,13 +48,14 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
   const store = await openHelperStore(options.store)
   const aggregator = createAggregator({ store: options.store, settings })
   const app = new Hono()
-  app.use('/*', fairTurns())
+  if (!options.mounted) app.use('/*', fairTurns())
   // Devices post their bodies from the shop's pages (a worker on the shop's origin): any origin,
   // no credentials. The leader's requests come from a server, not a page.
-  app.use(
-    '/v1/shares',
-    cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['content-type'] }),
-  )
+  if (!options.mounted)
+    app.use(
+      '/v1/shares',
+      cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['content-type'] }),
+    )
   app.route(
     '/v1',
     helperRoutes({

@@ -1,7 +1,8 @@
-// Getting updates to the server (PROTOCOL.md P12, P21): a token per attempt (asked for the
+// Getting updates to the server (PROTOCOL.md P12, P21, P29c): a token per attempt (asked for the
 // version the update was trained on, so a retry gets the same slice; the first attempt reuses the
-// token the update was trained for while it is valid), the body from the outbox,
-// and the answer decides: accepted or duplicate → done; any other 4xx → the server will never
+// token the update was trained for while it is valid), the body from the outbox (on the
+// two-server channel, the helper's body to the helper first, then the leader's), and the answer
+// decides: accepted or duplicate → done; any other 4xx → the server will never
 // take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
 import type { OutboxStore } from '../storage'
 import type { ClientIdResult } from './client-id'
@@ -66,25 +67,30 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
   for (let i = 0; i < pending.length; i++) {
     const upload = pending[i]!
     const base = Number(upload.baseVersion.replace(/^v/, ''))
-    let status: number | null = null
-    if (spare?.version === base) {
-      status = await send(deps, spare.token, upload.body)
-      spare = undefined
-    }
-    // No token yet, or the held one has expired (401): ask for one.
-    if (status === null || status === 401) {
-      const token = await requestToken(deps, base)
-      if (!token.ok) {
-        if (!token.retry) {
-          await deps.outbox.remove(upload.id)
-          result.dropped++
-          continue
-        }
-        await deps.outbox.recordAttempt(upload.id)
-        result.kept += pending.length - i
-        return result
+    // P29c: the helper's body first (it keeps the first body under a key, so a retry is
+    // harmless): the leader counts an update only once the helper holds its half.
+    let status: number | null = upload.helper ? await sendToHelper(deps, upload.helper) : null
+    if (status === null || status === 200 || status === 202) {
+      status = null
+      if (spare?.version === base) {
+        status = await send(deps, spare.token, upload.body)
+        spare = undefined
       }
-      status = await send(deps, token.answer.token, upload.body)
+      // No token yet, or the held one has expired (401): ask for one.
+      if (status === null || status === 401) {
+        const token = await requestToken(deps, base)
+        if (!token.ok) {
+          if (!token.retry) {
+            await deps.outbox.remove(upload.id)
+            result.dropped++
+            continue
+          }
+          await deps.outbox.recordAttempt(upload.id)
+          result.kept += pending.length - i
+          return result
+        }
+        status = await send(deps, token.answer.token, upload.body)
+      }
     }
     if (status === 200 || status === 202) {
       await deps.outbox.remove(upload.id)
@@ -105,6 +111,24 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
 function askToken(deps: Omit<UploaderDeps, 'outbox'>, client: string, version?: number) {
   const url = new URL('/v1/token', deps.manifestUrl)
   return postJson(deps.fetch, url, { siteKey: deps.siteKey, client, version })
+}
+
+/** The helper's body to the helper (P29c): the HTTP status, or 0 when no answer came. */
+async function sendToHelper(
+  deps: UploaderDeps,
+  helper: { url: string; body: Uint8Array },
+): Promise<number> {
+  try {
+    const response = await deps.fetch(helper.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: helper.body as Uint8Array<ArrayBuffer>,
+    })
+    await response.body?.cancel()
+    return response.status
+  } catch {
+    return 0
+  }
 }
 
 /** One upload attempt: the HTTP status, or 0 when no answer came. */

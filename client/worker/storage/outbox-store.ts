@@ -18,6 +18,7 @@ export interface PendingUpload {
   idempotencyKey: string
   baseVersion: string
   body: Uint8Array
+  helper?: { url: string; body: Uint8Array }
 }
 
 export interface OutboxStore {

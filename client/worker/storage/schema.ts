@@ -60,7 +60,10 @@ export interface StoredUpload {
   id: number
   idempotencyKey: string
   baseVersion: string
+  /** The body for the federation's own server (the leader's on the two-server channel). */
   body: Uint8Array
+  /** P29c: the helper's body and where it goes (absolute), sent before `body` on each attempt. */
+  helper?: { url: string; body: Uint8Array }
   attempts: number
   createdAtMs: number
   lastAttemptAtMs: number | null

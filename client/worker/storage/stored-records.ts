@@ -117,6 +117,8 @@ export function isStoredUpload(raw: unknown): raw is StoredUpload {
     isText(raw.idempotencyKey) &&
     isText(raw.baseVersion) &&
     isBytes(raw.body) &&
+    (raw.helper === undefined ||
+      (isRecord(raw.helper) && isText(raw.helper.url) && isBytes(raw.helper.body))) &&
     isCount(raw.attempts) &&
     isTime(raw.createdAtMs) &&
     (raw.lastAttemptAtMs === null || isTime(raw.lastAttemptAtMs))
