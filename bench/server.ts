@@ -1,10 +1,15 @@
 // npm run bench:server: the aggregation server under load, each replica a real process.
-// 1. Intake: accepted updates per second and latency percentiles at the real update size (the
-//    DIGINETICA layout with its popularity sketch, 64,872 bytes), for one SQLite replica pinned to
-//    one core, and for one and three replicas sharing PostgreSQL. Publishing is off.
-// 2. Intake while publishing and evaluating: one SQLite replica with `evaluated` promotion, a
-//    validation set and a small buffer, so that versions are published and scored during the
-//    load; latency of every token, upload and status request at 1, 8 and 64 concurrent clients.
+// 1. Intake: accepted updates per second and latency percentiles at the real upload size (the
+//    leader's upload of the two-server channel for DIGINETICA, P29c), for one SQLite replica
+//    pinned to one core, and for one and three replicas sharing PostgreSQL. Publishing is off.
+// 2. Intake while publishing and evaluating: one SQLite replica paired with a helper process,
+//    `evaluated` promotion, a validation set and a small buffer, so that versions are published
+//    (the helper verifying and summing each batch) and scored during the load; latency of every
+//    token, helper upload, leader upload and status request at 1, 8 and 64 concurrent clients.
+// 3. Each role's work per update (bench/share-costs.ts, also `npm run bench:dpf`'s): checking a
+//    body's keys (median, p99) and adding it in a release's batch, at DIGINETICA's 43,097 items
+//    and at 1,000,000, one core each, so updates/s/core per role; and the device's key
+//    generation and split in a dedicated worker of headless Chromium.
 // The load generator runs in this process on the same machine. Writes bench/results/server.json.
 import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -12,15 +17,15 @@ import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { encodeUpdate, updateByteLength } from '../shared/update-codec'
-import { sketchPopularity } from '../shared/popularity-sketch'
 import type { Catalogue } from '../shared/protocol'
 import { decodeWeights } from '../shared/weights-codec'
-import {
-  DEFAULT_DENSE_COORDINATES,
-  DEFAULT_SLICE_ROWS,
-  popularityBucketsFor,
-} from '../server/federated/defaults'
+import { DEFAULT_SPARSE } from '../server/federated/defaults'
+import { splitWeights } from '../shared/federation-layout'
+import { leaderUploadBytes } from '../shared/leader-upload'
+import { helperRoute } from '../shared/helper-url'
+import type { SparseShape } from '../shared/sparse-update'
+import { shareFactory, type ShareFactory } from '../test/fixtures/share-uploads'
+import { benchUpdates, splitInChromium } from './share-costs'
 import { issueClientId } from '../server/federated/clients'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
@@ -52,7 +57,7 @@ interface Row {
 /** One kind of request at one concurrency, while the server publishes and evaluates. */
 interface JobsRow {
   concurrency: number
-  request: 'token' | 'upload' | 'status probe'
+  request: 'token' | 'helper upload' | 'upload' | 'status probe'
   requests: number
   /** Answers other than 200/202, and requests that got none (connection reset). */
   failed: number
@@ -94,13 +99,22 @@ async function stopReplicas(replicas: Replica[]): Promise<void> {
   )
 }
 
-const modelLayout = {
-  denseCoordinates: DEFAULT_DENSE_COORDINATES,
-  sliceRows: DEFAULT_SLICE_ROWS,
-  embedDim: 100,
+/** The pairing secret of the bench's helper (and of the replicas that never reach one). */
+const HELPER_TOKEN = randomBytes(24).toString('hex')
+
+/** The channel's layout for the DIGINETICA model (defaultSecureChannel's). */
+function uploadsFor(shape: SparseShape): ShareFactory {
+  const { maxRows, denseCoordinates, negativeRows } = DEFAULT_SPARSE.layout
+  return shareFactory(
+    {
+      maxRows,
+      embedDim: shape.embedDim,
+      denseCoordinates: Math.min(denseCoordinates, shape.denseSize),
+      negativeRows,
+    },
+    shape,
+  )
 }
-/** The server's default for the DIGINETICA model: the values and a popularity sketch (P28). */
-const layout = { ...modelLayout, popularityBuckets: popularityBucketsFor(modelLayout) }
 
 /**
  * The one place the bench makes a device's client id: the id POST /v1/client would issue after
@@ -120,34 +134,6 @@ async function issueToken(origin: string, client: string) {
   return { status: response.status, ...issued }
 }
 
-/** Update values of norm 0.5 (the clip bound is 1), made once: drawing them took 5 ms each. */
-const updateValues = Array.from({ length: 8 }, () => {
-  const values = Float32Array.from({ length: 16_384 + 150 * 100 }, () => Math.random() - 0.5)
-  let norm = 0
-  for (const v of values) norm += v * v
-  const scale = 0.5 / Math.sqrt(norm)
-  for (let k = 0; k < values.length; k++) values[k] = values[k]! * scale
-  return values
-})
-
-/** An update for the slice and version a token names (0.6 ms to encode). */
-function updateBody(issued: { slice: number; version: number }): Uint8Array {
-  return encodeUpdate({
-    baseVersion: issued.version,
-    examples: 10,
-    slice: issued.slice,
-    layout,
-    idempotencyKey: randomBytes(16),
-    values: updateValues[issued.slice % updateValues.length]!,
-    popularity: sketchPopularity(
-      [Int32Array.from({ length: 6 }, () => Math.floor(Math.random() * 43_097))],
-      issued.version,
-      layout.popularityBuckets,
-    ).values,
-    score: { cases: 10, hits20: 5, reciprocalRank20: 1.5 },
-  })
-}
-
 const upload = (origin: string, token: string, body: Uint8Array) =>
   fetch(`${origin}/v1/updates`, {
     method: 'POST',
@@ -155,25 +141,38 @@ const upload = (origin: string, token: string, body: Uint8Array) =>
     body: body as Uint8Array<ArrayBuffer>,
   })
 
+const uploadToHelper = (helper: string, body: Uint8Array) =>
+  fetch(helperRoute(helper, 'shares'), { method: 'POST', body: body as Uint8Array<ArrayBuffer> })
+
+/** The score a device reports with its upload (P27). */
+const SCORE = { cases: 10, hits20: 5, reciprocalRank20: 1.5 }
+
+/** The uploads of the DIGINETICA model, made once the model is known. */
+let factory: ShareFactory
+let uploadBytes = 0
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       uploads: { type: 'string', default: '1500' },
       concurrency: { type: 'string', default: '32' },
-      /** `intake`, `jobs` (intake while publishing and evaluating) or both. */
-      scenarios: { type: 'string', default: 'intake,jobs' },
+      /** `intake`, `jobs` (intake while publishing and evaluating), `roles`: any of them. */
+      scenarios: { type: 'string', default: 'intake,jobs,roles' },
+      /** Updates measured per role at 43,097 and at 1,000,000 items. */
+      'role-runs': { type: 'string', default: '20,3' },
       /** Seconds of load at each concurrency of the jobs scenario. */
       seconds: { type: 'string', default: '30' },
       results: { type: 'string', default: path.join('bench', 'results', 'server.json') },
     },
     strict: true,
   })
-  const uploads = Number(values.uploads)
+  const count = Number(values.uploads)
   const concurrency = Number(values.concurrency)
   const scenarios = new Set(values.scenarios!.split(','))
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-bench-server-'))
   const rows: Row[] = []
   const jobs: { rows: JobsRow[]; windows: JobsWindow[] } = { rows: [], windows: [] }
+  let roles: Awaited<ReturnType<typeof benchRoles>> | undefined
   const schemas: string[] = []
   try {
     // A DIGINETICA-sized release: the trained model if there is one, else a seeded one.
@@ -191,10 +190,23 @@ async function main(): Promise<void> {
     const artifactsDir = path.join(work, 'artifacts')
     await exportArtifacts({ dataset, model, outDir: artifactsDir })
     const secret = randomBytes(32).toString('hex')
+    factory = uploadsFor(splitWeights(model).shape)
+    uploadBytes = leaderUploadBytes(factory.params)
     if (scenarios.has('intake')) {
       rows.push(
-        ...(await benchIntake({ work, artifactsDir, secret, uploads, concurrency, schemas })),
+        ...(await benchIntake({
+          work,
+          artifactsDir,
+          secret,
+          uploads: count,
+          concurrency,
+          schemas,
+        })),
       )
+    }
+    if (scenarios.has('roles')) {
+      const [small, large] = values['role-runs']!.split(',').map(Number)
+      roles = await benchRoles(dataset.nItems, small!, large!)
     }
     if (scenarios.has('jobs')) {
       const seconds = Number(values.seconds)
@@ -216,9 +228,7 @@ async function main(): Promise<void> {
           `| ${r.setup} | ${r.replicas} | ${r.accepted} / ${r.uploads} | ${r.updatesPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`,
       ),
     ].join('\n')
-    console.log(
-      `\nupload body ${updateByteLength(layout)} B, ${concurrency} concurrent clients\n\n${table}`,
-    )
+    console.log(`\nleader upload ${uploadBytes} B, ${concurrency} concurrent clients\n\n${table}`)
   }
   if (jobs.rows.length > 0) {
     const table = [
@@ -238,6 +248,25 @@ async function main(): Promise<void> {
       .join('\n')
     console.log(`\nintake while publishing and evaluating\n\n${table}\n\n${windows}`)
   }
+  if (roles) {
+    const table = [
+      '| items | role | check median ms | check p99 ms | add ms/update (one batch) | updates/s/core |',
+      '| ---: | --- | ---: | ---: | ---: | ---: |',
+      ...roles.updates.flatMap((u) =>
+        (['leader', 'helper'] as const).map(
+          (role) =>
+            `| ${u.nItems.toLocaleString('en')} | ${role} | ${u[role].checkMedianMs} | ${u[role].checkP99Ms} | ${u[role].addMsPerUpdate} | ${u[role].updatesPerSecondPerCore} |`,
+        ),
+      ),
+    ].join('\n')
+    const chromium =
+      'skipped' in roles.chromium
+        ? `key generation in Chromium skipped: ${roles.chromium.skipped}`
+        : `a device's split (48 DPF key pairs and the shares) in a ${roles.chromium.where} worker: ` +
+          `${roles.chromium.medianMs} ms median over ${roles.chromium.runs}, bodies ` +
+          `${roles.chromium.bodyBytes.leader} and ${roles.chromium.bodyBytes.helper} B`
+    console.log(`\neach role's work per update, one core\n\n${table}\n\n${chromium}`)
+  }
   const out = path.resolve(values.results!)
   await mkdir(path.dirname(out), { recursive: true })
   await writeFile(
@@ -250,12 +279,23 @@ async function main(): Promise<void> {
         concurrency,
         rows,
         intakeDuringJobs: jobs,
+        roles,
       },
       null,
       2,
     ) + '\n',
   )
   console.log(`\nwritten ${path.relative(process.cwd(), out)}`)
+}
+
+/** Scenario 3: each role's work per update, and the device's split in Chromium. */
+async function benchRoles(nItems: number, runsSmall: number, runsLarge: number) {
+  const updates = [benchUpdates(nItems, runsSmall), benchUpdates(1_000_000, runsLarge)]
+  for (const u of updates)
+    console.error(
+      `${u.nItems} items: leader ${u.leader.updatesPerSecondPerCore}, helper ${u.helper.updatesPerSecondPerCore} updates/s/core`,
+    )
+  return { updates, chromium: await splitInChromium(nItems, runsSmall) }
 }
 
 async function benchIntake(options: {
@@ -271,7 +311,9 @@ async function benchIntake(options: {
   const federation = {
     artifactsDir,
     secret,
-    settings: { bufferSize: 1e9, minBuffer: 1e9, maxWaitMs: 1e12, clipNorm: 1 },
+    // The publisher checks once an hour: no release during the bench, so no helper is reached.
+    settings: { bufferSize: 1000, minBuffer: 1000, maxWaitMs: 1e12 },
+    helper: { url: 'http://127.0.0.1:9', token: HELPER_TOKEN },
     // Sent as JSON to each replica, where Infinity would arrive as null.
     rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
     publishEveryMs: 3_600_000,
@@ -323,7 +365,11 @@ async function benchIntake(options: {
       for (let i = 0; i < uploads; i++) {
         const origin = replicas[i % replicas.length]!.origin
         const issued = await issueToken(origin, newClientId(secret, `${s.replicas}-${i}`))
-        prepared.push({ origin, token: issued.token, body: updateBody(issued) })
+        prepared.push({
+          origin,
+          token: issued.token,
+          body: factory.pair({ baseVersion: issued.version, slice: issued.slice }, SCORE).leader,
+        })
       }
       const latencies: number[] = []
       let accepted = 0
@@ -377,6 +423,17 @@ async function benchIntakeDuringJobs(options: {
 }): Promise<{ rows: JobsRow[]; windows: JobsWindow[] }> {
   const { work, artifactsDir, secret, dataset, seconds } = options
   const adminToken = randomBytes(18).toString('hex')
+  // The helper as another operator runs it: its own process and store.
+  const helperProcess = await startServerProcess(
+    {
+      port: 0,
+      store: { kind: 'sqlite', file: path.join(work, 'helper.db') },
+      leaderToken: HELPER_TOKEN,
+      settings: { minBatch: 200 },
+    },
+    { role: 'helper' },
+  )
+  const helper = helperProcess.origin
   const replica = await startReplica(
     {
       port: 0,
@@ -387,9 +444,10 @@ async function benchIntakeDuringJobs(options: {
         adminToken,
         sqliteFile: path.join(work, 'jobs.db'),
         promotion: 'evaluated',
-        // σ = 1 (the default): most candidates trail current and are kept back, so each
-        // publish is followed by one evaluation of 5,000 cases.
-        settings: { bufferSize: 200, minBuffer: 200, maxWaitMs: 1e12, clipNorm: 1 },
+        // Each publish (the helper verifying and summing 200 bodies) is followed by one
+        // evaluation of 5,000 cases.
+        settings: { bufferSize: 200, minBuffer: 200, maxWaitMs: 1e12 },
+        helper: { url: helper, token: HELPER_TOKEN },
         rateLimits: { perClientPerMinute: 1e9, perSitePerMinute: 1e9 },
         publishEveryMs: 500,
       },
@@ -431,10 +489,11 @@ async function benchIntakeDuringJobs(options: {
     for (const concurrency of [1, 8, 64]) {
       const latencies: Record<JobsRow['request'], number[]> = {
         token: [],
+        'helper upload': [],
         upload: [],
         'status probe': [],
       }
-      const failed = { token: 0, upload: 0, 'status probe': 0 }
+      const failed = { token: 0, 'helper upload': 0, upload: 0, 'status probe': 0 }
       const timed = async (kind: JobsRow['request'], request: () => Promise<Response>) => {
         const t0 = performance.now()
         let answer = { status: 0, body: new ArrayBuffer(0) }
@@ -464,8 +523,11 @@ async function benchIntakeDuringJobs(options: {
           )
           if (issued.status !== 200) continue
           const { token, slice, version } = JSON.parse(new TextDecoder().decode(issued.body))
-          const body = updateBody({ slice, version })
-          const sent = await timed('upload', () => upload(origin, token, body))
+          const pair = factory.pair({ baseVersion: version, slice }, SCORE)
+          // The worker's order: the helper's body first, then the leader's (P29c).
+          const held = await timed('helper upload', () => uploadToHelper(helper, pair.helper))
+          if (held.status !== 202) continue
+          const sent = await timed('upload', () => upload(origin, token, pair.leader))
           if (sent.status === 202) accepted++
         }
       }
@@ -488,7 +550,7 @@ async function benchIntakeDuringJobs(options: {
         publishes: after.length - before.length,
         evaluations: [...scored(after)].filter((v) => !scoredBefore.has(v)).length,
       })
-      for (const request of ['token', 'upload', 'status probe'] as const) {
+      for (const request of ['token', 'helper upload', 'upload', 'status probe'] as const) {
         const xs = latencies[request]
         rows.push({
           concurrency,
@@ -505,14 +567,14 @@ async function benchIntakeDuringJobs(options: {
         `${concurrency} clients: ${w.accepted} accepted, ${w.publishes} publishes, ` +
           `${w.evaluations} evaluations; max ms ` +
           rows
-            .slice(-3)
+            .slice(-4)
             .map((r) => `${r.request} ${r.maxMs.toFixed(0)}`)
             .join(', '),
       )
     }
     return { rows, windows }
   } finally {
-    await stopReplicas([replica])
+    await stopReplicas([replica, { origin: helper, process: helperProcess.child }])
   }
 }
 

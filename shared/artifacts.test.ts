@@ -115,21 +115,31 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(validateModelManifest({ ...manifest(), localTraining: 3 }).ok).toBe(false)
   })
 
-  it('accepts a federation layout with or without a boolean table sketch (P8b)', () => {
-    const withLayout = (extra: Record<string, unknown>) =>
-      validateModelManifest({
-        ...manifest(),
-        federation: {
-          layout: { denseCoordinates: 4, sliceRows: 2, embedDim: 3, ...extra },
-          clipNorm: 1,
-          learningRate: 0.5,
-          epochs: 1,
-        },
-      })
-    expect(withLayout({}).ok).toBe(true)
-    expect(withLayout({ tableSketch: true }).ok).toBe(true)
-    expect(refusal(withLayout({ tableSketch: 'yes' }))).toBe(
-      'manifest: expected federation.layout.tableSketch to be a boolean, got "yes"',
+  it('accepts a federation block of the two-server channel, and refuses a broken one (P29c)', () => {
+    const federation = {
+      layout: { maxRows: 32, embedDim: 3, denseCoordinates: 4, negativeRows: 2 },
+      clipNorm: 30,
+      negatives: [5, 9],
+      helper: '/helper',
+      learningRate: 0.05,
+      denseLearningRate: 0.001,
+      epochs: 1,
+    }
+    const withFederation = (extra: Record<string, unknown>) =>
+      validateModelManifest({ ...manifest(), federation: { ...federation, ...extra } })
+    expect(withFederation({}).ok).toBe(true)
+    expect(refusal(withFederation({ negatives: [5] }))).toBe(
+      'manifest: expected 2 public negatives in federation.negatives, got 1',
+    )
+    expect(refusal(withFederation({ negatives: [5, 5] }))).toBe(
+      'manifest: expected distinct rows in federation.negatives',
+    )
+    expect(withFederation({ negatives: [5, -1] }).ok).toBe(false)
+    expect(withFederation({ helper: '' }).ok).toBe(false)
+    expect(withFederation({ layout: { ...federation.layout, maxRows: 0 } }).ok).toBe(false)
+    // The slice layout of issue 4 (P8) is not a federation block any more.
+    expect(withFederation({ layout: { denseCoordinates: 4, sliceRows: 2, embedDim: 3 } }).ok).toBe(
+      false,
     )
   })
 

@@ -78,53 +78,31 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       // Above 0.1 Adam on unit-length embeddings diverges in a few steps.
       expectNumber(t.learningRate, 'localTraining.learningRate', 1e-6, 0.1)
     }
-    if (m.federation !== undefined) {
-      const f = expectRecord(m.federation, 'federation')
-      const layout = expectRecord(f.layout, 'federation.layout')
-      expectInteger(layout.denseCoordinates, 'federation.layout.denseCoordinates', 0, 2 ** 24)
-      expectInteger(layout.sliceRows, 'federation.layout.sliceRows', 0, 0xffff)
-      const embedDim = expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 0xffff)
-      if (layout.tableSketch !== undefined && typeof layout.tableSketch !== 'boolean') {
-        fail(
-          `expected federation.layout.tableSketch to be a boolean, got ${describe(layout.tableSketch)}`,
-        )
-      }
-      if (layout.sketchFromRow !== undefined)
-        expectInteger(layout.sketchFromRow, 'federation.layout.sketchFromRow', 0, 2 ** 31)
-      if (layout.popularityBuckets !== undefined)
-        expectInteger(layout.popularityBuckets, 'federation.layout.popularityBuckets', 0, 0xffff)
-      expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
-      // Plain SGD (P7): its rates run far above Adam's.
-      expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)
-      expectInteger(f.epochs, 'federation.epochs', 1, 100)
-      if (f.denseLearningRate !== undefined)
-        expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
-      if (f.secure !== undefined) checkSecureFederation(f.secure, embedDim)
-    }
+    if (m.federation !== undefined) checkFederation(m.federation)
   })
 }
 
-/** P29c: the sparse layout, its public negatives and where the helper is. */
-function checkSecureFederation(raw: unknown, embedDim: number): void {
-  const f = expectRecord(raw, 'federation.secure')
-  const layout = expectRecord(f.layout, 'federation.secure.layout')
-  expectInteger(layout.maxRows, 'federation.secure.layout.maxRows', 1, 1024)
-  const d = expectInteger(layout.embedDim, 'federation.secure.layout.embedDim', 1, 1024)
-  if (d !== embedDim) fail(`expected federation.secure.layout.embedDim ${embedDim}, got ${d}`)
-  expectInteger(layout.denseCoordinates, 'federation.secure.layout.denseCoordinates', 0, 2 ** 24)
-  const count = expectInteger(layout.negativeRows, 'federation.secure.layout.negativeRows', 0, 4096)
-  expectNumber(f.clipNorm, 'federation.secure.clipNorm', 1e-6, 1e3)
-  const negatives = expectArray(f.negatives, 'federation.secure.negatives', 4096)
+/** P29c: the sparse layout, its public negatives, where the helper is, local training. */
+function checkFederation(raw: unknown): void {
+  const f = expectRecord(raw, 'federation')
+  const layout = expectRecord(f.layout, 'federation.layout')
+  expectInteger(layout.maxRows, 'federation.layout.maxRows', 1, 1024)
+  expectInteger(layout.embedDim, 'federation.layout.embedDim', 1, 1024)
+  expectInteger(layout.denseCoordinates, 'federation.layout.denseCoordinates', 0, 2 ** 24)
+  const count = expectInteger(layout.negativeRows, 'federation.layout.negativeRows', 0, 4096)
+  expectNumber(f.clipNorm, 'federation.clipNorm', 1e-6, 1e3)
+  const negatives = expectArray(f.negatives, 'federation.negatives', 4096)
   if (negatives.length !== count)
-    fail(
-      `expected ${count} public negatives in federation.secure.negatives, got ${negatives.length}`,
-    )
-  negatives.forEach((row, i) =>
-    expectInteger(row, `federation.secure.negatives[${i}]`, 0, 2 ** 31 - 1),
-  )
+    fail(`expected ${count} public negatives in federation.negatives, got ${negatives.length}`)
+  negatives.forEach((row, i) => expectInteger(row, `federation.negatives[${i}]`, 0, 2 ** 31 - 1))
   if (new Set(negatives).size !== negatives.length)
-    fail('expected distinct rows in federation.secure.negatives')
-  expectString(f.helper, 'federation.secure.helper', 2048)
+    fail('expected distinct rows in federation.negatives')
+  expectString(f.helper, 'federation.helper', 2048)
+  // Plain SGD (P7): its rates run far above Adam's.
+  expectNumber(f.learningRate, 'federation.learningRate', 1e-6, 100)
+  expectInteger(f.epochs, 'federation.epochs', 1, 100)
+  if (f.denseLearningRate !== undefined)
+    expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
 }
 
 export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validation<Catalogue> {

@@ -2,7 +2,6 @@
 // server (or, until it exists, static files from the trainer) hands to every device.
 // Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
 import type { SparseLayout } from './sparse-update'
-import type { UpdateLayout } from './update-codec'
 
 // ---- Artifacts -------------------------------------------------------------------------------
 
@@ -39,31 +38,16 @@ export interface ModelManifest {
    */
   localTraining?: { learningRate: number }
   /**
-   * Present when the server aggregates updates (PROTOCOL.md P6, P8): the layout every update
-   * has, the clip bound, and how a device trains for an update. Tokens and uploads go to
-   * /v1/token and /v1/updates on the manifest's origin.
+   * Present when the server aggregates updates (PROTOCOL.md P6, P29c): the sparse layout every
+   * update has, the clip bound, the release's public negatives, where the helper is, and how a
+   * device trains for an update. Tokens and leader uploads go to /v1/token and /v1/updates on
+   * the manifest's origin, helper bodies to `<helper>/v1/shares`.
    */
   federation?: FederationManifest
 }
 
 export interface FederationManifest {
-  /** Every update's layout (P8–P9, P28): `shared/update-codec.ts`. */
-  layout: UpdateLayout
-  clipNorm: number
-  /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
-  learningRate: number
-  /** SGD rate of every weight but the item table; absent: `learningRate`. */
-  denseLearningRate?: number
-  epochs: number
-  /**
-   * The two-server channel (P29–P29c): when present, devices send sparse updates as two share
-   * bodies, one to the leader (this server) and one to the helper, and `layout` and `clipNorm`
-   * above do not apply.
-   */
-  secure?: SecureFederation
-}
-
-export interface SecureFederation {
+  /** Every update's layout (P29): rows, dense window, public negatives. */
   layout: SparseLayout
   /** P11's bound of the contribution. */
   clipNorm: number
@@ -71,6 +55,11 @@ export interface SecureFederation {
   negatives: number[]
   /** Where helper bodies go (POST <helper>/v1/shares): absolute, or relative to the manifest. */
   helper: string
+  /** Local training of the global weights for an update (trainable: all, plain SGD, P7). */
+  learningRate: number
+  /** SGD rate of every weight but the item table; absent: `learningRate`. */
+  denseLearningRate?: number
+  epochs: number
 }
 
 /** One product of the shop's catalogue; `index` is its row in the model's item table. */

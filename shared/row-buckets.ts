@@ -6,7 +6,6 @@
 // bucket's rows only: the servers expand about hashes × nItems leaves per update, whatever B.
 // Every bucket gets a key (a zero one where no row sits), so the keys say nothing of how many
 // rows the shopper viewed, nor which.
-import { sketchHash } from './federation-layout'
 
 export interface BucketParams {
   nItems: number
@@ -33,7 +32,7 @@ export interface BucketLayout {
 export function bucketsOf(row: number, params: BucketParams): number[] {
   const out: number[] = []
   for (let i = 0; i < params.hashes; i++) {
-    const b = sketchHash(params.seed * 31 + i, row) % params.buckets
+    const b = rowHash(params.seed * 31 + i, row) % params.buckets
     if (!out.includes(b)) out.push(b)
   }
   return out
@@ -107,4 +106,22 @@ export function placeRows(
     }
   }
   return { bucketRow, dropped }
+}
+
+/**
+ * A u32 hash of (seed, row): murmur3's finaliser, so that consecutive rows and seeds scatter.
+ * (The slice layout's sketch hash, P8b, which fixed the buckets' bit patterns: kept as it was.)
+ */
+function rowHash(seed: number, row: number): number {
+  return mix32((Math.imul(row, 0x9e3779b1) ^ mix32(seed >>> 0)) >>> 0)
+}
+
+function mix32(value: number): number {
+  let x = value
+  x ^= x >>> 16
+  x = Math.imul(x, 0x85ebca6b)
+  x ^= x >>> 13
+  x = Math.imul(x, 0xc2b2ae35)
+  x ^= x >>> 16
+  return x >>> 0
 }

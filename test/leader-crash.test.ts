@@ -143,7 +143,7 @@ describe('the leader killed mid-release (issue 12)', () => {
     const global = decodeWeights(
       new Uint8Array(await (await fetch(`${origin}/artifacts/${v1.model.url}`)).arrayBuffer()),
     )
-    const secure = v1.federation!.secure!
+    const secure = v1.federation!
     const plain = createSparseSums(splitWeights(global).shape, Int32Array.from(secure.negatives))
     for (let n = 0; n < K; n++) {
       const client = issueClientId({ site: 'demo-shop', secret }, `leader-crash-${n}`)
@@ -157,7 +157,7 @@ describe('the leader killed mid-release (issue 12)', () => {
       const upload = (await computeShareUpload(global, sessionsOf(n), {
         baseVersion: 1,
         slice: issued.slice,
-        secure,
+        federation: secure,
         training,
       }))!
       const contribution = (await computeSparseUpdate(global, sessionsOf(n), {

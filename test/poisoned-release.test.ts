@@ -4,10 +4,8 @@
 // servers and poisons the release; `evaluated` promotion scores the candidate on the operator's
 // validation set and keeps it back, so devices keep getting the current version. (That an
 // equally good candidate is promoted is evaluate-versions.test.ts's.)
-import { serve, type ServerType } from '@hono/node-server'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,7 +16,6 @@ import { exportModelWeights } from '../client/worker/model/model-weights'
 import { createApp } from '../server/app'
 import { issueClientId } from '../server/federated/clients'
 import { createFederation, type Federation } from '../server/federated/service'
-import { createHelper, type Helper } from '../server/helper/service'
 import { openSqliteStore } from '../server/storage/sqlite-store'
 import type { FederationStore } from '../server/storage/store'
 import { helperRoute } from '../shared/helper-url'
@@ -35,6 +32,7 @@ import { sharedDataDir } from '../train/data/paths'
 import type { SessionDataset } from '../train/data/types'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../train/fit'
 import { setNodeBackend } from '../train/node-backend'
+import { listen, startTestHelper, type Listening, type TestHelper } from './fixtures/listen'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-poison-'))
 const TOKEN = 'the-poisoned-release-test-pairing-secret-01'
@@ -43,15 +41,15 @@ const K = 5
 let dataset: SessionDataset
 let store: FederationStore
 let federation: Federation
-let helper: Helper
+let helper: TestHelper
 let origin = ''
-const servers: ServerType[] = []
+const servers: Listening[] = []
 
-async function listen(fetch: (request: Request) => Response | Promise<Response>) {
-  const server = serve({ fetch, port: 0, hostname: '127.0.0.1' })
-  await new Promise((resolve) => server.once('listening', resolve))
-  servers.push(server)
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+/** A handler on a real port, closed after the tests. */
+async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
+  const served = await listen(fetch)
+  servers.push(served)
+  return served.origin
 }
 
 beforeAll(async () => {
@@ -75,13 +73,8 @@ beforeAll(async () => {
   const catalogue = JSON.parse(
     await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'),
   ) as Catalogue
-  helper = await createHelper({
-    store: { kind: 'sqlite', file: path.join(dir, 'helper.db') },
-    leaderToken: TOKEN,
-    settings: { minBatch: K },
-    answerWaitMs: 50,
-  })
-  const helperOrigin = await listen(helper.app.fetch)
+  helper = await startTestHelper(dir, { token: TOKEN, minBatch: K, answerWaitMs: 50 })
+  const helperOrigin = helper.origin
   store = openSqliteStore(path.join(dir, 'leader.db'))
   federation = await createFederation({
     store,
@@ -92,7 +85,7 @@ beforeAll(async () => {
     settings: { bufferSize: K, minBuffer: K },
     helper: { url: helperOrigin, token: TOKEN },
   })
-  origin = await listen(createApp({ distDir: dir, federation: federation.deps }).fetch)
+  origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
   const sessions = dataset.test
     .slice(0, 600)
     .map((s) => Array.from(s, (i) => catalogue.items[i]!.id))
@@ -105,7 +98,7 @@ beforeAll(async () => {
 }, 180_000)
 
 afterAll(async () => {
-  for (const server of servers) server.close()
+  await Promise.all(servers.map((server) => server.close()))
   await federation?.close()
   await store?.close()
   await helper?.close()
@@ -127,7 +120,7 @@ async function enrol() {
   const global = decodeWeights(
     new Uint8Array(await (await fetch(`${origin}/artifacts/${current.model.url}`)).arrayBuffer()),
   )
-  return { issued, secure: current.federation!.secure!, global }
+  return { issued, secure: current.federation!, global }
 }
 
 async function upload(
@@ -154,7 +147,7 @@ async function honest(n: number) {
   const shares = (await computeShareUpload(global, [dataset.train[n]!], {
     baseVersion: issued.version,
     slice: issued.slice,
-    secure,
+    federation: secure,
     training: { learningRate: 0.05, epochs: 1, seed: n + 1 },
   }))!
   expect(await upload(issued, secure.helper, shares.leader, shares.helper)).toEqual([202, 202])

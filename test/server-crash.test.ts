@@ -1,23 +1,34 @@
 // Issue 11's fault test: the aggregation server as `npm start` runs it (its own process, an
-// SQLite file, no secret configured, every default), killed with SIGKILL twice while 600 devices
-// upload, and restarted on the same file. Devices use the worker's own uploader (a token per
-// attempt for the update's base version, the outbox kept until the server accepts or refuses
-// for good). Afterwards every update a device saw acknowledged is stored, each exactly once,
-// and no device dropped its update.
-import { randomBytes } from 'node:crypto'
+// SQLite file, no secret configured, every default, the stand-in helper of the two-server channel
+// mounted at /helper with its own SQLite file, PROTOCOL.md P29c), killed with SIGKILL twice while
+// 600 devices upload, and restarted on the same files. Devices use the worker's own uploader (on
+// each attempt the helper's body to the helper first, then a token for the update's base version
+// and the leader's upload; the outbox kept until the server accepts or refuses for good).
+// Afterwards every update a device saw acknowledged is stored, each exactly once, its helper body
+// is stored beside it, and no device dropped its update.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { drainOutbox, requestToken, type UploaderDeps } from '../client/worker/federated/uploader'
+import {
+  drainOutbox,
+  requestToken,
+  type TokenAnswer,
+  type UploaderDeps,
+} from '../client/worker/federated/uploader'
 import type { OutboxStore } from '../client/worker/storage/outbox-store'
 import type { StoredUpload } from '../client/worker/storage/schema'
 import { issueClientId } from '../server/federated/clients'
-import { encodeUpdate, updateValueCount, type UpdateLayout } from '../shared/update-codec'
+import { splitWeights } from '../shared/federation-layout'
+import { helperRoute } from '../shared/helper-url'
+import type { ModelManifest } from '../shared/protocol'
+import type { SparseLayout, SparseShape } from '../shared/sparse-update'
+import { decodeWeights } from '../shared/weights-codec'
 import { setNodeBackend } from '../train/node-backend'
 import { writeTestRelease } from './fixtures/exported-release'
 import { startServerProcess, type ServerProcess } from './fixtures/server-process'
+import { shareFactoryFor } from './fixtures/share-uploads'
 
 const DEVICES = 600
 const CONCURRENCY = 16
@@ -26,11 +37,16 @@ const KILL_AFTER = [150, 350]
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-crash-'))
 const sqliteFile = path.join(dir, 'pocketrec.db')
+/** Where server/main.ts keeps the stand-in helper's store beside the leader's. */
+const helperFile = path.join(dir, 'pocketrec-helper.db')
 let server: ServerProcess | null = null
+let shape: SparseShape
 
 beforeAll(async () => {
   await setNodeBackend('cpu')
-  await writeTestRelease(8, path.join(dir, 'artifacts'))
+  const release = await writeTestRelease(8, path.join(dir, 'artifacts'))
+  const model = release.files.get(path.basename(release.manifest.model.url))!
+  shape = splitWeights(decodeWeights(model)).shape
 }, 60_000)
 
 afterAll(() => {
@@ -38,7 +54,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** `server/cli/serve.ts` with npm start's defaults but for the port and paths. */
+/** `server/cli/serve.ts` with npm start's defaults (scripts/start.ts) but for the port and paths. */
 async function startServer(): Promise<ServerProcess> {
   const options = {
     port: 0,
@@ -47,6 +63,7 @@ async function startServer(): Promise<ServerProcess> {
       artifactsDir: path.join(dir, 'artifacts'),
       sqliteFile,
       adminTokenFile: path.join(dir, 'admin-token'),
+      helper: 'stand-in',
     },
   }
   return startServerProcess(options)
@@ -82,9 +99,13 @@ function memoryOutbox(): OutboxStore & { items: StoredUpload[] } {
 interface Device {
   client: string
   key: string
+  /** The helper's body of the device's update. */
+  helperBody: Uint8Array
   outbox: ReturnType<typeof memoryOutbox>
   /** The answers the server gave this device's upload: 202 and 200 are acknowledgements. */
   answers: number[]
+  /** The answers the helper gave its body, before each upload attempt (P29c). */
+  helperAnswers: number[]
   /** Upload attempts, answered or not. */
   attempts: number
   dropped: number
@@ -95,30 +116,53 @@ interface Device {
  * would answer after 2^20 hashes each: 600 of them would take minutes).
  */
 function issuedIds(count: number): string[] {
-  const raw = new Database(sqliteFile, { readonly: true })
-  const row = raw.prepare("SELECT value FROM settings WHERE name = 'token-secret'").get() as {
-    value: string
-  }
-  raw.close()
+  const row = read(sqliteFile, (db) =>
+    db.prepare("SELECT value FROM settings WHERE name = 'token-secret'").get(),
+  ) as { value: string }
   const secret = Buffer.from(row.value, 'hex')
   return Array.from({ length: count }, (_, i) =>
     issueClientId({ site: 'demo-shop', secret }, `crash-${i}`),
   )
 }
 
+function read<T>(file: string, query: (db: Database.Database) => T): T {
+  const db = new Database(file, { readonly: true })
+  try {
+    return query(db)
+  } finally {
+    db.close()
+  }
+}
+
 describe('a killed server loses nothing (issue 11)', () => {
   it(`SIGKILL twice during ${DEVICES} uploads: 0 acknowledged updates lost, 0 counted twice`, async () => {
     server = await startServer()
+    const v1 = (await (
+      await fetch(`${server.origin}/artifacts/manifest.json`)
+    ).json()) as ModelManifest
+    // Paired with a helper: the manifest announces it, at /helper on the server's own origin.
+    expect(v1.federation?.helper).toBe('/helper')
+    const shares = shareFactoryFor(v1.federation!, shape)
+    // npm start's buffer publishes at 1,000 updates or after an hour: no release happens during
+    // the test, so every accepted update stays in the buffer to be counted (checked below).
+    const { settings } = (await (await fetch(`${server.origin}/v1/federation`)).json()) as {
+      settings: { bufferSize: number; maxWaitMs: number }
+    }
+    expect(settings.bufferSize).toBeGreaterThan(DEVICES)
+    expect(settings.maxWaitMs).toBeGreaterThanOrEqual(3_600_000)
     const ids = issuedIds(DEVICES)
     let acknowledged = 0
     const devices: Device[] = Array.from({ length: DEVICES }, (_, i) => ({
       client: ids[i]!,
       key: '',
+      helperBody: new Uint8Array(0),
       outbox: memoryOutbox(),
       answers: [],
+      helperAnswers: [],
       attempts: 0,
       dropped: 0,
     }))
+    const manifestUrl = new URL('/artifacts/manifest.json', 'http://127.0.0.1')
     const depsOf = (device: Device): UploaderDeps => ({
       // The origin of the server running now: a restarted one listens elsewhere.
       fetch: async (input, init) => {
@@ -130,37 +174,36 @@ describe('a killed server loses nothing (issue 11)', () => {
           device.answers.push(response.status)
           if (response.status === 202 || response.status === 200) acknowledged++
         }
+        if (url.pathname === '/helper/v1/shares') device.helperAnswers.push(response.status)
         return response
       },
-      manifestUrl: new URL('/artifacts/manifest.json', 'http://127.0.0.1'),
+      manifestUrl,
       siteKey: 'demo-shop',
       clientId: async () => ({ ok: true, id: device.client }),
       outbox: device.outbox,
     })
 
-    /** What a worker does: a token for the current version, an update for its slice, the outbox. */
+    /**
+     * What a worker does: a token for the current version, an update for its slice (a valid pair
+     * of share bodies, test/fixtures/share-uploads.ts), both bodies in the outbox.
+     */
     async function prepare(device: Device): Promise<void> {
       for (;;) {
         const token = await requestToken(depsOf(device))
         if (token.ok) {
-          const { layout } = token.answer as typeof token.answer & { layout: UpdateLayout }
-          const key = randomBytes(16)
-          device.key = key.toString('hex')
+          const { layout } = token.answer as TokenAnswer & { layout: SparseLayout }
+          expect(layout).toEqual(v1.federation!.layout)
+          const pair = shares.pair({ baseVersion: token.answer.version, slice: token.answer.slice })
+          device.key = pair.key
+          device.helperBody = pair.helper
           await device.outbox.enqueue({
-            idempotencyKey: device.key,
+            idempotencyKey: pair.key,
             baseVersion: `v${token.answer.version}`,
-            body: encodeUpdate({
-              baseVersion: token.answer.version,
-              examples: 4,
-              slice: token.answer.slice,
-              layout,
-              idempotencyKey: key,
-              values: new Float32Array(updateValueCount(layout)),
-              popularity: layout.popularityBuckets
-                ? new Float32Array(layout.popularityBuckets)
-                : undefined,
-              score: { cases: 0, hits20: 0, reciprocalRank20: 0 },
-            }),
+            body: pair.leader,
+            helper: {
+              url: String(helperRoute(v1.federation!.helper, 'shares', manifestUrl)),
+              body: pair.helper,
+            },
           })
           return
         }
@@ -207,12 +250,9 @@ describe('a killed server loses nothing (issue 11)', () => {
     await new Promise((resolve) => server!.child.once('exit', resolve))
     server = null
 
-    const raw = new Database(sqliteFile, { readonly: true })
-    const rows = raw.prepare('SELECT key, client_id AS client FROM updates').all() as Array<{
-      key: string
-      client: string
-    }>
-    raw.close()
+    const rows = read(sqliteFile, (db) =>
+      db.prepare('SELECT key, client_id AS client FROM updates').all(),
+    ) as Array<{ key: string; client: string }>
     const stored = new Map(rows.map((r) => [r.client, r.key]))
     expect(devices.filter((d) => d.dropped > 0)).toEqual([])
     for (const device of devices) {
@@ -225,6 +265,24 @@ describe('a killed server loses nothing (issue 11)', () => {
     // Once each: one row per device, no other rows.
     expect(rows.length).toBe(DEVICES)
     expect(stored.size).toBe(DEVICES)
+    // No release happened, so none was consumed: the buffer holds them all.
+    expect(read(sqliteFile, (db) => db.prepare('SELECT version FROM versions').all())).toEqual([
+      { version: 1 },
+    ])
+    // P29c: the helper answered each device's body before its upload was sent, and holds every
+    // accepted update's other half: one body per key, the device's own, none in a batch.
+    for (const device of devices)
+      expect(device.helperAnswers.length, device.client).toBeGreaterThan(0)
+    const halves = read(helperFile, (db) =>
+      db.prepare('SELECT key, body, batch FROM shares').all(),
+    ) as Array<{ key: string; body: Buffer; batch: string | null }>
+    expect(halves.length).toBe(DEVICES)
+    const held = new Map(halves.map((h) => [h.key, h]))
+    for (const device of devices) {
+      const half = held.get(device.key)
+      expect(half?.batch, device.client).toBeNull()
+      expect(half && Buffer.from(device.helperBody).equals(half.body), device.client).toBe(true)
+    }
     // The kills happened while uploads were in flight: some devices saw no answer and retried.
     expect(devices.filter((d) => d.attempts > d.answers.length).length).toBeGreaterThan(0)
   }, 240_000)

@@ -10,7 +10,7 @@ interface FederationStatus {
   buffered: number
   accepted: number
   refused: Record<string, number>
-  privacy: { releases: number; epsilon: number; delta: number }
+  privacy: { releases: number; epsilon: number | null; delta: number }
 }
 
 interface VersionRow {
@@ -75,7 +75,11 @@ async function refreshCounters(): Promise<void> {
       <dt>Updates per minute</dt><dd>${perMinute === null ? '…' : perMinute.toFixed(1)}</dd>
       <dt>Waiting for the next version</dt><dd>${status.buffered}</dd>
       <dt>Refused</dt><dd>${refused.length ? refused.map(([code, n]) => `${escapeHtml(code)} ${n}`).join(', ') : 'none'}</dd>
-      <dt>Privacy spent</dt><dd>ε = ${status.privacy.epsilon.toFixed(2)} at δ = ${status.privacy.delta} over ${status.privacy.releases} noised releases</dd>
+      <dt>Privacy spent</dt><dd>${
+        status.privacy.epsilon === null
+          ? 'no noised release: no ε is claimed'
+          : `ε = ${status.privacy.epsilon.toFixed(2)} at δ = ${status.privacy.delta} over ${status.privacy.releases} noised releases`
+      }</dd>
     </dl>`
 }
 

@@ -255,15 +255,14 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const queued = await prepareUpload({
         modelBytes: rt.release.modelBytes,
         manifestUrl: rt.manifestUrl,
-        recent,
+        sessions: recent.map((s) => s.items),
         federation,
         token: token.answer,
         baseVersion,
-        reportedThrough: await store.meta.loadReportedThrough(),
       })
       if (!queued || !consent || storage !== store) return
-      await store.meta.saveLastUpdateVersion(rt.release.manifest.version, queued.reportedThrough)
-      await store.outbox.enqueue({ ...queued.upload, baseVersion: rt.release.manifest.version })
+      await store.meta.saveLastUpdateVersion(rt.release.manifest.version)
+      await store.outbox.enqueue({ ...queued, baseVersion: rt.release.manifest.version })
     }
     // The token the update was trained for (its slice) is sent with it: one request less.
     await drainOutbox(uploader, token?.ok ? token.answer : undefined)

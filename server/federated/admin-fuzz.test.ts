@@ -38,7 +38,13 @@ beforeAll(async () => {
   const artifacts = path.join(dir, 'artifacts')
   await writeTestRelease(8, artifacts)
   store = openSqliteStore(file)
-  federation = await createFederation({ store, artifactsDir: artifacts, promotion: 'gated' })
+  federation = await createFederation({
+    store,
+    artifactsDir: artifacts,
+    promotion: 'gated',
+    // Paired (never reached: nothing is published), so that /v1/token parses what it gets.
+    helper: { url: 'http://127.0.0.1:9', token: 'a-helper-that-is-never-reached-0123456789' },
+  })
   const server = serve({
     fetch: createApp({ distDir: dir, federation: federation.deps }).fetch,
     port: 0,

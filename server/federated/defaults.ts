@@ -1,52 +1,19 @@
-// Default federation settings for a model (PROTOCOL.md P8, P16–P20, P28), sized from the model so
-// a slice never exceeds its group: at most 16,384 dense values and 150 table rows, which keeps an
-// update of a d = 100 model at 62,820 bytes, and a popularity sketch of up to 1,024 buckets in
-// what is left of the 64 KB budget (64,872 bytes for DIGINETICA).
-import type { ModelShape } from '../../shared/federation-layout'
-import { updateByteLength, type UpdateLayout } from '../../shared/update-codec'
+// Default federation settings (PROTOCOL.md P14–P16, P21, P28, P29): when a release happens, how
+// devices train for an update, the sparse layout, and how client ids and rate limits work.
 import type { FedBuffSettings } from './fedbuff'
 import { DEFAULT_POPULARITY } from './popularity'
 
-export const DEFAULT_DENSE_COORDINATES = 16_384
-export const DEFAULT_SLICE_ROWS = 150
-export const DEFAULT_POPULARITY_BUCKETS = 1024
-/** The budget of one update (the issue's "≤ 64 KB per device per round"). */
-export const UPDATE_BYTE_BUDGET = 64 * 1024
-
-/**
- * P28: as many buckets as fit the budget beside the model's values, at most 1,024 (BENCHMARKS.md:
- * 150 buckets ranked popular items no better than the pre-training log); none below 256.
- */
-export function popularityBucketsFor(layout: UpdateLayout): number {
-  // One bucket's update (the longer header included), then two bytes for each further bucket.
-  const room = (UPDATE_BYTE_BUDGET - updateByteLength({ ...layout, popularityBuckets: 1 })) / 2
-  const buckets = Math.min(DEFAULT_POPULARITY_BUCKETS, 1 + Math.floor(room))
-  return buckets >= 256 ? buckets : 0
-}
-
-export function defaultSettings(shape: ModelShape): FedBuffSettings {
-  const layout: UpdateLayout = {
-    denseCoordinates: Math.min(DEFAULT_DENSE_COORDINATES, shape.denseSize),
-    sliceRows: Math.min(DEFAULT_SLICE_ROWS, shape.nItems),
-    embedDim: shape.embedDim,
-  }
-  const popularityBuckets = popularityBucketsFor(layout)
+/** The buffer's defaults (the channel's own settings come with the helper, secure-channel.ts). */
+export function defaultSettings(): FedBuffSettings {
   return {
-    layout: popularityBuckets > 0 ? { ...layout, popularityBuckets } : layout,
-    // The noise of a release is σ·C per coordinate over the c updates covering it, so a release
-    // needs many updates before the noise stops drowning the signal: with σ = 1 and K = 10,
-    // `npm run sim` on YooChoose took Recall@20 from 26.5 to 0.6 in one release (BENCHMARKS.md).
-    // A shop with few shoppers therefore publishes rarely or never; its model stays the trained one.
+    // Privacy noise (not built yet on the two-server channel, issue 12) needs many updates per
+    // release before it stops drowning the signal: with σ = 1 and K = 10 one release took
+    // YooChoose's Recall@20 from 26.5 to 0.6 in `npm run sim` (BENCHMARKS.md). A shop with few
+    // shoppers therefore publishes rarely or never; its model stays the trained one.
     bufferSize: 1000,
     minBuffer: 200,
     maxWaitMs: 60 * 60_000,
     maxStaleness: 5,
-    // One session is a few cases: with E = 100 its weight was 0.04 and a release moved the
-    // model by 4 % of its updates' mean. E = 4 gives most single-session devices weight 1.
-    exampleCap: 4,
-    clipNorm: 1,
-    serverLearningRate: 1,
-    noiseMultiplier: 1,
     popularity: DEFAULT_POPULARITY,
   }
 }
@@ -56,19 +23,6 @@ export interface UpdateTraining {
   learningRate: number
   denseLearningRate?: number
   epochs: number
-}
-
-/**
- * Plain SGD (P7), chosen on YooChoose's validation split (never a test split) with `npm run
- * tune:update-training`: one epoch over 1,000 later sessions at 0.5 for the item rows and 0.001
- * for the other weights took Recall@20 from 26.88 to 32.56, where one rate for all (0.5: 3.00,
- * 0.005: 28.76), 0.5/0.005 (31.87) or Adam (0.001: 31.33, and sign-like updates, train-step.ts)
- * did worse.
- */
-export const DEFAULT_UPDATE_TRAINING: UpdateTraining = {
-  learningRate: 0.5,
-  denseLearningRate: 0.001,
-  epochs: 1,
 }
 
 /**

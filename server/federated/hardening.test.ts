@@ -1,19 +1,21 @@
 // Issue 11's probe, as tests: each numbered problem the attacker and the operator found, over
-// real HTTP against a server seeded from a real trainer export and a SQLite file. Each of these
-// fails on the code before the fix it names (see the issue's list).
+// real HTTP against a server seeded from a real trainer export and a SQLite file, paired with a
+// helper (P29c: a server takes updates only then) that every server here shares.
+// Devices send leader uploads (share body and score) to the server and helper bodies to the
+// helper. Each of these fails on the code before the fix it names (see the issue's list).
 import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
-import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
-import { encodeUpdate, updateValueCount } from '../../shared/update-codec'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
+import { shareFactory, type ShareFactory, type SharePair } from '../../test/fixtures/share-uploads'
 import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
+import { startTestHelper, type TestHelper } from '../../test/fixtures/listen'
 import { startServer } from '../main'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
@@ -22,10 +24,19 @@ import { createFederation, type Federation } from './service'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-hardening-'))
 const artifacts = path.join(dir, 'artifacts')
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const PAIRING = 'the-hardening-test-pairing-secret-0123456789'
+let helper: TestHelper
+let helperOrigin = ''
+afterAll(async () => {
+  await helper?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
 beforeAll(async () => {
   await setNodeBackend('cpu')
   await writeTestRelease(8, artifacts)
+  // One helper for every server of this file: bodies are named by their random keys.
+  helper = await startTestHelper(dir, { token: PAIRING, minBatch: 2, answerWaitMs: 50 })
+  helperOrigin = helper.origin
 }, 60_000)
 
 interface Running {
@@ -37,7 +48,10 @@ interface Running {
 }
 
 let opened = 0
-/** A server on a SQLite file (a fresh one unless `file` is given), as `npm start` wires it. */
+/**
+ * A server on a SQLite file (a fresh one unless `file` is given), as `npm start` wires it, paired
+ * with the file's helper.
+ */
 async function start(
   options: { file?: string; settings?: object; promotion?: 'auto' | 'gated' } = {},
 ): Promise<Running> {
@@ -47,9 +61,10 @@ async function start(
   const federation = await createFederation({
     store,
     artifactsDir: artifacts,
-    settings: { noiseMultiplier: 0, clipNorm: 10, bufferSize: 1000, ...options.settings },
+    settings: { bufferSize: 1000, ...options.settings },
     promotion: options.promotion ?? 'auto',
     log: (line) => logged.push(line),
+    helper: { url: helperOrigin, token: PAIRING },
   })
   const app = createApp({ distDir: dir, federation: federation.deps })
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
@@ -61,6 +76,7 @@ async function start(
     origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     async close() {
       await new Promise((resolve) => server.close(resolve))
+      await federation.close()
       await store.close()
     },
   }
@@ -83,26 +99,29 @@ async function token(s: Running, name: string, version?: number) {
   return (await response.json()) as { token: string; slice: number; version: number }
 }
 
-/** A well-formed update of the server's layout (zeros: it adds nothing, and passes every check). */
-function update(s: Running, issued: { slice: number; version: number }, key = randomBytes(16)) {
-  const layout = s.federation.deps.settings.layout
-  return encodeUpdate({
-    baseVersion: issued.version,
-    examples: 4,
-    slice: issued.slice,
-    layout,
-    idempotencyKey: key,
-    values: new Float32Array(updateValueCount(layout)),
-    popularity: layout.popularityBuckets ? new Float32Array(layout.popularityBuckets) : undefined,
-    score: { cases: 0, hits20: 0, reciprocalRank20: 0 },
-  })
+let factory: ShareFactory | undefined
+/**
+ * A well-formed update of the server's channel for the token's version and slice, with a fresh
+ * key: the leader's upload and the helper's body (valid shares: they pass every check and sum).
+ */
+function update(s: Running, issued: { slice: number; version: number }): SharePair {
+  const secure = s.federation.deps.settings.secure!
+  // Every server here serves the same export: one layout and shape.
+  factory ??= shareFactory(secure.layout, secure.shape)
+  return factory.pair({ baseVersion: issued.version, slice: issued.slice })
 }
 
-async function upload(s: Running, issued: { token: string }, body: Uint8Array) {
+/** As a device sends it: the helper's body first, then the leader's upload; the leader's answer. */
+async function upload(s: Running, issued: { token: string }, pair: SharePair) {
+  const toHelper = await fetch(`${helperOrigin}/v1/shares`, {
+    method: 'POST',
+    body: pair.helper as Uint8Array<ArrayBuffer>,
+  })
+  expect([200, 202], await toHelper.clone().text()).toContain(toHelper.status)
   const response = await fetch(`${s.origin}/v1/updates`, {
     method: 'POST',
     headers: { authorization: `Bearer ${issued.token}` },
-    body: body as Uint8Array<ArrayBuffer>,
+    body: pair.leader as Uint8Array<ArrayBuffer>,
   })
   const answer = (await response.json()) as { error?: string; status?: string }
   return { ...answer, answer: answer.status, status: response.status }
@@ -205,7 +224,6 @@ describe('issue 11: the aggregation server, hardened', () => {
     expect((await upload(s, other, update(s, other))).status).toBe(202)
     const published = await s.federation.publishNow()
     expect(published).toMatchObject({ status: 'published', updates: 2 })
-    expect((await s.store.ledger()).length).toBe(0) // noise off here; the count is what P20 needs
     expect(await again()).toMatchObject({ status: 202 })
     await s.close()
   })
@@ -329,6 +347,8 @@ describe('issue 11: the aggregation server, hardened', () => {
         sqliteFile: path.join(dataDir, 'pocketrec.db'),
         adminTokenFile: path.join(dataDir, 'admin-token'),
         publishEveryMs: 3_600_000,
+        // As `npm start` runs it: a stand-in helper in the same process (P29c).
+        helper: 'stand-in',
       },
       log: (line) => logged.push(line),
     })

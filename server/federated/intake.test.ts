@@ -2,32 +2,49 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { shareFactory } from '../../test/fixtures/share-uploads'
+import {
+  leaderUploadBytes,
+  NO_SCORE,
+  SCORE_BYTES,
+  type DeviceScore,
+} from '../../shared/leader-upload'
 import { createRandom } from '../../shared/random'
-import { NO_SCORE, encodeUpdate, type ModelUpdate } from '../../shared/update-codec'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
-import type { FederationStore } from '../storage/store'
+import type { FederationStore, VersionRecord } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
 import { receiveUpdate, type IntakeDeps } from './intake'
+import type { SecureChannelSettings } from './secure-channel'
 import { signToken, type UploadToken } from './tokens'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-intake-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const layout = { denseCoordinates: 4, sliceRows: 2, embedDim: 3 }
-const settings: FedBuffSettings = {
+// A small model and the two-server channel's layout for it (P29c): leader uploads of a few KB.
+const shape = { denseSize: 50, nItems: 300, embedDim: 4 }
+const layout = { maxRows: 4, embedDim: 4, denseCoordinates: 10, negativeRows: 3 }
+const secure: SecureChannelSettings = {
+  helperUrl: 'https://helper.example',
+  helperLink: 'https://helper.example',
+  helperToken: 'the-intake-test-pairing-secret-0123456789',
   layout,
+  shape,
+  clipNorm: 1,
+  step: { tableRate: 1, denseRate: 1 },
+}
+const settings: FedBuffSettings = {
   bufferSize: 10,
   minBuffer: 2,
   maxWaitMs: 60_000,
   maxStaleness: 2,
-  exampleCap: 100,
-  clipNorm: 1,
-  serverLearningRate: 1,
-  noiseMultiplier: 0,
+  secure,
 }
+const factory = shareFactory(layout, shape)
+const UPLOAD_BYTES = leaderUploadBytes(factory.params)
 const secret = new TextEncoder().encode('test secret, 32 bytes or so.....')
 const NOW = 1_800_000_000_000
+const SCORE: DeviceScore = { cases: 40, hits20: 10, reciprocalRank20: 3.25 }
 let counter = 0
 
 function token(overrides: Partial<UploadToken> = {}): string {
@@ -44,28 +61,38 @@ function token(overrides: Partial<UploadToken> = {}): string {
   )
 }
 
-function body(overrides: Partial<ModelUpdate> = {}): Uint8Array {
+/** A leader upload (P29c): the leader's share body, then the device's score. */
+function body(
+  header: { baseVersion?: number; slice?: number; idempotencyKey?: Uint8Array } = {},
+  score: DeviceScore = SCORE,
+): Uint8Array {
   counter++
-  return encodeUpdate({
-    baseVersion: 5,
-    examples: 40,
-    slice: 7,
-    layout,
-    idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => (counter * 31 + i) & 0xff),
-    values: Float32Array.from({ length: 10 }, (_, i) => (i % 2 ? 0.1 : -0.1)),
-    score: { cases: 40, hits20: 10, reciprocalRank20: 3.25 },
-    ...overrides,
-  })
+  return factory.pair(
+    {
+      baseVersion: 5,
+      slice: 7,
+      idempotencyKey: Uint8Array.from({ length: 16 }, (_, i) => (counter * 31 + i) & 0xff),
+      ...header,
+    },
+    score,
+  ).leader
 }
 
-describe('receiving an update (PROTOCOL.md P13)', () => {
+/** Version `v` with the model `model` (P29c: a release builds on its parent's model). */
+function version(v: number, parent: number | null, model = 'model-a'): VersionRecord {
+  const r = record(v, parent)
+  const sha256 = Buffer.from(model).toString('hex').padEnd(64, '0')
+  return { ...r, manifest: { ...r.manifest, model: { ...r.manifest.model, sha256 } } }
+}
+
+describe('receiving an update (PROTOCOL.md P13, P29c)', () => {
   let store: FederationStore
   let deps: IntakeDeps
   let allowed = true
 
   beforeEach(async () => {
     store = openSqliteStore(path.join(dir, `intake-${++counter}.db`))
-    for (const v of [3, 4, 5]) await store.addVersion(record(v, v === 3 ? null : v - 1))
+    for (const v of [3, 4, 5]) await store.addVersion(version(v, v === 3 ? null : v - 1))
     await store.setCurrent(5)
     allowed = true
     deps = {
@@ -85,18 +112,19 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     request: { token: unknown; body: Uint8Array },
     status: number,
     code: string,
+    intake: IntakeDeps = deps,
   ) {
     const before = {
       count: await store.acceptedCount(),
       keys: (await store.buffered()).map((u) => u.key),
     }
-    const result = await receiveUpdate(deps, request)
+    const result = await receiveUpdate(intake, request)
     expect(result, result.message).toMatchObject({ status, code })
     expect(await store.acceptedCount()).toBe(before.count)
     expect((await store.buffered()).map((u) => u.key)).toEqual(before.keys)
   }
 
-  it('stores a valid update with its weight, once however often it is retried', async () => {
+  it('stores a valid upload with its header and score, once however often it is retried', async () => {
     const b = body({ baseVersion: 4 })
     const t = token({ version: 4 })
     expect(await receiveUpdate(deps, { token: t, body: b })).toMatchObject({
@@ -104,14 +132,20 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
       code: 'accepted',
     })
     const [stored] = await store.buffered()
-    expect(stored).toMatchObject({ baseVersion: 4, acceptedAtVersion: 5, slice: 7, examples: 40 })
-    expect(stored!.weight).toBeCloseTo(0.4 / Math.SQRT2, 12) // 40/100 examples, one version stale
-    expect(Array.from(stored!.body)).toEqual(Array.from(b))
+    expect(stored).toMatchObject({ baseVersion: 4, acceptedAtVersion: 5, slice: 7, score: SCORE })
+    expect(stored!.receivedAtMs).toBe(NOW)
+    // The store keeps the leader's share body, as received, without the score.
+    expect(Buffer.from(stored!.body)).toEqual(Buffer.from(b.subarray(0, -SCORE_BYTES)))
     await expectRefused({ token: t, body: b }, 200, 'duplicate')
+    expect(await store.acceptedCount()).toBe(1)
   })
 
-  it('refuses a body larger than the layout allows before reading it', async () => {
+  it('refuses a body larger than a leader upload before reading it', async () => {
     await expectRefused({ token: token(), body: new Uint8Array(1_000_000) }, 413, 'E_TOO_LARGE')
+    // One byte over: a valid upload with a byte appended is refused as too large, not read.
+    const over = new Uint8Array(UPLOAD_BYTES + 1)
+    over.set(body())
+    await expectRefused({ token: 'not a token', body: over }, 413, 'E_TOO_LARGE')
   })
 
   it('refuses missing, forged, expired and other-site tokens', async () => {
@@ -133,33 +167,47 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     )
     await expectRefused({ token: token({ exp: NOW }), body: b }, 401, 'E_TOKEN')
     await expectRefused({ token: token({ site: 'other' }), body: b }, 401, 'E_TOKEN')
+    // The same body with a valid token is taken: each refusal above was the token's.
+    expect((await receiveUpdate(deps, { token: token(), body: b })).status).toBe(202)
   })
 
-  it('refuses malformed bodies, another layout and another slice', async () => {
+  it('refuses malformed uploads, another layout’s, a helper body and an impossible score', async () => {
     const b = body()
     await expectRefused({ token: token(), body: b.subarray(0, -1) }, 400, 'E_UPDATE_FORMAT')
-    const altered = b.slice()
-    altered[50] = altered[50]! ^ 1
-    await expectRefused({ token: token(), body: altered }, 400, 'E_UPDATE_FORMAT')
-    const smaller = encodeUpdate({
-      baseVersion: 5,
-      examples: 1,
-      slice: 7,
-      layout: { denseCoordinates: 2, sliceRows: 1, embedDim: 3 },
-      idempotencyKey: new Uint8Array(16),
-      values: new Float32Array(5),
-      score: NO_SCORE,
-    })
-    await expectRefused({ token: token(), body: smaller }, 422, 'E_UPDATE_LAYOUT')
+    await expectRefused({ token: token(), body: new Uint8Array(0) }, 400, 'E_UPDATE_FORMAT')
+    const badMagic = b.slice()
+    badMagic[0] = badMagic[0]! ^ 1
+    await expectRefused({ token: token(), body: badMagic }, 400, 'E_UPDATE_FORMAT')
+    // The helper's body (party 1) sent to the leader.
+    const relabelled = b.slice()
+    relabelled[4] = 1
+    await expectRefused({ token: token(), body: relabelled }, 400, 'E_UPDATE_FORMAT')
+    // A score no device could have measured: more hits than cases (P27).
+    const scoreAt = b.length - SCORE_BYTES
+    const badScore = b.slice()
+    new DataView(badScore.buffer).setUint16(scoreAt + 2, 41, true)
+    await expectRefused({ token: token(), body: badScore }, 400, 'E_UPDATE_FORMAT')
+    // An upload for a smaller layout (fewer rows, dense coordinates and negatives).
+    const smaller = shareFactory(
+      { maxRows: 2, embedDim: 4, denseCoordinates: 5, negativeRows: 1 },
+      shape,
+    ).pair({ baseVersion: 5, slice: 7 }, NO_SCORE).leader
+    expect(smaller.length).toBeLessThan(UPLOAD_BYTES)
+    await expectRefused({ token: token(), body: smaller }, 400, 'E_UPDATE_FORMAT')
+    // Each refused body was the altered one: the original is taken.
+    expect((await receiveUpdate(deps, { token: token(), body: b })).status).toBe(202)
+  })
+
+  it('refuses another slice than the token’s', async () => {
     await expectRefused({ token: token({ slice: 8 }), body: body() }, 422, 'E_UPDATE_SLICE')
   })
 
   it('P14: refuses a base version too old or not yet published', async () => {
-    await store.addVersion(record(1, null))
-    await store.addVersion(record(2, 1))
-    const at = (version: number) => ({
-      token: token({ version }),
-      body: body({ baseVersion: version }),
+    await store.addVersion(version(1, null))
+    await store.addVersion(version(2, 1))
+    const at = (v: number) => ({
+      token: token({ version: v }),
+      body: body({ baseVersion: v }),
     })
     await expectRefused(at(2), 409, 'E_VERSION_STALE')
     await expectRefused(at(6), 409, 'E_VERSION_UNKNOWN')
@@ -168,70 +216,22 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     })
   })
 
-  it('P11: refuses an update above the clip norm rather than rescaling it', async () => {
-    const big = Float32Array.from({ length: 10 }, () => 0.5) // norm 1.58
-    await expectRefused({ token: token(), body: body({ values: big }) }, 422, 'E_UPDATE_NORM')
-  })
-
-  it('P28: refuses a popularity sketch above norm 1, a missing one, and stores nothing', async () => {
-    const withPopularity = { ...layout, popularityBuckets: 4 }
-    const popularityDeps = { ...deps, settings: { ...settings, layout: withPopularity } }
-    const before = await store.acceptedCount()
-    const refused = await receiveUpdate(popularityDeps, {
-      token: token(),
-      body: body({ layout: withPopularity, popularity: Float32Array.of(1, -1, 0, 0) }),
-    })
-    expect([refused.status, refused.code]).toEqual([422, 'E_UPDATE_NORM'])
-    // A device that sends no sketch to a server that asks for one sends another layout.
-    const without = await receiveUpdate(popularityDeps, { token: token(), body: body() })
-    expect([without.status, without.code]).toEqual([422, 'E_UPDATE_LAYOUT'])
-    expect(await store.acceptedCount()).toBe(before)
-    const accepted = await receiveUpdate(popularityDeps, {
-      token: token(),
-      body: body({ layout: withPopularity, popularity: Float32Array.of(0.6, -0.8, 0, 0) }),
-    })
-    expect(accepted.status).toBe(202)
-    expect(await store.acceptedCount()).toBe(before + 1)
-  })
-
-  it('P8b/P11: a sketch update is held to the norm of what it does to every row', async () => {
-    const sketch = { ...layout, tableSketch: true }
-    const sketchDeps = { ...deps, settings: { ...settings, layout: sketch }, nItems: 1000 }
-    // Values of norm 0.5; each of the 2 buckets is added to ~500 rows: ~11 on the model.
-    const values = Float32Array.from({ length: 10 }, () => 0.5 / Math.sqrt(10))
-    const before = await store.acceptedCount()
-    const refused = await receiveUpdate(sketchDeps, {
-      token: token(),
-      body: body({ layout: sketch, values }),
-    })
-    expect([refused.status, refused.code]).toEqual([422, 'E_UPDATE_NORM'])
-    expect(await store.acceptedCount()).toBe(before)
-    const small = values.map((v) => v / 40)
-    const accepted = await receiveUpdate(sketchDeps, {
-      token: token(),
-      body: body({ layout: sketch, values: small }),
-    })
-    expect(accepted.status).toBe(202)
-    // A slice update is refused by a sketch server, and the reverse.
+  it('P29c: refuses an upload trained on another model than the current one, however recent', async () => {
+    // v5 is a new model; v4, one version back and within the staleness bound, has the old one:
+    // its public negatives differ, so its upload cannot be summed with v5's.
+    await store.addVersion(version(6, 5, 'model-b'))
+    await store.setCurrent(6)
     await expectRefused(
-      { token: token(), body: body({ layout: sketch, values: small }) },
-      422,
-      'E_UPDATE_LAYOUT',
+      { token: token({ version: 5 }), body: body({ baseVersion: 5 }) },
+      409,
+      'E_VERSION_STALE',
     )
-  })
-
-  it("P8c: the norm counts only the rows the server's layout sketches", async () => {
-    const sketch = { ...layout, tableSketch: true }
-    // The same body as above (norm 0.5), read by a server that sketches rows 998 and 999 only:
-    // a bucket is added to at most 2 rows, so the update does at most 0.5·√2 to the model.
-    const values = Float32Array.from({ length: 10 }, () => 0.5 / Math.sqrt(10))
-    const appended = { ...sketch, sketchFromRow: 998 }
-    const appendedDeps = { ...deps, settings: { ...settings, layout: appended }, nItems: 1000 }
-    const accepted = await receiveUpdate(appendedDeps, {
-      token: token(),
-      body: body({ layout: sketch, values }),
-    })
-    expect(accepted.status).toBe(202)
+    // A shop change (P25) keeps the model: an upload based on the version before it is taken.
+    await store.addVersion(version(7, 6, 'model-b'))
+    await store.setCurrent(7)
+    expect(
+      await receiveUpdate(deps, { token: token({ version: 6 }), body: body({ baseVersion: 6 }) }),
+    ).toMatchObject({ status: 202, code: 'accepted' })
   })
 
   it('P12 (issue 11, 1 and 8): a stored update is answered duplicate before rules that changed since', async () => {
@@ -242,8 +242,12 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     const otherSlice = token({ client: 'retrying', slice: 8 })
     await expectRefused({ token: otherSlice, body: b }, 200, 'duplicate')
     // The base went stale meanwhile: the retry used to get 409 E_VERSION_STALE.
-    for (const v of [6, 7, 8]) await store.addVersion(record(v, v - 1))
+    for (const v of [6, 7, 8]) await store.addVersion(version(v, v - 1))
     await store.setCurrent(8)
+    await expectRefused({ token: t, body: b }, 200, 'duplicate')
+    // A new model meanwhile, within the staleness bound: still the same answer.
+    await store.addVersion(version(9, 8, 'model-b'))
+    await store.setCurrent(9)
     await expectRefused({ token: t, body: b }, 200, 'duplicate')
     // Over its rate limit, it still learns that its update is in.
     allowed = false
@@ -265,13 +269,66 @@ describe('receiving an update (PROTOCOL.md P13)', () => {
     await expectRefused({ token: token({ version: 4 }), body: body() }, 401, 'E_TOKEN')
   })
 
-  it('P21/P15: refuses a rate-limited client, and a second update from one client at a version', async () => {
+  it('P13: checks in the documented order, the first failing check naming the refusal', async () => {
+    allowed = false
+    // Another version than the token's comes before the slice, the staleness and the limits.
+    await expectRefused(
+      { token: token({ version: 4, slice: 8 }), body: body({ baseVersion: 3 }) },
+      401,
+      'E_TOKEN',
+    )
+    // The slice before the staleness and the limits.
+    await store.addVersion(version(1, null))
+    await expectRefused(
+      { token: token({ version: 1, slice: 8 }), body: body({ baseVersion: 1 }) },
+      422,
+      'E_UPDATE_SLICE',
+    )
+    // The staleness, then the model, before the limits.
+    await expectRefused(
+      { token: token({ version: 1 }), body: body({ baseVersion: 1 }) },
+      409,
+      'E_VERSION_STALE',
+    )
+    await store.addVersion(version(6, 5, 'model-b'))
+    await store.setCurrent(6)
+    await expectRefused(
+      { token: token({ version: 5 }), body: body({ baseVersion: 5 }) },
+      409,
+      'E_VERSION_STALE',
+    )
+    // The rate limit before P15's one update per client.
+    allowed = true
+    const t = token({ version: 6, client: 'ordered' })
+    expect((await receiveUpdate(deps, { token: t, body: body({ baseVersion: 6 }) })).status).toBe(
+      202,
+    )
+    allowed = false
+    await expectRefused({ token: t, body: body({ baseVersion: 6 }) }, 429, 'E_RATE_LIMITED')
+    allowed = true
+    await expectRefused({ token: t, body: body({ baseVersion: 6 }) }, 409, 'E_CLIENT_LIMIT')
+  })
+
+  it('P21/P15: refuses a rate-limited client, and a second update from one client in the buffer', async () => {
     allowed = false
     await expectRefused({ token: token(), body: body() }, 429, 'E_RATE_LIMITED')
     allowed = true
     const t = token({ client: 'same' })
     expect((await receiveUpdate(deps, { token: t, body: body() })).status).toBe(202)
     await expectRefused({ token: t, body: body() }, 409, 'E_CLIENT_LIMIT')
+    // P15 is on the buffer, not the version: a new current version does not lift it.
+    await store.addVersion(version(6, 5))
+    await store.setCurrent(6)
+    const later = token({ client: 'same', version: 6 })
+    await expectRefused({ token: later, body: body({ baseVersion: 6 }) }, 409, 'E_CLIENT_LIMIT')
+  })
+
+  it('P29c: a server paired with no helper takes no upload, and stores nothing', async () => {
+    const { secure: _, ...plain } = settings
+    await expectRefused({ token: token(), body: body() }, 409, 'E_NO_HELPER', {
+      ...deps,
+      settings: plain,
+    })
   })
 
   it('fuzz: 400 hostile requests get a 4xx or a 2xx, never an exception, and only 202 stores', async () => {

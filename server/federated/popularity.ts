@@ -1,11 +1,9 @@
-// Popularity from device reports (PROTOCOL.md P28), as pure functions: a release sums the
-// popularity sketches of its buffer per seed (the base version they were trained from), noises
-// every bucket, reads each item's estimate back, and adds it to the server's running totals
-// (all releases, and a trend that halves every `trendHalfLife` releases). Once enough devices
-// have reported, the popular, trending and per-category pools come from those totals instead of
-// the trainer's log.
+// Popularity from device reports (PROTOCOL.md P28), as pure functions: each release's per-item
+// counts (the two-server channel's per-row counts, P29: how many of the release's devices trained
+// each item's row) are added to the server's running totals (all releases, and a trend that
+// halves every `trendHalfLife` releases). Once enough devices have reported, the popular,
+// trending and per-category pools come from those totals instead of the trainer's log.
 import { cataloguePools, LOG_POOL_SIZES } from '../../shared/catalogue-pools'
-import { addPopularityEstimate, POPULARITY_CLIP } from '../../shared/popularity-sketch'
 import type { CandidatePools, Catalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 
@@ -17,16 +15,16 @@ export interface PopularitySettings {
 }
 
 /**
- * Chosen on DIGINETICA's validation split (`npm run bench:popularity`, BENCHMARKS.md): with 1,024
- * buckets and σ = 1, the popular pool from reports holds more of the held-out next items than the
- * pre-training log's from between 80,000 and 90,000 reports on (trending from about 50,000);
- * before that, noise and bucket collisions cost more than the log's age.
+ * Chosen for the 1,024-bucket popularity sketch this channel replaced (BENCHMARKS.md, "Popularity
+ * from device reports"): with σ = 1 its pools beat the pre-training log's from 80,000 to 90,000 reports
+ * on. The channel's counts are exact and not noised yet, so they would do with far fewer; that
+ * is to be measured again once its noise is built (issue 12), and the bar kept until then.
  */
 export const DEFAULT_POPULARITY: PopularitySettings = { minReports: 100_000, trendHalfLife: 20 }
 
 /** The server's running totals (kept beside each version like its master, never served). */
 export interface PopularityState {
-  /** Estimated sessions holding each item, over every report. */
+  /** Devices that trained each item's row, over every release. */
   total: Float32Array
   /** The same with older releases decayed. */
   trend: Float32Array
@@ -34,49 +32,7 @@ export interface PopularityState {
   reports: number
 }
 
-/**
- * Σ of the buffer's sketches per seed, each bucket noised with N(0, σ²): the sensitivity of one
- * device is POPULARITY_CLIP (P15: one update per device per release). `gaussian` draws N(0, 1).
- */
-export function sumReports(
-  reports: readonly { seed: number; values: Float32Array }[],
-  buckets: number,
-  noiseMultiplier: number,
-  gaussian: () => number,
-): Map<number, Float64Array> {
-  const sums = new Map<number, Float64Array>()
-  for (const { seed, values } of reports) {
-    if (values.length !== buckets) {
-      throw new RangeError(`expected ${buckets} popularity buckets, got ${values.length}`)
-    }
-    let sum = sums.get(seed)
-    if (!sum) sums.set(seed, (sum = new Float64Array(buckets)))
-    for (let b = 0; b < buckets; b++) sum[b] = sum[b]! + values[b]!
-  }
-  const scale = noiseMultiplier * POPULARITY_CLIP
-  if (scale > 0) {
-    for (const sum of sums.values()) for (let b = 0; b < buckets; b++) sum[b]! += scale * gaussian()
-  }
-  return sums
-}
-
-/** The next totals: `previous` (or zeros) plus this release's estimates from sketch sums (P28). */
-export function advancePopularity(
-  previous: PopularityState | undefined,
-  sums: Map<number, Float64Array>,
-  reports: number,
-  nItems: number,
-  trendHalfLife: number,
-): PopularityState {
-  const release = new Float32Array(nItems)
-  for (const [seed, sum] of sums) addPopularityEstimate(release, sum, seed)
-  return addRelease(previous, release, reports, trendHalfLife)
-}
-
-/**
- * The next totals: `previous` (or zeros) plus `release`, each item's count in this release (the
- * sketches' estimates, or the two-server channel's exact per-row counts, P29).
- */
+/** The next totals: `previous` (or zeros) plus `release`, each item's count in this release. */
 export function addRelease(
   previous: PopularityState | undefined,
   release: Float32Array,

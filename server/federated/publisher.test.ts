@@ -2,21 +2,29 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { NO_SCORE, encodeUpdate } from '../../shared/update-codec'
-import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { openSqliteStore } from '../storage/sqlite-store'
-import { record, storedUpdate } from '../storage/store.contract'
-import type { FederationStore } from '../storage/store'
-import type { FedBuffSettings } from './fedbuff'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { splitWeights } from '../../shared/federation-layout'
-import { publishIfDue } from './publisher'
+import { secureParamsFor } from '../../shared/secure-update'
+import {
+  checkContribution,
+  denseWindowStart,
+  fromFixed,
+  toFixed,
+  type SparseLayout,
+} from '../../shared/sparse-update'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { startTestHelper, type TestHelper } from '../../test/fixtures/listen'
+import { openSqliteStore } from '../storage/sqlite-store'
+import { record } from '../storage/store.contract'
+import { sendShares, testChannel } from '../../test/fixtures/share-uploads'
+import type { FederationStore } from '../storage/store'
+import { DEFAULT_SPARSE } from './defaults'
+import type { FedBuffSettings } from './fedbuff'
+import { publishIfDue, type PublisherDeps } from './publisher'
 import { servedManifest } from './releases'
-import { DEFAULT_UPDATE_TRAINING } from './defaults'
-import { epsilonAfter } from './privacy'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-publish-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const TOKEN = 'the-publisher-test-pairing-secret-0123456'
 
 // A model of two dense tensors (3 + 2 values) and a 4 × 2 table, all values exact in float16.
 const model: WeightsFile = {
@@ -28,30 +36,54 @@ const model: WeightsFile = {
     { name: 'gru/b', shape: [2], values: Float32Array.of(-1, 2) },
   ],
 }
-const layout = { denseCoordinates: 2, sliceRows: 1, embedDim: 2 }
-const settings: FedBuffSettings = {
-  layout,
-  bufferSize: 2,
-  minBuffer: 1,
-  maxWaitMs: 60_000,
-  maxStaleness: 3,
-  exampleCap: 100,
-  clipNorm: 1,
-  serverLearningRate: 1,
-  noiseMultiplier: 0,
+const shape = { denseSize: 5, nItems: 4, embedDim: 2 }
+// Slice s carries dense (2s mod 5, +1); the public negative's values are zero in every update.
+const layout: SparseLayout = { maxRows: 2, embedDim: 2, denseCoordinates: 2, negativeRows: 1 }
+const params = secureParamsFor(layout, shape)
+
+let helper: TestHelper
+let helperOrigin = ''
+let settings: FedBuffSettings
+
+beforeAll(async () => {
+  helper = await startTestHelper(dir, { token: TOKEN })
+  helperOrigin = helper.origin
+  settings = {
+    bufferSize: 2,
+    minBuffer: 1,
+    maxWaitMs: 60_000,
+    maxStaleness: 3,
+    secure: testChannel(helperOrigin, TOKEN, layout, shape),
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await helper?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/**
+ * One device's contribution: `dense` the change of slice `slice`'s window, `rows` the changes
+ * of the rows it viewed.
+ */
+function contributionOf(slice: number, dense: number[], rows: Record<number, number[]> = {}) {
+  const viewed = Object.keys(rows).map(Number)
+  const contribution = {
+    rows: Int32Array.from(viewed),
+    rowValues: Int32Array.from(viewed.flatMap((row) => rows[row]!.map(toFixed))),
+    denseStart: denseWindowStart(slice, layout, shape),
+    dense: Int32Array.from(dense, toFixed),
+    negatives: new Int32Array(layout.negativeRows * shape.embedDim),
+  }
+  checkContribution(contribution, layout, shape)
+  return contribution
 }
 
-function encoded(slice: number, values: number[], key: number): Uint8Array {
-  return encodeUpdate({
-    baseVersion: 1,
-    examples: 100,
-    slice,
-    layout,
-    idempotencyKey: new Uint8Array(16).fill(key),
-    values: Float32Array.from(values),
-    score: NO_SCORE,
-  })
-}
+const helperCounts = async () =>
+  (await (await fetch(`${helperOrigin}/v1/helper`)).json()) as {
+    consumed: number
+    batches: number
+  }
 
 describe('publishing a version (PROTOCOL.md P16–P19)', () => {
   let store: FederationStore
@@ -68,8 +100,31 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
   })
   afterEach(async () => store.close())
 
-  const accept = (key: string, client: string, body: Uint8Array, weight = 1) =>
-    store.accept({ ...storedUpdate(key, client), slice: 0, weight, body, receivedAtMs: 1000 })
+  const deps = (overrides: Partial<PublisherDeps> = {}): PublisherDeps => ({
+    store,
+    settings,
+    now: () => 3000,
+    ...overrides,
+  })
+  const publish = (overrides: Partial<PublisherDeps> = {}) => publishIfDue(deps(overrides))
+
+  /**
+   * A device's update trained from the current version: its helper body posted to the helper,
+   * then its leader body accepted.
+   */
+  const send = async (
+    key: string,
+    client: string,
+    slice: number,
+    dense: number[],
+    rows?: Record<number, number[]>,
+  ) => {
+    const version = (await store.current())!.version
+    const upload = { key, client, version, slice }
+    await sendShares(store, helperOrigin, upload, contributionOf(slice, dense, rows), params)
+  }
+  const weightsOf = async (ref: { sha256: string }) =>
+    splitWeights(decodeWeights((await store.artifact(ref.sha256))!))
 
   it('splits a model into dense weights (file order, table left out) and the table', () => {
     const { dense, table, shape } = splitWeights(model)
@@ -78,167 +133,139 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     expect(shape).toEqual({ denseSize: 5, nItems: 4, embedDim: 2 })
   })
 
-  it('waits for K updates, then publishes the averaged step as the next version', async () => {
-    // Slice 0: dense 0–1, row 0. Slice 1: dense 2–3, row 1.
-    await accept('k1', 'a', encoded(0, [0.25, 0.5, 0.5, -0.25], 1))
-    expect(await publishIfDue({ store, settings, now: () => 2000, gaussian: () => 0 })).toEqual({
-      status: 'not-due',
-      buffered: 1,
-    })
-    await accept('k2', 'b', encoded(1, [0.125, 0.25, -0.5, 0.5], 2), 0.5)
-    const result = await publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 })
-    expect(result).toMatchObject({ status: 'published', updates: 2 })
+  it('waits for K updates, then publishes the summed step as the next version', async () => {
+    await send('k1', 'a', 0, [0.25, 0.5], { 0: [0.5, -0.25] })
+    expect(await publish({ now: () => 2000 })).toEqual({ status: 'not-due', buffered: 1 })
+    await send('k2', 'b', 1, [0.125, 0.25], { 0: [0.25, 0.75], 1: [-0.5, 0.5] })
+    expect(await publish()).toMatchObject({ status: 'published', updates: 2 })
     const current = (await store.current())!
     expect(current).toMatchObject({ version: 2, parent: 1, metrics: { updates: 2 } })
     expect(current.manifest.version).toBe('v2')
-    const published = decodeWeights((await store.artifact(current.manifest.model.sha256))!)
-    const { dense, table } = splitWeights(published)
-    // dense 0: 0 + 0.25; dense 1: 0.5 + 0.5; dense 2: 1 + 0.5·0.125; dense 3: −1 + 0.5·0.25
-    expect(Array.from(dense)).toEqual([0.25, 1, 1.0625, -0.875, 2])
-    // row 0 moved by update 1, row 1 by half of update 2; rows 2 and 3 untouched.
-    expect(Array.from(table)).toEqual([1.5, 0.75, 0.75, 1.25, 1, 1, 1, 1])
+    const { dense, table } = await weightsOf(current.manifest.model)
+    // Each dense coordinate by the mean over the windows covering it (one each); dense 4 untouched.
+    expect(Array.from(dense)).toEqual([0.25, 1, 1.125, -0.75, 2])
+    // Row 0 by its mean over the two devices that trained it, row 1 by its one device's change;
+    // rows 2 and 3 untouched.
+    expect(Array.from(table)).toEqual([1.375, 1.25, 0.5, 1.5, 1, 1, 1, 1])
     expect(await store.buffered()).toEqual([])
-    expect(await store.ledger()).toEqual([]) // no noise, no privacy spent
+    expect(await store.ledger()).toEqual([]) // not noised: nothing for the accountant
   })
 
   it('P18: steps below float16 spacing add up over releases instead of rounding away', async () => {
-    // Dense 2 is 1, where float16's spacing is 2⁻¹⁰ ≈ 0.00098: each release adds 0.0003.
+    // Dense 2 is 1, where float16's spacing is 2⁻¹⁰ ≈ 0.00098: each release adds about 0.0003.
+    const step = fromFixed(toFixed(0.0003))
     for (let release = 0; release < 5; release++) {
-      await accept(`a${release}`, `a${release}`, encoded(1, [0.0003, 0, 0, 0], 10 + release))
-      await accept(`b${release}`, `b${release}`, encoded(1, [0.0003, 0, 0, 0], 20 + release))
-      expect(
-        await publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 }),
-      ).toMatchObject({ status: 'published' })
+      await send(`a${release}`, `a${release}`, 1, [0.0003, 0])
+      await send(`b${release}`, `b${release}`, 1, [0.0003, 0])
+      expect(await publish()).toMatchObject({ status: 'published', updates: 2 })
     }
     const current = (await store.current())!
-    const served = splitWeights(
-      decodeWeights((await store.artifact(current.manifest.model.sha256))!),
-    )
-    const master = splitWeights(
-      decodeWeights((await store.artifact(current.manifest.master!.sha256))!),
-    )
-    expect(master.dense[2]).toBeCloseTo(1.0015, 6)
+    expect(current.version).toBe(6)
+    const served = await weightsOf(current.manifest.model)
+    const master = await weightsOf(current.manifest.master!)
+    expect(master.dense[2]).toBeCloseTo(1 + 5 * step, 6)
     // The served float16 model is the master rounded, not 1 five times over.
-    expect(served.dense[2]).toBeCloseTo(1.0015, 3)
+    expect(served.dense[2]).toBeCloseTo(1 + 5 * step, 3)
     expect(served.dense[2]).not.toBe(1)
+    // The master and the popularity totals are the server's own: devices never see them.
+    const manifest = servedManifest(current.manifest, settings, DEFAULT_SPARSE.training)
+    expect(Object.keys(manifest)).not.toContain('master')
+    expect(Object.keys(manifest)).not.toContain('popularity')
   })
 
-  it('P18: keeps masters for current and the newest three versions; a rollback past them publishes from float16', async () => {
+  it('P18: keeps masters and totals for current and the newest three versions; a rollback past them publishes from float16', async () => {
+    const step = fromFixed(toFixed(0.0003))
     const release = async (n: number) => {
-      await accept(`a${n}`, `a${n}`, encoded(1, [0.0003, 0, 0, 0], 10 + n))
-      await accept(`b${n}`, `b${n}`, encoded(1, [0.0003, 0, 0, 0], 40 + n))
-      return publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 })
+      await send(`a${n}`, `a${n}`, 1, [0.0003, 0])
+      await send(`b${n}`, `b${n}`, 1, [0.0003, 0])
+      return publish()
     }
     for (let n = 0; n < 5; n++) await release(n) // v2 … v6
     const stored = async (version: number) => {
       const { manifest } = (await store.version(version))!
+      const has = async (ref: { sha256: string }) => (await store.artifact(ref.sha256)) !== null
       return {
-        model: (await store.artifact(manifest.model.sha256)) !== null,
-        master: (await store.artifact(manifest.master!.sha256)) !== null,
+        model: await has(manifest.model),
+        master: await has(manifest.master!),
+        popularity: await has(manifest.popularity!),
       }
     }
-    expect(await stored(2)).toEqual({ model: true, master: false })
-    expect(await stored(3)).toEqual({ model: true, master: false })
-    for (const v of [4, 5, 6]) expect(await stored(v)).toEqual({ model: true, master: true })
+    const kept = { model: true, master: true, popularity: true }
+    const pruned = { model: true, master: false, popularity: false }
+    expect(await stored(2)).toEqual(pruned)
+    expect(await stored(3)).toEqual(pruned)
+    for (const v of [4, 5, 6]) expect(await stored(v)).toEqual(kept)
 
     // Rolled back to v3, whose master is gone: the next release starts from v3's float16 model.
     expect(await store.setCurrent(3)).toBe(true)
     expect(await release(5)).toMatchObject({ status: 'published', record: { parent: 3 } })
-    const weights = async (ref: { sha256: string }) =>
-      splitWeights(decodeWeights((await store.artifact(ref.sha256))!)).dense[2]!
     const v3 = (await store.version(3))!.manifest
     const next = (await store.current())!.manifest
-    expect(await weights(next.master!)).toBeCloseTo((await weights(v3.model)) + 0.0003, 6)
+    expect((await weightsOf(next.master!)).dense[2]).toBeCloseTo(
+      (await weightsOf(v3.model)).dense[2]! + step,
+      6,
+    )
     // v3 is current no more and not among the newest three: nothing of it comes back.
-    expect(await stored(3)).toEqual({ model: true, master: false })
-  })
-
-  it('P18: FedAdam keeps its moments beside each version; devices never see them', async () => {
-    const adam = { ...settings, serverOptimizer: 'adam' as const, serverLearningRate: 0.1 }
-    const publish = () =>
-      publishIfDue({ store, settings: adam, now: () => 3000, gaussian: () => 0 })
-    await accept('a1', 'a', encoded(0, [0.5, 0, 0, 0], 1))
-    await accept('b1', 'b', encoded(0, [0.5, 0, 0, 0], 2))
-    await publish()
-    await accept('a2', 'a2', encoded(0, [-0.5, 0, 0, 0], 3))
-    await accept('b2', 'b2', encoded(0, [-0.5, 0, 0, 0], 4))
-    await publish()
-    const current = (await store.current())!
-    expect(current.version).toBe(3)
-    const master = splitWeights(
-      decodeWeights((await store.artifact(current.manifest.master!.sha256))!),
-    )
-    // Dense 0 started at 0: +0.1·0.5/(0.5 + τ), then the second step from the carried moments.
-    const first = (0.1 * 0.5) / (0.5 + 1e-3)
-    const second = (0.1 * (-0.005 / 0.19)) / (Math.sqrt(0.004975 / 0.0199) + 1e-3)
-    expect(master.dense[0]).toBeCloseTo(first + second, 6)
-    const served = servedManifest(current.manifest, adam, DEFAULT_UPDATE_TRAINING)
-    expect(Object.keys(served)).not.toContain('master')
-    expect(Object.keys(served)).not.toContain('moments')
-    expect(current.manifest.moments).toBeDefined()
-  })
-
-  it('records the noised release in the ledger the accountant reads', async () => {
-    await accept('k1', 'a', encoded(0, [0, 0, 0, 0], 1))
-    await accept('k2', 'b', encoded(1, [0, 0, 0, 0], 2))
-    const noisy = { ...settings, noiseMultiplier: 1.2, clipNorm: 0.5 }
-    await publishIfDue({ store, settings: noisy, now: () => 3000, gaussian: () => 1 })
-    const ledger = await store.ledger()
-    expect(ledger).toEqual([{ version: 2, noiseMultiplier: 1.2, clipNorm: 0.5, updates: 2 }])
-    expect(epsilonAfter(ledger.length, 1.2)).toBeCloseTo(epsilonAfter(1, 1.2), 12)
-    // gaussian() = 1: each covered coordinate moved by σ·C / c = 0.6.
-    const { dense } = splitWeights(
-      decodeWeights((await store.artifact((await store.current())!.manifest.model.sha256))!),
-    )
-    expect(dense[0]).toBeCloseTo(0.6, 3)
-    expect(dense[4]).toBe(2) // not covered
+    expect(await stored(3)).toEqual(pruned)
+    expect(await stored(4)).toEqual(pruned)
   })
 
   it('P24: with gated promotion, publishes a candidate and leaves v1 current', async () => {
-    await accept('k1', 'a', encoded(0, [0.1, 0, 0, 0], 1))
-    await accept('k2', 'b', encoded(1, [0.1, 0, 0, 0], 2))
-    const gated = {
-      store,
-      settings,
-      now: () => 3000,
-      gaussian: () => 0,
-      promotion: 'gated' as const,
-    }
-    expect(await publishIfDue(gated)).toMatchObject({
+    const gated = { promotion: 'gated' as const }
+    await send('k1', 'a', 0, [0.1, 0])
+    await send('k2', 'b', 1, [0.1, 0])
+    expect(await publish(gated)).toMatchObject({
       status: 'published',
       record: { version: 2, parent: 1 },
     })
     expect((await store.current())!.version).toBe(1)
     // The next round builds on v1 again, and takes the next free number.
-    await accept('k3', 'c', encoded(0, [0.1, 0, 0, 0], 3))
-    await accept('k4', 'd', encoded(1, [0.1, 0, 0, 0], 4))
-    expect(await publishIfDue(gated)).toMatchObject({ record: { version: 3, parent: 1 } })
+    await send('k3', 'c', 0, [0.1, 0])
+    await send('k4', 'd', 1, [0.1, 0])
+    expect(await publish(gated)).toMatchObject({
+      status: 'published',
+      record: { version: 3, parent: 1 },
+    })
+    expect((await store.current())!.version).toBe(1)
   })
 
   it('leaves the old version current and the buffer whole when publishing fails midway', async () => {
-    await accept('k1', 'a', encoded(0, [0.1, 0, 0, 0], 1))
-    await accept('k2', 'b', encoded(1, [0.1, 0, 0, 0], 2))
+    await send('k1', 'a', 0, [0.1, 0])
+    await send('k2', 'b', 1, [0.1, 0])
+    const before = await helperCounts()
     const failing: FederationStore = {
       ...store,
       putArtifact: async () => {
         throw new Error('disk full')
       },
     }
-    await expect(
-      publishIfDue({ store: failing, settings, now: () => 3000, gaussian: () => 0 }),
-    ).rejects.toThrow('disk full')
+    // The helper has summed the batch when the leader fails to write the model.
+    await expect(publish({ store: failing })).rejects.toThrow('disk full')
     expect((await store.current())!.version).toBe(1)
+    expect(await store.versions()).toHaveLength(1)
     expect((await store.buffered()).map((u) => u.key)).toEqual(['k1', 'k2'])
-    // And it publishes once the store works again, counting each update once.
-    expect(
-      await publishIfDue({ store, settings, now: () => 3000, gaussian: () => 0 }),
-    ).toMatchObject({
+    // And it publishes once the store works again, from the same batch: each update counted once.
+    expect(await publish()).toMatchObject({ status: 'published', updates: 2 })
+    expect(await helperCounts()).toMatchObject({
+      consumed: before.consumed + 2,
+      batches: before.batches + 1,
+    })
+    expect(await publish({ now: () => 4000 })).toEqual({ status: 'not-due', buffered: 0 })
+  })
+
+  it('changes nothing when another replica published first (conflict), and publishes the buffer after', async () => {
+    await send('k1', 'a', 0, [0.1, 0])
+    await send('k2', 'b', 1, [0.1, 0])
+    const conflicting: FederationStore = { ...store, publish: async () => 'conflict' }
+    expect(await publish({ store: conflicting })).toEqual({ status: 'conflict' })
+    expect((await store.current())!.version).toBe(1)
+    expect(await store.versions()).toHaveLength(1)
+    expect((await store.buffered()).map((u) => u.key)).toEqual(['k1', 'k2'])
+    expect(await publish()).toMatchObject({
       status: 'published',
       updates: 2,
+      record: { version: 2, parent: 1 },
     })
-    expect(await publishIfDue({ store, settings, now: () => 4000, gaussian: () => 0 })).toEqual({
-      status: 'not-due',
-      buffered: 0,
-    })
+    expect(await store.buffered()).toEqual([])
   })
 })

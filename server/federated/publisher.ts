@@ -1,45 +1,30 @@
-// Publishing a version (PROTOCOL.md P16–P19): when the buffer is due, read it back from the
-// store, aggregate it onto the current weights (fedbuff.ts) and its popularity reports onto the
-// server's totals (popularity.ts, P28), write the new model (and pools) artifacts, and
-// let the store record the version, consume the updates and append the ledger in one
-// transaction. Any failure before that transaction leaves the old version current and the
+// Publishing a version (PROTOCOL.md P16–P19, P29c): when the buffer is due, sum it with the
+// helper onto the current weights (secure-publisher.ts) and its per-item counts onto the server's
+// popularity totals (popularity.ts, P28), write the new model (and pools) artifacts, and let the
+// store record the version and consume the updates in one transaction. Any failure before that transaction leaves the old version current and the
 // buffer whole; a conflict (another replica published) changes nothing either.
 import { createHash } from 'node:crypto'
-import { decodeUpdate } from '../../shared/update-codec'
-import { joinWeights, serverReading, splitWeights } from '../../shared/federation-layout'
 import { artifactName, validateCandidatePools } from '../../shared/artifacts'
-import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
-import type { FederationStore, VersionRecord } from '../storage/store'
-import type { ModelShape } from '../../shared/federation-layout'
-import type { WeightsFile } from '../../shared/weights-codec'
-import { aggregateSecure } from './secure-publisher'
+import { joinWeights, splitWeights, type ModelShape } from '../../shared/federation-layout'
 import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
-import {
-  accumulate,
-  applyBuffer,
-  createBuffer,
-  shouldPublish,
-  type FedBuffSettings,
-  type ServerMoments,
-} from './fedbuff'
+import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import type { FederationStore, VersionRecord } from '../storage/store'
+import { shouldPublish, type FedBuffSettings } from './fedbuff'
 import {
   addRelease,
-  advancePopularity,
   decodePopularityState,
   DEFAULT_POPULARITY,
   encodePopularityState,
   poolsFromReports,
-  sumReports,
   type PopularityState,
 } from './popularity'
 import { readJson, storeJsonArtifact } from './releases'
+import { aggregateSecure } from './secure-publisher'
 
 export interface PublisherDeps {
   store: FederationStore
   settings: FedBuffSettings
   now: () => number
-  /** N(0, 1) draws for the noise of P18; unused when the noise multiplier is 0. */
-  gaussian: () => number
   /** Not `auto`: a new version is a candidate until an evaluation promotes it (P24, P26). */
   promotion?: Promotion
 }
@@ -56,17 +41,6 @@ export type PublishAttempt =
   | { status: 'not-due'; buffered: number }
   | { status: 'conflict' }
 
-/** N(0, 1) from crypto-grade uniforms (Box–Muller): DP noise must not be predictable. */
-export function createGaussian(): () => number {
-  const buffer = new Uint32Array(2)
-  return () => {
-    globalThis.crypto.getRandomValues(buffer)
-    const u = (buffer[0]! + 1) / 4294967297
-    const v = buffer[1]! / 4294967296
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
-  }
-}
-
 /** Stores bytes under their sha256 and returns the manifest's reference to them. */
 async function putArtifactRef(
   store: FederationStore,
@@ -78,33 +52,6 @@ async function putArtifactRef(
   return { url: artifactName(sha256, kind, 'prw'), sha256, bytes: bytes.byteLength }
 }
 
-function encodeMoments(moments: ServerMoments): Uint8Array {
-  const { m, v, step } = moments
-  return encodeWeights(
-    {
-      format: 'pocketrec-fedadam',
-      meta: { step },
-      tensors: [
-        { name: 'm', shape: [m.length], values: m },
-        { name: 'v', shape: [v.length], values: v },
-      ],
-    },
-    { dtype: 'float32' },
-  )
-}
-
-/** The moments, or undefined once pruned (FedAdam then starts afresh). */
-async function readMoments(
-  store: FederationStore,
-  sha256: string,
-): Promise<ServerMoments | undefined> {
-  const bytes = await store.artifact(sha256)
-  if (!bytes) return undefined
-  const file = decodeWeights(bytes)
-  const tensor = (name: string) => file.tensors.find((t) => t.name === name)!.values
-  return { m: tensor('m'), v: tensor('v'), step: Number(file.meta.step) }
-}
-
 /**
  * What one channel's aggregation of the buffer gives a release: the new weights, the buffered
  * updates it consumes, and this release's popularity counts per item (P28; none: pools stay).
@@ -112,14 +59,11 @@ async function readMoments(
 export interface Aggregated {
   dense: Float32Array
   table: Float32Array
-  moments?: ServerMoments
   /** Keys of the buffered updates the version consumes, summed or left out. */
   consumed: string[]
   /** Updates the version's weights hold. */
   updates: number
   popularity?: { release: Float32Array; reports: number }
-  /** The σ the accountant is told of (P20), or null: the release is not noised. */
-  noiseMultiplier: number | null
   /** Counts the version records beside `updates` (server marks, documents.ts). */
   metrics?: Record<string, number>
   /** Runs once the version is recorded (the two-server channel forgets its batch). */
@@ -141,7 +85,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   // tens of megabytes.
   const stats = await store.bufferStats()
   const current = await store.current()
-  if (!current || !shouldPublish(stats, deps.now(), settings)) {
+  // Without a helper the server takes no updates (P29c): nothing to publish.
+  if (!current || !settings.secure || !shouldPublish(stats, deps.now(), settings)) {
     return { status: 'not-due', buffered: stats.updates }
   }
   // P18: aggregation goes on from the float32 weights the current model was rounded from (a
@@ -153,10 +98,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   if (!weightBytes) throw new Error(`expected the weights of v${current.version} in the store`)
   const file = decodeWeights(weightBytes)
   const weights = { record: current, file, ...splitWeights(file) }
-  const aggregated = settings.secure
-    ? await aggregateSecure(deps, weights, settings.secure)
-    : await aggregateDense(deps, weights)
-  // The two-server channel's batch fell short of the helper's floor: wait for more updates.
+  const aggregated = await aggregateSecure(deps, weights, settings.secure)
+  // The batch fell short of the helper's floor: wait for more updates.
   if (!aggregated) return { status: 'not-due', buffered: stats.updates }
 
   const nextFile = joinWeights(file, aggregated.dense, aggregated.table)
@@ -167,9 +110,6 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     'master',
     encodeWeights(nextFile, { dtype: 'float32' }),
   )
-  const moments = aggregated.moments
-    ? await putArtifactRef(store, 'moments', encodeMoments(aggregated.moments))
-    : undefined
   // Candidates may already sit above "current": a new version takes the next free number.
   const versions = await store.versions()
   const newest = versions.reduce((a, b) => (b.version > a.version ? b : a))
@@ -191,7 +131,8 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       createdAt,
       model,
       master: nextMaster,
-      moments, // none with plain SGD, even if the parent had some
+      // FedAdam's moments (issue 4's experiment) are not carried on.
+      moments: undefined,
       popularity: popularity.state,
       pools: popularity.pools,
     },
@@ -201,85 +142,17 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
       ...(popularity.reports !== undefined && { popularityReports: popularity.reports }),
     },
   }
-  const ledger =
-    aggregated.noiseMultiplier !== null
-      ? {
-          version,
-          noiseMultiplier: aggregated.noiseMultiplier,
-          clipNorm: settings.clipNorm,
-          updates: aggregated.updates,
-        }
-      : null
   const outcome = await store.publish({
     record,
     consumed: aggregated.consumed,
-    ledger,
+    // The channel's releases are not noised yet (issue 12): nothing for the accountant (P20).
+    ledger: null,
     makeCurrent: (deps.promotion ?? 'auto') === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
   await aggregated.published?.()
   await pruneServerState(store)
   return { status: 'published', record, updates: aggregated.updates }
-}
-
-/** P14–P18, P28: the slice or sketch updates of the buffer, averaged and noised. */
-async function aggregateDense(deps: PublisherDeps, weights: CurrentWeights): Promise<Aggregated> {
-  const { store, settings } = deps
-  const buffered = await store.buffered()
-  const buffer = createBuffer(weights.shape)
-  const reports: { seed: number; values: Float32Array }[] = []
-  for (const stored of buffered) {
-    // Bodies were validated on intake; decoding again is what makes the sum reproducible.
-    const update = decodeUpdate(stored.body)
-    update.layout = serverReading(update.layout, settings.layout)
-    accumulate(buffer, weights.shape, update, stored.weight, stored.receivedAtMs)
-    if (update.popularity) reports.push({ seed: update.baseVersion, values: update.popularity })
-  }
-  const manifest = weights.record.manifest
-  const previousMoments =
-    settings.serverOptimizer === 'adam' && manifest.moments
-      ? await readMoments(store, manifest.moments.sha256)
-      : undefined
-  const next = applyBuffer(weights, buffer, weights.shape, settings, deps.gaussian, previousMoments)
-  const nItems = weights.shape.nItems
-  const popularity =
-    reports.length > 0
-      ? {
-          release: estimateFromReports(reports, nItems, deps),
-          reports: reports.length,
-        }
-      : undefined
-  return {
-    ...next,
-    consumed: buffered.map((u) => u.key),
-    updates: buffered.length,
-    popularity,
-    // P20/P28: a release that also publishes the noised popularity sums is two Gaussian
-    // mechanisms with the same σ; together they are one with σ/√2 (sensitivity √2 in units of
-    // each part's bound), which is what the accountant is told.
-    noiseMultiplier:
-      settings.noiseMultiplier > 0
-        ? reports.length > 0
-          ? settings.noiseMultiplier / Math.SQRT2
-          : settings.noiseMultiplier
-        : null,
-  }
-}
-
-/** P28: each item's estimated count from the sketches, their sums noised. */
-function estimateFromReports(
-  reports: { seed: number; values: Float32Array }[],
-  nItems: number,
-  deps: PublisherDeps,
-): Float32Array {
-  const { settings } = deps
-  const sums = sumReports(
-    reports,
-    settings.layout.popularityBuckets ?? 0,
-    settings.noiseMultiplier,
-    deps.gaussian,
-  )
-  return advancePopularity(undefined, sums, 0, nItems, 1).total
 }
 
 /**

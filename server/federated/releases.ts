@@ -8,16 +8,11 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
 import { artifactName, validateModelManifest } from '../../shared/artifacts'
-import type {
-  ArtifactRef,
-  FederationManifest,
-  ModelManifest,
-  SecureFederation,
-} from '../../shared/protocol'
+import type { ArtifactRef, FederationManifest, ModelManifest } from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
-import { negativesFor, type SecureChannelSettings } from './secure-channel'
+import { negativesFor } from './secure-channel'
 
 const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
 
@@ -63,40 +58,33 @@ export async function seedFromExport(
   return true
 }
 
-/** What devices read: the current manifest with the federation block of these settings. */
+/**
+ * What devices read: the current manifest with the federation block of these settings (P29c),
+ * none when no helper is paired (the server then takes no updates).
+ */
 export function servedManifest(
   manifest: ModelManifest,
   settings: FedBuffSettings,
   training: UpdateTraining,
 ): ModelManifest {
+  // The server's own float32 weights, FedAdam moments of old versions (P18) and popularity
+  // totals (P28) stay on the server.
+  const { master: _master, moments: _moments, popularity: _popularity, ...served } = manifest
+  const secure = settings.secure
+  if (!secure) return served
+  const negatives = negativesFor(manifest.model.sha256, secure.shape, secure.layout.negativeRows)
   const federation: FederationManifest = {
-    layout: settings.layout,
-    clipNorm: settings.clipNorm,
+    layout: secure.layout,
+    clipNorm: secure.clipNorm,
+    negatives: Array.from(negatives),
+    helper: secure.helperUrl,
     learningRate: training.learningRate,
     ...(training.denseLearningRate !== undefined && {
       denseLearningRate: training.denseLearningRate,
     }),
     epochs: training.epochs,
-    ...(settings.secure && { secure: secureFederation(manifest, settings.secure) }),
   }
-  // The server's own float32 weights, FedAdam moments (P18) and popularity totals (P28) stay on
-  // the server.
-  const { master: _master, moments: _moments, popularity: _popularity, ...served } = manifest
   return { ...served, federation }
-}
-
-/** P29c: what a device needs of the two-server channel for this version. */
-function secureFederation(
-  manifest: ModelManifest,
-  secure: SecureChannelSettings,
-): SecureFederation {
-  const negatives = negativesFor(manifest.model.sha256, secure.shape, secure.layout.negativeRows)
-  return {
-    layout: secure.layout,
-    clipNorm: secure.clipNorm,
-    negatives: Array.from(negatives),
-    helper: secure.helperUrl,
-  }
 }
 
 /**

@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shareFactory } from '../../test/fixtures/share-uploads'
+import { leaderUploadBytes, type DeviceScore } from '../../shared/leader-upload'
 import { createRandom } from '../../shared/random'
-import { encodeUpdate, updateByteLength } from '../../shared/update-codec'
 import { createApp } from '../app'
 import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
@@ -16,21 +17,34 @@ import { issueClientId } from './clients'
 import type { RateLimits } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { federationRoutes } from './routes'
+import { signToken } from './tokens'
+import type { SecureChannelSettings } from './secure-channel'
 
 // The federation routes over real HTTP on 127.0.0.1, on the embedded SQLite store.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-routes-'))
-const layout = { denseCoordinates: 4, sliceRows: 2, embedDim: 3 }
-const settings: FedBuffSettings = {
+// A small model and the two-server channel's layout for it (P29c); the helper is only contacted
+// when publishing, which these tests do not.
+const shape = { denseSize: 50, nItems: 300, embedDim: 4 }
+const layout = { maxRows: 4, embedDim: 4, denseCoordinates: 10, negativeRows: 3 }
+const HELPER_TOKEN = 'the-routes-test-pairing-secret-0123456789'
+const secure: SecureChannelSettings = {
+  helperUrl: 'https://helper.example',
+  helperLink: 'https://helper.example',
+  helperToken: HELPER_TOKEN,
   layout,
+  shape,
+  clipNorm: 1,
+  step: { tableRate: 1, denseRate: 1 },
+}
+const settings: FedBuffSettings = {
   bufferSize: 100,
   minBuffer: 1,
   maxWaitMs: 60_000,
   maxStaleness: 2,
-  exampleCap: 100,
-  clipNorm: 1,
-  serverLearningRate: 1,
-  noiseMultiplier: 0,
+  secure,
 }
+const factory = shareFactory(layout, shape)
+const UPLOAD_BYTES = leaderUploadBytes(factory.params)
 const ADMIN = 'admin-token-for-tests'
 const sha256 = (text: string) => createHash('sha256').update(text).digest()
 const SECRET = new TextEncoder().encode('routes test secret')
@@ -50,16 +64,14 @@ async function token(client: string): Promise<{ token: string; slice: number; ve
   return response.json()
 }
 
+const SCORE: DeviceScore = { cases: 4, hits20: 2, reciprocalRank20: 0.75 }
+
+/** A leader upload (P29c) based on v2 for `slice`, with the idempotency key `key` (16 × key). */
 function update(slice: number, key: number): Uint8Array {
-  return encodeUpdate({
-    baseVersion: 2,
-    examples: 10,
-    slice,
-    layout,
-    idempotencyKey: new Uint8Array(16).fill(key),
-    values: new Float32Array(10).fill(0.1),
-    score: { cases: 4, hits20: 2, reciprocalRank20: 0.75 },
-  })
+  return factory.pair(
+    { baseVersion: 2, slice, idempotencyKey: new Uint8Array(16).fill(key) },
+    SCORE,
+  ).leader
 }
 
 const upload = (tokenValue: string | null, body: Uint8Array) =>
@@ -119,7 +131,7 @@ describe('federation routes over HTTP', () => {
       expect(await badClient.json()).toMatchObject({ error: 'E_CLIENT' })
     }
     const issued = await token('client-aaaa')
-    expect(issued).toMatchObject({ version: 2, layout, clipNorm: 1 })
+    expect(issued).toMatchObject({ version: 2, current: 2, layout, clipNorm: 1 })
     expect((await token('client-aaaa')).slice).toBe(issued.slice)
   })
 
@@ -146,10 +158,7 @@ describe('federation routes over HTTP', () => {
 
   it('cuts off a body larger than an update, and refuses a missing token, storing nothing', async () => {
     const before = await store.acceptedCount()
-    const huge = await upload(
-      (await token('client-cccc')).token,
-      new Uint8Array(updateByteLength(layout) + 1),
-    )
+    const huge = await upload((await token('client-cccc')).token, new Uint8Array(UPLOAD_BYTES + 1))
     expect(huge.status).toBe(413)
     expect(await huge.json()).toMatchObject({ error: 'E_TOO_LARGE' })
     const anonymous = await upload(null, update(0, 2))
@@ -172,11 +181,24 @@ describe('federation routes over HTTP', () => {
     expect(await store.acceptedCount()).toBe(before)
   })
 
-  it('reports counters and the privacy budget publicly', async () => {
-    const status = await (await fetch(`${origin}/v1/federation`)).json()
-    expect(status).toMatchObject({ version: 2, privacy: { releases: 0, epsilon: 0, delta: 1e-6 } })
+  it('reports counters and the privacy budget publicly, and never the helper’s pairing secret', async () => {
+    const response = await fetch(`${origin}/v1/federation`)
+    const text = await response.text()
+    const status = JSON.parse(text)
+    // No noised release yet (the two-server channel's are not noised): no ε is claimed.
+    expect(status).toMatchObject({
+      version: 2,
+      privacy: { releases: 0, epsilon: null, delta: 1e-6 },
+    })
     expect(status.accepted).toBeGreaterThanOrEqual(1)
     expect(status.refused.E_TOO_LARGE).toBeGreaterThanOrEqual(1)
+    expect(status.settings).toMatchObject({
+      bufferSize: 100,
+      maxStaleness: 2,
+      secure: { helperUrl: 'https://helper.example', layout, clipNorm: 1 },
+    })
+    expect(status.settings.secure).not.toHaveProperty('helperToken')
+    expect(text).not.toContain(HELPER_TOKEN)
   })
 
   it('keeps admin routes behind the admin token; rollback repoints current', async () => {
@@ -384,5 +406,68 @@ describe('rate limits and issued client ids (P21)', () => {
     for (let i = 0; i < 500; i++) expect((await ask(`refused-${i}-x`)).status).toBe(400)
     expect([(await ask(a)).status, (await ask(b)).status]).toEqual([429, 429])
     await limitsStore.close()
+  })
+})
+
+describe('a server paired with no helper (P29c)', () => {
+  const dirs: string[] = []
+  const stores: FederationStore[] = []
+  afterAll(async () => {
+    for (const opened of stores) await opened.close()
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** The routes on a fresh store at v1, with the settings of a server paired with no helper. */
+  async function unpaired() {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-no-helper-'))
+    dirs.push(dir)
+    const plainStore = openSqliteStore(path.join(dir, 'plain.db'))
+    stores.push(plainStore)
+    await plainStore.addVersion(record(1, null))
+    await plainStore.setCurrent(1)
+    const { secure: _, ...plain } = settings
+    const app = federationRoutes({
+      store: plainStore,
+      settings: plain,
+      site: 'shop',
+      siteKey: 'pk_shop',
+      adminTokenSha256: sha256(ADMIN),
+      secret: SECRET,
+      training: { learningRate: 0.001, epochs: 1 },
+    })
+    return { app, store: plainStore }
+  }
+
+  it('answers 409 E_NO_HELPER for a token, and shows no channel in its settings', async () => {
+    const { app } = await unpaired()
+    // A request that would get a token from a paired server.
+    const asked = await app.request('/token', {
+      method: 'POST',
+      body: JSON.stringify({ siteKey: 'pk_shop', client: issuedId('client-nohelper') }),
+    })
+    expect(asked.status).toBe(409)
+    expect(await asked.json()).toMatchObject({ error: 'E_NO_HELPER' })
+    const status = (await (await app.request('/federation')).json()) as {
+      settings: Record<string, unknown>
+    }
+    expect(status.settings).not.toHaveProperty('secure')
+  })
+
+  it('answers 409 E_NO_HELPER for an upload, and stores nothing', async () => {
+    const { app, store: plainStore } = await unpaired()
+    // An upload a paired server would take, with a valid token for it.
+    const t = signToken(
+      { site: 'shop', client: issuedId('client-nohelper'), version: 1, slice: 0, exp: 2e12 },
+      SECRET,
+    )
+    const body = factory.pair({ baseVersion: 1, slice: 0 }, SCORE).leader
+    const sent = await app.request('/updates', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t}` },
+      body: body as Uint8Array<ArrayBuffer>,
+    })
+    expect(await plainStore.acceptedCount()).toBe(0)
+    expect(sent.status).toBe(409)
+    expect(await sent.json()).toMatchObject({ error: 'E_NO_HELPER' })
   })
 })

@@ -43,8 +43,6 @@ export interface FederationDeps extends ClientIdDeps {
   rateLimits?: Partial<RateLimits>
   /** How devices train for an update, announced in the manifest's federation block. */
   training: UpdateTraining
-  /** The model's item count: the norm of a sketch update depends on it (P8b, P11). */
-  nItems?: number
   /**
    * The job thread (createFederation starts it): shop changes, the validation set and scoring
    * (P25, P26) run there. Without it those four admin routes answer 500.
@@ -81,6 +79,11 @@ export function federationRoutes(deps: FederationDeps): Hono {
   app.route('/client', clientRoutes(deps))
 
   app.post('/token', limitBody(MAX_SMALL_BODY_BYTES), async (c) => {
+    const secure = deps.settings.secure
+    if (!secure) {
+      const message = 'this server is paired with no helper: it takes no updates (P29c)'
+      return c.json({ error: 'E_NO_HELPER', message }, 409)
+    }
     const request = parseDocument<{ siteKey: string; client: string; version?: number }>(
       'token',
       await c.req.text(),
@@ -116,14 +119,20 @@ export function federationRoutes(deps: FederationDeps): Hono {
       ...issued,
       version,
       current,
-      ...(deps.settings.secure
-        ? { layout: deps.settings.secure.layout, clipNorm: deps.settings.secure.clipNorm }
-        : { layout: deps.settings.layout, clipNorm: deps.settings.clipNorm }),
+      layout: secure.layout,
+      clipNorm: secure.clipNorm,
     })
   })
 
   app.post(
     '/updates',
+    // P13: a server paired with no helper takes no updates, whatever their size.
+    async (c, next) => {
+      if (deps.settings.secure) return next()
+      count('E_NO_HELPER')
+      const message = 'this server is paired with no helper: it takes no updates (P29c)'
+      return c.json({ error: 'E_NO_HELPER', message }, 409)
+    },
     limitBody(uploadByteLength(deps.settings), () => count('E_TOO_LARGE')),
     async (c) => {
       const token = c.req.header('authorization')?.replace(/^Bearer /, '')
@@ -137,7 +146,6 @@ export function federationRoutes(deps: FederationDeps): Hono {
           now,
           currentVersion,
           allow: (client) => allow('update', client),
-          nItems: deps.nItems,
         },
         { token, body },
       )
@@ -150,9 +158,6 @@ export function federationRoutes(deps: FederationDeps): Hono {
   app.get('/federation', async (c) => {
     const current = await deps.store.current()
     const ledger = await deps.store.ledger()
-    const sigma = ledger.length
-      ? Math.min(...ledger.map((e) => e.noiseMultiplier))
-      : deps.settings.noiseMultiplier
     return c.json({
       version: current?.version ?? null,
       buffered: (await deps.store.bufferStats()).updates,
@@ -160,8 +165,11 @@ export function federationRoutes(deps: FederationDeps): Hono {
       refused: Object.fromEntries(refused),
       privacy: {
         releases: ledger.length,
-        // The smallest σ of any release bounds them all (P20).
-        epsilon: epsilonAfter(ledger.length, sigma, DEFAULT_DELTA),
+        // The smallest σ of any noised release bounds them all (P20). The two-server channel's
+        // releases are not noised yet (issue 12): none is in the ledger, and no ε is claimed.
+        epsilon: ledger.length
+          ? epsilonAfter(ledger.length, Math.min(...ledger.map((e) => e.noiseMultiplier)))
+          : null,
         delta: DEFAULT_DELTA,
       },
       settings: shownSettings(deps.settings),

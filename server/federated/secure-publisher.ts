@@ -22,7 +22,8 @@ interface PendingBatch {
 
 /**
  * The release's aggregation, or null when the helper refused the batch as too small (nothing is
- * consumed; the next check forms a new batch with the updates that arrived meanwhile).
+ * consumed; the next check forms a new batch with the updates that arrived meanwhile) or another
+ * replica claimed a batch at the same moment.
  */
 export async function aggregateSecure(
   deps: PublisherDeps,
@@ -32,24 +33,33 @@ export async function aggregateSecure(
   const { store } = deps
   const buffered = await store.buffered()
   const byKey = new Map(buffered.map((u) => [u.key, u]))
-  const pending = readPending(await store.setting(PENDING_BATCH))
-  // A batch recorded before a crash is asked again as it was, unless a version consumed it since.
-  const batch =
-    pending && pending.keys.every((key) => byKey.has(key))
-      ? pending
-      : {
-          id: `v${weights.record.version}-${randomUUID()}`,
-          // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
-          keys: buffered.slice(0, deps.settings.bufferSize).map((u) => u.key),
-        }
-  if (batch !== pending) await store.putSetting(PENDING_BATCH, JSON.stringify(batch))
+  const recorded = await store.setting(PENDING_BATCH)
+  const pending = readPending(recorded)
+  // A batch recorded before a crash (or by another replica) is asked again as it was, unless a
+  // version consumed it since. A new one is claimed atomically: a replica that finds another's
+  // claim made meanwhile leaves this check (the next one takes that batch), so replicas never
+  // record different batches, and none forgets another's (PROTOCOL.md P29c).
+  let batch: PendingBatch
+  let claim: string
+  if (pending && recorded && pending.keys.every((key) => byKey.has(key))) {
+    batch = pending
+    claim = recorded
+  } else {
+    batch = {
+      id: `v${weights.record.version}-${randomUUID()}`,
+      // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
+      keys: buffered.slice(0, deps.settings.bufferSize).map((u) => u.key),
+    }
+    claim = JSON.stringify(batch)
+    if (!(await store.replaceSetting(PENDING_BATCH, recorded, claim))) return null
+  }
   const updates = batch.keys.map((key) => byKey.get(key)!)
   // P29c: one release sums over one set of public negatives, the current model's; an update
   // trained on another model (accepted just before the last release) is consumed unsummed.
   const model = weights.record.manifest.model.sha256
   const models = await baseModels(deps, updates)
   const fresh = updates.filter((u) => models.get(u.baseVersion) === model)
-  const forget = () => store.putSetting(PENDING_BATCH, '')
+  const forget = async () => void (await store.replaceSetting(PENDING_BATCH, claim, ''))
   const negatives = negativesFor(model, secure.shape, secure.layout.negativeRows)
   let summed
   try {
@@ -71,8 +81,6 @@ export async function aggregateSecure(
     consumed: batch.keys,
     updates: summed.included.length,
     popularity: { release: Float32Array.from(summed.sums.counts), reports: summed.included.length },
-    // Each server's half of the noise is not built yet (issue 12): no ε is claimed.
-    noiseMultiplier: null,
     metrics: { leftOut: updates.length - summed.included.length },
     published: forget,
   }

@@ -3,10 +3,8 @@
 // worker's own code (share-update.ts), post the helper's body to the helper and the leader's to
 // the leader, and the leader publishes. The published model must be, bit for bit, the one the
 // plaintext channel computes from the same contributions.
-import { serve, type ServerType } from '@hono/node-server'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,27 +19,32 @@ import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/wei
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
-import { createHelper, type Helper } from '../helper/service'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import {
+  listen,
+  startTestHelper,
+  type Listening,
+  type TestHelper,
+} from '../../test/fixtures/listen'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-secure-'))
 const TOKEN = 'a-pairing-secret-for-the-service-test-0123'
 const K = 6
 let store: FederationStore
 let federation: Federation
-let helper: Helper
+let helper: TestHelper
 let origin = ''
 let helperOrigin = ''
-const servers: ServerType[] = []
+const servers: Listening[] = []
 
-async function listen(fetch: (request: Request) => Response | Promise<Response>) {
-  const server = serve({ fetch, port: 0, hostname: '127.0.0.1' })
-  await new Promise((resolve) => server.once('listening', resolve))
-  servers.push(server)
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+/** A handler on a real port, closed after the tests. */
+async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
+  const served = await listen(fetch)
+  servers.push(served)
+  return served.origin
 }
 
 const manifest = async () =>
@@ -67,10 +70,10 @@ async function sendShares(n: number, global: WeightsFile, current: ModelManifest
   const upload = (await computeShareUpload(global, sessionsOf(n), {
     baseVersion: issued.version,
     slice: issued.slice,
-    secure: current.federation!.secure!,
+    federation: current.federation!,
     training: { learningRate: 0.05, epochs: 1, seed: n + 1 },
   }))!
-  const helperUrl = helperRoute(current.federation!.secure!.helper, 'shares', new URL(origin))
+  const helperUrl = helperRoute(current.federation!.helper, 'shares', new URL(origin))
   const toHelper = await fetch(helperUrl, {
     method: 'POST',
     body: upload.helper as Uint8Array<ArrayBuffer>,
@@ -88,13 +91,8 @@ describe('the two-server channel served (P29c)', () => {
     await setNodeBackend('cpu')
     const artifacts = path.join(dir, 'artifacts')
     await writeTestRelease(8, artifacts)
-    helper = await createHelper({
-      store: { kind: 'sqlite', file: path.join(dir, 'helper.db') },
-      leaderToken: TOKEN,
-      settings: { minBatch: 4 },
-      answerWaitMs: 50,
-    })
-    helperOrigin = await listen(helper.app.fetch)
+    helper = await startTestHelper(dir, { token: TOKEN, minBatch: 4, answerWaitMs: 50 })
+    helperOrigin = helper.origin
     store = openSqliteStore(path.join(dir, 'leader.db'))
     federation = await createFederation({
       store,
@@ -102,11 +100,11 @@ describe('the two-server channel served (P29c)', () => {
       settings: { bufferSize: K, minBuffer: K },
       helper: { url: helperOrigin, token: TOKEN },
     })
-    origin = await listen(createApp({ distDir: dir, federation: federation.deps }).fetch)
+    origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 
   afterAll(async () => {
-    for (const server of servers) server.close()
+    await Promise.all(servers.map((server) => server.close()))
     await federation?.close()
     await store?.close()
     await helper?.close()
@@ -116,7 +114,7 @@ describe('the two-server channel served (P29c)', () => {
   it('announces the channel in the manifest, and never the pairing secret', async () => {
     const current = await manifest()
     expect(validateModelManifest(current).ok).toBe(true)
-    const secure = current.federation!.secure!
+    const secure = current.federation!
     expect(secure.helper).toBe(helperOrigin)
     expect(secure.negatives).toHaveLength(secure.layout.negativeRows)
     const status = await (await fetch(`${origin}/v1/federation`)).text()
@@ -127,7 +125,7 @@ describe('the two-server channel served (P29c)', () => {
   it('publishes from devices’ shares exactly the model the plaintext channel computes', async () => {
     const v1 = await manifest()
     const global = await modelOf(v1)
-    const secure = v1.federation!.secure!
+    const secure = v1.federation!
     const plain = createSparseSums(splitWeights(global).shape, Int32Array.from(secure.negatives))
     for (let n = 0; n < K; n++) {
       const sent = await sendShares(n, global, v1)
@@ -155,7 +153,7 @@ describe('the two-server channel served (P29c)', () => {
     })
     expect(v2.model.sha256).toBe(createHash('sha256').update(expected).digest('hex'))
     // The next version's negatives follow from its model.
-    expect(v2.federation!.secure!.negatives).not.toEqual(secure.negatives)
+    expect(v2.federation!.negatives).not.toEqual(secure.negatives)
     expect(await (await fetch(`${helperOrigin}/v1/helper`)).json()).toMatchObject({
       consumed: K,
       batches: 1,
@@ -199,9 +197,9 @@ describe('the two-server channel served (P29c)', () => {
     const upload = (await computeShareUpload(old, sessionsOf(3), {
       baseVersion: 1,
       slice: stale.slice,
-      secure: {
-        ...v2.federation!.secure!,
-        negatives: (await manifestOfVersion(1)).federation!.secure!.negatives,
+      federation: {
+        ...v2.federation!,
+        negatives: (await manifestOfVersion(1)).federation!.negatives,
       },
       training: { learningRate: 0.05, epochs: 1, seed: 9 },
     }))!

@@ -1,15 +1,13 @@
-import { serve } from '@hono/node-server'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { prepareUpload } from '../../client/worker/federated/prepare-upload'
 import { validateCandidatePools, validateModelManifest } from '../../shared/artifacts'
+import { helperRoute } from '../../shared/helper-url'
 import type { CandidatePools, Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
-import { decodeUpdate } from '../../shared/update-codec'
-import { decodeWeights } from '../../shared/weights-codec'
-import { computeUpdate } from '../../client/worker/federated/compute-update'
+import { readShareHeader } from '../../shared/secure-update'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
@@ -17,14 +15,31 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import {
+  listen,
+  startTestHelper,
+  type Listening,
+  type TestHelper,
+} from '../../test/fixtures/listen'
 
 // The whole server side over real HTTP: seeded from a trainer export, serving releases from the
-// store, taking a device's real update (computed by the worker's code), publishing v2.
+// store, paired with a helper (its own server and store, PROTOCOL.md P29c), taking a device's
+// real update (computed by the worker's code and sent as its two share bodies), publishing v2.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-service-'))
+const TOKEN = 'the-service-test-pairing-secret-0123456789'
 let store: FederationStore
 let federation: Federation
+let helper: TestHelper
 let origin: string
-let close: () => void
+let helperOrigin: string
+const servers: Listening[] = []
+
+/** A handler on a real port, closed after the tests. */
+async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
+  const served = await listen(fetch)
+  servers.push(served)
+  return served.origin
+}
 
 const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(bytes)).digest('hex')
 
@@ -33,7 +48,11 @@ const manifest = async () =>
 const artifact = async <T>(ref: { url: string }) =>
   (await (await fetch(`${origin}/artifacts/${ref.url}`)).json()) as T
 
-/** One device: token, current model, the worker's own update code, upload (202). Its slice. */
+/**
+ * One device as the worker runs it: a token, the current model, the worker's own update code
+ * (prepare-upload.ts, share-update.ts), the helper's body to the helper, then the leader's upload
+ * to the leader (202 from both). Its slice.
+ */
 async function sendDeviceUpdate(client: string): Promise<number> {
   const current = await manifest()
   const issued = await (
@@ -45,22 +64,31 @@ async function sendDeviceUpdate(client: string): Promise<number> {
       }),
     })
   ).json()
-  const global = decodeWeights(
-    new Uint8Array(await (await fetch(`${origin}/artifacts/${current.model.url}`)).arrayBuffer()),
-  )
-  const f = current.federation!
-  const update = (await computeUpdate(global, [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6, 5)], {
-    baseVersion: Number(current.version.slice(1)),
-    slice: issued.slice,
-    layout: f.layout,
-    clipNorm: f.clipNorm,
-    training: { learningRate: f.learningRate, epochs: f.epochs },
+  const manifestUrl = new URL(`${origin}/artifacts/manifest.json`)
+  const baseVersion = Number(current.version.slice(1))
+  const upload = (await prepareUpload({
+    modelBytes: new Uint8Array(
+      await (await fetch(`${origin}/artifacts/${current.model.url}`)).arrayBuffer(),
+    ),
+    manifestUrl,
+    sessions: [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6, 5)],
+    federation: current.federation!,
+    token: issued,
+    baseVersion,
   }))!
-  expect(decodeUpdate(update.body).slice).toBe(issued.slice)
+  // Both bodies carry the token's version and slice; the helper's goes to the announced helper.
+  for (const body of [upload.body, upload.helper!.body])
+    expect(readShareHeader(body)).toMatchObject({ baseVersion, slice: issued.slice })
+  expect(upload.helper!.url).toBe(String(helperRoute(helperOrigin, 'shares')))
+  const toHelper = await fetch(upload.helper!.url, {
+    method: 'POST',
+    body: upload.helper!.body as Uint8Array<ArrayBuffer>,
+  })
+  expect(toHelper.status).toBe(202)
   const response = await fetch(`${origin}/v1/updates`, {
     method: 'POST',
     headers: { authorization: `Bearer ${issued.token}` },
-    body: update.body as Uint8Array<ArrayBuffer>,
+    body: upload.body as Uint8Array<ArrayBuffer>,
   })
   expect(response.status).toBe(202)
   return issued.slice
@@ -78,24 +106,25 @@ describe('the aggregation server end to end', () => {
     await setNodeBackend('cpu')
     const artifacts = path.join(dir, 'artifacts')
     await writeTestRelease(8, artifacts)
+    // One update a release (bufferSize 1): the helper's floor must allow a batch of one.
+    helper = await startTestHelper(dir, { token: TOKEN, minBatch: 1, answerWaitMs: 50 })
+    helperOrigin = helper.origin
     store = openSqliteStore(path.join(dir, 'server.db'))
     federation = await createFederation({
       store,
       artifactsDir: artifacts,
-      settings: { bufferSize: 1, noiseMultiplier: 0, clipNorm: 10 },
+      settings: { bufferSize: 1, minBuffer: 1 },
       training: { learningRate: 0.01, epochs: 2 },
+      helper: { url: helperOrigin, token: TOKEN },
     })
-    const app = createApp({ distDir: dir, federation: federation.deps })
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise((resolve) => server.once('listening', resolve))
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    close = () => server.close()
+    origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 
   afterAll(async () => {
-    close?.()
+    await Promise.all(servers.map((server) => server.close()))
     await federation?.close()
     await store?.close()
+    await helper?.close()
     rmSync(dir, { recursive: true, force: true })
   })
 
@@ -105,16 +134,65 @@ describe('the aggregation server end to end', () => {
     ).json()) as ModelManifest
     expect(validateModelManifest(manifest).ok).toBe(true)
     expect(manifest.version).toBe('v1')
-    expect(manifest.federation?.layout).toEqual(federation.deps.settings.layout)
+    const secure = federation.deps.settings.secure!
+    expect(manifest.federation).toMatchObject({
+      layout: secure.layout,
+      clipNorm: secure.clipNorm,
+      helper: helperOrigin,
+      learningRate: 0.01,
+      epochs: 2,
+    })
+    expect(manifest.federation!.negatives).toHaveLength(secure.layout.negativeRows)
+    expect(JSON.stringify(manifest)).not.toContain(TOKEN)
     for (const ref of [manifest.model, manifest.catalogue, manifest.pools, manifest.rules]) {
       const response = await fetch(`${origin}/artifacts/${ref.url}`)
       expect(response.headers.get('etag')).toBe(`"${ref.sha256}"`)
       expect(sha(await response.arrayBuffer())).toBe(ref.sha256)
       if (ref.url.endsWith('.json')) expect(response.headers.get('content-encoding')).toBe('gzip')
     }
-    // A second start on the same store does not seed again.
-    const again = await createFederation({ store, artifactsDir: path.join(dir, 'artifacts') })
-    expect(again.deps.settings.layout).toEqual(federation.deps.settings.layout)
+    // A second start on the same store does not seed again, and announces the same channel.
+    const again = await createFederation({
+      store,
+      artifactsDir: path.join(dir, 'artifacts'),
+      helper: { url: helperOrigin, token: TOKEN },
+    })
+    await again.close()
+    expect(again.deps.settings.secure!.layout).toEqual(secure.layout)
+    expect((await store.versions()).map((v) => v.version)).toEqual([1])
+    // A start without a helper serves the same release with no federation block, and takes no
+    // updates (P29c).
+    const alone = await createFederation({ store, artifactsDir: path.join(dir, 'artifacts') })
+    try {
+      const aloneOrigin = await serveApp(createApp({ distDir: dir, federation: alone.deps }).fetch)
+      const served = (await (
+        await fetch(`${aloneOrigin}/artifacts/manifest.json`)
+      ).json()) as ModelManifest
+      expect(served.federation).toBeUndefined()
+      expect(served.model).toEqual(manifest.model)
+      const token = await fetch(`${aloneOrigin}/v1/token`, {
+        method: 'POST',
+        body: JSON.stringify({
+          siteKey: 'demo-shop',
+          client: issueClientId(federation.deps, 'device-alone'),
+        }),
+      })
+      expect([token.status, ((await token.json()) as { error: string }).error]).toEqual([
+        409,
+        'E_NO_HELPER',
+      ])
+      // (An empty body: the route's size limit is 0 bytes without a helper, so any other body
+      // is refused as too large first.)
+      const update = await fetch(`${aloneOrigin}/v1/updates`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer x' },
+      })
+      expect([update.status, ((await update.json()) as { error: string }).error]).toEqual([
+        409,
+        'E_NO_HELPER',
+      ])
+    } finally {
+      await alone.close()
+    }
     expect((await store.versions()).map((v) => v.version)).toEqual([1])
   })
 
@@ -122,7 +200,10 @@ describe('the aggregation server end to end', () => {
     const v1 = await manifest()
     const slice = await sendDeviceUpdate('device-0001')
     expect(slice).toBeGreaterThanOrEqual(0)
+    expect(await helper.helper.store.counts()).toEqual({ waiting: 1, consumed: 0, batches: 0 })
     expect(await federation.publishNow()).toMatchObject({ status: 'published', updates: 1 })
+    // The release asked the helper for its share of the device's update.
+    expect(await helper.helper.store.counts()).toEqual({ waiting: 0, consumed: 1, batches: 1 })
     const v2 = await manifest()
     expect(v2.version).toBe('v2')
     expect(v2.model.sha256).not.toBe(v1.model.sha256)

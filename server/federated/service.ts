@@ -7,7 +7,6 @@ import { decodeWeights } from '../../shared/weights-codec'
 import type { FederationStore } from '../storage/store'
 import {
   DEFAULT_SPARSE,
-  DEFAULT_UPDATE_TRAINING,
   defaultSettings,
   type ClientIdSettings,
   type RateLimits,
@@ -52,7 +51,7 @@ export interface FederationOptions {
    * The paired helper of the two-server channel (P29c): devices then send sparse updates as
    * secret shares to this server and to it. `url` is what devices are told (absolute, or a path
    * on this server's origin); `link` how this server reaches it (absolute; default `url`);
-   * `token` the pairing secret. Absent: the slice layout of P8.
+   * `token` the pairing secret. Absent: the server takes no updates (no federation block).
    */
   helper?: { url: string; link?: string; token: string }
 }
@@ -78,7 +77,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
   const model = await store.artifact(current.manifest.model.sha256)
   if (!model) throw new Error(`expected the model of v${current.version} in the store`)
   const { shape } = splitWeights(decodeWeights(model))
-  const settings: FedBuffSettings = { ...defaultSettings(shape), ...options.settings }
+  const settings: FedBuffSettings = { ...defaultSettings(), ...options.settings }
   if (options.helper && !settings.secure) {
     const { url, link = url, token } = options.helper
     settings.secure = defaultSecureChannel(shape, {
@@ -106,9 +105,7 @@ export async function createFederation(options: FederationOptions): Promise<Fede
     rateLimits: options.rateLimits,
     clientIds: options.clientIds,
     allowedOrigins: options.allowedOrigins,
-    training:
-      options.training ?? (settings.secure ? DEFAULT_SPARSE.training : DEFAULT_UPDATE_TRAINING),
-    nItems: shape.nItems,
+    training: options.training ?? DEFAULT_SPARSE.training,
     log: options.log,
     jobs,
   }

@@ -10,7 +10,7 @@ import {
   reviewCandidates,
 } from '../evaluation/evaluate-versions'
 import { publishShopChange } from '../federated/catalogue-release'
-import { createGaussian, publishIfDue } from '../federated/publisher'
+import { publishIfDue } from '../federated/publisher'
 import { openStore } from '../storage/open-store'
 import type { Job, JobResults, JobThreadConfig } from './protocol'
 import { serveJobs } from './thread'
@@ -21,7 +21,6 @@ const config = workerData as JobThreadConfig
 // A store that cannot be opened ends the thread; jobs.ts rejects the calls and tries again.
 const store = await openStore(config.store)
 const evaluation = { ...DEFAULT_EVALUATION, ...config.evaluation }
-const gaussian = createGaussian()
 
 async function run(job: Job): Promise<JobResults[Job['type']]> {
   switch (job.type) {
@@ -30,7 +29,6 @@ async function run(job: Job): Promise<JobResults[Job['type']]> {
         store,
         settings: config.settings,
         now: Date.now,
-        gaussian,
         promotion: config.promotion,
       })
     case 'review':

@@ -1,4 +1,4 @@
-import { serve } from '@hono/node-server'
+import { serve, type ServerType } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { build } from 'esbuild'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -8,11 +8,12 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_BUNDLE_OPTIONS } from '../../scripts/node-bundle.mjs'
 import type { Catalogue } from '../../shared/protocol'
-import { encodeUpdate, updateValueCount } from '../../shared/update-codec'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
+import { shareFactory, type ShareFactory } from '../../test/fixtures/share-uploads'
 import { setNodeBackend } from '../../train/node-backend'
 import { createApp } from '../app'
 import { createFederation, type Federation } from '../federated/service'
+import { createHelper, type Helper } from '../helper/service'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from '../federated/clients'
@@ -22,12 +23,23 @@ import { issueClientId } from '../federated/clients'
 // replaced. A third connection holding SQLite's write lock stops a publish mid-way on demand.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-jobs-'))
 const dbFile = path.join(dir, 'server.db')
+const TOKEN = 'the-job-thread-test-pairing-secret-0123456'
 let store: FederationStore
 let federation: Federation
+let helper: Helper
+let uploads: ShareFactory
 let catalogue: Catalogue
 let origin: string
-let close: () => void
+let helperOrigin: string
+const servers: ServerType[] = []
 let clients = 0
+
+async function listen(fetch: (request: Request) => Response | Promise<Response>) {
+  const server = serve({ fetch, port: 0, hostname: '127.0.0.1' })
+  await new Promise((resolve) => server.once('listening', resolve))
+  servers.push(server)
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
 
 const admin = (method: string, route: string, body: string) =>
   fetch(`${origin}/v1/admin/${route}`, {
@@ -36,7 +48,10 @@ const admin = (method: string, route: string, body: string) =>
     body,
   })
 
-/** One accepted update over HTTP: with a buffer of 1, the next publish is due. */
+/**
+ * One accepted update over HTTP (its helper body to the helper, then its leader upload): with a
+ * buffer of 1, the next publish is due.
+ */
 async function sendUpdate(): Promise<void> {
   const issued = await (
     await fetch(`${origin}/v1/token`, {
@@ -50,21 +65,16 @@ async function sendUpdate(): Promise<void> {
       }),
     })
   ).json()
-  const { layout } = federation.deps.settings
-  const body = encodeUpdate({
-    baseVersion: issued.version,
-    examples: 3,
-    slice: issued.slice,
-    layout,
-    idempotencyKey: new Uint8Array(16).fill(clients),
-    values: new Float32Array(updateValueCount(layout)).fill(0.001),
-    popularity: new Float32Array(layout.popularityBuckets ?? 0),
-    score: { cases: 0, hits20: 0, reciprocalRank20: 0 },
+  const pair = uploads.pair({ baseVersion: issued.version, slice: issued.slice })
+  const toHelper = await fetch(`${helperOrigin}/v1/shares`, {
+    method: 'POST',
+    body: pair.helper as Uint8Array<ArrayBuffer>,
   })
+  expect(toHelper.status).toBe(202)
   const response = await fetch(`${origin}/v1/updates`, {
     method: 'POST',
     headers: { authorization: `Bearer ${issued.token}` },
-    body: body as Uint8Array<ArrayBuffer>,
+    body: pair.leader as Uint8Array<ArrayBuffer>,
   })
   expect(response.status).toBe(202)
 }
@@ -99,26 +109,32 @@ describe('the job thread', () => {
     catalogue = JSON.parse(
       new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
     )
+    helper = await createHelper({
+      store: { kind: 'sqlite', file: path.join(dir, 'helper.db') },
+      leaderToken: TOKEN,
+      settings: { minBatch: 1 },
+    })
+    helperOrigin = await listen(helper.app.fetch)
     store = openSqliteStore(dbFile)
     federation = await createFederation({
       store,
       artifactsDir: artifacts,
-      settings: { bufferSize: 1, minBuffer: 1, noiseMultiplier: 0, clipNorm: 10 },
+      settings: { bufferSize: 1, minBuffer: 1 },
       evaluation: { maxCases: 200 },
+      helper: { url: helperOrigin, token: TOKEN },
     })
-    const app = createApp({ distDir: dir, federation: federation.deps })
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise((resolve) => server.once('listening', resolve))
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    close = () => server.close()
+    const { layout, shape } = federation.deps.settings.secure!
+    uploads = shareFactory(layout, shape)
+    origin = await listen(createApp({ distDir: dir, federation: federation.deps }).fetch)
     // Started (bundled, store opened) before the tests hold locks.
     expect(await federation.publishNow()).toMatchObject({ status: 'not-due' })
   }, 120_000)
 
   afterAll(async () => {
-    close?.()
+    for (const server of servers) server.close()
     await federation?.close()
     await store?.close()
+    await helper?.close()
     rmSync(dir, { recursive: true, force: true })
   })
 

@@ -104,8 +104,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     baseVersion: row.base_version as number,
     acceptedAtVersion: row.accepted_at_version as number,
     slice: Number(row.slice),
-    examples: row.examples as number,
-    weight: row.weight as number,
     body: new Uint8Array(row.body as Buffer),
     receivedAtMs: Number(row.received_at_ms),
     score: {
@@ -184,6 +182,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       ])
       return rows[0].value as string
     },
+    async replaceSetting(name, expected, value) {
+      const { rowCount } =
+        expected === null
+          ? await pool.query(
+              `INSERT INTO ${t('settings')} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+              [name, value],
+            )
+          : await pool.query(
+              `UPDATE ${t('settings')} SET value = $1 WHERE name = $2 AND value = $3`,
+              [value, name, expected],
+            )
+      return rowCount === 1
+    },
     async putArtifact(sha256, bytes) {
       await pool.query(
         `INSERT INTO ${t('artifacts')} (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
@@ -225,8 +236,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             u.baseVersion,
             u.acceptedAtVersion,
             u.slice,
-            u.examples,
-            u.weight,
+            // The slice layout's example count and weight (P17), kept as columns for old stores.
+            0,
+            1,
             Buffer.from(u.body),
             u.receivedAtMs,
             u.score.cases,

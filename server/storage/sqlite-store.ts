@@ -72,8 +72,6 @@ interface UpdateRow {
   base_version: number
   accepted_at_version: number
   slice: number
-  examples: number
-  weight: number
   body: Buffer
   received_at_ms: number
   scored_cases: number
@@ -127,8 +125,6 @@ export function openSqliteStore(file: string): FederationStore {
     baseVersion: row.base_version,
     acceptedAtVersion: row.accepted_at_version,
     slice: row.slice,
-    examples: row.examples,
-    weight: row.weight,
     body: new Uint8Array(row.body),
     receivedAtMs: row.received_at_ms,
     score: { cases: row.scored_cases, hits20: row.hits20, reciprocalRank20: row.rr20 },
@@ -170,8 +166,9 @@ export function openSqliteStore(file: string): FederationStore {
       u.baseVersion,
       u.acceptedAtVersion,
       u.slice,
-      u.examples,
-      u.weight,
+      // The slice layout's example count and weight (P17), kept as columns for old stores.
+      0,
+      1,
       Buffer.from(u.body),
       u.receivedAtMs,
       seq,
@@ -253,6 +250,17 @@ export function openSqliteStore(file: string): FederationStore {
           value: string
         }
       ).value
+    },
+    replaceSetting: async (name, expected, value) => {
+      const changes =
+        expected === null
+          ? db
+              .prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING')
+              .run(name, value).changes
+          : db
+              .prepare('UPDATE settings SET value = ? WHERE name = ? AND value = ?')
+              .run(value, name, expected).changes
+      return changes === 1
     },
     putArtifact: async (sha256, bytes) => {
       db.prepare('INSERT INTO artifacts (sha256, bytes) VALUES (?, ?) ON CONFLICT DO NOTHING').run(

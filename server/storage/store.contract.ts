@@ -35,8 +35,6 @@ export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 
     baseVersion: acceptedAtVersion,
     acceptedAtVersion,
     slice: 3,
-    examples: 12,
-    weight: 0.12,
     body: Uint8Array.from([1, 2, 3, key.length]),
     receivedAtMs: 1_700_000_000_000,
     score: { cases: key.length, hits20: 1, reciprocalRank20: 0.25 },
@@ -256,6 +254,25 @@ export function storeContract(
       expect(new Set(values).size).toBe(1)
       expect(await s.setting('secret')).toBe(values[0])
       expect(await s.settingOrInit('secret', 'later')).toBe(values[0])
+    })
+
+    it('replaceSetting: only the caller that saw the current value replaces it, one of many at once', async () => {
+      const s = await fresh()
+      const first = await Promise.all(
+        ['a', 'b', 'c'].map((v) => s.replaceSetting('batch', null, v)),
+      )
+      expect(first.filter(Boolean)).toHaveLength(1)
+      const won = (await s.setting('batch'))!
+      expect(['a', 'b', 'c']).toContain(won)
+      const next = await Promise.all(['x', 'y'].map((v) => s.replaceSetting('batch', won, v)))
+      expect(next.filter(Boolean)).toHaveLength(1)
+      // A caller that saw an older value changes nothing.
+      const now = (await s.setting('batch'))!
+      expect(await s.replaceSetting('batch', won, 'stale')).toBe(false)
+      expect(await s.replaceSetting('batch', null, 'stale')).toBe(false)
+      expect(await s.setting('batch')).toBe(now)
+      expect(await s.replaceSetting('batch', now, '')).toBe(true)
+      expect(await s.setting('batch')).toBe('')
     })
 
     it('survives a reopen: everything accepted or published is still there', async () => {

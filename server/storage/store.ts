@@ -4,7 +4,7 @@
 // carry on after a crash is here: versions, the current pointer, artifacts, the accepted updates
 // not yet published (the buffer), idempotency keys and the privacy ledger.
 import type { ModelManifest } from '../../shared/protocol'
-import type { DeviceScore } from '../../shared/update-codec'
+import type { DeviceScore } from '../../shared/leader-upload'
 
 export interface VersionRecord {
   version: number
@@ -20,12 +20,10 @@ export interface StoredUpdate {
   key: string
   clientId: string
   baseVersion: number
-  /** The current version when the update was accepted (its staleness weight, P17). */
+  /** The current version when the update was accepted. */
   acceptedAtVersion: number
   slice: number
-  examples: number
-  weight: number
-  /** The encoded update, exactly as received (shared/update-codec.ts). */
+  /** The leader's share body, as received (shared/secure-update.ts). */
   body: Uint8Array
   receivedAtMs: number
   /** The header's score of the base version on the device's own cases (P27). */
@@ -126,5 +124,11 @@ export interface FederationStore {
    * of them get the value the first one stored (the server's secrets, created on first start).
    */
   settingOrInit(name: string, value: string): Promise<string>
+  /**
+   * Compare and set, atomic across replicas: stores `value` only if the setting is `expected`
+   * now (null: absent); false, changing nothing, otherwise. The two-server channel's batch under
+   * way is claimed this way, so that two replicas never record different batches (P29c).
+   */
+  replaceSetting(name: string, expected: string | null, value: string): Promise<boolean>
   close(): Promise<void>
 }

@@ -4,31 +4,27 @@
 // stand-in) and the leader's to the leader; the leader publishes v2 from the two servers' shares,
 // and v2's popularity counts are exactly the items the shopper viewed. Every request the page
 // makes is captured: none may carry a product id the shopper viewed.
-import { serve } from '@hono/node-server'
 import { mkdtemp, rm } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApp } from '../../server/app'
 import { decodePopularityState } from '../../server/federated/popularity'
-import { createFederation, type Federation } from '../../server/federated/service'
-import { createHelper, type Helper } from '../../server/helper/service'
-import { openSqliteStore } from '../../server/storage/sqlite-store'
+import type { Federation } from '../../server/federated/service'
+import type { Helper } from '../../server/helper/service'
 import type { FederationStore } from '../../server/storage/store'
 import { setNodeBackend } from '../../train/node-backend'
 import { writeTestRelease } from '../fixtures/exported-release'
+import { startMountedPair, type MountedPair } from '../fixtures/listen'
 import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
 
 const skip = chromiumSkipReason()
-const TOKEN = 'the-browser-test-pairing-secret-0123456789'
 let work: string
 let store: FederationStore
 let federation: Federation
 let helper: Helper
 let origin: string
-let close: () => void
+let pair: MountedPair | undefined
 let productIds: string[]
 let productIndices: number[]
 
@@ -50,36 +46,22 @@ describe.skipIf(skip)('the two-server channel through the script tag (P29c)', ()
     const distDir = path.join(work, 'dist')
     await buildDist(publicDir, distDir)
     await writeTagPage(distDir, 'shop', 'wasm')
-    // Listening first: the leader's link to the helper mounted on it needs the port.
-    let handle: (request: Request) => Response | Promise<Response> = () =>
-      new Response(null, { status: 503 })
-    const server = serve({ fetch: (request) => handle(request), port: 0, hostname: '127.0.0.1' })
-    await new Promise((resolve) => server.once('listening', resolve))
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    close = () => server.close()
-    helper = await createHelper({
-      store: { kind: 'sqlite', file: path.join(work, 'helper.db') },
-      leaderToken: TOKEN,
-      settings: { minBatch: 1 },
-      mounted: true,
+    pair = await startMountedPair({
+      dir: work,
+      distDir,
+      federation: {
+        artifactsDir,
+        site: 'test-shop',
+        settings: { bufferSize: 1, minBuffer: 1 },
+        clientIds: { bits: 10 },
+      },
     })
-    store = openSqliteStore(path.join(work, 'server.db'))
-    federation = await createFederation({
-      store,
-      artifactsDir,
-      site: 'test-shop',
-      settings: { bufferSize: 1, minBuffer: 1 },
-      clientIds: { bits: 10 },
-      helper: { url: '/helper', link: `${origin}/helper`, token: TOKEN },
-    })
-    handle = createApp({ distDir, federation: federation.deps, helper: helper.app }).fetch
+    ;({ origin, store, federation } = pair)
+    helper = pair.helper
   }, 180_000)
 
   afterAll(async () => {
-    close?.()
-    await federation?.close()
-    await store?.close()
-    await helper?.close()
+    await pair?.close()
     if (work) await rm(work, { recursive: true, force: true })
   })
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { MAX_SCORED_CASES } from '../../../shared/update-codec'
+import { MAX_SCORED_CASES } from '../../../shared/leader-upload'
 import { evaluateScorer } from '../../../train/eval/evaluate'
 import { createGruScorer } from '../../../train/gru-scorer'
 import { setNodeBackend } from '../../../train/node-backend'

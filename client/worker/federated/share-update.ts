@@ -5,7 +5,7 @@
 // Either body alone is pseudorandom; the keys come from WebCrypto's CSPRNG and noble's AES.
 import { encodeLeaderUpload, type DeviceScore } from '../../../shared/leader-upload'
 import { createNobleCipher } from '../../../shared/noble-cipher'
-import type { SecureFederation } from '../../../shared/protocol'
+import type { FederationManifest } from '../../../shared/protocol'
 import { placeRows } from '../../../shared/row-buckets'
 import {
   secureParamsFor,
@@ -24,7 +24,8 @@ export interface SharePlan {
   baseVersion: number
   /** The token's slice: which dense window the update carries. */
   slice: number
-  secure: SecureFederation
+  /** The release's federation block: layout, clip bound, public negatives. */
+  federation: FederationManifest
   training?: LocalTrainerOptions
 }
 
@@ -51,10 +52,10 @@ function secureRandom(): number {
 let cachedParams: { key: string; params: SecureParams } | undefined
 
 /** The public parameters of a layout and model (the buckets of 43,097 items take a moment). */
-function paramsFor(secure: SecureFederation, shape: SparseShape): SecureParams {
-  const key = JSON.stringify([secure.layout, shape])
+function paramsFor(federation: FederationManifest, shape: SparseShape): SecureParams {
+  const key = JSON.stringify([federation.layout, shape])
   if (cachedParams?.key !== key)
-    cachedParams = { key, params: secureParamsFor(secure.layout, shape) }
+    cachedParams = { key, params: secureParamsFor(federation.layout, shape) }
   return cachedParams.params
 }
 
@@ -75,17 +76,17 @@ export async function computeShareUpload(
   } finally {
     full.dispose()
   }
-  const { secure } = plan
+  const { federation } = plan
   const update = await computeSparseUpdate(global, sessions, {
     slice: plan.slice,
-    layout: secure.layout,
-    negativeRows: Int32Array.from(secure.negatives),
-    clipNorm: secure.clipNorm,
+    layout: federation.layout,
+    negativeRows: Int32Array.from(federation.negatives),
+    clipNorm: federation.clipNorm,
     training: plan.training,
   })
   if (!update) return null
   const shape = splitWeights(global).shape
-  const params = paramsFor(secure, shape)
+  const params = paramsFor(federation, shape)
   const placed = placeRows(update.contribution.rows, params.buckets.params, secureRandom)
   const contribution = withoutRows(update.contribution, placed.dropped, shape.embedDim)
   const idempotencyKey = randomBytes(16)

@@ -52,6 +52,41 @@ describe('draining the outbox (PROTOCOL.md P12)', () => {
     outbox: storage.outbox,
   })
 
+  it('P29c: sends the helper its body first; keeps an upload the helper cannot take now, drops one it refuses', async () => {
+    globalThis.indexedDB = new IDBFactory()
+    storage = await openStorage({ now: () => T0 })
+    const helper = { url: 'http://127.0.0.1:9/helper/v1/shares', body: Uint8Array.of(9, 9) }
+    await storage.outbox.enqueue({
+      idempotencyKey: 'k',
+      baseVersion: 'v3',
+      body: Uint8Array.of(1),
+      helper,
+    })
+    // The helper is down: nothing goes to the leader (no token asked either), the upload stays.
+    const down = fakeServer(['offline'])
+    expect(await drainOutbox(deps(down.fetch))).toEqual({ sent: 0, dropped: 0, kept: 1 })
+    expect(down.requests.map((r) => r.path)).toEqual(['/helper/v1/shares'])
+    // Up again: the helper's body, then a token and the leader's body.
+    const up = fakeServer([202, 202])
+    expect(await drainOutbox(deps(up.fetch))).toEqual({ sent: 1, dropped: 0, kept: 0 })
+    expect(up.requests.map((r) => r.path)).toEqual([
+      '/helper/v1/shares',
+      '/v1/token',
+      '/v1/updates',
+    ])
+    // A body the helper refuses for good (400): dropped, never sent to the leader.
+    await storage.outbox.enqueue({
+      idempotencyKey: 'k2',
+      baseVersion: 'v3',
+      body: Uint8Array.of(1),
+      helper,
+    })
+    const refused = fakeServer([400])
+    expect(await drainOutbox(deps(refused.fetch))).toEqual({ sent: 0, dropped: 1, kept: 0 })
+    expect(refused.requests.map((r) => r.path)).toEqual(['/helper/v1/shares'])
+    expect(await storage.outbox.list()).toEqual([])
+  })
+
   it('sends each upload with a token for the version it was trained on, and removes what the server took', async () => {
     const server = fakeServer([202, 200, 202])
     expect(await drainOutbox(deps(server.fetch))).toEqual({ sent: 3, dropped: 0, kept: 0 })
@@ -251,18 +286,5 @@ describe('the device id for uploads (P21)', () => {
     expect(await storage.meta.loadLastUpdateVersion()).toBeNull()
     await storage.meta.saveLastUpdateVersion('v3')
     expect(await storage.meta.loadLastUpdateVersion()).toBe('v3')
-  })
-
-  it('P28: remembers the newest session a popularity sketch carried, across updates', async () => {
-    globalThis.indexedDB = new IDBFactory()
-    const storage = await openStorage({ now: () => T0 })
-    expect(await storage.meta.loadReportedThrough()).toBeNull()
-    await storage.meta.saveLastUpdateVersion('v3', 12)
-    // An update that reported no new session keeps the mark where it was.
-    await storage.meta.saveLastUpdateVersion('v4')
-    expect(await storage.meta.loadLastUpdateVersion()).toBe('v4')
-    expect(await storage.meta.loadReportedThrough()).toBe(12)
-    const reopened = await openStorage({ now: () => T0 })
-    expect(await reopened.meta.loadReportedThrough()).toBe(12)
   })
 })

@@ -28,13 +28,8 @@ export interface MetaStore {
   saveClientId(id: string): Promise<void>
   /** The release version this device last queued an update for, or null. */
   loadLastUpdateVersion(): Promise<string | null>
-  /**
-   * Records an update queued for `version`; `reportedThroughSessionId`, when given, is the newest
-   * session its popularity sketch carried (P28), else the one recorded before is kept.
-   */
-  saveLastUpdateVersion(version: string, reportedThroughSessionId?: number): Promise<void>
-  /** The newest session a popularity sketch has carried (P28), or null: none yet. */
-  loadReportedThrough(): Promise<number | null>
+  /** Records an update queued for `version` (P15: one per version). */
+  saveLastUpdateVersion(version: string): Promise<void>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -76,18 +71,8 @@ export function createMetaStore(context: StorageContext): MetaStore {
     async loadLastUpdateVersion() {
       return (await load('federation'))?.lastVersion ?? null
     },
-    async saveLastUpdateVersion(version, reportedThroughSessionId) {
-      const through =
-        reportedThroughSessionId ?? (await load('federation'))?.reportedThroughSessionId
-      await save({
-        key: 'federation',
-        lastVersion: version,
-        updatedAtMs: context.now(),
-        ...(through !== undefined && { reportedThroughSessionId: through }),
-      })
-    },
-    async loadReportedThrough() {
-      return (await load('federation'))?.reportedThroughSessionId ?? null
+    async saveLastUpdateVersion(version) {
+      await save({ key: 'federation', lastVersion: version, updatedAtMs: context.now() })
     },
     async loadClientId() {
       return (await load('client'))?.id ?? null

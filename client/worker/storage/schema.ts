@@ -100,8 +100,6 @@ export type MetaRecord =
       key: 'federation'
       lastVersion: string
       updatedAtMs: number
-      /** P28: the newest session whose items a popularity sketch has carried. */
-      reportedThroughSessionId?: number
     }
 
 export type MetaKey = MetaRecord['key']

@@ -156,11 +156,7 @@ export function isStoredMeta<K extends MetaRecord['key']>(
     case 'cart':
       return isArrayOf(raw.items, isCartItem)
     case 'federation':
-      return (
-        isText(raw.lastVersion) &&
-        isTime(raw.updatedAtMs) &&
-        (raw.reportedThroughSessionId === undefined || isCount(raw.reportedThroughSessionId))
-      )
+      return isText(raw.lastVersion) && isTime(raw.updatedAtMs)
     case 'client':
       return (
         typeof raw.id === 'string' &&
