@@ -253,6 +253,37 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     expect(await publish({ now: () => 4000 })).toEqual({ status: 'not-due', buffered: 0 })
   })
 
+  it('P29c: asks the helper for a recorded batch exactly as first asked, even after current moved to another model', async () => {
+    await send('k1', 'a', 0, [0.1, 0])
+    await send('k2', 'b', 1, [0.1, 0])
+    const before = await helperCounts()
+    const failing: FederationStore = {
+      ...store,
+      putArtifact: async () => {
+        throw new Error('disk full')
+      },
+    }
+    await expect(publish({ store: failing })).rejects.toThrow('disk full')
+    // Meanwhile "current" moves to a version of another model (an operator's promotion): the
+    // batch's updates were trained on v1's, with v1's negatives. Asked again with the new
+    // model's view (both updates stale, none summed), the helper would refuse the batch as
+    // another request, and its two committed bodies could never be summed again.
+    const other = structuredClone(model)
+    other.tensors[0]!.values[0] = 0.75
+    const bytes = encodeWeights(other, { dtype: 'float16' })
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    await store.putArtifact(sha256, bytes)
+    const promoted = record(2, 1)
+    promoted.manifest.model = { url: 'm2.prw', sha256, bytes: bytes.byteLength }
+    await store.addVersion(promoted)
+    await store.setCurrent(2)
+    expect(await publish()).toMatchObject({ status: 'published', updates: 2 })
+    expect(await helperCounts()).toMatchObject({
+      consumed: before.consumed + 2,
+      batches: before.batches + 1,
+    })
+  })
+
   it('changes nothing when another replica published first (conflict), and publishes the buffer after', async () => {
     await send('k1', 'a', 0, [0.1, 0])
     await send('k2', 'b', 1, [0.1, 0])

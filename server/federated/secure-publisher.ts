@@ -12,12 +12,18 @@ import type { Aggregated, CurrentWeights, PublisherDeps } from './publisher'
 import { channelParams, negativesFor, type SecureChannelSettings } from './secure-channel'
 import { HelperRefusal, sumSecureBatch } from './secure-release'
 
-/** The store setting that holds the batch under way: `{id, keys}` as JSON, or empty. */
+/** The store setting that holds the batch under way (PendingBatch as JSON), or empty. */
 export const PENDING_BATCH = 'secure.pendingBatch'
 
+/** A batch under way: everything its request to the helper is made of, fixed when claimed. */
 interface PendingBatch {
   id: string
+  /** Buffered updates the release consumes. */
   keys: string[]
+  /** Those it sums: trained on `model` (the others, on another model, are consumed unsummed). */
+  reports: string[]
+  /** SHA-256 of the model the batch was formed on: its public negatives are the batch's. */
+  model: string
 }
 
 /**
@@ -45,27 +51,30 @@ export async function aggregateSecure(
     batch = pending
     claim = recorded
   } else {
+    // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
+    const updates = buffered.slice(0, deps.settings.bufferSize)
+    // P29c: one release sums over one set of public negatives, the current model's; an update
+    // trained on another model (accepted just before the last release) is consumed unsummed.
+    const model = weights.record.manifest.model.sha256
+    const models = await baseModels(deps, updates)
     batch = {
       id: `v${weights.record.version}-${randomUUID()}`,
-      // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
-      keys: buffered.slice(0, deps.settings.bufferSize).map((u) => u.key),
+      keys: updates.map((u) => u.key),
+      reports: updates.filter((u) => models.get(u.baseVersion) === model).map((u) => u.key),
+      model,
     }
     claim = JSON.stringify(batch)
     if (!(await store.replaceSetting(PENDING_BATCH, recorded, claim))) return null
   }
-  const updates = batch.keys.map((key) => byKey.get(key)!)
-  // P29c: one release sums over one set of public negatives, the current model's; an update
-  // trained on another model (accepted just before the last release) is consumed unsummed.
-  const model = weights.record.manifest.model.sha256
-  const models = await baseModels(deps, updates)
-  const fresh = updates.filter((u) => models.get(u.baseVersion) === model)
   const forget = async () => void (await store.replaceSetting(PENDING_BATCH, claim, ''))
-  const negatives = negativesFor(model, secure.shape, secure.layout.negativeRows)
+  // The request is the recorded batch's, whatever happened since (a rollback): the helper
+  // answers a batch only as it was first asked.
+  const negatives = negativesFor(batch.model, secure.shape, secure.layout.negativeRows)
   let summed
   try {
     summed = await sumSecureBatch(
       { url: secure.helperLink, token: secure.helperToken },
-      { id: batch.id, reports: fresh.map((u) => ({ key: u.key, body: u.body })) },
+      { id: batch.id, reports: batch.reports.map((key) => ({ key, body: byKey.get(key)!.body })) },
       channelParams(secure),
       negatives,
       createNodeCipher(),
@@ -81,7 +90,7 @@ export async function aggregateSecure(
     consumed: batch.keys,
     updates: summed.included.length,
     popularity: { release: Float32Array.from(summed.sums.counts), reports: summed.included.length },
-    metrics: { leftOut: updates.length - summed.included.length },
+    metrics: { leftOut: batch.keys.length - summed.included.length },
     published: forget,
   }
 }
@@ -98,6 +107,12 @@ async function baseModels(
 
 function readPending(value: string | null): PendingBatch | null {
   if (!value) return null
-  const parsed = JSON.parse(value) as PendingBatch
-  return typeof parsed.id === 'string' && Array.isArray(parsed.keys) ? parsed : null
+  const parsed = JSON.parse(value) as Partial<PendingBatch>
+  const strings = (xs: unknown) => Array.isArray(xs) && xs.every((x) => typeof x === 'string')
+  return typeof parsed.id === 'string' &&
+    typeof parsed.model === 'string' &&
+    strings(parsed.keys) &&
+    strings(parsed.reports)
+    ? (parsed as PendingBatch)
+    : null
 }
