@@ -102,14 +102,21 @@ describe('npm run sim', () => {
     expect(plain.channel).toBe('sparse-plaintext')
     expect(plain.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
     expect(fs.existsSync(path.join(out, 'pretrain-0.2-e1.prw'))).toBe(true)
-    // Every version is also scored apart on targets the pre-training saw and on new ones.
-    const [seen, fresh] = plain.versions[0].byTarget
-    expect([seen.name, fresh.name]).toEqual(['seen in pre-training', 'new since'])
-    expect(seen.cases + fresh.cases).toBeGreaterThan(0)
-    expect(plain.versions[3].byTarget.map((g: { cases: number }) => g.cases)).toEqual([
-      seen.cases,
-      fresh.cases,
+    // Every version is also scored apart on targets the pre-training saw and on new ones, and
+    // on targets at least 100 of the devices hold and the rest (none of 12 devices' here).
+    const groups = plain.versions[0].byTarget as { name: string; cases: number }[]
+    expect(groups.map((g) => g.name)).toEqual([
+      'seen in pre-training',
+      'new since',
+      'held by ≥ 100 devices',
+      'held by < 100 devices',
     ])
+    const [seen, fresh, head, tail] = groups
+    expect(seen!.cases + fresh!.cases).toBeGreaterThan(0)
+    expect(head!.cases + tail!.cases).toBe(seen!.cases + fresh!.cases)
+    expect(plain.versions[3].byTarget.map((g: { cases: number }) => g.cases)).toEqual(
+      groups.map((g) => g.cases),
+    )
     // The ceiling trains centrally on the same 12 devices' sessions: at least one case each.
     expect(plain.ceilings).toHaveLength(1)
     expect(plain.ceilings[0].devices).toBe(12)
@@ -121,7 +128,9 @@ describe('npm run sim', () => {
     // A device sends the rows it viewed (sessions hold at least two items), never the catalogue.
     expect(plain.report.rowsPerContribution).toBeGreaterThanOrEqual(2)
     expect(plain.report.rowsPerContribution).toBeLessThanOrEqual(32)
-    expect(sim.stdout).toMatch(/^\| v4 \| 12 \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \/ \d+\.\d+ \|$/m)
+    expect(sim.stdout).toMatch(
+      /^\| v4 \| 12 \| \d+\.\d+ \| \d+\.\d+ \| (\d+\.\d+ \/ ){3}\d+\.\d+ \|$/m,
+    )
 
     const secureFile = path.join(out, 'sim-secure.json')
     await runScript('train/cli/sim-federated.ts', args('sparse-secure', secureFile, 'none'))

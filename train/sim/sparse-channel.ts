@@ -27,6 +27,7 @@ import {
   checkContribution,
   createSparseSums,
   FIXED_POINT_RANGE,
+  toFixed,
   withoutRows,
   type SparseLayout,
   type SparseStep,
@@ -55,6 +56,13 @@ export interface SparseChannelOptions {
    */
   secure?: boolean
   seed?: number
+  /**
+   * Lab (issue 12's noise, not in the product yet): Gaussian noise on each release's sums, as
+   * the two servers' halves would add up to (one draw of the sum's variance): N(0, σ²C²) on every
+   * row, window and negative coordinate, N(0, σ²·maxRows) on every row's count (a device's
+   * counts have L2 norm ≤ √maxRows); rows whose noisy count is under `minCount` do not move.
+   */
+  noise?: { multiplier: number; minCount: number }
 }
 
 export interface SparseChannelReport {
@@ -186,8 +194,9 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
         }
         kept = { leader: [], helper: [] }
       }
-      const released = o.secure ? combineShares(shares.leader, shares.helper) : sums
-      if (o.secure) expectSameSums(released, sums, version + 1)
+      const combined = o.secure ? combineShares(shares.leader, shares.helper) : sums
+      if (o.secure) expectSameSums(combined, sums, version + 1)
+      const released = o.noise ? noised(combined, o.noise, o.layout, o.clipNorm, random) : combined
       const next = applySparseSums(splitWeights(master), released, o.step, shape.embedDim)
       master = joinWeights(master, next.dense, next.table)
       version++
@@ -258,6 +267,35 @@ function expectSameSums(a: SparseSums, b: SparseSums, version: number): void {
     const y = b[part]
     if (x.length !== y.length || x.some((v, k) => v !== y[k]))
       throw new Error(`v${version}: the two servers' ${part} differ from the plaintext sums`)
+  }
+}
+
+/**
+ * `sums` with the release's noise (SparseChannelOptions.noise), in fixed point; a row whose noisy
+ * count is under `minCount` gets count 0, so that applySparseSums leaves it as it was.
+ */
+function noised(
+  sums: SparseSums,
+  noise: { multiplier: number; minCount: number },
+  layout: SparseLayout,
+  clipNorm: number,
+  random: () => number,
+): SparseSums {
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  const valueScale = noise.multiplier * clipNorm
+  const noisy = (values: Int32Array) =>
+    Int32Array.from(values, (v) => (v + toFixed(valueScale * gaussian())) | 0)
+  const countScale = noise.multiplier * Math.sqrt(layout.maxRows)
+  const counts = Int32Array.from(sums.counts, (c) => {
+    const n = Math.round(c + countScale * gaussian())
+    return n >= noise.minCount ? n : 0
+  })
+  return {
+    ...sums,
+    table: noisy(sums.table),
+    counts,
+    dense: noisy(sums.dense),
+    negatives: noisy(sums.negatives),
   }
 }
 

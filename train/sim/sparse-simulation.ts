@@ -20,7 +20,10 @@ export interface SparseSimulation {
   log: (line: string) => void
   evalEvery: number
   ceiling: { spec: string | undefined; parts: boolean }
-  settings: Pick<SparseChannelOptions, 'layout' | 'buffer' | 'clipNorm' | 'step' | 'training'>
+  settings: Pick<
+    SparseChannelOptions,
+    'layout' | 'buffer' | 'clipNorm' | 'step' | 'training' | 'noise'
+  >
   /** Fields of the results file the caller knows: dataset, pre-training, cases, new targets. */
   summary: Record<string, unknown>
   /** performance.now() when the command started. */
@@ -57,7 +60,8 @@ export async function simulateSparse(o: SparseSimulation): Promise<void> {
   )
   const groups = (byTarget: VersionRow['byTarget']) =>
     byTarget.map((g) => g.recall20.toFixed(2)).join(' / ')
-  o.log('\n| version | devices so far | Recall@20 | MRR@20 | seen / new since |')
+  const names = (rows[0]?.byTarget ?? []).map((g) => g.name).join(' / ')
+  o.log(`\n| version | devices so far | Recall@20 | MRR@20 | ${names} |`)
   o.log('| ---: | ---: | ---: | ---: | ---: |')
   for (const r of rows)
     o.log(
