@@ -2,7 +2,7 @@
 // [--dense-lr 0.001] [--trainable all|items] [--sessions 1000] [--epochs 1]
 // How a device should train for a federated update, chosen without the test split: the model
 // pre-trained on the first 20 % of the training sessions (as `npm run sim` caches it) is trained
-// in one process with the worker's own local trainer, exactly as computeUpdate configures it
+// in one process with the worker's own local trainer, as createUpdateTrainer configures it
 // (no in-session negatives), on the first N later sessions, and scored on the validation split
 // (the last 5 % of the training sessions, which `npm run sim -- --on validation` holds out too).
 // Appends its run to bench/results/tune-update-training-<dataset>.json.
