@@ -44,6 +44,9 @@ export interface IntakeDeps {
   allow?: (client: string) => boolean
 }
 
+/** P13, P29c: why a server paired with no helper refuses tokens and updates. */
+export const NO_HELPER = 'this server is paired with no helper: it takes no updates (P29c)'
+
 const refuse = (
   status: IntakeResult['status'],
   code: IntakeCode,
@@ -60,8 +63,7 @@ export async function receiveUpdate(
 ): Promise<IntakeResult> {
   const { settings } = deps
   const secure = settings.secure
-  if (!secure)
-    return refuse(409, 'E_NO_HELPER', 'this server is paired with no helper: it takes no updates')
+  if (!secure) return refuse(409, 'E_NO_HELPER', NO_HELPER)
   const limit = uploadByteLength(settings)
   if (request.body.length > limit) {
     return refuse(413, 'E_TOO_LARGE', `expected at most ${limit} bytes, got ${request.body.length}`)

@@ -1,7 +1,8 @@
 // The federation's HTTP surface (PROTOCOL.md P13, P21–P23), mounted under /v1 by createApp:
 //   POST /v1/client/…        a client id against a proof of work (clients.ts)
 //   POST /v1/token           site key + issued client id → upload token, slice, version, layout
-//   POST /v1/updates         Bearer upload token, binary body → 202 accepted / 200 duplicate / 4xx
+//   POST /v1/updates         Bearer upload token, the leader's upload (P29c) → 202 accepted /
+//                            200 duplicate / 4xx (409 E_NO_HELPER, with /v1/token, unpaired)
 //   GET  /v1/federation      public counters: version, buffered, accepted, refused by code, (ε, δ)
 //   GET  /v1/admin/versions  admin token: every version with parent, metrics, model hash
 //   POST /v1/admin/metrics   admin token, {version, metrics}: record an evaluation (P24)
@@ -11,8 +12,8 @@
 //   PUT  /v1/admin/rules     admin token, rules JSON: publish them (P25)
 //   PUT  /v1/admin/validation admin token, held-out sessions: the set versions are scored on (P26)
 //   POST /v1/admin/evaluate  admin token, {version}: score it on that set now, recorded (P26)
-// Every route that takes a body has a limit, checked before the body is read (an update: the
-// layout's size; a shop document: 64 MiB; anything else: a few KiB), and every JSON body is
+// Every route that takes a body has a limit, checked before the body is read (an upload: its
+// exact size; a shop document: 64 MiB; anything else: a few KiB), and every JSON body is
 // checked against its schema (documents.ts) before anything uses it.
 import { Hono, type Context } from 'hono'
 import type { FederationStore } from '../storage/store'
@@ -21,7 +22,7 @@ import { DEFAULT_RATE_LIMITS, type RateLimits, type UpdateTraining } from './def
 import { clientRoutes, verifyClientId, type ClientIdDeps } from './clients'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { limitBody, NOT_EVALUATIONS, parseDocument } from './documents'
-import { receiveUpdate, uploadByteLength, type IntakeCode } from './intake'
+import { NO_HELPER, receiveUpdate, uploadByteLength, type IntakeCode } from './intake'
 import { publicChannel } from './secure-channel'
 import { DEFAULT_DELTA, epsilonAfter } from './privacy'
 import { createRateLimiter } from './rate-limiter'
@@ -80,10 +81,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
 
   app.post('/token', limitBody(MAX_SMALL_BODY_BYTES), async (c) => {
     const secure = deps.settings.secure
-    if (!secure) {
-      const message = 'this server is paired with no helper: it takes no updates (P29c)'
-      return c.json({ error: 'E_NO_HELPER', message }, 409)
-    }
+    if (!secure) return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
     const request = parseDocument<{ siteKey: string; client: string; version?: number }>(
       'token',
       await c.req.text(),
@@ -130,8 +128,7 @@ export function federationRoutes(deps: FederationDeps): Hono {
     async (c, next) => {
       if (deps.settings.secure) return next()
       count('E_NO_HELPER')
-      const message = 'this server is paired with no helper: it takes no updates (P29c)'
-      return c.json({ error: 'E_NO_HELPER', message }, 409)
+      return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
     },
     limitBody(uploadByteLength(deps.settings), () => count('E_TOO_LARGE')),
     async (c) => {
