@@ -32,7 +32,7 @@ import { sharedDataDir } from '../train/data/paths'
 import type { SessionDataset } from '../train/data/types'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../train/fit'
 import { setNodeBackend } from '../train/node-backend'
-import { listen, startTestHelper, type Listening, type TestHelper } from './fixtures/listen'
+import { serverGroup, startTestHelper, type TestHelper } from './fixtures/listen'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-poison-'))
 const TOKEN = 'the-poisoned-release-test-pairing-secret-01'
@@ -43,14 +43,7 @@ let store: FederationStore
 let federation: Federation
 let helper: TestHelper
 let origin = ''
-const servers: Listening[] = []
-
-/** A handler on a real port, closed after the tests. */
-async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
-  const served = await listen(fetch)
-  servers.push(served)
-  return served.origin
-}
+const servers = serverGroup()
 
 beforeAll(async () => {
   // A model that has learned something (as in evaluate-versions.test.ts), or a poisoned release
@@ -85,7 +78,7 @@ beforeAll(async () => {
     settings: { bufferSize: K, minBuffer: K },
     helper: { url: helperOrigin, token: TOKEN },
   })
-  origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
+  origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   const sessions = dataset.test
     .slice(0, 600)
     .map((s) => Array.from(s, (i) => catalogue.items[i]!.id))
@@ -98,7 +91,7 @@ beforeAll(async () => {
 }, 180_000)
 
 afterAll(async () => {
-  await Promise.all(servers.map((server) => server.close()))
+  await servers.close()
   await federation?.close()
   await store?.close()
   await helper?.close()

@@ -23,12 +23,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
-import {
-  listen,
-  startTestHelper,
-  type Listening,
-  type TestHelper,
-} from '../../test/fixtures/listen'
+import { serverGroup, startTestHelper, type TestHelper } from '../../test/fixtures/listen'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-secure-'))
 const TOKEN = 'a-pairing-secret-for-the-service-test-0123'
@@ -38,14 +33,7 @@ let federation: Federation
 let helper: TestHelper
 let origin = ''
 let helperOrigin = ''
-const servers: Listening[] = []
-
-/** A handler on a real port, closed after the tests. */
-async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
-  const served = await listen(fetch)
-  servers.push(served)
-  return served.origin
-}
+const servers = serverGroup()
 
 const manifest = async () =>
   (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as ModelManifest
@@ -100,11 +88,11 @@ describe('the two-server channel served (P29c)', () => {
       settings: { bufferSize: K, minBuffer: K },
       helper: { url: helperOrigin, token: TOKEN },
     })
-    origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
+    origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 
   afterAll(async () => {
-    await Promise.all(servers.map((server) => server.close()))
+    await servers.close()
     await federation?.close()
     await store?.close()
     await helper?.close()

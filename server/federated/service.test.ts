@@ -15,12 +15,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
-import {
-  listen,
-  startTestHelper,
-  type Listening,
-  type TestHelper,
-} from '../../test/fixtures/listen'
+import { serverGroup, startTestHelper, type TestHelper } from '../../test/fixtures/listen'
 
 // The whole server side over real HTTP: seeded from a trainer export, serving releases from the
 // store, paired with a helper (its own server and store, PROTOCOL.md P29c), taking a device's
@@ -32,14 +27,7 @@ let federation: Federation
 let helper: TestHelper
 let origin: string
 let helperOrigin: string
-const servers: Listening[] = []
-
-/** A handler on a real port, closed after the tests. */
-async function serveApp(fetch: (request: Request) => Response | Promise<Response>) {
-  const served = await listen(fetch)
-  servers.push(served)
-  return served.origin
-}
+const servers = serverGroup()
 
 const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(bytes)).digest('hex')
 
@@ -117,11 +105,11 @@ describe('the aggregation server end to end', () => {
       training: { learningRate: 0.01, epochs: 2 },
       helper: { url: helperOrigin, token: TOKEN },
     })
-    origin = await serveApp(createApp({ distDir: dir, federation: federation.deps }).fetch)
+    origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 
   afterAll(async () => {
-    await Promise.all(servers.map((server) => server.close()))
+    await servers.close()
     await federation?.close()
     await store?.close()
     await helper?.close()
@@ -163,7 +151,9 @@ describe('the aggregation server end to end', () => {
     // updates (P29c).
     const alone = await createFederation({ store, artifactsDir: path.join(dir, 'artifacts') })
     try {
-      const aloneOrigin = await serveApp(createApp({ distDir: dir, federation: alone.deps }).fetch)
+      const aloneOrigin = await servers.serve(
+        createApp({ distDir: dir, federation: alone.deps }).fetch,
+      )
       const served = (await (
         await fetch(`${aloneOrigin}/artifacts/manifest.json`)
       ).json()) as ModelManifest
