@@ -14,10 +14,9 @@ import type { Federation } from '../../server/federated/service'
 import type { Helper } from '../../server/helper/service'
 import type { FederationStore } from '../../server/storage/store'
 import { setNodeBackend } from '../../train/node-backend'
-import { writeTestRelease } from '../fixtures/exported-release'
-import { startMountedPair, type MountedPair } from '../fixtures/listen'
+import type { MountedPair } from '../fixtures/listen'
 import { chromiumSkipReason } from './harness'
-import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
+import { openProfile, startFederatedShop, waitForTag } from './tag-page'
 
 const skip = chromiumSkipReason()
 const SCREENSHOTS = path.resolve('test-results/screenshots')
@@ -33,30 +32,10 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-fed-browser-'))
     await setNodeBackend('cpu')
-    const publicDir = path.join(work, 'public')
-    const artifactsDir = path.join(publicDir, 'artifacts')
-    const release = await writeTestRelease(16, artifactsDir)
-    const catalogue = JSON.parse(
-      new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
-    )
-    productIds = catalogue.items
-      .filter((item: { inStock: boolean }) => item.inStock)
-      .slice(0, 4)
-      .map((item: { id: string }) => item.id)
-    const distDir = path.join(work, 'dist')
-    await buildDist(publicDir, distDir)
-    await writeTagPage(distDir, 'shop', 'wasm')
-    pair = await startMountedPair({
-      dir: work,
-      distDir,
-      federation: {
-        artifactsDir,
-        site: 'test-shop',
-        settings: { bufferSize: 1, minBuffer: 1 },
-        // The real registration path at a test's difficulty (the default is BENCHMARKS.md's).
-        clientIds: { bits: 10 },
-      },
-    })
+    const shop = await startFederatedShop(work)
+    pair = shop.pair
+    const { viewed } = shop
+    productIds = viewed.map((item) => item.id)
     ;({ origin, store, federation } = pair)
     helper = pair.helper
   }, 180_000)

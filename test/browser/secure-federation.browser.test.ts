@@ -13,10 +13,9 @@ import type { Federation } from '../../server/federated/service'
 import type { Helper } from '../../server/helper/service'
 import type { FederationStore } from '../../server/storage/store'
 import { setNodeBackend } from '../../train/node-backend'
-import { writeTestRelease } from '../fixtures/exported-release'
-import { startMountedPair, type MountedPair } from '../fixtures/listen'
+import type { MountedPair } from '../fixtures/listen'
 import { chromiumSkipReason } from './harness'
-import { buildDist, openProfile, waitForTag, writeTagPage } from './tag-page'
+import { openProfile, startFederatedShop, waitForTag } from './tag-page'
 
 const skip = chromiumSkipReason()
 let work: string
@@ -32,30 +31,11 @@ describe.skipIf(skip)('the two-server channel through the script tag (P29c)', ()
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-secure-browser-'))
     await setNodeBackend('cpu')
-    const publicDir = path.join(work, 'public')
-    const artifactsDir = path.join(publicDir, 'artifacts')
-    const release = await writeTestRelease(16, artifactsDir)
-    const catalogue = JSON.parse(
-      new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
-    )
-    const viewed = catalogue.items
-      .filter((item: { inStock: boolean }) => item.inStock)
-      .slice(0, 4) as Array<{ id: string; index: number }>
+    const shop = await startFederatedShop(work)
+    pair = shop.pair
+    const { viewed } = shop
     productIds = viewed.map((item) => item.id)
     productIndices = viewed.map((item) => item.index)
-    const distDir = path.join(work, 'dist')
-    await buildDist(publicDir, distDir)
-    await writeTagPage(distDir, 'shop', 'wasm')
-    pair = await startMountedPair({
-      dir: work,
-      distDir,
-      federation: {
-        artifactsDir,
-        site: 'test-shop',
-        settings: { bufferSize: 1, minBuffer: 1 },
-        clientIds: { bits: 10 },
-      },
-    })
     ;({ origin, store, federation } = pair)
     helper = pair.helper
   }, 180_000)

@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build, type Rollup } from 'vite'
-import type { BackendName } from '../../shared/protocol'
+import type { BackendName, Catalogue } from '../../shared/protocol'
 import { buildLoader } from '../../scripts/build-loader'
 import { createApp } from '../../server/app'
+import { writeTestRelease } from '../fixtures/exported-release'
+import { startMountedPair, type MountedPair } from '../fixtures/listen'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './harness'
 
 /** Builds the worker, demo and loader into `distDir`, with `publicDir` (artifacts/) copied in. */
@@ -85,4 +87,36 @@ export async function waitForTag(page: Page): Promise<void> {
     undefined,
     { timeout: 30_000 },
   )
+}
+
+/**
+ * The tag's shop page served by a leader with a helper mounted at /helper (as `npm start` runs
+ * them), one update a release, client ids at a test's difficulty (the default is BENCHMARKS.md's),
+ * and the first four in-stock products of its catalogue for a shopper to view.
+ */
+export async function startFederatedShop(work: string): Promise<{
+  pair: MountedPair
+  viewed: Array<{ id: string; index: number }>
+}> {
+  const publicDir = path.join(work, 'public')
+  const artifactsDir = path.join(publicDir, 'artifacts')
+  const release = await writeTestRelease(16, artifactsDir)
+  const catalogue = JSON.parse(
+    new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
+  ) as Catalogue
+  const viewed = catalogue.items.filter((item) => item.inStock).slice(0, 4)
+  const distDir = path.join(work, 'dist')
+  await buildDist(publicDir, distDir)
+  await writeTagPage(distDir, 'shop', 'wasm')
+  const pair = await startMountedPair({
+    dir: work,
+    distDir,
+    federation: {
+      artifactsDir,
+      site: 'test-shop',
+      settings: { bufferSize: 1, minBuffer: 1 },
+      clientIds: { bits: 10 },
+    },
+  })
+  return { pair, viewed: viewed.map(({ id, index }) => ({ id, index })) }
 }
