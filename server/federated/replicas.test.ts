@@ -120,7 +120,10 @@ async function upload(origin: string, helperOrigin: string, prepared: Prepared):
     headers: { authorization: `Bearer ${prepared.token}` },
     body: prepared.leader as Uint8Array<ArrayBuffer>,
   })
-  await response.arrayBuffer()
+  const answer = await response.text()
+  // A refusal or a failure says why in the test's output.
+  if (response.status !== 202 && response.status !== 200)
+    console.error(`upload to ${origin}: ${response.status} ${answer}`)
   return response.status
 }
 

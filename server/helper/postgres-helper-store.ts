@@ -36,9 +36,14 @@ export async function openPostgresHelperStore(options: {
   const schema = options.schema ?? 'pocketrec_helper'
   if (!SCHEMA_NAME.test(schema)) throw new Error(`expected a plain schema name, got ${schema}`)
   const pool = new pg.Pool({ connectionString: options.connectionString, max: 4 })
+  // No DDL on a schema that has its tables: even `… IF NOT EXISTS` locks the tables, and the
+  // aggregation thread opens its own store while devices' bodies are being inserted.
   await transaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${schema}:schema`])
-    await client.query(schemaSql(schema))
+    const { rows } = await client.query('SELECT to_regclass($1) IS NOT NULL AS made', [
+      `${schema}.batches`,
+    ])
+    if (!rows[0].made) await client.query(schemaSql(schema))
   })
   const t = (name: string) => `${schema}.${name}`
   return {

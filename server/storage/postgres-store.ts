@@ -74,6 +74,24 @@ CREATE TABLE IF NOT EXISTS ${schema}.settings (
 );`
 }
 
+/**
+ * Whether `schema` already has everything schemaSql makes: its last table, P27's last column,
+ * and not the constraint that P15's change dropped.
+ */
+async function schemaIsCurrent(client: pg.PoolClient, schema: string): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT to_regclass($1) IS NOT NULL AS settings,
+            EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = $2 AND table_name = 'updates' AND column_name = 'rr20') AS scores,
+            EXISTS (SELECT 1 FROM information_schema.table_constraints
+                    WHERE table_schema = $2 AND table_name = 'updates'
+                      AND constraint_name = 'updates_client_id_accepted_at_version_key') AS old_rule`,
+    [`${schema}.settings`, schema],
+  )
+  const r = rows[0] as { settings: boolean; scores: boolean; old_rule: boolean }
+  return r.settings && r.scores && !r.old_rule
+}
+
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<FederationStore> {
   const schema = options.schema ?? 'pocketrec'
   if (!SCHEMA_NAME.test(schema)) throw new Error(`expected a plain schema name, got ${schema}`)
@@ -81,10 +99,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     connectionString: options.connectionString,
     max: options.poolSize ?? 4,
   })
-  // Two replicas starting at once would race on CREATE … IF NOT EXISTS: serialise them.
+  // Two replicas starting at once would race on CREATE … IF NOT EXISTS: serialise them. A schema
+  // that is up to date gets no DDL at all: `ALTER TABLE … IF NOT EXISTS` takes an exclusive lock
+  // on the table even when it changes nothing, and a replica's job thread opening the store
+  // while another replica's intake was inserting deadlocked with it (seen in the replicas test).
   await transaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${schema}:schema`])
-    await client.query(schemaSql(schema))
+    if (!(await schemaIsCurrent(client, schema))) await client.query(schemaSql(schema))
   })
   const t = (name: string) => `${schema}.${name}`
 
