@@ -48,14 +48,15 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
   const store = await openHelperStore(options.store)
   const aggregator = createAggregator({ store: options.store, settings })
   const app = new Hono()
-  if (!options.mounted) app.use('/*', fairTurns())
-  // Devices post their bodies from the shop's pages (a worker on the shop's origin): any origin,
-  // no credentials. The leader's requests come from a server, not a page.
-  if (!options.mounted)
+  if (!options.mounted) {
+    app.use('/*', fairTurns())
+    // Devices post their bodies from the shop's pages (a worker on the shop's origin): any
+    // origin, no credentials. The leader's requests come from a server, not a page.
     app.use(
       '/v1/shares',
       cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['content-type'] }),
     )
+  }
   app.route(
     '/v1',
     helperRoutes({
