@@ -36,21 +36,27 @@ export interface SecureParams {
   buckets: BucketLayout
 }
 
+/** The last parameters built: every caller asks for the same few, and 1M items take a while. */
+let lastParams: { key: string; params: SecureParams } | undefined
+
 /**
  * The public parameters of `layout` over a model of `shape`: ⌈1.5 · maxRows⌉ cuckoo buckets of 3
  * hashes (every placement of 2,000 random full updates succeeded, shared/row-buckets.test.ts).
+ * The last ones asked for are kept: devices, intake and both servers' releases ask again for
+ * every update.
  */
 export function secureParamsFor(layout: SparseLayout, shape: SparseShape): SecureParams {
-  return {
-    layout,
-    shape,
-    buckets: buildBucketLayout({
+  const key = JSON.stringify([layout, shape])
+  if (lastParams?.key !== key) {
+    const buckets = buildBucketLayout({
       nItems: shape.nItems,
       buckets: Math.ceil(1.5 * layout.maxRows),
       hashes: 3,
       seed: 1,
-    }),
+    })
+    lastParams = { key, params: { layout, shape, buckets } }
   }
+  return lastParams.params
 }
 
 export function dpfParams(params: SecureParams): DpfParams {

@@ -66,12 +66,7 @@ export function negativesFor(modelSha256: string, shape: SparseShape, count: num
   return Int32Array.from(chosen)
 }
 
-let cached: { key: string; params: SecureParams } | undefined
-
-/** The channel's public parameters (its buckets take a while to build for large catalogues). */
+/** The channel's public parameters (secureParamsFor keeps the last ones built). */
 export function channelParams(settings: SecureChannelSettings): SecureParams {
-  const key = JSON.stringify([settings.layout, settings.shape])
-  if (cached?.key !== key)
-    cached = { key, params: secureParamsFor(settings.layout, settings.shape) }
-  return cached.params
+  return secureParamsFor(settings.layout, settings.shape)
 }

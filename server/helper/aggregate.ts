@@ -8,12 +8,7 @@
 // leader subtract one device's update out of their sums.
 import { createHash } from 'node:crypto'
 import type { BlockCipher } from '../../shared/dpf'
-import {
-  addShareBodies,
-  secureParamsFor,
-  verifyShareBody,
-  type SecureParams,
-} from '../../shared/secure-update'
+import { addShareBodies, secureParamsFor, verifyShareBody } from '../../shared/secure-update'
 import {
   encodeAggregateAnswer,
   encodeShareSums,
@@ -57,9 +52,6 @@ const refuse = (code: AggregateCode, message: string): AggregateResult => ({
   message,
 })
 
-/** The public parameters of the last layout asked for: building the buckets of 1M items takes time. */
-let cachedParams: { key: string; params: SecureParams } | undefined
-
 export async function aggregateBatch(
   deps: AggregateDeps,
   body: Uint8Array,
@@ -72,10 +64,7 @@ export async function aggregateBatch(
   const earlier = await answerOf(store, request.batch, requestSha256)
   if (earlier) return earlier
 
-  const paramsKey = JSON.stringify([request.layout, request.shape])
-  if (cachedParams?.key !== paramsKey)
-    cachedParams = { key: paramsKey, params: secureParamsFor(request.layout, request.shape) }
-  const { params } = cachedParams
+  const params = secureParamsFor(request.layout, request.shape)
   const shares = new Map(
     (await store.shares(request.reports.map((r) => r.key))).map((s) => [s.key, s]),
   )

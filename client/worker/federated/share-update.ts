@@ -7,12 +7,8 @@ import { encodeLeaderUpload, type DeviceScore } from '../../../shared/leader-upl
 import { createNobleCipher } from '../../../shared/noble-cipher'
 import type { FederationManifest } from '../../../shared/protocol'
 import { placeRows } from '../../../shared/row-buckets'
-import {
-  secureParamsFor,
-  splitContribution,
-  type SecureParams,
-} from '../../../shared/secure-update'
-import { withoutRows, type SparseShape } from '../../../shared/sparse-update'
+import { secureParamsFor, splitContribution } from '../../../shared/secure-update'
+import { withoutRows } from '../../../shared/sparse-update'
 import { splitWeights } from '../../../shared/federation-layout'
 import type { WeightsFile } from '../../../shared/weights-codec'
 import { importModelWeights } from '../model/model-weights'
@@ -49,16 +45,6 @@ function secureRandom(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! / 2 ** 32
 }
 
-let cachedParams: { key: string; params: SecureParams } | undefined
-
-/** The public parameters of a layout and model (the buckets of 43,097 items take a moment). */
-function paramsFor(federation: FederationManifest, shape: SparseShape): SecureParams {
-  const key = JSON.stringify([federation.layout, shape])
-  if (cachedParams?.key !== key)
-    cachedParams = { key, params: secureParamsFor(federation.layout, shape) }
-  return cachedParams.params
-}
-
 /**
  * The two bodies of the update of `sessions` (model rows, oldest first) to the release of
  * `global`, or null when there is nothing to learn from or the run diverged.
@@ -86,7 +72,7 @@ export async function computeShareUpload(
   })
   if (!update) return null
   const shape = splitWeights(global).shape
-  const params = paramsFor(federation, shape)
+  const params = secureParamsFor(federation.layout, shape)
   const placed = placeRows(update.contribution.rows, params.buckets.params, secureRandom)
   const contribution = withoutRows(update.contribution, placed.dropped, shape.embedDim)
   const idempotencyKey = randomBytes(16)
