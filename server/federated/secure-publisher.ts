@@ -14,6 +14,11 @@ import { HelperRefusal, sumSecureBatch } from './secure-release'
 
 /** The store setting that holds the batch under way (PendingBatch as JSON), or empty. */
 export const PENDING_BATCH = 'secure.pendingBatch'
+/**
+ * Buffered updates a refused batch showed can never be summed (a JSON array of keys): the next
+ * batch consumes them unsummed, so that they cannot hold the buffer's head for ever.
+ */
+export const UNSUMMABLE = 'secure.unsummable'
 
 /** A batch under way: everything its request to the helper is made of, fixed when claimed. */
 interface PendingBatch {
@@ -28,8 +33,9 @@ interface PendingBatch {
 
 /**
  * The release's aggregation, or null when the helper refused the batch as too small (nothing is
- * consumed; the next check forms a new batch with the updates that arrived meanwhile) or another
- * replica claimed a batch at the same moment.
+ * consumed; the next check forms a new batch with the updates that arrived meanwhile, and
+ * consumes unsummed those the helper said can never be summed) or another replica claimed a batch
+ * at the same moment.
  */
 export async function aggregateSecure(
   deps: PublisherDeps,
@@ -51,15 +57,18 @@ export async function aggregateSecure(
     batch = pending
     claim = recorded
   } else {
-    // At most K: more could wrap the sums (P29, K · C < 2^15); the rest wait.
-    const updates = buffered.slice(0, deps.settings.bufferSize)
+    const unsummable = await unsummableOf(deps, byKey)
+    // At most K summed: more could wrap the sums (P29, K · C < 2^15); the rest wait.
+    const updates = buffered
+      .filter((u) => !unsummable.has(u.key))
+      .slice(0, deps.settings.bufferSize)
     // P29c: one release sums over one set of public negatives, the current model's; an update
     // trained on another model (accepted just before the last release) is consumed unsummed.
     const model = weights.record.manifest.model.sha256
     const models = await baseModels(deps, updates)
     batch = {
       id: `v${weights.record.version}-${randomUUID()}`,
-      keys: updates.map((u) => u.key),
+      keys: [...unsummable, ...updates.map((u) => u.key)],
       reports: updates.filter((u) => models.get(u.baseVersion) === model).map((u) => u.key),
       model,
     }
@@ -81,6 +90,16 @@ export async function aggregateSecure(
     )
   } catch (error) {
     if (!(error instanceof HelperRefusal && error.code === 'E_BATCH_SMALL')) throw error
+    // Too few reports could be summed. Those that never can (a device that sent the helper
+    // nothing, or garbage) would head the next batch again and stall the release for ever: the
+    // next batch consumes them unsummed, and waits for updates that arrive meanwhile.
+    if (error.unsummable.length > 0) {
+      const known = await unsummableOf(deps, byKey)
+      await store.putSetting(
+        UNSUMMABLE,
+        JSON.stringify([...new Set([...known, ...error.unsummable])]),
+      )
+    }
     await forget()
     return null
   }
@@ -93,6 +112,20 @@ export async function aggregateSecure(
     metrics: { leftOut: batch.keys.length - summed.included.length },
     published: forget,
   }
+}
+
+/** The keys UNSUMMABLE names that are still buffered. */
+async function unsummableOf(
+  deps: PublisherDeps,
+  buffered: ReadonlyMap<string, StoredUpdate>,
+): Promise<Set<string>> {
+  const value = await deps.store.setting(UNSUMMABLE)
+  const keys: unknown = value ? JSON.parse(value) : []
+  return new Set(
+    Array.isArray(keys)
+      ? keys.filter((k): k is string => typeof k === 'string' && buffered.has(k))
+      : [],
+  )
 }
 
 /** The model each base version of `updates` was published with. */

@@ -51,6 +51,11 @@ export class HelperRefusal extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /**
+     * E_BATCH_SMALL: leader keys of the batch's reports that can never be summed (malformed, or
+     * left out by the helper: missing there, consumed, malformed, digests differ).
+     */
+    readonly unsummable: readonly string[] = [],
   ) {
     super(message)
     this.name = 'HelperRefusal'
@@ -82,7 +87,17 @@ export async function sumSecureBatch(
     shape: params.shape,
     reports: asked.map((r) => ({ key: r.helperKey, digest: r.digest })),
   })
-  const answer = decodeAggregateAnswer(await askHelper(link, request))
+  const answered = await askHelper(link, request)
+  if ('refused' in answered) {
+    const { code, message, excluded: left } = answered.refused
+    // Only a batch refused as too small names the reports it left out: they can never be summed.
+    const unsummable =
+      code === 'E_BATCH_SMALL'
+        ? [...excluded.map((e) => e.key), ...left.flatMap(([i]) => asked[i]?.key ?? [])]
+        : []
+    throw new HelperRefusal(code, message, unsummable)
+  }
+  const answer = decodeAggregateAnswer(answered.answer)
   if (answer.batch !== batch.id)
     throw new Error(`expected the helper's answer for batch ${batch.id}, got ${answer.batch}`)
   const out = new Map<number, ExclusionReason>()
@@ -112,8 +127,18 @@ export async function sumSecureBatch(
   }
 }
 
+interface Refused {
+  code: string
+  message: string
+  /** What the helper says it left out: [index in the request, reason]. */
+  excluded: [number, ExclusionReason][]
+}
+
 /** POSTs the request until the helper answers it (200) or refuses it (4xx). */
-async function askHelper(link: HelperLink, request: string): Promise<Uint8Array> {
+async function askHelper(
+  link: HelperLink,
+  request: string,
+): Promise<{ answer: Uint8Array } | { refused: Refused }> {
   const http = link.fetch ?? fetch
   const attempts = link.attempts ?? 20
   let failures = 0
@@ -127,21 +152,29 @@ async function askHelper(link: HelperLink, request: string): Promise<Uint8Array>
         body: request,
       })
       status = response.status
-      if (status === 200) return new Uint8Array(await response.arrayBuffer())
+      if (status === 200) return { answer: new Uint8Array(await response.arrayBuffer()) }
       if (status >= 400 && status < 500) {
         const body = (await response.json().catch(() => ({}))) as {
           error?: string
           message?: string
+          excluded?: unknown
         }
-        throw new HelperRefusal(
-          body.error ?? `HTTP_${status}`,
-          `the helper refused the batch (${status}): ${body.message ?? 'no message'}`,
-        )
+        const excluded = Array.isArray(body.excluded)
+          ? body.excluded.filter(
+              (e): e is [number, ExclusionReason] => Array.isArray(e) && Number.isInteger(e[0]),
+            )
+          : []
+        return {
+          refused: {
+            code: body.error ?? `HTTP_${status}`,
+            message: `the helper refused the batch (${status}): ${body.message ?? 'no message'}`,
+            excluded,
+          },
+        }
       }
       await response.body?.cancel()
       reason = `HTTP ${status}`
     } catch (error) {
-      if (error instanceof HelperRefusal) throw error
       reason = error instanceof Error ? error.message : String(error)
     }
     if (status === 202) {

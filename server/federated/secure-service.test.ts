@@ -52,8 +52,11 @@ async function token(client: string) {
   return (await response.json()) as { token: string; slice: number; version: number }
 }
 
-/** One device as the worker runs it; returns the statuses of its two uploads. */
-async function sendShares(n: number, global: WeightsFile, current: ModelManifest) {
+/**
+ * One device as the worker runs it; returns the statuses of its two uploads (the helper's 0 when
+ * `toHelper` is false: a device that sends the leader alone, which the helper can never sum).
+ */
+async function sendShares(n: number, global: WeightsFile, current: ModelManifest, toHelper = true) {
   const issued = await token(`device-${n}`)
   const upload = (await computeShareUpload(global, sessionsOf(n), {
     baseVersion: issued.version,
@@ -62,16 +65,16 @@ async function sendShares(n: number, global: WeightsFile, current: ModelManifest
     training: { learningRate: 0.05, epochs: 1, seed: n + 1 },
   }))!
   const helperUrl = helperRoute(current.federation!.helper, 'shares', new URL(origin))
-  const toHelper = await fetch(helperUrl, {
-    method: 'POST',
-    body: upload.helper as Uint8Array<ArrayBuffer>,
-  })
+  const helperStatus = toHelper
+    ? (await fetch(helperUrl, { method: 'POST', body: upload.helper as Uint8Array<ArrayBuffer> }))
+        .status
+    : 0
   const toLeader = await fetch(`${origin}/v1/updates`, {
     method: 'POST',
     headers: { authorization: `Bearer ${issued.token}` },
     body: upload.leader as Uint8Array<ArrayBuffer>,
   })
-  return { helper: toHelper.status, leader: toLeader.status, slice: issued.slice, upload }
+  return { helper: helperStatus, leader: toLeader.status, slice: issued.slice, upload }
 }
 
 describe('the two-server channel served (P29c)', () => {
@@ -198,6 +201,32 @@ describe('the two-server channel served (P29c)', () => {
     })
     expect(refused.status).toBe(409)
     expect(await refused.json()).toMatchObject({ error: 'E_VERSION_STALE' })
+  })
+
+  it('consumes unsummed what the helper can never sum, instead of stalling the release on it', async () => {
+    // The test above left one summable update in the buffer (fewer than K).
+    expect((await store.buffered()).length).toBe(1)
+    const current = await manifest()
+    const global = await modelOf(current)
+    const before = (await (await fetch(`${helperOrigin}/v1/helper`)).json()) as { consumed: number }
+    // Three devices send the leader alone: the buffer's head holds what no batch can sum.
+    for (let n = 200; n < 203; n++)
+      expect(await sendShares(n, global, current, false)).toMatchObject({ helper: 0, leader: 202 })
+    for (let n = 203; n < 206; n++)
+      expect(await sendShares(n, global, current)).toMatchObject({ helper: 202, leader: 202 })
+    // The batch is the first six: three summable, under the helper's minimum of four. Nothing is
+    // published or consumed.
+    expect(await federation.publishNow()).toMatchObject({ status: 'not-due' })
+    expect((await store.buffered()).length).toBe(7)
+    // Three more honest devices: the next batch sums six honest updates and consumes the three
+    // unsummable ones with them (before, it asked for the same first six for ever).
+    for (let n = 206; n < 209; n++)
+      expect(await sendShares(n, global, current)).toMatchObject({ helper: 202, leader: 202 })
+    expect(await federation.publishNow()).toMatchObject({ status: 'published', updates: 6 })
+    expect((await store.buffered()).length).toBe(1)
+    expect(await (await fetch(`${helperOrigin}/v1/helper`)).json()).toMatchObject({
+      consumed: before.consumed + 6,
+    })
   })
 })
 

@@ -30,7 +30,13 @@ export type AggregateCode =
 
 export type AggregateResult =
   | { status: 'answered'; answer: Uint8Array }
-  | { status: 'refused'; code: AggregateCode; message: string }
+  | {
+      status: 'refused'
+      code: AggregateCode
+      message: string
+      /** E_BATCH_SMALL: the reports left out (index in the request, why); the leader drops them. */
+      excluded?: [number, ExclusionReason][]
+    }
 
 export interface AggregateSettings {
   /** The fewest reports whose sums this helper lets leave it, whatever the leader asks. */
@@ -46,11 +52,11 @@ export interface AggregateDeps {
   now: () => number
 }
 
-const refuse = (code: AggregateCode, message: string): AggregateResult => ({
-  status: 'refused',
-  code,
-  message,
-})
+const refuse = (
+  code: AggregateCode,
+  message: string,
+  excluded?: [number, ExclusionReason][],
+): AggregateResult => ({ status: 'refused', code, message, ...(excluded && { excluded }) })
 
 export async function aggregateBatch(
   deps: AggregateDeps,
@@ -93,6 +99,7 @@ export async function aggregateBatch(
       'E_BATCH_SMALL',
       `expected at least ${deps.settings.minBatch} reports to sum, ${included.length} qualify` +
         (tally.length ? ` (left out: ${tally.join(', ')})` : ''),
+      excluded,
     )
   }
   const sums = createSparseSums(request.shape, new Int32Array(request.layout.negativeRows))

@@ -230,7 +230,8 @@ describe('the helper over HTTP (PROTOCOL.md P29c)', () => {
       devices.map((d, i) => ({ key: d.key, digest: i === 0 ? '0'.repeat(64) : digestOf(d) })),
     )
     expect(small.status).toBe(409)
-    expect(await small.json()).toMatchObject({ error: 'E_BATCH_SMALL' })
+    // It says which report it left out, so that the leader stops asking for it.
+    expect(await small.json()).toMatchObject({ error: 'E_BATCH_SMALL', excluded: [[0, 'digest']] })
     expect(await helper.store.counts()).toEqual(before)
     // The same reports, honestly digested, make a batch.
     const { combined } = await release('small-2', devices)

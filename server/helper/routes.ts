@@ -85,7 +85,8 @@ export function helperRoutes(deps: HelperDeps): Hono {
       if (result.status === 'refused') {
         const status =
           result.code === 'E_REQUEST' ? 400 : result.code === 'E_BATCH_GONE' ? 410 : 409
-        return c.json({ error: result.code, message: result.message }, status)
+        const { code: error, message, excluded } = result
+        return c.json({ error, message, ...(excluded && { excluded }) }, status)
       }
       return c.body(result.answer as Uint8Array<ArrayBuffer>, 200, {
         'content-type': 'application/octet-stream',
