@@ -29,8 +29,17 @@ export const KEEP_BATCH_ANSWERS = 2
 
 export interface HelperStore {
   readonly kind: 'sqlite' | 'postgres'
-  /** Stores a body under its key; `duplicate` (nothing stored) when the key is known. */
-  putShare(key: string, body: Uint8Array, receivedAtMs: number): Promise<'accepted' | 'duplicate'>
+  /**
+   * Stores a body under its key; `duplicate` (nothing stored) when the key is known, `full`
+   * (nothing stored) when `maxWaiting` bodies wait already. Replicas that insert at the same
+   * moment may overshoot the bound by as many as they are.
+   */
+  putShare(
+    key: string,
+    body: Uint8Array,
+    receivedAtMs: number,
+    maxWaiting: number,
+  ): Promise<'accepted' | 'duplicate' | 'full'>
   /** The stored shares among `keys` (unknown keys are left out), in no particular order. */
   shares(keys: readonly string[]): Promise<StoredShare[]>
   batch(id: string): Promise<BatchRecord | null>

@@ -250,4 +250,28 @@ describe('the helper over HTTP (PROTOCOL.md P29c)', () => {
     expect(bad.status).toBe(400)
     expect(await bad.json()).toMatchObject({ error: 'E_REQUEST' })
   })
+
+  it('bounds the bodies waiting: past maxWaiting it answers 503 and stores nothing, until a batch consumes some', async () => {
+    const small = await createHelper({
+      store: { kind: 'sqlite', file: path.join(dir, 'helper-full.db') },
+      leaderToken: LEADER_TOKEN,
+      settings: { minBatch: 1, maxWaiting: 2 },
+    })
+    try {
+      const post = (body: Uint8Array) =>
+        small.app.request('/v1/shares', { method: 'POST', body: body as Uint8Array<ArrayBuffer> })
+      const [a, b, c] = [800, 801, 802].map(makeDevice)
+      expect((await post(a!.bodies[1])).status).toBe(202)
+      expect((await post(b!.bodies[1])).status).toBe(202)
+      const full = await post(c!.bodies[1])
+      expect(full.status).toBe(503)
+      expect(full.headers.get('retry-after')).toBe('3600')
+      expect(await full.json()).toMatchObject({ error: 'E_HELPER_FULL' })
+      expect(await small.store.counts()).toMatchObject({ waiting: 2 })
+      // A retry of a body it holds is still answered as a duplicate.
+      expect((await post(a!.bodies[1])).status).toBe(200)
+    } finally {
+      await small.close()
+    }
+  })
 })

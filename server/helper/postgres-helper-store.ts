@@ -48,13 +48,16 @@ export async function openPostgresHelperStore(options: {
   const t = (name: string) => `${schema}.${name}`
   return {
     kind: 'postgres',
-    async putShare(key, body, receivedAtMs) {
+    async putShare(key, body, receivedAtMs, maxWaiting) {
       const { rowCount } = await pool.query(
-        `INSERT INTO ${t('shares')} (key, body, received_at_ms) VALUES ($1, $2, $3)
+        `INSERT INTO ${t('shares')} (key, body, received_at_ms)
+         SELECT $1, $2, $3 WHERE (SELECT COUNT(*) FROM ${t('shares')} WHERE batch IS NULL) < $4
          ON CONFLICT (key) DO NOTHING`,
-        [key, body, receivedAtMs],
+        [key, body, receivedAtMs, maxWaiting],
       )
-      return rowCount === 1 ? 'accepted' : 'duplicate'
+      if (rowCount === 1) return 'accepted'
+      const known = await pool.query(`SELECT 1 FROM ${t('shares')} WHERE key = $1`, [key])
+      return known.rowCount === 1 ? 'duplicate' : 'full'
     },
     async shares(keys) {
       const { rows } = await pool.query(`SELECT * FROM ${t('shares')} WHERE key = ANY($1)`, [

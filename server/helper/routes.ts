@@ -1,5 +1,6 @@
 // The helper's HTTP surface (PROTOCOL.md P29c), mounted under /v1 by createHelperApp:
-//   POST /v1/shares     a device's helper body (binary) → 202 accepted / 200 duplicate / 4xx
+//   POST /v1/shares     a device's helper body (binary) → 202 accepted / 200 duplicate / 4xx /
+//                       503 E_HELPER_FULL (maxWaiting bodies wait: try later)
 //   POST /v1/aggregate  the leader's token, a batch request (JSON) → 200 the helper's share of
 //                       the sums (binary) / 202 still running, ask again / 4xx
 //   GET  /v1/helper     public counters: shares waiting and consumed, batches
@@ -29,6 +30,8 @@ export interface HelperDeps {
   leaderTokenSha256: Uint8Array
   now?: () => number
   answerWaitMs?: number
+  /** Bodies waiting at most (HelperSettings): past it a body is refused with 503. */
+  maxWaiting: number
 }
 
 export function helperRoutes(deps: HelperDeps): Hono {
@@ -49,7 +52,14 @@ export function helperRoutes(deps: HelperDeps): Hono {
       if (!(error instanceof RangeError)) throw error
       return c.json({ error: 'E_SHARE_FORMAT', message: error.message }, 400)
     }
-    const outcome = await deps.store.putShare(key, body, now())
+    const outcome = await deps.store.putShare(key, body, now(), deps.maxWaiting)
+    if (outcome === 'full') {
+      c.header('retry-after', '3600')
+      return c.json(
+        { error: 'E_HELPER_FULL', message: `${deps.maxWaiting} bodies wait already: try later` },
+        503,
+      )
+    }
     return outcome === 'accepted'
       ? c.json({ status: 'accepted', message: 'stored until the leader names it in a batch' }, 202)
       : c.json({ status: 'duplicate', message: 'a body with this key was stored before' }, 200)

@@ -11,18 +11,28 @@ import type { HelperStore, HelperStoreConfig } from './helper-store'
 import { openHelperStore } from './open-helper-store'
 import { helperRoutes } from './routes'
 
-export const DEFAULT_HELPER_SETTINGS: AggregateSettings = {
+export interface HelperSettings extends AggregateSettings {
+  /**
+   * Bodies waiting for a batch at most: devices are not authenticated here, so this bounds the
+   * disk anyone can fill; past it `POST /v1/shares` answers 503 and devices try again later.
+   */
+  maxWaiting: number
+}
+
+export const DEFAULT_HELPER_SETTINGS: HelperSettings = {
   // The leader's own floor (defaults.ts minBuffer): a helper of a shop that publishes at fewer
   // updates lowers it knowingly, by configuration, never at the leader's request.
   minBatch: 200,
   waitingTtlMs: 7 * 24 * 3_600_000,
+  // A leader names about K = 1,000 bodies a release; 50,000 bodies of ≤ 64 KiB are ≤ 3.2 GiB.
+  maxWaiting: 50_000,
 }
 
 export interface HelperOptions {
   store: HelperStoreConfig
   /** The secret the paired leader sends with each batch (≥ 32 characters). */
   leaderToken: string
-  settings?: Partial<AggregateSettings>
+  settings?: Partial<HelperSettings>
   /** How long an aggregate request waits for its answer before 202 (ask again). */
   answerWaitMs?: number
   /**
@@ -45,6 +55,8 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
   const settings = { ...DEFAULT_HELPER_SETTINGS, ...options.settings }
   if (!(Number.isInteger(settings.minBatch) && settings.minBatch >= 1))
     throw new Error(`expected a minimum batch of at least 1, got ${settings.minBatch}`)
+  if (!(Number.isInteger(settings.maxWaiting) && settings.maxWaiting >= 1))
+    throw new Error(`expected maxWaiting of at least 1, got ${settings.maxWaiting}`)
   const store = await openHelperStore(options.store)
   const aggregator = createAggregator({ store: options.store, settings })
   const app = new Hono()
@@ -64,6 +76,7 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
       aggregator,
       leaderTokenSha256: createHash('sha256').update(options.leaderToken).digest(),
       answerWaitMs: options.answerWaitMs,
+      maxWaiting: settings.maxWaiting,
     }),
   )
   app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))

@@ -32,7 +32,9 @@ export function openSqliteHelperStore(file: string): HelperStore {
   db.pragma('synchronous = FULL')
   db.exec(SCHEMA)
   const insertShare = db.prepare(
-    'INSERT INTO shares (key, body, received_at_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING',
+    `INSERT INTO shares (key, body, received_at_ms)
+     SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM shares WHERE batch IS NULL) < ?
+     ON CONFLICT (key) DO NOTHING`,
   )
   const selectShare = db.prepare('SELECT * FROM shares WHERE key = ?')
   const consume = db.prepare(
@@ -57,8 +59,9 @@ export function openSqliteHelperStore(file: string): HelperStore {
   })
   return {
     kind: 'sqlite',
-    async putShare(key, body, receivedAtMs) {
-      return insertShare.run(key, body, receivedAtMs).changes === 1 ? 'accepted' : 'duplicate'
+    async putShare(key, body, receivedAtMs, maxWaiting) {
+      if (insertShare.run(key, body, receivedAtMs, maxWaiting).changes === 1) return 'accepted'
+      return selectShare.get(key) ? 'duplicate' : 'full'
     },
     async shares(keys) {
       return keys.flatMap((key) => {
