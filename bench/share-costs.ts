@@ -16,18 +16,14 @@ import {
   type Party,
 } from '../shared/secure-update'
 import { createSparseSums } from '../shared/sparse-update'
+import { DEFAULT_SPARSE } from '../server/federated/defaults'
 import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
 import { randomFullContribution } from './full-update'
 import type { SplitBrowserResult } from './secure-update-entry'
 
 /** DIGINETICA's model: 100-wide rows, 100,700 dense weights; DEFAULT_SPARSE's layout. */
 export const UPDATE_SHAPE = { embedDim: 100, denseSize: 100_700 }
-export const UPDATE_LAYOUT = {
-  maxRows: 32,
-  embedDim: 100,
-  denseCoordinates: 8192,
-  negativeRows: 64,
-}
+export const UPDATE_LAYOUT = { ...DEFAULT_SPARSE.layout, embedDim: UPDATE_SHAPE.embedDim }
 
 export const median = (xs: number[]) => {
   const s = xs.slice().sort((a, b) => a - b)
