@@ -89,11 +89,11 @@ export async function sumSecureBatch(
   })
   const answered = await askHelper(link, request)
   if ('refused' in answered) {
-    const { code, message, excluded: left } = answered.refused
+    const { code, message, left } = answered.refused
     // Only a batch refused as too small names the reports it left out: they can never be summed.
     const unsummable =
       code === 'E_BATCH_SMALL'
-        ? [...excluded.map((e) => e.key), ...left.flatMap(([i]) => asked[i]?.key ?? [])]
+        ? [...excluded.map((e) => e.key), ...left.flatMap((i) => asked[i]?.key ?? [])]
         : []
     throw new HelperRefusal(code, message, unsummable)
   }
@@ -130,8 +130,8 @@ export async function sumSecureBatch(
 interface Refused {
   code: string
   message: string
-  /** What the helper says it left out: [index in the request, reason]. */
-  excluded: [number, ExclusionReason][]
+  /** The indices (in the request) of the reports the helper says it left out. */
+  left: number[]
 }
 
 /** POSTs the request until the helper answers it (200) or refuses it (4xx). */
@@ -159,16 +159,16 @@ async function askHelper(
           message?: string
           excluded?: unknown
         }
-        const excluded = Array.isArray(body.excluded)
-          ? body.excluded.filter(
-              (e): e is [number, ExclusionReason] => Array.isArray(e) && Number.isInteger(e[0]),
+        const left = Array.isArray(body.excluded)
+          ? body.excluded.flatMap((e: unknown) =>
+              Array.isArray(e) && Number.isInteger(e[0]) ? [e[0] as number] : [],
             )
           : []
         return {
           refused: {
             code: body.error ?? `HTTP_${status}`,
             message: `the helper refused the batch (${status}): ${body.message ?? 'no message'}`,
-            excluded,
+            left,
           },
         }
       }
