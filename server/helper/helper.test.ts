@@ -251,7 +251,7 @@ describe('the helper over HTTP (PROTOCOL.md P29c)', () => {
     expect(await bad.json()).toMatchObject({ error: 'E_REQUEST' })
   })
 
-  it('bounds the bodies waiting: past maxWaiting it answers 503 and stores nothing, until a batch consumes some', async () => {
+  it('bounds the bodies waiting: past maxWaiting it answers 503 and stores nothing', async () => {
     const small = await createHelper({
       store: { kind: 'sqlite', file: path.join(dir, 'helper-full.db') },
       leaderToken: LEADER_TOKEN,
