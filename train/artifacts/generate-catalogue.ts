@@ -3,7 +3,7 @@
 // categories are communities of the co-visitation graph and "added" dates follow the first
 // appearance in the log, so category pools, per-category caps and the "new" pool mean something.
 import type { Catalogue, CatalogueItem } from '../../shared/protocol'
-import { createRandom } from '../../shared/random'
+import { createRandom, standardNormal } from '../../shared/random'
 import type { SessionDataset } from '../data/types'
 import {
   ADJECTIVES,
@@ -150,8 +150,7 @@ function brandPriceFactor(brand: number): number {
 
 /** Log-normal around `median`, ending in .99 as shop prices do. */
 function drawPrice(median: number, random: () => number): number {
-  // Box–Muller; 1 - u keeps the logarithm finite.
-  const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  const z = standardNormal(random)
   const whole = Math.max(1, Math.round(median * Math.exp(PRICE_SIGMA * z)))
   return Number((whole - 0.01).toFixed(2))
 }

@@ -20,7 +20,7 @@ import {
   verifyShareBody,
 } from '../../shared/secure-update'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
-import { createRandom } from '../../shared/random'
+import { createRandom, standardNormal } from '../../shared/random'
 import {
   addContribution,
   applySparseSums,
@@ -281,7 +281,7 @@ function noised(
   clipNorm: number,
   random: () => number,
 ): SparseSums {
-  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  const gaussian = () => standardNormal(random)
   const valueScale = noise.multiplier * clipNorm
   const noisy = (values: Int32Array) =>
     Int32Array.from(values, (v) => (v + toFixed(valueScale * gaussian())) | 0)

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../../train/node-backend'
+import { standardNormal } from '../../../shared/random'
 import { createRandom } from '../model/random'
 import { buildNeighbourIndex } from './neighbour-index'
 
@@ -9,7 +10,7 @@ const DIM = 8
 /** Unit rows around `centres` random directions, shuffled so no cluster is contiguous. */
 function clusteredRows(n: number, centres: number, spread: number, seed: number): Float32Array {
   const random = createRandom(seed)
-  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  const gaussian = () => standardNormal(random)
   const directions = Array.from({ length: centres }, () => Array.from({ length: DIM }, gaussian))
   const rows = new Float32Array(n * DIM)
   for (let i = 0; i < n; i++) {
