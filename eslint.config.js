@@ -15,6 +15,19 @@ const nodeModules = {
   message: 'This folder runs in browsers too: no Node built-ins.',
 }
 
+/** Import patterns for the project's top-level rooms, at any depth of `../`. */
+function projectRooms(rooms) {
+  return rooms.flatMap((room) => [`../${room}/*`, `**/../${room}/*`, `../${room}`, `**/../${room}`])
+}
+const serverRooms = [
+  { group: ['idb'], message: 'IndexedDB is a browser store.' },
+  {
+    group: projectRooms(['client', 'train', 'bench', 'scripts']),
+    message:
+      'The server talks to clients through shared/ wire types only, and runs no trainer code.',
+  },
+]
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.cache/', 'models/', 'bench/results/'] },
   js.configs.recommended,
@@ -43,8 +56,50 @@ export default tseslint.config(
             ...platformLibraries,
             nodeModules,
             {
-              group: ['../client/*', '../server/*', '../train/*'],
-              message: 'shared/ depends on nothing in the project.',
+              group: projectRooms(['model', 'client', 'server', 'train', 'bench', 'scripts']),
+              message: 'shared/ is the bottom room: it depends on nothing in the project.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['model/**/*.ts'],
+    ignores: ['model/**/*.test.ts', 'model/node-backend.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            nodeModules,
+            {
+              group: ['idb', 'fake-indexeddb'],
+              message: 'IndexedDB lives in client/worker/storage only.',
+            },
+            { group: ['hono', 'hono/*'], message: 'hono belongs to server/.' },
+            {
+              group: projectRooms(['client', 'server', 'train', 'bench', 'scripts']),
+              message:
+                'model/ is imported by the worker, the trainer and the server: it imports only shared/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The one Node file of model/: how the trainer, the server's evaluation and the benchmarks
+    // start tfjs in Node. The worker never imports it (see the worker's rule).
+    files: ['model/node-backend.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: projectRooms(['client', 'server', 'train', 'bench', 'scripts']),
+              message: 'model/ imports only shared/.',
             },
           ],
         },
@@ -62,8 +117,13 @@ export default tseslint.config(
             nodeModules,
             { group: ['hono', 'hono/*'], message: 'hono belongs to server/.' },
             {
-              group: ['**/server/*', '**/train/*'],
-              message: 'The worker ships to shoppers: no server or trainer code.',
+              group: projectRooms(['server', 'train', 'bench', 'scripts']),
+              message: 'The worker ships to shoppers: no server, trainer or benchmark code.',
+            },
+            {
+              group: ['**/model/node-backend'],
+              message:
+                'The worker picks its backend in backend-probe.ts; node-backend is Node only.',
             },
           ],
         },
@@ -99,8 +159,6 @@ export default tseslint.config(
   },
   {
     files: ['server/**/*.ts'],
-    // server/evaluation/ runs the model to score candidate versions (P26): the one place the
-    // server may use tfjs and the trainer's evaluation protocol. Aggregation never does.
     ignores: ['server/**/*.test.ts', 'server/evaluation/**'],
     rules: {
       'no-restricted-imports': [
@@ -108,17 +166,21 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['@tensorflow/*'],
-              message: 'Aggregation is plain Float32Array math: no tfjs on the server.',
+              group: ['@tensorflow/*', ...projectRooms(['model'])],
+              message:
+                'Aggregation is plain Float32Array math: no tfjs or model on the server outside server/evaluation/.',
             },
-            { group: ['idb'], message: 'IndexedDB is a browser store.' },
-            {
-              group: ['**/client/*'],
-              message: 'The server talks to clients through shared/ wire types only.',
-            },
+            ...serverRooms,
           ],
         },
       ],
     },
+  },
+  {
+    // server/evaluation/ runs the model to score candidate versions (P26): the one part of the
+    // server that imports model/ (and through it tfjs). It still reaches nothing above it.
+    files: ['server/evaluation/**/*.ts'],
+    ignores: ['server/evaluation/**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: serverRooms }] },
   },
 )

@@ -31,7 +31,7 @@ import { forYouHits, listCases } from '../train/eval/list-cases'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, loadModel } from '../train/model-file'
-import { setNodeBackend } from '../train/node-backend'
+import { setNodeBackend } from '../model/node-backend'
 import { describeCommand, describeMachine } from '../train/progress'
 
 const COUNT = 100

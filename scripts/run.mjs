@@ -1,8 +1,8 @@
-// Runs a TypeScript entry point under Node through an esbuild bundle (node-bundle.mjs says why),
+// Runs a TypeScript entry point under Node through an esbuild bundle (server/jobs/node-bundle.mjs says why),
 // cached in .cache/ and rebuilt on every run (≈ 0.3 s).
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { bundleForNode } from './node-bundle.mjs'
+import { bundleForNode } from '../server/jobs/node-bundle.mjs'
 
 const [entry, ...rest] = process.argv.slice(2)
 if (!entry) {

@@ -13,7 +13,7 @@ import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, saveModel } from '../train/model-file'
-import { setNodeBackend } from '../train/node-backend'
+import { setNodeBackend } from '../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train/train-model'
 import { buildLoader } from './build-loader'
 

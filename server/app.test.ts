@@ -7,7 +7,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../shared/protocol'
 import { writeTestRelease } from '../test/fixtures/exported-release'
-import { setNodeBackend } from '../train/node-backend'
+import { setNodeBackend } from '../model/node-backend'
 import { createApp } from './app'
 
 // The static side of the server over real HTTP on 127.0.0.1: what a device and a CDN see.

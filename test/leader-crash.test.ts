@@ -20,7 +20,7 @@ import { helperRoute } from '../shared/helper-url'
 import type { ModelManifest } from '../shared/protocol'
 import { addContribution, applySparseSums, createSparseSums } from '../shared/sparse-update'
 import { decodeWeights, encodeWeights } from '../shared/weights-codec'
-import { setNodeBackend } from '../train/node-backend'
+import { setNodeBackend } from '../model/node-backend'
 import { writeTestRelease } from './fixtures/exported-release'
 import { startServerProcess, type ServerProcess } from './fixtures/server-process'
 

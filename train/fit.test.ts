@@ -1,17 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
-import {
-  createGruModel,
-  DEFAULT_GRU_CONFIG,
-  type GruModelConfig,
-} from '../client/worker/model/gru-model'
-import { exportModelWeights } from '../client/worker/model/model-weights'
-import { createRandom } from '../client/worker/model/random'
+import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from '../model/gru-model'
+import { exportModelWeights } from '../model/model-weights'
+import { createRandom } from '../shared/random'
 import { countItems } from './data/examples'
-import { evaluateScorer } from './eval/evaluate'
+import { evaluateScorer } from '../model/eval/evaluate'
 import { DEFAULT_FIT_OPTIONS, fitGruModel, planBatches } from './fit'
-import { createGruScorer } from './gru-scorer'
-import { setNodeBackend } from './node-backend'
+import { createGruScorer } from '../model/eval/gru-scorer'
+import { setNodeBackend } from '../model/node-backend'
 
 const config: GruModelConfig = {
   ...DEFAULT_GRU_CONFIG,

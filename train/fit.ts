@@ -1,13 +1,13 @@
 // The offline (T-1) training loop: prefix-augmented mini-batches, Adam, a validation pass after
 // every epoch that keeps the best weights, and a progress callback for the CLI's status line.
 import * as tf from '@tensorflow/tfjs-core'
-import type { GruModel } from '../client/worker/model/gru-model'
-import { createPopularitySampler } from '../client/worker/model/negative-sampler'
-import { createRandom, shuffleInPlace } from '../client/worker/model/random'
-import { encodeSessionBatch } from '../client/worker/model/session-batch'
-import { createTrainer, type LossKind } from '../client/worker/model/train-step'
-import { countItems, expandPrefixes } from './data/examples'
-import type { PrefixCase } from './data/types'
+import type { GruModel } from '../model/gru-model'
+import { createPopularitySampler } from '../model/negative-sampler'
+import { createRandom, shuffleInPlace } from '../shared/random'
+import { encodeSessionBatch } from '../model/session-batch'
+import { createTrainer, type LossKind } from '../model/train-step'
+import { countItems } from './data/examples'
+import { expandPrefixes, type PrefixCase } from '../model/prefix-cases'
 
 export interface FitOptions {
   epochs: number

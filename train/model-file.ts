@@ -2,8 +2,8 @@
 // `<dir>/report.json` (settings, per-epoch history, validation). `models/` is git-ignored.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { GruModel } from '../client/worker/model/gru-model'
-import { exportModelWeights, importModelWeights } from '../client/worker/model/model-weights'
+import type { GruModel } from '../model/gru-model'
+import { exportModelWeights, importModelWeights } from '../model/model-weights'
 import { decodeWeights, encodeWeights } from '../shared/weights-codec'
 
 export function defaultModelDir(datasetName: string): string {

@@ -7,10 +7,10 @@ import {
   DEFAULT_GRU_CONFIG,
   type GruModel,
   type GruModelConfig,
-} from '../client/worker/model/gru-model'
+} from '../model/gru-model'
 import { countItems, splitValidation } from './data/examples'
 import type { SessionDataset } from './data/types'
-import { evaluateScorer } from './eval/evaluate'
+import { evaluateScorer } from '../model/eval/evaluate'
 import {
   DEFAULT_FIT_OPTIONS,
   fitGruModel,
@@ -18,7 +18,7 @@ import {
   type FitProgress,
   type FitReport,
 } from './fit'
-import { createGruScorer } from './gru-scorer'
+import { createGruScorer } from '../model/eval/gru-scorer'
 import { createProgressLine, formatDuration } from './progress'
 
 export interface TrainSettings {

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
-import { setNodeBackend } from '../../train/node-backend'
+import { setNodeBackend } from '../../model/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
 import type { TrainingLocks } from './federated/training-lock'
 

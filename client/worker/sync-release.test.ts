@@ -3,7 +3,7 @@ import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../../shared/protocol'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
-import { setNodeBackend } from '../../train/node-backend'
+import { setNodeBackend } from '../../model/node-backend'
 import { openStorage, type Storage } from './storage'
 import { syncRelease } from './sync-release'
 

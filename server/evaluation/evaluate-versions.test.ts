@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGruModel, DEFAULT_GRU_CONFIG } from '../../client/worker/model/gru-model'
-import { exportModelWeights } from '../../client/worker/model/model-weights'
+import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
+import { exportModelWeights } from '../../model/model-weights'
 import type { Catalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
@@ -11,10 +11,10 @@ import { countItems } from '../../train/data/examples'
 import { loadDataset } from '../../train/data/load-dataset'
 import { sharedDataDir } from '../../train/data/paths'
 import type { SessionDataset } from '../../train/data/types'
-import { evaluateScorer } from '../../train/eval/evaluate'
+import { evaluateScorer } from '../../model/eval/evaluate'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../../train/fit'
-import { createGruScorer } from '../../train/gru-scorer'
-import { setNodeBackend } from '../../train/node-backend'
+import { createGruScorer } from '../../model/eval/gru-scorer'
+import { setNodeBackend } from '../../model/node-backend'
 import { federationRoutes } from '../federated/routes'
 import { createFederation, type Federation } from '../federated/service'
 import { openSqliteStore } from '../storage/sqlite-store'
@@ -148,7 +148,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     expect(response.status).toBe(200)
     const { metrics } = (await response.json()) as { metrics: Record<string, number> }
 
-    const model = (await import('../../client/worker/model/model-weights')).importModelWeights(
+    const model = (await import('../../model/model-weights')).importModelWeights(
       decodeWeights((await store.artifact((await store.current())!.manifest.model.sha256))!),
     )
     const scorer = createGruScorer(model)

@@ -1,14 +1,14 @@
 // The server's own evaluation of versions (PROTOCOL.md P26): the operator uploads held-out
 // sessions (product ids, never shown to devices); every candidate is scored on them with the
-// offline protocol (full ranking, Recall@20 and MRR@20, train/eval) and, under `evaluated`
+// offline protocol (full ranking, Recall@20 and MRR@20, model/eval) and, under `evaluated`
 // promotion, made current only if it is not worse than the current version by more than a
 // tolerance. Results go into the version's metrics, tagged with the set they came from.
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
 import type { Catalogue } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
-import { evaluateWeights } from '../../train/gru-scorer'
-import { setNodeBackend } from '../../train/node-backend'
+import { evaluateWeights } from '../../model/eval/gru-scorer'
+import { setNodeBackend } from '../../model/node-backend'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { checkDocument } from '../federated/documents'
 

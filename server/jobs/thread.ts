@@ -1,13 +1,13 @@
 // A worker thread that runs typed jobs one at a time, away from the thread that answers
 // requests: the server's job thread (jobs.ts) and the helper's aggregation thread
 // (server/helper/aggregator.ts) are both one. The entry is bundled with esbuild into .cache/
-// (scripts/node-bundle.mjs says why), which works alike under `npm start` and under vitest. A
+// (node-bundle.mjs says why), which works alike under `npm start` and under vitest. A
 // thread that dies rejects the calls it held, and the next call starts a fresh one.
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { bundleForNode } from '../../scripts/node-bundle.mjs'
+import { bundleForNode } from './node-bundle.mjs'
 
 /** Main thread → thread. */
 export interface ThreadRequest<J> {

@@ -7,17 +7,12 @@ import '@tensorflow/tfjs-backend-webgl'
 import '@tensorflow/tfjs-backend-webgpu'
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm'
 import * as tf from '@tensorflow/tfjs-core'
-import { registerTrainingGradients } from '../../client/worker/model/gradients'
-import { createGruModel } from '../../client/worker/model/gru-model'
-import { createPopularitySampler } from '../../client/worker/model/negative-sampler'
-import {
-  gatherRows,
-  matMul,
-  normalizeRows,
-  softmaxCrossEntropy,
-} from '../../client/worker/model/ops'
-import { encodeSessionBatch } from '../../client/worker/model/session-batch'
-import { createTrainer, type LossKind } from '../../client/worker/model/train-step'
+import { registerTrainingGradients } from '../../model/gradients'
+import { createGruModel } from '../../model/gru-model'
+import { createPopularitySampler } from '../../model/negative-sampler'
+import { gatherRows, matMul, normalizeRows, softmaxCrossEntropy } from '../../model/ops'
+import { encodeSessionBatch } from '../../model/session-batch'
+import { createTrainer, type LossKind } from '../../model/train-step'
 import * as fx from './gradients-fixtures'
 import {
   BACKENDS,

@@ -1,7 +1,7 @@
 // Fixed inputs shared by the browser entry (which computes on every backend) and the Node-side
 // test (which recomputes the small ones in float64). Pure data: no tfjs, no DOM, no Node.
-import { DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../client/worker/model/gru-model'
-import { createRandom, fillUniform } from '../../client/worker/model/random'
+import { DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../model/gru-model'
+import { createRandom, fillUniform } from '../../shared/random'
 
 const random = createRandom(2024)
 

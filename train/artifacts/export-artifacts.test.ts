@@ -7,12 +7,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createGruModel,
-  DEFAULT_GRU_CONFIG,
-  type GruModelConfig,
-} from '../../client/worker/model/gru-model'
-import { exportModelWeights } from '../../client/worker/model/model-weights'
+import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../model/gru-model'
+import { exportModelWeights } from '../../model/model-weights'
 import {
   validateCandidatePools,
   validateCatalogue,
@@ -24,7 +20,7 @@ import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/wei
 import { loadDataset } from '../data/load-dataset'
 import { sharedDataDir } from '../data/paths'
 import type { SessionDataset } from '../data/types'
-import { setNodeBackend } from '../node-backend'
+import { setNodeBackend } from '../../model/node-backend'
 import { exportArtifacts } from './export-artifacts'
 
 const dataDir = path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec')

@@ -4,10 +4,10 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { countItems } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
-import { evaluateScorer, formatReportTable } from '../eval/evaluate'
-import { createGruScorer } from '../gru-scorer'
+import { evaluateScorer, formatReportTable } from '../../model/eval/evaluate'
+import { createGruScorer } from '../../model/eval/gru-scorer'
 import { loadModel } from '../model-file'
-import { setNodeBackend, type NodeBackend } from '../node-backend'
+import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
 import { createProgressLine } from '../progress'
 
 async function main(): Promise<void> {

@@ -15,8 +15,8 @@ import {
   DEFAULT_LOCAL_TRAINER_OPTIONS,
   type LocalTrainingResult,
 } from '../../client/worker/federated/train-local'
-import { createGruModelFromValues } from '../../client/worker/model/gru-model'
-import { createRandom, shuffleInPlace } from '../../client/worker/model/random'
+import { createGruModelFromValues } from '../../model/gru-model'
+import { createRandom, shuffleInPlace } from '../../shared/random'
 import { countItems, splitValidation } from '../data/examples'
 import { loadDataset } from '../data/load-dataset'
 import {
@@ -27,11 +27,11 @@ import {
   topKIndices,
   type MetricsAccumulator,
   type MetricsResult,
-} from '../eval/metrics'
-import type { SessionScorer } from '../eval/scorer'
-import { createGruScorer } from '../gru-scorer'
+} from '../../model/eval/metrics'
+import type { SessionScorer } from '../../model/eval/scorer'
+import { createGruScorer } from '../../model/eval/gru-scorer'
 import { defaultModelDir, loadModel } from '../model-file'
-import { setNodeBackend, type NodeBackend } from '../node-backend'
+import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
 import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
 
 const OPTIONS = {

@@ -5,7 +5,7 @@ import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
 import { loadDataset } from '../data/load-dataset'
 import { defaultModelDir, saveModel } from '../model-file'
-import { setNodeBackend, type NodeBackend } from '../node-backend'
+import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
 import { trainOnDataset } from '../train-model'
 import { TRAIN_OPTIONS, settingsFromArgs } from './train-options'
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { countItems, countPrefixCases, expandPrefixes, splitValidation } from './examples'
+import { countItems, countPrefixCases, splitValidation } from './examples'
+import { expandPrefixes } from '../../model/prefix-cases'
 
 const sessions = [Int32Array.of(4, 2, 7, 2), Int32Array.of(1), Int32Array.of(3, 0)]
 

@@ -1,6 +1,3 @@
-// expandPrefixes lives with the model: the on-device fine-tuning builds the same cases.
-export { expandPrefixes, type ExpandOptions } from '../../client/worker/model/prefix-cases'
-
 /** Number of next-item cases `expandPrefixes` yields: Σ (L − 1) over sessions of length L ≥ 1. */
 export function countPrefixCases(sessions: Int32Array[]): number {
   let n = 0

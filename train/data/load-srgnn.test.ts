@@ -1,6 +1,7 @@
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { countPrefixCases, expandPrefixes } from './examples'
+import { countPrefixCases } from './examples'
+import { expandPrefixes } from '../../model/prefix-cases'
 import { indexSessions, loadSrgnnFolder, readIdSessions } from './load-srgnn'
 import { sharedDataDir } from './paths'
 import { catchDataError, useTempFolders } from './test-files'

@@ -16,5 +16,3 @@ export interface SessionDataset {
    * sessions left shorter than 2. Absent when the loader does not report it. */
   dropped?: { testClicks: number; testSessions: number }
 }
-
-export type { PrefixCase } from '../../client/worker/model/prefix-cases'

@@ -9,8 +9,8 @@ import { sharedDataDir } from '../data/paths'
 import type { SessionDataset } from '../data/types'
 import { createPopScorer } from './baselines/pop'
 import { createSPopScorer } from './baselines/s-pop'
-import { evaluateScorer, type EvalReport } from './evaluate'
-import type { SessionScorer } from './scorer'
+import { evaluateScorer, type EvalReport } from '../../model/eval/evaluate'
+import type { SessionScorer } from '../../model/eval/scorer'
 
 let dataset: Promise<SessionDataset> | undefined
 

@@ -12,8 +12,8 @@ import { createItemKnnScorer } from './baselines/item-knn'
 import { createPopScorer } from './baselines/pop'
 import { createSKnnScorer } from './baselines/s-knn'
 import { createSPopScorer } from './baselines/s-pop'
-import { evaluateScorer, formatReportTable, type EvalReport } from './evaluate'
-import type { SessionScorer } from './scorer'
+import { evaluateScorer, formatReportTable, type EvalReport } from '../../model/eval/evaluate'
+import type { SessionScorer } from '../../model/eval/scorer'
 
 const factories: Record<string, (train: Int32Array[], nItems: number) => SessionScorer> = {
   POP: createPopScorer,

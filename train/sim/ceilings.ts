@@ -1,9 +1,9 @@
 // What the simulation compares federated versions with: the pre-trained model trained on,
 // centrally, for one epoch over the sessions N devices hold (--ceiling), and the helpers both
 // channels of `npm run sim` share to pick devices and describe scores.
-import { exportModelWeights, importModelWeights } from '../../client/worker/model/model-weights'
+import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import type { WeightsFile } from '../../shared/weights-codec'
-import type { GroupReport } from '../eval/evaluate'
+import type { GroupReport } from '../../model/eval/evaluate'
 import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
 
 export interface CeilingRow {

@@ -12,7 +12,7 @@ import {
   type SparseLayout,
 } from '../../../shared/sparse-update'
 import type { WeightsFile } from '../../../shared/weights-codec'
-import { exportModelWeights, importModelWeights } from '../model/model-weights'
+import { exportModelWeights, importModelWeights } from '../../../model/model-weights'
 import { createUpdateTrainer, type LocalTrainerOptions } from './train-local'
 
 /** What the manifest and the upload token tell a device about a sparse round. */

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { MAX_SCORED_CASES } from '../../../shared/leader-upload'
-import { evaluateScorer } from '../../../train/eval/evaluate'
-import { createGruScorer } from '../../../train/gru-scorer'
-import { setNodeBackend } from '../../../train/node-backend'
-import { expandPrefixes } from '../model/prefix-cases'
-import { createRandom } from '../model/random'
-import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../model/gru-model'
+import { evaluateScorer } from '../../../model/eval/evaluate'
+import { createGruScorer } from '../../../model/eval/gru-scorer'
+import { setNodeBackend } from '../../../model/node-backend'
+import { expandPrefixes } from '../../../model/prefix-cases'
+import { createRandom } from '../../../shared/random'
+import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../../../model/gru-model'
 import { scoreCases } from './score-cases'
 
 const config = { ...DEFAULT_GRU_CONFIG, nItems: 300, embedDim: 8, hiddenDim: 8, maxLen: 6 }

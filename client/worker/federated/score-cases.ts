@@ -5,9 +5,9 @@
 // that no model has trained on, without any session leaving the device.
 import * as tf from '@tensorflow/tfjs-core'
 import { MAX_SCORED_CASES, type DeviceScore } from '../../../shared/leader-upload'
-import type { GruModel } from '../model/gru-model'
-import { expandPrefixes } from '../model/prefix-cases'
-import { encodeSessionBatch } from '../model/session-batch'
+import type { GruModel } from '../../../model/gru-model'
+import { expandPrefixes } from '../../../model/prefix-cases'
+import { encodeSessionBatch } from '../../../model/session-batch'
 
 export async function scoreCases(
   model: GruModel,
@@ -25,7 +25,7 @@ export async function scoreCases(
   )
   const targets = Int32Array.from(cases, (c, row) => row * nItems + c.target)
   // Rank = how many items score at least the target's score, the target included (ties count
-  // against the model, as offline: train/eval/metrics.ts). The target's score is read out of the
+  // against the model, as offline: model/eval/metrics.ts). The target's score is read out of the
   // same logits, so it compares equal to itself.
   const ranks = tf.tidy(() => {
     const sessionVectors = tf.mul(model.encode(batch), normalize ? scale : 1)

@@ -11,7 +11,7 @@ import { secureParamsFor, splitContribution } from '../../../shared/secure-updat
 import { withoutRows } from '../../../shared/sparse-update'
 import { splitWeights } from '../../../shared/federation-layout'
 import type { WeightsFile } from '../../../shared/weights-codec'
-import { importModelWeights } from '../model/model-weights'
+import { importModelWeights } from '../../../model/model-weights'
 import { computeSparseUpdate } from './compute-sparse-update'
 import { scoreCases } from './score-cases'
 import type { LocalTrainerOptions } from './train-local'

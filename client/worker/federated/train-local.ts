@@ -3,16 +3,16 @@
 // turn between slices, so `recommend` calls are answered during a run. A run that diverges is
 // undone as a whole: a device never keeps non-finite weights.
 import * as tf from '@tensorflow/tfjs-core'
-import type { GruModel } from '../model/gru-model'
+import type { GruModel } from '../../../model/gru-model'
 import {
   createPopularitySampler,
   createSetSampler,
   type NegativeSampler,
-} from '../model/negative-sampler'
-import { expandPrefixes, type PrefixCase } from '../model/prefix-cases'
-import { createRandom, shuffleInPlace } from '../model/random'
-import { encodeSessionBatch } from '../model/session-batch'
-import { createTrainer, type Trainer } from '../model/train-step'
+} from '../../../model/negative-sampler'
+import { expandPrefixes, type PrefixCase } from '../../../model/prefix-cases'
+import { createRandom, shuffleInPlace } from '../../../shared/random'
+import { encodeSessionBatch } from '../../../model/session-batch'
+import { createTrainer, type Trainer } from '../../../model/train-step'
 
 export interface LocalTrainerOptions {
   learningRate?: number

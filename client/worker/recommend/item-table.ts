@@ -1,8 +1,8 @@
 // The model's item vectors prepared once for inference and shared by recall and rank: normalising
 // and transposing 43k rows on every request would cost more than the request itself.
 import * as tf from '@tensorflow/tfjs-core'
-import type { GruModel } from '../model/gru-model'
-import { createSessionEncoder, type SessionEncoder } from '../model/gru-inference'
+import type { GruModel } from '../../../model/gru-model'
+import { createSessionEncoder, type SessionEncoder } from '../../../model/gru-inference'
 
 export interface ItemTable {
   /** Scoring-side item vectors, transposed: [embedDim, nItems]. */

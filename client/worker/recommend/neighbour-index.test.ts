@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
+import { setNodeBackend } from '../../../model/node-backend'
 import { standardNormal } from '../../../shared/random'
-import { createRandom } from '../model/random'
+import { createRandom } from '../../../shared/random'
 import { buildNeighbourIndex } from './neighbour-index'
 
 const DIM = 8

@@ -10,7 +10,7 @@
 // copy of those vectors in cluster order (one more copy of the table: 17 MB for DIGINETICA), as
 // a probed cluster read in one run is scored ~1.6× faster than rows gathered from the table.
 import * as tf from '@tensorflow/tfjs-core'
-import { createRandom } from '../model/random'
+import { createRandom } from '../../../shared/random'
 import { selectTopIndices } from './top-indices'
 
 /** Below this many items an exact pass is cheap (under half a millisecond): no index is built. */

@@ -1,7 +1,7 @@
 // Stage 3, ranking: the GRU scores the recalled candidates for the current session. The session
 // is encoded in JS (model/gru-inference.ts) and each candidate is one dot product against the
 // item table's read-back copy: no TF.js kernel runs at all.
-import type { GruModel } from '../model/gru-model'
+import type { GruModel } from '../../../model/gru-model'
 import type { ItemTable } from './item-table'
 import type { Candidate } from './recall'
 
@@ -25,7 +25,7 @@ export interface RankQuery {
 
 /**
  * Logits of the candidates, in candidate order: scale·cosine, the same numbers the trainer's
- * full-catalogue scorer gives those items (train/gru-scorer.ts).
+ * full-catalogue scorer gives those items (model/eval/gru-scorer.ts).
  */
 export async function rankCandidates(
   model: GruModel,

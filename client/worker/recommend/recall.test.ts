@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
-import { createGruModel, type GruModel } from '../model/gru-model'
+import { setNodeBackend } from '../../../model/node-backend'
+import { createGruModel, type GruModel } from '../../../model/gru-model'
 import { createItemTable, type ItemTable } from './item-table'
 import {
   DEFAULT_RECALL_SIZES,

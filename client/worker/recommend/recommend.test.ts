@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { RecommendRequest, RerankRules } from '../../../shared/protocol'
-import { setNodeBackend } from '../../../train/node-backend'
-import { createGruModel, type GruModel } from '../model/gru-model'
+import { setNodeBackend } from '../../../model/node-backend'
+import { createGruModel, type GruModel } from '../../../model/gru-model'
 import { createRecommender, type RecommendContext, type RecommenderOptions } from './recommend'
 import { MIN_INDEXED_ITEMS } from './neighbour-index'
 import {

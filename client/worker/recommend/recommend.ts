@@ -11,7 +11,7 @@ import type {
   RerankRules,
   Scenario,
 } from '../../../shared/protocol'
-import type { GruModel } from '../model/gru-model'
+import type { GruModel } from '../../../model/gru-model'
 import { indexCatalogue } from './catalogue-lookup'
 import { encodeSession } from './encode-session'
 import { createItemTable, type ItemTable } from './item-table'

@@ -6,7 +6,7 @@ import type {
   CatalogueItem,
   RerankRules,
 } from '../../../shared/protocol'
-import { DEFAULT_GRU_CONFIG, type GruModelConfig } from '../model/gru-model'
+import { DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../../model/gru-model'
 import { indexCatalogue } from './catalogue-lookup'
 
 export const N_ITEMS = 40

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRandom } from '../model/random'
+import { createRandom } from '../../../shared/random'
 import { selectTopIndices } from './top-indices'
 
 describe('selectTopIndices', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { topKIndices } from '../metrics'
+import { topKIndices } from '../../../model/eval/metrics'
 import { createItemKnnScorer } from './item-knn'
 
 describe('createItemKnnScorer', () => {

@@ -2,8 +2,8 @@
 // co-occurrence in training sessions, scored from the last item of the prefix only.
 
 import { countItems } from '../../data/examples'
-import { topKIndices } from '../metrics'
-import type { SessionScorer } from '../scorer'
+import { topKIndices } from '../../../model/eval/metrics'
+import type { SessionScorer } from '../../../model/eval/scorer'
 import { createScoreRows } from './score-rows'
 import { indexSessions } from './session-index'
 

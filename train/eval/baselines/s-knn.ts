@@ -2,8 +2,8 @@
 // similar to the current prefix among the most recent ones sharing an item with it, and score
 // each item by the summed similarity of the neighbours that contain it.
 
-import { topKIndices } from '../metrics'
-import type { SessionScorer } from '../scorer'
+import { topKIndices } from '../../../model/eval/metrics'
+import type { SessionScorer } from '../../../model/eval/scorer'
 import { createScoreRows } from './score-rows'
 import { indexSessions } from './session-index'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { topKIndices } from '../metrics'
+import { topKIndices } from '../../../model/eval/metrics'
 import { createSPopScorer } from './s-pop'
 
 // Training popularity: item 4 (3 clicks) > 3 (2) > 0, 1, 2 (1 each) > 5 (0).

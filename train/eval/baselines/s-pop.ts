@@ -1,5 +1,5 @@
 import { countItems } from '../../data/examples'
-import type { SessionScorer } from '../scorer'
+import type { SessionScorer } from '../../../model/eval/scorer'
 import { createScoreRows } from './score-rows'
 
 /**

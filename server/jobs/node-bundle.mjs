@@ -1,6 +1,6 @@
 // How TypeScript entries run under Node: tfjs-core's ESM build (the one with separately
 // importable gradient configs) uses extensionless imports Node refuses, so entries are bundled
-// with esbuild first. Used by scripts/run.mjs and by the server's job thread (server/jobs/).
+// with esbuild first. Used by the server's job thread (thread.ts) and by scripts/run.mjs.
 import { build } from 'esbuild'
 import { randomBytes } from 'node:crypto'
 import { mkdir, rename, writeFile } from 'node:fs/promises'

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
+import { setNodeBackend } from './node-backend'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel, type GruModelConfig } from './gru-model'
 import { createPopularitySampler } from './negative-sampler'
-import { createRandom } from './random'
+import { createRandom } from '../shared/random'
 import { encodeSessionBatch } from './session-batch'
 import { ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, createRowAdam, createTrainer } from './train-step'
 

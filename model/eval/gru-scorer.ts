@@ -1,12 +1,12 @@
 // The GRU behind the evaluator's SessionScorer contract: item vectors are prepared (normalised
 // and transposed) once per scorer, so each batch costs one encode and one matMul.
 import * as tf from '@tensorflow/tfjs-core'
-import type { GruModel } from '../client/worker/model/gru-model'
-import { importModelWeights } from '../client/worker/model/model-weights'
-import type { WeightsFile } from '../shared/weights-codec'
-import { evaluateScorer, type EvalReport, type EvaluateOptions } from './eval/evaluate'
-import { encodeSessionBatch } from '../client/worker/model/session-batch'
-import type { SessionScorer } from './eval/scorer'
+import type { GruModel } from '../gru-model'
+import { importModelWeights } from '../model-weights'
+import type { WeightsFile } from '../../shared/weights-codec'
+import { evaluateScorer, type EvalReport, type EvaluateOptions } from './evaluate'
+import { encodeSessionBatch } from '../session-batch'
+import type { SessionScorer } from './scorer'
 
 /** A scorer over the model's current weights; dispose it (not the model) when done. */
 export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionScorer {

@@ -1,6 +1,6 @@
 // GruModel ⇄ WeightsFile (the codec in shared/). Loading validates the whole file against the
 // config it declares before any tensor is created, so a bad file never yields half a model.
-import type { NamedTensor, WeightsFile } from '../../../shared/weights-codec'
+import type { NamedTensor, WeightsFile } from '../shared/weights-codec'
 import {
   createGruModelFromValues,
   describeWeights,

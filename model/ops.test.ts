@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { gatherGradConfig } from '@tensorflow/tfjs-core/dist/gradients/GatherV2_grad'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
+import { setNodeBackend } from './node-backend'
 import { registerTrainingGradients } from './gradients'
 import { gatherRows, matMul, normalizeRows, softmaxCrossEntropy } from './ops'
-import { createRandom, fillUniform } from './random'
+import { createRandom, fillUniform } from '../shared/random'
 
 // Central finite differences of a scalar function of one tensor, in float64 on the host.
 async function finiteDifference(

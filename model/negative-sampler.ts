@@ -1,4 +1,4 @@
-import { createRandom } from './random'
+import { createRandom } from '../shared/random'
 
 export interface NegativeSampler {
   /** `count` item ids drawn with probability ∝ popularity^alpha (with replacement). */

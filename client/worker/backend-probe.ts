@@ -2,9 +2,9 @@
 // a software adapter is slower than WASM, and WebGL is unusable for training (BRIEF). Each
 // candidate must pass a known-gradient self-test before its timing counts.
 import * as tf from '@tensorflow/tfjs-core'
-import type { BackendName, BackendProbe } from '../../../shared/protocol'
-import { registerTrainingGradients } from './gradients'
-import { gatherRows, matMul } from './ops'
+import type { BackendName, BackendProbe } from '../../shared/protocol'
+import { registerTrainingGradients } from '../../model/gradients'
+import { gatherRows, matMul } from '../../model/ops'
 
 /** Registers one backend with tfjs (a dynamic import, so unused backends are never fetched). */
 export type BackendLoader = () => Promise<unknown>

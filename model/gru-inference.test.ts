@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
+import { setNodeBackend } from './node-backend'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from './gru-model'
 import { createSessionEncoder } from './gru-inference'
-import { createRandom } from './random'
+import { createRandom } from '../shared/random'
 import { encodeSessionBatch } from './session-batch'
 
 const base: GruModelConfig = {

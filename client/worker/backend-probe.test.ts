@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../train/node-backend'
+import { setNodeBackend } from '../../model/node-backend'
 import { probeBackends, selfTestGradient } from './backend-probe'
 
 // Node has cpu and wasm; the browser backends are exercised in test/browser.

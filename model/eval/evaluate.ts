@@ -2,7 +2,7 @@
 // one case with target s[k], ranked against the whole catalogue. Scorers see batches of
 // prefixes; ranking and top-20 lists are computed here so every scorer is measured alike.
 
-import { expandPrefixes } from '../data/examples'
+import { expandPrefixes } from '../prefix-cases'
 import {
   LIST_K,
   createMetricsAccumulator,

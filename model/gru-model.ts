@@ -2,7 +2,7 @@
 // against the same (tied) item embedding table. With `normalize`, item and session vectors are
 // unit length and logits are scaled cosines (NISER), which keeps popular items from dominating.
 import * as tf from '@tensorflow/tfjs-core'
-import { createRandom, fillUniform } from './random'
+import { createRandom, fillUniform } from '../shared/random'
 import { gatherRows, matMul, normalizeRows } from './ops'
 
 export interface GruModelConfig {
