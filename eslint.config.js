@@ -183,4 +183,24 @@ export default tseslint.config(
     ignores: ['server/evaluation/**/*.test.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: serverRooms }] },
   },
+  {
+    files: ['train/**/*.ts'],
+    ignores: ['train/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['idb', 'fake-indexeddb'], message: 'IndexedDB is a browser store.' },
+            { group: ['hono', 'hono/*'], message: 'hono belongs to server/.' },
+            {
+              group: projectRooms(['client', 'server', 'bench', 'scripts']),
+              message:
+                'The trainer builds models and artifacts from shared/ and model/; the simulation, which runs device and server code, lives in bench/sim/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 )

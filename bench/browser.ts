@@ -4,21 +4,22 @@
 // step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download.
 // Writes bench/results/browser.json and prints a markdown table. Everything stays on 127.0.0.1.
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../model/gru-model'
 import { exportModelWeights } from '../model/model-weights'
 import { syncRelease } from '../client/worker/sync-release'
-import type { BackendName, RecommendResponse } from '../shared/protocol'
-import { decodeWeights, type WeightsFile } from '../shared/weights-codec'
+import type { BackendName, ModelManifest, RecommendResponse } from '../shared/protocol'
+import { decodeWeights } from '../shared/weights-codec'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
-import { describeCommand, describeMachine } from '../train/progress'
+import { runBenchmark, type BenchRun } from './harness'
+import { list, text, type Options } from './options'
+import { percentile } from './stats'
 import {
   buildDist,
   openProfile,
@@ -61,11 +62,6 @@ window.__coldStart = new Promise((resolve, reject) => {
   }, 2)
 })
 </script>`
-
-const quantile = (xs: number[], q: number): number => {
-  const s = xs.slice().sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!
-}
 
 interface PageMeasures {
   coldStartMs: number
@@ -226,43 +222,24 @@ async function measureBundles(distDir: string, chunks: Awaited<ReturnType<typeof
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      data: { type: 'string' },
-      model: { type: 'string' },
-      backends: { type: 'string' },
-    },
-    strict: true,
-  })
-  const backends = (values.backends ?? 'cpu,wasm,webgl,webgpu').split(',') as BackendName[]
-  const load = os.loadavg()
-  const cpus = os.cpus()
-  const modelFile = values.model ?? 'models/diginetica-srgnn/model.prw'
-  const real = existsSync(modelFile)
-  const dataDir =
-    values.data ??
-    path.join(sharedDataDir(), real ? 'diginetica-srgnn' : 'yoochoose-clicks-100k-sessionrec')
-  const dataset = await loadDataset(dataDir)
-  let weights: WeightsFile
-  let modelNote: string
-  if (real) {
-    weights = decodeWeights(await readFile(modelFile))
-    modelNote = `trained model ${modelFile}`
-  } else {
-    await setNodeBackend('cpu')
-    const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
-    weights = await exportModelWeights(model)
-    model.dispose()
-    modelNote = `NO trained model at ${modelFile}: an untrained seeded model on the YooChoose sample (not the DIGINETICA catalogue size)`
-  }
+export const BROWSER_FLAGS = {
+  /** Default: DIGINETICA with the trained model, else the YooChoose sample. */
+  data: text(),
+  model: text('models/diginetica-srgnn/model.prw'),
+  backends: list(['cpu', 'wasm', 'webgl', 'webgpu'] as const, ['cpu', 'wasm', 'webgl', 'webgpu']),
+  results: text('bench/results/browser.json'),
+}
+
+export async function benchBrowser(
+  options: Options<typeof BROWSER_FLAGS>,
+  run: BenchRun,
+): Promise<void> {
+  const { dataset, weights, modelNote } = await modelToServe(options)
   console.log(`${dataset.name}: ${dataset.nItems} items; ${modelNote}`)
-  console.log(
-    `load average before: ${load.map((l) => l.toFixed(2)).join(' ')} on ${cpus.length} cores`,
-  )
+  const { before } = run.stamp().loadAverage
+  console.log(`load average before: ${before.join(' ')} on ${os.cpus().length} cores`)
 
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-bench-browser-'))
-  const results: Record<string, unknown>[] = []
   let server: { origin: string; close(): void } | undefined
   try {
     const publicDir = path.join(work, 'public')
@@ -270,177 +247,205 @@ async function main(): Promise<void> {
     const distDir = path.join(work, 'dist')
     const chunks = await buildDist(publicDir, distDir)
     const bundles = await measureBundles(distDir, chunks)
-    for (const backend of backends) await writeTagPage(distDir, `bench-${backend}`, backend, HEAD)
+    for (const backend of options.backends) {
+      await writeTagPage(distDir, `bench-${backend}`, backend, HEAD)
+    }
     server = await serveDist(distDir)
     const release = await syncRelease(new URL('/artifacts/manifest.json', server.origin), null)
     const byIndex = new Map(release.catalogue.items.map((item) => [item.index, item.id]))
     // A real session: the first test session with five different items.
     const session = dataset.test.find((s) => new Set(s.slice(0, 5)).size === 5)!.slice(0, 5)
     const ids = Array.from(session, (index) => byIndex.get(index)!)
-    const download = {
-      model: release.manifest.model.bytes,
-      catalogue: release.manifest.catalogue.bytes,
-      pools: release.manifest.pools.bytes,
-      rules: release.manifest.rules.bytes,
+    const { download, downloadGzip } = await downloadSizes(release.manifest, distDir)
+    const results: BackendResult[] = []
+    for (const backend of options.backends) {
+      results.push(await measureBackend(server.origin, backend, ids))
     }
-    // What travels when the browser accepts gzip: the server sends the exporter's .gz siblings.
-    const wireBytes = async (ref: { url: string }) =>
-      (await stat(path.join(distDir, 'artifacts', `${ref.url}.gz`))).size
-    const downloadGzip = {
-      model: await wireBytes(release.manifest.model),
-      catalogue: await wireBytes(release.manifest.catalogue),
-      pools: await wireBytes(release.manifest.pools),
-      rules: await wireBytes(release.manifest.rules),
-    }
-
-    for (const backend of backends) {
-      const log: string[] = []
-      const profile = await openProfile(log)
-      const started = performance.now()
-      try {
-        await profile.page.goto(`${server.origin}/bench-${backend}.html`)
-        await waitForTag(profile.page)
-        const m = await profile.page.evaluate(measureInPage, {
-          ids,
-          warmup: WARMUP_CALLS,
-          timed: TIMED_CALLS,
-          windowMs: TRAIN_WINDOW_MS,
-        })
-        // status() is answered only between training slices, so `training` is first seen after
-        // the first step (and its set-up) ran: runMs / steps is a lower bound. The idle delay's
-        // end to the run's end, over the steps, includes reading the sessions and the
-        // optimizer's set-up: an upper bound.
-        const { steps, runMs, finished, windowMs } = m.training
-        const stepMs =
-          steps > 0 && runMs !== null
-            ? {
-                low: runMs / steps,
-                high: finished ? (windowMs - TRAIN_AFTER_IDLE_MS) / steps : null,
-              }
-            : null
-        results.push({
-          backend,
-          ran: m.backend,
-          label: SOFTWARE[backend] ?? backend,
-          coldStartMs: m.coldStartMs,
-          recommendPageMs: { p50: quantile(m.pageMs, 0.5), p95: quantile(m.pageMs, 0.95) },
-          recommendWorkerMs: { p50: quantile(m.workerMs, 0.5), p95: quantile(m.workerMs, 0.95) },
-          training: { ...m.training, stepMs },
-          longTasksDuringTraining: m.longTasksDuringTraining.length,
-          longestTaskDuringTrainingMs: Math.max(0, ...m.longTasksDuringTraining.map(([, d]) => d)),
-          longTasksTotal: m.longTasksTotal,
-          recallIndex: m.recallIndex,
-          seconds: (performance.now() - started) / 1000,
-        })
-        console.log(`${backend}: done in ${((performance.now() - started) / 1000).toFixed(0)} s`)
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        results.push({ backend, error: message, log: log.slice(-20) })
-        console.log(`${backend}: FAILED ${message}\n${log.slice(-10).join('\n')}`)
-      } finally {
-        await profile.close()
-      }
-    }
-
-    const loadAfter = os.loadavg()
-    const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
-    const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
-    const rows = results.map((r) => {
-      if (r.error) return `| ${r.backend} | failed: ${String(r.error).split('\n')[0]} | | | | | | |`
-      const x = r as {
-        label: string
-        coldStartMs: number
-        recommendPageMs: { p50: number; p95: number }
-        recommendWorkerMs: { p50: number; p95: number }
-        training: {
-          stepMs: { low: number; high: number | null } | null
-          steps: number
-          finished: boolean
-        }
-        longTasksDuringTraining: number
-        recallIndex: PageMeasures['recallIndex']
-      }
-      const index = x.recallIndex
-      const recall =
-        index?.state === 'ready'
-          ? `index, ${index.clusters} clusters (built in ${ms(index.buildMs, 0)} ms)`
-          : (index?.state ?? '—')
-      const step =
-        x.training.stepMs === null
-          ? 'not measured (no step in 60 s)'
-          : `${ms(x.training.stepMs.low, 0)}–${ms(x.training.stepMs.high, 0)} (${x.training.steps} steps${x.training.finished ? '' : ', unfinished'})`
-      return `| ${x.label} | ${ms(x.coldStartMs, 0)} | ${ms(x.recommendPageMs.p50, 2)} / ${ms(x.recommendPageMs.p95, 2)} | ${ms(x.recommendWorkerMs.p50, 2)} / ${ms(x.recommendWorkerMs.p95, 2)} | ${step} | ${x.longTasksDuringTraining} | ${recall} |`
-    })
-    const table = [
-      '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows,
-    ].join('\n')
-    const lazyRows = Object.entries(bundles.lazyBackends).map(
-      ([name, b]) =>
-        `| worker: ${name} backend (loaded on demand) | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
-    )
-    const wasmRows = Object.entries(bundles.wasm).map(
-      ([name, b]) => `| ${name} | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
-    )
-    const sizes = [
-      '| file | bytes | gzip |',
-      '| --- | ---: | ---: |',
-      `| loader dist/pocketrec.js | ${kb(bundles.loader.bytes)} | ${kb(bundles.loader.gzipBytes)} |`,
-      `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
-      ...lazyRows,
-      ...wasmRows,
-      `| model download (manifest model.bytes) | ${download.model.toLocaleString('en')} B | ${downloadGzip.model.toLocaleString('en')} B |`,
-      `| catalogue + pools + rules download | ${(download.catalogue + download.pools + download.rules).toLocaleString('en')} B | ${(downloadGzip.catalogue + downloadGzip.pools + downloadGzip.rules).toLocaleString('en')} B |`,
-    ].join('\n')
+    const { after } = run.stamp().loadAverage
     console.log(
       `\n${dataset.name}: ${dataset.nItems} items, d = ${String(weights.meta.embedDim)}; ${modelNote}\n` +
         `Chromium headless, no GPU: webgl and webgpu run in software. recommend: for-you, limit 20, ` +
         `one-item session, ${TIMED_CALLS} calls after ${WARMUP_CALLS} warm-up. Fine-tuning step: wall time ` +
         `of one local run / its steps, from training first seen in status() (polled every 50 ms) ` +
         `or from the end of the ${TRAIN_AFTER_IDLE_MS} ms idle delay, to idle again.\n` +
-        `load average before ${load.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (${cpus.length} cores)\n\n` +
-        `${table}\n\n${sizes}`,
+        `load average before ${before.join(' ')}, after ${after.join(' ')} (${os.cpus().length} cores)\n\n` +
+        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}`,
     )
-    const out = path.resolve('bench', 'results', 'browser.json')
-    await mkdir(path.dirname(out), { recursive: true })
-    await writeFile(
-      out,
-      JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          machine: describeMachine(),
-          browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
-          loadAverage: { before: load, after: loadAfter },
-          command: describeCommand('bench:browser'),
-          dataset: dataset.name,
-          nItems: dataset.nItems,
-          model: modelNote,
-          // How long, not which: item ids from the log do not belong in a tracked results file.
-          session: { items: ids.length, from: 'the first test session with five distinct items' },
-          settings: {
-            warmupCalls: WARMUP_CALLS,
-            timedCalls: TIMED_CALLS,
-            trainWindowMs: TRAIN_WINDOW_MS,
-            trainAfterIdleMs: TRAIN_AFTER_IDLE_MS,
-          },
-          download,
-          downloadGzip,
-          bundles,
-          backends: results,
-        },
-        null,
-        2,
-      ) + '\n',
-    )
-    console.log(`\nwritten ${path.relative(process.cwd(), out)}`)
+    await run.write(options.results, {
+      browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
+      dataset: dataset.name,
+      nItems: dataset.nItems,
+      model: modelNote,
+      // How long, not which: item ids from the log do not belong in a tracked results file.
+      session: { items: ids.length, from: 'the first test session with five distinct items' },
+      settings: {
+        warmupCalls: WARMUP_CALLS,
+        timedCalls: TIMED_CALLS,
+        trainWindowMs: TRAIN_WINDOW_MS,
+        trainAfterIdleMs: TRAIN_AFTER_IDLE_MS,
+      },
+      download,
+      downloadGzip,
+      bundles,
+      backends: results,
+    })
   } finally {
     server?.close()
     await rm(work, { recursive: true, force: true })
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
-  process.exit(1)
-})
+/** The trained DIGINETICA model when there is one, else a seeded untrained one on YooChoose. */
+async function modelToServe(options: Options<typeof BROWSER_FLAGS>) {
+  const real = existsSync(options.model)
+  const dataDir =
+    options.data ??
+    path.join(sharedDataDir(), real ? 'diginetica-srgnn' : 'yoochoose-clicks-100k-sessionrec')
+  const dataset = await loadDataset(dataDir)
+  if (real) {
+    const weights = decodeWeights(await readFile(options.model))
+    return { dataset, weights, modelNote: `trained model ${options.model}` }
+  }
+  await setNodeBackend('cpu')
+  const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
+  const weights = await exportModelWeights(model)
+  model.dispose()
+  const modelNote = `NO trained model at ${options.model}: an untrained seeded model on the YooChoose sample (not the DIGINETICA catalogue size)`
+  return { dataset, weights, modelNote }
+}
+
+/** What each artifact weighs, and what travels when the browser accepts gzip (the .gz siblings). */
+async function downloadSizes(manifest: ModelManifest, distDir: string) {
+  const refs = {
+    model: manifest.model,
+    catalogue: manifest.catalogue,
+    pools: manifest.pools,
+    rules: manifest.rules,
+  }
+  const download = Object.fromEntries(
+    Object.entries(refs).map(([name, ref]) => [name, ref.bytes]),
+  ) as Record<keyof typeof refs, number>
+  const downloadGzip = {} as Record<keyof typeof refs, number>
+  for (const [name, ref] of Object.entries(refs) as [keyof typeof refs, { url: string }][]) {
+    downloadGzip[name] = (await stat(path.join(distDir, 'artifacts', `${ref.url}.gz`))).size
+  }
+  return { download, downloadGzip }
+}
+
+type BackendResult =
+  | {
+      backend: BackendName
+      ran: string
+      label: string
+      coldStartMs: number
+      recommendPageMs: { p50: number; p95: number }
+      recommendWorkerMs: { p50: number; p95: number }
+      training: PageMeasures['training'] & { stepMs: { low: number; high: number | null } | null }
+      longTasksDuringTraining: number
+      longestTaskDuringTrainingMs: number
+      longTasksTotal: number
+      recallIndex: PageMeasures['recallIndex']
+      seconds: number
+    }
+  | { backend: BackendName; error: string; log: string[] }
+
+/** One backend in a fresh browser profile: cold start, timed lists, then a fine-tuning run. */
+async function measureBackend(
+  origin: string,
+  backend: BackendName,
+  ids: string[],
+): Promise<BackendResult> {
+  const log: string[] = []
+  const profile = await openProfile(log)
+  const started = performance.now()
+  try {
+    await profile.page.goto(`${origin}/bench-${backend}.html`)
+    await waitForTag(profile.page)
+    const m = await profile.page.evaluate(measureInPage, {
+      ids,
+      warmup: WARMUP_CALLS,
+      timed: TIMED_CALLS,
+      windowMs: TRAIN_WINDOW_MS,
+    })
+    // status() is answered only between training slices, so `training` is first seen after
+    // the first step (and its set-up) ran: runMs / steps is a lower bound. The idle delay's
+    // end to the run's end, over the steps, includes reading the sessions and the
+    // optimizer's set-up: an upper bound.
+    const { steps, runMs, finished, windowMs } = m.training
+    const stepMs =
+      steps > 0 && runMs !== null
+        ? { low: runMs / steps, high: finished ? (windowMs - TRAIN_AFTER_IDLE_MS) / steps : null }
+        : null
+    console.log(`${backend}: done in ${((performance.now() - started) / 1000).toFixed(0)} s`)
+    return {
+      backend,
+      ran: m.backend,
+      label: SOFTWARE[backend] ?? backend,
+      coldStartMs: m.coldStartMs,
+      recommendPageMs: { p50: percentile(m.pageMs, 50), p95: percentile(m.pageMs, 95) },
+      recommendWorkerMs: { p50: percentile(m.workerMs, 50), p95: percentile(m.workerMs, 95) },
+      training: { ...m.training, stepMs },
+      longTasksDuringTraining: m.longTasksDuringTraining.length,
+      longestTaskDuringTrainingMs: Math.max(0, ...m.longTasksDuringTraining.map(([, d]) => d)),
+      longTasksTotal: m.longTasksTotal,
+      recallIndex: m.recallIndex,
+      seconds: (performance.now() - started) / 1000,
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    console.log(`${backend}: FAILED ${message}\n${log.slice(-10).join('\n')}`)
+    return { backend, error: message, log: log.slice(-20) }
+  } finally {
+    await profile.close()
+  }
+}
+
+const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
+const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
+
+function latencyTable(results: BackendResult[]): string {
+  const rows = results.map((r) => {
+    if ('error' in r) return `| ${r.backend} | failed: ${r.error.split('\n')[0]} | | | | | | |`
+    const index = r.recallIndex
+    const recall =
+      index?.state === 'ready'
+        ? `index, ${index.clusters} clusters (built in ${ms(index.buildMs, 0)} ms)`
+        : (index?.state ?? '—')
+    const step =
+      r.training.stepMs === null
+        ? 'not measured (no step in 60 s)'
+        : `${ms(r.training.stepMs.low, 0)}–${ms(r.training.stepMs.high, 0)} (${r.training.steps} steps${r.training.finished ? '' : ', unfinished'})`
+    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} |`
+  })
+  return [
+    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows,
+  ].join('\n')
+}
+
+function sizeTable(
+  bundles: Awaited<ReturnType<typeof measureBundles>>,
+  download: Record<string, number>,
+  downloadGzip: Record<string, number>,
+): string {
+  const shopBytes = (d: Record<string, number>) =>
+    (d.catalogue! + d.pools! + d.rules!).toLocaleString('en')
+  return [
+    '| file | bytes | gzip |',
+    '| --- | ---: | ---: |',
+    `| loader dist/pocketrec.js | ${kb(bundles.loader.bytes)} | ${kb(bundles.loader.gzipBytes)} |`,
+    `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
+    ...Object.entries(bundles.lazyBackends).map(
+      ([name, b]) =>
+        `| worker: ${name} backend (loaded on demand) | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
+    ),
+    ...Object.entries(bundles.wasm).map(
+      ([name, b]) => `| ${name} | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
+    ),
+    `| model download (manifest model.bytes) | ${download.model!.toLocaleString('en')} B | ${downloadGzip.model!.toLocaleString('en')} B |`,
+    `| catalogue + pools + rules download | ${shopBytes(download)} B | ${shopBytes(downloadGzip)} B |`,
+  ].join('\n')
+}
+
+runBenchmark({ script: 'bench:browser', flags: BROWSER_FLAGS, run: benchBrowser })

@@ -7,23 +7,16 @@
 // flood one release (K = 1,000 updates, one per id). Writes bench/results/client-id.json.
 import { execFileSync } from 'node:child_process'
 import { createHash, hash as oneShotHash } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { DEFAULT_CLIENT_IDS } from '../server/federated/defaults'
 import { solveWork } from '../shared/proof-of-work'
 import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
-import { describeCommand, describeMachine } from '../train/progress'
+import { runBenchmark, type BenchRun } from './harness'
+import { int, text, type Options } from './options'
 import type { ClientIdBrowserResult } from './client-id-entry'
+import { median } from './stats'
 
 const RELEASE_UPDATES = 1000
-
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
 
 interface DeviceRuns {
   where: string
@@ -125,18 +118,17 @@ function opensslRate(seconds: number, repeats: number) {
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      bits: { type: 'string', default: String(DEFAULT_CLIENT_IDS.bits) },
-      runs: { type: 'string', default: '15' },
-      results: { type: 'string', default: 'bench/results/client-id.json' },
-    },
-    strict: true,
-  })
-  const bits = Number(values.bits)
-  const runs = Number(values.runs)
-  const loadBefore = os.loadavg().map((l) => Number(l.toFixed(2)))
+export const CLIENT_ID_FLAGS = {
+  bits: int(DEFAULT_CLIENT_IDS.bits),
+  runs: int(15),
+  results: text('bench/results/client-id.json'),
+}
+
+export async function benchClientId(
+  options: Options<typeof CLIENT_ID_FLAGS>,
+  run: BenchRun,
+): Promise<void> {
+  const { bits, runs } = options
   console.log(`client ids at ${bits} bits: 2^${bits} = ${2 ** bits} hashes on average`)
 
   const device = [summarise(await solveInNode(bits, runs), bits)]
@@ -177,12 +169,7 @@ async function main(): Promise<void> {
     )
   }
 
-  const results = {
-    command: describeCommand('bench:client-id'),
-    date: new Date().toISOString(),
-    machine: describeMachine(),
-    // This machine's cores are shared: a load above 1 slows every figure here alike.
-    loadAverage: { before: loadBefore, after: os.loadavg().map((l) => Number(l.toFixed(2))) },
+  await run.write(options.results, {
     bits,
     releaseUpdates: RELEASE_UPDATES,
     device,
@@ -191,13 +178,7 @@ async function main(): Promise<void> {
       ...(typeof chromium === 'string' ? [{ name: 'Chromium', reason: chromium }] : []),
       ...attacker.filter((a) => !('hashesPerSecond' in a)),
     ],
-  }
-  await mkdir(path.dirname(values.results), { recursive: true })
-  await writeFile(values.results, JSON.stringify(results, null, 2) + '\n')
-  console.log(`wrote ${values.results}`)
+  })
 }
 
-main().catch((error: unknown) => {
-  console.error(error)
-  process.exit(1)
-})
+runBenchmark({ script: 'bench:client-id', flags: CLIENT_ID_FLAGS, run: benchClientId })

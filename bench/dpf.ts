@@ -9,10 +9,6 @@
 // them one by one and then all in one batch as at a release, at 43,097 and 1,000,000 items (48 buckets). Writes
 // bench/results/dpf.json.
 import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { createNodeCipher } from '../server/federated/node-cipher'
 import {
   type BlockCipher,
@@ -24,8 +20,10 @@ import {
   verifyDpfKey,
 } from '../shared/dpf'
 import { createNobleCipher } from '../shared/noble-cipher'
-import { describeCommand, describeMachine } from '../train/progress'
-import { benchUpdates, median, round, splitInChromium } from './share-costs'
+import { runBenchmark, type BenchRun } from './harness'
+import { int, text, type Options } from './options'
+import { benchUpdates, splitInChromium } from './share-costs'
+import { median, round } from './stats'
 
 const PAYLOAD_LENGTH = 101
 
@@ -178,20 +176,15 @@ function treeBlocks(domainBits: number, domainSize: number): number {
   return blocks
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '7' },
-      'large-runs': { type: 'string', default: '3' },
-      keys: { type: 'string', default: '1000' },
-      results: { type: 'string', default: 'bench/results/dpf.json' },
-    },
-    strict: true,
-  })
-  const runs = Number(values.runs)
-  const largeRuns = Number(values['large-runs'])
-  const keysPerRun = Number(values.keys)
-  const loadBefore = os.loadavg().map((l) => Number(l.toFixed(2)))
+export const DPF_FLAGS = {
+  runs: int(7),
+  largeRuns: int(3),
+  keys: int(1000),
+  results: text('bench/results/dpf.json'),
+}
+
+export async function benchDpf(options: Options<typeof DPF_FLAGS>, run: BenchRun): Promise<void> {
+  const { runs, largeRuns, keys: keysPerRun } = options
   const bucket = { domainBits: 12, payloadLength: PAYLOAD_LENGTH }
   const catalogue = { domainBits: 16, payloadLength: PAYLOAD_LENGTH }
   const million = { domainBits: 20, payloadLength: PAYLOAD_LENGTH }
@@ -254,24 +247,7 @@ async function main(): Promise<void> {
       : `device split in ${chromium.where}, dedicated worker: ${chromium.medianMs} ms an update (${chromium.runs} runs)`,
   )
 
-  const results = {
-    command: describeCommand('bench:dpf'),
-    date: new Date().toISOString(),
-    machine: describeMachine(),
-    // This machine's cores are shared: a load above 1 slows every figure here alike.
-    loadAverage: { before: loadBefore, after: os.loadavg().map((l) => Number(l.toFixed(2))) },
-    keygen,
-    evaluation,
-    verification,
-    updates,
-    chromium,
-  }
-  await mkdir(path.dirname(values.results), { recursive: true })
-  await writeFile(values.results, JSON.stringify(results, null, 2) + '\n')
-  console.log(`wrote ${values.results}`)
+  await run.write(options.results, { keygen, evaluation, verification, updates, chromium })
 }
 
-main().catch((error: unknown) => {
-  console.error(error)
-  process.exit(1)
-})
+runBenchmark({ script: 'bench:dpf', flags: DPF_FLAGS, run: benchDpf })

@@ -37,6 +37,7 @@ import { setNodeBackend } from '../model/node-backend'
 import { describeCommand, describeMachine } from '../train/progress'
 import { dropSchemas, ensurePostgres, POSTGRES_URL } from '../test/fixtures/postgres'
 import { startServerProcess } from '../test/fixtures/server-process'
+import { percentile } from './stats'
 
 interface Replica {
   origin: string
@@ -75,11 +76,6 @@ interface JobsWindow {
   publishes: number
   /** Versions that gained a validation score during the window. */
   evaluations: number
-}
-
-const percentile = (xs: number[], p: number) => {
-  const s = xs.slice().sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!
 }
 
 async function startReplica(options: object, pinToOneCore: boolean): Promise<Replica> {

@@ -20,17 +20,11 @@ import { DEFAULT_SPARSE } from '../server/federated/defaults'
 import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
 import { randomFullContribution } from './full-update'
 import type { SplitBrowserResult } from './secure-update-entry'
+import { median, round } from './stats'
 
 /** DIGINETICA's model: 100-wide rows, 100,700 dense weights; DEFAULT_SPARSE's layout. */
 export const UPDATE_SHAPE = { embedDim: 100, denseSize: 100_700 }
 export const UPDATE_LAYOUT = { ...DEFAULT_SPARSE.layout, embedDim: UPDATE_SHAPE.embedDim }
-
-export const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-export const round = (x: number, digits = 3) => Number(x.toFixed(digits))
 
 const keyRandomBytes = (n: number) => new Uint8Array(randomBytes(n))
 

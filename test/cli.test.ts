@@ -94,10 +94,7 @@ describe('npm run sim', () => {
       ...['--pretrain-epochs', '1', '--eval-cases', '300', '--eval-every', '1', '--negatives', '8'],
     ]
     const plainFile = path.join(out, 'sim-sparse.json')
-    const sim = await runScript(
-      'train/cli/sim-federated.ts',
-      args('sparse-plaintext', plainFile, '12'),
-    )
+    const sim = await runScript('bench/sim/federated.ts', args('sparse-plaintext', plainFile, '12'))
     const plain = JSON.parse(fs.readFileSync(plainFile, 'utf8'))
     expect(plain.channel).toBe('sparse-plaintext')
     expect(plain.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
@@ -133,7 +130,7 @@ describe('npm run sim', () => {
     )
 
     const secureFile = path.join(out, 'sim-secure.json')
-    await runScript('train/cli/sim-federated.ts', args('sparse-secure', secureFile, 'none'))
+    await runScript('bench/sim/federated.ts', args('sparse-secure', secureFile, 'none'))
     const secure = JSON.parse(fs.readFileSync(secureFile, 'utf8'))
     // The same devices and seeds through DPF keys and shares: the same model, bit for bit.
     expect(plain.report.modelHashes).toHaveLength(3)

@@ -5,7 +5,7 @@ import type { GruModel } from '../../../model/gru-model'
 import type { ItemTable } from './item-table'
 import type { Candidate } from './recall'
 
-// Measured with rank.bench.ts and .../recommend in headless Chromium (WASM, SIMD, one thread; on
+// Measured with bench/rank.bench.ts and .../recommend in headless Chromium (WASM, SIMD, one thread; on
 // the 2-core dev machine), 43,097 items, d = 100, 300 candidates:
 //   score every item [1,d]·[d,n] and read back 43k floats            ~1.2 ms (memory-bound)
 //   gather 300 rows of an [n,d] table, then [300,d]·[d,1]            ~0.8 ms (WASM Gather is slow)

@@ -4,7 +4,7 @@
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import type { WeightsFile } from '../../shared/weights-codec'
 import type { GroupReport } from '../../model/eval/evaluate'
-import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../fit'
+import { DEFAULT_FIT_OPTIONS, fitGruModel } from '../../train/fit'
 
 export interface CeilingRow {
   devices: number

@@ -1,19 +1,18 @@
 // Ranking alternatives and the whole recommend at the DIGINETICA catalogue size, WASM in Node:
-//   npx vitest bench client/worker/recommend/rank.bench.ts --run
+//   npx vitest bench bench/rank.bench.ts --run
 // The numbers are quoted in rank.ts; timings are measured here, never asserted in tests.
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, beforeAll, bench, describe } from 'vitest'
-// eslint-disable-next-line no-restricted-imports -- benchmarks run in Node, like tests
-import { setNodeBackend } from '../../../model/node-backend'
-import type { CandidatePools, Catalogue, RerankRules } from '../../../shared/protocol'
-import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../../../model/gru-model'
-import { createRandom } from '../../../shared/random'
-import { encodeSessionBatch } from '../../../model/session-batch'
-import { createItemTable, type ItemTable } from './item-table'
-import { rankCandidates } from './rank'
-import { findNeighbours, type Candidate } from './recall'
-import { selectTopIndices } from './top-indices'
-import { createRecommender, type Recommender } from './recommend'
+import { setNodeBackend } from '../model/node-backend'
+import type { CandidatePools, Catalogue, RerankRules } from '../shared/protocol'
+import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../model/gru-model'
+import { createRandom } from '../shared/random'
+import { encodeSessionBatch } from '../model/session-batch'
+import { createItemTable, type ItemTable } from '../client/worker/recommend/item-table'
+import { rankCandidates } from '../client/worker/recommend/rank'
+import { findNeighbours, type Candidate } from '../client/worker/recommend/recall'
+import { selectTopIndices } from '../client/worker/recommend/top-indices'
+import { createRecommender, type Recommender } from '../client/worker/recommend/recommend'
 
 const N_ITEMS = 43_097
 const N_CANDIDATES = 300

@@ -35,7 +35,8 @@ import {
 } from '../../shared/sparse-update'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { LocalTrainerOptions } from '../../client/worker/federated/train-local'
-import { createProgressLine, formatDuration } from '../progress'
+import { createProgressLine, formatDuration } from '../../train/progress'
+import { median } from '../stats'
 
 export interface SparseChannelOptions {
   global: WeightsFile
@@ -244,11 +245,6 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
       },
     }),
   }
-}
-
-function median(values: number[]): number {
-  const sorted = values.slice().sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -2,7 +2,7 @@
 // federated training on a real log. A model is pre-trained on the first 20 % of the training
 // sessions (file order is time order); then devices, one per later training session, train with
 // the worker's own code (compute-sparse-update.ts) and send their sparse contributions through
-// the channel (train/sim/sparse-channel.ts), K per release. Published versions are evaluated
+// the channel (bench/sim/sparse-channel.ts), K per release. Published versions are evaluated
 // with the SR-GNN protocol (full ranking) on the first `--eval-cases` cases of the test split or
 // of the validation split (`--on validation`), beside the central ceilings. Prints and writes
 // accuracy per version to bench/results/sim-federated-<dataset>.json. (The slice layout's
@@ -15,16 +15,16 @@ import { exportModelWeights } from '../../model/model-weights'
 import { DEFAULT_SPARSE } from '../../server/federated/defaults'
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { countItems, splitForFederation } from '../data/examples'
-import { loadDataset } from '../data/load-dataset'
-import type { SessionDataset } from '../data/types'
+import { countItems, splitForFederation } from '../../train/data/examples'
+import { loadDataset } from '../../train/data/load-dataset'
+import type { SessionDataset } from '../../train/data/types'
 import type { TargetGroup } from '../../model/eval/evaluate'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
-import { defaultModelDir } from '../model-file'
+import { defaultModelDir } from '../../train/model-file'
 import { setNodeBackend } from '../../model/node-backend'
-import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train-model'
-import { deviceSessions } from '../sim/ceilings'
-import { simulateSparse } from '../sim/sparse-simulation'
+import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../../train/train-model'
+import { deviceSessions } from './ceilings'
+import { simulateSparse } from './sparse-simulation'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -64,7 +64,7 @@ const OPTIONS = {
   /**
    * `sparse-plaintext` (issue 12, simulation only): devices send the rows they viewed and a dense
    * window in the clear to an in-process server that steps each row by its own mean
-   * (train/sim/sparse-channel.ts); --server-lr is the rows' η, --dense the window.
+   * (bench/sim/sparse-channel.ts); --server-lr is the rows' η, --dense the window.
    * `sparse-secure`: the same contributions through the two-server channel as well (DPF keys and
    * additive shares to an in-process leader and helper), published from the combined shares.
    */

@@ -1,7 +1,7 @@
 // Held-out cases for the worker's recommendation lists (bench:recall-index):
 // one prefix per session, sessions evenly spread, the cut point cycling through each session's
 // positions; and how often the for-you list holds a case's next item.
-import type { Recommender } from '../../client/worker/recommend/recommend'
+import type { Recommender } from '../client/worker/recommend/recommend'
 
 export interface ListCase {
   prefix: Int32Array

@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { describeCommand, describeMachine, formatDuration } from '../progress'
+import { describeCommand, describeMachine, formatDuration } from '../../train/progress'
 import { computeCeilings, describeGroups, type Evaluate, type VersionRow } from './ceilings'
 import { runSparseChannel, type SparseChannelOptions } from './sparse-channel'
 

@@ -17,8 +17,8 @@ import {
 } from '../../client/worker/federated/train-local'
 import { createGruModelFromValues } from '../../model/gru-model'
 import { createRandom, shuffleInPlace } from '../../shared/random'
-import { countItems, splitValidation } from '../data/examples'
-import { loadDataset } from '../data/load-dataset'
+import { countItems, splitValidation } from '../../train/data/examples'
+import { loadDataset } from '../../train/data/load-dataset'
 import {
   createMetricsAccumulator,
   LIST_K,
@@ -30,9 +30,15 @@ import {
 } from '../../model/eval/metrics'
 import type { SessionScorer } from '../../model/eval/scorer'
 import { createGruScorer } from '../../model/eval/gru-scorer'
-import { defaultModelDir, loadModel } from '../model-file'
+import { defaultModelDir, loadModel } from '../../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
-import { createProgressLine, describeCommand, describeMachine, formatDuration } from '../progress'
+import {
+  createProgressLine,
+  describeCommand,
+  describeMachine,
+  formatDuration,
+} from '../../train/progress'
+import { median } from '../stats'
 
 const OPTIONS = {
   data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
@@ -154,13 +160,6 @@ function bootstrapDifference(
   }
   estimates.sort()
   return [estimates[Math.floor(0.025 * rounds)]!, estimates[Math.floor(0.975 * rounds)]!]
-}
-
-function median(values: number[]): number {
-  if (values.length === 0) return NaN
-  const sorted = values.slice().sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 async function readModelReport(modelFile: string): Promise<Record<string, unknown> | undefined> {

@@ -13,12 +13,12 @@ import { parseArgs } from 'node:util'
 import { createLocalTrainer } from '../../client/worker/federated/train-local'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { countItems, splitForFederation } from '../data/examples'
-import { loadDataset } from '../data/load-dataset'
+import { countItems, splitForFederation } from '../../train/data/examples'
+import { loadDataset } from '../../train/data/load-dataset'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
-import { defaultModelDir } from '../model-file'
+import { defaultModelDir } from '../../train/model-file'
 import { setNodeBackend } from '../../model/node-backend'
-import { describeCommand, describeMachine } from '../progress'
+import { describeCommand, describeMachine } from '../../train/progress'
 
 const { values } = parseArgs({
   options: {

@@ -1,0 +1,66 @@
+// How every benchmark runs: its flags read into a typed options object (options.ts), its run
+// function, and one writer for its results files. Each file carries what produced it (the npm
+// command line), when, on which machine, and how busy the machine was before and after (its
+// cores may be shared: a load above 1 slows every figure alike).
+import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { describeCommand, describeMachine } from '../train/progress'
+import { readOptions, type Flags, type Options } from './options'
+
+export interface RunStamp {
+  command: string
+  date: string
+  machine: string
+  loadAverage: { before: number[]; after: number[] }
+}
+
+export interface BenchRun {
+  /** command, date, machine and load average as of now. */
+  stamp(): RunStamp
+  /** Writes `body` (after the stamp's fields) as JSON to `file`, creating its folder. */
+  write(file: string, body: object): Promise<void>
+}
+
+export interface Benchmark<F extends Flags> {
+  /** The npm script, as the results files quote it (`bench:dpf`). */
+  script: string
+  flags: F
+  run(options: Options<F>, run: BenchRun): Promise<void>
+}
+
+const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)))
+
+export function startRun(script: string): BenchRun {
+  const before = loadAverage()
+  const date = new Date().toISOString()
+  const stamp = (): RunStamp => ({
+    command: describeCommand(script),
+    date,
+    machine: describeMachine(),
+    loadAverage: { before, after: loadAverage() },
+  })
+  return {
+    stamp,
+    async write(file, body) {
+      await mkdir(path.dirname(path.resolve(file)), { recursive: true })
+      await writeFile(file, JSON.stringify({ ...stamp(), ...body }, null, 2) + '\n')
+      console.log(`wrote ${file}`)
+    },
+  }
+}
+
+/** The benchmark as a command: options from argv, then run; any error exits with status 1. */
+export function runBenchmark<F extends Flags>(benchmark: Benchmark<F>): void {
+  let options: Options<F>
+  try {
+    options = readOptions(benchmark.flags)
+  } catch (error) {
+    console.error(`${benchmark.script}: ${error instanceof Error ? error.message : String(error)}`)
+    process.exit(2)
+  }
+  benchmark.run(options, startRun(benchmark.script)).catch((error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  })
+}
