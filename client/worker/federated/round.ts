@@ -1,0 +1,93 @@
+// One federated round, run after each local fine-tuning run (training-schedule.ts) when the
+// release takes part in federated learning: an update trained from the *global* weights on the
+// same sessions is queued in the outbox (prepare-upload.ts), then the outbox is sent
+// (uploader.ts, PROTOCOL.md P7–P12). The client id's proof of work (P21) runs here too.
+import type { Release, Storage } from '../storage'
+import { obtainClientId, type Solution } from './client-id'
+import { prepareUpload } from './prepare-upload'
+import { drainOutbox, requestToken, type UploaderDeps } from './uploader'
+
+/** What a round reads of the worker's state, at the moment it needs it. */
+export interface FederatedRoundDeps {
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch
+  /** The shop's site key from init(), or null before it. */
+  siteKey(): string | null
+  /** The storage while consent holds, else null: a withdrawn consent stops the queueing. */
+  consented(): Storage | null
+}
+
+export interface RoundInput {
+  /** Where the release came from; the federation routes are /v1/… on its origin. */
+  manifestUrl: URL
+  release: Release
+  /** The storage the training run began with. */
+  store: Storage
+  /** The sessions the local run trained on (model rows), oldest first. */
+  sessions: readonly Int32Array[]
+}
+
+export interface FederatedRound {
+  /** Queues this version's update (once per version, P15) and sends what the outbox holds. */
+  run(input: RoundInput): Promise<void>
+  /** Stops a proof of work in progress and drops a kept solution (consent withdrawn, device lost). */
+  stop(): void
+}
+
+export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
+  /** Stops a client id's proof of work (P21) when consent is withdrawn. */
+  let shareAbort: AbortController | null = null
+  /** A solved challenge the server could not take yet (new ids rationed): sent again later. */
+  const keptSolution: { solution?: Solution } = {}
+
+  return {
+    async run({ manifestUrl, release, store, sessions }) {
+      const federation = release.manifest.federation
+      const siteKey = deps.siteKey()
+      if (!federation || siteKey === null) return
+      const http = deps.fetch ?? fetch.bind(globalThis)
+      shareAbort = new AbortController()
+      const ids = {
+        fetch: http,
+        manifestUrl,
+        siteKey,
+        store: store.meta,
+        // The work runs in this worker's slices, like training: recommend calls go on meanwhile.
+        work: { signal: shareAbort.signal },
+        kept: keptSolution,
+      }
+      const uploader: UploaderDeps = {
+        fetch: http,
+        manifestUrl,
+        siteKey,
+        clientId: (renew) => obtainClientId(ids, renew),
+        outbox: store.outbox,
+      }
+      const baseVersion = Number(release.manifest.version.replace(/^v/, ''))
+      // The server takes one update per device per version (P15): a second one would be trained
+      // for nothing. Later runs on this version only retry what the outbox still holds.
+      const alreadySent = (await store.meta.loadLastUpdateVersion()) === release.manifest.version
+      const token = alreadySent ? null : await requestToken(uploader, baseVersion)
+      if (token?.ok) {
+        const queued = await prepareUpload({
+          modelBytes: release.modelBytes,
+          manifestUrl,
+          sessions,
+          federation,
+          token: token.answer,
+          baseVersion,
+        })
+        if (!queued || deps.consented() !== store) return
+        await store.meta.saveLastUpdateVersion(release.manifest.version)
+        await store.outbox.enqueue({ ...queued, baseVersion: release.manifest.version })
+      }
+      // The token the update was trained for (its slice) is sent with it: one request less.
+      await drainOutbox(uploader, token?.ok ? token.answer : undefined)
+    },
+
+    stop() {
+      shareAbort?.abort()
+      delete keptSolution.solution
+    },
+  }
+}

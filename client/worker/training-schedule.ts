@@ -1,0 +1,130 @@
+// Local fine-tuning when the shopper pauses: each stored event restarts an idle timer; when it
+// fires, the recent sessions train the runtime's model in one tab at a time (training-lock.ts),
+// the tuned weights are kept in IndexedDB and the federated round (federated/round.ts) follows.
+import type { WorkerStatus } from '../../shared/protocol'
+import { encodeWeights } from '../../shared/weights-codec'
+import { exportModelWeights } from '../../model/model-weights'
+import type { FederatedRound } from './federated/round'
+import { createLocalTrainer } from './federated/train-local'
+import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
+import type { Storage } from './storage'
+import type { Runtime } from './worker-runtime'
+
+const MAX_LOSSES = 300
+/** The shopper paused this long after an event: a good moment to fine-tune. */
+const TRAIN_AFTER_IDLE_MS = 1500
+
+export type TrainingProgress = WorkerStatus['training']
+
+export interface TrainingScheduleDeps {
+  /** Web Locks for one trainer across tabs; defaults to `navigator.locks`, null for none. */
+  locks?: TrainingLocks | null
+  /** The storage while consent holds, else null: read again after every wait. */
+  consented(): Storage | null
+  ready(): Promise<Runtime>
+  round: FederatedRound
+}
+
+export interface TrainingSchedule {
+  /** Restarts the idle timer: called after every stored event. */
+  schedule(): void
+  /** Clears the timer and aborts a run (and its round) in progress. */
+  stop(): void
+  /** The state, the steps so far and a copy of the recent losses, oldest first. */
+  progress(): TrainingProgress
+  /** The runtime loaded fine-tuned weights: counting goes on from their steps. */
+  restoreSteps(steps: number): void
+  /** Forgets the steps and losses (the shopper's data is gone). */
+  resetProgress(): void
+}
+
+/** The recent sessions as model rows, oldest first, with their stored ids. */
+async function sessionsAsIndices(
+  rt: Runtime,
+  store: Storage,
+): Promise<Array<{ id: number; items: Int32Array }>> {
+  const byId = new Map(rt.release.catalogue.items.map((item) => [item.id, item.index]))
+  const sessions = await store.events.recentSessions(20)
+  return sessions
+    .reverse() // oldest first
+    .map((s) => ({
+      id: s.id,
+      items: Int32Array.from(s.productIds.map((id) => byId.get(id) ?? -1).filter((i) => i >= 0)),
+    }))
+    .filter((s) => s.items.length >= 2)
+}
+
+export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSchedule {
+  const training: TrainingProgress = { state: 'idle', steps: 0, losses: [] }
+  let trainTimer: ReturnType<typeof setTimeout> | undefined
+  let trainAbort: AbortController | null = null
+
+  async function trainNow(): Promise<void> {
+    const store = deps.consented()
+    if (!store) return
+    const rt = await deps.ready()
+    const recent = await sessionsAsIndices(rt, store)
+    const sessions = recent.map((s) => s.items)
+    if (sessions.length === 0) return
+    const run = async () => {
+      training.state = 'training'
+      trainAbort = new AbortController()
+      // The shop's tuned rate when its manifest has one (an absent key keeps the default).
+      const tuned = rt.release.manifest.localTraining
+      const result = await createLocalTrainer(rt.model, { ...tuned }).train(sessions, {
+        signal: trainAbort.signal,
+        onStep: (progress) => {
+          training.steps += 1
+          training.losses.push(progress.loss)
+          if (training.losses.length > MAX_LOSSES) training.losses.shift()
+        },
+      })
+      trainAbort = null
+      training.state = 'idle'
+      if (result.changed && deps.consented() === store) {
+        rt.recommender.refresh()
+        const bytes = encodeWeights(await exportModelWeights(rt.model), { dtype: 'float16' })
+        await store.artifacts.saveLocalWeights({
+          baseVersion: rt.release.manifest.version,
+          bytes,
+          steps: training.steps,
+        })
+      }
+      // Federated learning is best effort: a failure here never costs the shopper anything.
+      const { manifestUrl, release } = rt
+      await deps.round.run({ manifestUrl, release, store, sessions }).catch(() => {})
+    }
+    training.state = 'waiting-for-lock'
+    // Another tab holding the lock trains on the same database: this one need not.
+    const outcome = await runWithTrainingLock(run, { locks: deps.locks })
+    if (outcome.status === 'held-elsewhere') training.state = 'idle'
+  }
+
+  return {
+    schedule() {
+      clearTimeout(trainTimer)
+      trainTimer = setTimeout(() => {
+        trainNow().catch(() => {
+          training.state = 'idle'
+        })
+      }, TRAIN_AFTER_IDLE_MS)
+    },
+
+    stop() {
+      clearTimeout(trainTimer)
+      trainAbort?.abort()
+      deps.round.stop()
+    },
+
+    progress: () => ({ ...training, losses: training.losses.slice() }),
+
+    restoreSteps(steps) {
+      training.steps = steps
+    },
+
+    resetProgress() {
+      training.steps = 0
+      training.losses = []
+    },
+  }
+}

@@ -1,0 +1,166 @@
+// The worker's runtime: the release synced from the configured endpoint (sync-release.ts), the
+// backend chosen by measurement on this device (backend-probe.ts), and the model and recommender
+// built on them. It starts on first use; when the backend's device is lost, the work on the model
+// stops and the same release is loaded again on the next backend.
+import * as tf from '@tensorflow/tfjs-core'
+import type { BackendName, BackendProbe, WorkerStatus } from '../../shared/protocol'
+import { decodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import type { GruModel } from '../../model/gru-model'
+import { importModelWeights } from '../../model/model-weights'
+import type { WorkerConfig } from './api'
+import { probeBackends, type ProbeOptions, type ProbeResult } from './backend-probe'
+import { createRecommender, type Recommender } from './recommend/recommend'
+import type { Release, Storage } from './storage'
+import { syncRelease } from './sync-release'
+import type { WorkerEnvironment } from './worker-environment'
+import { workerError } from './worker-error'
+
+const ALL_BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu']
+
+export interface Runtime {
+  /** Where the release came from; the federation routes are /v1/… on its origin. */
+  manifestUrl: URL
+  release: Release
+  model: GruModel
+  recommender: Recommender
+}
+
+/** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
+export interface RuntimeDeps {
+  /** The configuration from init(), or null before it. */
+  config(): WorkerConfig | null
+  /** The open storage, or null: the release is then downloaded without being kept. */
+  storage(): Storage | null
+  /** Fine-tuned weights of this release were loaded: the training steps they hold. */
+  onLocalWeights(steps: number): void
+  /** The device was lost: stop all other work on the model before the runtime drops it. */
+  onDeviceLost(): void
+}
+
+export interface WorkerRuntime {
+  /** The runtime, started if none runs (one start, shared by concurrent callers). */
+  ready(): Promise<Runtime>
+  /** The running runtime, or null; never starts one. */
+  current(): Runtime | null
+  /** Frees the model and forgets the runtime: the next ready() starts again. */
+  stop(): void
+  /** The backend in use and why, as status() reports it. */
+  backendStatus(): Pick<WorkerStatus, 'backend' | 'backendReason' | 'probes'>
+}
+
+/** Probes the candidates on what a recommendation costs: one session vector against every item. */
+async function probeOnRecommendCost(
+  weights: WeightsFile,
+  options: Omit<ProbeOptions, 'benchmark'>,
+): Promise<ProbeResult> {
+  const nItems = Number(weights.meta.nItems)
+  const dim = Number(weights.meta.embedDim)
+  const table = tf.randomNormal([dim, nItems])
+  const query = tf.randomNormal([1, dim])
+  try {
+    return await probeBackends({
+      ...options,
+      benchmark: async () => {
+        const scores = tf.tidy(() => tf.matMul(query, table)) // [1, nItems]
+        await scores.data()
+        scores.dispose()
+      },
+    })
+  } finally {
+    table.dispose()
+    query.dispose()
+  }
+}
+
+export function createWorkerRuntime(
+  env: Pick<WorkerEnvironment, 'loaders' | 'precheck' | 'fetch' | 'watchDeviceLoss'>,
+  deps: RuntimeDeps,
+): WorkerRuntime {
+  let running: Runtime | null = null
+  let starting: Promise<Runtime> | null = null
+  let backend: BackendName | null = null
+  let backendReason = 'not chosen yet'
+  let probes: BackendProbe[] = []
+  /** Backends that failed at run time (device lost): never probed again in this worker. */
+  const lost = new Set<BackendName>()
+
+  async function start(): Promise<Runtime> {
+    const config = deps.config()
+    if (!config) throw workerError('InvalidRequestError', 'expected init() before use')
+    const page = typeof location !== 'undefined' ? location.href : undefined
+    const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
+    const http = env.fetch ?? fetch.bind(globalThis)
+    const release = await syncRelease(manifestUrl, deps.storage(), http)
+    const weights = decodeWeights(release.modelBytes)
+    // Read after the download: a later init() decides the backend.
+    const forced = deps.config()?.backend
+    const result = await probeOnRecommendCost(weights, {
+      candidates: (forced ? [forced] : ALL_BACKENDS).filter((b) => !lost.has(b)),
+      loaders: env.loaders,
+      precheck: forced ? undefined : env.precheck,
+    })
+    backend = result.backend
+    backendReason = result.reason
+    probes = result.probes
+    // Fine-tuned weights are used only on top of the release they were derived from.
+    const local = await deps.storage()?.artifacts.loadLocalWeights()
+    const file =
+      local && local.baseVersion === release.manifest.version ? decodeWeights(local.bytes) : weights
+    if (local && file !== weights) deps.onLocalWeights(local.steps)
+    const model = importModelWeights(file)
+    const recommender = createRecommender({
+      model,
+      modelVersion: release.manifest.version + (file !== weights ? '+local' : ''),
+      catalogue: release.catalogue,
+      pools: release.pools,
+      rules: release.rules,
+    })
+    running = { manifestUrl, release, model, recommender }
+    watchDeviceLoss(result.backend, model)
+    return running
+  }
+
+  function watchDeviceLoss(chosen: BackendName, model: GruModel): void {
+    env.watchDeviceLoss?.(chosen)?.then((reason) => {
+      if (running?.model !== model) return
+      lost.add(chosen)
+      deps.onDeviceLost()
+      stop()
+      backend = null
+      backendReason = `${chosen} device lost (${reason}): choosing again`
+      // The release is in IndexedDB (or downloads again): weights come back on the next backend.
+      void ready()
+        .then(() => {
+          backendReason = `${chosen} device lost (${reason}); ${backendReason}`
+        })
+        .catch(() => {})
+    })
+  }
+
+  function ready(): Promise<Runtime> {
+    if (running) return Promise.resolve(running)
+    starting ??= start().catch((error: unknown) => {
+      starting = null
+      throw error
+    })
+    return starting
+  }
+
+  function stop(): void {
+    try {
+      running?.recommender.dispose()
+      running?.model.dispose()
+    } catch {
+      // A lost device cannot free its buffers; dropping the references is all that is left.
+    }
+    running = null
+    starting = null
+  }
+
+  return {
+    ready,
+    current: () => running,
+    stop,
+    backendStatus: () => ({ backend, backendReason, probes }),
+  }
+}
