@@ -18,7 +18,7 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
-import { list, text, type Options } from './options'
+import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
 import {
   buildDist,
@@ -32,7 +32,7 @@ const WARMUP_CALLS = 5
 const TIMED_CALLS = 50
 /** Longest wait for local fine-tuning to finish one run; slow backends report what they did. */
 const TRAIN_WINDOW_MS = 60_000
-/** TRAIN_AFTER_IDLE_MS in client/worker/create-worker-api.ts: the pause before fine-tuning. */
+/** TRAIN_AFTER_IDLE_MS in client/worker/training-schedule.ts: the pause before fine-tuning. */
 const TRAIN_AFTER_IDLE_MS = 1500
 /** Chromium here has no GPU: both GPU backends run on SwiftShader, on the CPU. */
 const SOFTWARE: Partial<Record<BackendName, string>> = {
@@ -448,4 +448,8 @@ function sizeTable(
   ].join('\n')
 }
 
-runBenchmark({ script: 'bench:browser', flags: BROWSER_FLAGS, run: benchBrowser })
+runBenchmark({
+  script: 'bench:browser',
+  parse: (argv) => readOptions(BROWSER_FLAGS, argv),
+  run: benchBrowser,
+})

@@ -12,7 +12,7 @@ import { DEFAULT_CLIENT_IDS } from '../server/federated/defaults'
 import { solveWork } from '../shared/proof-of-work'
 import { chromiumSkipReason, openBrowser } from '../test/browser/harness'
 import { runBenchmark, type BenchRun } from './harness'
-import { int, text, type Options } from './options'
+import { int, text, readOptions, type Options } from './options'
 import type { ClientIdBrowserResult } from './client-id-entry'
 import { median } from './stats'
 
@@ -181,4 +181,8 @@ export async function benchClientId(
   })
 }
 
-runBenchmark({ script: 'bench:client-id', flags: CLIENT_ID_FLAGS, run: benchClientId })
+runBenchmark({
+  script: 'bench:client-id',
+  parse: (argv) => readOptions(CLIENT_ID_FLAGS, argv),
+  run: benchClientId,
+})

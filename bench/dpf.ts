@@ -21,7 +21,7 @@ import {
 } from '../shared/dpf'
 import { createNobleCipher } from '../shared/noble-cipher'
 import { runBenchmark, type BenchRun } from './harness'
-import { int, text, type Options } from './options'
+import { int, text, readOptions, type Options } from './options'
 import { benchUpdates, splitInChromium } from './share-costs'
 import { median, round } from './stats'
 
@@ -250,4 +250,8 @@ export async function benchDpf(options: Options<typeof DPF_FLAGS>, run: BenchRun
   await run.write(options.results, { keygen, evaluation, verification, updates, chromium })
 }
 
-runBenchmark({ script: 'bench:dpf', flags: DPF_FLAGS, run: benchDpf })
+runBenchmark({
+  script: 'bench:dpf',
+  parse: (argv) => readOptions(DPF_FLAGS, argv),
+  run: benchDpf,
+})

@@ -2,11 +2,11 @@
 // function, and one writer for its results files. Each file carries what produced it (the npm
 // command line), when, on which machine, and how busy the machine was before and after (its
 // cores may be shared: a load above 1 slows every figure alike).
-import { mkdir, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describeCommand, describeMachine } from '../train/progress'
-import { readOptions, type Flags, type Options } from './options'
 
 export interface RunStamp {
   command: string
@@ -20,13 +20,16 @@ export interface BenchRun {
   stamp(): RunStamp
   /** Writes `body` (after the stamp's fields) as JSON to `file`, creating its folder. */
   write(file: string, body: object): Promise<void>
+  /** For a file that collects runs: `{ ...header, runs }` with this run's stamped row appended. */
+  append(file: string, header: object, row: object): Promise<void>
 }
 
-export interface Benchmark<F extends Flags> {
+export interface Benchmark<O> {
   /** The npm script, as the results files quote it (`bench:dpf`). */
   script: string
-  flags: F
-  run(options: Options<F>, run: BenchRun): Promise<void>
+  /** The command line to a typed, validated options object; throws on misuse (options.ts). */
+  parse(argv: string[]): O
+  run(options: O, run: BenchRun): Promise<void>
 }
 
 const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)))
@@ -47,14 +50,23 @@ export function startRun(script: string): BenchRun {
       await writeFile(file, JSON.stringify({ ...stamp(), ...body }, null, 2) + '\n')
       console.log(`wrote ${file}`)
     },
+    async append(file, header, row) {
+      const runs = existsSync(file)
+        ? (JSON.parse(await readFile(file, 'utf8')) as { runs: unknown[] }).runs
+        : []
+      await mkdir(path.dirname(path.resolve(file)), { recursive: true })
+      const body = { ...header, runs: [...runs, { ...stamp(), ...row }] }
+      await writeFile(file, JSON.stringify(body, null, 2) + '\n')
+      console.log(`added a run to ${file}`)
+    },
   }
 }
 
 /** The benchmark as a command: options from argv, then run; any error exits with status 1. */
-export function runBenchmark<F extends Flags>(benchmark: Benchmark<F>): void {
-  let options: Options<F>
+export function runBenchmark<O>(benchmark: Benchmark<O>): void {
+  let options: O
   try {
-    options = readOptions(benchmark.flags)
+    options = benchmark.parse(process.argv.slice(2))
   } catch (error) {
     console.error(`${benchmark.script}: ${error instanceof Error ? error.message : String(error)}`)
     process.exit(2)

@@ -2,7 +2,7 @@
 // evaluates it and every baseline with one protocol and prints them beside the published numbers.
 // Writes bench/results/quality-<dataset>.json.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { GruModel } from '../model/gru-model'
@@ -19,21 +19,17 @@ import type { SessionScorer } from '../model/eval/scorer'
 import { createGruScorer } from '../model/eval/gru-scorer'
 import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
-import {
-  createProgressLine,
-  describeCommand,
-  describeMachine,
-  formatDuration,
-} from '../train/progress'
+import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
 import { trainOnDataset, type TrainSettings } from '../train/train-model'
+import { runBenchmark, type BenchRun } from './harness'
 import { settingsFromArgs, TRAIN_OPTIONS } from '../train/cli/train-options'
 
-const BASELINES: Record<string, (train: Int32Array[], nItems: number) => SessionScorer> = {
-  POP: createPopScorer,
-  'S-POP': createSPopScorer,
-  'Item-KNN': createItemKnnScorer,
-  'S-KNN': createSKnnScorer,
-}
+const BASELINES = new Map<string, (train: Int32Array[], nItems: number) => SessionScorer>([
+  ['POP', createPopScorer],
+  ['S-POP', createSPopScorer],
+  ['Item-KNN', createItemKnnScorer],
+  ['S-KNN', createSKnnScorer],
+])
 
 /** Reuses models/<dataset>/ when it was trained with exactly these settings. */
 async function obtainModel(
@@ -135,21 +131,51 @@ function formatTable(
     .join('\n')
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: TRAIN_OPTIONS, strict: true })
+export interface QualityOptions {
+  data: string
+  backend: NodeBackend
+  settings: TrainSettings
+  retrain: boolean
+  skipBaselines: Set<string>
+  results?: string
+}
+
+/** `train`'s flags (train-options.ts), since the model bench:quality scores is trained alike. */
+export function parseQualityOptions(argv: string[]): QualityOptions {
+  const { values } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true })
   if (!values.data)
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
-  const started = performance.now()
-  const command = describeCommand('bench:quality')
-  await setNodeBackend((values.backend ?? 'wasm') as NodeBackend)
-  const dataset = await loadDataset(values.data)
-  const settings = settingsFromArgs(values)
+  const backend = values.backend ?? 'wasm'
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    throw new Error(`--backend: expected wasm or cpu, got ${backend}`)
+  }
+  const skipBaselines = new Set((values['skip-baselines'] ?? '').split(',').filter(Boolean))
+  for (const name of skipBaselines) {
+    if (!BASELINES.has(name)) {
+      throw new Error(
+        `--skip-baselines: expected some of ${[...BASELINES.keys()].join(', ')}, got ${name}`,
+      )
+    }
+  }
+  return {
+    data: values.data,
+    backend,
+    settings: settingsFromArgs(values),
+    retrain: values.retrain === true,
+    skipBaselines,
+    ...(values.results ? { results: values.results } : {}),
+  }
+}
 
+export async function benchQuality(options: QualityOptions, run: BenchRun): Promise<void> {
+  const started = performance.now()
+  await setNodeBackend(options.backend)
+  const dataset = await loadDataset(options.data)
   const { model, report: trainReport } = await obtainModel(
     dataset,
-    settings,
-    values.retrain === true,
-    command,
+    options.settings,
+    options.retrain,
+    run.stamp().command,
   )
   const reports: EvalReport[] = []
   const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
@@ -165,9 +191,8 @@ async function main(): Promise<void> {
     scorer.dispose?.()
     quantised.dispose()
   }
-  const skip = new Set((values['skip-baselines'] ?? '').split(',').filter(Boolean))
-  for (const [name, create] of Object.entries(BASELINES)) {
-    if (skip.has(name)) continue
+  for (const [name, create] of BASELINES) {
+    if (options.skipBaselines.has(name)) continue
     const scorer = create(dataset.train, dataset.nItems)
     reports.push(await evaluateWithProgress(scorer, dataset))
     scorer.dispose?.()
@@ -178,34 +203,18 @@ async function main(): Promise<void> {
     `\n${dataset.name}: ${reports[0]!.cases} test cases, full ranking over ${dataset.nItems} items (metrics in %)\n`,
   )
   console.log(formatTable(reports, published))
-  const out = path.resolve(
-    values.results ?? path.join('bench', 'results', `quality-${dataset.name}.json`),
+  await run.write(
+    options.results ?? path.join('bench', 'results', `quality-${dataset.name}.json`),
+    {
+      dataset: dataset.name,
+      benchSeconds: (performance.now() - started) / 1000,
+      model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
+      reports,
+      published,
+    },
   )
-  await mkdir(path.dirname(out), { recursive: true })
-  await writeFile(
-    out,
-    JSON.stringify(
-      {
-        dataset: dataset.name,
-        date: new Date().toISOString(),
-        machine: describeMachine(),
-        command,
-        benchSeconds: (performance.now() - started) / 1000,
-        model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
-        reports,
-        published,
-      },
-      null,
-      2,
-    ) + '\n',
-  )
-  console.log(
-    `\nwritten ${path.relative(process.cwd(), out)} in ${formatDuration((performance.now() - started) / 1000)}`,
-  )
+  console.log(`in ${formatDuration((performance.now() - started) / 1000)}`)
   model.dispose()
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
-  process.exit(1)
-})
+runBenchmark({ script: 'bench:quality', parse: parseQualityOptions, run: benchQuality })

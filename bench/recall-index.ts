@@ -34,7 +34,7 @@ import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, loadModel } from '../train/model-file'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
-import { int, intList, text, type Options } from './options'
+import { int, intList, text, readOptions, type Options } from './options'
 import { median } from './stats'
 
 const COUNT = 100
@@ -184,4 +184,8 @@ function forYouList(dataset: SessionDataset, model: GruModel, cases: Case[]) {
   }
 }
 
-runBenchmark({ script: 'bench:recall-index', flags: RECALL_INDEX_FLAGS, run: benchRecallIndex })
+runBenchmark({
+  script: 'bench:recall-index',
+  parse: (argv) => readOptions(RECALL_INDEX_FLAGS, argv),
+  run: benchRecallIndex,
+})

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { runBenchmark, type BenchRun } from './harness'
-import { int, list, text, type Options } from './options'
+import { int, list, text, readOptions, type Options } from './options'
 import type { SessionDataset } from '../train/data/types'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../model/gru-model'
 import { createPopularitySampler } from '../model/negative-sampler'
@@ -229,4 +229,8 @@ async function timeSteps(
   return { times, examples }
 }
 
-runBenchmark({ script: 'bench:train', flags: TRAIN_SPEED_FLAGS, run: benchTrainSpeed })
+runBenchmark({
+  script: 'bench:train',
+  parse: (argv) => readOptions(TRAIN_SPEED_FLAGS, argv),
+  run: benchTrainSpeed,
+})

@@ -88,13 +88,13 @@ describe('train and eval commands', () => {
 
 describe('npm run sim', () => {
   it('runs the sparse channels: the plaintext one and the two-server one publish the same models', async () => {
-    const args = (channel: string, results: string, ceiling: string) => [
+    const args = (scenario: string, results: string, ceiling: string) => [
       ...['--data', data, '--models', out, '--results', results],
-      ...['--channel', channel, '--devices', '12', '--buffer', '4', '--ceiling', ceiling],
+      ...['--scenario', scenario, '--devices', '12', '--buffer', '4', '--ceiling', ceiling],
       ...['--pretrain-epochs', '1', '--eval-cases', '300', '--eval-every', '1', '--negatives', '8'],
     ]
     const plainFile = path.join(out, 'sim-sparse.json')
-    const sim = await runScript('bench/sim/federated.ts', args('sparse-plaintext', plainFile, '12'))
+    const sim = await runScript('bench/sim/federated.ts', args('plaintext', plainFile, '12'))
     const plain = JSON.parse(fs.readFileSync(plainFile, 'utf8'))
     expect(plain.channel).toBe('sparse-plaintext')
     expect(plain.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3, 4])
@@ -130,7 +130,7 @@ describe('npm run sim', () => {
     )
 
     const secureFile = path.join(out, 'sim-secure.json')
-    await runScript('bench/sim/federated.ts', args('sparse-secure', secureFile, 'none'))
+    await runScript('bench/sim/federated.ts', args('secure', secureFile, 'none'))
     const secure = JSON.parse(fs.readFileSync(secureFile, 'utf8'))
     // The same devices and seeds through DPF keys and shares: the same model, bit for bit.
     expect(plain.report.modelHashes).toHaveLength(3)

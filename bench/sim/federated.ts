@@ -1,16 +1,15 @@
-// npm run sim -- [--data <folder>] [--devices 2000] [--channel sparse-plaintext|sparse-secure] …:
+// npm run sim -- [--scenario plaintext|secure|ceiling-parts|noise] [--data <folder>] [--devices 2000] …:
 // federated training on a real log. A model is pre-trained on the first 20 % of the training
 // sessions (file order is time order); then devices, one per later training session, train with
 // the worker's own code (compute-sparse-update.ts) and send their sparse contributions through
 // the channel (bench/sim/sparse-channel.ts), K per release. Published versions are evaluated
 // with the SR-GNN protocol (full ranking) on the first `--eval-cases` cases of the test split or
 // of the validation split (`--on validation`), beside the central ceilings. Prints and writes
-// accuracy per version to bench/results/sim-federated-<dataset>.json. (The slice layout's
-// `--channel server`, issue 4, left with that layout; its numbers stay in BENCHMARKS.md.)
+// accuracy per version to bench/results/sim-federated-<dataset>.json. (Before 2026-12-04 the
+// scenarios were flags: --channel sparse-plaintext|sparse-secure, --ceiling-parts, --noise σ.)
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { exportModelWeights } from '../../model/model-weights'
 import { DEFAULT_SPARSE } from '../../server/federated/defaults'
 import { splitWeights } from '../../shared/federation-layout'
@@ -24,66 +23,79 @@ import { defaultModelDir } from '../../train/model-file'
 import { setNodeBackend } from '../../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../../train/train-model'
 import { deviceSessions } from './ceilings'
-import { simulateSparse } from './sparse-simulation'
+import { simulateSparse, type SparseSimulation } from './sparse-simulation'
+import { runBenchmark, type BenchRun } from '../harness'
+import {
+  choice,
+  int,
+  num,
+  optionalInt,
+  optionalNum,
+  readOptions,
+  text,
+  type Options,
+} from '../options'
 
-const OPTIONS = {
-  data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
-  'pretrain-fraction': { type: 'string', default: '0.2' },
-  'pretrain-epochs': { type: 'string', default: '3' },
-  devices: { type: 'string', default: '2000' },
-  /** K, C; default DEFAULT_SPARSE's. */
-  buffer: { type: 'string' },
-  clip: { type: 'string' },
-  /** η of the rows (each moves by η × its mean change). */
-  'server-lr': { type: 'string', default: '1' },
-  /** Dense coordinates an update carries; default DEFAULT_SPARSE's. */
-  dense: { type: 'string' },
+/**
+ * Named scenarios instead of diagnostic switches: each fixes the channel and what is measured
+ * beside the curve; the numeric knobs below stay flags.
+ */
+export const SCENARIOS = {
+  /** The devices' sparse contributions in the clear to an in-process server that steps each row
+   * by its own mean (sparse-channel.ts): the curve the product's channel must reach. */
+  plaintext: { channel: 'sparse-plaintext', ceilingParts: false, noise: false },
+  /** The same contributions through the two-server channel as well (DPF keys and additive shares
+   * to an in-process leader and helper), published from the combined shares: the model hashes
+   * must equal the plaintext scenario's. */
+  secure: { channel: 'sparse-secure', ceilingParts: false, noise: false },
+  /** Also score each ceiling with only its item table (the pre-trained rest) and with only its
+   * other weights (the pre-trained table): which part of the central gain the rows carry. */
+  'ceiling-parts': { channel: 'sparse-plaintext', ceilingParts: true, noise: false },
+  /** Lab, not in the product: Gaussian noise of σ = --sigma on each release's sums, as the two
+   * servers' halves add up to; rows whose noisy count is under --min-count do not move. */
+  noise: { channel: 'sparse-plaintext', ceilingParts: false, noise: true },
+} as const
+type ScenarioName = keyof typeof SCENARIOS
+
+export const SIM_FLAGS = {
+  scenario: choice(Object.keys(SCENARIOS) as ScenarioName[], 'plaintext'),
+  data: text('../shared/data/diginetica-srgnn'),
+  pretrainFraction: num(0.2, 0.001, 0.999),
+  pretrainEpochs: int(3),
+  devices: int(2000, 0),
+  /** K, C: default DEFAULT_SPARSE's. */
+  buffer: int(DEFAULT_SPARSE.bufferSize),
+  clip: num(DEFAULT_SPARSE.clipNorm, 1e-12),
+  /** η of the rows (each moves by η × its mean change), and of the dense weights and negatives. */
+  serverLr: num(1, 0),
+  denseServerLr: optionalNum(0),
+  /** The layout: rows per update, dense coordinates, public negatives; default DEFAULT_SPARSE's. */
+  maxRows: int(DEFAULT_SPARSE.layout.maxRows),
+  dense: int(DEFAULT_SPARSE.layout.denseCoordinates, 0),
+  negatives: int(DEFAULT_SPARSE.layout.negativeRows, 0),
   /** Devices' SGD rates (item rows, other weights) and epochs; default DEFAULT_SPARSE's. */
-  lr: { type: 'string' },
-  'dense-lr': { type: 'string' },
-  epochs: { type: 'string' },
-  'eval-cases': { type: 'string', default: '10000' },
-  'eval-every': { type: 'string', default: '5' },
+  lr: num(DEFAULT_SPARSE.training.learningRate, 0),
+  denseLr: num(DEFAULT_SPARSE.training.denseLearningRate!, 0),
+  epochs: int(DEFAULT_SPARSE.training.epochs),
+  evalCases: int(10_000),
+  evalEvery: int(5),
   /** Which sessions score the versions: `test` or `validation` (the last 5 % of training). */
-  on: { type: 'string', default: 'test' },
+  on: choice(['test', 'validation'] as const, 'test'),
   /**
    * Device counts N, comma-separated (default: --devices; `none` skips): the pre-trained model
    * trained on, centrally, for one epoch on the sessions N devices hold — what the federation
-   * could reach with that much data if nothing were lost in slicing, clipping or averaging.
+   * could reach with that much data if nothing were lost in clipping or averaging.
    */
-  ceiling: { type: 'string' },
-  /**
-   * Diagnostic: also score each ceiling with only its item table (the pre-trained rest) and with
-   * only its other weights (the pre-trained table): which part of the central gain the item rows
-   * carry.
-   */
-  'ceiling-parts': { type: 'boolean', default: false },
+  ceiling: text(),
+  /** The noise scenario's σ and count floor (default ⌈3σ√maxRows⌉, three standard deviations
+   * of a count's noise). */
+  sigma: num(1, 1e-12),
+  minCount: optionalInt(0),
   /** Where the pre-trained model is cached; default models/<dataset>. */
-  models: { type: 'string' },
-  results: { type: 'string' },
-  /**
-   * `sparse-plaintext` (issue 12, simulation only): devices send the rows they viewed and a dense
-   * window in the clear to an in-process server that steps each row by its own mean
-   * (bench/sim/sparse-channel.ts); --server-lr is the rows' η, --dense the window.
-   * `sparse-secure`: the same contributions through the two-server channel as well (DPF keys and
-   * additive shares to an in-process leader and helper), published from the combined shares.
-   */
-  channel: { type: 'string', default: 'sparse-plaintext' },
-  /**
-   * Rows per update; public negatives per release (devices push them down and every update
-   * carries their changes); the η of the dense weights and negatives. Defaults: DEFAULT_SPARSE.
-   */
-  'max-rows': { type: 'string' },
-  /**
-   * Lab (not in the product yet): σ of the Gaussian noise on each release's sums (0: none), as
-   * the two servers' halves add up to; rows whose noisy count is under --min-count do not move
-   * (default ⌈3σ√maxRows⌉, three standard deviations of a count's noise).
-   */
-  noise: { type: 'string', default: '0' },
-  'min-count': { type: 'string' },
-  negatives: { type: 'string' },
-  'dense-server-lr': { type: 'string' },
-} as const
+  models: text(),
+  results: text(),
+}
+type SimOptions = Options<typeof SIM_FLAGS>
 
 /**
  * How many devices could teach the federation each new item: for every case of the scored split
@@ -114,63 +126,90 @@ function holdersOf(sessions: readonly Int32Array[], nItems: number): Int32Array 
   return holders
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: OPTIONS, strict: true })
-  const number = (name: keyof typeof OPTIONS) => {
-    const value = Number(values[name])
-    if (!Number.isFinite(value) || value < 0)
-      throw new Error(`--${name}: expected a number ≥ 0, got ${values[name]}`)
-    return value
-  }
-  const numberOr = (name: keyof typeof OPTIONS, fallback: number) =>
-    values[name] === undefined ? fallback : number(name)
-  await setNodeBackend('wasm')
+export async function simFederated(options: SimOptions, run: BenchRun): Promise<void> {
   const started = performance.now()
-  const dataset = await loadDataset(values.data!)
+  const scenario = SCENARIOS[options.scenario]
+  await setNodeBackend('wasm')
+  const dataset = await loadDataset(options.data)
   // --on validation: the last 5 % of the training sessions are held out from the devices and
   // score every version instead of the test split, so that settings are chosen without it.
-  const onValidation = values.on === 'validation'
-  if (values.on !== 'test' && !onValidation)
-    throw new Error(`--on: expected test or validation, got ${values.on}`)
-  const split = splitForFederation(dataset.train, number('pretrain-fraction'), onValidation)
-  const cut = split.early.length
+  const onValidation = options.on === 'validation'
+  const split = splitForFederation(dataset.train, options.pretrainFraction, onValidation)
   const early: SessionDataset = { ...dataset, train: split.early }
-  const later = split.later
   const scoredSessions = onValidation ? split.validation : dataset.test
-  const trainCounts = countItems(dataset.train, dataset.nItems)
-  const evalCases = number('eval-cases')
-  const log = (line: string) => console.log(line)
-
   const global = await pretrained(
     early,
-    number('pretrain-epochs'),
-    number('pretrain-fraction'),
-    values.models ?? defaultModelDir(dataset.name),
+    options.pretrainEpochs,
+    options.pretrainFraction,
+    options.models ?? defaultModelDir(dataset.name),
   )
+  const sessions = deviceSessions(split.later, options.devices)
   // Items the pre-trained model never saw: a third of DIGINETICA's validation targets, whose
   // rows only the later sessions (the devices') can train.
   const earlyCounts = countItems(split.early, dataset.nItems)
-  // And the head and tail of what the devices hold: under noise only rows many devices trained
-  // can move (the issue's bar is on targets at least 100 devices hold).
-  const sessions = deviceSessions(later, number('devices'))
-  const holders = holdersOf(sessions, dataset.nItems)
-  const targetGroups: TargetGroup[] = [
+  const newTargets = describeNewTargets(scoredSessions, split.later, earlyCounts)
+  console.log(
+    `targets new since pre-training: ${newTargets.cases} cases; later sessions holding their item: ` +
+      `10th percentile ${newTargets.holders.p10}, median ${newTargets.holders.median}, 90th ${newTargets.holders.p90} ` +
+      `(of ${split.later.length}; ${newTargets.distinctItemsPerLaterSession.toFixed(1)} distinct items per session)`,
+  )
+  const evaluate = versionScorer(
+    scoredSessions,
+    countItems(dataset.train, dataset.nItems),
+    options.evalCases,
+    targetGroups(earlyCounts, holdersOf(sessions, dataset.nItems)),
+  )
+  const summary = await simulateSparse({
+    channel: scenario.channel,
+    global,
+    sessions,
+    later: split.later,
+    evaluate,
+    log: (line) => console.log(line),
+    evalEvery: options.evalEvery,
+    ceiling: { spec: options.ceiling, parts: scenario.ceilingParts },
+    settings: channelSettings(options, splitWeights(global).shape.embedDim),
+    started,
+  })
+  await run.write(
+    options.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
+    {
+      dataset: dataset.name,
+      scenario: options.scenario,
+      pretrain: { sessions: split.early.length, epochs: options.pretrainEpochs },
+      evalCases: options.evalCases,
+      scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
+      newTargets,
+      ...summary,
+    },
+  )
+}
+
+/**
+ * Every version is scored as a whole and on four groups of targets: those the pre-training saw
+ * and new ones; and, since under noise only rows many devices trained can move (the issue's bar
+ * is on targets at least 100 devices hold), the head and tail of what the devices hold.
+ */
+function targetGroups(earlyCounts: Int32Array, holders: Int32Array): TargetGroup[] {
+  return [
     { name: 'seen in pre-training', holds: (item) => earlyCounts[item]! > 0 },
     { name: 'new since', holds: (item) => earlyCounts[item] === 0 },
     { name: 'held by ≥ 100 devices', holds: (item) => holders[item]! >= 100 },
     { name: 'held by < 100 devices', holds: (item) => holders[item]! < 100 },
   ]
-  const newTargets = describeNewTargets(scoredSessions, later, earlyCounts)
-  log(
-    `targets new since pre-training: ${newTargets.cases} cases; later sessions holding their item: ` +
-      `10th percentile ${newTargets.holders.p10}, median ${newTargets.holders.median}, 90th ${newTargets.holders.p90} ` +
-      `(of ${later.length}; ${newTargets.distinctItemsPerLaterSession.toFixed(1)} distinct items per session)`,
-  )
-  const evaluate = async (file: WeightsFile) => {
-    const report = await evaluateWeights(file, scoredSessions, {
+}
+
+function versionScorer(
+  scored: Int32Array[],
+  trainCounts: Int32Array,
+  maxCases: number,
+  groups: TargetGroup[],
+) {
+  return async (file: WeightsFile) => {
+    const report = await evaluateWeights(file, scored, {
       trainCounts,
-      maxCases: evalCases,
-      targetGroups,
+      maxCases,
+      targetGroups: groups,
     })
     return {
       recall20: report.metrics['recall@20']! * 100,
@@ -179,61 +218,32 @@ async function main(): Promise<void> {
       byTarget: report.groups!,
     }
   }
+}
 
-  const out = path.resolve(
-    values.results ?? path.join('bench', 'results', `sim-federated-${dataset.name}.json`),
-  )
-  await mkdir(path.dirname(out), { recursive: true })
-  if (values.channel !== 'sparse-plaintext' && values.channel !== 'sparse-secure')
-    throw new Error(`--channel: expected sparse-plaintext or sparse-secure, got ${values.channel}`)
-  const { shape } = splitWeights(global)
-  const serverLr = number('server-lr')
-  await simulateSparse({
-    channel: values.channel,
-    global,
-    sessions,
-    later,
-    evaluate,
-    out,
-    log,
-    evalEvery: Math.max(1, number('eval-every')),
-    ceiling: { spec: values.ceiling, parts: values['ceiling-parts']! },
-    settings: {
-      layout: {
-        maxRows: numberOr('max-rows', DEFAULT_SPARSE.layout.maxRows),
-        embedDim: shape.embedDim,
-        denseCoordinates: numberOr('dense', DEFAULT_SPARSE.layout.denseCoordinates),
-        negativeRows: numberOr('negatives', DEFAULT_SPARSE.layout.negativeRows),
-      },
-      buffer: numberOr('buffer', DEFAULT_SPARSE.bufferSize),
-      clipNorm: numberOr('clip', DEFAULT_SPARSE.clipNorm),
-      ...(number('noise') > 0 && {
-        noise: {
-          multiplier: number('noise'),
-          minCount: numberOr(
-            'min-count',
-            Math.ceil(
-              3 * number('noise') * Math.sqrt(numberOr('max-rows', DEFAULT_SPARSE.layout.maxRows)),
-            ),
-          ),
-        },
-      }),
-      step: { tableRate: serverLr, denseRate: numberOr('dense-server-lr', serverLr) },
-      training: {
-        learningRate: numberOr('lr', DEFAULT_SPARSE.training.learningRate),
-        denseLearningRate: numberOr('dense-lr', DEFAULT_SPARSE.training.denseLearningRate!),
-        epochs: numberOr('epochs', DEFAULT_SPARSE.training.epochs),
-      },
+function channelSettings(options: SimOptions, embedDim: number): SparseSimulation['settings'] {
+  const noise = SCENARIOS[options.scenario].noise
+  return {
+    layout: {
+      maxRows: options.maxRows,
+      embedDim,
+      denseCoordinates: options.dense,
+      negativeRows: options.negatives,
     },
-    summary: {
-      dataset: dataset.name,
-      pretrain: { sessions: cut, epochs: number('pretrain-epochs') },
-      evalCases,
-      scoredOn: onValidation ? 'validation (last 5 % of training)' : 'test',
-      newTargets,
+    buffer: options.buffer,
+    clipNorm: options.clip,
+    ...(noise && {
+      noise: {
+        multiplier: options.sigma,
+        minCount: options.minCount ?? Math.ceil(3 * options.sigma * Math.sqrt(options.maxRows)),
+      },
+    }),
+    step: { tableRate: options.serverLr, denseRate: options.denseServerLr ?? options.serverLr },
+    training: {
+      learningRate: options.lr,
+      denseLearningRate: options.denseLr,
+      epochs: options.epochs,
     },
-    started,
-  })
+  }
 }
 
 /** The model trained on the early sessions only, cached under models/<dataset>/. */
@@ -257,7 +267,4 @@ async function pretrained(
   return weights
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
-  process.exit(1)
-})
+runBenchmark({ script: 'sim', parse: (argv) => readOptions(SIM_FLAGS, argv), run: simFederated })

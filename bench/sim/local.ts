@@ -6,16 +6,15 @@
 // Not per user: that needs a log with users of several sessions, and the only log with user ids
 // here (diginetica-sample-raw) has 1,270 users of one session each, under other item ids.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs-core'
 import {
   createLocalTrainer,
   DEFAULT_LOCAL_TRAINER_OPTIONS,
   type LocalTrainingResult,
 } from '../../client/worker/federated/train-local'
-import { createGruModelFromValues } from '../../model/gru-model'
+import { createGruModelFromValues, type GruModel } from '../../model/gru-model'
 import { createRandom, shuffleInPlace } from '../../shared/random'
 import { countItems, splitValidation } from '../../train/data/examples'
 import { loadDataset } from '../../train/data/load-dataset'
@@ -31,42 +30,34 @@ import {
 import type { SessionScorer } from '../../model/eval/scorer'
 import { createGruScorer } from '../../model/eval/gru-scorer'
 import { defaultModelDir, loadModel } from '../../train/model-file'
-import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
-import {
-  createProgressLine,
-  describeCommand,
-  describeMachine,
-  formatDuration,
-} from '../../train/progress'
+import { setNodeBackend } from '../../model/node-backend'
+import { createProgressLine, formatDuration } from '../../train/progress'
 import { median } from '../stats'
+import { runBenchmark, type BenchRun } from '../harness'
+import { choice, int, num, readOptions, text, type Options } from '../options'
 
-const OPTIONS = {
-  data: { type: 'string', default: '../shared/data/diginetica-srgnn' },
-  model: { type: 'string' },
-  on: { type: 'string', default: 'test' },
-  'val-fraction': { type: 'string', default: '0.05' },
-  'min-length': { type: 'string', default: '10' },
-  sessions: { type: 'string', default: '500' },
-  seed: { type: 'string', default: '1' },
-  lr: { type: 'string' },
-  batch: { type: 'string' },
-  negatives: { type: 'string' },
-  epochs: { type: 'string' },
-  trainable: { type: 'string' },
-  backend: { type: 'string', default: 'wasm' },
-  results: { type: 'string' },
-} as const
+const LOCAL = DEFAULT_LOCAL_TRAINER_OPTIONS
 
-function numberArg(name: string, raw: string | undefined, check: (n: number) => boolean) {
-  if (raw === undefined) return undefined
-  const n = Number(raw)
-  if (!Number.isFinite(n) || !check(n)) {
-    throw new Error(`--${name}: expected a valid number, got ${JSON.stringify(raw)}`)
-  }
-  return n
+export const LOCAL_FLAGS = {
+  data: text('../shared/data/diginetica-srgnn'),
+  /** Default: the dataset's trained model in models/<dataset>/model.prw. */
+  model: text(),
+  on: choice(['test', 'validation'] as const, 'test'),
+  valFraction: num(0.05, 0.001, 0.999),
+  minLength: int(10, 2),
+  sessions: int(500),
+  seed: int(1, 0),
+  /** The device's fine-tuning; defaults: the worker's (train-local.ts). */
+  lr: num(LOCAL.learningRate, 1e-12),
+  batch: int(LOCAL.batchSize),
+  negatives: int(LOCAL.negatives),
+  epochs: int(LOCAL.epochs),
+  trainable: choice(['all', 'items'] as const, LOCAL.trainable),
+  backend: choice(['wasm', 'cpu'] as const, 'wasm'),
+  /** Default: bench/results/sim-local-<dataset>[-validation].json. */
+  results: text(),
 }
-
-const positiveInt = (n: number) => Number.isInteger(n) && n > 0
+type LocalOptions = Options<typeof LOCAL_FLAGS>
 
 /** A seeded sample of `count` sessions of length ≥ minLength, kept in file order. */
 function selectSessions(pool: Int32Array[], minLength: number, count: number, seed: number) {
@@ -182,45 +173,87 @@ function formatTable(rows: Array<[string, MetricsResult]>): string {
     .join('\n')
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: OPTIONS, strict: true })
-  if (values.on !== 'test' && values.on !== 'validation') {
-    throw new Error(`--on: expected test or validation, got ${values.on}`)
-  }
-  const minLength = numberArg('min-length', values['min-length'], (n) => n >= 2 && positiveInt(n))!
-  const count = numberArg('sessions', values.sessions, positiveInt)!
-  const seed = numberArg('seed', values.seed, Number.isInteger)!
-  const valFraction = numberArg('val-fraction', values['val-fraction'], (n) => n > 0 && n < 1)!
-  if (
-    values.trainable !== undefined &&
-    values.trainable !== 'all' &&
-    values.trainable !== 'items'
-  ) {
-    throw new Error(`--trainable: expected all or items, got ${values.trainable}`)
-  }
-  const defaults = DEFAULT_LOCAL_TRAINER_OPTIONS
-  const settings: typeof DEFAULT_LOCAL_TRAINER_OPTIONS = {
-    ...defaults,
-    learningRate: numberArg('lr', values.lr, (n) => n > 0) ?? defaults.learningRate,
-    batchSize: numberArg('batch', values.batch, positiveInt) ?? defaults.batchSize,
-    negatives: numberArg('negatives', values.negatives, positiveInt) ?? defaults.negatives,
-    epochs: numberArg('epochs', values.epochs, positiveInt) ?? defaults.epochs,
-    trainable: values.trainable ?? defaults.trainable,
-  }
+export async function simLocal(options: LocalOptions, run: BenchRun): Promise<void> {
   const started = performance.now()
-  const command = describeCommand('sim:local')
+  const settings: typeof LOCAL = {
+    ...LOCAL,
+    learningRate: options.lr,
+    batchSize: options.batch,
+    negatives: options.negatives,
+    epochs: options.epochs,
+    trainable: options.trainable,
+  }
+  await setNodeBackend(options.backend)
+  const { dataset, modelFile, heldOut, global } = await loadGlobalModel(options)
+  const { fit, validation } = splitValidation(dataset.train, options.valFraction)
+  const pool = options.on === 'test' ? dataset.test : validation
+  const trainCounts = countItems(options.on === 'test' ? dataset.train : fit, dataset.nItems)
+  const selection = selectSessions(pool, options.minLength, options.sessions, options.seed)
+  console.error(
+    `${dataset.name} (${options.on}): ${selection.sessions.length} of ${selection.eligible} ` +
+      `sessions with ≥ ${options.minLength} items; fine-tuning ${JSON.stringify(settings)}`,
+  )
+  const compared = await fineTuneEach(
+    global,
+    selection.sessions,
+    trainCounts,
+    settings,
+    options.seed,
+  )
+  const timing = summariseTiming(compared.runs)
+  const comparison = compare(compared.perSession, options.seed)
+  console.log(
+    `\n${dataset.name}, ${options.on} sessions with ≥ ${options.minLength} items: ${compared.runs.length} sessions, ` +
+      `second halves ranked over ${dataset.nItems} items (metrics in %)\n`,
+  )
+  printComparison(compared.global, compared.local, comparison, timing)
 
-  await setNodeBackend(values.backend as NodeBackend)
-  const dataset = await loadDataset(values.data)
+  const suffix = options.on === 'validation' ? '-validation' : ''
+  // Aggregates only: per-session rows are derived from the log's sessions and would turn a
+  // tracked results file into a copy of (part of) the dataset.
+  await run.write(
+    options.results ?? path.join('bench', 'results', `sim-local-${dataset.name}${suffix}.json`),
+    {
+      dataset: dataset.name,
+      on: options.on,
+      backend: tf.getBackend(),
+      seconds: (performance.now() - started) / 1000,
+      model: {
+        file: path.relative(process.cwd(), modelFile),
+        parameters: global.parameterCount(),
+        config: global.config,
+        validationFractionHeldOut: heldOut,
+      },
+      selection: {
+        minLength: options.minLength,
+        requested: options.sessions,
+        eligible: selection.eligible,
+        sessions: selection.sessions.length,
+        seed: options.seed,
+      },
+      fineTuning: settings,
+      global: compared.global,
+      local: compared.local,
+      comparison,
+      timing,
+    },
+  )
+  console.log(`in ${formatDuration((performance.now() - started) / 1000)}`)
+  global.dispose()
+}
+
+/** The global model, checked against the dataset and (for --on validation) its held-out part. */
+async function loadGlobalModel(options: LocalOptions) {
+  const dataset = await loadDataset(options.data)
   const modelFile = path.resolve(
-    values.model ?? path.join(defaultModelDir(dataset.name), 'model.prw'),
+    options.model ?? path.join(defaultModelDir(dataset.name), 'model.prw'),
   )
   const modelReport = await readModelReport(modelFile)
   const heldOut = (modelReport?.settings as { validationFraction?: number } | undefined)
     ?.validationFraction
-  if (values.on === 'validation' && !(heldOut !== undefined && heldOut >= valFraction)) {
+  if (options.on === 'validation' && !(heldOut !== undefined && heldOut >= options.valFraction)) {
     throw new Error(
-      `--on validation needs a model trained with at least the last ${valFraction} of the ` +
+      `--on validation needs a model trained with at least the last ${options.valFraction} of the ` +
         `training sessions held out; ${modelFile} reports ${heldOut ?? 'nothing'}`,
     )
   }
@@ -231,11 +264,19 @@ async function main(): Promise<void> {
         `${modelFile} has ${global.config.nItems}`,
     )
   }
-  const { fit, validation } = splitValidation(dataset.train, valFraction)
-  const pool = values.on === 'test' ? dataset.test : validation
-  const trainCounts = countItems(values.on === 'test' ? dataset.train : fit, dataset.nItems)
-  const selection = selectSessions(pool, minLength, count, seed)
+  return { dataset, modelFile, heldOut, global }
+}
 
+/** Each session: rank its second half with the global model, fine-tune on its first, rank again. */
+async function fineTuneEach(
+  global: GruModel,
+  sessions: Int32Array[],
+  trainCounts: Int32Array,
+  settings: typeof LOCAL,
+  seed: number,
+) {
+  const started = performance.now()
+  const { nItems } = global.config
   // One working copy, reset to the global weights before each shopper. `assign` shares the
   // global buffers; the optimizer replaces them on its first step, so the global stays intact.
   const local = createGruModelFromValues(
@@ -249,23 +290,13 @@ async function main(): Promise<void> {
     ),
   )
   const accumulators = [global, local].map(() =>
-    createMetricsAccumulator({
-      nItems: dataset.nItems,
-      popularItems: popularMask(trainCounts),
-    }),
+    createMetricsAccumulator({ nItems, popularItems: popularMask(trainCounts) }),
   )
   const runs: LocalTrainingResult[] = []
   const perSession: SessionOutcome[] = []
-  const paired = { mrrBetter: 0, mrrWorse: 0, hitsBetter: 0, hitsWorse: 0 }
   const progress = createProgressLine(process.stderr, 15)
-  console.error(
-    `${dataset.name} (${values.on}): ${selection.sessions.length} of ${selection.eligible} ` +
-      `sessions with ≥ ${minLength} items; fine-tuning ${JSON.stringify(settings)}`,
-  )
-
   const globalScorer = createGruScorer(global)
-  const { nItems } = dataset
-  for (const [i, session] of selection.sessions.entries()) {
+  for (const [i, session] of sessions.entries()) {
     const { before, prefixes, targets } = laterCases(session)
     const base = await rankCases(globalScorer, nItems, prefixes, targets, accumulators[0]!)
     for (const [name, v] of local.variables) v.assign(global.variables.get(name)!)
@@ -285,26 +316,25 @@ async function main(): Promise<void> {
       globalRR20: base.reciprocal,
       localRR20: tuned.reciprocal,
     })
-    if (tuned.reciprocal > base.reciprocal) paired.mrrBetter++
-    if (tuned.reciprocal < base.reciprocal) paired.mrrWorse++
-    if (tuned.hits > base.hits) paired.hitsBetter++
-    if (tuned.hits < base.hits) paired.hitsWorse++
-
     const [g, l] = accumulators.map((a) => a.result().metrics)
     const elapsed = (performance.now() - started) / 1000
     const done = i + 1
     progress.update(
-      `session ${done}/${selection.sessions.length} · R@20 ${percent(g!['recall@20']!)} → ` +
+      `session ${done}/${sessions.length} · R@20 ${percent(g!['recall@20']!)} → ` +
         `${percent(l!['recall@20']!)} · MRR@20 ${percent(g!['mrr@20']!)} → ${percent(l!['mrr@20']!)} · ` +
         `fine-tune ${Math.round(run.elapsedMs)} ms, ${run.steps} steps · ` +
-        `ETA ${formatDuration((elapsed / done) * (selection.sessions.length - done))}`,
+        `ETA ${formatDuration((elapsed / done) * (sessions.length - done))}`,
     )
   }
   progress.done()
   globalScorer.dispose?.()
+  local.dispose()
   const [globalResult, localResult] = accumulators.map((a) => a.result())
-  const diverged = runs.filter((r) => r.status === 'diverged').length
-  const timing = {
+  return { runs, perSession, global: globalResult!, local: localResult! }
+}
+
+function summariseTiming(runs: LocalTrainingResult[]) {
+  return {
     medianFineTuneMs: median(runs.map((r) => r.elapsedMs)),
     p90FineTuneMs: runs.length
       ? runs.map((r) => r.elapsedMs).sort((a, b) => a - b)[Math.floor(0.9 * (runs.length - 1))]!
@@ -313,10 +343,20 @@ async function main(): Promise<void> {
     meanSteps: runs.reduce((n, r) => n + r.steps, 0) / Math.max(1, runs.length),
     medianSlices: median(runs.map((r) => r.slices)),
     medianFineTuneCases: median(runs.map((r) => r.cases)),
-    diverged,
+    diverged: runs.filter((r) => r.status === 'diverged').length,
   }
-  const comparison = {
-    sessions: runs.length,
+}
+
+/** Local against global, per session: bootstrap intervals and sign tests. */
+function compare(perSession: SessionOutcome[], seed: number) {
+  const tally = (local: (p: SessionOutcome) => number, global: (p: SessionOutcome) => number) => {
+    const improved = perSession.filter((p) => local(p) > global(p)).length
+    const worsened = perSession.filter((p) => local(p) < global(p)).length
+    const unchanged = perSession.length - improved - worsened
+    return { improved, worsened, unchanged, signTestP: signTestP(improved, worsened) }
+  }
+  return {
+    sessions: perSession.length,
     recall20DifferenceCI95: bootstrapDifference(
       perSession.map((p) => ({ cases: p.cases, global: p.globalHits20, local: p.localHits20 })),
       seed,
@@ -325,28 +365,27 @@ async function main(): Promise<void> {
       perSession.map((p) => ({ cases: p.cases, global: p.globalRR20, local: p.localRR20 })),
       seed,
     ),
-    mrr20: {
-      improved: paired.mrrBetter,
-      worsened: paired.mrrWorse,
-      unchanged: runs.length - paired.mrrBetter - paired.mrrWorse,
-      signTestP: signTestP(paired.mrrBetter, paired.mrrWorse),
-    },
-    hits20: {
-      improved: paired.hitsBetter,
-      worsened: paired.hitsWorse,
-      unchanged: runs.length - paired.hitsBetter - paired.hitsWorse,
-      signTestP: signTestP(paired.hitsBetter, paired.hitsWorse),
-    },
+    mrr20: tally(
+      (p) => p.localRR20,
+      (p) => p.globalRR20,
+    ),
+    hits20: tally(
+      (p) => p.localHits20,
+      (p) => p.globalHits20,
+    ),
   }
+}
 
-  console.log(
-    `\n${dataset.name}, ${values.on} sessions with ≥ ${minLength} items: ${runs.length} sessions, ` +
-      `second halves ranked over ${dataset.nItems} items (metrics in %)\n`,
-  )
+function printComparison(
+  globalResult: MetricsResult,
+  localResult: MetricsResult,
+  comparison: ReturnType<typeof compare>,
+  timing: ReturnType<typeof summariseTiming>,
+): void {
   console.log(
     formatTable([
-      ['global model', globalResult!],
-      ['+ local fine-tuning', localResult!],
+      ['global model', globalResult],
+      ['+ local fine-tuning', localResult],
     ]),
   )
   const interval = ([low, high]: [number, number]) => `[${percent(low)}, ${percent(high)}]`
@@ -362,56 +401,12 @@ async function main(): Promise<void> {
   console.log(
     `fine-tuning per session (backend ${tf.getBackend()}): median ${timing.medianFineTuneMs.toFixed(0)} ms, ` +
       `p90 ${timing.p90FineTuneMs.toFixed(0)} ms, median ${timing.medianSteps} steps on ` +
-      `${timing.medianFineTuneCases} cases; ${diverged} runs diverged and were rolled back`,
+      `${timing.medianFineTuneCases} cases; ${timing.diverged} runs diverged and were rolled back`,
   )
-
-  const suffix = values.on === 'validation' ? '-validation' : ''
-  const out = path.resolve(
-    values.results ?? path.join('bench', 'results', `sim-local-${dataset.name}${suffix}.json`),
-  )
-  await mkdir(path.dirname(out), { recursive: true })
-  const summary = JSON.stringify(
-    {
-      dataset: dataset.name,
-      on: values.on,
-      date: new Date().toISOString(),
-      machine: describeMachine(),
-      backend: tf.getBackend(),
-      command,
-      seconds: (performance.now() - started) / 1000,
-      model: {
-        file: path.relative(process.cwd(), modelFile),
-        parameters: global.parameterCount(),
-        config: global.config,
-        validationFractionHeldOut: heldOut,
-      },
-      selection: {
-        minLength,
-        requested: count,
-        eligible: selection.eligible,
-        sessions: selection.sessions.length,
-        seed,
-      },
-      fineTuning: settings,
-      global: globalResult,
-      local: localResult,
-      comparison,
-      timing,
-    },
-    null,
-    2,
-  )
-  // Aggregates only: per-session rows are derived from the log's sessions and would turn a
-  // tracked results file into a copy of (part of) the dataset.
-  await writeFile(out, summary + '\n')
-  console.log(
-    `\nwritten ${path.relative(process.cwd(), out)} in ${formatDuration((performance.now() - started) / 1000)}`,
-  )
-  local.dispose()
-  global.dispose()
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
-  process.exit(1)
+runBenchmark({
+  script: 'sim:local',
+  parse: (argv) => readOptions(LOCAL_FLAGS, argv),
+  run: simLocal,
 })

@@ -1,10 +1,8 @@
 // `npm run sim -- --channel sparse-plaintext | sparse-secure` (issue 12): the devices through a
 // sparse channel (sparse-channel.ts), every published version scored, the ceiling beside them,
-// one table printed and one results file written.
-import { writeFile } from 'node:fs/promises'
-import path from 'node:path'
+// one table printed; the results file's fields returned.
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import { describeCommand, describeMachine, formatDuration } from '../../train/progress'
+import { formatDuration } from '../../train/progress'
 import { computeCeilings, describeGroups, type Evaluate, type VersionRow } from './ceilings'
 import { runSparseChannel, type SparseChannelOptions } from './sparse-channel'
 
@@ -16,7 +14,6 @@ export interface SparseSimulation {
   /** Every later session, which --ceiling draws from. */
   later: Int32Array[]
   evaluate: Evaluate
-  out: string
   log: (line: string) => void
   evalEvery: number
   ceiling: { spec: string | undefined; parts: boolean }
@@ -24,13 +21,12 @@ export interface SparseSimulation {
     SparseChannelOptions,
     'layout' | 'buffer' | 'clipNorm' | 'step' | 'training' | 'noise'
   >
-  /** Fields of the results file the caller knows: dataset, pre-training, cases, new targets. */
-  summary: Record<string, unknown>
   /** performance.now() when the command started. */
   started: number
 }
 
-export async function simulateSparse(o: SparseSimulation): Promise<void> {
+/** Runs the channel and the ceilings; returns the results file's fields. */
+export async function simulateSparse(o: SparseSimulation) {
   const rows: VersionRow[] = []
   const record = async (file: WeightsFile, version: number, devices: number) => {
     const result = await o.evaluate(file)
@@ -73,11 +69,8 @@ export async function simulateSparse(o: SparseSimulation): Promise<void> {
     )
   o.log(`\n${JSON.stringify(report)}`)
   const seconds = (performance.now() - o.started) / 1000
-  const summary = {
-    ...o.summary,
-    date: new Date().toISOString(),
-    machine: describeMachine(),
-    command: describeCommand('sim'),
+  o.log(`done in ${formatDuration(seconds)}`)
+  return {
     channel: o.channel,
     devices: o.sessions.length,
     settings: o.settings,
@@ -85,8 +78,5 @@ export async function simulateSparse(o: SparseSimulation): Promise<void> {
     versions: rows,
     ceilings,
     seconds,
-    complete: true,
   }
-  await writeFile(o.out, JSON.stringify(summary, null, 2) + '\n')
-  o.log(`written ${path.relative(process.cwd(), o.out)} in ${formatDuration(seconds)}`)
 }

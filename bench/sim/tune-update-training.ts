@@ -7,9 +7,8 @@
 // (the last 5 % of the training sessions, which `npm run sim -- --on validation` holds out too).
 // Appends its run to bench/results/tune-update-training-<dataset>.json.
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { createLocalTrainer } from '../../client/worker/federated/train-local'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
@@ -18,35 +17,32 @@ import { loadDataset } from '../../train/data/load-dataset'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
 import { defaultModelDir } from '../../train/model-file'
 import { setNodeBackend } from '../../model/node-backend'
-import { describeCommand, describeMachine } from '../../train/progress'
+import { runBenchmark, type BenchRun } from '../harness'
+import { choice, int, num, optionalNum, readOptions, text, type Options } from '../options'
 
-const { values } = parseArgs({
-  options: {
-    data: { type: 'string', default: '../shared/data/yoochoose-clicks-100k-sessionrec' },
-    optimizer: { type: 'string', default: 'sgd' },
-    lr: { type: 'string', default: '0.5' },
-    'dense-lr': { type: 'string' },
-    trainable: { type: 'string', default: 'all' },
-    sessions: { type: 'string', default: '1000' },
-    epochs: { type: 'string', default: '1' },
-    pretrain: { type: 'string', default: 'pretrain-0.2-e1.prw' },
-  },
-  strict: true,
-})
+export const TUNE_FLAGS = {
+  data: text('../shared/data/yoochoose-clicks-100k-sessionrec'),
+  optimizer: choice(['sgd', 'adam'] as const, 'sgd'),
+  lr: num(0.5, 1e-12),
+  /** Default: --lr. */
+  denseLr: optionalNum(0),
+  trainable: choice(['all', 'items'] as const, 'all'),
+  sessions: int(1000),
+  epochs: int(1),
+  pretrain: text('pretrain-0.2-e1.prw'),
+  results: text(),
+}
 
-async function main(): Promise<void> {
-  const optimizer = values.optimizer
-  if (optimizer !== 'sgd' && optimizer !== 'adam')
-    throw new Error(`--optimizer: expected sgd or adam, got ${optimizer}`)
-  const trainable = values.trainable
-  if (trainable !== 'all' && trainable !== 'items')
-    throw new Error(`--trainable: expected all or items, got ${trainable}`)
+export async function tuneUpdateTraining(
+  options: Options<typeof TUNE_FLAGS>,
+  run: BenchRun,
+): Promise<void> {
   await setNodeBackend('wasm')
-  const dataset = await loadDataset(values.data!)
-  const pretrainFile = path.join(defaultModelDir(dataset.name), values.pretrain!)
+  const dataset = await loadDataset(options.data)
+  const pretrainFile = path.join(defaultModelDir(dataset.name), options.pretrain)
   if (!existsSync(pretrainFile)) {
     throw new Error(
-      `expected ${pretrainFile}: npm run sim -- --data ${values.data} --pretrain-epochs 1 --devices 0 makes it`,
+      `expected ${pretrainFile}: npm run sim -- --data ${options.data} --pretrain-epochs 1 --devices 0 makes it`,
     )
   }
   const { later, validation } = splitForFederation(dataset.train, 0.2, true)
@@ -61,43 +57,39 @@ async function main(): Promise<void> {
   }
   const before = await score(global)
   const model = importModelWeights(global)
-  const sessions = later.slice(0, Number(values.sessions))
-  const run = await createLocalTrainer(model, {
-    learningRate: Number(values.lr),
-    denseLearningRate: values['dense-lr'] === undefined ? undefined : Number(values['dense-lr']),
-    epochs: Number(values.epochs),
-    trainable,
-    optimizer,
+  const sessions = later.slice(0, options.sessions)
+  const result = await createLocalTrainer(model, {
+    learningRate: options.lr,
+    denseLearningRate: options.denseLr,
+    epochs: options.epochs,
+    trainable: options.trainable,
+    optimizer: options.optimizer,
     inBatchNegatives: false,
     maxCases: 1_000_000,
     sliceMs: 1e9,
   }).train(sessions)
   const after = await score(await exportModelWeights(model))
   model.dispose()
-  const row = {
-    date: new Date().toISOString(),
-    command: describeCommand('tune:update-training'),
-    machine: describeMachine(),
-    settings: { ...values, sessions: sessions.length },
-    status: run.status,
-    validationCases: after.cases,
-    recall20Before: before.recall20,
-    recall20After: after.recall20,
-  }
   console.log(
-    `${optimizer} lr ${values.lr} dense ${values['dense-lr'] ?? values.lr} ${trainable}, ${sessions.length} sessions: ` +
+    `${options.optimizer} lr ${options.lr} dense ${options.denseLr ?? options.lr} ${options.trainable}, ${sessions.length} sessions: ` +
       `validation Recall@20 ${before.recall20.toFixed(2)} → ${after.recall20.toFixed(2)} (${after.cases} cases)`,
   )
-  const out = path.resolve('bench', 'results', `tune-update-training-${dataset.name}.json`)
   // A results file, one entry per measured run (not a table of sessions).
-  const runs = existsSync(out)
-    ? (JSON.parse(await readFile(out, 'utf8')) as { runs: unknown[] }).runs
-    : []
-  const results = { tool: 'tune-update-training', dataset: dataset.name, runs: [...runs, row] }
-  await writeFile(out, JSON.stringify(results, null, 2) + '\n')
+  await run.append(
+    options.results ?? path.join('bench', 'results', `tune-update-training-${dataset.name}.json`),
+    { tool: 'tune-update-training', dataset: dataset.name },
+    {
+      settings: { ...options, sessions: sessions.length },
+      status: result.status,
+      validationCases: after.cases,
+      recall20Before: before.recall20,
+      recall20After: after.recall20,
+    },
+  )
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error)
-  process.exit(1)
+runBenchmark({
+  script: 'tune:update-training',
+  parse: (argv) => readOptions(TUNE_FLAGS, argv),
+  run: tuneUpdateTraining,
 })
