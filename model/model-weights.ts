@@ -7,13 +7,15 @@ import {
   type GruModel,
   type GruModelConfig,
 } from './gru-model'
+import { PocketrecError } from '../shared/errors'
 
 export const GRU_WEIGHTS_FORMAT = 'pocketrec-gru/1'
 
 /** Raised for a weights file that does not describe a loadable model; `code` is stable. */
-export class ModelWeightsError extends Error {
-  override readonly name = 'ModelWeightsError'
-  readonly code = 'E_MODEL_WEIGHTS'
+export class ModelWeightsError extends PocketrecError<'E_MODEL_WEIGHTS'> {
+  constructor(message: string) {
+    super('ModelWeightsError', 'E_MODEL_WEIGHTS', message)
+  }
 }
 
 /** Reads the model's weights back from the backend (async: never blocks a GPU backend). */

@@ -1,42 +1,109 @@
-// Errors raised at the boundaries of shared code. Callers branch on `code` (stable strings), not on
-// the message, which is for people and may be reworded.
+// One error type for the whole project: `PocketrecError`, with a stable `code` from one union
+// (ERROR_CODES) and a `name`. Callers branch on `code`, never on the message, which is for
+// people and may be reworded. Across comlink only `name`, `message` and `stack` survive, so the
+// page branches on `name`; the server answers every refusal as `{ error: code, message }` with
+// the status its code maps to (server/http-errors.ts). PROTOCOL.md documents the codes that
+// cross the wire; a test holds it and this list together.
 
-export type WeightsErrorCode =
-  /** The input is neither a Uint8Array nor an ArrayBuffer. */
-  | 'E_WEIGHTS_INPUT'
-  /** The first four bytes are not the `PRW1` magic. */
-  | 'E_WEIGHTS_MAGIC'
-  /** The file was written by a codec version this build cannot read. */
-  | 'E_WEIGHTS_VERSION'
-  /** Too short for its prelude, or its header length runs past the end. */
-  | 'E_WEIGHTS_TRUNCATED'
-  /** The CRC-32 in the last four bytes does not match the contents. */
-  | 'E_WEIGHTS_CHECKSUM'
-  /** The header is not UTF-8 JSON. */
-  | 'E_WEIGHTS_JSON'
-  /** A header field is missing or ill-typed, or reserved bytes are not zero. */
-  | 'E_WEIGHTS_HEADER'
-  /** Two tensors share a name. */
-  | 'E_WEIGHTS_DUPLICATE'
-  /** A dimension is negative or fractional, or the shape disagrees with the data. */
-  | 'E_WEIGHTS_SHAPE'
-  /** A storage dtype this codec does not know. */
-  | 'E_WEIGHTS_DTYPE'
-  /** An int8 tensor's scales have the wrong count or a negative value. */
-  | 'E_WEIGHTS_SCALE'
-  /** A data region is misaligned, out of the data section, or overlaps another. */
-  | 'E_WEIGHTS_RANGE'
-  /** A NaN or infinite weight (or one float16 cannot hold). */
-  | 'E_WEIGHTS_NONFINITE'
+export const ERROR_CODES = [
+  // The weights codec (weights-codec.ts): WeightsFormatError.
+  'E_WEIGHTS_INPUT', // the input is neither a Uint8Array nor an ArrayBuffer
+  'E_WEIGHTS_MAGIC', // the first four bytes are not the `PRW1` magic
+  'E_WEIGHTS_VERSION', // written by a codec version this build cannot read
+  'E_WEIGHTS_TRUNCATED', // too short for its prelude, or its header runs past the end
+  'E_WEIGHTS_CHECKSUM', // the CRC-32 in the last four bytes does not match the contents
+  'E_WEIGHTS_JSON', // the header is not UTF-8 JSON
+  'E_WEIGHTS_HEADER', // a header field missing or ill-typed, or reserved bytes not zero
+  'E_WEIGHTS_DUPLICATE', // two tensors share a name
+  'E_WEIGHTS_SHAPE', // a dimension negative or fractional, or the shape disagrees with the data
+  'E_WEIGHTS_DTYPE', // a storage dtype this codec does not know
+  'E_WEIGHTS_SCALE', // an int8 tensor's scales have the wrong count or a negative value
+  'E_WEIGHTS_RANGE', // a data region misaligned, out of the data section, or overlapping another
+  'E_WEIGHTS_NONFINITE', // a NaN or infinite weight (or one float16 cannot hold)
+  // A weights file that decodes but is not a loadable model (model/model-weights.ts).
+  'E_MODEL_WEIGHTS',
+  // A session log that cannot be read (train/data/).
+  'E_DATA_FORMAT',
+  // The worker's IndexedDB (client/worker/storage/): StorageError.
+  'E_STORAGE_UNAVAILABLE', // no IndexedDB in this context (some private modes, embedded browsers)
+  'E_STORAGE_OPEN', // could not be opened, or a migration failed and was rolled back
+  'E_STORAGE_VERSION', // the database on disk is newer than this build (another tab runs newer code)
+  'E_STORAGE_CLOSED', // closed by close()/forget(), or by another tab upgrading or deleting
+  'E_STORAGE_QUOTA', // still over quota after pruning the oldest events; nothing was kept
+  'E_STORAGE_FAILED', // any other IndexedDB failure; `cause` holds the original DOMException
+  // What the page asks of the tag and the worker (client/).
+  'E_REQUEST_SHAPE', // a recommend request that is not an object of the documented fields
+  'E_REQUEST_SCENARIO', // an unknown scenario
+  'E_REQUEST_LIMIT', // a limit outside 1..MAX_LIMIT
+  'E_REQUEST_PRODUCT', // a product scenario without a product id
+  'E_CONFIG', // init() without { site, endpoint } strings, or a call before init()
+  'E_CONSENT_REQUIRED', // shopper data asked for before consent, after withdrawal, or under DNT/GPC
+  'E_INVALID_COMMAND', // an unknown tag command, or arguments of the wrong shape
+  'E_WORKER_START', // neither a worker, a blob worker nor the main-thread module could start
+  'E_RELEASE', // the release (manifest and artifacts) could not be fetched or verified
+  // HTTP answers of the shop's server and of the helper (PROTOCOL.md).
+  'E_REQUEST', // a body that is not the route's JSON document (`{version}` and the like)
+  'E_TOO_LARGE', // a body over the route's limit
+  'E_NOT_FOUND', // no such route or artifact
+  'E_INTERNAL', // the server failed; nothing was changed
+  'E_ADMIN', // an admin route without the admin token
+  'E_SITE_KEY', // an unknown site key
+  'E_ORIGIN', // a page origin the site does not list
+  'E_CHALLENGE', // a proof-of-work challenge altered, another site's or expired
+  'E_WORK', // a proof of work that does not meet the challenge
+  'E_CLIENT', // a client id the server did not issue
+  'E_RATE_LIMITED', // over a rate limit; Retry-After says when to come back
+  'E_TOKEN', // an upload token that is missing, altered, expired or another site's
+  'E_NO_HELPER', // federation without a paired helper
+  'E_UPDATE_FORMAT', // an upload that is not a leader upload of this release's layout
+  'E_UPDATE_SLICE', // an upload for another slice than its token's
+  'E_VERSION_STALE', // an upload or token for a version that is no longer current
+  'E_VERSION_UNKNOWN', // a version the server never published
+  'E_CLIENT_LIMIT', // a client with an update already in the buffer
+  'E_CATALOGUE', // a catalogue upload that is malformed or does not fit the model
+  'E_RULES', // a rules upload that is malformed
+  'E_VALIDATION', // a validation set that is malformed or holds no usable session
+  'E_NO_VALIDATION', // an evaluation asked for before any validation set
+  'E_METRICS', // metrics that are malformed
+  'E_NOT_EVALUATED', // a promotion of a version without a passing evaluation
+  'E_ROLLBACK', // a rollback to a version that is not an earlier published one
+  'E_CONFLICT', // a change that lost a race with another replica; try again
+  'E_NO_RELEASE', // no release published yet
+  'E_ARTIFACT_CORRUPT', // a stored artifact whose bytes no longer match its hash; not served
+  'E_SHARE_FORMAT', // a helper body that is not a share body of the announced layout
+  'E_HELPER_FULL', // the helper holds as many waiting bodies as it may; Retry-After
+  'E_LEADER', // a helper route for the leader without the pairing secret
+  'E_BATCH_SMALL', // a batch with fewer summable bodies than the helper's floor
+  'E_BATCH_MISMATCH', // a batch asked again with other contents
+  'E_BATCH_GONE', // a committed batch whose answer is no longer kept
+  'E_BATCH_CONFLICT', // two batches raced for the same bodies
+] as const
 
-/** Anything wrong with a weights file, on encode or decode. */
-export class WeightsFormatError extends Error {
-  // Set explicitly: minifiers rename classes, and `name` must survive a bundle.
-  override readonly name = 'WeightsFormatError'
-  readonly code: WeightsErrorCode
+export type ErrorCode = (typeof ERROR_CODES)[number]
+export type WeightsErrorCode = Extract<ErrorCode, `E_WEIGHTS_${string}`>
+export type StorageErrorCode = Extract<ErrorCode, `E_STORAGE_${string}`>
+export type RequestErrorCode = Extract<ErrorCode, `E_REQUEST_${string}`>
 
-  constructor(code: WeightsErrorCode, message: string) {
-    super(message)
+/** The base of every error the project raises; subclasses only fix `name` and narrow `code`. */
+export class PocketrecError<C extends ErrorCode = ErrorCode> extends Error {
+  // Declared and assigned, not class fields: the tag's bundle pays no field helper. `name` is
+  // explicit because minifiers rename classes and `name` must survive a bundle.
+  declare readonly code: C
+
+  constructor(name: string, code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = name
     this.code = code
   }
+}
+
+/** Anything wrong with a weights file, on encode or decode. */
+export class WeightsFormatError extends PocketrecError<WeightsErrorCode> {
+  constructor(code: WeightsErrorCode, message: string) {
+    super('WeightsFormatError', code, message)
+  }
+}
+
+export function isPocketrecError(error: unknown): error is PocketrecError {
+  return error instanceof PocketrecError
 }

@@ -9,7 +9,8 @@ import { createFederatedRound } from './federated/round'
 import { deleteDatabase, openStorage, type Storage } from './storage'
 import { createTrainingSchedule } from './training-schedule'
 import type { WorkerEnvironment } from './worker-environment'
-import { workerError } from './worker-error'
+import { PocketrecError } from '../../shared/errors'
+import { InvalidRequestError } from './recommend/validate-request'
 import { createWorkerRuntime } from './worker-runtime'
 
 export type { WorkerEnvironment } from './worker-environment'
@@ -42,8 +43,9 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   function requireConsent(): Storage {
     const store = consented()
     if (!store) {
-      throw workerError(
+      throw new PocketrecError(
         'ConsentRequiredError',
+        'E_CONSENT_REQUIRED',
         'expected consent before storing or reading shopper data',
       )
     }
@@ -58,8 +60,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   return {
     async init(next) {
       if (typeof next?.site !== 'string' || typeof next.endpoint !== 'string') {
-        throw workerError(
-          'InvalidRequestError',
+        throw new InvalidRequestError(
+          'E_CONFIG',
           `expected { site, endpoint } strings, got ${JSON.stringify(next)}`,
         )
       }

@@ -11,10 +11,13 @@ import {
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { Release, Storage } from './storage'
+import { PocketrecError } from '../../shared/errors'
 
-export class ReleaseError extends Error {
-  override readonly name = 'ModelUnavailableError'
-  readonly code = 'E_RELEASE'
+/** The page sees it as `ModelUnavailableError` (comlink keeps the name). */
+export class ReleaseError extends PocketrecError<'E_RELEASE'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ModelUnavailableError', 'E_RELEASE', message, options)
+  }
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {

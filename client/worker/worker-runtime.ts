@@ -13,7 +13,7 @@ import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
 import { syncRelease } from './sync-release'
 import type { WorkerEnvironment } from './worker-environment'
-import { workerError } from './worker-error'
+import { InvalidRequestError } from './recommend/validate-request'
 
 const ALL_BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu']
 
@@ -86,7 +86,7 @@ export function createWorkerRuntime(
 
   async function start(): Promise<Runtime> {
     const config = deps.config()
-    if (!config) throw workerError('InvalidRequestError', 'expected init() before use')
+    if (!config) throw new InvalidRequestError('E_CONFIG', 'expected init() before use')
     const page = typeof location !== 'undefined' ? location.href : undefined
     const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
     const http = env.fetch ?? fetch.bind(globalThis)

@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import readline from 'node:readline'
 import zlib from 'node:zlib'
+import { PocketrecError } from '../../shared/errors'
 
 /** One line of a text file, without its line break; `lineNo` counts from 1. */
 export interface NumberedLine {
@@ -15,10 +16,7 @@ const MAX_QUOTED_CHARS = 80
  * A data file does not have the expected format. The message names the file, the line (when
  * there is one), what was expected and what arrived, so that a reader can open the file there.
  */
-export class DataFormatError extends Error {
-  override readonly name = 'DataFormatError'
-  /** Stable across message rewordings: match on this, not on the text. */
-  readonly code = 'E_DATA_FORMAT'
+export class DataFormatError extends PocketrecError<'E_DATA_FORMAT'> {
   readonly file: string
   readonly lineNo: number | undefined
   readonly expected: string
@@ -27,7 +25,11 @@ export class DataFormatError extends Error {
   /** `got` is the offending text as read; it is quoted (and cut) in the message. */
   constructor(file: string, lineNo: number | undefined, expected: string, got: string) {
     const where = lineNo === undefined ? file : `${file}:${lineNo}`
-    super(`${where}: expected ${expected}, got ${quoteInput(got)}`)
+    super(
+      'DataFormatError',
+      'E_DATA_FORMAT',
+      `${where}: expected ${expected}, got ${quoteInput(got)}`,
+    )
     this.file = file
     this.lineNo = lineNo
     this.expected = expected

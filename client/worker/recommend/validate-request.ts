@@ -2,6 +2,7 @@
 // shape is trusted. Past this file the stages trust the types.
 import type { RecommendRequest, Scenario } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
+import { PocketrecError, type RequestErrorCode } from '../../../shared/errors'
 
 export const SCENARIOS: readonly Scenario[] = [
   'for-you',
@@ -17,18 +18,12 @@ const NEEDS_PRODUCT: ReadonlySet<Scenario> = new Set(['similar', 'frequently-bou
 export const DEFAULT_LIMIT = 10
 export const MAX_LIMIT = 50
 
-export type InvalidRequestCode =
-  'E_REQUEST_SHAPE' | 'E_REQUEST_SCENARIO' | 'E_REQUEST_LIMIT' | 'E_REQUEST_PRODUCT'
+export type InvalidRequestCode = RequestErrorCode | 'E_CONFIG'
 
 /** A recommend request the worker cannot serve; the page branches on `name` (comlink keeps it). */
-export class InvalidRequestError extends Error {
-  // Set explicitly: minifiers rename classes, and `name` must survive a bundle.
-  override readonly name = 'InvalidRequestError'
-  readonly code: InvalidRequestCode
-
+export class InvalidRequestError extends PocketrecError<InvalidRequestCode> {
   constructor(code: InvalidRequestCode, message: string) {
-    super(message)
-    this.code = code
+    super('InvalidRequestError', code, message)
   }
 }
 

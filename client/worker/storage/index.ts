@@ -16,7 +16,7 @@ export type {
   TrainingState,
 } from './schema'
 export type { Storage, StorageOptions, StorageStats } from './storage'
-export type { StorageErrorCode } from './storage-error'
+export type { StorageErrorCode } from '../../../shared/errors'
 
 export { createArtifactStore } from './artifact-store'
 export { deleteDatabase, openDatabase } from './database'

@@ -1,28 +1,11 @@
 // The one error class of the storage layer. Across comlink only `name`, `message` and `stack`
 // survive, so the page branches on `name`; inside the worker, `code` says what went wrong.
+import { PocketrecError, type StorageErrorCode } from '../../../shared/errors'
 
-export type StorageErrorCode =
-  /** No IndexedDB in this context (some private modes, some embedded browsers). */
-  | 'E_STORAGE_UNAVAILABLE'
-  /** The database could not be opened, or a migration failed and was rolled back. */
-  | 'E_STORAGE_OPEN'
-  /** The database on disk is newer than this build (another tab runs newer code). */
-  | 'E_STORAGE_VERSION'
-  /** The connection was closed: by `close()`/`forget()`, or by another tab upgrading or deleting. */
-  | 'E_STORAGE_CLOSED'
-  /** Still over quota after pruning the oldest events; nothing of the write was kept. */
-  | 'E_STORAGE_QUOTA'
-  /** Any other IndexedDB failure; `cause` holds the original DOMException. */
-  | 'E_STORAGE_FAILED'
-
-export class StorageError extends Error {
-  // Set explicitly: minifiers rename classes, and `name` must survive a bundle.
-  override readonly name = 'StorageError'
-  readonly code: StorageErrorCode
-
+/** The storage layer's error; its codes (E_STORAGE_…) are documented in shared/errors.ts. */
+export class StorageError extends PocketrecError<StorageErrorCode> {
   constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.code = code
+    super('StorageError', code, message, options)
   }
 }
 
