@@ -13,6 +13,7 @@ import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
 import { ConsentRequiredError, InvalidRequestError, WorkerStartError } from './errors'
 import { readPrivacySignal, type PrivacyNavigator, type PrivacySignal } from './privacy-signals'
 import { buildWidget, ensureStyles } from './render'
+import { messageOf, warn } from './report'
 import type { WorkerConnection, WorkerMode } from './start-worker'
 
 /** Every database the worker creates starts with this (see `forget` in client/worker/api.ts). */
@@ -469,12 +470,4 @@ function whenIdle(win: LoaderWindow, task: () => void): () => void {
   }
   const id = win.setTimeout(task, 1)
   return () => win.clearTimeout(id)
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-}
-
-export function warn(error: unknown): void {
-  console.warn('pocketrec:', error)
 }
