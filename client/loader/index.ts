@@ -2,20 +2,13 @@
 // loader.ts is the tag's entry; it has side effects and is not exported here.
 
 export type { CommandRunner, PocketrecGlobal } from './command-queue'
-export type {
-  ConsentState,
-  Loader,
-  LoaderDeps,
-  LoaderOptions,
-  LoaderStatus,
-  LoaderWindow,
-  RenderOptions,
-  RenderResult,
-} from './create-loader'
+export type { ConsentState, LoaderStatus } from './consent-gate'
+export type { Loader, LoaderDeps, LoaderOptions, LoaderWindow } from './create-loader'
 export type { LoaderErrorCode } from './errors'
 export type { PrivacyNavigator, PrivacySignal } from './privacy-signals'
 export type { SelectDetail, WidgetOptions } from './render'
 export type { WorkerConnection, WorkerLike, WorkerMode, WorkerStartEnv } from './start-worker'
+export type { RenderOptions, RenderResult } from './widget-mounts'
 
 export { installGlobal, isInstalled } from './command-queue'
 export { createLoader } from './create-loader'

@@ -6,10 +6,11 @@ import { defineRecsElement } from './recs-element'
 import { createBrowserWorkerEnv, startWorker } from './start-worker'
 
 const host = window as unknown as { pocketrec?: unknown }
-// currentScript is only set while this file first runs, and never for module scripts.
-const script = (document.currentScript ??
+// currentScript is only set while this file first runs, and never for module scripts. Plain `||`
+// and `&&`, not `??` and `?.`: lowered to ES2019 those cost the tag bytes.
+const script = (document.currentScript ||
   document.querySelector('script[data-site]')) as HTMLScriptElement | null
-const data = script?.dataset ?? {}
+const data = (script && script.dataset) || {}
 const consent = data.consent === 'granted' || data.consent === 'denied' ? data.consent : undefined
 
 if (!installGlobal(host, boot) && isInstalled(host.pocketrec) && consent) {
@@ -27,7 +28,7 @@ function boot(): CommandRunner {
   // The worker sits next to this file unless the shop hosts it on its own origin (data-worker).
   const workerUrl = data.worker
     ? new URL(data.worker, location.href).href
-    : new URL('pocketrec-worker.js', script?.src || location.href).href
+    : new URL('pocketrec-worker.js', (script && script.src) || location.href).href
   const env = createBrowserWorkerEnv(workerUrl, location.origin)
   const loader = createLoader({
     options: {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import type { RenderOptions } from './create-loader'
+import type { RenderOptions } from './widget-mounts'
 import { defineRecsElement } from './recs-element'
 
 /** Just what the element class uses of HTMLElement. */

@@ -2,7 +2,8 @@
 // element, for shops whose templates can place markup but not run code. Light DOM, so the shop's
 // CSS applies; whatever it contains stays as the fallback until recommendations arrive.
 import type { Scenario } from '../../shared/protocol'
-import { warn, type Loader } from './create-loader'
+import type { Loader } from './create-loader'
+import { warn } from './report'
 
 // Elements with a render already queued for this microtask.
 const scheduled = new WeakSet<Element>()

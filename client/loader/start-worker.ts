@@ -4,6 +4,7 @@
 import type { WorkerStatus } from '../../shared/protocol'
 import type { PocketrecWorkerApi, PocketrecWorkerModule, WorkerConfig } from '../worker/api'
 import { WorkerStartError } from './errors'
+import { messageOf } from './report'
 import { connectRpc, type RpcEndpoint } from './worker-rpc'
 
 export type WorkerMode = 'worker' | 'blob-worker' | 'main-thread'
@@ -130,8 +131,4 @@ async function connectWorker(
   } finally {
     worker.removeEventListener('error', onError)
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 }
