@@ -1,10 +1,10 @@
-// `npm run sim -- --channel sparse-plaintext`: the plaintext sparse channel of issue 12, simulation
+// `npm run sim` (its plaintext scenario): the plaintext sparse channel of issue 12, simulation
 // only and never served. Each device trains with the worker's own code (compute-sparse-update.ts)
 // from the served (float16) model and hands its contribution *in the clear* to one in-process
 // server, which adds it into the release's sums (shared/sparse-update.ts) and, every K devices,
 // steps each row by its own mean. It is exactly what the two servers of the secure channel
-// compute, with nothing hidden: the accuracy the secure channel inherits. With `--channel
-// sparse-secure` every contribution also travels as two share bodies (shared/secure-update.ts)
+// compute, with nothing hidden: the accuracy the secure channel inherits. With `secure` (the
+// simulation's secure scenario) every contribution also travels as two share bodies (shared/secure-update.ts)
 // to an in-process leader and helper, the release is made from their combined shares, and the
 // run stops if those differ by one bit from the plaintext sums.
 import { createHash } from 'node:crypto'
@@ -18,6 +18,7 @@ import {
   splitContribution,
   secureParamsFor,
   verifyShareBody,
+  type SecureParams,
 } from '../../shared/secure-update'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
 import { createRandom, standardNormal } from '../../shared/random'
@@ -29,7 +30,9 @@ import {
   FIXED_POINT_RANGE,
   toFixed,
   withoutRows,
+  type SparseContribution,
   type SparseLayout,
+  type SparseShape,
   type SparseStep,
   type SparseSums,
 } from '../../shared/sparse-update'
@@ -110,15 +113,8 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
   let sums = createSparseSums(shape, negativeRows)
   // Both channels place the viewed rows in the public buckets, so that they sum the same rows.
   const params = secureParamsFor(o.layout, shape)
-  let shares = {
-    leader: createSparseSums(shape, negativeRows),
-    helper: createSparseSums(shape, negativeRows),
-  }
-  const ciphers = { device: createNobleCipher(), server: createNodeCipher() }
-  // Each server's bodies of the release under way: checked at intake, added at the release.
-  let kept = { leader: [] as Uint8Array[], helper: [] as Uint8Array[] }
-  const timings = { device: [] as number[], leader: [] as number[], helper: [] as number[] }
-  const bodyBytes = [0, 0]
+  const secure = o.secure ? createSecureChannel(params, shape) : undefined
+  secure?.reset(negativeRows)
   let droppedRows = 0
   const modelHashes: string[] = []
   let contributions = 0
@@ -145,32 +141,7 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
       droppedRows += placed.dropped.length
       const contribution = withoutRows(update.contribution, placed.dropped, shape.embedDim)
       addContribution(sums, contribution, shape.embedDim)
-      if (o.secure) {
-        const t0 = performance.now()
-        const bodies = splitContribution(
-          contribution,
-          placed.bucketRow,
-          { baseVersion: version, slice, idempotencyKey: randomBytes(16) },
-          params,
-          randomBytes,
-          ciphers.device,
-        )
-        const t1 = performance.now()
-        // Check, then keep: each server proves its keys; an update whose two digests differ
-        // enters neither sum (PROTOCOL.md P29b). The simulation's devices are honest.
-        const leaderProof = verifyShareBody(bodies[0], 0, params, ciphers.server)
-        const t2 = performance.now()
-        const helperProof = verifyShareBody(bodies[1], 1, params, ciphers.server)
-        if (!equalBytes(leaderProof, helperProof))
-          throw new Error(`device ${i + 1}: the servers' proofs differ for an honest update`)
-        kept.leader.push(bodies[0])
-        kept.helper.push(bodies[1])
-        timings.device.push(t1 - t0)
-        timings.leader.push(t2 - t1)
-        timings.helper.push(performance.now() - t2)
-        bodyBytes[0] = Math.max(bodyBytes[0]!, bodies[0].length)
-        bodyBytes[1] = Math.max(bodyBytes[1]!, bodies[1].length)
-      }
+      secure?.carry(contribution, placed.bucketRow, { baseVersion: version, slice }, i + 1)
       contributions++
       rows += contribution.rows.length
       norms.push(update.norm)
@@ -178,25 +149,8 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
       if (update.viewed > o.layout.maxRows) truncated++
     }
     if (sums.contributions === o.buffer) {
-      if (o.secure) {
-        // Each server adds its release's bodies in one batch; the time is spread over them.
-        for (const role of ['leader', 'helper'] as const) {
-          const t0 = performance.now()
-          addShareBodies(
-            shares[role],
-            kept[role],
-            role === 'leader' ? 0 : 1,
-            params,
-            ciphers.server,
-          )
-          const each = (performance.now() - t0) / kept[role].length
-          const checks = timings[role]
-          for (let k = checks.length - kept[role].length; k < checks.length; k++) checks[k]! += each
-        }
-        kept = { leader: [], helper: [] }
-      }
-      const combined = o.secure ? combineShares(shares.leader, shares.helper) : sums
-      if (o.secure) expectSameSums(combined, sums, version + 1)
+      const combined = secure ? secure.release() : sums
+      if (secure) expectSameSums(combined, sums, version + 1)
       const released = o.noise ? noised(combined, o.noise, o.layout, o.clipNorm, random) : combined
       const next = applySparseSums(splitWeights(master), released, o.step, shape.embedDim)
       master = joinWeights(master, next.dense, next.table)
@@ -206,10 +160,7 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
       served = decodeWeights(published)
       negativeRows = drawNegatives(shape.nItems, o.layout.negativeRows, version)
       sums = createSparseSums(shape, negativeRows)
-      shares = {
-        leader: createSparseSums(shape, negativeRows),
-        helper: createSparseSums(shape, negativeRows),
-      }
+      secure?.reset(negativeRows)
       if ((version - 1) % o.evalEvery === 0 || i === o.sessions.length - 1) {
         const t0 = performance.now()
         await o.evaluate(served, version, i + 1)
@@ -235,15 +186,87 @@ export async function runSparseChannel(o: SparseChannelOptions): Promise<SparseC
     medianNorm: norms[Math.floor(norms.length / 2)] ?? 0,
     droppedRows,
     modelHashes,
-    ...(o.secure && {
-      secure: {
+    ...(secure && { secure: secure.report() }),
+  }
+}
+
+/**
+ * The two-server side: each contribution split into the device's two bodies, checked by both
+ * servers at intake, kept, and added by each server in one batch at the release; the release
+ * is the two shares combined. Times each party per update.
+ */
+function createSecureChannel(params: SecureParams, shape: SparseShape) {
+  const ciphers = { device: createNobleCipher(), server: createNodeCipher() }
+  const timings = { device: [] as number[], leader: [] as number[], helper: [] as number[] }
+  const bodyBytes = [0, 0]
+  // Each server's share of the release under way (reset() starts one), and the bodies it has
+  // checked at intake and will add at the release.
+  let shares = {
+    leader: createSparseSums(shape, new Int32Array(0)),
+    helper: createSparseSums(shape, new Int32Array(0)),
+  }
+  let kept = { leader: [] as Uint8Array[], helper: [] as Uint8Array[] }
+  return {
+    /** A new release, with its public negatives. */
+    reset(negativeRows: Int32Array) {
+      shares = {
+        leader: createSparseSums(shape, negativeRows),
+        helper: createSparseSums(shape, negativeRows),
+      }
+      kept = { leader: [], helper: [] }
+    },
+    carry(
+      contribution: SparseContribution,
+      bucketRow: Int32Array,
+      header: { baseVersion: number; slice: number },
+      device: number,
+    ) {
+      const t0 = performance.now()
+      const bodies = splitContribution(
+        contribution,
+        bucketRow,
+        { ...header, idempotencyKey: randomBytes(16) },
+        params,
+        randomBytes,
+        ciphers.device,
+      )
+      const t1 = performance.now()
+      // Check, then keep: each server proves its keys; an update whose two digests differ
+      // enters neither sum (PROTOCOL.md P29b). The simulation's devices are honest.
+      const leaderProof = verifyShareBody(bodies[0], 0, params, ciphers.server)
+      const t2 = performance.now()
+      const helperProof = verifyShareBody(bodies[1], 1, params, ciphers.server)
+      if (!equalBytes(leaderProof, helperProof))
+        throw new Error(`device ${device}: the servers' proofs differ for an honest update`)
+      kept.leader.push(bodies[0])
+      kept.helper.push(bodies[1])
+      timings.device.push(t1 - t0)
+      timings.leader.push(t2 - t1)
+      timings.helper.push(performance.now() - t2)
+      bodyBytes[0] = Math.max(bodyBytes[0]!, bodies[0].length)
+      bodyBytes[1] = Math.max(bodyBytes[1]!, bodies[1].length)
+    },
+    release(): SparseSums {
+      // Each server adds its release's bodies in one batch; the time is spread over them.
+      for (const role of ['leader', 'helper'] as const) {
+        const t0 = performance.now()
+        addShareBodies(shares[role], kept[role], role === 'leader' ? 0 : 1, params, ciphers.server)
+        const each = (performance.now() - t0) / kept[role].length
+        const checks = timings[role]
+        for (let k = checks.length - kept[role].length; k < checks.length; k++) checks[k]! += each
+      }
+      kept = { leader: [], helper: [] }
+      return combineShares(shares.leader, shares.helper)
+    },
+    report() {
+      return {
         leaderBytes: bodyBytes[0]!,
         helperBytes: bodyBytes[1]!,
         deviceMs: median(timings.device),
         leaderMs: median(timings.leader),
         helperMs: median(timings.helper),
-      },
-    }),
+      }
+    },
   }
 }
 
