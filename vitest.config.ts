@@ -6,7 +6,8 @@ export default defineConfig({
     exclude: ['node_modules/**', 'dist/**'],
     testTimeout: 60_000,
     // tfjs-core's ESM build imports its gradient configs without file extensions, which Node's
-    // resolver refuses; inlining lets Vite resolve them (see BRIEF: register_all_gradients).
+    // resolver refuses; inlining lets Vite resolve them (its entry point registers no gradients,
+    // and register_all_gradients would pull in every kernel's; model/gradients.ts registers its own).
     server: { deps: { inline: [/@tensorflow\//] } },
   },
 })

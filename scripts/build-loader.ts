@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** The budget from the brief: Algolia's tracker is 3.8 KB gzip; ours must stay under 5 KB. */
+/** The budget: Algolia's search-insights tracker is 3.8 KB gzip; ours must stay under 5 KB. */
 export const LOADER_MAX_GZIP_BYTES = 5 * 1024
 
 export interface LoaderBuild {

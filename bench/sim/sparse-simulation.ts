@@ -1,4 +1,4 @@
-// `npm run sim -- --channel sparse-plaintext | sparse-secure` (issue 12): the devices through a
+// `npm run sim -- --scenario plaintext | secure | …` (issue 12): the devices through a
 // sparse channel (sparse-channel.ts), every published version scored, the ceiling beside them,
 // one table printed; the results file's fields returned.
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'

@@ -1,5 +1,5 @@
 // Picks the TensorFlow.js backend for this device by measurement, not by assumption: WebGPU on
-// a software adapter is slower than WASM, and WebGL is unusable for training (BRIEF). Each
+// a software adapter is slower than WASM, and WebGL is unusable for training (BENCHMARKS.md, "In the browser"). Each
 // candidate must pass a known-gradient self-test before its timing counts.
 import * as tf from '@tensorflow/tfjs-core'
 import type { BackendName, BackendProbe } from '../../shared/protocol'

@@ -14,7 +14,8 @@ interface GpuLoss {
 
 const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|software|basic render/i
 
-/** Rules out GPUs that are CPUs in disguise: the BRIEF measured them slower than WASM. */
+/** Rules out GPUs that are CPUs in disguise: software adapters train slower than WASM here
+ * (BENCHMARKS.md, "In the browser"). */
 async function precheck(name: BackendName): Promise<string | null> {
   if (name === 'webgpu') {
     const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu

@@ -34,7 +34,7 @@ interface GpuLike {
 const message = (error: unknown) =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 
-/** Never dataSync: on WebGPU's software adapter it returns zeros (see BRIEF). */
+/** Never dataSync: on WebGPU's software adapter it returns zeros, then the GPU process crashes. */
 async function read(t: tf.Tensor): Promise<number[]> {
   return Array.from(await t.data())
 }

@@ -1,5 +1,6 @@
 // Published results under the SR-GNN/NARM protocol (Recall@20 / MRR@20 in %), as listed in
-// ../shared/BRIEF.md. Keyed by dataset folder name; other datasets have no published row.
+// the papers report them (`source`). Keyed by dataset folder name; other datasets have no
+// published row.
 
 export interface PublishedResult {
   model: string

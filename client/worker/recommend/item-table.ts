@@ -19,7 +19,7 @@ export interface ItemTable {
 
 /**
  * Snapshots the model's item vectors. [d, nItems] keeps WASM's matMul on its fast path, which
- * transposeA/B flags leave (BRIEF: about 10× slower). The snapshot goes stale when the weights
+ * transposeA/B flags leave (about 10× slower on tfjs-backend-wasm). The snapshot goes stale when the weights
  * change: build a new one after local fine-tuning or a model update.
  */
 export function createItemTable(model: GruModel): ItemTable {
