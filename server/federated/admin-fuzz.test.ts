@@ -21,7 +21,7 @@ import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
 
 const CASES_PER_ROUTE = 120
-/** The largest body limit of the routes here but the shop documents' (routes.ts, clients.ts). */
+/** The largest body limit of the routes here but the shop documents' (routes/guards.ts, clients.ts). */
 const SMALL_LIMIT = 4096
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']
 

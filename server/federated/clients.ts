@@ -2,7 +2,7 @@
 // and /v1/token takes only ids this server issued, so every id, and every slice it is assigned,
 // costs 2^bits hashes. Stateless: challenges and ids carry their own HMAC under the server's
 // secret (replicas sharing it agree), and an id is derived from its challenge, so replaying one
-// solution always yields the same id. Mounted under /v1 by routes.ts:
+// solution always yields the same id. Mounted under /v1 by routes/device.ts:
 //   POST /v1/client/challenge  {siteKey} → {challenge, bits, exp}
 //   POST /v1/client            {siteKey, challenge, nonce} → {client, exp}
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
