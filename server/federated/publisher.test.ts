@@ -104,6 +104,7 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     store,
     settings,
     now: () => 3000,
+    promotion: 'auto',
     ...overrides,
   })
   const publish = (overrides: Partial<PublisherDeps> = {}) => publishIfDue(deps(overrides))

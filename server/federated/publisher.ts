@@ -26,7 +26,7 @@ export interface PublisherDeps {
   settings: FedBuffSettings
   now: () => number
   /** Not `auto`: a new version is a candidate until an evaluation promotes it (P24, P26). */
-  promotion?: Promotion
+  promotion: Promotion
 }
 
 /**
@@ -147,7 +147,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     consumed: aggregated.consumed,
     // The channel's releases are not noised yet (issue 12): nothing for the accountant (P20).
     ledger: null,
-    makeCurrent: (deps.promotion ?? 'auto') === 'auto',
+    makeCurrent: deps.promotion === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
   await aggregated.published?.()
