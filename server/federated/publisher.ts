@@ -13,7 +13,6 @@ import { shouldPublish, type FedBuffSettings } from './fedbuff'
 import {
   addRelease,
   decodePopularityState,
-  DEFAULT_POPULARITY,
   encodePopularityState,
   poolsFromReports,
   type PopularityState,
@@ -167,7 +166,7 @@ async function publishPopularity(
   counts: { release: Float32Array; reports: number },
   deps: PublisherDeps,
 ): Promise<{ state: ArtifactRef; pools: ArtifactRef; reports: number }> {
-  const options = { ...DEFAULT_POPULARITY, ...deps.settings.popularity }
+  const options = deps.settings.popularity
   // Pruned with the master (pruneServerState): the totals then start again from zero.
   const previousBytes = totals && (await store.artifact(totals.sha256))
   const previous: PopularityState | undefined = previousBytes

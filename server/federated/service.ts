@@ -68,6 +68,7 @@ export async function createFederation(
     siteKey: config.siteKey,
     adminTokenSha256: secrets.adminTokenSha256,
     secret: secrets.tokenSecret,
+    now: Date.now,
     rateLimits: config.rateLimits,
     clientIds: config.clientIds,
     allowedOrigins: config.allowedOrigins,

@@ -7,7 +7,7 @@
 // A token request has a small body; an upload is limited to its exact size before it is read.
 import { Hono } from 'hono'
 import type { FederationStore } from '../../storage/store'
-import { DEFAULT_RATE_LIMITS, type RateLimits } from '../defaults'
+import type { RateLimits } from '../defaults'
 import { clientRoutes, verifyClientId, type ClientIdDeps } from '../clients'
 import { checkVersion, type FedBuffSettings } from '../fedbuff'
 import { limitBody, parseDocument } from '../documents'
@@ -26,20 +26,19 @@ export interface DeviceDeps extends ClientIdDeps {
   siteKey: string
   /** Signs upload tokens and derives slices; the same across restarts and replicas (secrets.ts). */
   secret: Uint8Array
-  now?: () => number
-  /** Tokens and uploads per client a minute, new ids per site a minute (P21); defaults.ts. */
-  rateLimits?: Partial<RateLimits>
+  now: () => number
+  /** Tokens and uploads per client a minute, new ids per site a minute (P21). */
+  rateLimits: RateLimits
 }
 
 export function deviceRoutes(deps: DeviceDeps): Hono {
-  const now = deps.now ?? Date.now
+  const { now, rateLimits } = deps
   const app = new Hono()
   const refused = new Map<IntakeCode, number>()
   const count = (code: IntakeCode) => refused.set(code, (refused.get(code) ?? 0) + 1)
-  const limits = { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits }
   const perClient = createRateLimiter({
-    limit: limits.perClientPerMinute,
-    maxKeys: limits.maxKeys,
+    limit: rateLimits.perClientPerMinute,
+    maxKeys: rateLimits.maxKeys,
     now,
   })
   // Per issued client only: ids cost work, and a site-wide quota here would let ids an attacker

@@ -18,8 +18,8 @@ export interface FederationDeps extends DeviceDeps, AdminDeps, ShopDeps {
   adminTokenSha256: Uint8Array
   /** How devices train for an update, announced in the manifest's federation block. */
   training: UpdateTraining
-  /** Where the server reports what an operator must know (a damaged artifact); default stderr. */
-  log?: (line: string) => void
+  /** Where the server reports what an operator must know (a damaged artifact). */
+  log: (line: string) => void
 }
 
 export function federationRoutes(deps: FederationDeps): Hono {
