@@ -18,6 +18,7 @@ import { encodeSessionBatch } from '../model/session-batch'
 import { createApp } from '../server/app'
 import { issueClientId } from '../server/federated/clients'
 import { createFederation, type Federation } from '../server/federated/service'
+import { resolveFederationConfig } from '../server/config'
 import { openSqliteStore } from '../server/storage/sqlite-store'
 import type { FederationStore } from '../server/storage/store'
 import { helperRoute } from '../shared/helper-url'
@@ -71,15 +72,17 @@ beforeAll(async () => {
   helper = await startTestHelper(dir, { token: TOKEN, minBatch: K, answerWaitMs: 50 })
   const helperOrigin = helper.origin
   store = openSqliteStore(path.join(dir, 'leader.db'))
-  federation = await createFederation({
+  federation = await createFederation(
     store,
-    artifactsDir: artifacts,
-    adminToken: ADMIN,
-    promotion: 'evaluated',
-    evaluation: { maxCases: 2_000 },
-    settings: { bufferSize: K, minBuffer: K },
-    helper: { url: helperOrigin, token: TOKEN },
-  })
+    resolveFederationConfig({
+      artifactsDir: artifacts,
+      adminToken: ADMIN,
+      promotion: 'evaluated',
+      evaluation: { maxCases: 2_000 },
+      settings: { bufferSize: K, minBuffer: K },
+      helper: { url: helperOrigin, token: TOKEN },
+    }),
+  )
   origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   const sessions = dataset.test
     .slice(0, 600)

@@ -2,7 +2,8 @@
 // multi-replica tests and deployments that run several): {port, distDir, federation: {…}} as in
 // ServerOptions, with `secret` as hex. Prints `listening <port>` once it accepts connections.
 import type { AddressInfo } from 'node:net'
-import { startServer, type ServerOptions } from '../main'
+import type { ServerOptions } from '../config'
+import { startServer } from '../main'
 
 async function main(): Promise<void> {
   const raw = process.env.POCKETREC_SERVER

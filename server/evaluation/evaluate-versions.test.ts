@@ -17,6 +17,7 @@ import { createGruScorer } from '../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../model/node-backend'
 import { federationRoutes } from '../federated/routes'
 import { createFederation, type Federation } from '../federated/service'
+import { resolveFederationConfig } from '../config'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { reviewCandidates } from './evaluate-versions'
@@ -88,13 +89,15 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     const { readFile } = await import('node:fs/promises')
     catalogue = JSON.parse(await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'))
     store = openSqliteStore(path.join(dir, 'server.db'))
-    federation = await createFederation({
+    federation = await createFederation(
       store,
-      artifactsDir: artifacts,
-      adminToken: 'admin-token-evaluation',
-      promotion: 'evaluated',
-      evaluation: { maxCases: 2_000 },
-    })
+      resolveFederationConfig({
+        artifactsDir: artifacts,
+        adminToken: 'admin-token-evaluation',
+        promotion: 'evaluated',
+        evaluation: { maxCases: 2_000 },
+      }),
+    )
     const app = federationRoutes(federation.deps)
     admin = (route, method, body) =>
       Promise.resolve(

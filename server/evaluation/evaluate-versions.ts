@@ -10,6 +10,7 @@ import { decodeWeights } from '../../shared/weights-codec'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../model/node-backend'
 import type { FederationStore, VersionRecord } from '../storage/store'
+import type { EvaluationSettings } from '../federated/defaults'
 import { checkDocument } from '../federated/documents'
 
 export interface ValidationSet {
@@ -20,15 +21,6 @@ export interface ValidationSet {
 
 /** The store setting naming the current validation set's artifact (its SHA-256). */
 const VALIDATION_SETTING = 'validation'
-
-export interface EvaluationSettings {
-  /** Cases scored per version (the first N of the set, deterministic). */
-  maxCases: number
-  /** `evaluated` promotion: a candidate may trail "current" by this many Recall@20 points. */
-  tolerancePoints: number
-}
-
-export const DEFAULT_EVALUATION: EvaluationSettings = { maxCases: 5_000, tolerancePoints: 0.5 }
 
 export type PutValidationResult =
   | { status: 'stored'; sha256: string; sessions: number; usable: number; cases: number }
@@ -68,7 +60,7 @@ export async function putValidationSet(
 export async function evaluateVersion(
   store: FederationStore,
   record: VersionRecord,
-  settings: EvaluationSettings = DEFAULT_EVALUATION,
+  settings: EvaluationSettings,
 ): Promise<Record<string, number> | null> {
   const setSha = await store.setting(VALIDATION_SETTING)
   if (!setSha) return null
@@ -107,7 +99,7 @@ export type CandidateDecision =
  */
 export async function reviewCandidates(
   store: FederationStore,
-  settings: EvaluationSettings = DEFAULT_EVALUATION,
+  settings: EvaluationSettings,
 ): Promise<CandidateDecision[]> {
   const setSha = await store.setting(VALIDATION_SETTING)
   if (!setSha) return []

@@ -19,9 +19,10 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import { resolveFederationConfig } from '../config'
 
 const CASES_PER_ROUTE = 120
-/** The largest body limit of the routes here but the shop documents' (routes.ts, clients.ts). */
+/** The largest body limit of the routes here but the shop documents' (routes/guards.ts, clients.ts). */
 const SMALL_LIMIT = 4096
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']
 
@@ -38,13 +39,15 @@ beforeAll(async () => {
   const artifacts = path.join(dir, 'artifacts')
   await writeTestRelease(8, artifacts)
   store = openSqliteStore(file)
-  federation = await createFederation({
+  federation = await createFederation(
     store,
-    artifactsDir: artifacts,
-    promotion: 'gated',
-    // Paired (never reached: nothing is published), so that /v1/token parses what it gets.
-    helper: { url: 'http://127.0.0.1:9', token: 'a-helper-that-is-never-reached-0123456789' },
-  })
+    resolveFederationConfig({
+      artifactsDir: artifacts,
+      promotion: 'gated',
+      // Paired (never reached: nothing is published), so that /v1/token parses what it gets.
+      helper: { url: 'http://127.0.0.1:9', token: 'a-helper-that-is-never-reached-0123456789' },
+    }),
+  )
   const server = serve({
     fetch: createApp({ distDir: dir, federation: federation.deps }).fetch,
     port: 0,

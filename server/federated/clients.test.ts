@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { checkWork, solveWork } from '../../shared/proof-of-work'
 import { clientRoutes, issueClientId, verifyClientId, type ClientIdDeps } from './clients'
+import { DEFAULT_CLIENT_IDS, DEFAULT_RATE_LIMITS } from './defaults'
 
 const secret = new TextEncoder().encode('client id test secret')
 const T0 = 1_700_000_000_000
@@ -12,7 +13,8 @@ function setup(options: Partial<ClientIdDeps> = {}) {
     siteKey: 'pk_shop',
     secret,
     now: () => now,
-    clientIds: { bits: 6 },
+    clientIds: { ...DEFAULT_CLIENT_IDS, bits: 6 },
+    rateLimits: DEFAULT_RATE_LIMITS,
     ...options,
   }
   const app = clientRoutes(deps)
@@ -133,7 +135,9 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
   })
 
   it('[P21] limits new ids per site and minute; replays of an issued one are not counted', async () => {
-    const { solve, register, advance } = setup({ rateLimits: { perSitePerMinute: 2 } })
+    const { solve, register, advance } = setup({
+      rateLimits: { ...DEFAULT_RATE_LIMITS, perSitePerMinute: 2 },
+    })
     const first = await solve()
     const id = (await register(first)).client
     for (let i = 0; i < 5; i++) expect((await register(first)).client).toBe(id)

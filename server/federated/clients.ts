@@ -2,18 +2,13 @@
 // and /v1/token takes only ids this server issued, so every id, and every slice it is assigned,
 // costs 2^bits hashes. Stateless: challenges and ids carry their own HMAC under the server's
 // secret (replicas sharing it agree), and an id is derived from its challenge, so replaying one
-// solution always yields the same id. Mounted under /v1 by routes.ts:
+// solution always yields the same id. Mounted under /v1 by routes/device.ts:
 //   POST /v1/client/challenge  {siteKey} → {challenge, bits, exp}
 //   POST /v1/client            {siteKey, challenge, nonce} → {client, exp}
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
-import { checkWork, MAX_WORK_BITS } from '../../shared/proof-of-work'
-import {
-  DEFAULT_CLIENT_IDS,
-  DEFAULT_RATE_LIMITS,
-  type ClientIdSettings,
-  type RateLimits,
-} from './defaults'
+import { checkWork } from '../../shared/proof-of-work'
+import type { ClientIdSettings, RateLimits } from './defaults'
 import { limitBody, parseDocument } from './documents'
 import { createRateLimiter } from './rate-limiter'
 
@@ -22,9 +17,9 @@ export interface ClientIdDeps {
   /** The public key the script tag carries. */
   siteKey: string
   secret: Uint8Array
-  now?: () => number
-  /** The work asked for and the lifetimes of challenges and ids; defaults.ts. */
-  clientIds?: Partial<ClientIdSettings>
+  now: () => number
+  /** The work asked for and the lifetimes of challenges and ids (checked by server/config.ts). */
+  clientIds: ClientIdSettings
   /**
    * Origins (`https://shop.example`) whose pages may register devices; absent or empty: any.
    * Browsers set `Origin` themselves, but any other program can send whatever it likes: the
@@ -32,7 +27,7 @@ export interface ClientIdDeps {
    */
   allowedOrigins?: readonly string[]
   /** `perSitePerMinute` caps new ids; `maxKeys` bounds the replay memory. */
-  rateLimits?: Partial<RateLimits>
+  rateLimits: Pick<RateLimits, 'perSitePerMinute' | 'maxKeys'>
 }
 
 export type ClientIdCheck = { ok: true; id: string; exp: number } | { ok: false; reason: string }
@@ -84,12 +79,7 @@ export function issueClientId(
 }
 
 export function clientRoutes(deps: ClientIdDeps): Hono {
-  const now = deps.now ?? Date.now
-  const settings = { ...DEFAULT_CLIENT_IDS, ...deps.clientIds }
-  if (!Number.isInteger(settings.bits) || settings.bits < 0 || settings.bits > MAX_WORK_BITS) {
-    throw new RangeError(`expected clientIds.bits from 0 to ${MAX_WORK_BITS}, got ${settings.bits}`)
-  }
-  const limits = { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits }
+  const { now, clientIds: settings, rateLimits: limits } = deps
   const perSite = createRateLimiter({ limit: limits.perSitePerMinute, maxKeys: 1, now })
   // Ids issued while their challenge could still be replayed: a replay is answered again but
   // not counted, so one solution cannot spend the site's quota.

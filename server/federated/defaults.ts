@@ -1,5 +1,6 @@
-// Default federation settings (PROTOCOL.md P14–P16, P21, P28, P29): when a release happens, how
-// devices train for an update, the sparse layout, and how client ids and rate limits work.
+// Default federation settings (PROTOCOL.md P14–P16, P21, P26, P28, P29): when a release happens,
+// how devices train for an update, the sparse layout, how client ids and rate limits work, and
+// how versions are scored. server/config.ts applies them.
 import type { FedBuffSettings } from './fedbuff'
 import { DEFAULT_POPULARITY } from './popularity'
 
@@ -85,3 +86,13 @@ export const DEFAULT_CLIENT_IDS: ClientIdSettings = {
   challengeTtlMs: 10 * 60_000,
   idTtlMs: 7 * 24 * 60 * 60_000,
 }
+
+/** How the server scores versions on the operator's validation set (P26). */
+export interface EvaluationSettings {
+  /** Cases scored per version (the first N of the set, deterministic). */
+  maxCases: number
+  /** `evaluated` promotion: a candidate may trail "current" by this many Recall@20 points. */
+  tolerancePoints: number
+}
+
+export const DEFAULT_EVALUATION: EvaluationSettings = { maxCases: 5_000, tolerancePoints: 0.5 }

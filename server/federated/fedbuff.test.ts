@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { checkVersion, shouldPublish, type FedBuffSettings } from './fedbuff'
+import { DEFAULT_POPULARITY } from './popularity'
 import { bestOrder, epsilonAfter } from './privacy'
 
 const settings: FedBuffSettings = {
@@ -7,6 +8,7 @@ const settings: FedBuffSettings = {
   minBuffer: 2,
   maxWaitMs: 10_000,
   maxStaleness: 2,
+  popularity: DEFAULT_POPULARITY,
 }
 
 describe('FedBuff releases (PROTOCOL.md P14–P16)', () => {

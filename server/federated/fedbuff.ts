@@ -13,7 +13,7 @@ export interface FedBuffSettings {
   /** `S`: older base versions are rejected (an update must also have the current model, P29c). */
   maxStaleness: number
   /** P28: how the releases' item counts become pools. */
-  popularity?: PopularitySettings
+  popularity: PopularitySettings
   /**
    * The two-server channel (P29–P29c): the helper, the sparse layout, the clip bound and the
    * step. Absent (no helper paired): the server takes no updates.

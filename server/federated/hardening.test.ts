@@ -21,6 +21,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import { resolveFederationConfig } from '../config'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-hardening-'))
 const artifacts = path.join(dir, 'artifacts')
@@ -58,14 +59,16 @@ async function start(
   const file = options.file ?? path.join(dir, `server-${++opened}.db`)
   const store = openSqliteStore(file)
   const logged: string[] = []
-  const federation = await createFederation({
+  const federation = await createFederation(
     store,
-    artifactsDir: artifacts,
-    settings: { bufferSize: 1000, ...options.settings },
-    promotion: options.promotion ?? 'auto',
-    log: (line) => logged.push(line),
-    helper: { url: helperOrigin, token: PAIRING },
-  })
+    resolveFederationConfig({
+      artifactsDir: artifacts,
+      settings: { bufferSize: 1000, ...options.settings },
+      promotion: options.promotion ?? 'auto',
+      log: (line) => logged.push(line),
+      helper: { url: helperOrigin, token: PAIRING },
+    }),
+  )
   const app = createApp({ distDir: dir, federation: federation.deps })
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
   await new Promise((resolve) => server.once('listening', resolve))

@@ -14,6 +14,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import { record } from '../storage/store.contract'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
+import { DEFAULT_POPULARITY } from './popularity'
 import { receiveUpdate, type IntakeDeps } from './intake'
 import type { SecureChannelSettings } from './secure-channel'
 import { signToken, type UploadToken } from './tokens'
@@ -38,6 +39,7 @@ const settings: FedBuffSettings = {
   minBuffer: 2,
   maxWaitMs: 60_000,
   maxStaleness: 2,
+  popularity: DEFAULT_POPULARITY,
   secure,
 }
 const factory = shareFactory(layout, shape)

@@ -150,7 +150,7 @@ describe('publishing with popularity reports (PROTOCOL.md P28)', () => {
     const upload = { key: `${client}:${version}`, client, version, slice: 0 }
     await sendShares(store, helperOrigin, upload, contribution, params)
   }
-  const publish = (promotion?: 'gated') =>
+  const publish = (promotion: 'auto' | 'gated' = 'auto') =>
     publishIfDue({ store, settings, now: () => 3000, promotion })
   const totalsOf = async (version: number) =>
     decodePopularityState(

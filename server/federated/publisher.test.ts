@@ -20,6 +20,7 @@ import { sendShares, testChannel } from '../../test/fixtures/share-uploads'
 import type { FederationStore } from '../storage/store'
 import { DEFAULT_SPARSE } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
+import { DEFAULT_POPULARITY } from './popularity'
 import { publishIfDue, type PublisherDeps } from './publisher'
 import { servedManifest } from './releases'
 
@@ -53,6 +54,7 @@ beforeAll(async () => {
     minBuffer: 1,
     maxWaitMs: 60_000,
     maxStaleness: 3,
+    popularity: DEFAULT_POPULARITY,
     secure: testChannel(helperOrigin, TOKEN, layout, shape),
   }
 }, 60_000)
@@ -104,6 +106,7 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     store,
     settings,
     now: () => 3000,
+    promotion: 'auto',
     ...overrides,
   })
   const publish = (overrides: Partial<PublisherDeps> = {}) => publishIfDue(deps(overrides))

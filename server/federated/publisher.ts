@@ -13,7 +13,6 @@ import { shouldPublish, type FedBuffSettings } from './fedbuff'
 import {
   addRelease,
   decodePopularityState,
-  DEFAULT_POPULARITY,
   encodePopularityState,
   poolsFromReports,
   type PopularityState,
@@ -26,7 +25,7 @@ export interface PublisherDeps {
   settings: FedBuffSettings
   now: () => number
   /** Not `auto`: a new version is a candidate until an evaluation promotes it (P24, P26). */
-  promotion?: Promotion
+  promotion: Promotion
 }
 
 /**
@@ -147,7 +146,7 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
     consumed: aggregated.consumed,
     // The channel's releases are not noised yet (issue 12): nothing for the accountant (P20).
     ledger: null,
-    makeCurrent: (deps.promotion ?? 'auto') === 'auto',
+    makeCurrent: deps.promotion === 'auto',
   })
   if (outcome === 'conflict') return { status: 'conflict' }
   await aggregated.published?.()
@@ -167,7 +166,7 @@ async function publishPopularity(
   counts: { release: Float32Array; reports: number },
   deps: PublisherDeps,
 ): Promise<{ state: ArtifactRef; pools: ArtifactRef; reports: number }> {
-  const options = { ...DEFAULT_POPULARITY, ...deps.settings.popularity }
+  const options = deps.settings.popularity
   // Pruned with the master (pruneServerState): the totals then start again from zero.
   const previousBytes = totals && (await store.artifact(totals.sha256))
   const previous: PopularityState | undefined = previousBytes

@@ -98,9 +98,9 @@ export function releaseRoutes(deps: {
   store: FederationStore
   settings: FedBuffSettings
   training: UpdateTraining
-  log?: (line: string) => void
+  log: (line: string) => void
 }): Hono {
-  const log = deps.log ?? ((line: string) => console.error(line))
+  const { log } = deps
   const app = new Hono()
   app.get('/manifest.json', async (c) => {
     const current = await deps.store.current()

@@ -14,8 +14,9 @@ import { record } from '../storage/store.contract'
 import type { FederationStore } from '../storage/store'
 import { solveWork } from '../../shared/proof-of-work'
 import { issueClientId } from './clients'
-import type { RateLimits } from './defaults'
+import { DEFAULT_CLIENT_IDS, DEFAULT_RATE_LIMITS, type RateLimits } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
+import { DEFAULT_POPULARITY } from './popularity'
 import { federationRoutes } from './routes'
 import { signToken } from './tokens'
 import type { SecureChannelSettings } from './secure-channel'
@@ -41,6 +42,7 @@ const settings: FedBuffSettings = {
   minBuffer: 1,
   maxWaitMs: 60_000,
   maxStaleness: 2,
+  popularity: DEFAULT_POPULARITY,
   secure,
 }
 const factory = shareFactory(layout, shape)
@@ -99,8 +101,11 @@ describe('federation routes over HTTP', () => {
         siteKey: 'pk_shop',
         adminTokenSha256: sha256(ADMIN),
         secret: SECRET,
-        rateLimits: { perClientPerMinute: 1000 },
+        now: Date.now,
+        rateLimits: { ...DEFAULT_RATE_LIMITS, perClientPerMinute: 1000 },
+        clientIds: DEFAULT_CLIENT_IDS,
         training: { learningRate: 0.001, epochs: 1 },
+        log: (line) => console.error(line),
       },
     })
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
@@ -281,9 +286,10 @@ describe('rate limits and issued client ids (P21)', () => {
       adminTokenSha256: sha256(ADMIN),
       secret: new TextEncoder().encode('limits test secret'),
       now: () => clock.now,
-      rateLimits,
-      clientIds: { bits: 4 },
+      rateLimits: { ...DEFAULT_RATE_LIMITS, ...rateLimits },
+      clientIds: { ...DEFAULT_CLIENT_IDS, bits: 4 },
       training: { learningRate: 0.001, epochs: 1 },
+      log: (line: string) => console.error(line),
     }
     const app = federationRoutes(deps)
     const ask = async (client: string) => {
@@ -433,7 +439,11 @@ describe('a server paired with no helper (P29c)', () => {
       siteKey: 'pk_shop',
       adminTokenSha256: sha256(ADMIN),
       secret: SECRET,
+      now: Date.now,
+      rateLimits: DEFAULT_RATE_LIMITS,
+      clientIds: DEFAULT_CLIENT_IDS,
       training: { learningRate: 0.001, epochs: 1 },
+      log: (line) => console.error(line),
     })
     return { app, store: plainStore }
   }

@@ -19,15 +19,15 @@ export interface ServerSecrets {
 
 const TOKEN_SECRET = 'token-secret'
 const ADMIN_TOKEN_SHA256 = 'admin-token-sha256'
-const MIN_SECRET_BYTES = 32
+/** The shortest token secret and admin token a server takes (server/config.ts checks them). */
+export const MIN_SECRET_BYTES = 32
+export const MIN_ADMIN_TOKEN_LENGTH = 16
 
+/** The secrets given (checked by server/config.ts), else those kept in the store, else new ones. */
 export async function loadSecrets(
   store: FederationStore,
-  given: { secret?: Uint8Array; adminToken?: string },
+  given: { secret: Uint8Array | undefined; adminToken: string | undefined },
 ): Promise<ServerSecrets> {
-  if (given.secret && given.secret.byteLength < MIN_SECRET_BYTES) {
-    throw new Error(`expected a token secret of at least ${MIN_SECRET_BYTES} bytes`)
-  }
   const tokenSecret =
     given.secret ??
     Buffer.from(
@@ -35,8 +35,6 @@ export async function loadSecrets(
       'hex',
     )
   if (given.adminToken !== undefined) {
-    if (given.adminToken.length < 16)
-      throw new Error('expected an admin token of 16 characters or more')
     return { tokenSecret, adminTokenSha256: sha256(given.adminToken), adminToken: given.adminToken }
   }
   const drawn = randomBytes(18).toString('base64url')

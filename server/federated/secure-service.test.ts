@@ -23,6 +23,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import { resolveFederationConfig } from '../config'
 import { serverGroup, startTestHelper, type TestHelper } from '../../test/fixtures/listen'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-secure-'))
@@ -85,12 +86,15 @@ describe('the two-server channel served (P29c)', () => {
     helper = await startTestHelper(dir, { token: TOKEN, minBatch: 4, answerWaitMs: 50 })
     helperOrigin = helper.origin
     store = openSqliteStore(path.join(dir, 'leader.db'))
-    federation = await createFederation({
+    federation = await createFederation(
       store,
-      artifactsDir: artifacts,
-      settings: { bufferSize: K, minBuffer: K },
-      helper: { url: helperOrigin, token: TOKEN },
-    })
+      resolveFederationConfig({
+        artifactsDir: artifacts,
+        promotion: 'auto',
+        settings: { bufferSize: K, minBuffer: K },
+        helper: { url: helperOrigin, token: TOKEN },
+      }),
+    )
     origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 

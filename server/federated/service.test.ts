@@ -15,6 +15,7 @@ import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
 import { createFederation, type Federation } from './service'
+import { resolveFederationConfig } from '../config'
 import { serverGroup, startTestHelper, type TestHelper } from '../../test/fixtures/listen'
 
 // The whole server side over real HTTP: seeded from a trainer export, serving releases from the
@@ -98,13 +99,16 @@ describe('the aggregation server end to end', () => {
     helper = await startTestHelper(dir, { token: TOKEN, minBatch: 1, answerWaitMs: 50 })
     helperOrigin = helper.origin
     store = openSqliteStore(path.join(dir, 'server.db'))
-    federation = await createFederation({
+    federation = await createFederation(
       store,
-      artifactsDir: artifacts,
-      settings: { bufferSize: 1, minBuffer: 1 },
-      training: { learningRate: 0.01, epochs: 2 },
-      helper: { url: helperOrigin, token: TOKEN },
-    })
+      resolveFederationConfig({
+        artifactsDir: artifacts,
+        promotion: 'auto',
+        settings: { bufferSize: 1, minBuffer: 1 },
+        training: { learningRate: 0.01, epochs: 2 },
+        helper: { url: helperOrigin, token: TOKEN },
+      }),
+    )
     origin = await servers.serve(createApp({ distDir: dir, federation: federation.deps }).fetch)
   }, 60_000)
 
@@ -139,17 +143,23 @@ describe('the aggregation server end to end', () => {
       if (ref.url.endsWith('.json')) expect(response.headers.get('content-encoding')).toBe('gzip')
     }
     // A second start on the same store does not seed again, and announces the same channel.
-    const again = await createFederation({
+    const again = await createFederation(
       store,
-      artifactsDir: path.join(dir, 'artifacts'),
-      helper: { url: helperOrigin, token: TOKEN },
-    })
+      resolveFederationConfig({
+        artifactsDir: path.join(dir, 'artifacts'),
+        promotion: 'auto',
+        helper: { url: helperOrigin, token: TOKEN },
+      }),
+    )
     await again.close()
     expect(again.deps.settings.secure!.layout).toEqual(secure.layout)
     expect((await store.versions()).map((v) => v.version)).toEqual([1])
     // A start without a helper serves the same release with no federation block, and takes no
     // updates (P29c).
-    const alone = await createFederation({ store, artifactsDir: path.join(dir, 'artifacts') })
+    const alone = await createFederation(
+      store,
+      resolveFederationConfig({ artifactsDir: path.join(dir, 'artifacts'), promotion: 'auto' }),
+    )
     try {
       const aloneOrigin = await servers.serve(
         createApp({ distDir: dir, federation: alone.deps }).fetch,

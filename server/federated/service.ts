@@ -1,60 +1,20 @@
 // The aggregation server's runtime wiring: a store (SQLite by default), seeded from the trainer's
 // export, settings sized from the model, the routes' dependencies, the job thread (server/jobs/)
 // that publishes and scores versions, and the publisher loop that asks it to turn the buffer into
-// versions. server/main.ts starts it; tests and `npm run sim` too.
+// versions, from a resolved config (server/config.ts). server/main.ts starts it; tests too.
 import { splitWeights } from '../../shared/federation-layout'
 import { decodeWeights } from '../../shared/weights-codec'
+import type { FederationConfig } from '../config'
 import type { FederationStore } from '../storage/store'
-import {
-  DEFAULT_SPARSE,
-  defaultSettings,
-  type ClientIdSettings,
-  type RateLimits,
-  type UpdateTraining,
-} from './defaults'
 import type { FedBuffSettings } from './fedbuff'
-import type { CandidateDecision, EvaluationSettings } from '../evaluation/evaluate-versions'
+import type { CandidateDecision } from '../evaluation/evaluate-versions'
 import { createJobs } from '../jobs/jobs'
-import type { Promotion, PublishAttempt } from './publisher'
+import type { PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
 import { loadSecrets } from './secrets'
 import { channelParams, defaultSecureChannel } from './secure-channel'
 import { FIXED_POINT_RANGE } from '../../shared/sparse-update'
-
-export interface FederationOptions {
-  store: FederationStore
-  /** The trainer's export (manifest.json and artifacts) that seeds an empty store. */
-  artifactsDir: string
-  /** The site this server aggregates for; default `demo-shop`, the demo storefront's. */
-  site?: string
-  /** The public key tags send (their `data-site`); default the site. */
-  siteKey?: string
-  /** The operator's admin token; absent: the one created on the store's first start (secrets.ts). */
-  adminToken?: string
-  /** Token signing secret (≥ 32 bytes); absent: the one created on the store's first start. */
-  secret?: Uint8Array
-  settings?: Partial<FedBuffSettings>
-  training?: UpdateTraining
-  rateLimits?: Partial<RateLimits>
-  /** The work a device does for its client id, and how long ids live (P21). */
-  clientIds?: Partial<ClientIdSettings>
-  /** Origins whose pages may register devices (P21); absent: any (the demo). */
-  allowedOrigins?: readonly string[]
-  /** How a published version becomes current (publisher.ts); default `auto`. */
-  promotion?: Promotion
-  /** Cases scored per version and the promotion tolerance (P26). */
-  evaluation?: Partial<EvaluationSettings>
-  /** Lines for the operator (a damaged artifact refused); default stderr. */
-  log?: (line: string) => void
-  /**
-   * The paired helper of the two-server channel (P29c): devices then send sparse updates as
-   * secret shares to this server and to it. `url` is what devices are told (absolute, or a path
-   * on this server's origin); `link` how this server reaches it (absolute; default `url`);
-   * `token` the pairing secret. Absent: the server takes no updates (no federation block).
-   */
-  helper?: { url: string; link?: string; token: string }
-}
 
 export interface Federation {
   deps: FederationDeps
@@ -70,43 +30,50 @@ export interface Federation {
   close(): Promise<void>
 }
 
-export async function createFederation(options: FederationOptions): Promise<Federation> {
-  const { store } = options
-  await seedFromExport(store, options.artifactsDir)
+/** Seeds `store` when empty and starts the job thread; `config` from resolveFederationConfig. */
+export async function createFederation(
+  store: FederationStore,
+  config: FederationConfig,
+): Promise<Federation> {
+  await seedFromExport(store, config.artifactsDir)
   const current = (await store.current())!
   const model = await store.artifact(current.manifest.model.sha256)
   if (!model) throw new Error(`expected the model of v${current.version} in the store`)
   const { shape } = splitWeights(decodeWeights(model))
-  const settings: FedBuffSettings = { ...defaultSettings(), ...options.settings }
-  if (options.helper && !settings.secure) {
-    const { url, link = url, token } = options.helper
-    settings.secure = defaultSecureChannel(shape, {
-      helperUrl: url,
-      helperLink: link,
-      helperToken: token,
-    })
-  }
+  const { helper, promotion } = config
+  // The channel's layout follows from the model, so it is made here, not in the config.
+  const settings: FedBuffSettings =
+    helper && !config.settings.secure
+      ? {
+          ...config.settings,
+          secure: defaultSecureChannel(shape, {
+            helperUrl: helper.url,
+            helperLink: helper.link,
+            helperToken: helper.token,
+          }),
+        }
+      : config.settings
   if (settings.secure) checkSecureChannel(settings)
-  const secrets = await loadSecrets(store, options)
-  const promotion = options.promotion ?? 'auto'
+  const secrets = await loadSecrets(store, config)
   const jobs = createJobs({
     store: store.config,
     settings,
     promotion,
-    evaluation: options.evaluation,
+    evaluation: config.evaluation,
   })
   const deps: FederationDeps = {
     store,
     settings,
-    site: options.site ?? 'demo-shop',
-    siteKey: options.siteKey ?? options.site ?? 'demo-shop',
+    site: config.site,
+    siteKey: config.siteKey,
     adminTokenSha256: secrets.adminTokenSha256,
     secret: secrets.tokenSecret,
-    rateLimits: options.rateLimits,
-    clientIds: options.clientIds,
-    allowedOrigins: options.allowedOrigins,
-    training: options.training ?? DEFAULT_SPARSE.training,
-    log: options.log,
+    now: Date.now,
+    rateLimits: config.rateLimits,
+    clientIds: config.clientIds,
+    allowedOrigins: config.allowedOrigins,
+    training: config.training,
+    log: config.log,
     jobs,
   }
   const publishNow = () => jobs.publish()

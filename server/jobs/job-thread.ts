@@ -4,7 +4,6 @@
 // admin uploads, whose JSON is parsed here.
 import { parentPort, workerData } from 'node:worker_threads'
 import {
-  DEFAULT_EVALUATION,
   evaluateVersion,
   putValidationSet,
   reviewCandidates,
@@ -20,7 +19,7 @@ if (!port) throw new Error('expected to run as a worker thread (server/jobs/jobs
 const config = workerData as JobThreadConfig
 // A store that cannot be opened ends the thread; jobs.ts rejects the calls and tries again.
 const store = await openStore(config.store)
-const evaluation = { ...DEFAULT_EVALUATION, ...config.evaluation }
+const { evaluation } = config
 
 async function run(job: Job): Promise<JobResults[Job['type']]> {
   switch (job.type) {

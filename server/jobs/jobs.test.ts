@@ -13,6 +13,7 @@ import { shareFactory, type ShareFactory } from '../../test/fixtures/share-uploa
 import { setNodeBackend } from '../../model/node-backend'
 import { createApp } from '../app'
 import { createFederation, type Federation } from '../federated/service'
+import { resolveFederationConfig } from '../config'
 import { createHelper, type Helper } from '../helper/service'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
@@ -116,13 +117,16 @@ describe('the job thread', () => {
     })
     helperOrigin = await listen(helper.app.fetch)
     store = openSqliteStore(dbFile)
-    federation = await createFederation({
+    federation = await createFederation(
       store,
-      artifactsDir: artifacts,
-      settings: { bufferSize: 1, minBuffer: 1 },
-      evaluation: { maxCases: 200 },
-      helper: { url: helperOrigin, token: TOKEN },
-    })
+      resolveFederationConfig({
+        artifactsDir: artifacts,
+        promotion: 'auto',
+        settings: { bufferSize: 1, minBuffer: 1 },
+        evaluation: { maxCases: 200 },
+        helper: { url: helperOrigin, token: TOKEN },
+      }),
+    )
     const { layout, shape } = federation.deps.settings.secure!
     uploads = shareFactory(layout, shape)
     origin = await listen(createApp({ distDir: dir, federation: federation.deps }).fetch)

@@ -2,23 +2,22 @@
 // discriminated by `type`; an upload's body travels as a transferred ArrayBuffer and is parsed in
 // the thread. Types only: the main thread's bundle must not pull in what the thread runs (tfjs).
 import type { ArtifactRef } from '../../shared/protocol'
-import type {
-  CandidateDecision,
-  EvaluationSettings,
-  PutValidationResult,
-} from '../evaluation/evaluate-versions'
+import type { CandidateDecision, PutValidationResult } from '../evaluation/evaluate-versions'
 import type { ShopChangeResult } from '../federated/catalogue-release'
+import type { EvaluationSettings } from '../federated/defaults'
 import type { FedBuffSettings } from '../federated/fedbuff'
 import type { Promotion, PublishAttempt } from '../federated/publisher'
 import type { StoreConfig } from '../storage/store'
 
-/** Everything the thread starts from (its `workerData`): plain data, cloned into it. */
+/**
+ * Everything the thread starts from (its `workerData`): plain data, cloned into it; a slice of
+ * the resolved config (server/config.ts) with the store's connection.
+ */
 export interface JobThreadConfig {
   store: StoreConfig
   settings: FedBuffSettings
   promotion: Promotion
-  /** Defaults filled in by the thread (DEFAULT_EVALUATION). */
-  evaluation?: Partial<EvaluationSettings>
+  evaluation: EvaluationSettings
 }
 
 export type Job =

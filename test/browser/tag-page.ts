@@ -113,6 +113,7 @@ export async function startFederatedShop(work: string): Promise<{
     distDir,
     federation: {
       artifactsDir,
+      promotion: 'auto',
       site: 'test-shop',
       settings: { bufferSize: 1, minBuffer: 1 },
       clientIds: { bits: 10 },

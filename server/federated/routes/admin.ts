@@ -1,0 +1,123 @@
+// What the operator calls (PROTOCOL.md P22, P24, P26), mounted under /v1/admin behind the admin
+// check by index.ts:
+//   GET  /v1/admin/versions    every version with parent, metrics, model hash, device scores
+//   POST /v1/admin/metrics     {version, metrics}: record an evaluation (P24)
+//   POST /v1/admin/promote     {version}: make an evaluated candidate current (P24)
+//   POST /v1/admin/rollback    {version}: repoint "current" to an earlier version
+//   PUT  /v1/admin/validation  held-out sessions: the set versions are scored on (P26)
+//   POST /v1/admin/evaluate    {version}: score it on that set now, recorded (P26)
+import { Hono, type Context } from 'hono'
+import type { Jobs } from '../../jobs/jobs'
+import type { FederationStore } from '../../storage/store'
+import { NOT_EVALUATIONS, parseDocument } from '../documents'
+import { requireJobs, shopUploadBody, smallBody } from './guards'
+
+export interface AdminDeps {
+  store: FederationStore
+  /** The job thread (createFederation starts it): the validation set and scoring run there. */
+  jobs?: Jobs
+}
+
+export function adminRoutes(deps: AdminDeps): Hono {
+  const admin = new Hono()
+  admin.get('/versions', async (c) => c.json(await listVersions(deps.store)))
+  admin.post('/metrics', smallBody, async (c) => {
+    const body = parseDocument<{ version: number; metrics: Record<string, number> }>(
+      'metrics',
+      await c.req.text(),
+    )
+    if (!body.ok) {
+      const message = `expected {version, metrics: {name: number}}: ${body.message}`
+      return c.json({ error: 'E_METRICS', message }, 400)
+    }
+    const { version, metrics } = body.value
+    if (!(await deps.store.recordMetrics(version, metrics))) return unknownVersion(c, version)
+    return c.json({ version, metrics })
+  })
+  admin.post('/promote', smallBody, async (c) => {
+    const named = await versionIn(c)
+    if ('refusal' in named) return named.refusal
+    const record = await deps.store.version(named.version)
+    if (!record) return unknownVersion(c, named.version)
+    // P24: a version becomes current only with an evaluation on record (the server's own
+    // counts and markers are not evaluations).
+    const evaluations = Object.keys(record.metrics).filter((name) => !NOT_EVALUATIONS.has(name))
+    if (evaluations.length === 0) {
+      const message = `v${record.version} has no evaluation: POST /v1/admin/metrics first`
+      return c.json({ error: 'E_NOT_EVALUATED', message }, 409)
+    }
+    await deps.store.setCurrent(record.version)
+    return c.json({ current: record.version, evaluations })
+  })
+  admin.post('/rollback', smallBody, async (c) => {
+    const named = await versionIn(c)
+    if ('refusal' in named) return named.refusal
+    const { version } = named
+    const current = (await deps.store.current())?.version ?? 0
+    // Back only: moving forward to a newer version is a promotion, which needs an evaluation.
+    if (version >= current) {
+      const message = `expected a version before the current v${current}, got v${version}`
+      return c.json({ error: 'E_ROLLBACK', message }, 409)
+    }
+    if (!(await deps.store.setCurrent(version))) return unknownVersion(c, version)
+    return c.json({ current: version })
+  })
+  admin.put('/validation', shopUploadBody, async (c) => {
+    const result = await requireJobs(deps).putValidation(await c.req.arrayBuffer())
+    if (result.status === 'refused')
+      return c.json({ error: result.code, message: result.message }, 400)
+    const { status: _, ...stored } = result
+    return c.json(stored, 201)
+  })
+  admin.post('/evaluate', smallBody, async (c) => {
+    const named = await versionIn(c)
+    if ('refusal' in named) return named.refusal
+    // The job thread looks the version up itself.
+    const result = await requireJobs(deps).evaluate(named.version)
+    if (result.status === 'unknown-version') return unknownVersion(c, named.version)
+    if (result.status === 'no-validation') {
+      const message = 'no validation set: PUT /v1/admin/validation first'
+      return c.json({ error: 'E_NO_VALIDATION', message }, 409)
+    }
+    return c.json({ version: result.version, metrics: result.metrics })
+  })
+  return admin
+}
+
+/** GET /v1/admin/versions: every version, and how it ranked devices' own next items (P27). */
+async function listVersions(store: FederationStore) {
+  const current = await store.current()
+  const versions = await store.versions()
+  const scores = new Map((await store.deviceScores()).map((s) => [s.version, s]))
+  return {
+    current: current?.version ?? null,
+    versions: versions.map((v) => {
+      const s = scores.get(v.version)
+      return {
+        version: v.version,
+        parent: v.parent,
+        createdAt: v.createdAt,
+        metrics: v.metrics,
+        model: v.manifest.model.sha256,
+        // P27: how this version ranked devices' own next items before they trained on them.
+        devices: s && {
+          updates: s.updates,
+          cases: s.cases,
+          recall20: s.cases ? (100 * s.hits20) / s.cases : null,
+          mrr20: s.cases ? (100 * s.reciprocalRank20) / s.cases : null,
+        },
+      }
+    }),
+  }
+}
+
+/** The number a `{version}` body names, or its 400 E_REQUEST when malformed. */
+async function versionIn(c: Context): Promise<{ version: number } | { refusal: Response }> {
+  const body = parseDocument<{ version: number }>('version', await c.req.text())
+  if (body.ok) return body.value
+  const message = `expected {"version": n}: ${body.message}`
+  return { refusal: c.json({ error: 'E_REQUEST', message }, 400) }
+}
+
+const unknownVersion = (c: Context, version: number) =>
+  c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)

@@ -1,0 +1,161 @@
+// What devices call (PROTOCOL.md P13, P21–P23), mounted under /v1 by index.ts:
+//   POST /v1/client/…    a client id against a proof of work (clients.ts)
+//   POST /v1/token       site key + issued client id → upload token, slice, version, layout
+//   POST /v1/updates     Bearer upload token, the leader's upload (P29c) → 202 accepted /
+//                        200 duplicate / 4xx (409 E_NO_HELPER, with /v1/token, unpaired)
+//   GET  /v1/federation  public counters: version, buffered, accepted, refused by code, (ε, δ)
+// A token request has a small body; an upload is limited to its exact size before it is read.
+import { Hono } from 'hono'
+import type { FederationStore } from '../../storage/store'
+import type { RateLimits } from '../defaults'
+import { clientRoutes, verifyClientId, type ClientIdDeps } from '../clients'
+import { checkVersion, type FedBuffSettings } from '../fedbuff'
+import { limitBody, parseDocument } from '../documents'
+import { NO_HELPER, receiveUpdate, uploadByteLength, type IntakeCode } from '../intake'
+import { publicChannel } from '../secure-channel'
+import { DEFAULT_DELTA, epsilonAfter } from '../privacy'
+import { createRateLimiter } from '../rate-limiter'
+import { issueToken } from '../tokens'
+import { smallBody } from './guards'
+
+export interface DeviceDeps extends ClientIdDeps {
+  store: FederationStore
+  settings: FedBuffSettings
+  site: string
+  /** The public key the script tag carries (P21). */
+  siteKey: string
+  /** Signs upload tokens and derives slices; the same across restarts and replicas (secrets.ts). */
+  secret: Uint8Array
+  now: () => number
+  /** Tokens and uploads per client a minute, new ids per site a minute (P21). */
+  rateLimits: RateLimits
+}
+
+export function deviceRoutes(deps: DeviceDeps): Hono {
+  const { now, rateLimits } = deps
+  const app = new Hono()
+  const refused = new Map<IntakeCode, number>()
+  const count = (code: IntakeCode) => refused.set(code, (refused.get(code) ?? 0) + 1)
+  const perClient = createRateLimiter({
+    limit: rateLimits.perClientPerMinute,
+    maxKeys: rateLimits.maxKeys,
+    now,
+  })
+  // Per issued client only: ids cost work, and a site-wide quota here would let ids an attacker
+  // holds lock every other device out (P21). New ids have the site-wide quota (clients.ts).
+  const allow = (kind: 'token' | 'update', client: string) => perClient.take(`${kind}:${client}`)
+  const currentVersion = async () => {
+    const current = await deps.store.current()
+    if (!current) throw new Error('expected a current version: seed the store first')
+    return current.version
+  }
+
+  app.route('/client', clientRoutes(deps))
+
+  app.post('/token', smallBody, async (c) => {
+    const secure = deps.settings.secure
+    if (!secure) return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
+    const request = parseDocument<{ siteKey: string; client: string; version?: number }>(
+      'token',
+      await c.req.text(),
+    )
+    if (!request.ok) {
+      const message = `expected {siteKey, client, version?}: ${request.message}`
+      return c.json({ error: 'E_REQUEST', message }, 400)
+    }
+    const body = request.value
+    if (body.siteKey !== deps.siteKey) {
+      return c.json({ error: 'E_SITE_KEY', message: 'expected this site’s public key' }, 401)
+    }
+    // Checked before any rate-limiter entry is made: made-up ids cost the server nothing.
+    const client = verifyClientId(body.client, deps, now())
+    if (!client.ok) {
+      const message = `${client.reason}; POST /v1/client issues one (P21)`
+      return c.json({ error: 'E_CLIENT', message }, 400)
+    }
+    if (!allow('token', client.id)) {
+      return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
+    }
+    const current = await currentVersion()
+    // A device retrying an update trained on an earlier version asks for that version's slice.
+    const version = body.version ?? current
+    const check = checkVersion(version, current, deps.settings.maxStaleness)
+    if (check !== 'current' && check !== 'stale-ok') {
+      const oldest = Math.max(1, current - deps.settings.maxStaleness)
+      const message = `expected a version from v${oldest} to v${current}, got ${version}`
+      return c.json({ error: 'E_VERSION_STALE', message }, 409)
+    }
+    const issued = issueToken(deps.site, client.id, version, deps.secret, now())
+    return c.json({
+      ...issued,
+      version,
+      current,
+      layout: secure.layout,
+      clipNorm: secure.clipNorm,
+    })
+  })
+
+  app.post(
+    '/updates',
+    // P13: a server paired with no helper takes no updates, whatever their size.
+    async (c, next) => {
+      if (deps.settings.secure) return next()
+      count('E_NO_HELPER')
+      return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
+    },
+    limitBody(uploadByteLength(deps.settings), () => count('E_TOO_LARGE')),
+    async (c) => {
+      const token = c.req.header('authorization')?.replace(/^Bearer /, '')
+      const body = new Uint8Array(await c.req.arrayBuffer())
+      const result = await receiveUpdate(
+        {
+          store: deps.store,
+          settings: deps.settings,
+          site: deps.site,
+          secret: deps.secret,
+          now,
+          currentVersion,
+          allow: (client) => allow('update', client),
+        },
+        { token, body },
+      )
+      if (result.status >= 400) count(result.code)
+      const key = result.status >= 400 ? 'error' : 'status'
+      return c.json({ [key]: result.code, message: result.message }, result.status)
+    },
+  )
+
+  app.get('/federation', async (c) => c.json(await publicCounters(deps, refused)))
+  return app
+}
+
+/** GET /v1/federation: what anyone may know of the federation, the pairing secret left out. */
+async function publicCounters(
+  deps: Pick<DeviceDeps, 'store' | 'settings'>,
+  refused: ReadonlyMap<IntakeCode, number>,
+) {
+  const current = await deps.store.current()
+  const ledger = await deps.store.ledger()
+  return {
+    version: current?.version ?? null,
+    buffered: (await deps.store.bufferStats()).updates,
+    accepted: await deps.store.acceptedCount(),
+    refused: Object.fromEntries(refused),
+    privacy: {
+      releases: ledger.length,
+      // The smallest σ of any noised release bounds them all (P20). The two-server channel's
+      // releases are not noised yet (issue 12): none is in the ledger, and no ε is claimed.
+      epsilon: ledger.length
+        ? epsilonAfter(ledger.length, Math.min(...ledger.map((e) => e.noiseMultiplier)))
+        : null,
+      delta: DEFAULT_DELTA,
+    },
+    settings: shownSettings(deps.settings),
+  }
+}
+
+/** The settings as GET /v1/federation shows them: the helper's pairing secret left out. */
+function shownSettings(settings: FedBuffSettings) {
+  const { secure, ...rest } = settings
+  return secure ? { ...rest, secure: publicChannel(secure) } : rest
+}

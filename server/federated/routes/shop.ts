@@ -1,0 +1,31 @@
+// What the shop's systems call (PROTOCOL.md P25), mounted under /v1/admin behind the admin check
+// by index.ts:
+//   PUT  /v1/admin/catalogue  catalogue JSON: publish it with rebuilt pools (P25)
+//   PUT  /v1/admin/rules      rules JSON: publish them (P25)
+// Each publishes a version on the current one; the job thread checks and parses the body.
+import { Hono } from 'hono'
+import type { Jobs } from '../../jobs/jobs'
+import { requireJobs, shopUploadBody } from './guards'
+
+export interface ShopDeps {
+  /** The job thread (createFederation starts it): shop changes are published there. */
+  jobs?: Jobs
+}
+
+export function shopRoutes(deps: ShopDeps): Hono {
+  const shop = new Hono()
+  for (const kind of ['catalogue', 'rules'] as const) {
+    shop.put(`/${kind}`, shopUploadBody, async (c) => {
+      const result = await requireJobs(deps).putShopChange(kind, await c.req.arrayBuffer())
+      if (result.status === 'refused')
+        return c.json({ error: result.code, message: result.message }, 400)
+      if (result.status === 'conflict') {
+        const message = 'another version was published at the same moment; send it again'
+        return c.json({ error: 'E_CONFLICT', message }, 409)
+      }
+      const { status: _, ...published } = result
+      return c.json(published, 201)
+    })
+  }
+  return shop
+}
