@@ -1,6 +1,11 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { resolveConfig, resolveFederationConfig } from './config'
+import {
+  resolveConfig,
+  resolveFederationConfig,
+  type FederationOptions,
+  type ServerOptions,
+} from './config'
 import { DEFAULT_CLIENT_IDS, DEFAULT_RATE_LIMITS, defaultSettings } from './federated/defaults'
 
 const server = { port: 0, distDir: '.', federation: { artifactsDir: 'artifacts' } }
@@ -98,6 +103,19 @@ describe('the server configuration, resolved once', () => {
     expect(() => resolveConfig(server, { POCKETREC_PROMOTION: 'sometimes' })).toThrow(
       'expected POCKETREC_PROMOTION to be auto, gated or evaluated, got sometimes',
     )
+  })
+
+  it('refuses an option it does not know rather than leaving its default', () => {
+    const federation = { artifactsDir: 'public/artifacts', promtion: 'auto' }
+    expect(() =>
+      resolveConfig({ port: 0, distDir: 'dist', federation } as ServerOptions, {}),
+    ).toThrow(/unknown option federation\.promtion/)
+    expect(() =>
+      resolveConfig({ port: 0, distDir: 'dist', hots: 'x' } as ServerOptions, {}),
+    ).toThrow(/unknown option hots/)
+    expect(() =>
+      resolveFederationConfig({ artifactsDir: 'a', siteKye: 'k' } as FederationOptions),
+    ).toThrow(/unknown option siteKye/)
   })
 
   it('describes a bad secret without showing it', () => {

@@ -153,6 +153,8 @@ const PROMOTIONS: readonly Promotion[] = ['auto', 'gated', 'evaluated']
  * POCKETREC_SECRET, POCKETREC_PROMOTION, POCKETREC_ALLOWED_ORIGINS), checked and completed.
  */
 export function resolveConfig(options: ServerOptions, env: Environment): ServerConfig {
+  checkKeys('', options, SERVER_KEYS)
+  if (options.federation) checkKeys('federation.', options.federation, SERVER_FEDERATION_KEYS)
   const log = options.log ?? ((line: string) => console.log(line))
   checkFunction('log', log)
   const config: ServerConfig = {
@@ -198,6 +200,7 @@ export function resolveConfig(options: ServerOptions, env: Environment): ServerC
 
 /** A federation's options checked and completed; `where` prefixes the names in errors. */
 export function resolveFederationConfig(options: FederationOptions, where = ''): FederationConfig {
+  checkKeys(where, options, FEDERATION_KEYS)
   const at = (name: string) => `${where}${name}`
   const site = checkText(at('site'), options.site ?? 'demo-shop')
   const { adminToken, secret, helper, log = (line: string) => console.error(line) } = options
@@ -239,6 +242,58 @@ export function resolveFederationConfig(options: FederationOptions, where = ''):
       token: checkText(at('helper.token'), helper.token),
     },
     log,
+  }
+}
+
+// Every option a layer knows, so that a misspelt one (`promtion`) is refused rather than
+// silently left at its default. Records, so that the compiler keeps them complete.
+const SERVER_KEYS: Record<keyof ServerOptions, true> = {
+  port: true,
+  distDir: true,
+  host: true,
+  federation: true,
+  log: true,
+}
+const FEDERATION_KEYS: Record<keyof FederationOptions, true> = {
+  artifactsDir: true,
+  site: true,
+  siteKey: true,
+  adminToken: true,
+  secret: true,
+  settings: true,
+  training: true,
+  rateLimits: true,
+  clientIds: true,
+  allowedOrigins: true,
+  promotion: true,
+  evaluation: true,
+  helper: true,
+  log: true,
+}
+const SERVER_FEDERATION_KEYS: Record<keyof NonNullable<ServerOptions['federation']>, true> = {
+  artifactsDir: true,
+  adminToken: true,
+  secret: true,
+  settings: true,
+  rateLimits: true,
+  clientIds: true,
+  allowedOrigins: true,
+  promotion: true,
+  evaluation: true,
+  postgresUrl: true,
+  sqliteFile: true,
+  schema: true,
+  adminTokenFile: true,
+  publishEveryMs: true,
+  helper: true,
+}
+
+function checkKeys(where: string, value: object, known: Record<string, true>): void {
+  const unknown = Object.keys(value).filter((key) => !Object.hasOwn(known, key))
+  if (unknown.length > 0) {
+    throw new RangeError(
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => where + key).join(', ')}: expected some of ${Object.keys(known).join(', ')}`,
+    )
   }
 }
 
