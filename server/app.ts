@@ -6,6 +6,7 @@ import { cors } from 'hono/cors'
 import { fairTurns } from './fair-turns'
 import { releaseRoutes } from './federated/releases'
 import { federationRoutes, type FederationDeps } from './federated/routes'
+import { answerError, answerNotFound } from './http-errors'
 
 export interface AppDeps {
   /** The built demo, loader, worker and .wasm files (`npm run build`), artifacts under artifacts/. */
@@ -51,12 +52,7 @@ export function createApp(deps: AppDeps): Hono {
   // precompressed: an artifact's .gz sibling (written by the exporter) goes to clients that
   // accept gzip; the 7 MB catalogue travels as 1 MB.
   app.use('/*', serveStatic({ root: deps.distDir, precompressed: true }))
-  app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))
-  app.onError((error, c) =>
-    c.json(
-      { error: 'E_INTERNAL', message: error instanceof Error ? error.message : String(error) },
-      500,
-    ),
-  )
+  app.notFound(answerNotFound)
+  app.onError(answerError)
   return app
 }

@@ -47,14 +47,14 @@ export const ERROR_CODES = [
   'E_NOT_FOUND', // no such route or artifact
   'E_INTERNAL', // the server failed; nothing was changed
   'E_ADMIN', // an admin route without the admin token
-  'E_SITE_KEY', // an unknown site key
+  'E_SITE_KEY', // not this site's public key
   'E_ORIGIN', // a page origin the site does not list
   'E_CHALLENGE', // a proof-of-work challenge altered, another site's or expired
   'E_WORK', // a proof of work that does not meet the challenge
-  'E_CLIENT', // a client id the server did not issue
-  'E_RATE_LIMITED', // over a rate limit; Retry-After says when to come back
+  'E_CLIENT', // a client id that is malformed, expired or not issued here (P21)
+  'E_RATE_LIMITED', // over a rate limit (P21): send again later
   'E_TOKEN', // an upload token that is missing, altered, expired or another site's
-  'E_NO_HELPER', // federation without a paired helper
+  'E_NO_HELPER', // a server paired with no helper takes no updates (P13, P29c)
   'E_UPDATE_FORMAT', // an upload that is not a leader upload of this release's layout
   'E_UPDATE_SLICE', // an upload for another slice than its token's
   'E_VERSION_STALE', // an upload or token for a version that is no longer current
@@ -65,13 +65,13 @@ export const ERROR_CODES = [
   'E_VALIDATION', // a validation set that is malformed or holds no usable session
   'E_NO_VALIDATION', // an evaluation asked for before any validation set
   'E_METRICS', // metrics that are malformed
-  'E_NOT_EVALUATED', // a promotion of a version without a passing evaluation
-  'E_ROLLBACK', // a rollback to a version that is not an earlier published one
-  'E_CONFLICT', // a change that lost a race with another replica; try again
+  'E_NOT_EVALUATED', // a promotion of a version with no evaluation on record (P24)
+  'E_ROLLBACK', // a rollback to the current version or a later one
+  'E_CONFLICT', // another version was published at the same moment: send it again
   'E_NO_RELEASE', // no release published yet
   'E_ARTIFACT_CORRUPT', // a stored artifact whose bytes no longer match its hash; not served
   'E_SHARE_FORMAT', // a helper body that is not a share body of the announced layout
-  'E_HELPER_FULL', // the helper holds as many waiting bodies as it may; Retry-After
+  'E_HELPER_FULL', // the helper holds as many waiting bodies as it may: Retry-After
   'E_LEADER', // a helper route for the leader without the pairing secret
   'E_BATCH_SMALL', // a batch with fewer summable bodies than the helper's floor
   'E_BATCH_MISMATCH', // a batch asked again with other contents

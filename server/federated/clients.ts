@@ -11,6 +11,7 @@ import { checkWork } from '../../shared/proof-of-work'
 import type { ClientIdSettings, RateLimits } from './defaults'
 import { limitBody, parseDocument } from './documents'
 import { createRateLimiter } from './rate-limiter'
+import { answerError, refuse } from '../http-errors'
 
 export interface ClientIdDeps {
   site: string
@@ -90,31 +91,32 @@ export function clientRoutes(deps: ClientIdDeps): Hono {
     now,
   })
   const app = new Hono()
+  // Refusals are answered here too, so that these routes answer alike mounted or on their own.
+  app.onError(answerError)
   app.use(limitBody(MAX_BODY_BYTES))
   app.post('/challenge', async (c) => {
-    const admitted = await admit<{ siteKey: string }>(c, 'challenge')
-    if ('refusal' in admitted) return admitted.refusal
+    await admit<{ siteKey: string }>(c, 'challenge')
     const exp = now() + settings.challengeTtlMs
     const challenge = signChallenge(randomBytes(16).toString('base64url'), settings.bits, exp, deps)
     return c.json({ challenge, bits: settings.bits, exp })
   })
 
   app.post('/', async (c) => {
-    const admitted = await admit<{ siteKey: string; challenge: string; nonce: number }>(c, 'client')
-    if ('refusal' in admitted) return admitted.refusal
-    const body = admitted.body
+    const body = await admit<{ siteKey: string; challenge: string; nonce: number }>(c, 'client')
     const checked = verifyChallenge(body.challenge, deps, now())
-    if (!checked.ok) return c.json({ error: 'E_CHALLENGE', message: checked.reason }, 400)
+    if (!checked.ok) refuse('E_CHALLENGE', checked.reason)
     if (!checkWork(checked.challenge, body.nonce, checked.bits)) {
       const message = `expected a nonce with SHA-256(SHA-256(challenge) ‖ nonce) starting with ${checked.bits} zero bits`
-      return c.json({ error: 'E_WORK', message }, 400)
+      refuse('E_WORK', message)
     }
     const exp = checked.exp + settings.idTtlMs
     const client = mintId(`challenge:${checked.challenge}`, exp, deps)
     if (!issued.has(client)) {
       if (!perSite.take(deps.site)) {
-        const message = 'too many new devices this minute; send the same solution again later'
-        return c.json({ error: 'E_RATE_LIMITED', message }, 429)
+        refuse(
+          'E_RATE_LIMITED',
+          'too many new devices this minute; send the same solution again later',
+        )
       }
       issued.take(client)
     }
@@ -125,19 +127,17 @@ export function clientRoutes(deps: ClientIdDeps): Hono {
   async function admit<T extends { siteKey: string }>(
     c: Context,
     kind: 'challenge' | 'client',
-  ): Promise<{ body: T } | { refusal: Response }> {
+  ): Promise<T> {
     const parsed = parseDocument<T>(kind, await c.req.text())
-    if (!parsed.ok) return { refusal: c.json({ error: 'E_REQUEST', message: parsed.message }, 400) }
-    if (parsed.value.siteKey !== deps.siteKey) {
-      const message = 'expected this site’s public key'
-      return { refusal: c.json({ error: 'E_SITE_KEY', message }, 401) }
-    }
+    if (!parsed.ok) refuse('E_REQUEST', parsed.message)
+    if (parsed.value.siteKey !== deps.siteKey)
+      refuse('E_SITE_KEY', 'expected this site’s public key')
     const origin = c.req.header('origin')
     if (deps.allowedOrigins?.length && !deps.allowedOrigins.includes(origin ?? '')) {
       const message = `expected a page on one of the site’s origins, got ${origin ?? 'no Origin header'}`
-      return { refusal: c.json({ error: 'E_ORIGIN', message }, 403) }
+      refuse('E_ORIGIN', message)
     }
-    return { body: parsed.value }
+    return parsed.value
   }
   return app
 }

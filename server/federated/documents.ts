@@ -11,6 +11,7 @@ import {
   RULES_SCHEMA,
   VALIDATION_SET_SCHEMA,
 } from '../../shared/document-schemas'
+import { answerError, Refusal } from '../http-errors'
 
 /** Refuses a body over `maxSize` bytes (by its length header, or while it streams in): 413. */
 export function limitBody(maxSize: number, onRefused: () => void = () => {}) {
@@ -18,7 +19,8 @@ export function limitBody(maxSize: number, onRefused: () => void = () => {}) {
     maxSize,
     onError: (c) => {
       onRefused()
-      return c.json({ error: 'E_TOO_LARGE', message: `expected at most ${maxSize} bytes` }, 413)
+      // Answered here, not thrown: the limit may trip while the body streams in.
+      return answerError(new Refusal('E_TOO_LARGE', `expected at most ${maxSize} bytes`), c)
     },
   })
 }

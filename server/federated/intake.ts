@@ -11,6 +11,7 @@ import type { FederationStore } from '../storage/store'
 import { checkVersion, type FedBuffSettings } from './fedbuff'
 import { channelParams } from './secure-channel'
 import { verifyToken } from './tokens'
+import { HTTP_STATUS } from '../http-errors'
 
 export type IntakeCode =
   | 'accepted'
@@ -26,7 +27,8 @@ export type IntakeCode =
   | 'E_NO_HELPER'
 
 export interface IntakeResult {
-  status: 200 | 202 | 400 | 401 | 409 | 413 | 422 | 429
+  /** The answer's status: 202 accepted, 200 duplicate, else the refusal's (http-errors.ts). */
+  status: 200 | 202 | (typeof HTTP_STATUS)[Exclude<IntakeCode, 'accepted' | 'duplicate'>]
   code: IntakeCode
   message: string
 }
@@ -48,14 +50,14 @@ export interface IntakeDeps {
 export const NO_HELPER = 'this server is paired with no helper: it takes no updates (P29c)'
 
 const refuse = (
-  status: IntakeResult['status'],
-  code: IntakeCode,
+  code: Exclude<IntakeCode, 'accepted' | 'duplicate'>,
   message: string,
-): IntakeResult => ({
-  status,
-  code,
-  message,
-})
+): IntakeResult => ({ status: HTTP_STATUS[code], code, message })
+const DUPLICATE: IntakeResult = {
+  status: 200,
+  code: 'duplicate',
+  message: 'this update was accepted before',
+}
 
 export async function receiveUpdate(
   deps: IntakeDeps,
@@ -63,50 +65,45 @@ export async function receiveUpdate(
 ): Promise<IntakeResult> {
   const { settings } = deps
   const secure = settings.secure
-  if (!secure) return refuse(409, 'E_NO_HELPER', NO_HELPER)
+  if (!secure) return refuse('E_NO_HELPER', NO_HELPER)
   const limit = uploadByteLength(settings)
   if (request.body.length > limit) {
-    return refuse(413, 'E_TOO_LARGE', `expected at most ${limit} bytes, got ${request.body.length}`)
+    return refuse('E_TOO_LARGE', `expected at most ${limit} bytes, got ${request.body.length}`)
   }
   const checked = verifyToken(request.token, deps.secret, deps.now())
-  if (!checked.ok) return refuse(401, 'E_TOKEN', checked.reason)
+  if (!checked.ok) return refuse('E_TOKEN', checked.reason)
   const token = checked.token
-  if (token.site !== deps.site) return refuse(401, 'E_TOKEN', `the token is for site ${token.site}`)
+  if (token.site !== deps.site) return refuse('E_TOKEN', `the token is for site ${token.site}`)
   let upload: ReturnType<typeof decodeLeaderUpload>
   try {
     upload = decodeLeaderUpload(request.body, channelParams(secure))
   } catch (error) {
     if (!(error instanceof RangeError)) throw error
-    return refuse(400, 'E_UPDATE_FORMAT', error.message)
+    return refuse('E_UPDATE_FORMAT', error.message)
   }
   const header = readShareHeader(upload.body)
   // P12: keys are the client's own; another client's body with the same key is its own update.
   const key = `${token.client}:${Buffer.from(header.idempotencyKey).toString('hex')}`
   if (await deps.store.hasUpdate(key)) {
-    return refuse(200, 'duplicate', 'this update was accepted before')
+    return DUPLICATE
   }
   if (header.baseVersion !== token.version) {
     const message = `the token is for v${token.version}, the update is based on v${header.baseVersion}`
-    return refuse(401, 'E_TOKEN', message)
+    return refuse('E_TOKEN', message)
   }
   if (header.slice !== token.slice) {
-    return refuse(422, 'E_UPDATE_SLICE', `expected slice ${token.slice}, got ${header.slice}`)
+    return refuse('E_UPDATE_SLICE', `expected slice ${token.slice}, got ${header.slice}`)
   }
   const current = await deps.currentVersion()
   const version = checkVersion(header.baseVersion, current, settings.maxStaleness)
   if (version === 'too-stale') {
     return refuse(
-      409,
       'E_VERSION_STALE',
       `base v${header.baseVersion} is more than ${settings.maxStaleness} behind v${current}`,
     )
   }
   if (version === 'unknown') {
-    return refuse(
-      409,
-      'E_VERSION_UNKNOWN',
-      `base v${header.baseVersion} is not a published version`,
-    )
+    return refuse('E_VERSION_UNKNOWN', `base v${header.baseVersion} is not a published version`)
   }
   // P29c: a release sums updates over one set of public negatives, its parent's, which follow
   // from the model: an update trained on another model is stale, however recent.
@@ -117,13 +114,12 @@ export async function receiveUpdate(
     ])
     if (base?.manifest.model.sha256 !== now?.manifest.model.sha256)
       return refuse(
-        409,
         'E_VERSION_STALE',
         `base v${header.baseVersion} has another model than v${current}: train on v${current}`,
       )
   }
   if (deps.allow && !deps.allow(token.client)) {
-    return refuse(429, 'E_RATE_LIMITED', 'too many uploads from this client; retry later')
+    return refuse('E_RATE_LIMITED', 'too many uploads from this client; retry later')
   }
   const outcome = await deps.store.accept({
     key,
@@ -135,12 +131,12 @@ export async function receiveUpdate(
     receivedAtMs: deps.now(),
     score: upload.score,
   })
-  if (outcome === 'duplicate') return refuse(200, 'duplicate', 'this update was accepted before')
+  if (outcome === 'duplicate') return DUPLICATE
   if (outcome === 'client-limit') {
     const message = 'this client has an update waiting for the next release already'
-    return refuse(409, 'E_CLIENT_LIMIT', message)
+    return refuse('E_CLIENT_LIMIT', message)
   }
-  return refuse(202, 'accepted', 'stored; it joins the next version')
+  return { status: 202, code: 'accepted', message: 'stored; it joins the next version' }
 }
 
 /** The largest upload the server takes: a leader upload of its channel (P29c); 0 without one. */

@@ -13,6 +13,7 @@ import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { negativesFor } from './secure-channel'
+import { answerError, refuse } from '../http-errors'
 
 const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
 
@@ -102,10 +103,11 @@ export function releaseRoutes(deps: {
 }): Hono {
   const { log } = deps
   const app = new Hono()
+  // Refusals are answered here too, so that these routes answer alike mounted or on their own.
+  app.onError(answerError)
   app.get('/manifest.json', async (c) => {
     const current = await deps.store.current()
-    if (!current)
-      return c.json({ error: 'E_NO_RELEASE', message: 'no version is published yet' }, 503)
+    if (!current) refuse('E_NO_RELEASE', 'no version is published yet')
     c.header('Cache-Control', 'no-cache')
     return c.json(servedManifest(current.manifest, deps.settings, deps.training))
   })
@@ -130,8 +132,7 @@ export function releaseRoutes(deps: {
       if (!bytes) break
       if (!gzipped && !(await holds(bytes, ref.sha256, false))) {
         log(`artifact ${name}: the store's copy does not hash to ${ref.sha256}; refused`)
-        const message = `the server's copy of ${name} is damaged`
-        return c.json({ error: 'E_ARTIFACT_CORRUPT', message }, 500)
+        refuse('E_ARTIFACT_CORRUPT', `the server's copy of ${name} is damaged`)
       }
       c.header('Cache-Control', 'public, max-age=31536000, immutable')
       c.header('ETag', `"${ref.sha256}"`)
@@ -143,7 +144,7 @@ export function releaseRoutes(deps: {
       if (gzipped) c.header('Content-Encoding', 'gzip')
       return c.body(bytes as Uint8Array<ArrayBuffer>)
     }
-    return c.json({ error: 'E_NOT_FOUND', message: `no artifact ${name}` }, 404)
+    refuse('E_NOT_FOUND', `no artifact ${name}`)
   })
   return app
 }

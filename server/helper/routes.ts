@@ -15,6 +15,7 @@ import { isAdminToken } from '../federated/secrets'
 import type { AggregateResult } from './aggregate'
 import type { Aggregator } from './aggregator'
 import type { HelperStore } from './helper-store'
+import { answerError, refuse } from '../http-errors'
 
 /** The largest body a device may send either server (the issue's 64 KB per device per server). */
 export const MAX_SHARE_BYTES = 64 * 1024
@@ -37,6 +38,8 @@ export interface HelperDeps {
 export function helperRoutes(deps: HelperDeps): Hono {
   const now = deps.now ?? Date.now
   const app = new Hono()
+  // Refusals are answered here too, so that these routes answer alike mounted or on their own.
+  app.onError(answerError)
   /** Batches being aggregated, by the request's SHA-256: a retry joins the run under way. */
   const running = new Map<string, Promise<AggregateResult>>()
 
@@ -50,15 +53,13 @@ export function helperRoutes(deps: HelperDeps): Hono {
       key = Buffer.from(header.idempotencyKey).toString('hex')
     } catch (error) {
       if (!(error instanceof RangeError)) throw error
-      return c.json({ error: 'E_SHARE_FORMAT', message: error.message }, 400)
+      refuse('E_SHARE_FORMAT', error.message)
     }
     const outcome = await deps.store.putShare(key, body, now(), deps.maxWaiting)
     if (outcome === 'full') {
-      c.header('retry-after', '3600')
-      return c.json(
-        { error: 'E_HELPER_FULL', message: `${deps.maxWaiting} bodies wait already: try later` },
-        503,
-      )
+      refuse('E_HELPER_FULL', `${deps.maxWaiting} bodies wait already: try later`, {
+        headers: { 'retry-after': '3600' },
+      })
     }
     return outcome === 'accepted'
       ? c.json({ status: 'accepted', message: 'stored until the leader names it in a batch' }, 202)
@@ -70,7 +71,7 @@ export function helperRoutes(deps: HelperDeps): Hono {
     async (c, next) => {
       const given = c.req.header('authorization')?.replace(/^Bearer /, '')
       if (!isAdminToken(given, deps.leaderTokenSha256))
-        return c.json({ error: 'E_LEADER', message: 'expected the paired leader’s token' }, 401)
+        refuse('E_LEADER', 'expected the paired leader’s token')
       await next()
     },
     limitBody(MAX_AGGREGATE_BYTES),
@@ -93,10 +94,8 @@ export function helperRoutes(deps: HelperDeps): Hono {
           202,
         )
       if (result.status === 'refused') {
-        const status =
-          result.code === 'E_REQUEST' ? 400 : result.code === 'E_BATCH_GONE' ? 410 : 409
-        const { code: error, message, excluded } = result
-        return c.json({ error, message, ...(excluded && { excluded }) }, status)
+        const { code, message, excluded } = result
+        refuse(code, message, { body: excluded && { excluded } })
       }
       return c.body(result.answer as Uint8Array<ArrayBuffer>, 200, {
         'content-type': 'application/octet-stream',

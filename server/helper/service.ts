@@ -10,6 +10,7 @@ import { createAggregator, type Aggregator } from './aggregator'
 import type { HelperStore, HelperStoreConfig } from './helper-store'
 import { openHelperStore } from './open-helper-store'
 import { helperRoutes } from './routes'
+import { answerError, answerNotFound } from '../http-errors'
 
 export interface HelperSettings extends AggregateSettings {
   /**
@@ -79,13 +80,8 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
       maxWaiting: settings.maxWaiting,
     }),
   )
-  app.notFound((c) => c.json({ error: 'E_NOT_FOUND', message: `no route for ${c.req.path}` }, 404))
-  app.onError((error, c) =>
-    c.json(
-      { error: 'E_INTERNAL', message: error instanceof Error ? error.message : String(error) },
-      500,
-    ),
-  )
+  app.notFound(answerNotFound)
+  app.onError(answerError)
   return {
     app,
     store,

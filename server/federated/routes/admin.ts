@@ -11,6 +11,7 @@ import type { Jobs } from '../../jobs/jobs'
 import type { FederationStore } from '../../storage/store'
 import { NOT_EVALUATIONS, parseDocument } from '../documents'
 import { requireJobs, shopUploadBody, smallBody } from './guards'
+import { refuse } from '../../http-errors'
 
 export interface AdminDeps {
   store: FederationStore
@@ -26,58 +27,50 @@ export function adminRoutes(deps: AdminDeps): Hono {
       'metrics',
       await c.req.text(),
     )
-    if (!body.ok) {
-      const message = `expected {version, metrics: {name: number}}: ${body.message}`
-      return c.json({ error: 'E_METRICS', message }, 400)
-    }
+    if (!body.ok)
+      refuse('E_METRICS', `expected {version, metrics: {name: number}}: ${body.message}`)
     const { version, metrics } = body.value
-    if (!(await deps.store.recordMetrics(version, metrics))) return unknownVersion(c, version)
+    if (!(await deps.store.recordMetrics(version, metrics))) unknownVersion(version)
     return c.json({ version, metrics })
   })
   admin.post('/promote', smallBody, async (c) => {
-    const named = await versionIn(c)
-    if ('refusal' in named) return named.refusal
-    const record = await deps.store.version(named.version)
-    if (!record) return unknownVersion(c, named.version)
+    const version = await versionIn(c)
+    const record = (await deps.store.version(version)) ?? unknownVersion(version)
     // P24: a version becomes current only with an evaluation on record (the server's own
     // counts and markers are not evaluations).
     const evaluations = Object.keys(record.metrics).filter((name) => !NOT_EVALUATIONS.has(name))
     if (evaluations.length === 0) {
-      const message = `v${record.version} has no evaluation: POST /v1/admin/metrics first`
-      return c.json({ error: 'E_NOT_EVALUATED', message }, 409)
+      refuse(
+        'E_NOT_EVALUATED',
+        `v${record.version} has no evaluation: POST /v1/admin/metrics first`,
+      )
     }
     await deps.store.setCurrent(record.version)
     return c.json({ current: record.version, evaluations })
   })
   admin.post('/rollback', smallBody, async (c) => {
-    const named = await versionIn(c)
-    if ('refusal' in named) return named.refusal
-    const { version } = named
+    const version = await versionIn(c)
     const current = (await deps.store.current())?.version ?? 0
     // Back only: moving forward to a newer version is a promotion, which needs an evaluation.
     if (version >= current) {
-      const message = `expected a version before the current v${current}, got v${version}`
-      return c.json({ error: 'E_ROLLBACK', message }, 409)
+      refuse('E_ROLLBACK', `expected a version before the current v${current}, got v${version}`)
     }
-    if (!(await deps.store.setCurrent(version))) return unknownVersion(c, version)
+    if (!(await deps.store.setCurrent(version))) unknownVersion(version)
     return c.json({ current: version })
   })
   admin.put('/validation', shopUploadBody, async (c) => {
     const result = await requireJobs(deps).putValidation(await c.req.arrayBuffer())
-    if (result.status === 'refused')
-      return c.json({ error: result.code, message: result.message }, 400)
+    if (result.status === 'refused') refuse(result.code, result.message)
     const { status: _, ...stored } = result
     return c.json(stored, 201)
   })
   admin.post('/evaluate', smallBody, async (c) => {
-    const named = await versionIn(c)
-    if ('refusal' in named) return named.refusal
+    const version = await versionIn(c)
     // The job thread looks the version up itself.
-    const result = await requireJobs(deps).evaluate(named.version)
-    if (result.status === 'unknown-version') return unknownVersion(c, named.version)
+    const result = await requireJobs(deps).evaluate(version)
+    if (result.status === 'unknown-version') unknownVersion(version)
     if (result.status === 'no-validation') {
-      const message = 'no validation set: PUT /v1/admin/validation first'
-      return c.json({ error: 'E_NO_VALIDATION', message }, 409)
+      refuse('E_NO_VALIDATION', 'no validation set: PUT /v1/admin/validation first')
     }
     return c.json({ version: result.version, metrics: result.metrics })
   })
@@ -111,13 +104,14 @@ async function listVersions(store: FederationStore) {
   }
 }
 
-/** The number a `{version}` body names, or its 400 E_REQUEST when malformed. */
-async function versionIn(c: Context): Promise<{ version: number } | { refusal: Response }> {
+/** The number a `{version}` body names; refuses a malformed body (400 E_REQUEST). */
+async function versionIn(c: Context): Promise<number> {
   const body = parseDocument<{ version: number }>('version', await c.req.text())
-  if (body.ok) return body.value
-  const message = `expected {"version": n}: ${body.message}`
-  return { refusal: c.json({ error: 'E_REQUEST', message }, 400) }
+  if (!body.ok) refuse('E_REQUEST', `expected {"version": n}: ${body.message}`)
+  return body.value.version
 }
 
-const unknownVersion = (c: Context, version: number) =>
-  c.json({ error: 'E_VERSION_UNKNOWN', message: `no version ${version}` }, 404)
+/** An admin route names a version the store does not hold: 404 (an upload's is a 409). */
+function unknownVersion(version: number): never {
+  refuse('E_VERSION_UNKNOWN', `no version ${version}`, { status: 404 })
+}

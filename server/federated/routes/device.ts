@@ -17,6 +17,7 @@ import { DEFAULT_DELTA, epsilonAfter } from '../privacy'
 import { createRateLimiter } from '../rate-limiter'
 import { issueToken } from '../tokens'
 import { smallBody } from './guards'
+import { refuse } from '../../http-errors'
 
 export interface DeviceDeps extends ClientIdDeps {
   store: FederationStore
@@ -54,36 +55,25 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
 
   app.post('/token', smallBody, async (c) => {
     const secure = deps.settings.secure
-    if (!secure) return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
+    if (!secure) refuse('E_NO_HELPER', NO_HELPER)
     const request = parseDocument<{ siteKey: string; client: string; version?: number }>(
       'token',
       await c.req.text(),
     )
-    if (!request.ok) {
-      const message = `expected {siteKey, client, version?}: ${request.message}`
-      return c.json({ error: 'E_REQUEST', message }, 400)
-    }
+    if (!request.ok) refuse('E_REQUEST', `expected {siteKey, client, version?}: ${request.message}`)
     const body = request.value
-    if (body.siteKey !== deps.siteKey) {
-      return c.json({ error: 'E_SITE_KEY', message: 'expected this site’s public key' }, 401)
-    }
+    if (body.siteKey !== deps.siteKey) refuse('E_SITE_KEY', 'expected this site’s public key')
     // Checked before any rate-limiter entry is made: made-up ids cost the server nothing.
     const client = verifyClientId(body.client, deps, now())
-    if (!client.ok) {
-      const message = `${client.reason}; POST /v1/client issues one (P21)`
-      return c.json({ error: 'E_CLIENT', message }, 400)
-    }
-    if (!allow('token', client.id)) {
-      return c.json({ error: 'E_RATE_LIMITED', message: 'too many tokens; retry later' }, 429)
-    }
+    if (!client.ok) refuse('E_CLIENT', `${client.reason}; POST /v1/client issues one (P21)`)
+    if (!allow('token', client.id)) refuse('E_RATE_LIMITED', 'too many tokens; retry later')
     const current = await currentVersion()
     // A device retrying an update trained on an earlier version asks for that version's slice.
     const version = body.version ?? current
     const check = checkVersion(version, current, deps.settings.maxStaleness)
     if (check !== 'current' && check !== 'stale-ok') {
       const oldest = Math.max(1, current - deps.settings.maxStaleness)
-      const message = `expected a version from v${oldest} to v${current}, got ${version}`
-      return c.json({ error: 'E_VERSION_STALE', message }, 409)
+      refuse('E_VERSION_STALE', `expected a version from v${oldest} to v${current}, got ${version}`)
     }
     const issued = issueToken(deps.site, client.id, version, deps.secret, now())
     return c.json({
@@ -101,7 +91,7 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
     async (c, next) => {
       if (deps.settings.secure) return next()
       count('E_NO_HELPER')
-      return c.json({ error: 'E_NO_HELPER', message: NO_HELPER }, 409)
+      refuse('E_NO_HELPER', NO_HELPER)
     },
     limitBody(uploadByteLength(deps.settings), () => count('E_TOO_LARGE')),
     async (c) => {
@@ -119,9 +109,11 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
         },
         { token, body },
       )
-      if (result.status >= 400) count(result.code)
-      const key = result.status >= 400 ? 'error' : 'status'
-      return c.json({ [key]: result.code, message: result.message }, result.status)
+      if (result.code === 'accepted' || result.code === 'duplicate') {
+        return c.json({ status: result.code, message: result.message }, result.status)
+      }
+      count(result.code)
+      refuse(result.code, result.message)
     },
   )
 

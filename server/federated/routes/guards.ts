@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from 'hono'
 import type { Jobs } from '../../jobs/jobs'
 import { limitBody } from '../documents'
 import { isAdminToken } from '../secrets'
+import { refuse } from '../../http-errors'
 
 /** A catalogue of 43,097 products is 7 MB of JSON; room for ten times that. */
 const MAX_SHOP_UPLOAD_BYTES = 64 * 2 ** 20
@@ -19,9 +20,7 @@ export const shopUploadBody = limitBody(MAX_SHOP_UPLOAD_BYTES)
 export function adminOnly(adminTokenSha256: Uint8Array): MiddlewareHandler {
   return async (c, next) => {
     const given = c.req.header('authorization')?.replace(/^Bearer /, '')
-    if (!isAdminToken(given, adminTokenSha256)) {
-      return c.json({ error: 'E_ADMIN', message: 'expected the admin token' }, 401)
-    }
+    if (!isAdminToken(given, adminTokenSha256)) refuse('E_ADMIN', 'expected the admin token')
     await next()
   }
 }

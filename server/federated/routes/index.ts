@@ -12,6 +12,7 @@ import { adminRoutes, type AdminDeps } from './admin'
 import { deviceRoutes, type DeviceDeps } from './device'
 import { adminOnly } from './guards'
 import { shopRoutes, type ShopDeps } from './shop'
+import { answerError } from '../../http-errors'
 
 export interface FederationDeps extends DeviceDeps, AdminDeps, ShopDeps {
   /** SHA-256 of the admin token (secrets.ts): the token itself is never held. */
@@ -24,6 +25,8 @@ export interface FederationDeps extends DeviceDeps, AdminDeps, ShopDeps {
 
 export function federationRoutes(deps: FederationDeps): Hono {
   const app = new Hono()
+  // Refusals are answered here too, so that these routes answer alike mounted or on their own.
+  app.onError(answerError)
   app.route('/', deviceRoutes(deps))
   // Every path under /admin, an unknown one too, is authenticated before any body is read.
   const admin = new Hono()

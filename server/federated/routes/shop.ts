@@ -6,6 +6,7 @@
 import { Hono } from 'hono'
 import type { Jobs } from '../../jobs/jobs'
 import { requireJobs, shopUploadBody } from './guards'
+import { refuse } from '../../http-errors'
 
 export interface ShopDeps {
   /** The job thread (createFederation starts it): shop changes are published there. */
@@ -17,11 +18,9 @@ export function shopRoutes(deps: ShopDeps): Hono {
   for (const kind of ['catalogue', 'rules'] as const) {
     shop.put(`/${kind}`, shopUploadBody, async (c) => {
       const result = await requireJobs(deps).putShopChange(kind, await c.req.arrayBuffer())
-      if (result.status === 'refused')
-        return c.json({ error: result.code, message: result.message }, 400)
+      if (result.status === 'refused') refuse(result.code, result.message)
       if (result.status === 'conflict') {
-        const message = 'another version was published at the same moment; send it again'
-        return c.json({ error: 'E_CONFLICT', message }, 409)
+        refuse('E_CONFLICT', 'another version was published at the same moment; send it again')
       }
       const { status: _, ...published } = result
       return c.json(published, 201)
