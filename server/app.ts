@@ -1,5 +1,6 @@
-// createApp(deps): routes only, no runtime. For now it serves the built storefront and the
-// trainer's artifacts; the federated routes of issue 4 join it here.
+// createApp(deps): routes only, no runtime. It serves the built storefront, the federation's
+// routes under /v1 and the releases under /artifacts when given a federation (else the
+// trainer's artifacts as static files), and answers every refusal through answerError.
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { cors } from 'hono/cors'
