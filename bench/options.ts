@@ -53,46 +53,31 @@ export function num(fallback?: number, min = -Infinity, max = Infinity): Flag<nu
 }
 
 /** Like `int`, or undefined when absent (the benchmark's own default applies). */
-export function optionalInt(min = 1): Flag<number | undefined> {
-  const inner = int(0, min)
-  return {
-    kind: 'string',
-    describe: inner.describe,
-    read: (raw, flag) => (raw === undefined ? undefined : inner.read(raw, flag)),
-  }
-}
+export const optionalInt = (min = 1) => optional(int(0, min))
 
 /** Like `num`, or undefined when absent. */
-export function optionalNum(min = -Infinity, max = Infinity): Flag<number | undefined> {
-  const inner = num(0, min, max)
+export const optionalNum = (min = -Infinity, max = Infinity) => optional(num(0, min, max))
+
+/** Comma-separated integers ≥ `min`: `--probes 1024,2048`. */
+export const intList = (fallback: readonly number[], min = 1) =>
+  commaSeparated(int(0, min), fallback)
+
+/** Comma-separated choices: `--backends wasm,cpu`. */
+export const list = <C extends string>(choices: readonly C[], fallback: readonly C[]) =>
+  commaSeparated(choice(choices, choices[0]!), fallback)
+
+function optional<T>(inner: Flag<T>): Flag<T | undefined> {
   return {
-    kind: 'string',
+    kind: inner.kind,
     describe: inner.describe,
     read: (raw, flag) => (raw === undefined ? undefined : inner.read(raw, flag)),
   }
 }
 
-/** Comma-separated integers ≥ `min`: `--probes 1024,2048`. */
-export function intList(fallback: readonly number[], min = 1): Flag<number[]> {
-  const one = int(0, min)
+function commaSeparated<T>(one: Flag<T>, fallback: readonly T[]): Flag<T[]> {
   return {
     kind: 'string',
-    describe: `comma-separated integers ≥ ${min}`,
-    read: (raw, flag) =>
-      raw === undefined
-        ? [...fallback]
-        : String(raw)
-            .split(',')
-            .map((part) => one.read(part.trim(), flag)),
-  }
-}
-
-/** Comma-separated choices: `--backends wasm,cpu`. */
-export function list<C extends string>(choices: readonly C[], fallback: readonly C[]): Flag<C[]> {
-  const one = choice(choices, choices[0]!)
-  return {
-    kind: 'string',
-    describe: `comma-separated, each one of ${choices.join(', ')}`,
+    describe: `comma-separated, each ${one.describe}`,
     read: (raw, flag) =>
       raw === undefined
         ? [...fallback]
