@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'E_INVALID_COMMAND', // an unknown tag command, or arguments of the wrong shape
   'E_WORKER_START', // neither a worker, a blob worker nor the main-thread module could start
   'E_RELEASE', // the release (manifest and artifacts) could not be fetched or verified
+  'E_MODEL_DISPOSED', // a recommender used after its model was released (device loss, new release)
   // HTTP answers of the shop's server and of the helper (PROTOCOL.md).
   'E_REQUEST', // a body that is not the route's JSON document (`{version}` and the like)
   'E_TOO_LARGE', // a body over the route's limit

@@ -35,6 +35,7 @@ import {
 } from './recall'
 import { rerankCandidates } from './rerank'
 import { validateRecommendRequest } from './validate-request'
+import { PocketrecError } from '../../../shared/errors'
 
 /** What the event store knows about the shopper; every list is oldest first, as stored. */
 export interface RecommendContext {
@@ -98,8 +99,8 @@ function createAttributionId(): string {
 }
 
 function createDisposedError(): Error {
-  const error = new Error('expected a live recommender, got one already disposed')
-  return Object.assign(error, { name: 'ModelUnavailableError' })
+  const message = 'expected a live recommender, got one already disposed'
+  return new PocketrecError('ModelUnavailableError', 'E_MODEL_DISPOSED', message)
 }
 
 /** Pinned items join the candidates, so that the model scores them like everything else. */
