@@ -1,11 +1,12 @@
-// Folder boundaries are lint rules, not review comments (see ../shared/STYLE.md "Boundaries").
+// Folder boundaries are lint rules, not review comments: imports only go down, shared/ → model/ →
+// client/worker/, train/, server/ → bench/, scripts/, test/ (README, "Code map").
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 const platformLibraries = [
   {
     group: ['@tensorflow/*'],
-    message: 'tfjs lives in client/worker only; keep this folder platform-free.',
+    message: 'tfjs lives in model/ and client/worker/ only; keep this folder platform-free.',
   },
   { group: ['idb', 'fake-indexeddb'], message: 'IndexedDB lives in client/worker/storage only.' },
   { group: ['hono', 'hono/*'], message: 'hono belongs to server/.' },
