@@ -139,12 +139,24 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
       await profile.page.evaluate(startAndRecommend)
       expect(await made()).toBe(1)
       const [hung] = profile.page.workers()
-      // A busy loop: the worker never answers again, as if it had crashed.
+      // A busy loop: the worker never answers again, as if it had crashed. The page waits for
+      // the worker's word that the loop has begun: fired and forgotten, the loop could start
+      // after the next call had been answered (seen under load), and the test saw one worker.
+      await profile.page.evaluate(() => {
+        const hang = new BroadcastChannel('pocketrec-test-hang')
+        ;(window as unknown as { hangBegun: Promise<unknown> }).hangBegun = new Promise(
+          (resolve) => (hang.onmessage = resolve),
+        )
+      })
       void hung!
         .evaluate(() => {
+          new BroadcastChannel('pocketrec-test-hang').postMessage('begun')
           for (;;);
         })
         .catch(() => {})
+      await profile.page.evaluate(
+        () => (window as unknown as { hangBegun: Promise<unknown> }).hangBegun,
+      )
       const answered = await recommendAfterHang(profile.page)
       // The waiting call got its list from a worker, and that worker is a second one.
       expect(answered, log.join('\n')).toMatchObject({ mode: 'worker', items: 5 })
