@@ -22,7 +22,7 @@ import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
 import { trainOnDataset, type TrainSettings } from '../train/train-model'
 import { runBenchmark, type BenchRun } from './harness'
-import { settingsFromArgs, TRAIN_OPTIONS } from '../train/cli/train-options'
+import { backendFromArgs, settingsFromArgs, TRAIN_OPTIONS } from '../train/cli/train-options'
 
 const BASELINES = new Map<string, (train: Int32Array[], nItems: number) => SessionScorer>([
   ['POP', createPopScorer],
@@ -145,10 +145,7 @@ export function parseQualityOptions(argv: string[]): QualityOptions {
   const { values } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true })
   if (!values.data)
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
-  const backend = values.backend ?? 'wasm'
-  if (backend !== 'wasm' && backend !== 'cpu') {
-    throw new Error(`--backend: expected wasm or cpu, got ${backend}`)
-  }
+  const backend = backendFromArgs(values.backend)
   const skipBaselines = new Set((values['skip-baselines'] ?? '').split(',').filter(Boolean))
   for (const name of skipBaselines) {
     if (!BASELINES.has(name)) {

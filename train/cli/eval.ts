@@ -7,7 +7,8 @@ import { loadDataset } from '../data/load-dataset'
 import { evaluateScorer, formatReportTable } from '../../model/eval/evaluate'
 import { createGruScorer } from '../../model/eval/gru-scorer'
 import { loadModel } from '../model-file'
-import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
+import { setNodeBackend } from '../../model/node-backend'
+import { backendFromArgs } from './train-options'
 import { createProgressLine } from '../progress'
 
 async function main(): Promise<void> {
@@ -16,7 +17,7 @@ async function main(): Promise<void> {
     strict: true,
   })
   if (!values.data || !values.model) throw new Error('expected --data <folder> --model <file>')
-  await setNodeBackend((values.backend ?? 'wasm') as NodeBackend)
+  await setNodeBackend(backendFromArgs(values.backend))
   const dataset = await loadDataset(values.data)
   const model = await loadModel(values.model)
   if (model.config.nItems !== dataset.nItems) {

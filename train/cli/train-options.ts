@@ -1,4 +1,5 @@
-// Command-line options shared by `train` and `bench:quality`, mapped onto TrainSettings.
+// Command-line options shared by `train` and `bench:quality` (and `eval`'s --backend), mapped onto TrainSettings.
+import type { NodeBackend } from '../../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, type TrainSettings } from '../train-model'
 
 export const TRAIN_OPTIONS = {
@@ -91,4 +92,13 @@ export function settingsFromArgs(values: Values): TrainSettings {
     ),
     validationCases: numberArg(values, 'val-cases', base.validationCases, positiveInt),
   }
+}
+
+/** --backend, for every command that runs the model in Node: wasm (the default) or cpu. */
+export function backendFromArgs(raw: string | undefined): NodeBackend {
+  const backend = raw ?? 'wasm'
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    throw new Error(`--backend: expected wasm or cpu, got ${backend}`)
+  }
+  return backend
 }

@@ -5,15 +5,15 @@ import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
 import { loadDataset } from '../data/load-dataset'
 import { defaultModelDir, saveModel } from '../model-file'
-import { setNodeBackend, type NodeBackend } from '../../model/node-backend'
+import { setNodeBackend } from '../../model/node-backend'
 import { trainOnDataset } from '../train-model'
-import { TRAIN_OPTIONS, settingsFromArgs } from './train-options'
+import { backendFromArgs, TRAIN_OPTIONS, settingsFromArgs } from './train-options'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: TRAIN_OPTIONS, strict: true })
   if (!values.data)
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
-  await setNodeBackend((values.backend ?? 'wasm') as NodeBackend)
+  await setNodeBackend(backendFromArgs(values.backend))
   const dataset = await loadDataset(values.data)
   const settings = settingsFromArgs(values)
   const { model, report } = await trainOnDataset(dataset, settings)
