@@ -28,7 +28,6 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { runBenchmark, type BenchRun } from './harness'
 import { int, intList, list, readOptions, text, type Options } from './options'
-import type { ShareFactory } from '../test/fixtures/share-uploads'
 import { uploadsFor } from './server/fleet'
 import { benchIntake, type IntakeRow } from './server/intake'
 import { benchIntakeDuringJobs, type JobsRow, type JobsWindow } from './server/intake-during-jobs'
@@ -52,41 +51,30 @@ export async function benchServer(
 ): Promise<void> {
   const scenarios = new Set(options.scenarios)
   const work = await mkdtemp(path.join(os.tmpdir(), 'pocketrec-bench-server-'))
-  let rows: IntakeRow[] = []
-  let jobs: { rows: JobsRow[]; windows: JobsWindow[] } = { rows: [], windows: [] }
-  let roles: Awaited<ReturnType<typeof benchRoles>> | undefined
-  let factory: ShareFactory | undefined
   const schemas: string[] = []
   try {
-    const release = await diginetica(work)
-    const { dataset, artifactsDir } = release
-    factory = release.factory
+    const { dataset, artifactsDir, factory } = await diginetica(work)
     const secret = randomBytes(32).toString('hex')
     const common = { work, artifactsDir, secret, factory }
-    if (scenarios.has('intake')) {
-      const { uploads, concurrency } = options
-      rows = await benchIntake({ ...common, uploads, concurrency, schemas })
-    }
-    if (scenarios.has('roles')) {
-      const [small = 20, large = 3] = options.roleRuns
-      roles = await benchRoles(dataset.nItems, small, large)
-    }
-    if (scenarios.has('jobs')) {
-      jobs = await benchIntakeDuringJobs({ ...common, dataset, seconds: options.seconds })
-    }
+    const { uploads, concurrency, seconds } = options
+    const rows = scenarios.has('intake')
+      ? await benchIntake({ ...common, uploads, concurrency, schemas })
+      : []
+    const [small = 20, large = 3] = options.roleRuns
+    const roles = scenarios.has('roles')
+      ? await benchRoles(dataset.nItems, small, large)
+      : undefined
+    const jobs = scenarios.has('jobs')
+      ? await benchIntakeDuringJobs({ ...common, dataset, seconds })
+      : { rows: [], windows: [] }
+    printIntake(rows, leaderUploadBytes(factory.params), concurrency)
+    printJobs(jobs)
+    if (roles) printRoles(roles)
+    await run.write(options.results, { concurrency, rows, intakeDuringJobs: jobs, roles })
   } finally {
     if (schemas.length) await dropSchemas(schemas).catch(() => {})
     await rm(work, { recursive: true, force: true })
   }
-  printIntake(rows, factory ? leaderUploadBytes(factory.params) : 0, options.concurrency)
-  printJobs(jobs)
-  if (roles) printRoles(roles)
-  await run.write(options.results, {
-    concurrency: options.concurrency,
-    rows,
-    intakeDuringJobs: jobs,
-    roles,
-  })
 }
 
 /** A DIGINETICA-sized release (the trained model if there is one, else a seeded one), and the

@@ -24,7 +24,7 @@ function trackedFolders(): string[] {
 }
 
 /** The first column of the table under "## Code map": `folder/` or `folder/file` entries. */
-export function codeMapEntries(readme: string): string[] {
+function codeMapEntries(readme: string): string[] {
   const section = readme.split(/^## Code map$/m)[1]?.split(/^## /m)[0] ?? ''
   return section
     .split('\n')

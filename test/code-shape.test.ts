@@ -21,7 +21,7 @@ function sourceFiles(): string[] {
     .filter((file) => !file.startsWith('test/'))
 }
 
-export interface LongFunction {
+interface LongFunction {
   file: string
   line: number
   name: string
@@ -61,7 +61,7 @@ function innerFunctions(body: ts.Block): ts.Node[] {
 }
 
 /** Functions over the limit in one file, each measured as the rule says. */
-export function longFunctions(file: string, text: string, limit: number): LongFunction[] {
+function longFunctions(file: string, text: string, limit: number): LongFunction[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true)
   const found: LongFunction[] = []
   const visit = (node: ts.Node) => {

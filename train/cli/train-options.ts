@@ -1,4 +1,5 @@
-// Command-line options shared by `train` and `bench:quality` (and `eval`'s --backend), mapped onto TrainSettings.
+// Command-line options shared by `train` and `bench:quality`, mapped onto TrainSettings, and the
+// --backend that `eval` reads too.
 import type { NodeBackend } from '../../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, type TrainSettings } from '../train-model'
 
