@@ -12,7 +12,7 @@ export interface Flag<T> {
 export type Flags = Record<string, Flag<unknown>>
 export type Options<F extends Flags> = { [K in keyof F]: F[K] extends Flag<infer T> ? T : never }
 
-export function flagName(key: string): string {
+function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 }
 

@@ -104,7 +104,3 @@ export class WeightsFormatError extends PocketrecError<WeightsErrorCode> {
     super('WeightsFormatError', code, message)
   }
 }
-
-export function isPocketrecError(error: unknown): error is PocketrecError {
-  return error instanceof PocketrecError
-}
