@@ -784,3 +784,107 @@ describe('quantisationError', () => {
     )
   })
 })
+
+describe('pq8 (product-quantised tables)', () => {
+  const pqOnTable = (t: { name: string }): WeightDType =>
+    t.name === 'item-embeddings' ? 'pq8' : 'float32'
+
+  /** Rows whose every 4-value slice is one of 8 patterns: 256 centroids hold them exactly. */
+  function patternedFile(rows = 2000, dim = 8): WeightsFile {
+    const random = createRandom(7)
+    const patterns = fillRandom(8 * 4, 1, random)
+    const values = new Float32Array(rows * dim)
+    for (let r = 0; r < rows; r++) {
+      for (let s = 0; s < dim / 4; s++) {
+        const p = Math.floor(random() * 8)
+        values.set(patterns.subarray(p * 4, p * 4 + 4), r * dim + s * 4)
+      }
+    }
+    return {
+      format: 'pocketrec-gru',
+      meta: { nItems: rows },
+      tensors: [
+        { name: 'item-embeddings', shape: [rows, dim], values },
+        { name: 'gru/bias', shape: [3], values: new Float32Array([0.5, -1, 2]) },
+      ],
+    }
+  }
+
+  it('stores a byte per slice per row and a float16 codebook, and decodes what it learnt', () => {
+    const file = patternedFile()
+    const bytes = encodeWeights(file, { dtype: pqOnTable })
+    const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
+    expect(table).toMatchObject({ dtype: 'pq8', subspaces: 2, byteLength: 2000 * 2 })
+    expect(table!.codebook).toMatchObject({ byteLength: 256 * 8 * 2 })
+    const decoded = decodeWeights(bytes)
+    // Every slice is one of 8 patterns: k-means finds them all, so only float16 rounding is left.
+    const error = quantisationError(decoded.tensors[0]!.values, file.tensors[0]!.values)
+    expect(error.maxAbs).toBeLessThan(1e-3)
+    expect(decoded.tensors[1]!.values).toEqual(file.tensors[1]!.values)
+  })
+
+  it('loses less with shorter slices, and more than int8 (the price of 4 bytes → 1)', () => {
+    // More rows than centroids, with no structure: every slicing must really approximate.
+    const values = fillRandom(2000 * 8, 1, createRandom(3))
+    const file: WeightsFile = {
+      format: 'x',
+      meta: {},
+      tensors: [{ name: 'item-embeddings', shape: [2000, 8], values }],
+    }
+    const errorWith = (opts: Parameters<typeof encodeWeights>[1]) =>
+      quantisationError(
+        decodeWeights(encodeWeights(file, opts)).tensors[0]!.values,
+        file.tensors[0]!.values,
+      ).rmse
+    const slices8 = errorWith({ dtype: pqOnTable, pq: { subspaces: 1 } })
+    const slices2 = errorWith({ dtype: pqOnTable, pq: { subspaces: 4 } })
+    expect(slices2).toBeLessThan(slices8)
+    expect(
+      errorWith({ dtype: (t) => (t.name === 'item-embeddings' ? 'int8' : 'float32') }),
+    ).toBeLessThan(slices2)
+  })
+
+  it('is refused at encode for a tensor that is not a table cut into short slices', () => {
+    const file = makeFile()
+    expectWeightsError(() => encodeWeights(file, { dtype: 'pq8' }), 'E_WEIGHTS_DTYPE') // rank 1
+    const table = { format: 'x', meta: {}, tensors: [file.tensors[0]!] }
+    expectWeightsError(
+      () => encodeWeights(table, { dtype: 'pq8', pq: { subspaces: 3 } }),
+      'E_WEIGHTS_DTYPE',
+    )
+  })
+
+  const pqBytes = () => encodeWeights(patternedFile(300), { dtype: pqOnTable })
+  it.each<[string, (table: Record<string, unknown>) => void, WeightsErrorCode]>([
+    ['subspaces not dividing the row', (t) => (t.subspaces = 3), 'E_WEIGHTS_HEADER'],
+    [
+      'slices longer than 16 values',
+      (t) => ((t.shape = [300, 40]), (t.subspaces = 2)),
+      'E_WEIGHTS_HEADER',
+    ],
+    ['no codebook', (t) => delete t.codebook, 'E_WEIGHTS_HEADER'],
+    [
+      'a short codebook',
+      (t) => ((t.codebook as { byteLength: number }).byteLength -= 8),
+      'E_WEIGHTS_SHAPE',
+    ],
+    ['codes for fewer rows', (t) => (t.shape = [299, 8]), 'E_WEIGHTS_SHAPE'],
+    ['a rank-1 pq8 tensor', (t) => (t.shape = [2400]), 'E_WEIGHTS_SHAPE'],
+    [
+      'a codebook over the codes',
+      (t) => ((t.codebook as { byteOffset: number }).byteOffset = 0),
+      'E_WEIGHTS_RANGE',
+    ],
+  ])('refuses a header with %s', (_, edit, code) => {
+    const bytes = editHeader((_header, [table]) => void edit(table!), pqBytes())
+    expectWeightsError(() => decodeWeights(bytes), code)
+  })
+
+  it('refuses a non-finite centroid', () => {
+    const bytes = pqBytes()
+    const parts = splitFile(bytes)
+    const [table] = parts.header.tensors as Array<{ codebook: { byteOffset: number } }>
+    new DataView(parts.data.buffer).setUint16(table!.codebook.byteOffset, 0x7e00, true) // NaN
+    expectWeightsError(() => decodeWeights(joinFile(parts)), 'E_WEIGHTS_NONFINITE')
+  })
+})

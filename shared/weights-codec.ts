@@ -32,6 +32,12 @@
 
 import { WeightsFormatError } from './errors'
 import {
+  quantiseRows,
+  reconstructRows,
+  type ProductQuantiserOptions,
+  type QuantisedRows,
+} from './product-quantiser'
+import {
   computeCrc32,
   readFloat16,
   readFloat32,
@@ -51,6 +57,8 @@ import {
   findFileProblem,
   isDType,
   parseHeaderJson,
+  pqCodebookBytes,
+  PQ_MAX_SLICE,
   readHeader,
   type Region,
   type TensorEntry,
@@ -79,7 +87,12 @@ export interface WeightsFile {
 export interface EncodeWeightsOptions {
   /** Storage dtype for every tensor, or one picked per tensor; 'float32' when absent. */
   dtype?: WeightDType | ((tensor: NamedTensor) => WeightDType)
+  /** pq8 tensors: how they are quantised; default slices of PQ_DEFAULT_SLICE values. */
+  pq?: Partial<ProductQuantiserOptions>
 }
+
+/** pq8's default slice: 4 values a byte, 25 bytes for a 100-dim row (BENCHMARKS.md). */
+export const PQ_DEFAULT_SLICE = 4
 
 export const WEIGHTS_CODEC_VERSION = 1
 
@@ -114,14 +127,31 @@ export function encodeWeightsOnHost(
   if (problem) throw new WeightsFormatError(problem.code, problem.message)
 
   const entries: TensorEntry[] = []
+  const quantised = new Map<number, QuantisedRows>()
   let cursor = 0
   const claim = (byteLength: number): Region => {
     const region = { byteOffset: cursor, byteLength }
     cursor = alignUp(cursor + byteLength)
     return region
   }
-  for (const tensor of file.tensors) {
+  for (const [i, tensor] of file.tensors.entries()) {
     const dtype = pickDType(tensor, opts.dtype)
+    if (dtype === 'pq8') {
+      const rows = quantisePq8(tensor, opts.pq)
+      quantised.set(i, rows)
+      const data = claim(rows.codes.length)
+      const codebook = claim(pqCodebookBytes(tensor.shape[1]!))
+      const { subspaces } = rows
+      entries.push({
+        name: tensor.name,
+        shape: [...tensor.shape],
+        dtype,
+        ...data,
+        subspaces,
+        codebook,
+      })
+      continue
+    }
     const n = tensor.values.length
     const data = claim(n * BYTES_PER_ELEMENT[dtype])
     const entry: TensorEntry = { name: tensor.name, shape: [...tensor.shape], dtype, ...data }
@@ -149,6 +179,16 @@ export function encodeWeightsOnHost(
       writeFloat32(bytes, offset, tensor, hostLittleEndian)
     } else if (entry.dtype === 'float16') {
       writeFloat16(bytes, offset, tensor, hostLittleEndian)
+    } else if (entry.dtype === 'pq8') {
+      const { codes, codebooks } = quantised.get(i)!
+      bytes.set(codes, offset)
+      const codebookOffset = dataStart + entry.codebook!.byteOffset
+      writeFloat16(
+        bytes,
+        codebookOffset,
+        { name: `${tensor.name} codebook`, shape: [codebooks.length], values: codebooks },
+        hostLittleEndian,
+      )
     } else {
       writeInt8(bytes, offset, dataStart + entry.scales!.byteOffset, tensor)
     }
@@ -264,6 +304,25 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
   return dtype
 }
 
+/** Learns a pq8 tensor's codebooks and codes; only rank-2 tables whose slices divide the rows. */
+function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
+  const [rows, dim] = tensor.shape
+  const subspaces = options?.subspaces ?? (dim ?? 0) / PQ_DEFAULT_SLICE
+  if (
+    tensor.shape.length !== 2 ||
+    !Number.isInteger(subspaces) ||
+    subspaces < 1 ||
+    dim! % subspaces !== 0 ||
+    dim! / subspaces > PQ_MAX_SLICE
+  ) {
+    fail(
+      'E_WEIGHTS_DTYPE',
+      `tensor '${tensor.name}': pq8 needs a rank-2 table cut into slices of at most ${PQ_MAX_SLICE} values, got shape [${tensor.shape.join(', ')}] and ${subspaces} subspaces`,
+    )
+  }
+  return quantiseRows(tensor.values, rows!, dim!, { ...options, subspaces })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
@@ -281,6 +340,16 @@ function readTensorValues(
   const region = data.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)
   if (entry.dtype === 'float32') return readFloat32(region, entry.name, hostLittleEndian)
   if (entry.dtype === 'float16') return readFloat16(region, entry.name, hostLittleEndian)
+  if (entry.dtype === 'pq8') {
+    const { byteOffset, byteLength } = entry.codebook!
+    const codebooks = readFloat16(
+      data.subarray(byteOffset, byteOffset + byteLength),
+      `${entry.name} codebook`,
+      hostLittleEndian,
+    )
+    const [rows, dim] = entry.shape as [number, number]
+    return reconstructRows({ subspaces: entry.subspaces!, codebooks, codes: region }, rows, dim)
+  }
   const scales = data.subarray(
     entry.scales!.byteOffset,
     entry.scales!.byteOffset + entry.scales!.byteLength,

@@ -3,16 +3,24 @@
 // helpers every weights-* file throws with. The layout is documented in weights-codec.ts.
 
 import { WeightsFormatError, type WeightsErrorCode } from './errors'
+import { PQ_CENTROIDS } from './product-quantiser'
 
-/** How a tensor is stored on the wire; decoded tensors are always Float32Array. */
-export type WeightDType = 'float32' | 'float16' | 'int8'
+/**
+ * How a tensor is stored on the wire; decoded tensors are always Float32Array. 'pq8' is product
+ * quantisation (shared/product-quantiser.ts), for rank-2 tables only: a byte per row slice.
+ */
+export type WeightDType = 'float32' | 'float16' | 'int8' | 'pq8'
 
 /** WeightsFile['meta']: flat JSON scalars only. */
 type Meta = Record<string, string | number | boolean>
 
 export const ALIGNMENT = 8
-export const DTYPES: readonly WeightDType[] = ['float32', 'float16', 'int8']
-export const BYTES_PER_ELEMENT: Record<WeightDType, number> = { float32: 4, float16: 2, int8: 1 }
+export const DTYPES: readonly WeightDType[] = ['float32', 'float16', 'int8', 'pq8']
+export const BYTES_PER_ELEMENT: Record<Exclude<WeightDType, 'pq8'>, number> = {
+  float32: 4,
+  float16: 2,
+  int8: 1,
+}
 
 export interface Region {
   byteOffset: number
@@ -24,6 +32,10 @@ export interface TensorEntry extends Region {
   shape: number[]
   dtype: WeightDType
   scales?: Region
+  /** pq8: slices per row; the data region holds a code byte per slice, [rows][subspaces]. */
+  subspaces?: number
+  /** pq8: float16 centroids, [subspaces][PQ_CENTROIDS][dim / subspaces]. */
+  codebook?: Region
 }
 
 interface Problem {
@@ -107,6 +119,8 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
     )
   }
   const data = readRegion(raw, label, dataLength)
+  if (dtype === 'pq8')
+    return readPqEntry(raw, { name, shape: [...dims], dtype, ...data }, dataLength)
   // Every element takes at least a byte, so the data section bounds the count before any
   // product can overflow or drive an allocation.
   const count = countElements(dims, dataLength)
@@ -151,6 +165,65 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
   return entry
 }
 
+/** A pq8 entry: a rank-2 [rows, dim] table, subspaces dividing dim, codes and codebook sized. */
+function readPqEntry(
+  raw: Record<string, unknown>,
+  entry: TensorEntry,
+  dataLength: number,
+): TensorEntry {
+  const label = `tensor '${entry.name}'`
+  const [rows, dim] = entry.shape
+  if (entry.shape.length !== 2) {
+    fail(
+      'E_WEIGHTS_SHAPE',
+      `${label}: expected a rank-2 pq8 tensor, got [${entry.shape.join(', ')}]`,
+    )
+  }
+  const { subspaces } = raw
+  // A slice of at most PQ_MAX_SLICE values bounds the decoded size by the codes' bytes: a hostile
+  // header cannot make a small file decode into gigabytes.
+  if (
+    !isCount(subspaces) ||
+    subspaces === 0 ||
+    dim! % subspaces !== 0 ||
+    dim! / subspaces > PQ_MAX_SLICE
+  ) {
+    fail(
+      'E_WEIGHTS_HEADER',
+      `${label}: expected subspaces to divide ${dim} into slices of at most ${PQ_MAX_SLICE}, got ${describe(subspaces)}`,
+    )
+  }
+  if (entry.byteLength !== rows! * subspaces) {
+    fail(
+      'E_WEIGHTS_SHAPE',
+      `${label}: expected byteLength ${rows! * subspaces} (${rows} rows of ${subspaces} codes), got ${entry.byteLength}`,
+    )
+  }
+  if (!isRecord(raw.codebook)) {
+    fail(
+      'E_WEIGHTS_HEADER',
+      `${label}: expected a pq8 tensor to have a codebook, got ${describe(raw.codebook)}`,
+    )
+  }
+  const codebook = readRegion(raw.codebook, `${label} codebook`, dataLength)
+  const expected = pqCodebookBytes(dim!)
+  if (codebook.byteLength !== expected) {
+    fail(
+      'E_WEIGHTS_SHAPE',
+      `${label}: expected a ${expected}-byte codebook (${PQ_CENTROIDS} · ${dim} float16), got ${codebook.byteLength}`,
+    )
+  }
+  return { ...entry, subspaces, codebook }
+}
+
+/** The longest row slice a pq8 tensor may have. */
+export const PQ_MAX_SLICE = 16
+
+/** A pq8 codebook's size: PQ_CENTROIDS centroids of every slice, float16, whatever the slicing. */
+export function pqCodebookBytes(dim: number): number {
+  return PQ_CENTROIDS * dim * 2
+}
+
 function readRegion(raw: Record<string, unknown>, label: string, dataLength: number): Region {
   const { byteOffset, byteLength } = raw
   for (const [key, value] of [
@@ -185,6 +258,9 @@ export function checkRegionsDisjoint(entries: TensorEntry[]): void {
   for (const entry of entries) {
     regions.push({ ...regionOf(entry), label: `tensor '${entry.name}'` })
     if (entry.scales) regions.push({ ...entry.scales, label: `tensor '${entry.name}' scales` })
+    if (entry.codebook) {
+      regions.push({ ...entry.codebook, label: `tensor '${entry.name}' codebook` })
+    }
   }
   // Empty regions own no bytes, so they cannot collide with anything.
   const owned = regions.filter((region) => region.byteLength > 0)

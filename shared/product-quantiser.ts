@@ -1,0 +1,161 @@
+// Product quantisation (Jégou, Douze & Schmid, 2011) of a row-major table: each row is cut into
+// `subspaces` equal slices, and each slice is replaced by the byte naming the nearest of 256
+// centroids learnt for that slice by k-means. A 100-dim float32 row (400 bytes) becomes 25 bytes
+// with 4-dim slices; the codebooks cost 256 · dim floats once. The weights codec stores the item
+// embedding this way (dtype 'pq8'), which is what puts the first visit under its byte budget.
+import { createRandom } from './random'
+
+/** Centroids per slice: one byte per code. */
+export const PQ_CENTROIDS = 256
+
+export interface ProductQuantiserOptions {
+  /** Slices per row; must divide the row length. */
+  subspaces: number
+  /** Lloyd iterations per slice. */
+  iterations?: number
+  /** Rows the codebooks are learnt on (a seeded sample); every row is then encoded once. */
+  sampleSize?: number
+  seed?: number
+}
+
+export interface QuantisedRows {
+  subspaces: number
+  /** [subspaces][PQ_CENTROIDS][dim / subspaces], row-major. */
+  codebooks: Float32Array
+  /** [rows][subspaces]: the centroid of each slice of each row. */
+  codes: Uint8Array
+}
+
+/** Learns the codebooks on `values` ([rows, dim], row-major) and encodes every row. */
+export function quantiseRows(
+  values: Float32Array,
+  rows: number,
+  dim: number,
+  options: ProductQuantiserOptions,
+): QuantisedRows {
+  const { subspaces, iterations = 12, sampleSize = 16_384, seed = 1 } = options
+  if (!Number.isInteger(subspaces) || subspaces < 1 || dim % subspaces !== 0) {
+    throw new RangeError(`expected subspaces dividing the row length ${dim}, got ${subspaces}`)
+  }
+  if (values.length !== rows * dim) {
+    throw new RangeError(`expected ${rows} · ${dim} values, got ${values.length}`)
+  }
+  const sub = dim / subspaces
+  const codebooks = new Float32Array(subspaces * PQ_CENTROIDS * sub)
+  const codes = new Uint8Array(rows * subspaces)
+  const random = createRandom(seed)
+  const sample = sampleRows(rows, sampleSize, random)
+  const slice = new Float32Array(rows * sub)
+  const sampled = new Float32Array(sample.length * sub)
+  const assigned = new Uint8Array(rows)
+  for (let s = 0; s < subspaces; s++) {
+    for (let r = 0; r < rows; r++) {
+      for (let k = 0; k < sub; k++) slice[r * sub + k] = values[r * dim + s * sub + k]!
+    }
+    sample.forEach((r, i) => sampled.set(slice.subarray(r * sub, (r + 1) * sub), i * sub))
+    const centroids = codebooks.subarray(s * PQ_CENTROIDS * sub, (s + 1) * PQ_CENTROIDS * sub)
+    kMeans(sampled, sample.length, sub, centroids, iterations, random)
+    assign(slice, rows, sub, centroids, assigned)
+    for (let r = 0; r < rows; r++) codes[r * subspaces + s] = assigned[r]!
+  }
+  return { subspaces, codebooks, codes }
+}
+
+/** The rows the codes stand for: [rows, dim], row-major. */
+export function reconstructRows(quantised: QuantisedRows, rows: number, dim: number): Float32Array {
+  const { subspaces, codebooks, codes } = quantised
+  const sub = dim / subspaces
+  const out = new Float32Array(rows * dim)
+  for (let r = 0; r < rows; r++) {
+    for (let s = 0; s < subspaces; s++) {
+      const from = (s * PQ_CENTROIDS + codes[r * subspaces + s]!) * sub
+      out.set(codebooks.subarray(from, from + sub), r * dim + s * sub)
+    }
+  }
+  return out
+}
+
+/** `size` distinct row numbers drawn without replacement, or every row when there are fewer. */
+function sampleRows(rows: number, size: number, random: () => number): Int32Array {
+  const order = Int32Array.from({ length: rows }, (_, i) => i)
+  const count = Math.min(rows, size)
+  for (let i = 0; i < count; i++) {
+    const pick = i + Math.floor(random() * (rows - i))
+    ;[order[i], order[pick]] = [order[pick]!, order[i]!]
+  }
+  return order.subarray(0, count)
+}
+
+/**
+ * Lloyd's k-means on `points` ([n, sub]) into `centroids` ([PQ_CENTROIDS, sub]), seeded with
+ * distinct random points; an emptied cluster restarts at a random point. Returns the assignment.
+ * With fewer points than centroids every point is its own centroid (the rest repeat point 0).
+ */
+function kMeans(
+  points: Float32Array,
+  n: number,
+  sub: number,
+  centroids: Float32Array,
+  iterations: number,
+  random: () => number,
+): Uint8Array {
+  const k = PQ_CENTROIDS
+  const assigned = new Uint8Array(n)
+  if (n === 0) return assigned
+  const order = Int32Array.from({ length: n }, (_, i) => i)
+  for (let c = 0; c < Math.min(k, n); c++) {
+    const pick = c + Math.floor(random() * (n - c))
+    ;[order[c], order[pick]] = [order[pick]!, order[c]!]
+  }
+  for (let c = 0; c < k; c++) {
+    const point = c < n ? order[c]! : order[0]!
+    centroids.set(points.subarray(point * sub, (point + 1) * sub), c * sub)
+  }
+  const sums = new Float64Array(k * sub)
+  const counts = new Int32Array(k)
+  for (let iteration = 0; iteration <= iterations; iteration++) {
+    assign(points, n, sub, centroids, assigned)
+    if (iteration === iterations) break
+    sums.fill(0)
+    counts.fill(0)
+    for (let i = 0; i < n; i++) {
+      const c = assigned[i]!
+      counts[c]!++
+      for (let j = 0; j < sub; j++) sums[c * sub + j]! += points[i * sub + j]!
+    }
+    for (let c = 0; c < k; c++) {
+      if (counts[c] === 0) {
+        const point = Math.floor(random() * n)
+        centroids.set(points.subarray(point * sub, (point + 1) * sub), c * sub)
+        continue
+      }
+      for (let j = 0; j < sub; j++) centroids[c * sub + j] = sums[c * sub + j]! / counts[c]!
+    }
+  }
+  return assigned
+}
+
+function assign(
+  points: Float32Array,
+  n: number,
+  sub: number,
+  centroids: Float32Array,
+  assigned: Uint8Array,
+): void {
+  for (let i = 0; i < n; i++) {
+    let best = 0
+    let bestDistance = Infinity
+    for (let c = 0; c < PQ_CENTROIDS; c++) {
+      let distance = 0
+      for (let j = 0; j < sub; j++) {
+        const diff = points[i * sub + j]! - centroids[c * sub + j]!
+        distance += diff * diff
+      }
+      if (distance < bestDistance) {
+        bestDistance = distance
+        best = c
+      }
+    }
+    assigned[i] = best
+  }
+}
