@@ -17,6 +17,9 @@ import { evaluateScorer, type EvalReport } from '../model/eval/evaluate'
 import { PUBLISHED } from '../train/eval/published'
 import type { SessionScorer } from '../model/eval/scorer'
 import { createGruScorer } from '../model/eval/gru-scorer'
+import { exportModelWeights, importModelWeights } from '../model/model-weights'
+import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
+import { decodeWeights, encodeWeights } from '../shared/weights-codec'
 import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
@@ -80,8 +83,11 @@ function percent(x: number | undefined): string {
   return x === undefined ? '' : (100 * x).toFixed(2)
 }
 
+/** A report with the size of the weights file that was scored, for the GRU's rows. */
+type ScoredReport = EvalReport & { modelBytes?: number }
+
 function formatTable(
-  reports: EvalReport[],
+  reports: ScoredReport[],
   published: { model: string; recall20: number; mrr20: number }[],
 ): string {
   const header = [
@@ -95,6 +101,7 @@ function formatTable(
     'NDCG@20',
     'cov@20',
     'top1%@20',
+    'model MB',
     'published R@20 / MRR@20',
   ]
   const rows = reports.map((r) => {
@@ -106,6 +113,7 @@ function formatTable(
       ),
       percent(r['coverage@20']),
       percent(r['popShare@20']),
+      r.modelBytes === undefined ? '' : (r.modelBytes / 1e6).toFixed(2),
       pub ? `${pub.recall20.toFixed(2)} / ${pub.mrr20.toFixed(2)}` : '',
     ]
   })
@@ -113,6 +121,7 @@ function formatTable(
     if (!reports.some((r) => r.scorer.startsWith(p.model))) {
       rows.push([
         `${p.model} (published)`,
+        '',
         '',
         '',
         '',
@@ -174,17 +183,27 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     options.retrain,
     run.stamp().command,
   )
-  const reports: EvalReport[] = []
+  const reports: ScoredReport[] = []
   const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
-  reports.push(await evaluateWithProgress(gruScorer, dataset, model.config.maxLen))
+  const weights = await exportModelWeights(model)
+  const float32Bytes = encodeWeights(weights).byteLength
+  reports.push({
+    ...(await evaluateWithProgress(gruScorer, dataset, model.config.maxLen)),
+    modelBytes: float32Bytes,
+  })
   gruScorer.dispose?.()
-  // What devices would download: the same weights quantised, decoded back to float32.
-  for (const dtype of ['float16', 'int8'] as const) {
-    const quantised = await loadModel(
-      path.join(defaultModelDir(dataset.name), `model.${dtype}.prw`),
-    )
-    const scorer = createGruScorer(quantised, `GRU, ${dtype} weights (ours)`)
-    reports.push(await evaluateWithProgress(scorer, dataset, quantised.config.maxLen))
+  // What devices would download: the same weights quantised, decoded back to float32. "shipped"
+  // is exactly the form the export and the server's releases send (shared/shipped-model.ts).
+  for (const [label, encoding] of [
+    ['float16', { dtype: 'float16' }],
+    ['int8', { dtype: 'int8' }],
+    ['shipped: pq8 items, float16', SHIPPED_MODEL_ENCODING],
+  ] as const) {
+    const bytes = encodeWeights(weights, encoding)
+    const quantised = importModelWeights(decodeWeights(bytes))
+    const scorer = createGruScorer(quantised, `GRU, ${label} weights (ours)`)
+    const report = await evaluateWithProgress(scorer, dataset, quantised.config.maxLen)
+    reports.push({ ...report, modelBytes: bytes.byteLength })
     scorer.dispose?.()
     quantised.dispose()
   }

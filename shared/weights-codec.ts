@@ -87,12 +87,21 @@ export interface WeightsFile {
 export interface EncodeWeightsOptions {
   /** Storage dtype for every tensor, or one picked per tensor; 'float32' when absent. */
   dtype?: WeightDType | ((tensor: NamedTensor) => WeightDType)
-  /** pq8 tensors: how they are quantised; default slices of PQ_DEFAULT_SLICE values. */
+  /**
+   * pq8 tensors: how they are quantised; by default slices of PQ_DEFAULT_SLICE values, or the
+   * longest shorter slice that divides the row.
+   */
   pq?: Partial<ProductQuantiserOptions>
 }
 
 /** pq8's default slice: 4 values a byte, 25 bytes for a 100-dim row (BENCHMARKS.md). */
 export const PQ_DEFAULT_SLICE = 4
+
+function defaultSubspaces(dim: number): number {
+  let slice = PQ_DEFAULT_SLICE
+  while (slice > 1 && dim % slice !== 0) slice--
+  return dim / slice
+}
 
 export const WEIGHTS_CODEC_VERSION = 1
 
@@ -307,7 +316,7 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
 /** Learns a pq8 tensor's codebooks and codes; only rank-2 tables whose slices divide the rows. */
 function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
   const [rows, dim] = tensor.shape
-  const subspaces = options?.subspaces ?? (dim ?? 0) / PQ_DEFAULT_SLICE
+  const subspaces = options?.subspaces ?? defaultSubspaces(dim ?? 0)
   if (
     tensor.shape.length !== 2 ||
     !Number.isInteger(subspaces) ||

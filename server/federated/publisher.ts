@@ -8,6 +8,7 @@ import { artifactName, validateCandidatePools } from '../../shared/artifacts'
 import { joinWeights, splitWeights, type ModelShape } from '../../shared/federation-layout'
 import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
+import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { shouldPublish, type FedBuffSettings } from './fedbuff'
 import {
@@ -102,7 +103,11 @@ export async function publishIfDue(deps: PublisherDeps): Promise<PublishAttempt>
   if (!aggregated) return { status: 'not-due', buffered: stats.updates }
 
   const nextFile = joinWeights(file, aggregated.dense, aggregated.table)
-  const model = await putArtifactRef(store, 'model', encodeWeights(nextFile, { dtype: 'float16' }))
+  const model = await putArtifactRef(
+    store,
+    'model',
+    encodeWeights(nextFile, SHIPPED_MODEL_ENCODING),
+  )
   // The server's own state beside the version (P18): referenced, never sent to devices.
   const nextMaster = await putArtifactRef(
     store,

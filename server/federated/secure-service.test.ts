@@ -15,6 +15,7 @@ import { helperRoute } from '../../shared/helper-url'
 import { joinWeights, splitWeights } from '../../shared/federation-layout'
 import type { ModelManifest } from '../../shared/protocol'
 import { addContribution, applySparseSums, createSparseSums } from '../../shared/sparse-update'
+import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
@@ -139,13 +140,14 @@ describe('the two-server channel served (P29c)', () => {
     expect(await federation.publishNow()).toMatchObject({ status: 'published', updates: K })
     const v2 = await manifest()
     expect(v2.version).toBe('v2')
-    // The plaintext release from v1's weights (its export has no float32 master: the float16
+    // The plaintext release from v1's weights (its export has no float32 master: the shipped
     // model is the start), with the channel's step.
     const step = federation.deps.settings.secure!.step
     const next = applySparseSums(splitWeights(global), plain, step, secure.layout.embedDim)
-    const expected = encodeWeights(joinWeights(global, next.dense, next.table), {
-      dtype: 'float16',
-    })
+    const expected = encodeWeights(
+      joinWeights(global, next.dense, next.table),
+      SHIPPED_MODEL_ENCODING,
+    )
     expect(v2.model.sha256).toBe(createHash('sha256').update(expected).digest('hex'))
     // The next version's negatives follow from its model.
     expect(v2.federation!.negatives).not.toEqual(secure.negatives)

@@ -55,7 +55,7 @@ describe('exportArtifacts', () => {
       model: weights,
       outDir,
       version: 'v7',
-      dtype: 'float16',
+      encoding: { dtype: 'float16' },
       createdAt: '2026-11-27T06:00:00.000Z',
     })
     const manifest = readJson(path.join(outDir, 'manifest.json'))
@@ -77,7 +77,12 @@ describe('exportArtifacts', () => {
   it('re-encodes the model in the chosen dtype, decoding to the same config and shapes', async () => {
     for (const dtype of ['float16', 'int8', 'float32'] as const) {
       const outDir = path.join(root, `dtype-${dtype}`)
-      const { manifest } = await exportArtifacts({ dataset, model: weights, outDir, dtype })
+      const { manifest } = await exportArtifacts({
+        dataset,
+        model: weights,
+        outDir,
+        encoding: { dtype },
+      })
       const decoded = decodeWeights(fs.readFileSync(path.join(outDir, manifest.model.url)))
       expect(decoded.meta).toEqual(weights.meta)
       for (const [key, value] of Object.entries(config)) expect(decoded.meta[key]).toBe(value)
@@ -93,6 +98,28 @@ describe('exportArtifacts', () => {
       }
       expect(worst).toBeLessThanOrEqual(tolerance)
     }
+  })
+
+  it('ships the item table product-quantised and every other tensor float16 by default', async () => {
+    const outDir = path.join(root, 'shipped')
+    const { manifest } = await exportArtifacts({ dataset, model: weights, outDir })
+    const bytes = fs.readFileSync(path.join(outDir, manifest.model.url))
+    const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true)
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)))
+    const dtypes = new Map(
+      (header.tensors as { name: string; dtype: string }[]).map((t) => [t.name, t.dtype]),
+    )
+    expect(dtypes.get('item_embedding')).toBe('pq8')
+    expect(
+      new Set([...dtypes].filter(([name]) => name !== 'item_embedding').map(([, d]) => d)),
+    ).toEqual(new Set(['float16']))
+    // A byte per 4 values: a quarter of float32's table, an eighth of float16's.
+    const table = weights.tensors.find((t) => t.name === 'item_embedding')!
+    expect(manifest.model.bytes).toBeLessThan(
+      encodeWeights(weights, { dtype: 'float16' }).length / 3,
+    )
+    const decoded = decodeWeights(bytes).tensors.find((t) => t.name === 'item_embedding')!
+    expect(decoded.shape).toEqual(table.shape)
   })
 
   it('writes a catalogue, pools and rules that pass the device guards for this model', async () => {
@@ -192,7 +219,7 @@ describe('npm run export:artifacts', () => {
     )
     expect(failure?.code).toBe(1)
     expect(failure?.stderr.trim()).toBe(
-      'Error: --dtype: expected float16, int8, float32, got "bf16"',
+      'Error: --dtype: expected shipped, float16, int8, float32, got "bf16"',
     )
   })
 })

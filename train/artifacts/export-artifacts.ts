@@ -15,7 +15,12 @@ import {
   type Validation,
 } from '../../shared/artifacts'
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
-import { encodeWeights, type WeightDType, type WeightsFile } from '../../shared/weights-codec'
+import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
+import {
+  encodeWeights,
+  type EncodeWeightsOptions,
+  type WeightsFile,
+} from '../../shared/weights-codec'
 import type { SessionDataset } from '../data/types'
 import { buildCandidatePools, type PoolOptions } from './build-pools'
 import { buildCoVisitation } from './co-visitation'
@@ -26,11 +31,11 @@ export type ArtifactKind = 'model' | 'catalogue' | 'pools' | 'rules'
 
 export interface ExportOptions {
   dataset: SessionDataset
-  /** Decoded weights (any dtype); re-encoded in `dtype` for download. */
+  /** Decoded weights (any dtype); re-encoded for download (default: the shipped encoding). */
   model: WeightsFile
   outDir: string
   version?: string
-  dtype?: WeightDType
+  encoding?: EncodeWeightsOptions
   /** Defaults to now; tests pass a fixed date. */
   createdAt?: string
   catalogue?: Omit<CatalogueOptions, 'graph'>
@@ -56,7 +61,7 @@ export interface ExportResult {
 }
 
 export async function exportArtifacts(options: ExportOptions): Promise<ExportResult> {
-  const { dataset, model, outDir, version = 'v1', dtype = 'float16' } = options
+  const { dataset, model, outDir, version = 'v1', encoding = SHIPPED_MODEL_ENCODING } = options
   if (model.meta.nItems !== dataset.nItems) {
     throw new Error(
       `expected a model over ${dataset.nItems} items for ${dataset.name}, got meta.nItems ${JSON.stringify(model.meta.nItems)}`,
@@ -82,7 +87,7 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
   assertValid(validateCandidatePools(built.pools, bound))
   assertValid(validateRerankRules(rules))
   const contents: Array<[ArtifactKind, string, Uint8Array]> = [
-    ['model', 'prw', encodeWeights(model, { dtype })],
+    ['model', 'prw', encodeWeights(model, encoding)],
     ['catalogue', 'json', encodeJson(catalogue)],
     ['pools', 'json', encodeJson(built.pools)],
     ['rules', 'json', encodeJson(rules)],

@@ -1,15 +1,16 @@
 // npm run export:artifacts -- --data <folder> --model <model.prw> [--out public/artifacts]
-// [--version v1] [--dtype float16|int8|float32] [--local-lr 0.003]: the static files devices start
-// from. --local-lr ships the on-device fine-tuning rate chosen for this shop with
+// [--version v1] [--dtype shipped|float16|int8|float32] [--local-lr 0.003]: the static files devices
+// start from; `shipped` (the default) is shared/shipped-model.ts, the others are for comparisons. --local-lr ships the on-device fine-tuning rate chosen for this shop with
 // `npm run sim:local -- --on validation`.
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { decodeWeights, type WeightDType } from '../../shared/weights-codec'
 import { exportArtifacts } from '../artifacts/export-artifacts'
+import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import { loadDataset } from '../data/load-dataset'
 
-const DTYPES: readonly WeightDType[] = ['float16', 'int8', 'float32']
+const DTYPES: readonly string[] = ['shipped', 'float16', 'int8', 'float32']
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -25,10 +26,10 @@ async function main(): Promise<void> {
   })
   if (!values.data || !values.model) {
     throw new Error(
-      'expected --data <folder> --model <model.prw> [--out <dir>] [--version v1] [--dtype float16]',
+      'expected --data <folder> --model <model.prw> [--out <dir>] [--version v1] [--dtype shipped]',
     )
   }
-  const dtype = (values.dtype ?? 'float16') as WeightDType
+  const dtype = values.dtype ?? 'shipped'
   if (!DTYPES.includes(dtype)) {
     throw new Error(`--dtype: expected ${DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`)
   }
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
     model,
     outDir: values.out ?? path.join('public', 'artifacts'),
     version: values.version ?? 'v1',
-    dtype,
+    encoding: dtype === 'shipped' ? SHIPPED_MODEL_ENCODING : { dtype: dtype as WeightDType },
     localLearningRate,
   })
 
