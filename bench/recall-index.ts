@@ -8,7 +8,7 @@
 // from the sessions before it; the test split is never looked at.
 // Writes bench/results/recall-index.json (--results).
 import path from 'node:path'
-import { createItemTable, type ItemTable } from '../client/worker/recommend/item-table'
+import { readItemTable, type ItemTable } from '../client/worker/recommend/item-table'
 import {
   buildNeighbourIndex,
   type NeighbourIndex,
@@ -59,8 +59,8 @@ export async function benchRecallIndex(
   const modelFile = options.model ?? path.join(defaultModelDir(dataset.name), 'model.prw')
   const model = await loadModel(modelFile)
   const { nItems, embedDim } = model.config
-  const table = createItemTable(model)
-  const vectors = await table.values()
+  const table = await readItemTable(model)
+  const vectors = table.values
 
   // One case per validation session, evenly spread: a random cut point's prefix and next item.
   const { validation } = splitValidation(dataset.train, 0.05)
@@ -100,7 +100,6 @@ export async function benchRecallIndex(
     index: { clusters: built.clusters, buildMs: built.buildMs },
     probes: rows,
   })
-  table.dispose()
   model.dispose()
 }
 
@@ -111,7 +110,7 @@ async function exactNeighbours(table: ItemTable, cases: Case[]) {
   const ms: number[] = []
   for (const c of cases) {
     const s = performance.now()
-    lists.push(await findNeighbours(table, c.rows, c.weights, COUNT))
+    lists.push(findNeighbours(table, c.rows, c.weights, COUNT))
     ms.push(performance.now() - s)
   }
   const hits = cases.filter((c, i) => lists[i]!.includes(c.next)).length

@@ -8,6 +8,7 @@ import { decodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { GruModel } from '../../model/gru-model'
 import { importModelWeights } from '../../model/model-weights'
 import type { WorkerConfig } from './api'
+import { DEFAULT_LOCAL_TRAINER_OPTIONS } from './federated/train-local'
 import { probeBackends, type ProbeOptions, type ProbeResult } from './backend-probe'
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
@@ -48,27 +49,32 @@ export interface WorkerRuntime {
   backendStatus(): Pick<WorkerStatus, 'backend' | 'backendReason' | 'probes'>
 }
 
-/** Probes the candidates on what a recommendation costs: one session vector against every item. */
-async function probeOnRecommendCost(
+/**
+ * Probes the candidates on what the backend still runs: fine-tuning (recommend is plain JS over
+ * the item table, item-table.ts). One sampled-softmax step's logits: a batch of session vectors
+ * against its negatives. Sized by the trainer, not the catalogue, so the probe no longer grows the
+ * WASM heap by a whole table (WASM memory never shrinks).
+ */
+async function probeOnTrainingCost(
   weights: WeightsFile,
   options: Omit<ProbeOptions, 'benchmark'>,
 ): Promise<ProbeResult> {
-  const nItems = Number(weights.meta.nItems)
   const dim = Number(weights.meta.embedDim)
-  const table = tf.randomNormal([dim, nItems])
-  const query = tf.randomNormal([1, dim])
+  const { batchSize, negatives } = DEFAULT_LOCAL_TRAINER_OPTIONS
+  const rows = tf.randomNormal([dim, negatives + batchSize])
+  const sessions = tf.randomNormal([batchSize, dim])
   try {
     return await probeBackends({
       ...options,
       benchmark: async () => {
-        const scores = tf.tidy(() => tf.matMul(query, table)) // [1, nItems]
-        await scores.data()
-        scores.dispose()
+        const logits = tf.tidy(() => tf.matMul(sessions, rows)) // [batch, negatives + batch]
+        await logits.data()
+        logits.dispose()
       },
     })
   } finally {
-    table.dispose()
-    query.dispose()
+    rows.dispose()
+    sessions.dispose()
   }
 }
 
@@ -94,7 +100,7 @@ export function createWorkerRuntime(
     const weights = decodeWeights(release.modelBytes)
     // Read after the download: a later init() decides the backend.
     const forced = deps.config()?.backend
-    const result = await probeOnRecommendCost(weights, {
+    const result = await probeOnTrainingCost(weights, {
       candidates: (forced ? [forced] : ALL_BACKENDS).filter((b) => !lost.has(b)),
       loaders: env.loaders,
       precheck: forced ? undefined : env.precheck,

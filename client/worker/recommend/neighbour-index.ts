@@ -6,11 +6,12 @@
 // The clusters are built once per model, in the background (a few hundred ms of matMuls, yielding
 // between chunks so requests are answered meanwhile); until then recall stays exact. Members are
 // scored against whatever item vectors the caller passes, so locally fine-tuned rows are scored
-// as they are now, in the cluster they were in when the index was built. The index keeps its own
-// copy of those vectors in cluster order (one more copy of the table: 17 MB for DIGINETICA), as
-// a probed cluster read in one run is scored ~1.6× faster than rows gathered from the table.
+// as they are now, in the cluster they were in when the index was built. Members are read from
+// the caller's table (the worker's one copy, item-table.ts): a copy in cluster order scored a
+// probed cluster ~1.6× faster but cost another 17 MB for DIGINETICA.
 import * as tf from '@tensorflow/tfjs-core'
 import { createRandom } from '../../../shared/random'
+import { dot } from './item-table'
 import { selectTopIndices } from './top-indices'
 
 /** Below this many items an exact pass is cheap (under half a millisecond): no index is built. */
@@ -45,8 +46,8 @@ export interface NeighbourIndex {
   readonly buildMs: number
   /**
    * The (approximately) `count` highest dot products with `query` among the rows of `vectors`
-   * (row-major [nItems, dim]), best first, `skip` excluded. A new `vectors` array is copied
-   * into cluster order on first use: pass a new array, never one changed in place.
+   * (row-major [nItems, dim]), best first, `skip` excluded; only the best clusters' members
+   * are read.
    */
   search(
     vectors: Float32Array,
@@ -54,23 +55,6 @@ export interface NeighbourIndex {
     count: number,
     skip?: ReadonlySet<number>,
   ): number[]
-}
-
-/** Four running sums: about twice as fast in V8 as one, as the additions no longer wait in line. */
-function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, dim: number) {
-  let s0 = 0
-  let s1 = 0
-  let s2 = 0
-  let s3 = 0
-  let k = 0
-  for (; k + 3 < dim; k += 4) {
-    s0 += a[aOffset + k]! * b[bOffset + k]!
-    s1 += a[aOffset + k + 1]! * b[bOffset + k + 1]!
-    s2 += a[aOffset + k + 2]! * b[bOffset + k + 2]!
-    s3 += a[aOffset + k + 3]! * b[bOffset + k + 3]!
-  }
-  for (; k < dim; k++) s0 += a[aOffset + k]! * b[bOffset + k]!
-  return s0 + s1 + s2 + s3
 }
 
 const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
@@ -160,8 +144,8 @@ function sampleRows(
 /**
  * Clusters the rows of `vectors` ([nItems, dim], row-major) on the active TF.js backend.
  * @example
- * const index = await buildNeighbourIndex(await table.values(), nItems, embedDim)
- * const rows = index.search(await table.values(), query, 100, new Set([anchor]))
+ * const index = await buildNeighbourIndex(table.values, table.nItems, table.dim)
+ * const rows = index.search(table.values, query, 100, new Set([anchor]))
  */
 export async function buildNeighbourIndex(
   vectors: Float32Array,
@@ -202,20 +186,6 @@ export async function buildNeighbourIndex(
   const buildMs = performance.now() - started
 
   const centroidScores = new Float32Array(clusters)
-  // The vectors in cluster order, so that a probed cluster is one contiguous run of memory;
-  // rebuilt (one pass) whenever the caller's vectors change (a new table after fine-tuning).
-  let source: Float32Array | undefined
-  const ordered = new Float32Array(nItems * dim)
-  const orderedFrom = (values: Float32Array) => {
-    if (values !== source) {
-      for (let m = 0; m < nItems; m++) {
-        const row = members[m]!
-        ordered.set(values.subarray(row * dim, (row + 1) * dim), m * dim)
-      }
-      source = values
-    }
-    return ordered
-  }
   return {
     nItems,
     clusters,
@@ -239,12 +209,12 @@ export async function buildNeighbourIndex(
       const rows = new Int32Array(scanned)
       const scores = new Float32Array(scanned)
       let at = 0
-      const vectors = orderedFrom(values)
       for (const c of probed) {
         const end = offsets[c + 1]!
         for (let m = offsets[c]!; m < end; m++) {
-          rows[at] = members[m]!
-          scores[at++] = dot(vectors, m * dim, query, 0, dim)
+          const row = members[m]!
+          rows[at] = row
+          scores[at++] = dot(values, row * dim, query, 0, dim)
         }
       }
       // NaN never qualifies in selectTopIndices.

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createGruScorer } from '../../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../../model/node-backend'
 import { createGruModel, type GruModel } from '../../../model/gru-model'
-import { createItemTable, type ItemTable } from './item-table'
+import { readItemTable, type ItemTable } from './item-table'
 import { rankCandidates, scoreByOrder, toProbabilities } from './rank'
 import { DEFAULT_RECALL_SIZES, recallForYou, type Candidate } from './recall'
 import { lookup, pools, tinyConfig } from './test-fixtures'
@@ -18,22 +18,21 @@ for (const backend of ['cpu', 'wasm'] as const) {
     beforeAll(async () => {
       await setNodeBackend(backend)
       model = createGruModel(tinyConfig, 5)
-      table = createItemTable(model)
+      table = await readItemTable(model)
       before = tf.memory().numTensors
     })
     afterEach(() => {
       expect(tf.memory().numTensors).toBe(before)
     })
     afterAll(() => {
-      table.dispose()
       model.dispose()
     })
 
     it("orders recalled candidates as the trainer's full-catalogue scores do", async () => {
       const session = Int32Array.from([4, 9, 17, 2])
-      const deps = { pools, lookup, table: () => table, sizes: DEFAULT_RECALL_SIZES }
+      const deps = { pools, lookup, table: async () => table, sizes: DEFAULT_RECALL_SIZES }
       const candidates = (await recallForYou(deps, session, 2)).slice(0, 25)
-      const logits = await rankCandidates(model, table, { session }, candidates)
+      const logits = rankCandidates(model, table, { session }, candidates)
 
       const scorer = createGruScorer(model)
       const full = (await scorer.scoreBatch([session])).slice() // [nItems]
@@ -55,9 +54,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }))
       const anchor = { index: 8, weight: 0.7 }
       const session = Int32Array.from([4, 9])
-      const blended = await rankCandidates(model, table, { session, anchor }, candidates)
-      const sessionOnly = await rankCandidates(model, table, { session }, candidates)
-      const anchorOnly = await rankCandidates(
+      const blended = rankCandidates(model, table, { session, anchor }, candidates)
+      const sessionOnly = rankCandidates(model, table, { session }, candidates)
+      const anchorOnly = rankCandidates(
         model,
         table,
         { session: new Int32Array(0), anchor },
@@ -72,9 +71,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     })
 
     it('gives nothing to rank an empty array, creating no tensor', async () => {
-      expect(
-        await rankCandidates(model, table, { session: Int32Array.from([1]) }, []),
-      ).toHaveLength(0)
+      expect(rankCandidates(model, table, { session: Int32Array.from([1]) }, [])).toHaveLength(0)
     })
   })
 }

@@ -2,7 +2,7 @@
 // is encoded in JS (model/gru-inference.ts) and each candidate is one dot product against the
 // item table's read-back copy: no TF.js kernel runs at all.
 import type { GruModel } from '../../../model/gru-model'
-import type { ItemTable } from './item-table'
+import { dot, type ItemTable } from './item-table'
 import type { Candidate } from './recall'
 
 // Measured with bench/rank.bench.ts and .../recommend in headless Chromium (WASM, SIMD, one thread; on
@@ -10,7 +10,7 @@ import type { Candidate } from './recall'
 //   score every item [1,d]·[d,n] and read back 43k floats            ~1.2 ms (memory-bound)
 //   gather 300 rows of an [n,d] table, then [300,d]·[d,1]            ~0.8 ms (WASM Gather is slow)
 //   300 dot products in JS on the read-back table                    < 0.1 ms (chosen)
-// The copy costs nItems · d floats of worker memory (17 MB for DIGINETICA), once per model.
+// The copy is the worker's one item table (item-table.ts), shared with recall.
 
 /** What the candidates are scored against. */
 export interface RankQuery {
@@ -27,36 +27,30 @@ export interface RankQuery {
  * Logits of the candidates, in candidate order: scale·cosine, the same numbers the trainer's
  * full-catalogue scorer gives those items (model/eval/gru-scorer.ts).
  */
-export async function rankCandidates(
+export function rankCandidates(
   model: GruModel,
   table: ItemTable,
   query: RankQuery,
   candidates: readonly Candidate[],
-): Promise<Float32Array> {
+): Float32Array {
   const { session, anchor } = query
   if (candidates.length === 0 || (session.length === 0 && anchor === undefined)) {
     return new Float32Array(candidates.length)
   }
-  const [d] = table.transposed.shape
+  const { dim: d, values: vectors, encoder } = table
   const scale = model.config.normalize ? model.config.scale : 1
   const sessionWeight = anchor === undefined ? 1 : session.length === 0 ? 0 : 1 - anchor.weight
   const anchorWeight = anchor === undefined ? 0 : session.length === 0 ? 1 : anchor.weight
-  const vectors = await table.values()
   const q = new Float32Array(d) // scale · (weighted session + anchor)
   if (sessionWeight > 0) {
-    const values = (await table.encoder()).encode(session)
+    const values = encoder.encode(session)
     for (let k = 0; k < d; k++) q[k] = sessionWeight * values[k]!
   }
   if (anchor !== undefined && anchorWeight > 0) {
     for (let k = 0; k < d; k++) q[k] = q[k]! + anchorWeight * vectors[anchor.index * d + k]!
   }
   for (let k = 0; k < d; k++) q[k] = q[k]! * scale
-  return Float32Array.from(candidates, ({ index }) => {
-    const row = index * d
-    let logit = 0
-    for (let k = 0; k < d; k++) logit += q[k]! * vectors[row + k]!
-    return logit
-  })
+  return Float32Array.from(candidates, ({ index }) => dot(q, 0, vectors, index * d, d))
 }
 
 /**

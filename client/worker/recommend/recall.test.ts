@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../../model/node-backend'
 import { createGruModel, type GruModel } from '../../../model/gru-model'
-import { createItemTable, type ItemTable } from './item-table'
+import { readItemTable, type ItemTable } from './item-table'
 import {
   DEFAULT_RECALL_SIZES,
   findNeighbours,
@@ -54,15 +54,14 @@ describe('recall on the item table (cpu)', () => {
   beforeAll(async () => {
     await setNodeBackend('cpu')
     model = createGruModel(tinyConfig, 11)
-    table = createItemTable(model)
-    deps = { pools, lookup, table: () => table, sizes: DEFAULT_RECALL_SIZES }
+    table = await readItemTable(model)
+    deps = { pools, lookup, table: async () => table, sizes: DEFAULT_RECALL_SIZES }
     before = tf.memory().numTensors
   })
   afterEach(() => {
     expect(tf.memory().numTensors).toBe(before)
   })
   afterAll(() => {
-    table.dispose()
     model.dispose()
   })
 
@@ -88,7 +87,7 @@ describe('recall on the item table (cpu)', () => {
       .filter((i) => !anchors.includes(i))
       .sort((a, b) => score(b) - score(a))
       .slice(0, 10)
-    expect(await findNeighbours(table, anchors, weights, 10)).toEqual(expected)
+    expect(findNeighbours(table, anchors, weights, 10)).toEqual(expected)
   })
 
   it('with an index, searches it with the weighted sum of the anchors, anchors skipped', async () => {
@@ -104,7 +103,7 @@ describe('recall on the item table (cpu)', () => {
         return [3, 1, 4]
       },
     }
-    expect(await findNeighbours(table, [7, 21], [1, 0.5], 10, index)).toEqual([3, 1, 4])
+    expect(findNeighbours(table, [7, 21], [1, 0.5], 10, index)).toEqual([3, 1, 4])
     const expected = vectors[7]!.map((x, k) => x + 0.5 * vectors[21]![k]!)
     expect(calls).toHaveLength(1)
     expect(Array.from(calls[0]!.query)).toEqual(Array.from(expected))

@@ -2,10 +2,9 @@
 // that found it. Lists are taken most specific first and deduplicated keeping the first source,
 // so an item found through the shopper's own items is not credited to "trending".
 import { own } from '../../../shared/own'
-import * as tf from '@tensorflow/tfjs-core'
 import type { CandidatePools, RecallSource } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
-import type { ItemTable } from './item-table'
+import { dot, type ItemTable } from './item-table'
 import type { NeighbourIndex } from './neighbour-index'
 import { selectTopIndices } from './top-indices'
 
@@ -44,7 +43,7 @@ export const DEFAULT_RECALL_SIZES: RecallSizes = {
 export interface RecallDeps {
   pools: CandidatePools
   lookup: CatalogueLookup
-  table: () => ItemTable
+  table: () => Promise<ItemTable>
   /** The neighbour index once built (large catalogues only); exact recall without it. */
   index?: () => NeighbourIndex | undefined
   sizes: RecallSizes
@@ -85,29 +84,22 @@ export function mergeCandidates(
  * The `count` items nearest (cosine, on the normalised item table) to a weighted sum of anchor
  * items, anchors excluded. Summing cosines equals one dot product with the summed anchors. With
  * an index (large catalogues, once built) the sum is scored against the best clusters only;
- * without, exactly: a single [1, d]·[d, nItems] matMul and one read-back.
+ * without, exactly: one dot product per item of the table.
  */
-export async function findNeighbours(
+export function findNeighbours(
   table: ItemTable,
   anchors: readonly number[],
   weights: readonly number[],
   count: number,
   index?: NeighbourIndex,
-): Promise<number[]> {
+): number[] {
   if (anchors.length === 0 || count <= 0) return []
-  const d = table.transposed.shape[0]
-  if (index) {
-    const values = await table.values()
-    return index.search(values, anchorQuery(values, d, anchors, weights), count, new Set(anchors))
-  }
-  const similarity = tf.tidy(() => {
-    const vectors = tf.gather(table.transposed, tf.tensor1d(Int32Array.from(anchors), 'int32'), 1) // [d, anchors]
-    const query = tf.matMul(vectors, tf.tensor2d(Float32Array.from(weights), [anchors.length, 1])) // [d, 1]
-    return tf.matMul(tf.reshape(query, [1, d]), table.transposed) // [1, nItems]
-  })
-  const values = await similarity.data()
-  similarity.dispose()
-  return selectTopIndices(values, count, new Set(anchors))
+  const { values, dim, nItems } = table
+  const query = anchorQuery(values, dim, anchors, weights)
+  if (index) return index.search(values, query, count, new Set(anchors))
+  const similarity = new Float32Array(nItems)
+  for (let i = 0; i < nItems; i++) similarity[i] = dot(values, i * dim, query, 0, dim)
+  return selectTopIndices(similarity, count, new Set(anchors))
 }
 
 function coVisitationOf(pools: CandidatePools, index: number): readonly number[] {
@@ -151,8 +143,8 @@ export async function recallForYou(
 ): Promise<Candidate[]> {
   const { pools, sizes } = deps
   const { rows, weights } = recentAnchors(session, sizes.recentItems)
-  const neighbours = await findNeighbours(
-    deps.table(),
+  const neighbours = findNeighbours(
+    await deps.table(),
     rows,
     weights,
     sizes.embedding,
@@ -185,8 +177,8 @@ export async function recallForYou(
 /** similar: the product's embedding neighbours, then the items viewed with it. */
 export async function recallSimilar(deps: RecallDeps, product: number): Promise<Candidate[]> {
   const { pools, sizes } = deps
-  const neighbours = await findNeighbours(
-    deps.table(),
+  const neighbours = findNeighbours(
+    await deps.table(),
     [product],
     [1],
     sizes.embedding,
@@ -230,8 +222,8 @@ export async function recallFrequentlyBoughtTogether(
   const fill = sizes.embedding - coVisited.length
   if (fill <= 0) return coVisited
   // Ask for extra neighbours: some may already be co-visited.
-  const neighbours = await findNeighbours(
-    deps.table(),
+  const neighbours = findNeighbours(
+    await deps.table(),
     [product],
     [1],
     fill + coVisited.length,

@@ -14,7 +14,7 @@ import type {
 import type { GruModel } from '../../../model/gru-model'
 import { indexCatalogue } from './catalogue-lookup'
 import { encodeSession } from './encode-session'
-import { createItemTable, type ItemTable } from './item-table'
+import { readItemTable, type ItemTable } from './item-table'
 import {
   buildNeighbourIndex,
   MIN_INDEXED_ITEMS,
@@ -122,7 +122,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   const similarAnchorWeight = options.similarAnchorWeight ?? 0.7
   const lookup = indexCatalogue(options.catalogue.items, model.config.nItems)
   const sizes: RecallSizes = { ...DEFAULT_RECALL_SIZES, ...options.recallSizes }
-  let table: ItemTable | undefined
+  let table: Promise<ItemTable> | undefined
   let disposed = false
   let index: NeighbourIndex | undefined
   const indexing =
@@ -132,14 +132,12 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   let indexStatus: RecallIndexStatus = { state: indexing ? 'pending' : 'exact' }
 
   /** Builds the index from the first table (the build lets the current request finish first). */
-  function startIndex(first: ItemTable) {
+  function startIndex(first: Promise<ItemTable>) {
     if (!indexing || indexStatus.state !== 'pending') return
     indexStatus = { state: 'building' }
-    const { nItems, embedDim } = model.config
     void first
-      .values()
-      .then((values) =>
-        buildNeighbourIndex(values, nItems, embedDim, { ...indexing, cancelled: () => disposed }),
+      .then(({ values, nItems, dim }) =>
+        buildNeighbourIndex(values, nItems, dim, { ...indexing, cancelled: () => disposed }),
       )
       .then(
         (built) => {
@@ -153,12 +151,11 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       )
   }
 
-  // Checked on every use: a dispose() while a request awaits a read-back must not let the rest
-  // of that request build a table nobody would release.
+  // Checked on every use: a disposed recommender's model may be gone, so no read-back starts.
   const getTable = () => {
-    if (disposed) throw createDisposedError()
+    if (disposed) return Promise.reject(createDisposedError())
     if (!table) {
-      table = createItemTable(model)
+      table = readItemTable(model)
       startIndex(table)
     }
     return table
@@ -222,7 +219,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     )
     const candidates = addPins(plan.candidates, pinned)
     const scores = plan.query
-      ? toProbabilities(await rankCandidates(model, getTable(), plan.query, candidates))
+      ? toProbabilities(rankCandidates(model, await getTable(), plan.query, candidates))
       : scoreByOrder(candidates.length)
     const ranked = rerankCandidates({
       candidates,
@@ -255,7 +252,6 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   }
 
   function releaseTable() {
-    table?.dispose()
     table = undefined
   }
 
