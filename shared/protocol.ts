@@ -107,7 +107,11 @@ export interface RerankRules {
   type: 'pocketrec-rules'
   /** Drop items bought within this many days. */
   excludePurchasedDays: number
-  /** At most this many items per category and per brand in one list. */
+  /**
+   * At most this many items per category and per brand among a list's first items. The caps are
+   * soft: when they would leave a list shorter than asked, the items they held back fill the rest
+   * in rank order (a list asked for 6 returns 6 while the candidates last).
+   */
   maxPerCategory: number
   maxPerBrand: number
   /** Multiplicative score boosts by product id. */

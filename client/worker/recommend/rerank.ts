@@ -56,6 +56,11 @@ function capOf(value: number): number {
  * list; then puts the scenario's pins at their exact 0-based positions. Pins obey the
  * eligibility rules (a pinned item out of stock or in the cart is not shown) but not the caps,
  * though they count towards them. A pin not among the candidates is shown with source 'pinned'.
+ *
+ * The caps are soft: they decide who comes first, never how many. When the capped list is
+ * shorter than `limit`, the items a cap held back follow it in rank order, so a `similar` list
+ * whose neighbours share one category still has `limit` items. Only caps refill a list: one with
+ * fewer eligible candidates than `limit` (a thin recall) stays short.
  */
 export function rerankCandidates(input: RerankInput): RankedItem[] {
   const { candidates, scores, rules, lookup, exclusions, limit } = input
@@ -105,16 +110,24 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
   for (const row of pinnedRows) count(row)
 
   const organic: RankedItem[] = []
+  const heldBack: RankedItem[] = []
   const wanted = limit - pinnedAt.size
   for (const item of ranked) {
     if (organic.length >= wanted) break
     if (pinnedRows.has(item.index)) continue
     const { category, brand } = lookup.byIndex[item.index]!
-    if ((perCategory.get(category) ?? 0) >= maxPerCategory) continue
-    if ((perBrand.get(brand) ?? 0) >= maxPerBrand) continue
+    if (
+      (perCategory.get(category) ?? 0) >= maxPerCategory ||
+      (perBrand.get(brand) ?? 0) >= maxPerBrand
+    ) {
+      heldBack.push(item)
+      continue
+    }
     count(item.index)
     organic.push(item)
   }
+  // Soft caps: what they held back fills the rest, best first.
+  organic.push(...heldBack.slice(0, wanted - organic.length))
 
   // Pins beyond the end of a short list close up behind it rather than leave holes.
   const result: RankedItem[] = []
