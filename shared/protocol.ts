@@ -131,6 +131,12 @@ export interface RecommendRequest {
   productId?: string
   /** List length, 1..50 (default 10). */
   limit?: number
+  /**
+   * One id per page view (1..100 characters), the same for every list of that page: its lists
+   * then never share an item (exposure de-duplication), whichever finishes first keeping it. The
+   * tag sets one per page load and URL; a caller without one gets no de-duplication.
+   */
+  pageView?: string
 }
 
 export interface RecommendedItem {

@@ -33,6 +33,7 @@ import {
   type RecallDeps,
   type RecallSizes,
 } from './recall'
+import type { PageViews } from './page-views'
 import { rerankCandidates } from './rerank'
 import { validateRecommendRequest } from './validate-request'
 import { PocketrecError } from '../../../shared/errors'
@@ -45,6 +46,10 @@ export interface RecommendContext {
   recentlyViewed: readonly string[]
   cartProductIds: readonly string[]
   purchases: ReadonlyArray<{ productId: string; timestamp: number }>
+  /** What the page views' shelves show, for requests that name a page view (de-duplication). */
+  pageViews?: PageViews
+  /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
+  impressions?: ReadonlyMap<string, number>
 }
 
 export interface RecommenderOptions {
@@ -212,7 +217,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   ): Promise<RecommendResponse> {
     const started = performance.now()
     if (disposed) throw createDisposedError()
-    const { scenario, productId, limit } = validateRecommendRequest(request, lookup)
+    const { scenario, productId, limit, pageView } = validateRecommendRequest(request, lookup)
     const session = encodeSession(context.sessionProductIds, lookup, model.config.maxLen)
     const product = productId === undefined ? undefined : lookup.byId.get(productId)?.index
 
@@ -224,6 +229,13 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     const scores = plan.query
       ? toProbabilities(await rankCandidates(model, getTable(), plan.query, candidates))
       : scoreByOrder(candidates.length)
+    // One shelf per scenario and product. Recently viewed takes part too: it is history, but an
+    // item twice on one page is the repetition shoppers notice, and the item is still on screen.
+    // No await from here to the claim: concurrent lists of one page view cannot overlap.
+    const shelf =
+      pageView === undefined
+        ? undefined
+        : context.pageViews?.shelf(pageView, `${scenario} ${productId ?? ''}`)
     const ranked = rerankCandidates({
       candidates,
       scores,
@@ -232,13 +244,16 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       rules,
       lookup,
       reorder: plan.reorder,
+      impressions: context.impressions,
       exclusions: {
         currentIndex: plan.currentIndex,
+        onPage: shelf?.taken(),
         cartProductIds: context.cartProductIds,
         purchases: context.purchases,
         nowMs: now(),
       },
     })
+    shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
 
     return {
       attributionId: createAttributionId(),

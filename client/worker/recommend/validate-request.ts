@@ -17,6 +17,7 @@ const NEEDS_PRODUCT: ReadonlySet<Scenario> = new Set(['similar', 'frequently-bou
 
 export const DEFAULT_LIMIT = 10
 export const MAX_LIMIT = 50
+export const MAX_PAGE_VIEW_LENGTH = 100
 
 export type InvalidRequestCode = RequestErrorCode | 'E_CONFIG'
 
@@ -32,6 +33,7 @@ export interface ValidRequest {
   scenario: Scenario
   productId: string | undefined
   limit: number
+  pageView: string | undefined
 }
 
 function describe(value: unknown): string {
@@ -53,7 +55,9 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       `expected a request object, got ${describe(raw)}`,
     )
   }
-  const { scenario, productId, limit } = raw as Partial<Record<keyof RecommendRequest, unknown>>
+  const { scenario, productId, limit, pageView } = raw as Partial<
+    Record<keyof RecommendRequest, unknown>
+  >
   if (!SCENARIOS.includes(scenario as Scenario)) {
     throw new InvalidRequestError(
       'E_REQUEST_SCENARIO',
@@ -75,6 +79,17 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       `expected productId to be a non-empty string, got ${describe(productId)}`,
     )
   }
+  if (
+    pageView !== undefined &&
+    (typeof pageView !== 'string' ||
+      pageView.length === 0 ||
+      pageView.length > MAX_PAGE_VIEW_LENGTH)
+  ) {
+    throw new InvalidRequestError(
+      'E_REQUEST_SHAPE',
+      `expected pageView to be a string of 1 to ${MAX_PAGE_VIEW_LENGTH} characters, got ${describe(pageView)}`,
+    )
+  }
   const valid = scenario as Scenario
   if (NEEDS_PRODUCT.has(valid)) {
     if (productId === undefined) {
@@ -90,5 +105,10 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       )
     }
   }
-  return { scenario: valid, productId, limit: (limit as number | undefined) ?? DEFAULT_LIMIT }
+  return {
+    scenario: valid,
+    productId,
+    limit: (limit as number | undefined) ?? DEFAULT_LIMIT,
+    pageView: pageView as string | undefined,
+  }
 }
