@@ -132,9 +132,10 @@ export interface RecommendRequest {
   /** List length, 1..50 (default 10). */
   limit?: number
   /**
-   * One id per page view (1..100 characters), the same for every list of that page: its lists
-   * then never share an item (exposure de-duplication), whichever finishes first keeping it. The
-   * tag sets one per page load and URL; a caller without one gets no de-duplication.
+   * The page view this list is for, any non-empty string shared by every list of one page: the
+   * page's lists then never share an item (whichever is answered first keeps it; recently viewed
+   * is never cut, as history, but the lists answered after it leave its items out). The tag sends
+   * the page's URL; a caller without a page view gets no de-duplication.
    */
   pageView?: string
 }

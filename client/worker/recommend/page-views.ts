@@ -1,6 +1,6 @@
 // Exposure de-duplication within one page view: the shelves of one page (similar, frequently
-// bought together, for you…) never show the same item twice. The tag sends one page-view id with
-// every recommend of a page; this remembers, per id, what each shelf of that page was given.
+// bought together, for you…) never show the same item twice. The tag names the page view (its
+// URL) in every recommend of a page; this remembers, per page view, what each shelf was given.
 // Memory only, and only for the last few page views: it is about the page on screen.
 
 /** Page views remembered; an older one's shelves are forgotten (they are off screen). */

@@ -229,13 +229,15 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     const scores = plan.query
       ? toProbabilities(await rankCandidates(model, getTable(), plan.query, candidates))
       : scoreByOrder(candidates.length)
-    // One shelf per scenario and product. Recently viewed takes part too: it is history, but an
-    // item twice on one page is the repetition shoppers notice, and the item is still on screen.
-    // No await from here to the claim: concurrent lists of one page view cannot overlap.
+    // One shelf per scenario and product. No await from here to the claim: concurrent lists of
+    // one page view cannot overlap. Recently viewed is the shopper's own history, so it is never
+    // cut (a history with holes would be wrong), but it claims its items: shelves answered after
+    // it (the usual order, as it needs no model) leave them out.
     const shelf =
       pageView === undefined
         ? undefined
         : context.pageViews?.shelf(pageView, `${scenario} ${productId ?? ''}`)
+    const history = scenario === 'recently-viewed'
     const ranked = rerankCandidates({
       candidates,
       scores,
@@ -247,7 +249,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       impressions: context.impressions,
       exclusions: {
         currentIndex: plan.currentIndex,
-        onPage: shelf?.taken(),
+        onPage: history ? undefined : shelf?.taken(),
         cartProductIds: context.cartProductIds,
         purchases: context.purchases,
         nowMs: now(),

@@ -17,7 +17,6 @@ const NEEDS_PRODUCT: ReadonlySet<Scenario> = new Set(['similar', 'frequently-bou
 
 export const DEFAULT_LIMIT = 10
 export const MAX_LIMIT = 50
-export const MAX_PAGE_VIEW_LENGTH = 100
 
 export type InvalidRequestCode = RequestErrorCode | 'E_CONFIG'
 
@@ -79,15 +78,11 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       `expected productId to be a non-empty string, got ${describe(productId)}`,
     )
   }
-  if (
-    pageView !== undefined &&
-    (typeof pageView !== 'string' ||
-      pageView.length === 0 ||
-      pageView.length > MAX_PAGE_VIEW_LENGTH)
-  ) {
+  // Any non-empty string: the tag sends the page's URL, which has no useful length limit.
+  if (pageView !== undefined && (typeof pageView !== 'string' || pageView.length === 0)) {
     throw new InvalidRequestError(
       'E_REQUEST_SHAPE',
-      `expected pageView to be a string of 1 to ${MAX_PAGE_VIEW_LENGTH} characters, got ${describe(pageView)}`,
+      `expected pageView to be a non-empty string, got ${describe(pageView)}`,
     )
   }
   const valid = scenario as Scenario
