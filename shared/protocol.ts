@@ -107,7 +107,11 @@ export interface RerankRules {
   type: 'pocketrec-rules'
   /** Drop items bought within this many days. */
   excludePurchasedDays: number
-  /** At most this many items per category and per brand in one list. */
+  /**
+   * At most this many items per category and per brand among a list's first items. The caps are
+   * soft: when they would leave a list shorter than asked, the items they held back fill the rest
+   * in rank order (a list asked for 6 returns 6 while the candidates last).
+   */
   maxPerCategory: number
   maxPerBrand: number
   /** Multiplicative score boosts by product id. */
@@ -127,6 +131,13 @@ export interface RecommendRequest {
   productId?: string
   /** List length, 1..50 (default 10). */
   limit?: number
+  /**
+   * The page view this list is for, any non-empty string shared by every list of one page: the
+   * page's lists then never share an item (whichever is answered first keeps it; recently viewed
+   * is never cut, as history, but the lists answered after it leave its items out). The tag sends
+   * the page's URL; a caller without a page view gets no de-duplication.
+   */
+  pageView?: string
 }
 
 export interface RecommendedItem {

@@ -105,8 +105,10 @@ async function fillShelf(id: string, scenario: Scenario, productId?: string) {
       cards.join('') || '<li class="empty">Nothing to show yet — browse a little.</li>'
     list.dataset.attribution = response.attributionId
   } catch (error) {
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-    list.innerHTML = `<li class="empty">Recommendations unavailable (${escapeHtml(reason)}).</li>`
+    // A shop shows shoppers its own page, never an error name: the shelf stays out of sight
+    // (before consent there is nothing to show at all) and the console says why.
+    console.warn(`Pocket Market: the ${scenario} shelf is hidden:`, error)
+    list.closest('section')?.setAttribute('hidden', '')
   } finally {
     list.removeAttribute('aria-busy')
   }

@@ -1,6 +1,7 @@
 // `window.pocketrec`: before the script loads, a queue the shop's snippet fills; after, a function
 // that runs commands. Installing it replays the queue in order, once, whichever copy runs first.
 import { InvalidRequestError } from './errors'
+import { warn } from './report'
 
 export type CommandRunner = (name: string, args: unknown[]) => Promise<unknown>
 
@@ -44,8 +45,7 @@ export function installGlobal(host: { pocketrec?: unknown }, create: () => Comma
   const pocketrec = ((...command: unknown[]) => dispatch(command)) as PocketrecGlobal
   pocketrec.push = (...commands) => {
     // Nobody holds these promises: report failures instead of leaving unhandled rejections.
-    for (const command of commands)
-      dispatch(command).catch((error: unknown) => console.warn('pocketrec:', error))
+    for (const command of commands) dispatch(command).catch(warn)
   }
   pocketrec.loaded = true
   host.pocketrec = pocketrec

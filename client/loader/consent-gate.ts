@@ -25,6 +25,8 @@ export interface LoaderStatus extends SupervisorStatus {
 
 /** The part of `window` the gate and its mounts touch: the consent manager's event. */
 export interface ConsentWindow extends MountsWindow {
+  /** Its URL names the page view a recommend belongs to. */
+  location: { href: string }
   addEventListener(type: string, listener: (event: Event) => void): void
   removeEventListener(type: string, listener: (event: Event) => void): void
 }
@@ -102,7 +104,10 @@ export function createConsentGate(
       const why = blockedBy ? `the browser sends ${blockedBy}` : `consent is ${consentState}`
       return Promise.reject(new ConsentRequiredError(`expected consent before recommend; ${why}`))
     }
-    return supervisor.call((api) => api.recommend(request))
+    // The page view is the URL (the worker is this page's alone, and a single-page shop changes
+    // the URL per view): the page's lists then never share an item. A request's own one wins.
+    const withPage = { pageView: win.location.href, ...request }
+    return supervisor.call((api) => api.recommend(withPage))
   }
 
   const onConsentEvent = (event: Event): void => {

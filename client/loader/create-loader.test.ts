@@ -289,6 +289,20 @@ describe('commands', () => {
     })
   })
 
+  it("issue 14: names the page view (the page's URL) in every recommend; a request's own wins", async () => {
+    const { win, worker, loader } = setUp()
+    await grant(win, loader)
+    await loader.recommend({ scenario: 'trending' })
+    win.location.href = 'https://shop.example/#/cart' // a single-page shop's next view
+    await loader.recommend({ scenario: 'for-you' })
+    await loader.recommend({ scenario: 'for-you', pageView: 'view-7' })
+    expect(worker.calls.filter(([name]) => name === 'recommend').map(([, r]) => r)).toEqual([
+      { scenario: 'trending', pageView: 'https://shop.example/products/sku-9' },
+      { scenario: 'for-you', pageView: 'https://shop.example/#/cart' },
+      { scenario: 'for-you', pageView: 'view-7' },
+    ])
+  })
+
   it('rejects an unknown command, naming the known ones', async () => {
     const { loader } = setUp()
     await expect(loader.run('identify', ['user-1'])).rejects.toThrow(
@@ -441,7 +455,12 @@ describe('render', () => {
     expect(result.status).toBe('rendered')
     expect(worker.calls.at(-1)).toEqual([
       'recommend',
-      { scenario: 'similar', productId: 'sku-9', limit: 2 },
+      {
+        scenario: 'similar',
+        productId: 'sku-9',
+        limit: 2,
+        pageView: 'https://shop.example/products/sku-9',
+      },
     ])
     const [section] = el.children
     expect(section!.tagName).toBe('section')
@@ -543,6 +562,41 @@ describe('render', () => {
     el.textContent = 'Changed by the shop'
     await loader.consent(false)
     expect(el.textContent).toBe('Changed by the shop')
+  })
+
+  it("issue 14: before consent leaves the shop's fallback markup as it was, with no error text", async () => {
+    const { win, worker, loader } = setUp()
+    const el = slot(win)
+    const doc = win.document as unknown as FakeDocument
+    const fallback = [doc.createElement('p'), doc.createElement('a')]
+    fallback[0]!.textContent = 'Our bestsellers'
+    fallback[1]!.setAttribute('href', '/bestsellers')
+    el.append(...fallback)
+    await expect(
+      loader.render({ slot: 'similar', el: '#recs', productId: 'sku-1' }),
+    ).resolves.toEqual({ status: 'waiting-for-consent' })
+    // A shop calling recommend itself gets the error; the page's markup does not.
+    await expect(
+      loader.recommend({ scenario: 'similar', productId: 'sku-1' }),
+    ).rejects.toMatchObject({ name: 'ConsentRequiredError' })
+    expect(el.childNodes).toHaveLength(2)
+    expect(el.childNodes[0]).toBe(fallback[0])
+    expect(el.childNodes[1]).toBe(fallback[1])
+    expect(el.textContent).toBe('Our bestsellers')
+    expect(worker.names()).not.toContain('recommend')
+  })
+
+  it('issue 14: a worker that fails to recommend leaves the fallback markup too', async () => {
+    const { win, worker, loader } = setUp()
+    const el = slot(win, 'Our bestsellers')
+    const [text] = el.childNodes
+    worker.api.recommend = () => Promise.reject(new Error('model unavailable'))
+    await grant(win, loader)
+    await expect(loader.render({ slot: 'for-you', el: '#recs' })).rejects.toThrow(
+      'model unavailable',
+    )
+    expect(el.childNodes).toEqual([text])
+    expect(el.textContent).toBe('Our bestsellers')
   })
 
   it('rejects a selector that matches nothing', async () => {

@@ -131,6 +131,7 @@ export function createFakeWindow(
   }
   const win: FakeWindow & { document: Document; idleOptions: unknown[] } = {
     document: asDocument(doc),
+    location: { href: 'https://shop.example/products/sku-9' },
     idleOptions,
     databasesCalls: 0,
     addEventListener: (type, listener) =>

@@ -85,6 +85,50 @@ describe('the worker API', () => {
     expect((await indexedDB.databases()).map((d) => d.name)).toEqual([])
   })
 
+  it('issue 14: the shelves of one page view share no item, even requested concurrently', async () => {
+    const api = createWorkerApiWith(environment())
+    await api.init(config)
+    await api.setConsent(true)
+    for (const id of productIds.slice(0, 3)) {
+      await api.track({ event: 'Product Viewed', properties: { product_id: id } })
+    }
+    const productId = productIds[2]!
+    const page = (pageView?: string) =>
+      Promise.all(
+        (['similar', 'frequently-bought-together', 'for-you'] as const).map((scenario) =>
+          api.recommend({ scenario, productId, limit: 8, pageView }),
+        ),
+      )
+    const shelves = (await page('pv-1')).map((list) => list.items.map((item) => item.productId))
+    const all = shelves.flat()
+    expect(new Set(all).size).toBe(all.length)
+    expect(shelves[0]).toHaveLength(8)
+    // The same page without a page view repeats items: the check above is not vacuous.
+    const plain = (await page()).flatMap((list) => list.items.map((item) => item.productId))
+    expect(new Set(plain).size).toBeLessThan(plain.length)
+    await api.forget()
+  })
+
+  it('issue 14: demotes what was shown often and never clicked, until it is clicked', async () => {
+    const api = createWorkerApiWith(environment())
+    await api.init(config)
+    await api.setConsent(true)
+    // One item a list: the one shown every time sinks until one never shown outranks it.
+    const top = async () => (await api.recommend({ scenario: 'trending', limit: 1 })).items[0]!
+    const first = await top()
+    const tops: string[] = []
+    for (let i = 0; i < 10; i++) tops.push((await top()).productId)
+    expect(tops.some((id) => id !== first.productId)).toBe(true)
+    await api.track({
+      event: 'Product Clicked',
+      properties: { product_id: first.productId },
+      attribution_id: 'a'.repeat(32),
+    })
+    // The click ends its demotion: back on top at its first, undemoted score.
+    expect(await top()).toEqual(first)
+    await api.forget()
+  })
+
   it('falls back to another backend and keeps recommending when the device is lost', async () => {
     let loseDevice: (reason: string) => void = () => {}
     let watched: string | null = null

@@ -10,6 +10,7 @@ import { deleteDatabase, openStorage, type Storage } from './storage'
 import { createTrainingSchedule } from './training-schedule'
 import type { WorkerEnvironment } from './worker-environment'
 import { PocketrecError } from '../../shared/errors'
+import { createPageViews } from './recommend/page-views'
 import { InvalidRequestError } from './recommend/validate-request'
 import { createWorkerRuntime } from './worker-runtime'
 
@@ -20,6 +21,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   let config: WorkerConfig | null = null
   let consent = false
   let storage: Storage | null = null
+  /** What each shelf of the last few page views shows (memory only, cleared with consent). */
+  const pageViews = createPageViews()
   /** The storage while consent holds: training and the round check it again after each wait. */
   const consented = () => (consent ? storage : null)
 
@@ -55,6 +58,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   function stopWork() {
     training.stop()
     runtime.stop()
+    pageViews.clear()
   }
 
   return {
@@ -92,6 +96,11 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const checked = validateTrackEvent(raw)
       if (!checked.ok) return { status: 'rejected', error: checked.error }
       await store.events.append(checked.event)
+      if (checked.event.event === 'Product Clicked') {
+        // The click ends the product's demotion. Best effort: the event itself is stored, and a
+        // failed reset only leaves the product demoted a while longer.
+        await store.exposure.recordClicked(checked.event.properties.product_id).catch(() => {})
+      }
       training.schedule()
       return { status: 'stored' }
     },
@@ -102,14 +111,23 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const session = await store.events.currentSession()
       const days = rt.release.rules.excludePurchasedDays
       const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
-      return rt.recommender.recommend(request, {
+      const response = await rt.recommender.recommend(request, {
         sessionProductIds: session?.productIds ?? [],
         // The store answers newest first; the recommender reads every list oldest first.
         recentlyViewed: (await store.events.recentlyViewed(20)).reverse(),
         cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
         // purchasedSince already applied the rules' window: each of these counts as recent.
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
+        pageViews,
+        impressions: await store.exposure.impressions(),
       })
+      // Each list the page is given is one impression of each of its items; recently viewed is
+      // the shopper's own history, not a recommendation. Not awaited: the write transaction
+      // starts now, so the next request's read already sees it.
+      if (response.scenario !== 'recently-viewed') {
+        store.exposure.recordShown(response.items.map((item) => item.productId)).catch(() => {})
+      }
+      return response
     },
 
     async status() {

@@ -95,6 +95,9 @@ describe.skipIf(skip)('demo storefront in headless Chromium', () => {
     await page.goto(`${origin}/`)
     await page.waitForSelector('#consent:not([hidden])')
     expect(await pocketrecDatabases()).toEqual([])
+    // Issue 14: before consent the shelves stay out of sight, with no error text for shoppers.
+    await page.waitForFunction(() => document.querySelectorAll('.shelf[hidden]').length === 3)
+    expect(await page.locator('#page').innerText()).not.toMatch(/Error|unavailable/)
 
     await page.click('#consent-yes')
     const coldStart = await shelfIds('for-you')
@@ -109,7 +112,13 @@ describe.skipIf(skip)('demo storefront in headless Chromium', () => {
     const viewed = trending.slice(0, 2)
     for (const id of viewed) {
       await page.goto(`${origin}/#/product/${encodeURIComponent(id)}`)
-      await shelfIds('similar')
+      // Issue 14: the product page's three shelves, requested together, share no item.
+      const shelves = await Promise.all(
+        ['similar', 'frequently-bought-together', 'for-you'].map((shelf) => shelfIds(shelf)),
+      )
+      expect(shelves[0]!.length).toBeGreaterThan(0)
+      const all = shelves.flat()
+      expect(new Set(all).size).toBe(all.length)
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, 'product.png') })
     await page.locator('#panel').screenshot({ path: path.join(SCREENSHOTS, 'panel.png') })

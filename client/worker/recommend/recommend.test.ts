@@ -205,6 +205,18 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(response.items).toHaveLength(5)
     })
 
+    it('issue 14: a capped similar list of 6 returns 6', async () => {
+      // Four categories and one item each allowed: the cap alone used to cut the list to 4.
+      const rules: RerankRules = { ...noRules, maxPerCategory: 1 }
+      const response = await create({ rules }).recommend(
+        { scenario: 'similar', productId: 'p8', limit: 6 },
+        emptyContext,
+      )
+      expect(response.items).toHaveLength(6)
+      // The cap still decides the top: the first four are one of each category.
+      expect(new Set(response.items.slice(0, 4).map((item) => item.category)).size).toBe(4)
+    })
+
     it('frequently bought together: co-visitations of the product first, not the product', async () => {
       const response = await create({ recallSizes: { embedding: 3 } }).recommend(
         { scenario: 'frequently-bought-together', productId: 'p8', limit: 10 },

@@ -33,6 +33,7 @@ import {
   type RecallDeps,
   type RecallSizes,
 } from './recall'
+import type { PageViews } from './page-views'
 import { rerankCandidates } from './rerank'
 import { validateRecommendRequest } from './validate-request'
 import { PocketrecError } from '../../../shared/errors'
@@ -45,6 +46,10 @@ export interface RecommendContext {
   recentlyViewed: readonly string[]
   cartProductIds: readonly string[]
   purchases: ReadonlyArray<{ productId: string; timestamp: number }>
+  /** What the page views' shelves show, for requests that name a page view (de-duplication). */
+  pageViews?: PageViews
+  /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
+  impressions?: ReadonlyMap<string, number>
 }
 
 export interface RecommenderOptions {
@@ -209,7 +214,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
   ): Promise<RecommendResponse> {
     const started = performance.now()
     if (disposed) throw createDisposedError()
-    const { scenario, productId, limit } = validateRecommendRequest(request, lookup)
+    const { scenario, productId, limit, pageView } = validateRecommendRequest(request, lookup)
     const session = encodeSession(context.sessionProductIds, lookup, model.config.maxLen)
     const product = productId === undefined ? undefined : lookup.byId.get(productId)?.index
 
@@ -221,6 +226,15 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     const scores = plan.query
       ? toProbabilities(rankCandidates(model, await getTable(), plan.query, candidates))
       : scoreByOrder(candidates.length)
+    // One shelf per scenario and product. No await from here to the claim: concurrent lists of
+    // one page view cannot overlap. Recently viewed is the shopper's own history, so it is never
+    // cut (a history with holes would be wrong), but it claims its items: shelves answered after
+    // it (the usual order, as it needs no model) leave them out.
+    const shelf =
+      pageView === undefined
+        ? undefined
+        : context.pageViews?.shelf(pageView, `${scenario} ${productId ?? ''}`)
+    const history = scenario === 'recently-viewed'
     const ranked = rerankCandidates({
       candidates,
       scores,
@@ -229,13 +243,16 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       rules,
       lookup,
       reorder: plan.reorder,
+      impressions: context.impressions,
       exclusions: {
         currentIndex: plan.currentIndex,
+        onPage: history ? undefined : shelf?.taken(),
         cartProductIds: context.cartProductIds,
         purchases: context.purchases,
         nowMs: now(),
       },
     })
+    shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
 
     return {
       attributionId: createAttributionId(),

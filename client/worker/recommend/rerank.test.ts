@@ -68,15 +68,31 @@ describe('rerankCandidates', () => {
   it('keeps at most maxPerCategory items of one category, next best filling in', () => {
     // Categories are index % 4: 0, 4, 8 and 12 are all c0.
     const capped = rules({ maxPerCategory: 2 })
-    expect(rows(rerankCandidates(input([0, 4, 8, 1, 12, 5], { rules: capped })))).toEqual([
-      0, 4, 1, 5,
-    ])
+    const list = input([0, 4, 8, 1, 12, 5], { rules: capped, limit: 4 })
+    expect(rows(rerankCandidates(list))).toEqual([0, 4, 1, 5])
   })
 
   it('keeps at most maxPerBrand items of one brand', () => {
     // Brands are index % 5: 0, 5 and 10 are all b0.
     const capped = rules({ maxPerBrand: 1 })
-    expect(rows(rerankCandidates(input([0, 5, 1, 10, 2], { rules: capped })))).toEqual([0, 1, 2])
+    const list = input([0, 5, 1, 10, 2], { rules: capped, limit: 3 })
+    expect(rows(rerankCandidates(list))).toEqual([0, 1, 2])
+  })
+
+  it('issue 14: a cap that leaves the list short refills it with what it held back, in rank order', () => {
+    // Six candidates, five of them c0 (index % 4 === 0); a cap of 2 used to return 3 items.
+    const capped = rules({ maxPerCategory: 2 })
+    const list = input([0, 4, 8, 12, 1, 16], { rules: capped, limit: 6 })
+    expect(rows(rerankCandidates(list))).toEqual([0, 4, 1, 8, 12, 16])
+    // The brand cap refills the same way: b0 is 0, 5, 10.
+    const brand = input([0, 5, 10, 1], { rules: rules({ maxPerBrand: 1 }), limit: 4 })
+    expect(rows(rerankCandidates(brand))).toEqual([0, 1, 5, 10])
+  })
+
+  it('issue 14: only caps refill a list; fewer eligible candidates than the limit stay fewer', () => {
+    // 3 is out of stock: 8 and 4 (both c0) are all there is, the cap's refill included.
+    const list = input([8, 3, 4], { rules: rules({ maxPerCategory: 1 }), limit: 6 })
+    expect(rows(rerankCandidates(list))).toEqual([8, 4])
   })
 
   it('multiplies scores by boosts', () => {
@@ -122,8 +138,9 @@ describe('rerankCandidates', () => {
       maxPerCategory: 1,
       pins: { 'for-you': [{ productId: 'p4', position: 1 }] },
     })
-    // p4 is c0, so the organic c0 items (0, 8) are capped out.
-    expect(rows(rerankCandidates(input([0, 1, 8, 2], { rules: pinned })))).toEqual([1, 4, 2])
+    // p4 is c0, so the organic c0 items (0, 8) are capped out of a list of 3.
+    const list = input([0, 1, 8, 2], { rules: pinned, limit: 3 })
+    expect(rows(rerankCandidates(list))).toEqual([1, 4, 2])
   })
 
   it('closes a pin up behind a list shorter than its position', () => {

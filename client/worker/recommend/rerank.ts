@@ -17,6 +17,8 @@ export interface RankedItem {
 export interface Exclusions {
   /** The product on screen. */
   currentIndex?: number
+  /** Product ids the page's other shelves already show (page-view de-duplication). */
+  onPage?: ReadonlySet<string>
   cartProductIds: readonly string[]
   purchases: ReadonlyArray<{ productId: string; timestamp: number }>
   nowMs: number
@@ -31,8 +33,27 @@ export interface RerankInput {
   rules: RerankRules
   lookup: CatalogueLookup
   exclusions: Exclusions
-  /** Off for lists whose order is the point (recently viewed): boosts and diversity caps. */
+  /** Off for lists whose order is the point (recently viewed): boosts, demotion and caps. */
   reorder?: boolean
+  /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
+  impressions?: ReadonlyMap<string, number>
+}
+
+/** Impressions without a click an item may have before it is demoted. */
+export const FREE_IMPRESSIONS = 3
+/** Each unclicked impression beyond the free ones multiplies the item's score by this… */
+export const DEMOTION_STEP = 0.8
+/** …down to this floor, so a demoted item can still come back on a strong enough score. */
+export const DEMOTION_FLOOR = 0.25
+
+/**
+ * The score factor of an item shown `impressions` times since its last click (or ever, never
+ * clicked): 1 up to FREE_IMPRESSIONS, then DEMOTION_STEP per impression, never below
+ * DEMOTION_FLOOR. A click resets the count, so the item is back at full score.
+ */
+export function demotionFactor(impressions: number): number {
+  const beyond = impressions - FREE_IMPRESSIONS
+  return beyond > 0 ? Math.max(DEMOTION_FLOOR, DEMOTION_STEP ** beyond) : 1
 }
 
 /** Product ids the rules drop: the cart, and purchases within `excludePurchasedDays`. */
@@ -51,11 +72,17 @@ function capOf(value: number): number {
 }
 
 /**
- * In stock only; drops the current item, the cart and recent purchases; multiplies boosts;
+ * In stock only; drops the current item, the cart, recent purchases and what the page's other
+ * shelves show; multiplies boosts and the demotion of items shown often and never clicked;
  * sorts by score (ties keep recall order); keeps at most `maxPerCategory`/`maxPerBrand` per
  * list; then puts the scenario's pins at their exact 0-based positions. Pins obey the
  * eligibility rules (a pinned item out of stock or in the cart is not shown) but not the caps,
  * though they count towards them. A pin not among the candidates is shown with source 'pinned'.
+ *
+ * The caps are soft: they decide who comes first, never how many. When the capped list is
+ * shorter than `limit`, the items a cap held back follow it in rank order, so a `similar` list
+ * whose neighbours share one category still has `limit` items. Only caps refill a list: one with
+ * fewer eligible candidates than `limit` (a thin recall) stays short.
  */
 export function rerankCandidates(input: RerankInput): RankedItem[] {
   const { candidates, scores, rules, lookup, exclusions, limit } = input
@@ -67,14 +94,18 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
       item !== undefined &&
       item.inStock &&
       index !== exclusions.currentIndex &&
-      !excludedIds.has(item.id)
+      !excludedIds.has(item.id) &&
+      !exclusions.onPage?.has(item.id)
     )
   }
 
   const ranked: RankedItem[] = []
   candidates.forEach(({ index, source }, i) => {
     if (!isEligible(index)) return
-    const boost = reorder ? (own(rules.boosts, lookup.byIndex[index]!.id) ?? 1) : 1
+    const { id } = lookup.byIndex[index]!
+    const boost = reorder
+      ? (own(rules.boosts, id) ?? 1) * demotionFactor(input.impressions?.get(id) ?? 0)
+      : 1
     ranked.push({ index, source, score: scores[i]! * boost })
   })
   // Array.prototype.sort is stable: equal scores keep recall order.
@@ -105,16 +136,24 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
   for (const row of pinnedRows) count(row)
 
   const organic: RankedItem[] = []
+  const heldBack: RankedItem[] = []
   const wanted = limit - pinnedAt.size
   for (const item of ranked) {
     if (organic.length >= wanted) break
     if (pinnedRows.has(item.index)) continue
     const { category, brand } = lookup.byIndex[item.index]!
-    if ((perCategory.get(category) ?? 0) >= maxPerCategory) continue
-    if ((perBrand.get(brand) ?? 0) >= maxPerBrand) continue
+    if (
+      (perCategory.get(category) ?? 0) >= maxPerCategory ||
+      (perBrand.get(brand) ?? 0) >= maxPerBrand
+    ) {
+      heldBack.push(item)
+      continue
+    }
     count(item.index)
     organic.push(item)
   }
+  // Soft caps: what they held back fills the rest, best first.
+  organic.push(...heldBack.slice(0, wanted - organic.length))
 
   // Pins beyond the end of a short list close up behind it rather than leave holes.
   const result: RankedItem[] = []

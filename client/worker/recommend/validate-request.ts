@@ -32,6 +32,7 @@ export interface ValidRequest {
   scenario: Scenario
   productId: string | undefined
   limit: number
+  pageView: string | undefined
 }
 
 function describe(value: unknown): string {
@@ -53,7 +54,9 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       `expected a request object, got ${describe(raw)}`,
     )
   }
-  const { scenario, productId, limit } = raw as Partial<Record<keyof RecommendRequest, unknown>>
+  const { scenario, productId, limit, pageView } = raw as Partial<
+    Record<keyof RecommendRequest, unknown>
+  >
   if (!SCENARIOS.includes(scenario as Scenario)) {
     throw new InvalidRequestError(
       'E_REQUEST_SCENARIO',
@@ -75,6 +78,13 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       `expected productId to be a non-empty string, got ${describe(productId)}`,
     )
   }
+  // Any non-empty string: the tag sends the page's URL, which has no useful length limit.
+  if (pageView !== undefined && (typeof pageView !== 'string' || pageView.length === 0)) {
+    throw new InvalidRequestError(
+      'E_REQUEST_SHAPE',
+      `expected pageView to be a non-empty string, got ${describe(pageView)}`,
+    )
+  }
   const valid = scenario as Scenario
   if (NEEDS_PRODUCT.has(valid)) {
     if (productId === undefined) {
@@ -90,5 +100,10 @@ export function validateRecommendRequest(raw: unknown, lookup: CatalogueLookup):
       )
     }
   }
-  return { scenario: valid, productId, limit: (limit as number | undefined) ?? DEFAULT_LIMIT }
+  return {
+    scenario: valid,
+    productId,
+    limit: (limit as number | undefined) ?? DEFAULT_LIMIT,
+    pageView: pageView as string | undefined,
+  }
 }

@@ -2,6 +2,7 @@
 export type { ArtifactStore, LocalWeights, Release } from './artifact-store'
 export type { CloseReason, OpenDatabaseOptions, StorageContext } from './database'
 export type { EventStore, EventStoreOptions, PruneResult } from './event-store'
+export type { ExposureStore } from './exposure-store'
 export type { MetaStore } from './meta-store'
 export type { OutboxStore, PendingUpload } from './outbox-store'
 export type {
@@ -10,6 +11,7 @@ export type {
   Migration,
   PocketrecSchema,
   StoredEvent,
+  StoredExposure,
   StoredLocalWeights,
   StoredSession,
   StoredUpload,
@@ -26,6 +28,7 @@ export {
   DEFAULT_MAX_SESSIONS,
   createEventStore,
 } from './event-store'
+export { MAX_EXPOSURE_RECORDS, createExposureStore } from './exposure-store'
 export { createMetaStore } from './meta-store'
 export { createOutboxStore } from './outbox-store'
 export { DB_NAME, DB_VERSION, MIGRATIONS } from './schema'

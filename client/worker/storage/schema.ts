@@ -69,6 +69,14 @@ export interface StoredUpload {
   lastAttemptAtMs: number | null
 }
 
+/** How often a product was shown to this shopper since they last clicked it (demotion). */
+export interface StoredExposure {
+  productId: string
+  /** Lists it was in since its last click (or ever, never clicked). */
+  shown: number
+  lastShownMs: number
+}
+
 export interface CartItem {
   productId: string
   quantity: number
@@ -125,6 +133,7 @@ export interface PocketrecSchema extends DBSchema {
     indexes: { 'by-idempotency-key': string }
   }
   meta: { key: MetaKey; value: MetaRecord }
+  exposure: { key: string; value: StoredExposure; indexes: { 'by-last-shown': number } }
 }
 
 export type StoreName = StoreNames<PocketrecSchema>
@@ -155,7 +164,13 @@ function createVersion1(db: PocketrecDb): void {
   db.createObjectStore('meta', { keyPath: 'key' })
 }
 
+/** Issue 14: impressions per product, for demoting items shown often and never clicked. */
+function addExposure(db: PocketrecDb): void {
+  const exposure = db.createObjectStore('exposure', { keyPath: 'productId' })
+  exposure.createIndex('by-last-shown', 'lastShownMs')
+}
+
 /** MIGRATIONS[i] upgrades version i to i + 1; version 0 is "no database yet". */
-export const MIGRATIONS: readonly Migration[] = [createVersion1]
+export const MIGRATIONS: readonly Migration[] = [createVersion1, addExposure]
 
 export const DB_VERSION = MIGRATIONS.length

@@ -10,6 +10,7 @@ import {
 } from './database'
 import { createArtifactStore, type ArtifactStore } from './artifact-store'
 import { createEventStore, type EventStore, type EventStoreOptions } from './event-store'
+import { createExposureStore, type ExposureStore } from './exposure-store'
 import { createMetaStore, type MetaStore } from './meta-store'
 import { createOutboxStore, type OutboxStore } from './outbox-store'
 
@@ -35,6 +36,8 @@ export interface Storage {
   readonly artifacts: ArtifactStore
   readonly outbox: OutboxStore
   readonly meta: MetaStore
+  /** Impressions since the last click, per product (demotion). */
+  readonly exposure: ExposureStore
   stats(): Promise<StorageStats>
   /** Closes the connection; later calls fail with StorageError E_STORAGE_CLOSED. */
   close(): void
@@ -64,6 +67,7 @@ export async function openStorage(options: StorageOptions = {}): Promise<Storage
     artifacts: createArtifactStore(context),
     outbox: createOutboxStore(context),
     meta: createMetaStore(context),
+    exposure: createExposureStore(context),
     async stats() {
       const counts = await runRead(
         context,

@@ -14,6 +14,7 @@ import type {
   MetaRecord,
   StoredArtifact,
   StoredEvent,
+  StoredExposure,
   StoredLocalWeights,
   StoredModel,
   StoredSession,
@@ -65,6 +66,10 @@ export function isStoredEvent(raw: unknown): raw is StoredEvent {
     isTrackEvent(raw.event) &&
     raw.event.timestamp === raw.timestamp
   )
+}
+
+export function isStoredExposure(raw: unknown): raw is StoredExposure {
+  return isRecord(raw) && isText(raw.productId) && isCount(raw.shown) && isTime(raw.lastShownMs)
 }
 
 export function isStoredSession(raw: unknown): raw is StoredSession {
