@@ -27,6 +27,7 @@ import {
   waitForTag,
   writeTagPage,
 } from '../test/browser/tag-page'
+import { measureWorkerHeap, type WorkerHeap } from '../test/browser/worker-heap'
 
 const WARMUP_CALLS = 5
 const TIMED_CALLS = 50
@@ -128,6 +129,8 @@ async function measureInPage(args: {
     workerMs.push(response.latencyMs)
     backend = response.backend
   }
+  // Steady state, before any fine-tuning: the bench reads the worker's heap now (worker-heap.ts).
+  ;(window as unknown as { __steadyState: boolean }).__steadyState = true
 
   // The rest of the session: fine-tuning starts when the shopper pauses (1.5 s).
   for (const id of args.ids.slice(1)) {
@@ -345,6 +348,7 @@ type BackendResult =
       longestTaskDuringTrainingMs: number
       longTasksTotal: number
       recallIndex: PageMeasures['recallIndex']
+      workerHeap: { steady: WorkerHeap; afterTraining: WorkerHeap }
       seconds: number
     }
   | { backend: BackendName; error: string; log: string[] }
@@ -361,12 +365,22 @@ async function measureBackend(
   try {
     await profile.page.goto(`${origin}/bench-${backend}.html`)
     await waitForTag(profile.page)
-    const m = await profile.page.evaluate(measureInPage, {
+    const measuring = profile.page.evaluate(measureInPage, {
       ids,
       warmup: WARMUP_CALLS,
       timed: TIMED_CALLS,
       windowMs: TRAIN_WINDOW_MS,
     })
+    // Fine-tuning waits 1.5 s for the shopper to pause: the steady heap is read before it starts.
+    const steady = profile.page.waitForFunction(
+      () => (window as unknown as { __steadyState?: boolean }).__steadyState === true,
+      undefined,
+      { timeout: 0 },
+    )
+    await Promise.race([steady, measuring])
+    const heapSteady = await measureWorkerHeap(profile.context, profile.page)
+    const m = await measuring
+    const heapAfterTraining = await measureWorkerHeap(profile.context, profile.page)
     // status() is answered only between training slices, so `training` is first seen after
     // the first step (and its set-up) ran: runMs / steps is a lower bound. The idle delay's
     // end to the run's end, over the steps, includes reading the sessions and the
@@ -389,6 +403,7 @@ async function measureBackend(
       longestTaskDuringTrainingMs: Math.max(0, ...m.longTasksDuringTraining.map(([, d]) => d)),
       longTasksTotal: m.longTasksTotal,
       recallIndex: m.recallIndex,
+      workerHeap: { steady: heapSteady, afterTraining: heapAfterTraining },
       seconds: (performance.now() - started) / 1000,
     }
   } catch (error) {
@@ -402,6 +417,8 @@ async function measureBackend(
 
 const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
+const mb = (heap: WorkerHeap) =>
+  `${(heap.totalBytes / 1e6).toFixed(1)} (${(heap.jsHeapBytes / 1e6).toFixed(1)} + ${(heap.arrayBufferBytes / 1e6).toFixed(1)})`
 
 function latencyTable(results: BackendResult[]): string {
   const rows = results.map((r) => {
@@ -415,11 +432,12 @@ function latencyTable(results: BackendResult[]): string {
       r.training.stepMs === null
         ? 'not measured (no step in 60 s)'
         : `${ms(r.training.stepMs.low, 0)}–${ms(r.training.stepMs.high, 0)} (${r.training.steps} steps${r.training.finished ? '' : ', unfinished'})`
-    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} |`
+    const heap = r.workerHeap
+    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`
   })
   return [
-    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers, steady / after fine-tuning |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows,
   ].join('\n')
 }
