@@ -19,7 +19,7 @@ import { buildLoader } from './build-loader'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { data: { type: 'string' }, port: { type: 'string' } },
+    options: { data: { type: 'string' }, port: { type: 'string' }, config: { type: 'string' } },
     strict: true,
   })
   const data = values.data ?? path.join(sharedDataDir(), 'diginetica-srgnn')
@@ -57,9 +57,11 @@ async function main(): Promise<void> {
   await writeFile(path.resolve('dist/pocketrec.js'), loader.code)
   // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export, with
   // a stand-in helper of the two-server channel in the same process (P29c).
+  // --config (or POCKETREC_CONFIG): the shop's site, keys and origins (README "Configuration").
   await startServer({
     port,
     distDir: path.resolve('dist'),
+    configFile: values.config,
     federation: { artifactsDir: path.resolve('public/artifacts'), helper: 'stand-in' },
   })
   console.log(
