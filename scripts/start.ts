@@ -15,7 +15,7 @@ import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, saveModel } from '../train/model-file'
 import { setNodeBackend } from '../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train/train-model'
-import { buildLoader } from './build-loader'
+import { writeLoader } from './build-loader'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -52,9 +52,7 @@ async function main(): Promise<void> {
   }
   console.log('building the storefront, worker and script tag …')
   await build({ configFile: path.resolve('vite.config.ts'), logLevel: 'warn' })
-  const loader = await buildLoader()
-  const { writeFile } = await import('node:fs/promises')
-  await writeFile(path.resolve('dist/pocketrec.js'), loader.code)
+  await writeLoader(path.resolve('dist'))
   // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export, with
   // a stand-in helper of the two-server channel in the same process (P29c).
   // --config (or POCKETREC_CONFIG): the shop's site, keys and origins (README "Configuration").

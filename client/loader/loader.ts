@@ -4,6 +4,7 @@ import { installGlobal, isInstalled, type CommandRunner } from './command-queue'
 import { createLoader } from './create-loader'
 import { defineRecsElement } from './recs-element'
 import { createBrowserWorkerEnv, startWorker } from './start-worker'
+import type { Widgets } from './widgets'
 
 const host = window as unknown as { pocketrec?: unknown }
 // currentScript is only set while this file first runs, and never for module scripts. Plain `||`
@@ -30,6 +31,8 @@ function boot(): CommandRunner {
     ? new URL(data.worker, location.href).href
     : new URL('pocketrec-worker.js', (script && script.src) || location.href).href
   const env = createBrowserWorkerEnv(workerUrl, location.origin)
+  // The widgets' markup is a second file beside the tag, fetched once a widget has items to show
+  // (the browser keeps the module: later renders do not fetch it again).
   const loader = createLoader({
     options: {
       site,
@@ -43,6 +46,10 @@ function boot(): CommandRunner {
     window,
     navigator,
     startWorker: (config) => startWorker(config, env),
+    loadWidgets: () =>
+      import(
+        new URL('pocketrec-widgets.js', (script && script.src) || location.href).href
+      ) as Promise<Widgets>,
   })
   defineRecsElement(window, loader)
   return loader.run
