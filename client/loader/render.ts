@@ -20,8 +20,11 @@ export interface WidgetOptions {
   href?: string
   /** ISO 4217 code; without it prices print with two decimals. */
   currency?: string
-  /** The shop's markup for one item, in place of the default link or button. */
-  template?: ItemTemplate
+  /**
+   * The shop's markup for one item, in place of the default link or button: a function, or a
+   * `<template>` element filled by its data-pocketrec-* attributes (fillTemplate).
+   */
+  template?: ItemTemplate | HTMLTemplateElement
   /** Called before the browser follows a link or the `pocketrec:select` event is dispatched. */
   onSelect(item: RecommendedItem): void
 }
@@ -96,7 +99,9 @@ export function buildWidget(
   response: RecommendResponse,
   options: WidgetOptions,
 ): HTMLElement {
-  const { href, template, onSelect } = options
+  const { href, onSelect } = options
+  const given = options.template
+  const template = typeof given === 'function' ? given : given && fillTemplate(given)
   const title = options.title ?? DEFAULT_TITLES[response.scenario] ?? 'Recommended'
   const section = create(doc, 'section', 'pocketrec')
   section.setAttribute('aria-label', title)
@@ -159,6 +164,37 @@ export function buildWidget(
   })
   section.append(list)
   return section
+}
+
+/**
+ * A shop's `<template>` as an item template, for pages that place markup but run no code (inside
+ * `<pocketrec-recs>`). Each copy's elements are filled from the item by attribute, never parsed:
+ * `data-pocketrec-text="name"` sets the text, `data-pocketrec-href="url"` and
+ * `data-pocketrec-src="imageUrl"` the link and the picture (an image the item has none for is
+ * removed). Field names are TemplateItem's.
+ */
+export function fillTemplate(element: HTMLTemplateElement): ItemTemplate {
+  return (item) => {
+    const copy = element.content.cloneNode(true) as DocumentFragment
+    const field = (name: string | null) =>
+      name !== null && Object.prototype.hasOwnProperty.call(item, name)
+        ? (item as unknown as Record<string, unknown>)[name]
+        : undefined
+    for (const el of copy.querySelectorAll('[data-pocketrec-text]')) {
+      el.textContent = String(field(el.getAttribute('data-pocketrec-text')) ?? '')
+    }
+    for (const el of copy.querySelectorAll('[data-pocketrec-href]')) {
+      const url = field(el.getAttribute('data-pocketrec-href'))
+      if (typeof url === 'string') el.setAttribute('href', url)
+    }
+    // No picture rather than a broken one.
+    for (const el of copy.querySelectorAll('[data-pocketrec-src]')) {
+      const src = field(el.getAttribute('data-pocketrec-src'))
+      if (typeof src === 'string' && IMAGE_URL.test(src)) el.setAttribute('src', src)
+      else el.remove()
+    }
+    return copy
+  }
 }
 
 /** What the catalogue guard lets through (shared/artifacts.ts IMAGE_URL): http(s) or a path. */

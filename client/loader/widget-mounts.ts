@@ -23,8 +23,11 @@ export interface RenderOptions {
   title?: string
   href?: string
   currency?: string
-  /** The shop's markup for each item (render.ts ItemTemplate); default: a link or button. */
-  template?: ItemTemplate
+  /**
+   * The shop's markup for each item (render.ts): a function, or a `<template>` element filled
+   * by its data-pocketrec-* attributes; default: a link or button.
+   */
+  template?: ItemTemplate | HTMLTemplateElement
 }
 
 export type RenderResult =

@@ -17,7 +17,12 @@ import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, serveDist, waitForTag } from './tag-page'
 
 const skip = chromiumSkipReason()
-const BODY = '<div id="recs">Our bestsellers</div><div id="mine"></div>'
+/** A function template (#mine) and, for pages that run no code, a <template> in the element. */
+const BODY =
+  '<div id="recs">Our bestsellers</div><div id="mine"></div>' +
+  '<pocketrec-recs scenario="trending" limit="2"><template><a class="t" data-pocketrec-href="url">' +
+  '<img data-pocketrec-src="imageUrl" alt=""><span data-pocketrec-text="name"></span>' +
+  '<i data-pocketrec-text="constructor"></i></a></template>Our picks</pocketrec-recs>'
 
 let work: string
 let server: { origin: string; close(): void }
@@ -53,6 +58,7 @@ interface Seen {
   images: Array<{ src: string | null; alt: string | null; loading: string | null; height: number }>
   names: string[]
   template: { cards: number; text: string; select: unknown; attribution: string | null }
+  element: { before: string; cards: Array<{ src: string | null; name: string; proto: string }> }
 }
 
 /** In the page: render before consent, then after, then with a template; what the page shows. */
@@ -64,6 +70,8 @@ async function renderWidgets(): Promise<Seen> {
       .getEntriesByType('resource')
       .filter((entry) => entry.name.endsWith('/pocketrec-widgets.js')).length
   const recs = document.querySelector('#recs')!
+  const element = document.querySelector('pocketrec-recs')!
+  const elementBefore = element.textContent ?? ''
   const waiting = await pocketrec('render', { slot: 'trending', el: '#recs', limit: 4 })
   const before = `${waiting.status}: ${recs.textContent}`
   const widgetsFetchedBefore = fetched()
@@ -93,6 +101,10 @@ async function renderWidgets(): Promise<Seen> {
   statuses.push(rendered.status)
   const cards = mine.querySelectorAll('button.card')
   ;(cards[2] as HTMLButtonElement).click()
+  // The element renders by itself once consent is given.
+  for (let waited = 0; !element.querySelector('section') && waited < 10_000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
   return {
     before,
     widgetsFetchedBefore,
@@ -105,6 +117,14 @@ async function renderWidgets(): Promise<Seen> {
       text: cards[0]!.textContent ?? '',
       select,
       attribution: mine.querySelector('section')!.getAttribute('data-attribution-id'),
+    },
+    element: {
+      before: elementBefore,
+      cards: [...element.querySelectorAll('a.t')].map((a) => ({
+        src: a.querySelector('img')?.getAttribute('src') ?? null,
+        name: a.querySelector('span')?.textContent ?? '',
+        proto: a.querySelector('i')?.textContent ?? '',
+      })),
     },
   }
 }
@@ -134,7 +154,7 @@ describe.skipIf(skip)('the widgets in headless Chromium', () => {
   })
 
   for (const where of ['the shop’s origin', 'another origin'] as const) {
-    it(`fetches the widgets bundle once there is something to show, with the tag from ${where}`, async () => {
+    it(`renders pictures and both kinds of item template, fetching the widgets only once there is something to show, with the tag from ${where}`, async () => {
       const log: string[] = []
       const profile = await openProfile(log)
       try {
@@ -161,6 +181,16 @@ describe.skipIf(skip)('the widgets in headless Chromium', () => {
           scenario: 'trending',
         })
         expect(seen.template.attribution).toMatch(/^[0-9a-f]{32}$/)
+        // <pocketrec-recs> with the shop's own <template>, filled by attribute.
+        expect(seen.element.before).toBe('Our picks')
+        expect(seen.element.cards).toHaveLength(2)
+        for (const card of seen.element.cards) {
+          expect(card.src).toMatch(/^\/images\/.+\.jpg$/)
+          expect(card.name.length).toBeGreaterThan(0)
+          // A field name that is no field of the item shows nothing, not the prototype's.
+          expect(card.proto).toBe('')
+        }
+        expect(seen.widgetsFetched).toBe(1)
       } finally {
         await profile.close()
       }
