@@ -31,8 +31,6 @@ function boot(): CommandRunner {
     ? new URL(data.worker, location.href).href
     : new URL('pocketrec-worker.js', (script && script.src) || location.href).href
   const env = createBrowserWorkerEnv(workerUrl, location.origin)
-  // The widgets' markup is a second file beside the tag, fetched once a widget has items to show
-  // (the browser keeps the module: later renders do not fetch it again).
   const loader = createLoader({
     options: {
       site,
@@ -46,6 +44,8 @@ function boot(): CommandRunner {
     window,
     navigator,
     startWorker: (config) => startWorker(config, env),
+    // The widgets' markup is a second file beside the tag, fetched once a widget has items to
+    // show (the browser keeps the module: later renders do not fetch it again).
     loadWidgets: () =>
       import(
         new URL('pocketrec-widgets.js', (script && script.src) || location.href).href

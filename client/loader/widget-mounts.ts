@@ -143,7 +143,7 @@ export function createWidgetMounts(
     try {
       widgets = await options.loadWidgets()
     } catch (error) {
-      // Unloadable (offline, or the page's CSP leaves it out): the shop's content stays.
+      // Unloadable (offline, or the page's CSP leaves it out): the element keeps what it shows.
       if (token !== mount.token) return { status: 'superseded' }
       throw error
     }
