@@ -219,6 +219,7 @@ async function measureBundles(distDir: string, chunks: Awaited<ReturnType<typeof
   }
   return {
     loader: await gzipSize(path.join(distDir, 'pocketrec.js')),
+    widgets: await gzipSize(path.join(distDir, 'pocketrec-widgets.js')),
     worker: { files: [...worker], ...(await sum(worker)) },
     lazyBackends: lazy,
     wasm,
@@ -453,6 +454,7 @@ function sizeTable(
     '| file | bytes | gzip |',
     '| --- | ---: | ---: |',
     `| loader dist/pocketrec.js | ${kb(bundles.loader.bytes)} | ${kb(bundles.loader.gzipBytes)} |`,
+    `| widgets dist/pocketrec-widgets.js (once a widget has items) | ${kb(bundles.widgets.bytes)} | ${kb(bundles.widgets.gzipBytes)} |`,
     `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
     ...Object.entries(bundles.lazyBackends).map(
       ([name, b]) =>

@@ -1,8 +1,17 @@
 // Builds the real script tag and checks the budget, then runs the bundle itself in a bare
 // context standing in for a page: the queue is replayed and a second copy changes nothing.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { createContext, runInContext } from 'node:vm'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { buildLoader, LOADER_MAX_GZIP_BYTES, type LoaderBuild } from './build-loader'
+import {
+  buildLoader,
+  LOADER_MAX_GZIP_BYTES,
+  WIDGETS_MAX_GZIP_BYTES,
+  type LoaderBuild,
+} from './build-loader'
 
 let built: LoaderBuild
 
@@ -49,6 +58,13 @@ describe('dist/pocketrec.js', () => {
     // shared/errors.ts is platform-free; its code list is tree-shaken, the class costs bytes.
     const outside = built.inputs.filter((input) => !input.startsWith('client/loader/'))
     expect(outside).toEqual(['shared/errors.ts'])
+  })
+
+  it('leaves the widgets’ markup and styles to the widgets bundle, which it imports beside itself', () => {
+    expect(built.inputs).not.toContain('client/loader/render.ts')
+    expect(built.inputs).not.toContain('client/loader/widgets.ts')
+    expect(built.code).not.toContain('pocketrec-list')
+    expect(built.code).toContain('import(new URL("pocketrec-widgets.js"')
   })
 
   it('replays the queued commands in order and installs the command function', async () => {
@@ -102,5 +118,30 @@ describe('dist/pocketrec.js', () => {
     expect(String((errors[0] as unknown[])[0])).toContain(
       'expected data-site and data-endpoint on the script tag',
     )
+  })
+})
+
+describe('dist/pocketrec-widgets.js', () => {
+  it(`stays within ${WIDGETS_MAX_GZIP_BYTES} bytes gzip`, () => {
+    const { bytes, gzipBytes } = built.widgets
+    console.log(`widgets: ${bytes} bytes minified, ${gzipBytes} bytes gzip`)
+    expect(gzipBytes).toBeLessThanOrEqual(WIDGETS_MAX_GZIP_BYTES)
+  })
+
+  it('is an ES module of the widget renderer alone, exporting what the tag calls', async () => {
+    expect([...built.widgets.inputs].sort()).toEqual([
+      'client/loader/render.ts',
+      'client/loader/widgets.ts',
+    ])
+    const dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-widgets-'))
+    try {
+      const file = path.join(dir, 'pocketrec-widgets.mjs')
+      await writeFile(file, built.widgets.code)
+      const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>
+      expect(Object.keys(module).sort()).toEqual(['buildWidget', 'ensureStyles'])
+      expect(typeof module.buildWidget).toBe('function')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

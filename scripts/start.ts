@@ -15,11 +15,11 @@ import { sharedDataDir } from '../train/data/paths'
 import { defaultModelDir, saveModel } from '../train/model-file'
 import { setNodeBackend } from '../model/node-backend'
 import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train/train-model'
-import { buildLoader } from './build-loader'
+import { writeLoader } from './build-loader'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { data: { type: 'string' }, port: { type: 'string' } },
+    options: { data: { type: 'string' }, port: { type: 'string' }, config: { type: 'string' } },
     strict: true,
   })
   const data = values.data ?? path.join(sharedDataDir(), 'diginetica-srgnn')
@@ -52,14 +52,14 @@ async function main(): Promise<void> {
   }
   console.log('building the storefront, worker and script tag …')
   await build({ configFile: path.resolve('vite.config.ts'), logLevel: 'warn' })
-  const loader = await buildLoader()
-  const { writeFile } = await import('node:fs/promises')
-  await writeFile(path.resolve('dist/pocketrec.js'), loader.code)
+  await writeLoader(path.resolve('dist'))
   // The demo aggregates too: an embedded SQLite store in .data/, seeded from this export, with
   // a stand-in helper of the two-server channel in the same process (P29c).
+  // --config (or POCKETREC_CONFIG): the shop's site, keys and origins (README "Configuration").
   await startServer({
     port,
     distDir: path.resolve('dist'),
+    configFile: values.config,
     federation: { artifactsDir: path.resolve('public/artifacts'), helper: 'stand-in' },
   })
   console.log(

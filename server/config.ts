@@ -21,6 +21,18 @@ import type { Promotion } from './federated/publisher'
 import { MIN_ADMIN_TOKEN_LENGTH, MIN_SECRET_BYTES } from './federated/secrets'
 import type { HelperStoreConfig } from './helper/helper-store'
 import type { StoreConfig } from './storage/store'
+import type { SiteKey } from './federated/clients'
+import {
+  invalid,
+  readConfigFile,
+  resolveSites,
+  show,
+  sitesFromEnv,
+  type Environment,
+  type SiteKeyOptions,
+} from './config-sites'
+
+export type { Environment, SiteKeyOptions }
 
 /** A paired helper of the two-server channel (P29c). */
 export interface HelperPairing {
@@ -38,6 +50,11 @@ export interface FederationOptions {
   artifactsDir: string
   /** The site this server aggregates for; default `demo-shop`, the demo storefront's. */
   site?: string
+  /**
+   * The public keys tags may send (their `data-site`), each with the origins its pages are on
+   * (config-sites.ts). Absent: the one key `siteKey` with `allowedOrigins`.
+   */
+  sites?: readonly SiteKeyOptions[]
   /** The public key tags send (their `data-site`); default the site. */
   siteKey?: string
   /** The operator's admin token; absent: the one created on the store's first start (secrets.ts). */
@@ -49,7 +66,7 @@ export interface FederationOptions {
   rateLimits?: Partial<RateLimits>
   /** The work a device does for its client id, and how long ids live (P21). */
   clientIds?: Partial<ClientIdSettings>
-  /** Origins whose pages may register devices (P21); absent or empty: any (the demo). */
+  /** Origins whose pages may register devices with `siteKey` (P21); absent or empty: any. */
   allowedOrigins?: readonly string[]
   /** How a published version becomes current (publisher.ts); default `evaluated` (P24, P26). */
   promotion?: Promotion
@@ -69,7 +86,8 @@ export interface FederationOptions {
 export interface FederationConfig {
   artifactsDir: string
   site: string
-  siteKey: string
+  /** At least one; a key's empty `origins`: any origin. */
+  sites: readonly SiteKey[]
   /** Absent: the one created on the store's first start (secrets.ts). */
   adminToken: string | undefined
   /** Absent: the one created on the store's first start (secrets.ts). */
@@ -79,8 +97,6 @@ export interface FederationConfig {
   training: UpdateTraining
   rateLimits: RateLimits
   clientIds: ClientIdSettings
-  /** Empty: any origin. */
-  allowedOrigins: readonly string[]
   promotion: Promotion
   evaluation: EvaluationSettings
   helper: HelperPairing | undefined
@@ -92,8 +108,13 @@ export interface ServerOptions {
   distDir: string
   /** Default 127.0.0.1. */
   host?: string
+  /**
+   * A JSON file of federation options (CONFIG_FILE_KEYS in config-sites.ts): what these options
+   * leave out. Default: POCKETREC_CONFIG; neither: none.
+   */
+  configFile?: string
   /** Aggregate updates: the store, and the export that seeds it. Absent: static files only. */
-  federation?: Omit<FederationOptions, 'site' | 'siteKey' | 'training' | 'helper' | 'log'> & {
+  federation?: Omit<FederationOptions, 'siteKey' | 'training' | 'helper' | 'log'> & {
     /** PostgreSQL for several replicas; else SQLite at `sqliteFile` (default .data/pocketrec.db). */
     postgresUrl?: string
     sqliteFile?: string
@@ -136,9 +157,6 @@ export interface ServerFederationConfig extends Omit<FederationConfig, 'helper'>
   publishEveryMs: number
 }
 
-/** The environment variables a server reads (process.env). */
-export type Environment = Readonly<Record<string, string | undefined>>
-
 /**
  * A shop's server never serves a version nobody scored: with σ = 1 one noised release took
  * DIGINETICA's Recall@20 from 29.62 to 13.34 (BENCHMARKS.md). Candidates wait for the operator's
@@ -149,8 +167,10 @@ export const DEFAULT_PROMOTION: Promotion = 'evaluated'
 const PROMOTIONS: readonly Promotion[] = ['auto', 'gated', 'evaluated']
 
 /**
- * The server's options, with the environment where they are silent (POCKETREC_ADMIN_TOKEN,
- * POCKETREC_SECRET, POCKETREC_PROMOTION, POCKETREC_ALLOWED_ORIGINS), checked and completed.
+ * The server's options, then the configuration file's (`configFile`, POCKETREC_CONFIG) where
+ * they are silent, then the environment (POCKETREC_ADMIN_TOKEN, POCKETREC_SECRET,
+ * POCKETREC_PROMOTION, POCKETREC_SITE, POCKETREC_SITE_KEYS, POCKETREC_ALLOWED_ORIGINS), checked
+ * and completed.
  */
 export function resolveConfig(options: ServerOptions, env: Environment): ServerConfig {
   checkKeys('', options, SERVER_KEYS)
@@ -164,8 +184,14 @@ export function resolveConfig(options: ServerOptions, env: Environment): ServerC
     log,
     federation: undefined,
   }
-  const f = options.federation
-  if (!f) return config
+  if (!options.federation) return config
+  const configFile = options.configFile ?? env.POCKETREC_CONFIG
+  // The file fills what the program's options leave out (a key set to undefined included).
+  const f: NonNullable<ServerOptions['federation']> = { ...options.federation }
+  for (const [key, value] of Object.entries(readConfigFile(configFile))) {
+    if ((f as Record<string, unknown>)[key] === undefined)
+      (f as Record<string, unknown>)[key] = value
+  }
   const { postgresUrl, sqliteFile, schema, adminTokenFile, publishEveryMs, helper, ...rest } = f
   const adminTokenFromEnv = env.POCKETREC_ADMIN_TOKEN || undefined
   const federation = resolveFederationConfig(
@@ -174,7 +200,8 @@ export function resolveConfig(options: ServerOptions, env: Environment): ServerC
       adminToken: f.adminToken ?? adminTokenFromEnv,
       secret: f.secret ?? secretFromEnv(env),
       promotion: f.promotion ?? promotionFromEnv(env),
-      allowedOrigins: f.allowedOrigins ?? originsFromEnv(env),
+      site: f.site ?? (env.POCKETREC_SITE || undefined),
+      ...siteKeys(f, env, configFile),
       helper: helper === 'stand-in' ? undefined : helper,
       log,
     },
@@ -203,6 +230,7 @@ export function resolveFederationConfig(options: FederationOptions, where = ''):
   checkKeys(where, options, FEDERATION_KEYS)
   const at = (name: string) => `${where}${name}`
   const site = checkText(at('site'), options.site ?? 'demo-shop')
+  const sites = resolveSites(where, { ...options, site })
   const { adminToken, secret, helper, log = (line: string) => console.error(line) } = options
   // Secrets are described, never shown: errors reach logs.
   if (
@@ -223,7 +251,7 @@ export function resolveFederationConfig(options: FederationOptions, where = ''):
   return {
     artifactsDir: checkText(at('artifactsDir'), options.artifactsDir),
     site,
-    siteKey: checkText(at('siteKey'), options.siteKey ?? site),
+    sites,
     adminToken,
     secret,
     settings: checkSettings(at('settings'), { ...defaultSettings(), ...options.settings }),
@@ -233,7 +261,6 @@ export function resolveFederationConfig(options: FederationOptions, where = ''):
       ...options.rateLimits,
     }),
     clientIds: checkClientIds(at('clientIds'), { ...DEFAULT_CLIENT_IDS, ...options.clientIds }),
-    allowedOrigins: checkOrigins(at('allowedOrigins'), options.allowedOrigins ?? []),
     promotion: checkPromotion(at('promotion'), options.promotion ?? DEFAULT_PROMOTION),
     evaluation: checkEvaluation(at('evaluation'), { ...DEFAULT_EVALUATION, ...options.evaluation }),
     helper: helper && {
@@ -251,12 +278,14 @@ const SERVER_KEYS: Record<keyof ServerOptions, true> = {
   port: true,
   distDir: true,
   host: true,
+  configFile: true,
   federation: true,
   log: true,
 }
 const FEDERATION_KEYS: Record<keyof FederationOptions, true> = {
   artifactsDir: true,
   site: true,
+  sites: true,
   siteKey: true,
   adminToken: true,
   secret: true,
@@ -272,6 +301,8 @@ const FEDERATION_KEYS: Record<keyof FederationOptions, true> = {
 }
 const SERVER_FEDERATION_KEYS: Record<keyof NonNullable<ServerOptions['federation']>, true> = {
   artifactsDir: true,
+  site: true,
+  sites: true,
   adminToken: true,
   secret: true,
   settings: true,
@@ -367,16 +398,6 @@ function checkPromotion(where: string, value: unknown): Promotion {
   throw invalid(where, 'auto, gated or evaluated', show(value))
 }
 
-/** An origin as browsers send it (`https://shop.example`): no path, no trailing slash. */
-function checkOrigins(where: string, value: unknown): readonly string[] {
-  if (!Array.isArray(value)) throw invalid(where, 'a list of origins', show(value))
-  for (const origin of value) {
-    if (typeof origin !== 'string' || !URL.canParse(origin) || new URL(origin).origin !== origin)
-      throw invalid(where, 'origins such as https://shop.example', show(origin))
-  }
-  return value
-}
-
 function checkText(where: string, value: unknown): string {
   if (typeof value === 'string' && value !== '') return value
   throw invalid(where, 'a non-empty string', show(value))
@@ -405,13 +426,6 @@ function checkNumber(
   throw invalid(where, `${integer ? 'an integer' : 'a number'} ${bounds}`, show(value))
 }
 
-/** `got`: the value as JSON, or the description of a secret one. */
-function invalid(where: string, expected: string, got: string): RangeError {
-  return new RangeError(`expected ${where} to be ${expected}, got ${got}`)
-}
-
-const show = (value: unknown) => JSON.stringify(value) ?? String(value)
-
 /** POCKETREC_SECRET: the token secret as hex (replicas without a shared store setting). */
 function secretFromEnv(env: Environment): Uint8Array | undefined {
   const value = env.POCKETREC_SECRET
@@ -428,6 +442,32 @@ function promotionFromEnv(env: Environment): Promotion | undefined {
   if (value === undefined || value === '') return undefined
   if (value === 'auto' || value === 'gated' || value === 'evaluated') return value
   throw new Error(`expected POCKETREC_PROMOTION to be auto, gated or evaluated, got ${value}`)
+}
+
+/**
+ * The site keys from one place only: the options or the file (`sites`), or POCKETREC_SITE_KEYS
+ * with POCKETREC_ALLOWED_ORIGINS (or the single key with `allowedOrigins`). Keys in the file and
+ * origins in the environment would leave the operator guessing which origins hold: refused.
+ */
+function siteKeys(
+  f: { sites?: readonly SiteKeyOptions[]; allowedOrigins?: readonly string[] },
+  env: Environment,
+  configFile: string | undefined,
+): Pick<FederationOptions, 'sites' | 'allowedOrigins'> {
+  const origins = f.allowedOrigins ?? originsFromEnv(env)
+  if (f.sites === undefined) {
+    const sites = sitesFromEnv(env, origins)
+    return sites ? { sites } : { allowedOrigins: origins }
+  }
+  const fromEnv = ['POCKETREC_SITE_KEYS', 'POCKETREC_ALLOWED_ORIGINS'].filter((name) =>
+    env[name]?.trim(),
+  )
+  if (fromEnv.length > 0) {
+    throw new RangeError(
+      `site keys are given as federation.sites${configFile ? ` (${configFile} or the options)` : ''} and in ${fromEnv.join(' and ')}: give each key’s origins in its entry and unset ${fromEnv.join(' and ')}`,
+    )
+  }
+  return { sites: f.sites, allowedOrigins: f.allowedOrigins }
 }
 
 /** POCKETREC_ALLOWED_ORIGINS=https://shop.example,https://www.shop.example (P21); unset: any. */

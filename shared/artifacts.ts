@@ -56,6 +56,16 @@ export const ARTIFACT_LIMITS = {
 } as const
 
 const L = ARTIFACT_LIMITS
+
+/**
+ * A catalogue item's `imageUrl`: an http(s) URL with a host, or a path from the shop's root
+ * (`/images/a.jpg`, `//cdn.example/a.jpg`); no whitespace, so no `javascript:` or `data:`.
+ */
+export const IMAGE_URL = {
+  pattern: '^(https?://[^\\s/?#]+|/)[^\\s]*$',
+  description: 'an http(s) URL or a path from the shop’s root, such as /images/sku-1.jpg',
+} as const
+const IMAGE_URL_RE = new RegExp(IMAGE_URL.pattern, 'u')
 const SHA256_HEX = /^[0-9a-f]{64}$/
 // ISO 8601 as Date#toISOString writes it, or a calendar date alone.
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/
@@ -130,6 +140,12 @@ export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validat
         fail(`expected ${path}.inStock to be a boolean, got ${describe(item.inStock)}`)
       }
       expectIsoDate(item.addedAt, `${path}.addedAt`)
+      if (item.imageUrl !== undefined) {
+        const url = expectString(item.imageUrl, `${path}.imageUrl`, L.maxUrlLength)
+        if (!IMAGE_URL_RE.test(url)) {
+          fail(`expected ${path}.imageUrl to be ${IMAGE_URL.description}, got ${describe(url)}`)
+        }
+      }
     }
   })
 }

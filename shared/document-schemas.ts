@@ -5,11 +5,13 @@
 // against its schema first (server/federated/documents.ts), then what a schema cannot say
 // (unique ids and rows, rows inside the model, real dates) with the guards devices run
 // (artifacts.ts). Plain data: publishable as the format's documentation.
-import { ARTIFACT_LIMITS as L, SCENARIOS } from './artifacts'
+import { ARTIFACT_LIMITS as L, IMAGE_URL, SCENARIOS } from './artifacts'
 
 const id = { type: 'string', minLength: 1, maxLength: L.maxIdLength } as const
 
+/** Published as docs/catalogue.schema.json (scripts/doc-schemas.ts writes it; a test compares). */
 export const CATALOGUE_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'pocketrec-catalogue',
   title: 'A shop’s catalogue: one product per row of the model’s item table',
   type: 'object',
@@ -25,14 +27,37 @@ export const CATALOGUE_SCHEMA = {
         additionalProperties: false,
         required: ['id', 'index', 'name', 'category', 'brand', 'price', 'inStock', 'addedAt'],
         properties: {
-          id: { ...id, description: 'the shop’s product id' },
-          index: { type: 'integer', minimum: 0, description: 'the product’s row in the model' },
-          name: { type: 'string', maxLength: L.maxNameLength },
-          category: { type: 'string', maxLength: L.maxLabelLength },
-          brand: { type: 'string', maxLength: L.maxLabelLength },
-          price: { type: 'number', minimum: 0 },
-          inStock: { type: 'boolean' },
-          addedAt: { type: 'string', maxLength: 40, description: 'ISO 8601 date' },
+          id: { ...id, description: 'the shop’s product id, as pages send it in events' },
+          index: {
+            type: 'integer',
+            minimum: 0,
+            description:
+              'the product’s row in the model’s item table: 0 to the rows − 1, each once',
+          },
+          name: { type: 'string', maxLength: L.maxNameLength, description: 'shown in widgets' },
+          category: {
+            type: 'string',
+            maxLength: L.maxLabelLength,
+            description: 'per-category pools and caps',
+          },
+          brand: { type: 'string', maxLength: L.maxLabelLength, description: 'per-brand caps' },
+          price: {
+            type: 'number',
+            minimum: 0,
+            description: 'in the shop’s currency; widgets format it',
+          },
+          inStock: { type: 'boolean', description: 'false: never recommended' },
+          addedAt: {
+            type: 'string',
+            maxLength: 40,
+            description: 'ISO 8601 date the product was added (2026-11-27 or a full timestamp)',
+          },
+          imageUrl: {
+            type: 'string',
+            minLength: 1,
+            maxLength: L.maxUrlLength,
+            ...IMAGE_URL,
+          },
         },
       },
     },

@@ -73,6 +73,11 @@ export interface CatalogueItem {
   inStock: boolean
   /** ISO date the product was added to the shop (for "new" pools and freshness). */
   addedAt: string
+  /**
+   * The product's picture the widgets show: an http(s) URL, or a path from the shop's root
+   * (`/images/sku-1.jpg`), at most 2,048 characters (IMAGE_URL in artifacts.ts).
+   */
+  imageUrl?: string
 }
 
 export interface Catalogue {
@@ -145,6 +150,8 @@ export interface RecommendedItem {
   name: string
   category: string
   price: number
+  /** The catalogue's picture of it, when the shop gave one. */
+  imageUrl?: string
   score: number
   /** Where the candidate came from, for the "why" shown in the demo and reports. */
   source: RecallSource

@@ -3,6 +3,7 @@ import { createLoader, type LoaderOptions } from './create-loader'
 import type { PrivacyNavigator } from './privacy-signals'
 import type { PocketrecWorkerApi } from '../worker/api'
 import type { WorkerConnection } from './start-worker'
+import * as widgets from './widgets'
 import {
   asElement,
   createFakeWindow,
@@ -15,6 +16,8 @@ import {
 } from './test-fakes'
 
 const OPTIONS: LoaderOptions = { site: 'shop-1', endpoint: 'https://api.example' }
+/** The widgets bundle, as the tag's `import()` would give it. */
+const loadWidgets = () => Promise.resolve(widgets)
 
 function setUp(
   options: {
@@ -23,6 +26,7 @@ function setUp(
     databases?: string[] | null
     idleCallback?: boolean
     items?: number
+    loadWidgets?: () => Promise<typeof widgets>
   } = {},
 ) {
   const win = createFakeWindow({ databases: options.databases, idleCallback: options.idleCallback })
@@ -32,6 +36,7 @@ function setUp(
     window: win,
     navigator: options.navigator ?? {},
     startWorker: worker.startWorker,
+    loadWidgets: options.loadWidgets ?? loadWidgets,
   })
   return { win, worker, loader }
 }
@@ -318,6 +323,7 @@ describe('commands', () => {
       window: win,
       navigator: {},
       startWorker: () => Promise.reject(new Error('blocked')),
+      loadWidgets,
     })
     await loader.consent(true)
     win.runIdle()
@@ -362,7 +368,13 @@ describe('a worker that dies after starting', () => {
       } as PocketrecWorkerApi
       return { api, mode: 'worker', status: {} as never, terminate: () => void terminated++ }
     }
-    const loader = createLoader({ options: OPTIONS, window: win, navigator: {}, startWorker })
+    const loader = createLoader({
+      options: OPTIONS,
+      window: win,
+      navigator: {},
+      startWorker,
+      loadWidgets,
+    })
     return {
       win,
       loader,
@@ -597,6 +609,80 @@ describe('render', () => {
     )
     expect(el.childNodes).toEqual([text])
     expect(el.textContent).toBe('Our bestsellers')
+  })
+
+  it('fetches the widgets bundle only once a widget has items to show', async () => {
+    let loads = 0
+    const counted = () => (loads++, loadWidgets())
+    const empty = setUp({ items: 0, loadWidgets: counted })
+    await empty.loader.render({ slot: 'for-you', el: asElement(slot(empty.win)) })
+    await grant(empty.win, empty.loader)
+    expect((await empty.loader.render({ slot: 'for-you', el: '#recs' })).status).toBe('empty')
+    // Before consent and with nothing to show, the page never asks for it.
+    expect(loads).toBe(0)
+    const { win, loader } = setUp({ loadWidgets: counted })
+    await grant(win, loader)
+    expect((await loader.render({ slot: 'for-you', el: asElement(slot(win)) })).status).toBe(
+      'rendered',
+    )
+    expect(loads).toBe(1)
+  })
+
+  it("keeps the shop's content and rejects when the widgets bundle cannot load", async () => {
+    const blocked = new TypeError('Failed to fetch dynamically imported module')
+    const { win, loader } = setUp({ loadWidgets: () => Promise.reject(blocked) })
+    const el = slot(win, 'Our bestsellers')
+    await grant(win, loader)
+    await expect(loader.render({ slot: 'for-you', el: '#recs' })).rejects.toBe(blocked)
+    expect(el.textContent).toBe('Our bestsellers')
+  })
+
+  it("renders the shop's item template and still credits its clicks to the list", async () => {
+    const { win, worker, loader } = setUp({ loader: { productUrl: '/p/{id}' } })
+    const el = slot(win)
+    await grant(win, loader)
+    const doc = win.document as unknown as FakeDocument
+    const given: unknown[] = []
+    await loader.render({
+      slot: 'similar',
+      el: '#recs',
+      productId: 'sku-9',
+      template: (item) => {
+        given.push(item)
+        const card = doc.createElement('a')
+        card.className = 'my-card'
+        card.setAttribute('href', item.url!)
+        card.textContent = `${item.name} (${item.priceText})`
+        return card as unknown as Node
+      },
+    })
+    expect(given[1]).toEqual({
+      productId: 'sku-2',
+      name: 'Product 2',
+      category: 'shoes',
+      price: 11,
+      priceText: '11.00',
+      imageUrl: undefined,
+      url: '/p/sku-2',
+      attributionId: 'attr-similar',
+      scenario: 'similar',
+      position: 1,
+    })
+    const cards = el.findAll('a')
+    expect(cards.map((a) => [a.className, a.textContent])).toEqual([
+      ['my-card', 'Product 1 (10.00)'],
+      ['my-card', 'Product 2 (11.00)'],
+    ])
+    cards[1]!.click()
+    await flush()
+    expect(worker.calls.at(-1)).toMatchObject([
+      'track',
+      {
+        event: 'Product Clicked',
+        properties: { product_id: 'sku-2' },
+        attribution_id: 'attr-similar',
+      },
+    ])
   })
 
   it('rejects a selector that matches nothing', async () => {

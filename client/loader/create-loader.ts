@@ -8,6 +8,7 @@ import { InvalidRequestError } from './errors'
 import type { PrivacyNavigator } from './privacy-signals'
 import { warn } from './report'
 import type { WorkerConnection } from './start-worker'
+import type { Widgets } from './widgets'
 import { createWorkerSupervisor, type SupervisorWindow } from './worker-supervisor'
 
 const BACKENDS: readonly string[] = ['wasm', 'cpu', 'webgl', 'webgpu'] satisfies BackendName[]
@@ -38,6 +39,8 @@ export interface LoaderDeps {
   navigator: PrivacyNavigator
   /** Starts the worker and answers once its `init` did (start-worker.ts). */
   startWorker(config: WorkerConfig): Promise<WorkerConnection>
+  /** The widgets bundle (widgets.ts); asked for the first time a widget has items to show. */
+  loadWidgets(): Promise<Widgets>
 }
 
 export interface Loader extends ConsentGate {
@@ -60,7 +63,12 @@ export function createLoader(deps: LoaderDeps): Loader {
   if (backend && BACKENDS.includes(backend)) config.backend = backend as BackendName
   else if (backend) warn(`ignored backend "${backend}"; expected one of ${BACKENDS.join(', ')}`)
   const supervisor = createWorkerSupervisor(win, config, deps.startWorker)
-  const gate = createConsentGate(win, deps.navigator, options, supervisor)
+  const gate = createConsentGate(
+    win,
+    deps.navigator,
+    { ...options, loadWidgets: deps.loadWidgets },
+    supervisor,
+  )
   return {
     run: (name, args) => {
       try {

@@ -4,6 +4,7 @@ import { installGlobal, isInstalled, type CommandRunner } from './command-queue'
 import { createLoader } from './create-loader'
 import { defineRecsElement } from './recs-element'
 import { createBrowserWorkerEnv, startWorker } from './start-worker'
+import type { Widgets } from './widgets'
 
 const host = window as unknown as { pocketrec?: unknown }
 // currentScript is only set while this file first runs, and never for module scripts. Plain `||`
@@ -43,6 +44,12 @@ function boot(): CommandRunner {
     window,
     navigator,
     startWorker: (config) => startWorker(config, env),
+    // The widgets' markup is a second file beside the tag, fetched once a widget has items to
+    // show (the browser keeps the module: later renders do not fetch it again).
+    loadWidgets: () =>
+      import(
+        new URL('pocketrec-widgets.js', (script && script.src) || location.href).href
+      ) as Promise<Widgets>,
   })
   defineRecsElement(window, loader)
   return loader.run

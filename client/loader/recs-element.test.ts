@@ -6,8 +6,13 @@ import { defineRecsElement } from './recs-element'
 class FakeHTMLElement {
   isConnected = true
   readonly attrs = new Map<string, string>()
+  /** The element's children, by selector: only `template` is asked for. */
+  readonly children = new Map<string, unknown>()
   getAttribute(name: string): string | null {
     return this.attrs.get(name) ?? null
+  }
+  querySelector(selector: string): unknown {
+    return this.children.get(selector) ?? null
   }
 }
 
@@ -53,7 +58,25 @@ describe('<pocketrec-recs>', () => {
       productId: 'sku-7',
       limit: 4,
       title: 'You may also like',
+      template: undefined,
     })
+  })
+
+  it('renders with its own <template>, kept after the widget replaced its children', async () => {
+    const { defined, loader } = define()
+    const el = new (defined.get('pocketrec-recs')!)()
+    const template = { tagName: 'template' }
+    el.children.set('template', template)
+    el.connectedCallback()
+    await Promise.resolve()
+    el.children.clear()
+    el.attrs.set('limit', '3')
+    el.attributeChangedCallback()
+    await Promise.resolve()
+    expect(loader.render.mock.calls.map(([options]) => options.template)).toEqual([
+      template,
+      template,
+    ])
   })
 
   it('defaults to for-you, ignores a bad limit, and unmounts when removed', async () => {

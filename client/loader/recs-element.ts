@@ -7,6 +7,8 @@ import { warn } from './report'
 
 // Elements with a render already queued for this microtask.
 const scheduled = new WeakSet<Element>()
+// Each element's own <template> (render.ts fillTemplate), kept: the widget replaces the children.
+const templates = new WeakMap<Element, HTMLTemplateElement>()
 
 export function defineRecsElement(
   win: Window & typeof globalThis,
@@ -42,6 +44,8 @@ export function defineRecsElement(
           scheduled.delete(this)
           if (!this.isConnected) return
           const limit = Number(this.getAttribute('limit'))
+          const template = templates.get(this) || this.querySelector('template')
+          if (template) templates.set(this, template)
           loader
             .render({
               slot: (this.getAttribute('scenario') ?? 'for-you') as Scenario,
@@ -49,6 +53,7 @@ export function defineRecsElement(
               productId: this.getAttribute('product-id') ?? undefined,
               limit: limit > 0 ? limit : undefined,
               title: this.getAttribute('heading') ?? undefined,
+              template: template || undefined,
             })
             .catch(warn)
         })

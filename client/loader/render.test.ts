@@ -1,14 +1,27 @@
 import { describe, expect, it } from 'vitest'
 import type { RecommendedItem } from '../../shared/protocol'
-import { buildWidget, DEFAULT_TITLES, ensureStyles, formatPrice, WIDGET_CSS } from './render'
+import {
+  buildWidget,
+  DEFAULT_TITLES,
+  ensureStyles,
+  escapeHtml,
+  formatPrice,
+  html,
+  WIDGET_CSS,
+  type ItemTemplate,
+} from './render'
 import { asDocument, FakeDocument, FakeElement, fakeResponse } from './test-fakes'
 
-function widget(options: { href?: string; items?: number } = {}) {
+function widget(
+  options: { href?: string; items?: number; images?: string[]; template?: ItemTemplate } = {},
+) {
   const doc = new FakeDocument()
   const selected: RecommendedItem[] = []
   const response = fakeResponse({ scenario: 'frequently-bought-together' }, options.items ?? 3)
+  options.images?.forEach((url, i) => (response.items[i]!.imageUrl = url))
   const section = buildWidget(asDocument(doc), response, {
     href: options.href,
+    template: options.template,
     onSelect: (item) => selected.push(item),
   }) as unknown as FakeElement
   return { section, selected, response }
@@ -82,6 +95,100 @@ describe('buildWidget', () => {
     links.section.findAll('a')[0]!.click()
     expect(links.selected).toHaveLength(1)
     expect(linkEvents).toEqual([])
+  })
+
+  it('shows the catalogue’s picture in each item that has one, shaped before it loads', () => {
+    const { section } = widget({
+      href: '/p/{id}',
+      images: ['https://cdn.example/1.jpg?a=1&b="2"', '', '/images/3.jpg'],
+    })
+    const links = section.findAll('a')
+    const [img] = links[0]!.children
+    expect(img!.tagName).toBe('img')
+    expect(Object.fromEntries(img!.attributes)).toEqual({
+      // Set as an attribute value, never parsed as markup: quotes and & stay as they are.
+      src: 'https://cdn.example/1.jpg?a=1&b="2"',
+      alt: '',
+      loading: 'lazy',
+      decoding: 'async',
+      width: '160',
+      height: '160',
+    })
+    expect(img!.className).toBe('pocketrec-image')
+    // The name stays the link's text: the picture adds nothing a screen reader would repeat.
+    expect(links[0]!.textContent).toBe('Product 1 10.00')
+    expect(links[1]!.findAll('img')).toEqual([])
+    expect(links[2]!.findAll('img')[0]!.getAttribute('src')).toBe('/images/3.jpg')
+    expect(WIDGET_CSS).toMatch(/\.pocketrec-image\)\{[^}]*aspect-ratio:1/)
+  })
+
+  it('shows no picture whose URL is not http(s) or a path, whoever built the response', () => {
+    const { section } = widget({
+      images: ['javascript:alert(1)', 'data:image/png;base64,AAAA', 'https:// x'],
+    })
+    expect(section.findAll('img')).toEqual([])
+  })
+
+  it('puts a template’s Node in each item and credits a click anywhere in it', () => {
+    const doc = new FakeDocument()
+    const template: ItemTemplate = (item) => {
+      const card = doc.createElement('div')
+      card.className = 'card'
+      const buy = doc.createElement('span')
+      buy.textContent = `${item.name} #${item.position}`
+      card.append(buy)
+      return card as unknown as Node
+    }
+    const { section, selected } = widget({ template })
+    const events: unknown[] = []
+    section.addEventListener('pocketrec:select', (e) => events.push((e as CustomEvent).detail))
+    const items = section.findAll('li')
+    expect(items.map((li) => [li.className, li.getAttribute('data-product-id')])).toEqual([
+      ['pocketrec-item', 'sku-1'],
+      ['pocketrec-item', 'sku-2'],
+      ['pocketrec-item', 'sku-3'],
+    ])
+    expect(items.map((li) => li.textContent)).toEqual([
+      'Product 1 #0',
+      'Product 2 #1',
+      'Product 3 #2',
+    ])
+    expect(section.findAll('button')).toEqual([])
+    items[2]!.findAll('span')[0]!.click()
+    expect(selected.map((item) => item.productId)).toEqual(['sku-3'])
+    // Without a product URL the page is told, with the list's attribution id.
+    expect(events).toEqual([
+      {
+        productId: 'sku-3',
+        attributionId: 'attr-frequently-bought-together',
+        scenario: 'frequently-bought-together',
+      },
+    ])
+  })
+
+  it('sets a template’s string as the item’s HTML; the html helper escapes every value', () => {
+    // `h`, not `html`: prettier would reformat an html`…` literal as markup.
+    const { section } = widget({
+      href: '/p/{id}',
+      images: ['/i/1.jpg'],
+      items: 1,
+      template: (item, { html: h }) =>
+        h`<a class="mine" href="${item.url}"><img src="${item.imageUrl}" alt="">${item.name}</a>`,
+    })
+    expect(section.findAll('li')[0]!.html).toBe(
+      '<a class="mine" href="/p/sku-1"><img src="/i/1.jpg" alt="">Product 1</a>',
+    )
+    const h = html
+    expect(String(h`<b title="${'" onmouseover="x'}">${'<img src=x onerror=alert(1)>'}</b>`)).toBe(
+      '<b title="&quot; onmouseover=&quot;x">&lt;img src=x onerror=alert(1)&gt;</b>',
+    )
+    expect(String(h`${1}${null}${undefined}`)).toBe('1')
+    // Markup it made goes into another html`…` as it is; a string that looks like it does not.
+    const picture = h`<img src="${'/a.jpg?x=1&y=2'}">`
+    expect(String(h`<a>${picture}${'<img src=x>'}</a>`)).toBe(
+      '<a><img src="/a.jpg?x=1&amp;y=2">&lt;img src=x&gt;</a>',
+    )
+    expect(escapeHtml(`&<>"'`)).toBe('&amp;&lt;&gt;&quot;&#39;')
   })
 
   it('has a default title for every scenario', () => {

@@ -17,7 +17,10 @@ export class FakeText {
 type FakeNode = FakeElement | FakeText
 
 export class FakeElement {
+  readonly nodeType = 1
   className = ''
+  /** What was last set as innerHTML (not parsed: the fake has no HTML parser). */
+  html: string | undefined
   parentNode: FakeElement | null = null
   readonly attributes = new Map<string, string>()
   childNodes: FakeNode[] = []
@@ -39,6 +42,11 @@ export class FakeElement {
 
   set textContent(text: string) {
     this.replaceChildren(new FakeText(text))
+  }
+
+  set innerHTML(markup: string) {
+    this.childNodes = []
+    this.html = String(markup)
   }
 
   setAttribute(name: string, value: string): void {

@@ -1,6 +1,7 @@
 // The page elements that show recommendations. Each keeps the shop's own content as its fallback
 // until there is something to show, waits for consent, and shows only its newest answer.
-// The widget's markup is render.ts.
+// The widget's markup is render.ts, in the widgets bundle: fetched (`loadWidgets`) the first
+// time a widget has items to show.
 import type { EventName } from '../../shared/events'
 import type {
   RecommendRequest,
@@ -9,8 +10,9 @@ import type {
   TrackResult,
 } from '../../shared/protocol'
 import { InvalidRequestError } from './errors'
-import { buildWidget, ensureStyles } from './render'
+import type { ItemTemplate } from './render'
 import { warn } from './report'
+import type { Widgets } from './widgets'
 
 export interface RenderOptions {
   /** The scenario this slot shows. */
@@ -21,6 +23,11 @@ export interface RenderOptions {
   title?: string
   href?: string
   currency?: string
+  /**
+   * The shop's markup for each item (render.ts): a function, or a `<template>` element filled
+   * by its data-pocketrec-* attributes; default: a link or button.
+   */
+  template?: ItemTemplate | HTMLTemplateElement
 }
 
 export type RenderResult =
@@ -42,6 +49,8 @@ export interface WidgetDefaults {
   productUrl?: string
   currency?: string
   styles?: boolean
+  /** The widgets bundle (widgets.ts): `import()`ed beside the tag; the module itself in tests. */
+  loadWidgets(): Promise<Widgets>
 }
 
 export interface WidgetMounts {
@@ -114,7 +123,7 @@ export function createWidgetMounts(
     const token = ++mount.token
     mount.waiting = !granted
     if (mount.waiting) return { status: 'waiting-for-consent' }
-    const { slot, productId, limit, title, href, currency } = mount.options
+    const { slot, productId, limit, title, href, currency, template } = mount.options
     let response: RecommendResponse
     try {
       response = await recommend({ scenario: slot, productId, limit })
@@ -125,16 +134,28 @@ export function createWidgetMounts(
     }
     if (token !== mount.token || mounts.get(el) !== mount) return { status: 'superseded' }
     const doc = el.ownerDocument
-    mount.shown = response.items.length > 0
-    if (!mount.shown) {
+    if (response.items.length === 0) {
+      mount.shown = false
       el.replaceChildren(...mount.fallback)
       return { status: 'empty', response }
     }
+    let widgets: Widgets
+    try {
+      widgets = await options.loadWidgets()
+    } catch (error) {
+      // Unloadable (offline, or the page's CSP leaves it out): the element keeps what it shows.
+      if (token !== mount.token) return { status: 'superseded' }
+      throw error
+    }
+    const { buildWidget, ensureStyles } = widgets
+    if (token !== mount.token || mounts.get(el) !== mount) return { status: 'superseded' }
+    mount.shown = true
     if (options.styles !== false) ensureStyles(doc)
     const widget = buildWidget(doc, response, {
       title,
       href: href ?? options.productUrl,
       currency: currency ?? options.currency,
+      template,
       onSelect: (item) => {
         const product = { product_id: item.productId, category: item.category, price: item.price }
         void track('Product Clicked', product, { attribution_id: response.attributionId })

@@ -10,7 +10,7 @@ function setup(options: Partial<ClientIdDeps> = {}) {
   let now = T0
   const deps: ClientIdDeps = {
     site: 'shop',
-    siteKey: 'pk_shop',
+    sites: [{ key: 'pk_shop', origins: [] }],
     secret,
     now: () => now,
     clientIds: { ...DEFAULT_CLIENT_IDS, bits: 6 },
@@ -29,21 +29,22 @@ function setup(options: Partial<ClientIdDeps> = {}) {
       ...((await response.json()) as { client?: string; exp?: number; error?: string }),
     }
   }
-  const challenge = async (headers?: Record<string, string>) =>
-    (await post('/challenge', { siteKey: 'pk_shop' }, headers)) as {
+  const challenge = async (headers?: Record<string, string>, siteKey = 'pk_shop') =>
+    (await post('/challenge', { siteKey }, headers)) as {
       status: number
       challenge: string
       bits: number
       exp: number
     }
-  const solve = async (headers?: Record<string, string>) => {
-    const c = await challenge(headers)
+  const solve = async (headers?: Record<string, string>, siteKey?: string) => {
+    const c = await challenge(headers, siteKey)
     return { challenge: c.challenge, nonce: (await solveWork(c.challenge, c.bits)).nonce }
   }
   const register = (
     solved: { challenge: string; nonce: unknown },
     headers?: Record<string, string>,
-  ) => post('/', { siteKey: 'pk_shop', ...solved }, headers)
+    siteKey = 'pk_shop',
+  ) => post('/', { siteKey, ...solved }, headers)
   return { deps, post, challenge, solve, register, advance: (ms: number) => (now += ms) }
 }
 
@@ -107,7 +108,9 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
   })
 
   it('[P21] checks the site key, and the Origin header when the site lists its origins', async () => {
-    const { post, solve, register } = setup({ allowedOrigins: ['https://shop.example'] })
+    const { post, solve, register } = setup({
+      sites: [{ key: 'pk_shop', origins: ['https://shop.example'] }],
+    })
     expect(await post('/challenge', { siteKey: 'pk_other' })).toMatchObject({
       status: 401,
       error: 'E_SITE_KEY',
@@ -132,6 +135,38 @@ describe('client ids against a proof of work (PROTOCOL.md P21)', () => {
     ).toMatchObject({
       status: 200,
     })
+  })
+
+  it('takes each of the site’s keys from its own origins only, and ids work across them', async () => {
+    const { deps, challenge, solve, register } = setup({
+      sites: [
+        { key: 'pk_shop', origins: ['https://shop.example'] },
+        { key: 'pk_staging', origins: ['https://staging.shop.example'] },
+      ],
+    })
+    const staging = { origin: 'https://staging.shop.example' }
+    const issued = await register(await solve(staging, 'pk_staging'), staging, 'pk_staging')
+    expect(issued).toMatchObject({ status: 200 })
+    // One site, one model: an id registered through either key is the site's.
+    expect(verifyClientId(issued.client, deps, T0).ok).toBe(true)
+    // A key used from the other key's pages is refused, naming the key.
+    const shop = { origin: 'https://shop.example' }
+    expect(await challenge(shop, 'pk_staging')).toMatchObject({ status: 403, error: 'E_ORIGIN' })
+    expect(await register(await solve(shop), shop, 'pk_staging')).toMatchObject({
+      status: 403,
+      error: 'E_ORIGIN',
+      message: expect.stringMatching(/site key pk_staging, got https:\/\/shop\.example/),
+    })
+    expect(await register(await solve(staging, 'pk_staging'), staging, 'pk_shop')).toMatchObject({
+      status: 403,
+      error: 'E_ORIGIN',
+    })
+    expect(await register(await solve(staging, 'pk_staging'), staging, 'pk_unknown')).toMatchObject(
+      {
+        status: 401,
+        error: 'E_SITE_KEY',
+      },
+    )
   })
 
   it('[P21] limits new ids per site and minute; replays of an issued one are not counted', async () => {

@@ -13,20 +13,30 @@ import { limitBody, parseDocument } from './documents'
 import { createRateLimiter } from './rate-limiter'
 import { answerError, refuse } from '../http-errors'
 
+/**
+ * A public key a script tag may carry (its `data-site`), and the origins (`https://shop.example`)
+ * whose pages may register devices with it; empty: any. Browsers set `Origin` themselves, but
+ * any other program can send whatever it likes: the cost of an id is the work, the origins only
+ * keep other sites' pages from spending a shop's quota.
+ */
+export interface SiteKey {
+  key: string
+  origins: readonly string[]
+}
+
+/** The site's keys by key: keys come from outside, so they are looked up in a Map. */
+export function siteKeyMap(sites: readonly SiteKey[]): ReadonlyMap<string, readonly string[]> {
+  return new Map(sites.map((site) => [site.key, site.origins]))
+}
+
 export interface ClientIdDeps {
   site: string
-  /** The public key the script tag carries. */
-  siteKey: string
+  /** The site's public keys (server/config-sites.ts): one model, several names for its tags. */
+  sites: readonly SiteKey[]
   secret: Uint8Array
   now: () => number
   /** The work asked for and the lifetimes of challenges and ids (checked by server/config.ts). */
   clientIds: ClientIdSettings
-  /**
-   * Origins (`https://shop.example`) whose pages may register devices; absent or empty: any.
-   * Browsers set `Origin` themselves, but any other program can send whatever it likes: the
-   * cost of an id is the work, this only keeps other sites' pages from spending a shop's quota.
-   */
-  allowedOrigins?: readonly string[]
   /** `perSitePerMinute` caps new ids; `maxKeys` bounds the replay memory. */
   rateLimits: Pick<RateLimits, 'perSitePerMinute' | 'maxKeys'>
 }
@@ -81,6 +91,7 @@ export function issueClientId(
 
 export function clientRoutes(deps: ClientIdDeps): Hono {
   const { now, clientIds: settings, rateLimits: limits } = deps
+  const keys = siteKeyMap(deps.sites)
   const perSite = createRateLimiter({ limit: limits.perSitePerMinute, maxKeys: 1, now })
   // Ids issued while their challenge could still be replayed: a replay is answered again but
   // not counted, so one solution cannot spend the site's quota.
@@ -123,18 +134,19 @@ export function clientRoutes(deps: ClientIdDeps): Hono {
     return c.json({ client, exp: Math.floor(exp / 1000) * 1000 })
   })
 
-  /** The body against its schema, the site key, then the origin; none keeps any state. */
+  /** The body against its schema, the site key, then its origins; none keeps any state. */
   async function admit<T extends { siteKey: string }>(
     c: Context,
     kind: 'challenge' | 'client',
   ): Promise<T> {
     const parsed = parseDocument<T>(kind, await c.req.text())
     if (!parsed.ok) refuse('E_REQUEST', parsed.message)
-    if (parsed.value.siteKey !== deps.siteKey)
-      refuse('E_SITE_KEY', 'expected this site’s public key')
+    const key = parsed.value.siteKey
+    const origins = keys.get(key)
+    if (!origins) refuse('E_SITE_KEY', 'expected one of this site’s public keys')
     const origin = c.req.header('origin')
-    if (deps.allowedOrigins?.length && !deps.allowedOrigins.includes(origin ?? '')) {
-      const message = `expected a page on one of the site’s origins, got ${origin ?? 'no Origin header'}`
+    if (origins.length > 0 && !origins.includes(origin ?? '')) {
+      const message = `expected a page on one of the origins of site key ${key}, got ${origin ?? 'no Origin header'}`
       refuse('E_ORIGIN', message)
     }
     return parsed.value

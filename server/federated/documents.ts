@@ -149,7 +149,8 @@ const AGGREGATE_REQUEST = {
   },
 } as const
 
-const ajv = new Ajv({ strict: true, allErrors: false })
+// verbose: a failed `pattern` is explained by its schema's description, not the regex.
+const ajv = new Ajv({ strict: true, allErrors: false, verbose: true })
 const validators = {
   catalogue: ajv.compile(CATALOGUE_SCHEMA),
   rules: ajv.compile(RULES_SCHEMA),
@@ -181,7 +182,12 @@ export function checkDocument<T>(kind: DocumentKind, value: unknown): Checked<T>
   }
   const extra =
     error.keyword === 'additionalProperties' ? `: ${quote(error.params.additionalProperty)}` : ''
-  return { ok: false, message: `${where} ${error.message ?? 'is not valid'}${extra}` }
+  const described = (error.parentSchema as { description?: unknown } | undefined)?.description
+  const rule =
+    error.keyword === 'pattern' && typeof described === 'string'
+      ? `must be ${described}, got ${quote(error.data)}`
+      : (error.message ?? 'is not valid')
+  return { ok: false, message: `${where} ${rule}${extra}` }
 }
 
 /** Parses JSON text and checks it against the schema of `kind`. */

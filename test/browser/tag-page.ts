@@ -9,7 +9,7 @@ import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build, type Rollup } from 'vite'
 import type { BackendName, Catalogue } from '../../shared/protocol'
-import { buildLoader } from '../../scripts/build-loader'
+import { writeLoader } from '../../scripts/build-loader'
 import { createApp } from '../../server/app'
 import { writeTestRelease } from '../fixtures/exported-release'
 import { startMountedPair, type MountedPair } from '../fixtures/listen'
@@ -23,7 +23,7 @@ export async function buildDist(publicDir: string, distDir: string): Promise<Rol
     logLevel: 'error',
     build: { outDir: distDir, emptyOutDir: true },
   })
-  await writeFile(path.join(distDir, 'pocketrec.js'), (await buildLoader()).code)
+  await writeLoader(distDir)
   const outputs = (Array.isArray(output) ? output : [output]) as Rollup.RollupOutput[]
   return outputs.flatMap((o) => o.output.filter((c): c is Rollup.OutputChunk => c.type === 'chunk'))
 }

@@ -103,6 +103,22 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(first.attributionId).toMatch(/^[0-9a-f]{32}$/)
     })
 
+    it('carries an item’s imageUrl from the catalogue to the page, and none where it has none', async () => {
+      const items = catalogue.items.map((item) =>
+        item.id === 'p12' ? { ...item, imageUrl: '/images/p12.jpg' } : item,
+      )
+      const response = await create({ catalogue: { ...catalogue, items } }).recommend(
+        { scenario: 'for-you', limit: 3 },
+        emptyContext,
+      )
+      expect(response.items.map((item) => [item.productId, item.imageUrl])).toEqual([
+        ['p5', undefined],
+        ['p12', '/images/p12.jpg'],
+        ['p7', undefined],
+      ])
+      expect('imageUrl' in response.items[0]!).toBe(false)
+    })
+
     it('labels every item with its recall source and fills in the response', async () => {
       const response = await create().recommend(
         { scenario: 'for-you', limit: 20 },

@@ -8,6 +8,7 @@ import type {
   RecallIndexStatus,
   RecommendRequest,
   RecommendResponse,
+  RecommendedItem,
   RerankRules,
   Scenario,
 } from '../../../shared/protocol'
@@ -258,8 +259,10 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       attributionId: createAttributionId(),
       scenario,
       items: ranked.map(({ index, source, score }) => {
-        const { id, name, category, price } = lookup.byIndex[index]!
-        return { productId: id, name, category, price, score, source }
+        const { id, name, category, price, imageUrl } = lookup.byIndex[index]!
+        const item: RecommendedItem = { productId: id, name, category, price, score, source }
+        if (imageUrl !== undefined) item.imageUrl = imageUrl
+        return item
       }),
       modelVersion,
       backend: tf.getBackend(),

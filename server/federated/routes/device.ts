@@ -8,7 +8,7 @@
 import { Hono } from 'hono'
 import type { FederationStore } from '../../storage/store'
 import type { RateLimits } from '../defaults'
-import { clientRoutes, verifyClientId, type ClientIdDeps } from '../clients'
+import { clientRoutes, siteKeyMap, verifyClientId, type ClientIdDeps } from '../clients'
 import { checkVersion, type FedBuffSettings } from '../fedbuff'
 import { limitBody, parseDocument } from '../documents'
 import { NO_HELPER, receiveUpdate, uploadByteLength, type IntakeCode } from '../intake'
@@ -23,8 +23,6 @@ export interface DeviceDeps extends ClientIdDeps {
   store: FederationStore
   settings: FedBuffSettings
   site: string
-  /** The public key the script tag carries (P21). */
-  siteKey: string
   /** Signs upload tokens and derives slices; the same across restarts and replicas (secrets.ts). */
   secret: Uint8Array
   now: () => number
@@ -34,6 +32,7 @@ export interface DeviceDeps extends ClientIdDeps {
 
 export function deviceRoutes(deps: DeviceDeps): Hono {
   const { now, rateLimits } = deps
+  const keys = siteKeyMap(deps.sites)
   const app = new Hono()
   const refused = new Map<IntakeCode, number>()
   const count = (code: IntakeCode) => refused.set(code, (refused.get(code) ?? 0) + 1)
@@ -62,7 +61,7 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
     )
     if (!request.ok) refuse('E_REQUEST', `expected {siteKey, client, version?}: ${request.message}`)
     const body = request.value
-    if (body.siteKey !== deps.siteKey) refuse('E_SITE_KEY', 'expected this site’s public key')
+    if (!keys.has(body.siteKey)) refuse('E_SITE_KEY', 'expected one of this site’s public keys')
     // Checked before any rate-limiter entry is made: made-up ids cost the server nothing.
     const client = verifyClientId(body.client, deps, now())
     if (!client.ok) refuse('E_CLIENT', `${client.reason}; POST /v1/client issues one (P21)`)
