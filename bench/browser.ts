@@ -419,7 +419,7 @@ async function measureBackend(
 const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
 const mb = (heap: WorkerHeap) =>
-  `${(heap.totalBytes / 1e6).toFixed(1)} (${(heap.jsHeapBytes / 1e6).toFixed(1)} + ${(heap.arrayBufferBytes / 1e6).toFixed(1)})`
+  `${(heap.totalBytes / 1e6).toFixed(1)} (${[heap.jsHeapBytes, heap.arrayBufferBytes, heap.wasmBytes].map((b) => (b / 1e6).toFixed(1)).join(' + ')})`
 
 function latencyTable(results: BackendResult[]): string {
   const rows = results.map((r) => {
@@ -437,7 +437,7 @@ function latencyTable(results: BackendResult[]): string {
     return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`
   })
   return [
-    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers, steady / after fine-tuning |',
+    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers + WASM memory, steady / after fine-tuning |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows,
   ].join('\n')

@@ -6,8 +6,10 @@ import type { BrowserContext, Page } from 'playwright-core'
 export interface WorkerHeap {
   /** Live objects on the worker's JS heap after a collection. */
   jsHeapBytes: number
-  /** ArrayBuffer backing stores: the item table, tensors on cpu, WASM memory. */
+  /** ArrayBuffer backing stores: typed arrays (the item table; tensors on the cpu backend). */
   arrayBufferBytes: number
+  /** WebAssembly.Memory (tensors on the wasm backend); it grows and never shrinks. */
+  wasmBytes: number
   totalBytes: number
 }
 
@@ -37,13 +39,11 @@ export async function measureWorkerHeap(
       const message = JSON.parse(event.message) as { id?: number; result?: unknown }
       if (message.id !== undefined) pending.get(message.id)?.(message.result)
     })
-    const call = <T>(method: string): Promise<T> => {
+    const call: Call = <T>(method: string, params: object = {}): Promise<T> => {
       const id = next++
       const reply = new Promise<T>((resolve) => pending.set(id, resolve as (r: unknown) => void))
-      void cdp.send('Target.sendMessageToTarget', {
-        sessionId,
-        message: JSON.stringify({ id, method }),
-      })
+      const message = JSON.stringify({ id, method, params })
+      void cdp.send('Target.sendMessageToTarget', { sessionId, message })
       return reply
     }
     await call('HeapProfiler.collectGarbage')
@@ -51,12 +51,33 @@ export async function measureWorkerHeap(
       'Runtime.getHeapUsage',
     )
     const arrayBufferBytes = usage.backingStorageSize ?? 0
+    const wasmBytes = await wasmMemoryBytes(call)
     return {
       jsHeapBytes: usage.usedSize,
       arrayBufferBytes,
-      totalBytes: usage.usedSize + arrayBufferBytes,
+      wasmBytes,
+      totalBytes: usage.usedSize + arrayBufferBytes + wasmBytes,
     }
   } finally {
     await cdp.detach().catch(() => undefined)
   }
+}
+
+type Call = <T>(method: string, params?: object) => Promise<T>
+
+/** Every live WebAssembly.Memory's size (getHeapUsage leaves them out): queried by prototype. */
+async function wasmMemoryBytes(call: Call): Promise<number> {
+  const prototype = await call<{ result: { objectId: string } }>('Runtime.evaluate', {
+    expression: 'WebAssembly.Memory.prototype',
+  })
+  const memories = await call<{ objects: { objectId: string } }>('Runtime.queryObjects', {
+    prototypeObjectId: prototype.result.objectId,
+  })
+  const total = await call<{ result: { value: number } }>('Runtime.callFunctionOn', {
+    objectId: memories.objects.objectId,
+    functionDeclaration:
+      'function () { return this.reduce((sum, memory) => sum + memory.buffer.byteLength, 0) }',
+    returnByValue: true,
+  })
+  return total.result.value
 }
