@@ -11,6 +11,7 @@ import { createTrainingSchedule } from './training-schedule'
 import type { WorkerEnvironment } from './worker-environment'
 import { PocketrecError } from '../../shared/errors'
 import { InvalidRequestError } from './recommend/validate-request'
+import { BACKEND_NAMES, isBackendName } from './backend-probe'
 import { createWorkerRuntime } from './worker-runtime'
 
 export type { WorkerEnvironment } from './worker-environment'
@@ -66,6 +67,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         )
       }
       config = { ...next }
+      // A typo on the shop's tag must not break it: the worker probes as if it were absent.
+      if (next.backend !== undefined && !isBackendName(next.backend)) {
+        console.warn(
+          `pocketrec: ignored backend "${next.backend}"; expected one of ${BACKEND_NAMES.join(', ')}`,
+        )
+        delete config.backend
+      }
       return this.status()
     },
 
@@ -129,6 +137,11 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         },
         recallIndex: running?.recommender.recallIndex() ?? null,
       }
+    },
+
+    async ready() {
+      if (consent) await runtime.ready().catch(() => {})
+      return this.status()
     },
 
     async forget() {
