@@ -40,7 +40,9 @@ describe('poolsOnlyReason', () => {
   })
 
   it('says E_WORKER_START when no policy refused a worker (a 404, an old browser)', () => {
-    expect(poolsOnlyReason(['blob-worker: x'], ['connect-src']).code).toBe('E_WORKER_START')
+    const reason = poolsOnlyReason(['blob-worker: x'], ['connect-src'])
+    expect(reason.code).toBe('E_WORKER_START')
+    expect(reason.message).toContain("worker-src must list the worker's origin as well as blob:")
   })
 })
 

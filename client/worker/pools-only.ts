@@ -81,7 +81,10 @@ export function poolsOnlyReason(failures: string[], refused: string[]): StatusEr
     code: blocked ? 'E_WORKER_BLOCKED' : 'E_WORKER_START',
     message:
       `no worker could start (${failures.join('; ')})` +
-      (blocked ? ": the page's CSP worker-src allows neither the worker's URL nor blob:" : '') +
+      (blocked
+        ? ": the page's CSP worker-src allows neither the worker's URL nor blob:"
+        : // A blob worker's own import refused by the CSP it inherits is reported inside it only.
+          "; under a CSP, worker-src must list the worker's origin as well as blob:") +
       ': lists come from the pools, without the model',
   }
 }
