@@ -29,7 +29,7 @@ export async function buildLoader(): Promise<LoaderBuild> {
     format: 'iife',
     platform: 'browser',
     target: 'es2019',
-    // The no-worker mode needs a real `import()`; every browser with module workers has it.
+    // The pools-only mode needs a real `import()`; every browser with module workers has it.
     supported: { 'dynamic-import': true },
     minify: true,
     legalComments: 'external',
