@@ -39,7 +39,10 @@ export const ERROR_CODES = [
   'E_CONFIG', // init() without { site, endpoint } strings, or a call before init()
   'E_CONSENT_REQUIRED', // shopper data asked for before consent, after withdrawal, or under DNT/GPC
   'E_INVALID_COMMAND', // an unknown tag command, or arguments of the wrong shape
-  'E_WORKER_START', // no worker could start, nor the pools-only module on the page
+  // No worker started, and no CSP violation said why (a 404, an old browser, a blob worker whose
+  // import its inherited CSP refused): pools only on the page; or the worker stopped answering
+  // too often, or the pools module did not load either: calls reject with WorkerStartError.
+  'E_WORKER_START',
   // Why the tag runs with less than it could: the page's policies (client/loader/README.md,
   // "Content-Security-Policy"). Each reaches status().error and the `pocketrec:error` event.
   'E_WORKER_BLOCKED', // CSP (worker-src) refused every worker: lists come from the pools alone
