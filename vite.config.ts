@@ -41,12 +41,14 @@ export default defineConfig({
         index: path.join(root, 'client/demo/index.html'),
         operator: path.join(root, 'client/demo/operator.html'),
         'pocketrec-worker': path.join(root, 'client/worker/worker.ts'),
+        // What the tag imports on the page when no worker may start: no tfjs, no WebAssembly.
+        'pocketrec-pools': path.join(root, 'client/worker/pools-entry.ts'),
       },
-      // The no-worker mode imports the worker module and calls its exports.
+      // The tag calls the pools module's export.
       preserveEntrySignatures: 'exports-only',
       output: {
         entryFileNames: (chunk) =>
-          chunk.name === 'pocketrec-worker' ? 'pocketrec-worker.js' : 'assets/[name]-[hash].js',
+          chunk.name.startsWith('pocketrec-') ? `${chunk.name}.js` : 'assets/[name]-[hash].js',
       },
     },
   },

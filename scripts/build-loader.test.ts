@@ -116,7 +116,7 @@ describe('dist/pocketrec.js', () => {
     const { run, errors } = openPage([], {})
     run()
     expect(String((errors[0] as unknown[])[0])).toContain(
-      'expected data-site and data-endpoint on the script tag',
+      'expected data-site and data-endpoint, got',
     )
   })
 })

@@ -41,7 +41,7 @@ const COMMON: BuildOptions = {
   bundle: true,
   platform: 'browser',
   target: 'es2019',
-  // The no-worker mode and the widgets need a real `import()`; every browser with module
+  // The pools-only mode and the widgets need a real `import()`; every browser with module
   // workers has it.
   supported: { 'dynamic-import': true },
   minify: true,

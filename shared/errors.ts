@@ -39,7 +39,19 @@ export const ERROR_CODES = [
   'E_CONFIG', // init() without { site, endpoint } strings, or a call before init()
   'E_CONSENT_REQUIRED', // shopper data asked for before consent, after withdrawal, or under DNT/GPC
   'E_INVALID_COMMAND', // an unknown tag command, or arguments of the wrong shape
-  'E_WORKER_START', // neither a worker, a blob worker nor the main-thread module could start
+  // No worker started, and no CSP violation said why (a 404, an old browser, a blob worker whose
+  // import its inherited CSP refused): pools only on the page; or the worker stopped answering
+  // too often, or the pools module did not load either: calls reject with WorkerStartError.
+  'E_WORKER_START',
+  // Why the tag runs with less than it could: the page's policies (client/loader/README.md,
+  // "Content-Security-Policy"). Each reaches status().error and the `pocketrec:error` event.
+  'E_WORKER_BLOCKED', // CSP (worker-src) refused every worker: lists come from the pools alone
+  'E_WASM_BLOCKED', // CSP without 'wasm-unsafe-eval': no WebAssembly; the worker runs on cpu
+  // A fetch the browser refused and the page's CSP reported (a `securitypolicyviolation` of
+  // connect-src for that URL): the endpoint (or helper) must be listed in connect-src.
+  'E_CSP_CONNECT',
+  'E_NETWORK', // a fetch that failed with no CSP violation reported: offline, DNS, CORS, refused
+  'E_NO_BACKEND', // no tfjs backend passed its self-test on this device
   'E_RELEASE', // the release (manifest and artifacts) could not be fetched or verified
   'E_MODEL_DISPOSED', // a recommender used after its model was released (device loss, new release)
   // HTTP answers of the shop's server and of the helper (PROTOCOL.md).

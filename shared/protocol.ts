@@ -1,6 +1,7 @@
 // The wire types between the page (loader, demo) and the worker, and the artifacts the
 // server (or, until it exists, static files from the trainer) hands to every device.
 // Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
+import type { ErrorCode } from './errors'
 import type { SparseLayout } from './sparse-update'
 
 // ---- Artifacts -------------------------------------------------------------------------------
@@ -196,6 +197,19 @@ export interface WorkerStatus {
   }
   /** How embedding-neighbour recall runs now (null before the model is loaded). */
   recallIndex: RecallIndexStatus | null
+  /**
+   * What keeps the recommender from its best: the last start that failed (E_CSP_CONNECT,
+   * E_NETWORK, E_RELEASE, E_NO_BACKEND; cleared once a start succeeds), else a standing limit
+   * (E_WASM_BLOCKED, E_WORKER_BLOCKED), else null. The tag's status() and `pocketrec:error`
+   * event carry it as it is.
+   */
+  error: StatusError | null
+}
+
+/** A failure as status() and the `pocketrec:error` event report it: branch on `code`. */
+export interface StatusError {
+  code: ErrorCode
+  message: string
 }
 
 /**

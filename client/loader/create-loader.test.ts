@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLoader, type LoaderOptions } from './create-loader'
 import type { PrivacyNavigator } from './privacy-signals'
+import type { StatusError } from '../../shared/protocol'
 import type { PocketrecWorkerApi } from '../worker/api'
 import type { WorkerConnection } from './start-worker'
 import * as widgets from './widgets'
@@ -27,10 +28,11 @@ function setUp(
     idleCallback?: boolean
     items?: number
     loadWidgets?: () => Promise<typeof widgets>
+    error?: StatusError
   } = {},
 ) {
   const win = createFakeWindow({ databases: options.databases, idleCallback: options.idleCallback })
-  const worker = createFakeWorker({ items: options.items })
+  const worker = createFakeWorker({ items: options.items, error: options.error })
   const loader = createLoader({
     options: { ...OPTIONS, ...options.loader },
     window: win,
@@ -332,7 +334,28 @@ describe('commands', () => {
       status: 'rejected',
       error: 'Error: blocked',
     })
-    expect((await loader.status()).error).toBe('Error: blocked')
+    const error = { code: 'E_WORKER_START', message: 'Error: blocked' }
+    expect((await loader.status()).error).toEqual(error)
+    // Reported once, however often status() is read.
+    expect(win.dispatched.map((e) => [e.type, e.detail])).toEqual([['pocketrec:error', error]])
+  })
+
+  it('reports what the worker says it lacks as soon as it is ready, once, and in status', async () => {
+    const error: StatusError = { code: 'E_WASM_BLOCKED', message: 'WebAssembly refused' }
+    const { win, loader } = setUp({ error })
+    await grant(win, loader)
+    expect(win.dispatched.map((e) => [e.type, e.detail])).toEqual([['pocketrec:error', error]])
+    // Recommendations still work; status says why they come from a slower backend.
+    await expect(loader.recommend({ scenario: 'trending' })).resolves.toMatchObject({})
+    expect((await loader.status()).error).toEqual(error)
+    expect(win.dispatched).toHaveLength(1)
+  })
+
+  it('reports no error for a worker that lacks nothing', async () => {
+    const { win, loader } = setUp()
+    await grant(win, loader)
+    expect((await loader.status()).error).toBeNull()
+    expect(win.dispatched).toEqual([])
   })
 
   it('destroy removes its listener and stops the worker', async () => {
@@ -362,6 +385,7 @@ describe('a worker that dies after starting', () => {
         init: async () => ({}) as never,
         setConsent: async () => {},
         status: dead ? never : async () => ({ consent: true }) as never,
+        ready: dead ? never : async () => ({ consent: true }) as never,
         recommend: dead ? never : async (request) => fakeResponse(request),
         track: dead ? never : async () => ({ status: 'stored' as const }),
         forget: async () => {},
@@ -440,7 +464,10 @@ describe('a worker that dies after starting', () => {
     await drain()
     expect(await third).toMatchObject({ name: 'WorkerStartError' })
     expect(counts().starts).toBe(4)
-    expect((await loader.status()).error).toBe('the worker stopped answering 4 times')
+    expect((await loader.status()).error).toEqual({
+      code: 'E_WORKER_START',
+      message: 'the worker stopped answering 4 times',
+    })
   })
 })
 
@@ -700,14 +727,11 @@ describe('data-backend', () => {
     expect(worker.calls[0]).toEqual(['init', { ...OPTIONS, backend: 'webgl' }])
   })
 
-  it('ignores an unknown backend with a warning and lets the worker probe', async () => {
+  it('passes any other value on as written: the worker checks it (create-worker-api.test.ts)', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const { win, worker, loader } = setUp({ loader: { backend: 'gpu' } })
-    expect(warn).toHaveBeenCalledWith(
-      'pocketrec:',
-      'ignored backend "gpu"; expected one of wasm, cpu, webgl, webgpu',
-    )
     await grant(win, loader)
-    expect(worker.calls[0]).toEqual(['init', OPTIONS])
+    expect(worker.calls[0]).toEqual(['init', { ...OPTIONS, backend: 'gpu' }])
+    expect(warn).not.toHaveBeenCalled()
   })
 })

@@ -1,24 +1,20 @@
 // The loader's entry wiring, with the platform injected so it runs in tests without a browser: the
 // worker supervisor (worker-supervisor.ts) behind the consent gate (consent-gate.ts, which keeps
 // the widget mounts), and `run`, which calls the gate's commands by name.
-import type { BackendName } from '../../shared/protocol'
 import type { WorkerConfig } from '../worker/api'
 import { createConsentGate, type ConsentGate, type ConsentWindow } from './consent-gate'
 import { InvalidRequestError } from './errors'
 import type { PrivacyNavigator } from './privacy-signals'
-import { warn } from './report'
 import type { WorkerConnection } from './start-worker'
 import type { Widgets } from './widgets'
 import { createWorkerSupervisor, type SupervisorWindow } from './worker-supervisor'
-
-const BACKENDS: readonly string[] = ['wasm', 'cpu', 'webgl', 'webgpu'] satisfies BackendName[]
 
 /** The commands `pocketrec(name, ...args)` runs: the loader's methods of those names. */
 const COMMANDS = ['consent', 'track', 'recommend', 'render', 'forget', 'status'] as const
 type Command = (typeof COMMANDS)[number]
 
 export interface LoaderOptions extends Omit<WorkerConfig, 'backend'> {
-  /** From `data-backend`, unchecked: one of wasm, cpu, webgl, webgpu skips the probe. */
+  /** From `data-backend`, unchecked (the worker checks it): wasm, cpu, webgl or webgpu skips the probe. */
   backend?: string
   /** From `data-consent`: a consent manager that knows the answer when the page is rendered. */
   consent?: 'granted' | 'denied'
@@ -57,11 +53,9 @@ export interface Loader extends ConsentGate {
  */
 export function createLoader(deps: LoaderDeps): Loader {
   const { options, window: win } = deps
-  const config: WorkerConfig = { site: options.site, endpoint: options.endpoint }
-  const { backend } = options
-  // A typo must not break the shop: the worker probes as if the attribute were absent.
-  if (backend && BACKENDS.includes(backend)) config.backend = backend as BackendName
-  else if (backend) warn(`ignored backend "${backend}"; expected one of ${BACKENDS.join(', ')}`)
+  const { site, endpoint, backend } = options
+  // The worker checks `backend` (a typo is ignored there with a warning): the tag stays small.
+  const config: WorkerConfig = backend ? { site, endpoint, backend } : { site, endpoint }
   const supervisor = createWorkerSupervisor(win, config, deps.startWorker)
   const gate = createConsentGate(
     win,

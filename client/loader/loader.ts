@@ -23,7 +23,7 @@ function boot(): CommandRunner {
   const { site = '', endpoint = '' } = data
   if (!site || !endpoint) {
     console.error(
-      `pocketrec: expected data-site and data-endpoint on the script tag, got "${site}" and "${endpoint}"`,
+      `pocketrec: expected data-site and data-endpoint, got "${site}" and "${endpoint}"`,
     )
   }
   // The worker sits next to this file unless the shop hosts it on its own origin (data-worker).

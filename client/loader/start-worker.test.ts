@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
+import { connectPoolsOnly } from '../worker/pools-only'
 import { startWorker, type WorkerLike, type WorkerStartEnv } from './start-worker'
 import { createFakeWorker, WORKER_STATUS } from './test-fakes'
 
@@ -39,7 +40,11 @@ function fakeEnv(options: {
   blob?: Outcome
   module?: 'ok' | 'missing'
   initError?: Error
+  /** What the page's CSP refused (`securitypolicyviolation` directives). */
+  refused?: string[]
 }) {
+  const imported: string[] = []
+  const reasons: Array<[string[], string[]]> = []
   const workers: FakeWorker[] = []
   const blobs: string[] = []
   const revoked: string[] = []
@@ -64,12 +69,19 @@ function fakeEnv(options: {
       return `blob:${SHOP}/${blobs.length}`
     },
     revokeBlobUrl: (url) => void revoked.push(url),
-    importModule: async () => {
+    importModule: async (url) => {
+      imported.push(url)
       if (options.module === 'missing') throw new TypeError('Failed to fetch module')
-      return { createWorkerApi: () => inline.api }
+      return {
+        startPoolsOnly: (config, failures, refused) => {
+          reasons.push([failures, refused])
+          return connectPoolsOnly(inline.api, config)
+        },
+      }
     },
+    refused: options.refused ?? [],
   }
-  return { env, workers, blobs, revoked, inline }
+  return { env, workers, blobs, revoked, inline, imported, reasons }
 }
 
 describe('startWorker', () => {
@@ -109,14 +121,24 @@ describe('startWorker', () => {
     expect(workers[0]!.terminated).toBe(true)
   })
 
-  it('runs the module on the page when CSP forbids both workers', async () => {
-    const { env, inline } = fakeEnv({
+  it('serves the pools on the page, not the model, when CSP forbids both workers', async () => {
+    const { env, inline, imported, reasons } = fakeEnv({
       blob: 'error-event',
       direct: 'throws',
       workerUrl: `${SHOP}/w.js`,
+      refused: ['worker-src', 'worker-src'],
     })
     const connection = await startWorker(CONFIG, env)
-    expect(connection.mode).toBe('main-thread')
+    expect(connection.mode).toBe('pools-only')
+    // The pools module beside the worker, never the worker's own module (tfjs, WebAssembly).
+    expect(imported).toEqual([`${SHOP}/pocketrec-pools.js`])
+    // It is told how each way failed and what the CSP refused, to say why (pools-only.test.ts).
+    expect(reasons).toEqual([
+      [
+        ['worker: SecurityError: blocked by CSP', 'blob-worker: the script failed to load'],
+        ['worker-src', 'worker-src'],
+      ],
+    ])
     expect(inline.calls).toEqual([['init', CONFIG]])
     connection.terminate()
     await Promise.resolve()
@@ -130,8 +152,8 @@ describe('startWorker', () => {
       name: 'WorkerStartError',
       code: 'E_WORKER_START',
       message:
-        'could not start the pocketrec worker (blob-worker: SecurityError: blocked by CSP; ' +
-        'main-thread: TypeError: Failed to fetch module)',
+        'no worker could start (blob-worker: SecurityError: blocked by CSP; ' +
+        'pools-only: TypeError: Failed to fetch module)',
     })
   })
 

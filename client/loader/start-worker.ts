@@ -1,33 +1,34 @@
-// Starts the recommender off the main thread where the page allows it. Three ways, in order:
-// a module worker from the page's own origin, a blob wrapper that imports a cross-origin worker
-// script, and (when CSP forbids both) the same module imported on the page itself.
+// Starts the recommender off the main thread where the page allows it: a module worker from the
+// page's own origin, else a blob wrapper that imports a cross-origin worker script. Where neither
+// may start (CSP worker-src), the page imports the pools-only module (pocketrec-pools.js beside
+// the worker): lists from the pools, no model, so no long task on the page's thread.
 import type { WorkerStatus } from '../../shared/protocol'
-import type { PocketrecWorkerApi, PocketrecWorkerModule, WorkerConfig } from '../worker/api'
+import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
+import type { PoolsOnlyModule } from '../worker/pools-only'
 import { WorkerStartError } from './errors'
 import { messageOf } from './report'
 import { connectRpc, type RpcEndpoint } from './worker-rpc'
 
-export type WorkerMode = 'worker' | 'blob-worker' | 'main-thread'
+export type WorkerMode = 'worker' | 'blob-worker' | 'pools-only'
 
 export interface WorkerConnection {
   api: PocketrecWorkerApi
   mode: WorkerMode
-  /** What `init` answered. */
+  /** What `init` answered; in pools-only mode its `error` says why no worker runs. */
   status: WorkerStatus
-  /** Stops the worker; on the main thread, asks the module to stop all work instead. */
+  /** Stops the worker; pools-only, asks the module to drop what it loaded instead. */
   terminate(): void
 }
 
 /** The part of `Worker` the loader uses. */
 export interface WorkerLike {
   addEventListener(type: 'error', listener: (event: Event) => void): void
-  removeEventListener(type: 'error', listener: (event: Event) => void): void
   terminate(): void
 }
 
 /** Platform access, injected so the strategy order is testable without a browser. */
 export interface WorkerStartEnv {
-  /** Absolute URL of the worker entry module. */
+  /** Absolute URL of the worker entry module; the pools-only module sits beside it. */
   workerUrl: string
   /** The page's `location.origin`. */
   pageOrigin: string
@@ -36,7 +37,9 @@ export interface WorkerStartEnv {
   connect(worker: WorkerLike): PocketrecWorkerApi
   createBlobUrl(source: string): string
   revokeBlobUrl(url: string): void
-  importModule(url: string): Promise<PocketrecWorkerModule>
+  importModule(url: string): Promise<PoolsOnlyModule>
+  /** The directives of every `securitypolicyviolation` reported on the page so far. */
+  refused: string[]
 }
 
 /** The script could not run there (blocked, missing, not CORS-enabled): try the next way. */
@@ -44,6 +47,11 @@ class LoadFailure extends Error {}
 
 /** The real platform: module workers, comlink's protocol, blob URLs and dynamic `import()`. */
 export function createBrowserWorkerEnv(workerUrl: string, pageOrigin: string): WorkerStartEnv {
+  // From the tag's first moment: the report of a refused worker comes once, as it is refused.
+  const refused: string[] = []
+  addEventListener('securitypolicyviolation', (event) =>
+    refused.push((event as SecurityPolicyViolationEvent).effectiveDirective),
+  )
   return {
     workerUrl,
     pageOrigin,
@@ -51,7 +59,8 @@ export function createBrowserWorkerEnv(workerUrl: string, pageOrigin: string): W
     connect: (worker) => connectRpc(worker as unknown as RpcEndpoint),
     createBlobUrl: (source) => URL.createObjectURL(new Blob([source], { type: 'text/javascript' })),
     revokeBlobUrl: (url) => URL.revokeObjectURL(url),
-    importModule: (url) => import(/* @vite-ignore */ url) as Promise<PocketrecWorkerModule>,
+    importModule: (url) => import(/* @vite-ignore */ url) as Promise<PoolsOnlyModule>,
+    refused,
   }
 }
 
@@ -63,44 +72,39 @@ export async function startWorker(
   config: WorkerConfig,
   env: WorkerStartEnv,
 ): Promise<WorkerConnection> {
+  const { workerUrl } = env
   const failures: string[] = []
-  const attempt = async (
-    mode: WorkerMode,
-    connect: () => Promise<WorkerConnection>,
-  ): Promise<WorkerConnection | null> => {
+  // A cross-origin URL always throws here, so a plain worker is tried only when the origins match.
+  const modes: WorkerMode[] = ['blob-worker', 'pools-only']
+  if (new URL(workerUrl).origin === env.pageOrigin) modes.unshift('worker')
+  for (const mode of modes) {
+    let blobUrl = ''
     try {
-      return await connect()
+      if (mode === 'pools-only') {
+        const url = new URL('pocketrec-pools.js', workerUrl).href
+        // Imported first: the refusal's report is queued behind the worker's error event.
+        const pools = await env.importModule(url).catch(loadFailure)
+        return await pools.startPoolsOnly(config, failures, env.refused)
+      }
+      // The blob worker has the page's origin, so its IndexedDB is the page's; the import needs CORS.
+      const url = () =>
+        mode === 'worker'
+          ? workerUrl
+          : (blobUrl = env.createBlobUrl(`import ${JSON.stringify(workerUrl)}`))
+      return await connectWorker(config, env, url, mode)
     } catch (error) {
       // An `init` that answers with an error is the worker speaking: another way would say the same.
       if (!(error instanceof LoadFailure)) throw error
       failures.push(`${mode}: ${error.message}`)
-      return null
+    } finally {
+      if (blobUrl) env.revokeBlobUrl(blobUrl)
     }
   }
-  // A cross-origin URL always throws here, so only try it when the origins match.
-  const direct =
-    new URL(env.workerUrl).origin === env.pageOrigin
-      ? await attempt('worker', () => connectWorker(config, env, () => env.workerUrl, 'worker'))
-      : null
-  if (direct) return direct
-  let blobUrl: string | undefined
-  // The blob worker has the page's origin, so its IndexedDB is the page's; the import needs CORS.
-  const createBlobUrl = (): string =>
-    (blobUrl = env.createBlobUrl(`import ${JSON.stringify(env.workerUrl)}`))
-  const wrapped = await attempt('blob-worker', () =>
-    connectWorker(config, env, createBlobUrl, 'blob-worker'),
-  ).finally(() => blobUrl && env.revokeBlobUrl(blobUrl))
-  if (wrapped) return wrapped
-  const inline = await attempt('main-thread', async () => {
-    const module = await env.importModule(env.workerUrl).catch((error: unknown) => {
-      throw new LoadFailure(messageOf(error))
-    })
-    const api = module.createWorkerApi()
-    const status = await api.init(config)
-    return { api, mode: 'main-thread', status, terminate: () => void api.setConsent(false) }
-  })
-  if (inline) return inline
-  throw new WorkerStartError(`could not start the pocketrec worker (${failures.join('; ')})`)
+  throw new WorkerStartError(`no worker could start (${failures.join('; ')})`)
+}
+
+function loadFailure(error: unknown): never {
+  throw new LoadFailure(messageOf(error))
 }
 
 async function connectWorker(
@@ -113,14 +117,14 @@ async function connectWorker(
   try {
     worker = env.createWorker(url())
   } catch (error) {
-    throw new LoadFailure(messageOf(error))
+    loadFailure(error)
   }
-  let onError: (event: Event) => void = () => {}
-  const failed = new Promise<never>((_, reject) => {
-    onError = (event) =>
-      reject(new LoadFailure((event as ErrorEvent).message || 'the script failed to load'))
-  })
-  worker.addEventListener('error', onError)
+  // Kept after the start: a later error event settles nothing, as the race is over.
+  const failed = new Promise<never>((_, reject) =>
+    worker.addEventListener('error', (event) =>
+      reject(new LoadFailure((event as ErrorEvent).message || 'the script failed to load')),
+    ),
+  )
   try {
     const api = env.connect(worker)
     const status = await Promise.race([api.init(config), failed])
@@ -128,7 +132,5 @@ async function connectWorker(
   } catch (error) {
     worker.terminate()
     throw error
-  } finally {
-    worker.removeEventListener('error', onError)
   }
 }

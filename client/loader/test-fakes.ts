@@ -1,7 +1,12 @@
 // Test doubles for the loader's unit tests: a DOM just big enough for the widget (no happy-dom
 // or jsdom here; real-DOM checks belong to the browser tests), a window with a manual idle
 // queue, and a worker API that records every call.
-import type { RecommendRequest, RecommendResponse, WorkerStatus } from '../../shared/protocol'
+import type {
+  RecommendRequest,
+  RecommendResponse,
+  StatusError,
+  WorkerStatus,
+} from '../../shared/protocol'
 import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
 import type { LoaderWindow } from './create-loader'
 import type { WorkerConnection } from './start-worker'
@@ -123,6 +128,8 @@ export interface FakeWindow extends LoaderWindow {
   pendingIdle(): number
   dispatch(type: string, detail: unknown): void
   databasesCalls: number
+  /** Every event the loader dispatched on the window, in order. */
+  dispatched: CustomEvent[]
 }
 
 export function createFakeWindow(
@@ -142,6 +149,11 @@ export function createFakeWindow(
     location: { href: 'https://shop.example/products/sku-9' },
     idleOptions,
     databasesCalls: 0,
+    dispatched: [],
+    dispatchEvent: (event) => {
+      win.dispatched.push(event as CustomEvent)
+      return true
+    },
     addEventListener: (type, listener) =>
       listeners.set(type, (listeners.get(type) ?? new Set()).add(listener)),
     removeEventListener: (type, listener) => listeners.get(type)?.delete(listener),
@@ -188,6 +200,7 @@ export const WORKER_STATUS: WorkerStatus = {
   sessions: 0,
   training: { state: 'idle', steps: 0, losses: [] },
   recallIndex: { state: 'exact' },
+  error: null,
 }
 
 export function fakeResponse(request: RecommendRequest, count = 2): RecommendResponse {
@@ -210,7 +223,7 @@ export function fakeResponse(request: RecommendRequest, count = 2): RecommendRes
 }
 
 /** A worker that records calls in order; `startWorker` counts starts and terminations. */
-export function createFakeWorker(options: { items?: number } = {}) {
+export function createFakeWorker(options: { items?: number; error?: StatusError } = {}) {
   const calls: Array<[keyof PocketrecWorkerApi, ...unknown[]]> = []
   const configs: WorkerConfig[] = []
   let terminated = 0
@@ -229,8 +242,11 @@ export function createFakeWorker(options: { items?: number } = {}) {
     },
     status: async () => {
       calls.push(['status'])
-      return { ...WORKER_STATUS, consent: true }
+      return { ...WORKER_STATUS, consent: true, error: options.error ?? null }
     },
+    // Not recorded: the supervisor asks it after every start, which would interleave every
+    // test's sequence of calls.
+    ready: async () => ({ ...WORKER_STATUS, consent: true, error: options.error ?? null }),
     setConsent: async (granted) => {
       calls.push(['setConsent', granted])
     },

@@ -13,7 +13,7 @@ export interface RpcEndpoint {
 
 type Reply =
   | { id: string; type: 'RAW'; value: unknown }
-  | { id: string; type: 'HANDLER'; name: string; value: { isError: boolean; value: unknown } }
+  | { id: string; type: 'HANDLER'; name: 'throw'; value: { isError: boolean; value: unknown } }
 
 // A Record, not a list, so a method added to the interface and not here fails to compile.
 const METHODS: Record<keyof PocketrecWorkerApi, 0> = {
@@ -21,6 +21,7 @@ const METHODS: Record<keyof PocketrecWorkerApi, 0> = {
   track: 0,
   recommend: 0,
   status: 0,
+  ready: 0,
   setConsent: 0,
   forget: 0,
 }
@@ -35,8 +36,8 @@ export function connectRpc(endpoint: RpcEndpoint): PocketrecWorkerApi {
     if (!settle) return
     pending.delete(reply.id)
     if (reply.type === 'RAW') settle[0](reply.value as never)
-    else if (reply.name !== 'throw') settle[1](new Error(`unsupported comlink reply ${reply.name}`))
-    // comlink sends an Error as its name, message and stack; anything else thrown as it was.
+    // The one HANDLER reply comlink sends is `throw`: an Error as its name, message and stack,
+    // anything else thrown as it was.
     else
       settle[1](
         reply.value.isError ? Object.assign(new Error(), reply.value.value) : reply.value.value,

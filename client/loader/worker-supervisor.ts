@@ -1,6 +1,7 @@
 // Keeps the loader's one worker: starts it when the page is idle, runs every call on it, replaces
-// one that stops answering, and records why it could not start. Consent decides when it runs.
-import type { WorkerStatus } from '../../shared/protocol'
+// one that stops answering, and reports what keeps it from its best (status().error and the
+// `pocketrec:error` event, once per distinct failure). Consent decides when it runs.
+import type { StatusError, WorkerStatus } from '../../shared/protocol'
 import type { PocketrecWorkerApi, WorkerConfig } from '../worker/api'
 import { ConsentRequiredError, WorkerStartError } from './errors'
 import { messageOf, warn } from './report'
@@ -28,14 +29,19 @@ export interface SupervisorWindow {
   clearTimeout(id: number): void
   requestIdleCallback?(callback: () => void, options?: { timeout: number }): number
   cancelIdleCallback?(id: number): void
+  /** Receives `pocketrec:error` (a CustomEvent whose detail is a StatusError). */
+  dispatchEvent(event: Event): boolean
 }
 
 /** The worker's part of the loader's `status()`. */
 export interface SupervisorStatus {
   mode: WorkerMode | null
   worker: WorkerStatus | null
-  /** Why the worker could not start. */
-  error: string | null
+  /**
+   * Why the tag runs with less than it could: no worker at all (E_WORKER_START), else what the
+   * worker (or the pools-only module) reports: E_WORKER_BLOCKED, E_WASM_BLOCKED, E_CSP_CONNECT…
+   */
+  error: StatusError | null
 }
 
 export interface WorkerSupervisor {
@@ -65,8 +71,17 @@ export function createWorkerSupervisor(
   let worker: Promise<WorkerConnection> | null = null
   let connection: WorkerConnection | null = null
   let cancelStart: (() => void) | null = null
-  let startError: string | null = null
+  let startError: StatusError | null = null
+  /** The last failure dispatched as `pocketrec:error`: the same one is not dispatched twice. */
+  let reported = ''
   let restarts = 0
+
+  /** Each failure has its own message (they name what failed): the message tells them apart. */
+  function report(error: StatusError | null): void {
+    if (!error || error.message === reported) return
+    reported = error.message
+    win.dispatchEvent(new CustomEvent('pocketrec:error', { detail: error }))
+  }
 
   function getWorker(): Promise<WorkerConnection> {
     if (worker) return worker
@@ -82,17 +97,21 @@ export function createWorkerSupervisor(
       })
       cancelStart = () => {
         cancelIdle()
-        reject(new ConsentRequiredError('consent was withdrawn before the worker started'))
+        reject(new ConsentRequiredError('consent withdrawn before the worker started'))
       }
     })
     worker = started
     started.then(
       (c) => {
-        if (worker === started) connection = c
+        if (worker !== started) return
+        connection = c
+        report(c.status.error)
+        // Answers once the release is loaded, or its download failed (E_CSP_CONNECT…).
+        c.api.ready().then((s) => report(s.error), warn)
       },
       (error: unknown) => {
         if (worker !== started) return
-        startError = messageOf(error)
+        fail((error as WorkerStartError).code, messageOf(error))
         warn(error)
       },
     )
@@ -115,10 +134,19 @@ export function createWorkerSupervisor(
     c.terminate()
     worker = connection = null
     if (++restarts > MAX_RESTARTS) {
-      startError = `the worker stopped answering ${restarts} times`
-      worker = Promise.reject(new WorkerStartError(startError))
+      worker = Promise.reject(
+        new WorkerStartError(
+          fail('E_WORKER_START', `the worker stopped answering ${restarts} times`),
+        ),
+      )
       worker.catch(() => {})
     }
+  }
+
+  /** Records and reports why no worker runs; answers the message. */
+  function fail(code: StatusError['code'] | undefined, message: string): string {
+    report((startError = { code: code || 'E_WORKER_START', message }))
+    return message
   }
 
   /** Forgets the worker, running or starting, and hands back what it was. */
@@ -137,17 +165,12 @@ export function createWorkerSupervisor(
     const idb = win.indexedDB
     if (!idb) return
     if (idb.databases) {
-      const names = (await idb.databases()).map((db) => db.name || '')
-      if (!names.some((name) => name.startsWith(DATABASE_PREFIX))) return
+      const dbs = await idb.databases()
+      if (!dbs.some((db) => (db.name || '').startsWith(DATABASE_PREFIX))) return
     } else if (!evenIfUnknown) {
       return
     }
-    const c = await startWorker(config)
-    try {
-      await c.api.forget()
-    } finally {
-      c.terminate()
-    }
+    await forgetThenStop(await startWorker(config))
   }
 
   return {
@@ -160,23 +183,16 @@ export function createWorkerSupervisor(
     withdraw: async (explicit) => {
       const running = stop()
       const c = running && (await running.catch(() => null))
-      if (c) {
-        try {
-          await c.api.forget()
-        } finally {
-          c.terminate()
-        }
-        return
-      }
-      await forgetStoredData(explicit)
+      await (c ? forgetThenStop(c) : forgetStoredData(explicit))
     },
     status: async () => {
       const c = connection
+      const status = c && (await call((api) => api.status()))
       return {
         // Not `c?.mode ?? null`: lowered to ES2019, `?.` and `??` cost the tag bytes.
         mode: (c && c.mode) || null,
-        worker: c ? await call((api) => api.status()) : null,
-        error: startError,
+        worker: status,
+        error: startError || (status && status.error) || null,
       }
     },
     destroy: () => {
@@ -188,6 +204,15 @@ export function createWorkerSupervisor(
         )
       }
     },
+  }
+}
+
+/** Deletes the shopper's data through `c`, then stops it. */
+async function forgetThenStop(c: WorkerConnection): Promise<void> {
+  try {
+    await c.api.forget()
+  } finally {
+    c.terminate()
   }
 }
 
@@ -209,10 +234,8 @@ function supervise<T>(
     let answered = false
     const timer = win.setTimeout(() => {
       if (settled) return
-      c.api.status().then(
-        () => (answered = true),
-        () => (answered = true),
-      )
+      const answer = () => (answered = true)
+      c.api.status().then(answer, answer)
       win.setTimeout(() => {
         if (settled || answered) return
         settled = true
@@ -233,7 +256,8 @@ function supervise<T>(
 
 /** Runs `task` when the page is idle; returns a function that cancels it. */
 function whenIdle(win: SupervisorWindow, task: () => void): () => void {
-  if (win.requestIdleCallback && win.cancelIdleCallback) {
+  // Every browser with requestIdleCallback has cancelIdleCallback.
+  if (win.requestIdleCallback) {
     const id = win.requestIdleCallback(task, { timeout: IDLE_TIMEOUT_MS })
     return () => win.cancelIdleCallback!(id)
   }

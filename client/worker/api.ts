@@ -13,8 +13,11 @@ export interface WorkerConfig {
   site: string
   /** Base URL of the aggregation server (or of the trainer's static files). */
   endpoint: string
-  /** Forces one backend instead of probing (tests, the demo's backend switch). */
-  backend?: BackendName
+  /**
+   * Forces one backend instead of probing (tests, the demo's backend switch): a BackendName.
+   * `data-backend` arrives as written; `init` ignores anything else with a console warning.
+   */
+  backend?: BackendName | (string & {})
 }
 
 /**
@@ -29,6 +32,11 @@ export interface PocketrecWorkerApi {
   track(event: unknown): Promise<TrackResult>
   recommend(request: RecommendRequest): Promise<RecommendResponse>
   status(): Promise<WorkerStatus>
+  /**
+   * After `setConsent(true)`: waits until the release is synced and the backend chosen, then
+   * answers `status()`. Never rejects for a failed start: `status().error` says why.
+   */
+  ready(): Promise<WorkerStatus>
   /** `true` opens storage and starts sync and training; `false` stops all work and timers. */
   setConsent(granted: boolean): Promise<void>
   /**
@@ -36,13 +44,4 @@ export interface PocketrecWorkerApi {
    * `pocketrec`, and any cached artifacts). Must work right after `init`, without consent.
    */
   forget(): Promise<void>
-}
-
-/**
- * What the worker entry module exports. When CSP forbids workers the loader `import()`s that
- * module on the page and calls `createWorkerApi()` directly, so the entry must call
- * `Comlink.expose` only inside a worker: exposed on `window`, any frame could post it commands.
- */
-export interface PocketrecWorkerModule {
-  createWorkerApi(): PocketrecWorkerApi
 }

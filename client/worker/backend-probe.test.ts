@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
-import { probeBackends, selfTestGradient } from './backend-probe'
+import { findWasmRefusal, probeBackends, selfTestGradient } from './backend-probe'
 
 // Node has cpu and wasm; the browser backends are exercised in test/browser.
 describe('probeBackends', () => {
@@ -55,7 +55,32 @@ describe('probeBackends', () => {
       probeBackends({ candidates: ['webgl'], loaders: {}, benchmark: async () => {} }),
     ).rejects.toMatchObject({
       name: 'ModelUnavailableError',
+      code: 'E_NO_BACKEND',
       message: 'no usable backend: webgl: not bundled',
     })
+  })
+})
+
+describe('findWasmRefusal', () => {
+  it('finds nothing where WebAssembly compiles (Node)', () => {
+    expect(findWasmRefusal()).toBeNull()
+  })
+
+  it("says why, and what to add, where a CSP without 'wasm-unsafe-eval' refuses to compile", () => {
+    const refusing = {
+      Module: class {
+        constructor() {
+          throw new WebAssembly.CompileError('Refused to compile or instantiate WebAssembly module')
+        }
+      },
+    } as unknown as typeof WebAssembly
+    expect(findWasmRefusal(refusing)).toBe(
+      'WebAssembly refused (Refused to compile or instantiate WebAssembly module): the worker ' +
+        "runs on cpu; the wasm backend needs 'wasm-unsafe-eval' in script-src",
+    )
+  })
+
+  it('says so where the browser has no WebAssembly at all', () => {
+    expect(findWasmRefusal(null)).toBe('no WebAssembly in this browser')
   })
 })

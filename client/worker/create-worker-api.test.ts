@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto'
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
@@ -157,6 +157,92 @@ describe('the worker API', () => {
     expect(after.backend).toBe(other)
     expect(after.items.map((i) => i.productId)).toEqual(before.items.map((i) => i.productId))
     expect(tf.getBackend()).toBe(other)
+    await api.forget()
+  }, 60_000)
+
+  it('runs on cpu when WebAssembly is refused, even where wasm was forced, and says why', async () => {
+    const api = createWorkerApiWith(
+      environment({ wasmRefused: () => "WebAssembly refused: no 'wasm-unsafe-eval'" }),
+    )
+    await api.init({ ...config, backend: 'wasm' })
+    await api.setConsent(true)
+    const status = await api.ready()
+    expect(status).toMatchObject({
+      backend: 'cpu',
+      error: { code: 'E_WASM_BLOCKED', message: "WebAssembly refused: no 'wasm-unsafe-eval'" },
+    })
+    expect(status.probes.map((p) => p.backend)).toEqual(['cpu'])
+    expect((await api.recommend({ scenario: 'trending', limit: 3 })).backend).toBe('cpu')
+    await api.forget()
+  }, 60_000)
+
+  it('tells a fetch the CSP refused (E_CSP_CONNECT) from a lost one (E_NETWORK)', async () => {
+    const refusing = new EventTarget()
+    const failing = (refused: boolean) =>
+      (async (input: URL | RequestInfo) => {
+        if (refused) {
+          // As Chromium does: the violation is reported just after the fetch has rejected.
+          setTimeout(() =>
+            refusing.dispatchEvent(
+              Object.assign(new Event('securitypolicyviolation'), {
+                effectiveDirective: 'connect-src',
+                blockedURI: String(input),
+              }),
+            ),
+          )
+        }
+        throw new TypeError('Failed to fetch')
+      }) as typeof fetch
+    for (const [refused, code, says] of [
+      [true, 'E_CSP_CONNECT', 'add http://127.0.0.1 to connect-src'],
+      [false, 'E_NETWORK', 'Failed to fetch'],
+    ] as const) {
+      const api = createWorkerApiWith(
+        environment({ fetch: failing(refused), policyEvents: refusing }),
+      )
+      await api.init(config)
+      await api.setConsent(true)
+      // ready() answers with the reason instead of rejecting; recommend rejects with it.
+      const { error } = await api.ready()
+      expect(error).toMatchObject({ code, message: expect.stringContaining(says) })
+      await expect(api.recommend({ scenario: 'trending' })).rejects.toMatchObject({
+        name: 'ModelUnavailableError',
+        code,
+      })
+      await api.forget()
+    }
+  })
+
+  it('clears a failed start from status once a start succeeds', async () => {
+    let offline = true
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (offline) throw new TypeError('Failed to fetch')
+          return environment().fetch!(input, init)
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    expect((await api.ready()).error?.code).toBe('E_NETWORK')
+    offline = false
+    await api.recommend({ scenario: 'trending' })
+    expect((await api.status()).error).toBeNull()
+    await api.forget()
+  }, 60_000)
+
+  it('ignores a backend it does not know, with a warning, and probes instead', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const api = createWorkerApiWith(environment())
+    await api.init({ ...config, backend: 'gpu' })
+    expect(warn).toHaveBeenCalledWith(
+      'pocketrec: ignored backend "gpu"; expected one of webgpu, webgl, wasm, cpu',
+    )
+    warn.mockRestore()
+    await api.setConsent(true)
+    const status = await api.ready()
+    expect(status.probes.map((p) => p.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu'])
     await api.forget()
   }, 60_000)
 

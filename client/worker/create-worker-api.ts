@@ -12,6 +12,7 @@ import type { WorkerEnvironment } from './worker-environment'
 import { PocketrecError } from '../../shared/errors'
 import { createPageViews } from './recommend/page-views'
 import { InvalidRequestError } from './recommend/validate-request'
+import { BACKEND_NAMES, isBackendName } from './backend-probe'
 import { createWorkerRuntime } from './worker-runtime'
 
 export type { WorkerEnvironment } from './worker-environment'
@@ -70,6 +71,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         )
       }
       config = { ...next }
+      // A typo on the shop's tag must not break it: the worker probes as if it were absent.
+      if (next.backend !== undefined && !isBackendName(next.backend)) {
+        console.warn(
+          `pocketrec: ignored backend "${next.backend}"; expected one of ${BACKEND_NAMES.join(', ')}`,
+        )
+        delete config.backend
+      }
       return this.status()
     },
 
@@ -147,6 +155,11 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         },
         recallIndex: running?.recommender.recallIndex() ?? null,
       }
+    },
+
+    async ready() {
+      if (consent) await runtime.ready().catch(() => {})
+      return this.status()
     },
 
     async forget() {

@@ -25,7 +25,8 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-async function fetchArtifact(
+/** One artifact of the manifest, checked against its size and sha256. */
+export async function fetchArtifact(
   ref: ArtifactRef,
   base: URL,
   fetcher: typeof fetch,
@@ -47,7 +48,8 @@ async function fetchArtifact(
   return bytes
 }
 
-function parseJson<T>(
+/** An artifact's JSON, validated; ReleaseError if it is not what `validate` expects. */
+export function parseJson<T>(
   bytes: Uint8Array,
   validate: (raw: unknown) => { ok: true; value: T } | { ok: false; error: string },
 ): T {

@@ -3,6 +3,7 @@
 // The runtime, the training schedule and the federated round each read the part they need.
 import type { BackendName } from '../../shared/protocol'
 import type { BackendLoader } from './backend-probe'
+import type { ViolationScope } from './fetch-failure'
 import type { TrainingLocks } from './federated/training-lock'
 
 export interface WorkerEnvironment {
@@ -11,6 +12,10 @@ export interface WorkerEnvironment {
   /** Why a backend is ruled out before loading it (software GPU adapters), or null. */
   precheck?: (name: BackendName) => Promise<string | null>
   fetch?: typeof fetch
+  /** Where CSP violations are reported (`self`): tells a refused fetch from a lost one. */
+  policyEvents?: ViolationScope
+  /** Why WebAssembly cannot compile here (a CSP without 'wasm-unsafe-eval'), or null. */
+  wasmRefused?: () => string | null
   now?: () => number
   /** Web Locks for one trainer across tabs; defaults to `navigator.locks`, null for none. */
   locks?: TrainingLocks | null

@@ -3,20 +3,26 @@
 // built on them. It starts on first use; when the backend's device is lost, the work on the model
 // stops and the same release is loaded again on the next backend.
 import * as tf from '@tensorflow/tfjs-core'
-import type { BackendName, BackendProbe, WorkerStatus } from '../../shared/protocol'
+import type { BackendName, BackendProbe, StatusError, WorkerStatus } from '../../shared/protocol'
 import { decodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { GruModel } from '../../model/gru-model'
 import { importModelWeights } from '../../model/model-weights'
 import type { WorkerConfig } from './api'
 import { DEFAULT_LOCAL_TRAINER_OPTIONS } from './federated/train-local'
-import { probeBackends, type ProbeOptions, type ProbeResult } from './backend-probe'
+import {
+  BACKEND_NAMES,
+  isBackendName,
+  probeBackends,
+  type ProbeOptions,
+  type ProbeResult,
+} from './backend-probe'
+import { explainFetchFailures } from './fetch-failure'
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
 import { syncRelease } from './sync-release'
 import type { WorkerEnvironment } from './worker-environment'
 import { InvalidRequestError } from './recommend/validate-request'
-
-const ALL_BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu']
+import { PocketrecError } from '../../shared/errors'
 
 export interface Runtime {
   /** Where the release came from; the federation routes are /v1/… on its origin. */
@@ -45,8 +51,8 @@ export interface WorkerRuntime {
   current(): Runtime | null
   /** Frees the model and forgets the runtime: the next ready() starts again. */
   stop(): void
-  /** The backend in use and why, as status() reports it. */
-  backendStatus(): Pick<WorkerStatus, 'backend' | 'backendReason' | 'probes'>
+  /** The backend in use and why, and what keeps the runtime from its best, as status() reports. */
+  backendStatus(): Pick<WorkerStatus, 'backend' | 'backendReason' | 'probes' | 'error'>
 }
 
 /**
@@ -79,7 +85,10 @@ async function probeOnTrainingCost(
 }
 
 export function createWorkerRuntime(
-  env: Pick<WorkerEnvironment, 'loaders' | 'precheck' | 'fetch' | 'watchDeviceLoss'>,
+  env: Pick<
+    WorkerEnvironment,
+    'loaders' | 'precheck' | 'fetch' | 'watchDeviceLoss' | 'policyEvents' | 'wasmRefused'
+  >,
   deps: RuntimeDeps,
 ): WorkerRuntime {
   let running: Runtime | null = null
@@ -89,19 +98,32 @@ export function createWorkerRuntime(
   let probes: BackendProbe[] = []
   /** Backends that failed at run time (device lost): never probed again in this worker. */
   const lost = new Set<BackendName>()
+  /** Why the last start failed (null once one succeeds), and a limit that stands (no wasm). */
+  let failure: StatusError | null = null
+  let limit: StatusError | null = null
+  // Listening from the first moment: a violation is reported once, when it happens.
+  const http = explainFetchFailures(env.policyEvents)(env.fetch ?? fetch.bind(globalThis))
 
   async function start(): Promise<Runtime> {
     const config = deps.config()
     if (!config) throw new InvalidRequestError('E_CONFIG', 'expected init() before use')
     const page = typeof location !== 'undefined' ? location.href : undefined
     const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
-    const http = env.fetch ?? fetch.bind(globalThis)
     const release = await syncRelease(manifestUrl, deps.storage(), http)
     const weights = decodeWeights(release.modelBytes)
     // Read after the download: a later init() decides the backend.
     const forced = deps.config()?.backend
+    const chosen = isBackendName(forced) ? [forced] : BACKEND_NAMES
+    let candidates = chosen.filter((b) => !lost.has(b))
+    const wasmRefused = env.wasmRefused?.()
+    if (wasmRefused) {
+      // Still off the page's thread: cpu in this worker, even where the page forced wasm.
+      limit = { code: 'E_WASM_BLOCKED', message: wasmRefused }
+      candidates = candidates.filter((b) => b !== 'wasm')
+      if (candidates.length === 0) candidates = ['cpu']
+    }
     const result = await probeOnTrainingCost(weights, {
-      candidates: (forced ? [forced] : ALL_BACKENDS).filter((b) => !lost.has(b)),
+      candidates,
       loaders: env.loaders,
       precheck: forced ? undefined : env.precheck,
     })
@@ -145,10 +167,20 @@ export function createWorkerRuntime(
 
   function ready(): Promise<Runtime> {
     if (running) return Promise.resolve(running)
-    starting ??= start().catch((error: unknown) => {
-      starting = null
-      throw error
-    })
+    starting ??= start().then(
+      (started) => {
+        failure = null
+        return started
+      },
+      (error: unknown) => {
+        starting = null
+        failure = {
+          code: error instanceof PocketrecError ? error.code : 'E_RELEASE',
+          message: error instanceof Error ? error.message : String(error),
+        }
+        throw error
+      },
+    )
     return starting
   }
 
@@ -167,6 +199,6 @@ export function createWorkerRuntime(
     ready,
     current: () => running,
     stop,
-    backendStatus: () => ({ backend, backendReason, probes }),
+    backendStatus: () => ({ backend, backendReason, probes, error: failure ?? limit }),
   }
 }

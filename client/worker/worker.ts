@@ -4,7 +4,8 @@ import '@tensorflow/tfjs-backend-cpu'
 import * as tf from '@tensorflow/tfjs-core'
 import { expose } from 'comlink'
 import type { BackendName } from '../../shared/protocol'
-import type { PocketrecWorkerApi, PocketrecWorkerModule } from './api'
+import type { PocketrecWorkerApi } from './api'
+import { findWasmRefusal } from './backend-probe'
 import { createWorkerApiWith } from './create-worker-api'
 
 interface GpuLoss {
@@ -58,6 +59,8 @@ export function createWorkerApi(): PocketrecWorkerApi {
       cpu: async () => {},
     },
     precheck,
+    policyEvents: self,
+    wasmRefused: () => findWasmRefusal(),
     watchDeviceLoss: (name) => {
       if (name !== 'webgpu') return null
       const device = (tf.backend() as unknown as { device?: { lost: Promise<GpuLoss> } }).device
@@ -66,7 +69,7 @@ export function createWorkerApi(): PocketrecWorkerApi {
   })
 }
 
-// Exposed only inside a worker: on a page (the no-worker mode) any frame could post it commands.
+// Exposed only inside a worker: imported on a page by mistake, any frame could post it commands.
 const isWorkerScope =
   typeof self !== 'undefined' &&
   typeof (self as { importScripts?: unknown }).importScripts === 'function'
@@ -76,5 +79,3 @@ if (
 ) {
   expose(createWorkerApi())
 }
-
-export default { createWorkerApi } satisfies PocketrecWorkerModule

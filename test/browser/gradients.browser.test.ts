@@ -119,8 +119,9 @@ describe.skipIf(skipReason !== undefined)(
       await browser?.close()
     })
 
-    // A dedicated module worker is where the app trains; the page is its no-worker mode (and
-    // WebGL there draws on a DOM canvas instead of an OffscreenCanvas).
+    // A dedicated module worker is where the app trains; the page is checked too (WebGL there
+    // draws on a DOM canvas instead of an OffscreenCanvas), though the tag never runs the model on
+    // a page (without a worker it serves the pools only).
     for (const context of ['worker', 'page'] as const) {
       describe(`in a ${context === 'worker' ? 'dedicated worker' : 'page (no worker)'}`, () => {
         let result: GradientsResult
