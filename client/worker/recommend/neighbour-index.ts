@@ -11,7 +11,7 @@
 // probed cluster ~1.6× faster but cost another 17 MB for DIGINETICA.
 import * as tf from '@tensorflow/tfjs-core'
 import { createRandom } from '../../../shared/random'
-import { dot } from './item-table'
+import { dot } from './dot'
 import { selectTopIndices } from './top-indices'
 
 /** Below this many items an exact pass is cheap (under half a millisecond): no index is built. */

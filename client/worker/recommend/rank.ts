@@ -2,7 +2,8 @@
 // is encoded in JS (model/gru-inference.ts) and each candidate is one dot product against the
 // item table's read-back copy: no TF.js kernel runs at all.
 import type { GruModel } from '../../../model/gru-model'
-import { dot, type ItemTable } from './item-table'
+import { dot } from './dot'
+import type { ItemTable } from './item-table'
 import type { Candidate } from './recall'
 
 // Measured with bench/rank.bench.ts and .../recommend in headless Chromium (WASM, SIMD, one thread; on

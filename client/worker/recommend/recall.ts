@@ -4,7 +4,8 @@
 import { own } from '../../../shared/own'
 import type { CandidatePools, RecallSource } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
-import { dot, type ItemTable } from './item-table'
+import { dot } from './dot'
+import type { ItemTable } from './item-table'
 import type { NeighbourIndex } from './neighbour-index'
 import { selectTopIndices } from './top-indices'
 
