@@ -1,12 +1,14 @@
 // npm run bench:quality -- --data <folder>: trains the GRU if no matching model exists, then
 // evaluates it and every baseline with one protocol and prints them beside the published numbers.
-// Writes bench/results/quality-<dataset>.json.
+// Writes bench/results/quality-<dataset>.json. `--on validation` scores the trainer's held-out
+// validation split instead (where settings are chosen); `--pq-slices 4,5` is the lab switch
+// that chose the shipped pq8 slice (BENCHMARKS.md, "The first visit").
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { GruModel } from '../model/gru-model'
-import { countItems } from '../train/data/examples'
+import { countItems, splitValidation } from '../train/data/examples'
 import { loadDataset } from '../train/data/load-dataset'
 import type { SessionDataset } from '../train/data/types'
 import { createItemKnnScorer } from '../train/eval/baselines/item-knn'
@@ -19,7 +21,7 @@ import type { SessionScorer } from '../model/eval/scorer'
 import { createGruScorer } from '../model/eval/gru-scorer'
 import { exportModelWeights, importModelWeights } from '../model/model-weights'
 import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
-import { decodeWeights, encodeWeights } from '../shared/weights-codec'
+import { decodeWeights, encodeWeights, type EncodeWeightsOptions } from '../shared/weights-codec'
 import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
@@ -147,11 +149,24 @@ export interface QualityOptions {
   retrain: boolean
   skipBaselines: Set<string>
   results?: string
+  /** Which split is scored: test (the published protocol) or the trainer's validation split. */
+  on: 'test' | 'validation'
+  /**
+   * A lab switch: instead of the float16, int8 and shipped rows, one row per pq8 slice length
+   * (values a code byte stands for), the rest of the model shipped as usual.
+   */
+  pqSlices?: number[]
 }
+
+const QUALITY_OPTIONS = {
+  ...TRAIN_OPTIONS,
+  on: { type: 'string' },
+  'pq-slices': { type: 'string' },
+} as const
 
 /** `train`'s flags (train-options.ts), since the model bench:quality scores is trained alike. */
 export function parseQualityOptions(argv: string[]): QualityOptions {
-  const { values } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true })
+  const { values } = parseArgs({ args: argv, options: QUALITY_OPTIONS, strict: true })
   if (!values.data)
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
   const backend = backendFromArgs(values.backend)
@@ -163,8 +178,18 @@ export function parseQualityOptions(argv: string[]): QualityOptions {
       )
     }
   }
+  const on = values.on ?? 'test'
+  if (on !== 'test' && on !== 'validation') {
+    throw new Error(`--on: expected test or validation, got ${JSON.stringify(values.on)}`)
+  }
+  const pqSlices = values['pq-slices']?.split(',').map(Number)
+  if (pqSlices?.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 16))) {
+    throw new Error(`--pq-slices: expected integers in 1..16, got ${values['pq-slices']}`)
+  }
   return {
     data: values.data,
+    on,
+    ...(pqSlices === undefined ? {} : { pqSlices }),
     backend,
     settings: settingsFromArgs(values),
     retrain: values.retrain === true,
@@ -183,46 +208,62 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     options.retrain,
     run.stamp().command,
   )
+  // On validation, everything is scored on the split the trainer held out, baselines fitted
+  // without it: the place to choose settings (the pq8 slice), never the test split.
+  const { fit, validation } = splitValidation(dataset.train, options.settings.validationFraction)
+  const scored = options.on === 'test' ? dataset : { ...dataset, train: fit, test: validation }
   const reports: ScoredReport[] = []
   const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
   const weights = await exportModelWeights(model)
   const float32Bytes = encodeWeights(weights).byteLength
   reports.push({
-    ...(await evaluateWithProgress(gruScorer, dataset, model.config.maxLen)),
+    ...(await evaluateWithProgress(gruScorer, scored, model.config.maxLen)),
     modelBytes: float32Bytes,
   })
   gruScorer.dispose?.()
   // What devices would download: the same weights quantised, decoded back to float32. "shipped"
   // is exactly the form the export and the server's releases send (shared/shipped-model.ts).
-  for (const [label, encoding] of [
-    ['float16', { dtype: 'float16' }],
-    ['int8', { dtype: 'int8' }],
-    ['shipped: pq8 items, float16', SHIPPED_MODEL_ENCODING],
-  ] as const) {
+  const encodings: Array<[string, EncodeWeightsOptions]> = options.pqSlices
+    ? options.pqSlices.map((slice) => [
+        `shipped with pq8 slices of ${slice}`,
+        { ...SHIPPED_MODEL_ENCODING, pq: { subspaces: model.config.embedDim / slice } },
+      ])
+    : [
+        ['float16', { dtype: 'float16' }],
+        ['int8', { dtype: 'int8' }],
+        ['shipped: pq8 items, float16', SHIPPED_MODEL_ENCODING],
+      ]
+  for (const [label, encoding] of encodings) {
     const bytes = encodeWeights(weights, encoding)
     const quantised = importModelWeights(decodeWeights(bytes))
     const scorer = createGruScorer(quantised, `GRU, ${label} weights (ours)`)
-    const report = await evaluateWithProgress(scorer, dataset, quantised.config.maxLen)
+    const report = await evaluateWithProgress(scorer, scored, quantised.config.maxLen)
     reports.push({ ...report, modelBytes: bytes.byteLength })
     scorer.dispose?.()
     quantised.dispose()
   }
   for (const [name, create] of BASELINES) {
     if (options.skipBaselines.has(name)) continue
-    const scorer = create(dataset.train, dataset.nItems)
-    reports.push(await evaluateWithProgress(scorer, dataset))
+    const scorer = create(scored.train, dataset.nItems)
+    reports.push(await evaluateWithProgress(scorer, scored))
     scorer.dispose?.()
   }
 
   const published = PUBLISHED[dataset.name] ?? []
   console.log(
-    `\n${dataset.name}: ${reports[0]!.cases} test cases, full ranking over ${dataset.nItems} items (metrics in %)\n`,
+    `\n${dataset.name}: ${reports[0]!.cases} ${options.on} cases, full ranking over ${dataset.nItems} items (metrics in %)\n`,
   )
   console.log(formatTable(reports, published))
   await run.write(
-    options.results ?? path.join('bench', 'results', `quality-${dataset.name}.json`),
+    options.results ??
+      path.join(
+        'bench',
+        'results',
+        `quality-${dataset.name}${options.on === 'test' ? '' : `-${options.on}`}.json`,
+      ),
     {
       dataset: dataset.name,
+      split: options.on,
       benchSeconds: (performance.now() - started) / 1000,
       model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
       reports,
