@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { precompressFile } from './precompress'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   const dist = path.join(ROOT, 'dist')
   await mkdir(dist, { recursive: true })
   await writeFile(path.join(dist, 'pocketrec.js'), built.code)
+  await precompressFile(path.join(dist, 'pocketrec.js'))
   const legalFile = path.join(dist, 'pocketrec.js.LEGAL.txt')
   if (built.legal) await writeFile(legalFile, built.legal)
   else await rm(legalFile, { force: true })

@@ -285,7 +285,11 @@ describe('issue 11: the aggregation server, hardened', () => {
       )
       .run(`${m.rules.sha256}.gz`, `${m.catalogue.sha256}.gz`)
     raw.close()
-    const model = await fetch(`${s.origin}/artifacts/${m.model.url}`)
+    // The plain copy is what a client that accepts no compression gets (the model's compressed
+    // copies, made from the bytes before the flip, still hash and may be served).
+    const model = await fetch(`${s.origin}/artifacts/${m.model.url}`, {
+      headers: { 'accept-encoding': 'identity' },
+    })
     expect(model.status).toBe(500)
     expect(await model.json()).toMatchObject({ error: 'E_ARTIFACT_CORRUPT' })
     expect(model.headers.get('cache-control') ?? '').not.toMatch(/immutable/)

@@ -17,7 +17,7 @@ import {
   poolsFromReports,
   type PopularityState,
 } from './popularity'
-import { readJson, storeJsonArtifact } from './releases'
+import { readJson, storeArtifact, storeJsonArtifact } from './releases'
 import { aggregateSecure } from './secure-publisher'
 
 export interface PublisherDeps {
@@ -47,7 +47,9 @@ async function putArtifactRef(
   bytes: Uint8Array,
 ): Promise<ArtifactRef> {
   const sha256 = createHash('sha256').update(bytes).digest('hex')
-  await store.putArtifact(sha256, bytes)
+  // Devices download the model: it is stored with its compressed forms. The rest stays here.
+  if (kind === 'model') await storeArtifact(store, sha256, bytes)
+  else await store.putArtifact(sha256, bytes)
   return { url: artifactName(sha256, kind, 'prw'), sha256, bytes: bytes.byteLength }
 }
 

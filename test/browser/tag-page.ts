@@ -10,6 +10,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build, type Rollup } from 'vite'
 import type { BackendName, Catalogue } from '../../shared/protocol'
 import { buildLoader } from '../../scripts/build-loader'
+import { precompressFile } from '../../scripts/precompress'
 import { createApp } from '../../server/app'
 import { writeTestRelease } from '../fixtures/exported-release'
 import { startMountedPair, type MountedPair } from '../fixtures/listen'
@@ -24,6 +25,7 @@ export async function buildDist(publicDir: string, distDir: string): Promise<Rol
     build: { outDir: distDir, emptyOutDir: true },
   })
   await writeFile(path.join(distDir, 'pocketrec.js'), (await buildLoader()).code)
+  await precompressFile(path.join(distDir, 'pocketrec.js'))
   const outputs = (Array.isArray(output) ? output : [output]) as Rollup.RollupOutput[]
   return outputs.flatMap((o) => o.output.filter((c): c is Rollup.OutputChunk => c.type === 'chunk'))
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, brotliDecompressSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
@@ -128,12 +128,15 @@ describe('exportArtifacts', () => {
       createdAt: '2026-01-02',
     })
     expect(second.artifacts.map((a) => a.ref)).toEqual(first.artifacts.map((a) => a.ref))
-    // Four artifacts, their gzip siblings, the manifest.
-    expect(fs.readdirSync(outDir).sort()).toHaveLength(9)
+    // Four artifacts, their gzip and brotli siblings, the manifest.
+    expect(fs.readdirSync(outDir).sort()).toHaveLength(13)
     for (const artifact of second.artifacts) {
       const gz = fs.readFileSync(`${artifact.file}.gz`)
       expect(gunzipSync(gz)).toEqual(fs.readFileSync(artifact.file))
       expect(gz.byteLength).toBe(artifact.gzipBytes)
+      const br = fs.readFileSync(`${artifact.file}.br`)
+      expect(brotliDecompressSync(br)).toEqual(fs.readFileSync(artifact.file))
+      expect(br.byteLength).toBe(artifact.brotliBytes)
     }
     expect((readJson(second.manifestFile) as ModelManifest).createdAt).toBe('2026-01-02')
   })
@@ -156,7 +159,7 @@ describe('npm run export:artifacts', () => {
       timeout: 120_000,
     })
 
-  it('prints raw and gzip sizes per artifact and writes the manifest', async () => {
+  it('prints raw, gzip and brotli sizes per artifact and writes the manifest', async () => {
     const modelFile = path.join(root, 'model.prw')
     fs.writeFileSync(modelFile, encodeWeights(weights))
     const outDir = path.join(root, 'cli')
@@ -172,10 +175,13 @@ describe('npm run export:artifacts', () => {
       '--version',
       'v2',
     ])
-    expect(stdout).toMatch(/^artifact\s+file\s+bytes\s+gzip$/m)
+    expect(stdout).toMatch(/^artifact\s+file\s+bytes\s+gzip\s+brotli$/m)
     for (const kind of ['model', 'catalogue', 'pools', 'rules']) {
       expect(stdout).toMatch(
-        new RegExp(`^${kind}\\s+[0-9a-f]{16}\\.${kind}\\.\\w+\\s+[\\d,]+\\s+[\\d,]+$`, 'm'),
+        new RegExp(
+          `^${kind}\\s+[0-9a-f]{16}\\.${kind}\\.\\w+\\s+[\\d,]+\\s+[\\d,]+\\s+[\\d,]+$`,
+          'm',
+        ),
       )
     }
     expect(stdout).toMatch(/co-visitation top 20 per item/)

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 import {
   artifactName,
   validateCandidatePools,
@@ -45,6 +45,7 @@ export interface ExportedArtifact {
   file: string
   ref: ArtifactRef
   gzipBytes: number
+  brotliBytes: number
 }
 
 export interface ExportResult {
@@ -98,17 +99,24 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
     // Same name, same bytes: an artifact from an earlier export is already in place.
     const existing = await stat(file).catch(() => undefined)
     if (existing?.size !== bytes.byteLength) await writeAtomically(file, bytes)
-    // Served instead of the file to clients that accept gzip (server/app.ts), and by any CDN
-    // that honours precompressed siblings: JSON artifacts shrink four- to sevenfold.
+    // Served instead of the file to clients that accept them (server/app.ts), and by any CDN
+    // that honours precompressed siblings: brotli where the browser takes it, else gzip.
     const gzip = gzipSync(bytes, { level: 9 })
-    if ((await stat(`${file}.gz`).catch(() => undefined))?.size !== gzip.byteLength) {
-      await writeAtomically(`${file}.gz`, gzip)
+    const br = brotli(bytes)
+    for (const [sibling, body] of [
+      [`${file}.gz`, gzip],
+      [`${file}.br`, br],
+    ] as const) {
+      if ((await stat(sibling).catch(() => undefined))?.size !== body.byteLength) {
+        await writeAtomically(sibling, body)
+      }
     }
     artifacts.push({
       kind,
       file,
       ref: { url: name, sha256, bytes: bytes.byteLength },
       gzipBytes: gzip.byteLength,
+      brotliBytes: br.byteLength,
     })
   }
   const refOf = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)!.ref
@@ -134,6 +142,17 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
     coVisitationTopK: built.coVisitationTopK,
     timingsMs: { catalogue: catalogueMs, pools: poolsMs, encode: encodeMs, write: lap() },
   }
+}
+
+/** Best compression (the exporter runs once, devices download many times); large files at 9. */
+function brotli(bytes: Uint8Array): Uint8Array {
+  return brotliCompressSync(bytes, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: bytes.byteLength > 4_000_000 ? 9 : 11,
+      [constants.BROTLI_PARAM_LGWIN]: 24,
+      [constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
+    },
+  })
 }
 
 function encodeJson(value: unknown, indent?: number): Uint8Array {

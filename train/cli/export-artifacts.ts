@@ -55,13 +55,14 @@ async function main(): Promise<void> {
     a.ref.url,
     formatBytes(a.ref.bytes),
     formatBytes(a.gzipBytes),
+    formatBytes(a.brotliBytes),
   ])
   const total = result.artifacts.reduce(
-    (sum, a) => [sum[0]! + a.ref.bytes, sum[1]! + a.gzipBytes],
-    [0, 0],
+    (sum, a) => [sum[0]! + a.ref.bytes, sum[1]! + a.gzipBytes, sum[2]! + a.brotliBytes],
+    [0, 0, 0],
   )
-  rows.push(['total', '', formatBytes(total[0]!), formatBytes(total[1]!)])
-  console.log(formatTable(['artifact', 'file', 'bytes', 'gzip'], rows))
+  rows.push(['total', '', ...total.map(formatBytes)])
+  console.log(formatTable(['artifact', 'file', 'bytes', 'gzip', 'brotli'], rows))
   const t = result.timingsMs
   console.log(
     `${dataset.name}: ${dataset.nItems} items, ${dataset.train.length} training sessions; ` +
