@@ -42,6 +42,8 @@ export const ARTIFACT_LIMITS = {
   maxPoolLength: 10_000,
   maxNeighbours: 1_000,
   maxCategories: 10_000,
+  /** Co-visitation shards in one manifest. */
+  maxShards: 10_000,
   maxBoosts: 10_000,
   /** Pins land in lists of at most 50 (RecommendRequest.limit). */
   maxPinPosition: 49,
@@ -70,6 +72,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     expectIsoDate(m.createdAt, 'createdAt')
     for (const key of ['model', 'catalogue', 'pools', 'rules'] as const)
       checkArtifactRef(m[key], key)
+    if (m.coVisitation !== undefined) checkCoVisitationShards(m.coVisitation)
     if (m.master !== undefined) checkArtifactRef(m.master, 'master')
     if (m.moments !== undefined) checkArtifactRef(m.moments, 'moments')
     if (m.popularity !== undefined) checkArtifactRef(m.popularity, 'popularity')
@@ -80,6 +83,14 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     }
     if (m.federation !== undefined) checkFederation(m.federation)
   })
+}
+
+/** P2b: shards of consecutive items, each its own content-addressed file. */
+function checkCoVisitationShards(raw: unknown): void {
+  const c = expectRecord(raw, 'coVisitation')
+  expectInteger(c.itemsPerShard, 'coVisitation.itemsPerShard', 1, L.maxItems)
+  const shards = expectArray(c.shards, 'coVisitation.shards', L.maxShards)
+  shards.forEach((ref, i) => checkArtifactRef(ref, `coVisitation.shards[${i}]`))
 }
 
 /** P29c: the sparse layout, its public negatives, where the helper is, local training. */

@@ -29,9 +29,17 @@ export interface ModelManifest {
   moments?: ArtifactRef
   /** P28: the server's popularity totals from device reports after this version; not sent. */
   popularity?: ArtifactRef
+  /** The catalogue's columns (shared/compact-artifacts.ts, `.bin`) or, in older releases, JSON. */
   catalogue: ArtifactRef
+  /** The ranked pools without co-visitation (`.bin`), or the JSON form with it (older releases). */
   pools: ArtifactRef
   rules: ArtifactRef
+  /**
+   * Co-visitation in shards of `itemsPerShard` consecutive items, shard `s` holding items
+   * `s * itemsPerShard` onwards: a device fetches a shard when it first needs one of its items.
+   * Absent: the pools carry co-visitation (older releases).
+   */
+  coVisitation?: CoVisitationShards
   /**
    * On-device fine-tuning settings for this model, tuned per shop with `npm run sim:local -- --on
    * validation` (the rate does not transfer between catalogues). Absent: the worker's defaults.
@@ -44,6 +52,11 @@ export interface ModelManifest {
    * the manifest's origin, helper bodies to `<helper>/v1/shares`.
    */
   federation?: FederationManifest
+}
+
+export interface CoVisitationShards {
+  itemsPerShard: number
+  shards: ArtifactRef[]
 }
 
 export interface FederationManifest {

@@ -1,10 +1,10 @@
 // The demo storefront. It is an ordinary shop page: it knows pocketrec only through the script
 // tag's `window.pocketrec(...)` commands, exactly as a real shop would, and renders what the
 // worker returns with the "why" (recall source) of each item beside it.
+import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import { own } from '../../shared/own'
 import type {
   CandidatePools,
-  Catalogue,
   CatalogueItem,
   ModelManifest,
   RecommendResponse,
@@ -247,15 +247,23 @@ async function pollStatus() {
   setTimeout(() => void pollStatus(), 1000)
 }
 
+function decoded<T>(result: { ok: true; value: T } | { ok: false; error: string }): T {
+  if (!result.ok) throw new Error(result.error)
+  return result.value
+}
+
 async function main() {
   const manifestUrl = new URL('/artifacts/manifest.json', location.href)
   const manifest = (await (await fetch(manifestUrl)).json()) as ModelManifest
-  const [catalogueFile, poolsFile] = await Promise.all([
-    fetch(new URL(manifest.catalogue.url, manifestUrl)).then((r) => r.json() as Promise<Catalogue>),
-    fetch(new URL(manifest.pools.url, manifestUrl)).then(
-      (r) => r.json() as Promise<CandidatePools>,
-    ),
+  // The same compact artifacts the worker downloads (P2b): columns, decoded and checked here.
+  const bytes = (url: string) =>
+    fetch(new URL(url, manifestUrl)).then(async (r) => new Uint8Array(await r.arrayBuffer()))
+  const [catalogueBytes, poolsBytes] = await Promise.all([
+    bytes(manifest.catalogue.url),
+    bytes(manifest.pools.url),
   ])
+  const catalogueFile = decoded(decodeCatalogue(catalogueBytes))
+  const poolsFile = decoded(decodePools(poolsBytes))
   catalogue = catalogueFile.items
   byId = new Map(catalogue.map((item) => [item.id, item]))
   pools = poolsFile

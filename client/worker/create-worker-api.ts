@@ -102,10 +102,17 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const session = await store.events.currentSession()
       const days = rt.release.rules.excludePurchasedDays
       const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
+      // The store answers newest first; the recommender reads every list oldest first.
+      const recentlyViewed = (await store.events.recentlyViewed(20)).reverse()
+      const sessionProductIds = session?.productIds ?? []
+      // Co-visitation of the items this list can start from (the product on screen, the
+      // session, the recently viewed), fetched in shards the first time one is needed.
+      const named = [request?.productId, ...sessionProductIds, ...recentlyViewed]
+      const indices = named.map((id) => (typeof id === 'string' ? rt.indexOf.get(id) : undefined))
+      await rt.coVisitation.ensure(indices.filter((i) => i !== undefined))
       return rt.recommender.recommend(request, {
-        sessionProductIds: session?.productIds ?? [],
-        // The store answers newest first; the recommender reads every list oldest first.
-        recentlyViewed: (await store.events.recentlyViewed(20)).reverse(),
+        sessionProductIds,
+        recentlyViewed,
         cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
         // purchasedSince already applied the rules' window: each of these counts as recent.
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),

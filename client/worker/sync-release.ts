@@ -1,13 +1,8 @@
 // Model sync: the manifest names immutable, content-addressed artifacts; a device keeps the
 // release it has when the version matches and otherwise downloads, verifies (sha256, guards,
 // weights codec) and stores the new one in one transaction. IndexedDB is only a cache.
-import {
-  parseArtifact,
-  validateCandidatePools,
-  validateCatalogue,
-  validateModelManifest,
-  validateRerankRules,
-} from '../../shared/artifacts'
+import { parseArtifact, validateModelManifest, validateRerankRules } from '../../shared/artifacts'
+import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import type { Release, Storage } from './storage'
@@ -25,13 +20,20 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-async function fetchArtifact(
+/**
+ * The shop's own page comes first: where the browser supports fetch priority, the release is
+ * fetched behind the page's images and scripts (elsewhere the option is ignored).
+ */
+const LOW_PRIORITY: RequestInit = { priority: 'low' }
+
+/** Fetches an artifact and checks its length and SHA-256 against the manifest's reference. */
+export async function fetchArtifact(
   ref: ArtifactRef,
   base: URL,
   fetcher: typeof fetch,
 ): Promise<Uint8Array> {
   const url = new URL(ref.url, base)
-  const response = await fetcher(url)
+  const response = await fetcher(url, LOW_PRIORITY)
   if (!response.ok)
     throw new ReleaseError(`expected 200 for ${url.pathname}, got ${response.status}`)
   const bytes = new Uint8Array(await response.arrayBuffer())
@@ -47,11 +49,8 @@ async function fetchArtifact(
   return bytes
 }
 
-function parseJson<T>(
-  bytes: Uint8Array,
-  validate: (raw: unknown) => { ok: true; value: T } | { ok: false; error: string },
-): T {
-  const result = parseArtifact(new TextDecoder().decode(bytes), validate)
+/** A decoder's answer, or the ReleaseError that names what was wrong. */
+export function accept<T>(result: { ok: true; value: T } | { ok: false; error: string }): T {
   if (!result.ok) throw new ReleaseError(result.error)
   return result.value
 }
@@ -62,7 +61,7 @@ export async function syncRelease(
   storage: Storage | null,
   fetcher: typeof fetch = fetch,
 ): Promise<Release> {
-  const response = await fetcher(manifestUrl, { cache: 'no-cache' })
+  const response = await fetcher(manifestUrl, { ...LOW_PRIORITY, cache: 'no-cache' })
   if (!response.ok)
     throw new ReleaseError(`expected 200 for ${manifestUrl.pathname}, got ${response.status}`)
   const manifestResult = parseArtifact(await response.text(), validateModelManifest)
@@ -81,9 +80,10 @@ export async function syncRelease(
   const release: Release = {
     manifest,
     modelBytes: modelBytes!,
-    catalogue: parseJson(catalogueBytes!, (raw) => validateCatalogue(raw, { nItems })),
-    pools: parseJson(poolsBytes!, (raw) => validateCandidatePools(raw, { nItems })),
-    rules: parseJson(rulesBytes!, validateRerankRules),
+    // The compact columns (P2b), or JSON from an older release.
+    catalogue: accept(decodeCatalogue(catalogueBytes!, { nItems })),
+    pools: accept(decodePools(poolsBytes!, { nItems })),
+    rules: accept(parseArtifact(new TextDecoder().decode(rulesBytes), validateRerankRules)),
   }
   await storage?.artifacts.saveRelease(release)
   return release

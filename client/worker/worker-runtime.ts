@@ -12,6 +12,7 @@ import { probeBackends, type ProbeOptions, type ProbeResult } from './backend-pr
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
 import { syncRelease } from './sync-release'
+import { createCoVisitationLoader, type CoVisitationLoader } from './co-visitation-shards'
 import type { WorkerEnvironment } from './worker-environment'
 import { InvalidRequestError } from './recommend/validate-request'
 
@@ -23,6 +24,10 @@ export interface Runtime {
   release: Release
   model: GruModel
   recommender: Recommender
+  /** Co-visitation shards, fetched when a recommendation first needs one (P2b). */
+  coVisitation: CoVisitationLoader
+  /** Product id → item index, for the items a request names. */
+  indexOf: ReadonlyMap<string, number>
 }
 
 /** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
@@ -115,7 +120,15 @@ export function createWorkerRuntime(
       pools: release.pools,
       rules: release.rules,
     })
-    running = { manifestUrl, release, model, recommender }
+    const coVisitation = createCoVisitationLoader({
+      shards: release.manifest.coVisitation,
+      pools: release.pools,
+      nItems: model.config.nItems,
+      manifestUrl,
+      fetch: http,
+    })
+    const indexOf = new Map(release.catalogue.items.map((item) => [item.id, item.index]))
+    running = { manifestUrl, release, model, recommender, coVisitation, indexOf }
     watchDeviceLoss(result.backend, model)
     return running
   }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -87,7 +88,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     })
     model.dispose()
     const { readFile } = await import('node:fs/promises')
-    catalogue = JSON.parse(await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'))
+    catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
     store = openSqliteStore(path.join(dir, 'server.db'))
     federation = await createFederation(
       store,

@@ -3,6 +3,7 @@
 // offline protocol (full ranking, Recall@20 and MRR@20, model/eval) and, under `evaluated`
 // promotion, made current only if it is not worse than the current version by more than a
 // tolerance. Results go into the version's metrics, tagged with the set they came from.
+import { decodeCatalogue } from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
 import type { Catalogue } from '../../shared/protocol'
@@ -146,7 +147,10 @@ function setId(sha256: string): number {
 async function catalogueOf(store: FederationStore, record: VersionRecord): Promise<Catalogue> {
   const bytes = await store.artifact(record.manifest.catalogue.sha256)
   if (!bytes) throw new Error(`expected the catalogue of v${record.version} in the store`)
-  return JSON.parse(new TextDecoder().decode(bytes)) as Catalogue
+  const decoded = decodeCatalogue(bytes)
+  if (!decoded.ok)
+    throw new Error(`the catalogue of v${record.version} does not decode: ${decoded.error}`)
+  return decoded.value
 }
 
 /** Product ids → item rows; unknown products are dropped, as the offline protocol drops unseen items. */

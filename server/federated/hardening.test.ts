@@ -3,6 +3,7 @@
 // helper (P29c: a server takes updates only then) that every server here shares.
 // Devices send leader uploads (share body and score) to the server and helper bodies to the
 // helper. Each of these fails on the code before the fix it names (see the issue's list).
+import { artifactFrom } from '../../test/fixtures/read-artifact'
 import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs'
@@ -143,7 +144,10 @@ const admin = (s: Running, route: string, method: 'POST' | 'PUT', body: string) 
 const manifestOf = async (s: Running) =>
   (await (await fetch(`${s.origin}/artifacts/manifest.json`)).json()) as ModelManifest
 const artifactOf = async <T>(s: Running, ref: { url: string }) =>
-  (await (await fetch(`${s.origin}/artifacts/${ref.url}`)).json()) as T
+  artifactFrom<T>(
+    ref.url,
+    new Uint8Array(await (await fetch(`${s.origin}/artifacts/${ref.url}`)).arrayBuffer()),
+  )
 
 describe('issue 11: the aggregation server, hardened', () => {
   it('1. a restart keeps the token secret and the admin token: tokens, slices and retries survive it', async () => {
@@ -299,7 +303,8 @@ describe('issue 11: the aggregation server, hardened', () => {
       headers: { 'accept-encoding': 'gzip' },
     })
     expect(catalogue.status).toBe(200)
-    expect(((await catalogue.json()) as Catalogue).type).toBe('pocketrec-catalogue')
+    const served = new Uint8Array(await catalogue.arrayBuffer())
+    expect(artifactFrom<Catalogue>(m.catalogue.url, served).type).toBe('pocketrec-catalogue')
     expect(s.logged.some((line) => line.includes(m.catalogue.url))).toBe(true)
     await s.close()
   })

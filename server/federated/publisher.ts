@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { artifactName, validateCandidatePools } from '../../shared/artifacts'
 import { joinWeights, splitWeights, type ModelShape } from '../../shared/federation-layout'
-import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
+import type { ArtifactRef } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { shouldPublish, type FedBuffSettings } from './fedbuff'
@@ -17,7 +17,7 @@ import {
   poolsFromReports,
   type PopularityState,
 } from './popularity'
-import { readJson, storeArtifact, storeJsonArtifact } from './releases'
+import { readCatalogue, readPools, storeArtifact, storeShopArtifact } from './releases'
 import { aggregateSecure } from './secure-publisher'
 
 export interface PublisherDeps {
@@ -181,8 +181,8 @@ async function publishPopularity(
     return { state: stateRef, pools: manifest.pools, reports: state.reports }
   }
   const [previousPools, catalogue] = await Promise.all([
-    readJson<CandidatePools>(store, manifest.pools),
-    readJson<Catalogue>(store, manifest.catalogue),
+    readPools(store, manifest.pools),
+    readCatalogue(store, manifest.catalogue),
   ])
   const pools = poolsFromReports(state, previousPools, catalogue)
   // Our own output goes through the guard devices use.
@@ -190,7 +190,7 @@ async function publishPopularity(
   if (!checked.ok) throw new Error(`pools from reports are invalid: ${checked.error}`)
   return {
     state: stateRef,
-    pools: await storeJsonArtifact(store, 'pools', pools),
+    pools: await storeShopArtifact(store, 'pools', pools),
     reports: state.reports,
   }
 }

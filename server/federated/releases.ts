@@ -8,14 +8,31 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
 import { artifactName, validateModelManifest } from '../../shared/artifacts'
-import type { ArtifactRef, FederationManifest, ModelManifest } from '../../shared/protocol'
+import {
+  decodeCatalogue,
+  decodePools,
+  encodeCatalogue,
+  encodePools,
+} from '../../shared/compact-artifacts'
+import type {
+  ArtifactRef,
+  CandidatePools,
+  Catalogue,
+  FederationManifest,
+  ModelManifest,
+  RerankRules,
+} from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { negativesFor } from './secure-channel'
 import { answerError, refuse } from '../http-errors'
 
-const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
+/** Every artifact a device may download for this manifest: the four, then the shards (P2b). */
+export function deviceArtifacts(manifest: ModelManifest): ArtifactRef[] {
+  const { model, catalogue, pools, rules, coVisitation } = manifest
+  return [model, catalogue, pools, rules, ...(coVisitation?.shards ?? [])]
+}
 
 /** Version number of a manifest's `v<n>` label. */
 export function versionNumber(label: string): number {
@@ -39,8 +56,7 @@ export async function seedFromExport(
   const checked = validateModelManifest(manifest)
   if (!checked.ok) throw new Error(checked.error)
   const m = checked.value
-  for (const kind of ARTIFACT_KINDS) {
-    const ref = m[kind]
+  for (const ref of deviceArtifacts(m)) {
     const bytes = new Uint8Array(await readFile(path.join(artifactsDir, ref.url)))
     const sha256 = createHash('sha256').update(bytes).digest('hex')
     if (sha256 !== ref.sha256)
@@ -118,10 +134,10 @@ export function releaseRoutes(deps: {
     // Almost every request is for the current one, so its manifest is looked at first and the
     // whole registry only for the rest.
     const current = await deps.store.current()
-    const inCurrent = current && ARTIFACT_KINDS.some((kind) => current.manifest[kind].url === name)
+    const inCurrent = current && deviceArtifacts(current.manifest).some((r) => r.url === name)
     const candidates = inCurrent ? [current] : (await deps.store.versions()).reverse()
     for (const version of candidates) {
-      const ref = ARTIFACT_KINDS.map((kind) => version.manifest[kind]).find((r) => r.url === name)
+      const ref = deviceArtifacts(version.manifest).find((r) => r.url === name)
       if (!ref) continue
       const encoding = await compressedCopy(deps.store, ref.sha256, c.req.header('accept-encoding'))
       if (encoding && !encoding.intact) {
@@ -190,23 +206,52 @@ async function compressedCopy(
   return null
 }
 
-/** Stores `value` as a content-addressed JSON artifact (P2, with its gzip form) and refers to it. */
-export async function storeJsonArtifact(
+/**
+ * Stores a shop artifact and refers to it (P2, with its compressed forms): the catalogue and the
+ * pools as compact columns (P2b), the rules as JSON. Pools that still carry co-visitation (a
+ * release from before the shards) stay JSON, the one form that holds it.
+ */
+export async function storeShopArtifact(
   store: FederationStore,
-  kind: 'catalogue' | 'pools' | 'rules',
-  value: unknown,
+  ...[kind, value]:
+    | [kind: 'catalogue', value: Catalogue]
+    | [kind: 'pools', value: CandidatePools]
+    | [kind: 'rules', value: RerankRules]
 ): Promise<ArtifactRef> {
-  const bytes = new TextEncoder().encode(JSON.stringify(value))
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+  const [bytes, ext] =
+    kind === 'catalogue'
+      ? [encodeCatalogue(value), 'bin']
+      : kind === 'pools' && Object.keys(value.coVisitation).length === 0
+        ? [encodePools(value), 'bin']
+        : [json(value), 'json']
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   await storeArtifact(store, sha256, bytes)
-  return { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
+  return { url: artifactName(sha256, kind, ext), sha256, bytes: bytes.byteLength }
 }
 
-/** A stored JSON artifact, parsed (the server's own output: validated when it was made). */
-export async function readJson<T>(store: FederationStore, ref: ArtifactRef): Promise<T> {
+/** A stored catalogue, decoded (the server's own output: validated when it was made). */
+export async function readCatalogue(store: FederationStore, ref: ArtifactRef): Promise<Catalogue> {
+  return decoded(decodeCatalogue(await stored(store, ref)), ref)
+}
+
+/** Stored pools, decoded; co-visitation is empty when it travels in shards. */
+export async function readPools(store: FederationStore, ref: ArtifactRef): Promise<CandidatePools> {
+  return decoded(decodePools(await stored(store, ref)), ref)
+}
+
+async function stored(store: FederationStore, ref: ArtifactRef): Promise<Uint8Array> {
   const bytes = await store.artifact(ref.sha256)
   if (!bytes) throw new Error(`expected ${ref.url} in the store`)
-  return JSON.parse(new TextDecoder().decode(bytes)) as T
+  return bytes
+}
+
+function decoded<T>(
+  result: { ok: true; value: T } | { ok: false; error: string },
+  ref: ArtifactRef,
+): T {
+  if (!result.ok) throw new Error(`${ref.url} in the store does not decode: ${result.error}`)
+  return result.value
 }
 
 const gunzipAsync = promisify(gunzip)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { artifactFrom } from '../../test/fixtures/read-artifact'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -35,7 +36,10 @@ const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(b
 const manifest = async () =>
   (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as ModelManifest
 const artifact = async <T>(ref: { url: string }) =>
-  (await (await fetch(`${origin}/artifacts/${ref.url}`)).json()) as T
+  artifactFrom<T>(
+    ref.url,
+    new Uint8Array(await (await fetch(`${origin}/artifacts/${ref.url}`)).arrayBuffer()),
+  )
 
 /**
  * One device as the worker runs it: a token, the current model, the worker's own update code

@@ -1,4 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server'
+import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import Database from 'better-sqlite3'
 import { build } from 'esbuild'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -107,9 +108,7 @@ describe('the job thread', () => {
     await setNodeBackend('cpu')
     const artifacts = path.join(dir, 'artifacts')
     const release = await writeTestRelease(8, artifacts)
-    catalogue = JSON.parse(
-      new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
-    )
+    catalogue = catalogueFrom(release.files.get(path.basename(release.manifest.catalogue.url)))
     helper = await createHelper({
       store: { kind: 'sqlite', file: path.join(dir, 'helper.db') },
       leaderToken: TOKEN,

@@ -1,4 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core'
+import {
+  decodeCatalogue,
+  decodeCoVisitationShard,
+  decodePools,
+} from '../../shared/compact-artifacts'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
@@ -9,12 +14,7 @@ import { gunzipSync, brotliDecompressSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
-import {
-  validateCandidatePools,
-  validateCatalogue,
-  validateModelManifest,
-  validateRerankRules,
-} from '../../shared/artifacts'
+import { validateModelManifest, validateRerankRules } from '../../shared/artifacts'
 import type { ModelManifest } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { loadDataset } from '../data/load-dataset'
@@ -62,10 +62,16 @@ describe('exportArtifacts', () => {
     expect(validateModelManifest(manifest)).toEqual({ ok: true, value: result.manifest })
     const { version, createdAt } = manifest as ModelManifest
     expect([version, createdAt]).toEqual(['v7', '2026-11-27T06:00:00.000Z'])
-    for (const kind of ['model', 'catalogue', 'pools', 'rules'] as const) {
-      const ref = (manifest as ModelManifest)[kind]
-      const ext = kind === 'model' ? 'prw' : 'json'
-      expect(ref.url).toMatch(new RegExp(`^[0-9a-f]{16}\\.${kind}\\.${ext}$`))
+    const m = manifest as ModelManifest
+    const refs = [
+      ...(['model', 'catalogue', 'pools', 'rules'] as const).map(
+        (kind) => [kind, m[kind]] as const,
+      ),
+      ...m.coVisitation!.shards.map((ref) => ['covisit', ref] as const),
+    ]
+    const EXT = { model: 'prw', catalogue: 'bin', pools: 'bin', rules: 'json', covisit: 'bin' }
+    for (const [kind, ref] of refs) {
+      expect(ref.url).toMatch(new RegExp(`^[0-9a-f]{16}\\.${kind}\\.${EXT[kind]}$`))
       const bytes = fs.readFileSync(path.join(outDir, ref.url))
       expect(bytes.byteLength).toBe(ref.bytes)
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(ref.sha256)
@@ -100,8 +106,15 @@ describe('exportArtifacts', () => {
     const { manifest } = await exportArtifacts({ dataset, model: weights, outDir })
     const bound = { nItems: dataset.nItems }
     const read = (url: string) => readJson(path.join(outDir, url))
-    expect(validateCatalogue(read(manifest.catalogue.url), bound).ok).toBe(true)
-    expect(validateCandidatePools(read(manifest.pools.url), bound).ok).toBe(true)
+    const bytes = (url: string) => new Uint8Array(fs.readFileSync(path.join(outDir, url)))
+    expect(decodeCatalogue(bytes(manifest.catalogue.url), bound).ok).toBe(true)
+    expect(decodePools(bytes(manifest.pools.url), bound).ok).toBe(true)
+    // Every item's co-visitation shard decodes, and the shards cover the item table.
+    const shards = manifest.coVisitation!
+    expect(shards.shards).toHaveLength(Math.ceil(dataset.nItems / shards.itemsPerShard))
+    for (const ref of shards.shards) {
+      expect(decodeCoVisitationShard(bytes(ref.url), bound).ok).toBe(true)
+    }
     expect(read(manifest.rules.url)).toEqual({
       type: 'pocketrec-rules',
       excludePurchasedDays: 30,
@@ -128,8 +141,10 @@ describe('exportArtifacts', () => {
       createdAt: '2026-01-02',
     })
     expect(second.artifacts.map((a) => a.ref)).toEqual(first.artifacts.map((a) => a.ref))
-    // Four artifacts, their gzip and brotli siblings, the manifest.
-    expect(fs.readdirSync(outDir).sort()).toHaveLength(13)
+    // Four artifacts and three co-visitation shards (2,933 items), each with its gzip and brotli
+    // siblings, and the manifest.
+    expect(second.manifest.coVisitation!.shards).toHaveLength(3)
+    expect(fs.readdirSync(outDir).sort()).toHaveLength(7 * 3 + 1)
     for (const artifact of second.artifacts) {
       const gz = fs.readFileSync(`${artifact.file}.gz`)
       expect(gunzipSync(gz)).toEqual(fs.readFileSync(artifact.file))
