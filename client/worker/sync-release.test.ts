@@ -46,6 +46,43 @@ describe('syncRelease', () => {
     await storage.forget()
   })
 
+  it('keeps each artifact as it arrives: after a failed model download only the model travels again', async () => {
+    const storage = await freshStorage()
+    // The connection drops during the model; the other three arrive and verify.
+    const broken = createFetch()
+    const dropping = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      if (String(input).includes('.model.')) throw new TypeError('Failed to fetch')
+      return broken.fetcher(input, init)
+    }) as typeof fetch
+    await expect(syncRelease(BASE, storage, dropping)).rejects.toThrow('Failed to fetch')
+    expect(await storage.artifacts.loadRelease()).toBeNull()
+    const resumed = createFetch()
+    const release = await syncRelease(BASE, storage, resumed.fetcher)
+    expect(resumed.requested).toEqual(['manifest.json', expect.stringMatching(/\.model\.prw$/)])
+    expect(release.catalogue.items.length).toBe(2933)
+    // The saved release holds them now: the kept copies are gone, a third sync fetches nothing.
+    expect(await storage.artifacts.loadDownload(release.manifest.catalogue.sha256)).toBeNull()
+    const third = createFetch()
+    await syncRelease(BASE, storage, third.fetcher)
+    expect(third.requested).toEqual(['manifest.json'])
+    await storage.forget()
+  })
+
+  it('fetches a kept artifact again when its bytes no longer verify', async () => {
+    const storage = await freshStorage()
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const damaged = files.get(manifest.catalogue.url)!.slice()
+    damaged[50]! ^= 1
+    await storage.artifacts.saveDownload(manifest.catalogue.sha256, damaged)
+    const fetched = createFetch()
+    const release = await syncRelease(BASE, storage, fetched.fetcher)
+    expect(fetched.requested).toContain(manifest.catalogue.url)
+    expect(release.catalogue.items.length).toBe(2933)
+    await storage.forget()
+  })
+
   it.each([
     [
       'a flipped byte in the model',

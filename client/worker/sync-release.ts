@@ -1,6 +1,8 @@
 // Model sync: the manifest names immutable, content-addressed artifacts; a device keeps the
 // release it has when the version matches and otherwise downloads, verifies (sha256, guards,
-// weights codec) and stores the new one in one transaction. IndexedDB is only a cache.
+// weights codec) and stores the new one in one transaction. Each verified artifact is also kept
+// as it arrives, so a reload during the download fetches only what had not arrived. IndexedDB
+// is only a cache.
 import { parseArtifact, validateModelManifest, validateRerankRules } from '../../shared/artifacts'
 import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
@@ -49,6 +51,23 @@ export async function fetchArtifact(
   return bytes
 }
 
+/**
+ * An artifact kept from an interrupted download when it still verifies, else fetched, verified
+ * and kept. Keeping is best effort: a full or failing store only costs a download next time.
+ */
+async function obtainArtifact(
+  ref: ArtifactRef,
+  base: URL,
+  storage: Storage | null,
+  fetcher: typeof fetch,
+): Promise<Uint8Array> {
+  const kept = await storage?.artifacts.loadDownload(ref.sha256).catch(() => null)
+  if (kept && kept.byteLength === ref.bytes && (await sha256Hex(kept)) === ref.sha256) return kept
+  const bytes = await fetchArtifact(ref, base, fetcher)
+  await storage?.artifacts.saveDownload(ref.sha256, bytes).catch(() => undefined)
+  return bytes
+}
+
 /** A decoder's answer, or the ReleaseError that names what was wrong. */
 export function accept<T>(result: { ok: true; value: T } | { ok: false; error: string }): T {
   if (!result.ok) throw new ReleaseError(result.error)
@@ -70,10 +89,17 @@ export async function syncRelease(
   const stored = await storage?.artifacts.loadRelease()
   if (stored && stored.manifest.version === manifest.version) return stored
 
-  const [modelBytes, catalogueBytes, poolsBytes, rulesBytes] = await Promise.all(
+  // Each artifact is kept as it arrives: after a reload mid-download, only the rest travels.
+  // One failure does not cut the others short: what arrives is kept for the next try.
+  const settled = await Promise.allSettled(
     [manifest.model, manifest.catalogue, manifest.pools, manifest.rules].map((ref) =>
-      fetchArtifact(ref, manifestUrl, fetcher),
+      obtainArtifact(ref, manifestUrl, storage, fetcher),
     ),
+  )
+  const failed = settled.find((result) => result.status === 'rejected')
+  if (failed) throw failed.reason
+  const [modelBytes, catalogueBytes, poolsBytes, rulesBytes] = settled.map(
+    (result) => (result as PromiseFulfilledResult<Uint8Array>).value,
   )
   const weights = decodeWeights(modelBytes!) // throws WeightsFormatError on bad bytes
   const nItems = Number(weights.meta.nItems)

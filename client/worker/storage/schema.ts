@@ -56,6 +56,16 @@ export interface StoredArtifact<T> {
 }
 
 /** A model update waiting to be uploaded; `idempotencyKey` makes a retried upload count once. */
+/**
+ * One verified artifact of a release still being downloaded, by its SHA-256: a reload resumes
+ * with the ones that arrived. Cleared when the whole release is saved.
+ */
+export interface StoredDownload {
+  sha256: string
+  bytes: Uint8Array
+  savedAtMs: number
+}
+
 export interface StoredUpload {
   id: number
   idempotencyKey: string
@@ -119,6 +129,7 @@ export interface PocketrecSchema extends DBSchema {
   pools: { key: string; value: StoredArtifact<CandidatePools> }
   catalogue: { key: string; value: StoredArtifact<Catalogue> }
   rules: { key: string; value: StoredArtifact<RerankRules> }
+  downloads: { key: string; value: StoredDownload }
   outbox: {
     key: number
     value: Unsaved<StoredUpload>
@@ -155,7 +166,12 @@ function createVersion1(db: PocketrecDb): void {
   db.createObjectStore('meta', { keyPath: 'key' })
 }
 
+/** Version 2: artifacts kept one by one as they arrive, so a reload does not fetch them again. */
+function createVersion2(db: PocketrecDb): void {
+  db.createObjectStore('downloads', { keyPath: 'sha256' })
+}
+
 /** MIGRATIONS[i] upgrades version i to i + 1; version 0 is "no database yet". */
-export const MIGRATIONS: readonly Migration[] = [createVersion1]
+export const MIGRATIONS: readonly Migration[] = [createVersion1, createVersion2]
 
 export const DB_VERSION = MIGRATIONS.length

@@ -13,6 +13,7 @@ import type {
   CartItem,
   MetaRecord,
   StoredArtifact,
+  StoredDownload,
   StoredEvent,
   StoredLocalWeights,
   StoredModel,
@@ -76,6 +77,16 @@ export function isStoredSession(raw: unknown): raw is StoredSession {
     raw.startMs <= raw.endMs &&
     isArrayOf(raw.productIds, isText) &&
     isCount(raw.eventCount)
+  )
+}
+
+export function isStoredDownload(raw: unknown): raw is StoredDownload {
+  return (
+    isRecord(raw) &&
+    typeof raw.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(raw.sha256) &&
+    isBytes(raw.bytes) &&
+    isTime(raw.savedAtMs)
   )
 }
 
