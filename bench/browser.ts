@@ -4,7 +4,7 @@
 // step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download.
 // Writes bench/results/browser.json and prints a markdown table. Everything stays on 127.0.0.1.
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -18,6 +18,7 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
+import { measureNetworkVisit, VISIT_HEAD, type NetworkVisitResult } from './network-visit'
 import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
 import {
@@ -261,6 +262,14 @@ export async function benchBrowser(
     for (const backend of options.backends) {
       results.push(await measureBackend(server.origin, backend, ids))
     }
+    // The shop's page as shops write it (no forced backend), on a slow link.
+    await writeFile(
+      path.join(distDir, 'visit.html'),
+      `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>visit</title>${VISIT_HEAD}` +
+        '<script async src="/pocketrec.js" data-site="test-shop" data-endpoint="/"></script>\n',
+    )
+    const network = await measureNetworkVisit(distDir, '/visit.html', ids[0]!)
+    console.log(`slow link: done, first visit ${network.first.totalBytes.toLocaleString('en')} B`)
     const { after } = run.stamp().loadAverage
     console.log(
       `\n${dataset.name}: ${dataset.nItems} items, d = ${String(weights.meta.embedDim)}; ${modelNote}\n` +
@@ -269,7 +278,7 @@ export async function benchBrowser(
         `of one local run / its steps, from training first seen in status() (polled every 50 ms) ` +
         `or from the end of the ${TRAIN_AFTER_IDLE_MS} ms idle delay, to idle again.\n` +
         `load average before ${before.join(' ')}, after ${after.join(' ')} (${os.cpus().length} cores)\n\n` +
-        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}`,
+        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}\n\n${networkTable(network)}`,
     )
     await run.write(options.results, {
       browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
@@ -288,6 +297,7 @@ export async function benchBrowser(
       downloadGzip,
       bundles,
       backends: results,
+      network,
     })
   } finally {
     server?.close()
@@ -445,6 +455,22 @@ function sizeTable(
     ),
     `| model download (manifest model.bytes) | ${download.model!.toLocaleString('en')} B | ${downloadGzip.model!.toLocaleString('en')} B |`,
     `| catalogue + pools + rules download | ${shopBytes(download)} B | ${shopBytes(downloadGzip)} B |`,
+  ].join('\n')
+}
+
+function networkTable(n: NetworkVisitResult): string {
+  const kinds = [...new Set([...Object.keys(n.first.bytes), ...Object.keys(n.repeat.bytes)])]
+  const b = (v: number | undefined) => (v ?? 0).toLocaleString('en')
+  const s = (ms: number) => (ms / 1000).toFixed(1)
+  return [
+    `Slow link, emulated by the bench's server for every response (the worker's too): ${b(n.link.bytesPerSecond)} bytes/s shared downlink, ${n.link.rttMs} ms before each response. Bytes: response bodies as sent (brotli or gzip where Chromium asks for it).`,
+    '',
+    '| | first visit (fresh profile) | repeat visit (reload) |',
+    '| --- | ---: | ---: |',
+    `| navigation → first for-you list, s | ${s(n.first.firstListMs)} | ${s(n.repeat.firstListMs)} |`,
+    `| a viewed product's frequently-bought list, s | ${s(n.first.productListMs)} | ${s(n.repeat.productListMs)} |`,
+    ...kinds.map((k) => `| ${k}, bytes | ${b(n.first.bytes[k])} | ${b(n.repeat.bytes[k])} |`),
+    `| **total, bytes** | **${b(n.first.totalBytes)}** | **${b(n.repeat.totalBytes)}** |`,
   ].join('\n')
 }
 
