@@ -85,6 +85,10 @@ describe('serving the release', () => {
         expect(response.headers.get('content-encoding')).toBe(encoding)
         expect(response.headers.get('vary')).toMatch(/accept-encoding/i)
         expect(response.headers.get('content-type')).toMatch(type)
+        // Hashed chunks (assets/) are cached for good; the wasm's name is not content-addressed.
+        expect(response.headers.get('cache-control')).toBe(
+          url.startsWith('assets/') ? 'public, max-age=31536000, immutable' : null,
+        )
         // Fewer bytes on the wire than the file, decoding to the file.
         expect(Number(response.headers.get('content-length'))).toBeLessThan(plain.byteLength)
         expect(Buffer.from(await response.arrayBuffer())).toEqual(plain)

@@ -50,6 +50,11 @@ export function createApp(deps: AppDeps): Hono {
     const immutable = c.res.ok && !c.req.path.endsWith('/manifest.json')
     c.header('Cache-Control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
   })
+  // Vite names every chunk under assets/ by its content hash: a repeat visit needs none of them.
+  app.use('/assets/*', async (c, next) => {
+    await next()
+    if (c.res.ok) c.header('Cache-Control', 'public, max-age=31536000, immutable')
+  })
   // precompressed: a file's .br or .gz sibling (written by the build and the exporter) goes to
   // clients that accept it, with Vary: Accept-Encoding: code, wasm and artifacts alike.
   app.use('/*', serveStatic({ root: deps.distDir, precompressed: true }))
