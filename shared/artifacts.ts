@@ -6,6 +6,7 @@ import type {
   ArtifactRef,
   CandidatePools,
   Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
   Scenario,
@@ -21,6 +22,11 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; error: string 
 export interface IndexBound {
   /** Rows in the model's item table: every item index must be below it. */
   nItems?: number
+}
+
+export interface CatalogueCheck extends IndexBound {
+  /** The devices' form (P2b): `addedAt` is not there, and not asked for. */
+  withoutDates?: boolean
 }
 
 export const SCENARIOS = [
@@ -116,7 +122,15 @@ function checkFederation(raw: unknown): void {
     expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
 }
 
-export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validation<Catalogue> {
+export function validateCatalogue(raw: unknown, bound?: IndexBound): Validation<Catalogue>
+export function validateCatalogue(
+  raw: unknown,
+  bound: CatalogueCheck & { withoutDates: true },
+): Validation<DeviceCatalogue>
+export function validateCatalogue(
+  raw: unknown,
+  bound: CatalogueCheck = {},
+): Validation<Catalogue | DeviceCatalogue> {
   return run('catalogue', raw, () => {
     const c = expectRecord(raw, 'the catalogue')
     expectLiteral(c.type, 'type', 'pocketrec-catalogue')
@@ -140,7 +154,7 @@ export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validat
       if (typeof item.inStock !== 'boolean') {
         fail(`expected ${path}.inStock to be a boolean, got ${describe(item.inStock)}`)
       }
-      expectIsoDate(item.addedAt, `${path}.addedAt`)
+      if (!bound.withoutDates) expectIsoDate(item.addedAt, `${path}.addedAt`)
     }
   })
 }
@@ -231,6 +245,11 @@ export function isModelManifest(raw: unknown): raw is ModelManifest {
 
 export function isCatalogue(raw: unknown): raw is Catalogue {
   return validateCatalogue(raw).ok
+}
+
+/** The devices' catalogue (P2b): a Catalogue with or without `addedAt`. */
+export function isDeviceCatalogue(raw: unknown): raw is DeviceCatalogue {
+  return validateCatalogue(raw, { withoutDates: true }).ok
 }
 
 export function isCandidatePools(raw: unknown): raw is CandidatePools {

@@ -13,17 +13,17 @@ import {
   type Validation,
 } from './artifacts'
 import { ByteReader, ByteWriter, LayoutError } from './byte-columns'
-import type { CandidatePools, Catalogue, CatalogueItem } from './protocol'
+import type { CandidatePools, DeviceCatalogue, DeviceCatalogueItem } from './protocol'
 
 export const CATALOGUE_MAGIC = 'PRC1'
 export const POOLS_MAGIC = 'PRP1'
 export const CO_VISITATION_MAGIC = 'PRV1'
 /** The layout version after each magic; a device refuses any other. */
 const LAYOUT_VERSION = 1
-const MINUTE_MS = 60_000
 const L = ARTIFACT_LIMITS
 
-export function encodeCatalogue(catalogue: Catalogue): Uint8Array {
+/** The devices' columns of a catalogue: `addedAt` stays on the server (P2b). */
+export function encodeCatalogue(catalogue: DeviceCatalogue): Uint8Array {
   const items = catalogue.items
   const w = header(CATALOGUE_MAGIC)
   w.u32(items.length)
@@ -51,18 +51,18 @@ export function encodeCatalogue(catalogue: Catalogue): Uint8Array {
     if (item.inStock) stock[i >> 3]! |= 1 << (i & 7)
   })
   w.u8s(stock)
-  // Dates as instants (read back as Date#toISOString): whole minutes in 4 bytes when they are.
-  const ms = items.map((item) => Date.parse(item.addedAt))
-  const inMinutes = ms.every((t) => t % MINUTE_MS === 0 && t >= 0 && t / MINUTE_MS <= 0xffffffff)
-  w.u8(inMinutes ? 0 : 1)
-  if (inMinutes) w.u32s(ms.map((t) => t / MINUTE_MS))
-  else w.f64s(ms)
   return w.finish()
 }
 
-export function decodeCatalogue(bytes: Uint8Array, bound: IndexBound = {}): Validation<Catalogue> {
+/** The devices' catalogue; the JSON form of an older release decodes too (with its dates). */
+export function decodeCatalogue(
+  bytes: Uint8Array,
+  bound: IndexBound = {},
+): Validation<DeviceCatalogue> {
   if (bytes[0] === 0x7b)
-    return parseArtifact(new TextDecoder().decode(bytes), (raw) => validateCatalogue(raw, bound))
+    return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
+      validateCatalogue(raw, { ...bound, withoutDates: true }),
+    )
   const read = decode('catalogue', bytes, CATALOGUE_MAGIC, (r) => {
     const n = r.count('items', L.maxItems)
     const mode = r.u8('index mode')
@@ -77,17 +77,12 @@ export function decodeCatalogue(bytes: Uint8Array, bound: IndexBound = {}): Vali
     const prices =
       priceMode === 0 ? Array.from(r.u32s(n, 'prices'), (c) => c / 100) : r.f64s(n, 'prices')
     const stock = r.u8s(Math.ceil(n / 8), 'stock bits')
-    const dateMode = r.u8('date mode')
-    if (dateMode > 1) throw new LayoutError(`expected date mode 0 or 1, got ${dateMode}`)
-    const added =
-      dateMode === 0 ? Array.from(r.u32s(n, 'dates'), (m) => m * MINUTE_MS) : r.f64s(n, 'dates')
     r.end('catalogue')
     if (ids.length !== n || names.length !== n) {
       throw new LayoutError(`expected ${n} ids and names, got ${ids.length} and ${names.length}`)
     }
-    const items: CatalogueItem[] = new Array<CatalogueItem>(n)
+    const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(n)
     for (let i = 0; i < n; i++) {
-      const date = new Date(added[i]!)
       items[i] = {
         id: ids[i]!,
         index: indices ? indices[i]! : i,
@@ -96,13 +91,11 @@ export function decodeCatalogue(bytes: Uint8Array, bound: IndexBound = {}): Vali
         brand: brands[i]!,
         price: prices[i]!,
         inStock: (stock[i >> 3]! & (1 << (i & 7))) !== 0,
-        // An impossible instant stays a string the guard below refuses with its position.
-        addedAt: Number.isFinite(date.getTime()) ? date.toISOString() : String(added[i]),
       }
     }
     return { type: 'pocketrec-catalogue', items }
   })
-  return read.ok ? validateCatalogue(read.value, bound) : read
+  return read.ok ? validateCatalogue(read.value, { ...bound, withoutDates: true }) : read
 }
 
 /**

@@ -93,6 +93,17 @@ export interface Catalogue {
   items: CatalogueItem[]
 }
 
+/**
+ * What devices download of a product (P2b): all but `addedAt`, which only the pools built on the
+ * server and at export read. A Catalogue is a DeviceCatalogue.
+ */
+export type DeviceCatalogueItem = Omit<CatalogueItem, 'addedAt'>
+
+export interface DeviceCatalogue {
+  type: 'pocketrec-catalogue'
+  items: DeviceCatalogueItem[]
+}
+
 /** Recall sources. Pools hold catalogue indices, best first. */
 export type RecallSource =
   | 'trending'

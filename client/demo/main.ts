@@ -5,7 +5,7 @@ import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import { own } from '../../shared/own'
 import type {
   CandidatePools,
-  CatalogueItem,
+  DeviceCatalogueItem,
   ModelManifest,
   RecommendResponse,
   Scenario,
@@ -27,8 +27,8 @@ const page = document.querySelector<HTMLElement>('#page')!
 const panel = document.querySelector<HTMLElement>('#panel')!
 const panelState: PanelState = { status: null, last: null, error: null }
 
-let catalogue: CatalogueItem[] = []
-let byId = new Map<string, CatalogueItem>()
+let catalogue: DeviceCatalogueItem[] = []
+let byId = new Map<string, DeviceCatalogueItem>()
 let pools: CandidatePools | null = null
 
 /** The script tag loads asynchronously; until then `window.pocketrec` is the queue array. */
@@ -72,7 +72,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
-function productCard(item: CatalogueItem, why?: string, attributionId?: string): string {
+function productCard(item: DeviceCatalogueItem, why?: string, attributionId?: string): string {
   const attribution = attributionId ? ` data-attribution="${attributionId}"` : ''
   return (
     `<li class="card"><a href="#/product/${encodeURIComponent(item.id)}" data-product="${escapeHtml(item.id)}"${attribution}>` +
@@ -99,7 +99,7 @@ async function fillShelf(id: string, scenario: Scenario, productId?: string) {
     renderPanel(panel, panelState)
     const cards = response.items
       .map((item) => byId.get(item.productId))
-      .filter((item): item is CatalogueItem => item !== undefined)
+      .filter((item): item is DeviceCatalogueItem => item !== undefined)
       .map((item, i) => productCard(item, response.items[i]!.source, response.attributionId))
     list.innerHTML =
       cards.join('') || '<li class="empty">Nothing to show yet — browse a little.</li>'
@@ -134,7 +134,7 @@ function categoryPage(category: string): string {
   return `<h1>${escapeHtml(category)}</h1><ul class="cards grid">${items.map((item) => productCard(item)).join('')}</ul>`
 }
 
-function productPage(item: CatalogueItem): string {
+function productPage(item: DeviceCatalogueItem): string {
   track('Product Viewed', {
     product_id: item.id,
     category: item.category,
@@ -158,7 +158,7 @@ function productPage(item: CatalogueItem): string {
 function cartPage(): string {
   const items = readCart()
     .map((id) => byId.get(id))
-    .filter((item): item is CatalogueItem => item !== undefined)
+    .filter((item): item is DeviceCatalogueItem => item !== undefined)
   const total = items.reduce((sum, item) => sum + item.price, 0)
   const rows = items
     .map(

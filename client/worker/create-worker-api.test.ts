@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto'
 import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import { decodeCoVisitationShard } from '../../shared/compact-artifacts'
-import type { Catalogue, ModelManifest } from '../../shared/protocol'
+import type { DeviceCatalogue, ModelManifest } from '../../shared/protocol'
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -15,7 +15,7 @@ import type { TrainingLocks } from './federated/training-lock'
 let files: Map<string, Uint8Array>
 let productIds: string[]
 let manifest: ModelManifest
-let catalogue: Catalogue
+let catalogue: DeviceCatalogue
 
 function environment(overrides: Partial<WorkerEnvironment> = {}): WorkerEnvironment {
   return {

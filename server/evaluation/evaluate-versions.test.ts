@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
-import type { Catalogue } from '../../shared/protocol'
+import type { DeviceCatalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
 import { countItems } from '../../train/data/examples'
@@ -28,7 +28,7 @@ import { reviewCandidates } from './evaluate-versions'
 // product ids.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-evaluation-'))
 let dataset: SessionDataset
-let catalogue: Catalogue
+let catalogue: DeviceCatalogue
 let store: FederationStore
 let federation: Federation
 let admin: (route: string, method: string, body: unknown) => Promise<Response>

@@ -6,7 +6,7 @@
 import { decodeCatalogue } from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
-import type { Catalogue } from '../../shared/protocol'
+import type { DeviceCatalogue } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../model/node-backend'
@@ -144,7 +144,10 @@ function setId(sha256: string): number {
   return Number.parseInt(sha256.slice(0, 8), 16)
 }
 
-async function catalogueOf(store: FederationStore, record: VersionRecord): Promise<Catalogue> {
+async function catalogueOf(
+  store: FederationStore,
+  record: VersionRecord,
+): Promise<DeviceCatalogue> {
   const bytes = await store.artifact(record.manifest.catalogue.sha256)
   if (!bytes) throw new Error(`expected the catalogue of v${record.version} in the store`)
   const decoded = decodeCatalogue(bytes)
@@ -154,7 +157,7 @@ async function catalogueOf(store: FederationStore, record: VersionRecord): Promi
 }
 
 /** Product ids → item rows; unknown products are dropped, as the offline protocol drops unseen items. */
-function toIndices(set: ValidationSet, catalogue: Catalogue): Int32Array[] {
+function toIndices(set: ValidationSet, catalogue: DeviceCatalogue): Int32Array[] {
   const index = new Map(catalogue.items.map((item) => [item.id, item.index]))
   const out: Int32Array[] = []
   for (const session of set.sessions) {

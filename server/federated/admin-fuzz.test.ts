@@ -12,7 +12,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRandom } from '../../shared/random'
 import type { ModelManifest, RerankRules } from '../../shared/protocol'
-import { catalogueFrom } from '../../test/fixtures/read-artifact'
+import { catalogueFrom, shopCatalogue } from '../../test/fixtures/read-artifact'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createApp } from '../app'
@@ -64,7 +64,7 @@ beforeAll(async () => {
     ),
   )
   valid = {
-    catalogue: { ...catalogue, items: catalogue.items.slice(0, 30) },
+    catalogue: shopCatalogue({ ...catalogue, items: catalogue.items.slice(0, 30) }),
     rules: (await (await fetch(`${origin}/artifacts/${manifest.rules.url}`)).json()) as RerankRules,
     validation: {
       type: 'pocketrec-validation',

@@ -3,7 +3,7 @@
 // helper (P29c: a server takes updates only then) that every server here shares.
 // Devices send leader uploads (share body and score) to the server and helper bodies to the
 // helper. Each of these fails on the code before the fix it names (see the issue's list).
-import { artifactFrom } from '../../test/fixtures/read-artifact'
+import { artifactFrom, shopCatalogue } from '../../test/fixtures/read-artifact'
 import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs'
@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
+import type { Catalogue, DeviceCatalogue, ModelManifest, RerankRules } from '../../shared/protocol'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { shareFactory, type ShareFactory, type SharePair } from '../../test/fixtures/share-uploads'
 import { setNodeBackend } from '../../model/node-backend'
@@ -206,7 +206,7 @@ describe('issue 11: the aggregation server, hardened', () => {
     }
     const m = await manifestOf(s)
     // A catalogue upload publishes v2 without consuming the buffer.
-    const catalogue = await artifactOf<Catalogue>(s, m.catalogue)
+    const catalogue = shopCatalogue(await artifactOf<DeviceCatalogue>(s, m.catalogue))
     const changed = {
       ...catalogue,
       items: catalogue.items.map((i) => ({ ...i, price: i.price + 1 })),

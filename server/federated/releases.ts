@@ -17,7 +17,7 @@ import {
 import type {
   ArtifactRef,
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   FederationManifest,
   ModelManifest,
   RerankRules,
@@ -214,7 +214,7 @@ async function compressedCopy(
 export async function storeShopArtifact(
   store: FederationStore,
   ...[kind, value]:
-    | [kind: 'catalogue', value: Catalogue]
+    | [kind: 'catalogue', value: DeviceCatalogue]
     | [kind: 'pools', value: CandidatePools]
     | [kind: 'rules', value: RerankRules]
 ): Promise<ArtifactRef> {
@@ -231,7 +231,10 @@ export async function storeShopArtifact(
 }
 
 /** A stored catalogue, decoded (the server's own output: validated when it was made). */
-export async function readCatalogue(store: FederationStore, ref: ArtifactRef): Promise<Catalogue> {
+export async function readCatalogue(
+  store: FederationStore,
+  ref: ArtifactRef,
+): Promise<DeviceCatalogue> {
   return decoded(decodeCatalogue(await stored(store, ref)), ref)
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { artifactFrom } from '../../test/fixtures/read-artifact'
+import { artifactFrom, shopCatalogue, withoutDates } from '../../test/fixtures/read-artifact'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prepareUpload } from '../../client/worker/federated/prepare-upload'
 import { validateCandidatePools, validateModelManifest } from '../../shared/artifacts'
 import { helperRoute } from '../../shared/helper-url'
-import type { CandidatePools, Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
+import type { CandidatePools, Catalogue, DeviceCatalogue, ModelManifest, RerankRules } from '../../shared/protocol'
 import { readShareHeader } from '../../shared/secure-update'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
@@ -222,7 +222,7 @@ describe('the aggregation server end to end', () => {
 
   it('refuses a catalogue or rules it cannot use, and changes nothing (P22, P25)', async () => {
     const before = await manifest()
-    const catalogue = await artifact<Catalogue>(before.catalogue)
+    const catalogue = shopCatalogue(await artifact<DeviceCatalogue>(before.catalogue))
     const rules = await artifact<RerankRules>(before.rules)
     const item0 = catalogue.items[0]!
     const refusals: Array<
@@ -274,7 +274,7 @@ describe('the aggregation server end to end', () => {
 
   it('publishes an uploaded catalogue with the same model and the pools it implies (P25)', async () => {
     const before = await manifest()
-    const catalogue = await artifact<Catalogue>(before.catalogue)
+    const catalogue = shopCatalogue(await artifact<DeviceCatalogue>(before.catalogue))
     const pools = await artifact<CandidatePools>(before.pools)
     const newest = pools.new[0]!
     const fresh = catalogue.items.find((item) => !pools.new.includes(item.index))!
@@ -298,7 +298,7 @@ describe('the aggregation server end to end', () => {
     expect(after.version).toBe('v3')
     expect(after.model).toEqual(before.model)
     expect(after.rules).toEqual(before.rules)
-    expect(await artifact<Catalogue>(after.catalogue)).toEqual(changed)
+    expect(await artifact<DeviceCatalogue>(after.catalogue)).toEqual(withoutDates(changed))
     const rebuilt = await artifact<CandidatePools>(after.pools)
     expect(rebuilt.new[0]).toBe(fresh.index) // newest in stock first
     expect(rebuilt.new).not.toContain(newest) // out of stock now

@@ -4,7 +4,7 @@ import { own } from '../../../shared/own'
 import * as tf from '@tensorflow/tfjs-core'
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   RecallIndexStatus,
   RecommendRequest,
   RecommendResponse,
@@ -51,7 +51,7 @@ export interface RecommenderOptions {
   model: GruModel
   /** The version the weights belong to, echoed in every response. */
   modelVersion: string
-  catalogue: Catalogue
+  catalogue: DeviceCatalogue
   pools: CandidatePools
   rules: RerankRules
   /** Milliseconds since the epoch; injectable for tests of "bought within N days". */

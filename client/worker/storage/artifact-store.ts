@@ -3,7 +3,7 @@
 // retrained again, so a missing or corrupt record reads as "none" and the caller re-fetches.
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
 } from '../../../shared/protocol'
@@ -23,7 +23,7 @@ export interface Release {
   manifest: ModelManifest
   /** Weights codec bytes; decodeWeights checks them when the model is loaded. */
   modelBytes: Uint8Array
-  catalogue: Catalogue
+  catalogue: DeviceCatalogue
   pools: CandidatePools
   rules: RerankRules
 }

@@ -5,7 +5,7 @@ import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import type { TrackEvent } from '../../../shared/events'
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
 } from '../../../shared/protocol'
@@ -127,7 +127,7 @@ export interface PocketrecSchema extends DBSchema {
   model: { key: 'global'; value: StoredModel }
   'local-weights': { key: 'local'; value: StoredLocalWeights }
   pools: { key: string; value: StoredArtifact<CandidatePools> }
-  catalogue: { key: string; value: StoredArtifact<Catalogue> }
+  catalogue: { key: string; value: StoredArtifact<DeviceCatalogue> }
   rules: { key: string; value: StoredArtifact<RerankRules> }
   downloads: { key: string; value: StoredDownload }
   outbox: {

@@ -4,7 +4,7 @@
 // download guards of shared/artifacts.ts.
 import {
   isCandidatePools,
-  isCatalogue,
+  isDeviceCatalogue,
   isModelManifest,
   isRerankRules,
 } from '../../../shared/artifacts'
@@ -118,7 +118,7 @@ function createArtifactGuard<T>(isData: Guard<T>): Guard<StoredArtifact<T>> {
 }
 
 export const isStoredPools = createArtifactGuard(isCandidatePools)
-export const isStoredCatalogue = createArtifactGuard(isCatalogue)
+export const isStoredCatalogue = createArtifactGuard(isDeviceCatalogue)
 export const isStoredRules = createArtifactGuard(isRerankRules)
 
 export function isStoredUpload(raw: unknown): raw is StoredUpload {
