@@ -94,7 +94,7 @@ window.__visit = new Promise((resolve, reject) => {
     if (typeof window.pocketrec !== 'function') return
     clearInterval(poll)
     window.pocketrec('recommend', { scenario: 'for-you', limit: 20 }).then(
-      (r) => resolve({ ms: performance.now(), coldStart: r.coldStart, items: r.items.length }),
+      (r) => resolve({ ms: performance.now(), modelVersion: r.modelVersion, items: r.items.length }),
       reject,
     )
   }, 2)
@@ -105,6 +105,10 @@ export interface VisitTimes {
   /** From navigation start to the first for-you list (consent is given in the page's head). */
   firstListMs: number
   firstListItems: number
+  /** What served the first list: `pools` (the model still loading) or `model`. */
+  firstListFrom: string
+  /** From navigation start until status() says lists come from the model. */
+  personalisedMs: number
   /** After the first list: track a product view, then its frequently-bought-together list. */
   productListMs: number
   productListItems: number
@@ -122,9 +126,14 @@ async function visitInPage(productId: string) {
   type Command = (name: string, ...rest: unknown[]) => Promise<unknown>
   const w = window as unknown as {
     pocketrec: Command
-    __visit: Promise<{ ms: number; coldStart: boolean; items: number }>
+    __visit: Promise<{ ms: number; modelVersion: string; items: number }>
   }
   const first = await w.__visit
+  // Until the model is in, lists come from the pools (status().worker.lists).
+  type Status = { worker: { lists: string | null } | null }
+  const lists = async () => ((await w.pocketrec('status')) as Status).worker?.lists
+  while ((await lists()) !== 'model') await new Promise((resolve) => setTimeout(resolve, 50))
+  const modelMs = performance.now()
   await w.pocketrec('track', 'Product Viewed', { product_id: productId })
   const t0 = performance.now()
   const list = (await w.pocketrec('recommend', {
@@ -135,6 +144,8 @@ async function visitInPage(productId: string) {
   return {
     firstListMs: first.ms,
     firstListItems: first.items,
+    firstListFrom: first.modelVersion.endsWith('+pools') ? 'pools' : 'model',
+    personalisedMs: modelMs,
     productListMs: performance.now() - t0,
     productListItems: list.items.length,
   }

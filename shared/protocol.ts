@@ -192,6 +192,12 @@ export interface WorkerStatus {
   backendReason: string
   probes: BackendProbe[]
   modelVersion: string | null
+  /**
+   * What lists come from now: `model` (personalised), `pools` (a first visit's model is still
+   * downloading: co-visitation, category, trending, new and popular, in the pools' order) or
+   * null (nothing has arrived yet).
+   */
+  lists: 'model' | 'pools' | null
   events: number
   sessions: number
   training: {

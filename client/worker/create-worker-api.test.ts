@@ -126,6 +126,37 @@ describe('the worker API', () => {
     await api.forget()
   })
 
+  it('serves the first lists from the pools while the model downloads, then the model', async () => {
+    let releaseModel: () => void = () => {}
+    const modelHeld = new Promise<void>((resolve) => (releaseModel = resolve))
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (String(input).includes('.model.')) await modelHeld
+          return environment().fetch!(input, init)
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    expect((await api.status()).lists).toBeNull()
+    await api.setConsent(true)
+    await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
+    const early = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(early.modelVersion).toBe('v1+pools')
+    expect(early.coldStart).toBe(false)
+    expect(early.items.length).toBe(10)
+    expect(early.items.map((i) => i.productId)).not.toContain(productIds[0])
+    const sources = new Set(early.items.map((i) => i.source))
+    expect(sources.has('embedding')).toBe(false)
+    expect((await api.status()).lists).toBe('pools')
+    expect((await api.status()).modelVersion).toBeNull()
+    releaseModel()
+    await expect.poll(async () => (await api.status()).lists, { timeout: 30_000 }).toBe('model')
+    const personal = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(personal.modelVersion).toBe('v1')
+    await api.forget()
+  })
+
   it('falls back to another backend and keeps recommending when the device is lost', async () => {
     let loseDevice: (reason: string) => void = () => {}
     let watched: string | null = null
@@ -140,6 +171,8 @@ describe('the worker API', () => {
     )
     await api.init({ ...config })
     await api.setConsent(true)
+    // The model's lists (a first download answers from the pools until the model is in).
+    await expect.poll(async () => (await api.status()).lists, { timeout: 20_000 }).toBe('model')
     await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
     const before = await api.recommend({ scenario: 'for-you' })
     const first = (await api.status()).backend

@@ -3,7 +3,13 @@
 // weights codec) and stores the new one in one transaction. Each verified artifact is also kept
 // as it arrives, so a reload during the download fetches only what had not arrived. IndexedDB
 // is only a cache.
-import { parseArtifact, validateModelManifest, validateRerankRules } from '../../shared/artifacts'
+import {
+  parseArtifact,
+  validateCandidatePools,
+  validateCatalogue,
+  validateModelManifest,
+  validateRerankRules,
+} from '../../shared/artifacts'
 import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
@@ -74,11 +80,15 @@ export function accept<T>(result: { ok: true; value: T } | { ok: false; error: s
   return result.value
 }
 
+/** A release's catalogue, pools and rules, decoded before its model has arrived. */
+export type ShopArtifacts = Omit<Release, 'modelBytes'>
+
 /** The current release: the stored one if it is still current, else a verified download. */
 export async function syncRelease(
   manifestUrl: URL,
   storage: Storage | null,
   fetcher: typeof fetch = fetch,
+  onShop?: (shop: ShopArtifacts) => void,
 ): Promise<Release> {
   const response = await fetcher(manifestUrl, { ...LOW_PRIORITY, cache: 'no-cache' })
   if (!response.ok)
@@ -90,12 +100,25 @@ export async function syncRelease(
   if (stored && stored.manifest.version === manifest.version) return stored
 
   // Each artifact is kept as it arrives: after a reload mid-download, only the rest travels.
-  // One failure does not cut the others short: what arrives is kept for the next try.
-  const settled = await Promise.allSettled(
-    [manifest.model, manifest.catalogue, manifest.pools, manifest.rules].map((ref) =>
-      obtainArtifact(ref, manifestUrl, storage, fetcher),
-    ),
+  // One failure does not cut the others short: what arrives is kept for the next try. The
+  // shop's artifacts come first and the model after them, so that first lists can be served
+  // from the pools (`onShop`) while the model, by far the largest, is on its way.
+  const obtain = (ref: ArtifactRef) => obtainArtifact(ref, manifestUrl, storage, fetcher)
+  const shop = await Promise.allSettled(
+    [manifest.catalogue, manifest.pools, manifest.rules].map(obtain),
   )
+  let early: ShopArtifacts | undefined
+  if (onShop && shop.every((result) => result.status === 'fulfilled')) {
+    const [catalogue, pools, rules] = shop.map((result) => result.value)
+    early = {
+      manifest,
+      catalogue: accept(decodeCatalogue(catalogue!)),
+      pools: accept(decodePools(pools!)),
+      rules: accept(parseArtifact(new TextDecoder().decode(rules), validateRerankRules)),
+    }
+    onShop(early)
+  }
+  const settled = [...(await Promise.allSettled([obtain(manifest.model)])), ...shop]
   const failed = settled.find((result) => result.status === 'rejected')
   if (failed) throw failed.reason
   const [modelBytes, catalogueBytes, poolsBytes, rulesBytes] = settled.map(
@@ -106,9 +129,18 @@ export async function syncRelease(
   const release: Release = {
     manifest,
     modelBytes: modelBytes!,
-    // The compact columns (P2b), or JSON from an older release.
-    catalogue: accept(decodeCatalogue(catalogueBytes!, { nItems })),
-    pools: accept(decodePools(poolsBytes!, { nItems })),
+    // The compact columns (P2b), or JSON from an older release; what served the early lists is
+    // checked against the model now and kept, so shards it fetched stay in place.
+    catalogue: accept(
+      early
+        ? validateCatalogue(early.catalogue, { nItems, withoutDates: true })
+        : decodeCatalogue(catalogueBytes!, { nItems }),
+    ),
+    pools: accept(
+      early
+        ? validateCandidatePools(early.pools, { nItems })
+        : decodePools(poolsBytes!, { nItems }),
+    ),
     rules: accept(parseArtifact(new TextDecoder().decode(rulesBytes), validateRerankRules)),
   }
   await storage?.artifacts.saveRelease(release)

@@ -93,7 +93,7 @@ interface Plan {
 }
 
 /** 128 random bits as hex; getRandomValues, unlike randomUUID, also works on http:// pages. */
-function createAttributionId(): string {
+export function createAttributionId(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
