@@ -46,6 +46,36 @@ describe('syncRelease', () => {
     await storage.forget()
   })
 
+  it('hands the shop artifacts over before the model on a first download only', async () => {
+    const storage = await freshStorage()
+    const order: string[] = []
+    const counted = createFetch()
+    const fetcher = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      const response = await counted.fetcher(input, init)
+      order.push(path.basename(new URL(String(input)).pathname).split('.')[1] ?? '')
+      return response
+    }) as typeof fetch
+    const early: string[] = []
+    await syncRelease(BASE, storage, fetcher, (shop) => {
+      early.push(shop.manifest.version)
+      // Handed over before the model was fetched: the early lists do not wait for it.
+      expect(order).not.toContain('model')
+      expect(shop.catalogue.items.length).toBe(2933)
+    })
+    expect(early).toEqual(['v1'])
+    expect(order.at(-1)).toBe('model')
+    // A device holding v1 that syncs v2 keeps waiting for the whole release.
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    files.set('next.json', new TextEncoder().encode(JSON.stringify({ ...manifest, version: 'v2' })))
+    const next = new URL('http://127.0.0.1/artifacts/next.json')
+    const update = await syncRelease(next, storage, createFetch().fetcher, () => early.push('v2'))
+    expect(update.manifest.version).toBe('v2')
+    expect(early).toEqual(['v1'])
+    await storage.forget()
+  })
+
   it('keeps each artifact as it arrives: after a failed model download only the model travels again', async () => {
     const storage = await freshStorage()
     // The connection drops during the model; the other three arrive and verify.

@@ -108,7 +108,9 @@ export async function syncRelease(
     [manifest.catalogue, manifest.pools, manifest.rules].map(obtain),
   )
   let early: ShopArtifacts | undefined
-  if (onShop && shop.every((result) => result.status === 'fulfilled')) {
+  // Only a first visit: a device that holds an older release waits for the new one whole
+  // (it is no worse off than before), rather than fall back from a model to the pools.
+  if (onShop && !stored && shop.every((result) => result.status === 'fulfilled')) {
     const [catalogue, pools, rules] = shop.map((result) => result.value)
     early = {
       manifest,
