@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prepareUpload } from '../../client/worker/federated/prepare-upload'
 import { validateCandidatePools, validateModelManifest } from '../../shared/artifacts'
 import { helperRoute } from '../../shared/helper-url'
-import type { CandidatePools, Catalogue, DeviceCatalogue, ModelManifest, RerankRules } from '../../shared/protocol'
+import type {
+  CandidatePools,
+  Catalogue,
+  DeviceCatalogue,
+  ModelManifest,
+  RerankRules,
+} from '../../shared/protocol'
 import { readShareHeader } from '../../shared/secure-update'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
