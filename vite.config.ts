@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineConfig, type Plugin } from 'vite'
+import { precompressDir } from './scripts/precompress'
 
 const root = path.dirname(fileURLToPath(import.meta.url))
 const wasmDir = path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist')
@@ -25,10 +26,25 @@ function copyWasm(): Plugin {
   }
 }
 
+/** Brotli and gzip siblings of every file written (scripts/precompress.ts), for the server. */
+function precompress(): Plugin {
+  let outDir = ''
+  return {
+    name: 'pocketrec-precompress',
+    apply: 'build',
+    configResolved(config) {
+      outDir = path.resolve(config.root, config.build.outDir)
+    },
+    async closeBundle() {
+      await precompressDir(outDir)
+    },
+  }
+}
+
 export default defineConfig({
   root: path.join(root, 'client/demo'),
   publicDir: path.join(root, 'public'),
-  plugins: [copyWasm()],
+  plugins: [copyWasm(), precompress()],
   build: {
     outDir: path.join(root, 'dist'),
     emptyOutDir: true,

@@ -4,7 +4,7 @@
 // step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download.
 // Writes bench/results/browser.json and prints a markdown table. Everything stays on 127.0.0.1.
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -18,6 +18,7 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
+import { measureNetworkVisit, VISIT_HEAD, type NetworkVisitResult } from './network-visit'
 import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
 import {
@@ -69,6 +70,8 @@ interface PageMeasures {
   coldStartItems: number
   pageMs: number[]
   workerMs: number[]
+  /** The worker's latencyMs with the whole session (ids.length items) behind the list. */
+  sessionWorkerMs: number[]
   backend: string
   training: {
     /** From the last event to the first status() that reported training. */
@@ -107,6 +110,11 @@ async function measureInPage(args: {
     ((await w.pocketrec('status')) as { worker: WorkerStatus }).worker
   const status = async () => (await workerStatus()).training
   const cold = await w.__coldStart
+  // The first list may come from the pools while the model loads (progressive start): time the
+  // model's lists only.
+  const listsFrom = async () =>
+    ((await w.pocketrec('status')) as { worker: { lists: string } | null }).worker?.lists
+  while ((await listsFrom()) !== 'model') await new Promise((resolve) => setTimeout(resolve, 20))
 
   // recommend latency with a one-item session: local fine-tuning needs two items, so none runs.
   await w.pocketrec('track', 'Product Viewed', { product_id: args.ids[0] })
@@ -137,6 +145,13 @@ async function measureInPage(args: {
     await w.pocketrec('track', 'Product Viewed', { product_id: id })
   }
   const t0 = performance.now()
+  // The same list for the whole session (10 items): the JS GRU reads every step. A few dozen
+  // calls take well under the pause before fine-tuning.
+  const sessionWorkerMs: number[] = []
+  for (let i = 0; i < args.timed; i++) {
+    const response = (await w.pocketrec('recommend', request)) as RecommendResponse
+    sessionWorkerMs.push(response.latencyMs)
+  }
   let startedAt: number | null = null
   let endedAt: number | null = null
   let training = await status()
@@ -155,6 +170,7 @@ async function measureInPage(args: {
     coldStartItems: cold.items,
     pageMs,
     workerMs,
+    sessionWorkerMs,
     backend,
     training: {
       startedAfterMs: startedAt === null ? null : startedAt - t0,
@@ -257,14 +273,22 @@ export async function benchBrowser(
     server = await serveDist(distDir)
     const release = await syncRelease(new URL('/artifacts/manifest.json', server.origin), null)
     const byIndex = new Map(release.catalogue.items.map((item) => [item.index, item.id]))
-    // A real session: the first test session with five different items.
-    const session = dataset.test.find((s) => new Set(s.slice(0, 5)).size === 5)!.slice(0, 5)
+    // A real session: the first test session with ten different items.
+    const session = dataset.test.find((s) => new Set(s.slice(0, 10)).size === 10)!.slice(0, 10)
     const ids = Array.from(session, (index) => byIndex.get(index)!)
     const { download, downloadGzip } = await downloadSizes(release.manifest, distDir)
     const results: BackendResult[] = []
     for (const backend of options.backends) {
       results.push(await measureBackend(server.origin, backend, ids))
     }
+    // The shop's page as shops write it (no forced backend), on a slow link.
+    await writeFile(
+      path.join(distDir, 'visit.html'),
+      `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>visit</title>${VISIT_HEAD}` +
+        '<script async src="/pocketrec.js" data-site="test-shop" data-endpoint="/"></script>\n',
+    )
+    const network = await measureNetworkVisit(distDir, '/visit.html', ids[0]!)
+    console.log(`slow link: done, first visit ${network.first.totalBytes.toLocaleString('en')} B`)
     const { after } = run.stamp().loadAverage
     console.log(
       `\n${dataset.name}: ${dataset.nItems} items, d = ${String(weights.meta.embedDim)}; ${modelNote}\n` +
@@ -273,7 +297,7 @@ export async function benchBrowser(
         `of one local run / its steps, from training first seen in status() (polled every 50 ms) ` +
         `or from the end of the ${TRAIN_AFTER_IDLE_MS} ms idle delay, to idle again.\n` +
         `load average before ${before.join(' ')}, after ${after.join(' ')} (${os.cpus().length} cores)\n\n` +
-        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}`,
+        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}\n\n${networkTable(network)}`,
     )
     await run.write(options.results, {
       browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
@@ -281,7 +305,7 @@ export async function benchBrowser(
       nItems: dataset.nItems,
       model: modelNote,
       // How long, not which: item ids from the log do not belong in a tracked results file.
-      session: { items: ids.length, from: 'the first test session with five distinct items' },
+      session: { items: ids.length, from: 'the first test session with ten distinct items' },
       settings: {
         warmupCalls: WARMUP_CALLS,
         timedCalls: TIMED_CALLS,
@@ -292,6 +316,7 @@ export async function benchBrowser(
       downloadGzip,
       bundles,
       backends: results,
+      network,
     })
   } finally {
     server?.close()
@@ -344,6 +369,7 @@ type BackendResult =
       coldStartMs: number
       recommendPageMs: { p50: number; p95: number }
       recommendWorkerMs: { p50: number; p95: number }
+      recommendWorkerMs10: { p50: number; p95: number }
       training: PageMeasures['training'] & { stepMs: { low: number; high: number | null } | null }
       longTasksDuringTraining: number
       longestTaskDuringTrainingMs: number
@@ -399,6 +425,10 @@ async function measureBackend(
       coldStartMs: m.coldStartMs,
       recommendPageMs: { p50: percentile(m.pageMs, 50), p95: percentile(m.pageMs, 95) },
       recommendWorkerMs: { p50: percentile(m.workerMs, 50), p95: percentile(m.workerMs, 95) },
+      recommendWorkerMs10: {
+        p50: percentile(m.sessionWorkerMs, 50),
+        p95: percentile(m.sessionWorkerMs, 95),
+      },
       training: { ...m.training, stepMs },
       longTasksDuringTraining: m.longTasksDuringTraining.length,
       longestTaskDuringTrainingMs: Math.max(0, ...m.longTasksDuringTraining.map(([, d]) => d)),
@@ -423,7 +453,7 @@ const mb = (heap: WorkerHeap) =>
 
 function latencyTable(results: BackendResult[]): string {
   const rows = results.map((r) => {
-    if ('error' in r) return `| ${r.backend} | failed: ${r.error.split('\n')[0]} | | | | | | |`
+    if ('error' in r) return `| ${r.backend} | failed: ${r.error.split('\n')[0]} | | | | | | | |`
     const index = r.recallIndex
     const recall =
       index?.state === 'ready'
@@ -434,11 +464,11 @@ function latencyTable(results: BackendResult[]): string {
         ? 'not measured (no step in 60 s)'
         : `${ms(r.training.stepMs.low, 0)}–${ms(r.training.stepMs.high, 0)} (${r.training.steps} steps${r.training.finished ? '' : ', unfinished'})`
     const heap = r.workerHeap
-    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`
+    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${ms(r.recommendWorkerMs10.p50, 2)} / ${ms(r.recommendWorkerMs10.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`
   })
   return [
-    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs) | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers + WASM memory, steady / after fine-tuning |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs), 1-item session | same, 10-item session | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers + WASM memory, steady / after fine-tuning |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows,
   ].join('\n')
 }
@@ -465,6 +495,23 @@ function sizeTable(
     ),
     `| model download (manifest model.bytes) | ${download.model!.toLocaleString('en')} B | ${downloadGzip.model!.toLocaleString('en')} B |`,
     `| catalogue + pools + rules download | ${shopBytes(download)} B | ${shopBytes(downloadGzip)} B |`,
+  ].join('\n')
+}
+
+function networkTable(n: NetworkVisitResult): string {
+  const kinds = [...new Set([...Object.keys(n.first.bytes), ...Object.keys(n.repeat.bytes)])]
+  const b = (v: number | undefined) => (v ?? 0).toLocaleString('en')
+  const s = (ms: number) => (ms / 1000).toFixed(1)
+  return [
+    `Slow link, emulated by the bench's server for every response (the worker's too): ${b(n.link.bytesPerSecond)} bytes/s shared downlink, ${n.link.rttMs} ms before each response. Bytes: response bodies as sent (brotli or gzip where Chromium asks for it).`,
+    '',
+    '| | first visit (fresh profile) | repeat visit (reload) |',
+    '| --- | ---: | ---: |',
+    `| navigation → first for-you list, s (served from) | ${s(n.first.firstListMs)} (${n.first.firstListFrom}) | ${s(n.repeat.firstListMs)} (${n.repeat.firstListFrom}) |`,
+    `| navigation → lists from the model, s | ${s(n.first.personalisedMs)} | ${s(n.repeat.personalisedMs)} |`,
+    `| a viewed product's frequently-bought list, s | ${s(n.first.productListMs)} | ${s(n.repeat.productListMs)} |`,
+    ...kinds.map((k) => `| ${k}, bytes | ${b(n.first.bytes[k])} | ${b(n.repeat.bytes[k])} |`),
+    `| **total, bytes** | **${b(n.first.totalBytes)}** | **${b(n.repeat.totalBytes)}** |`,
   ].join('\n')
 }
 

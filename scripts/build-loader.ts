@@ -8,6 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { precompressFile } from './precompress'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -90,6 +91,8 @@ export async function writeLoader(dist: string): Promise<LoaderBuild> {
   await mkdir(dist, { recursive: true })
   await writeFile(path.join(dist, 'pocketrec.js'), built.code)
   await writeFile(path.join(dist, 'pocketrec-widgets.js'), built.widgets.code)
+  await precompressFile(path.join(dist, 'pocketrec.js'))
+  await precompressFile(path.join(dist, 'pocketrec-widgets.js'))
   const legalFile = path.join(dist, 'pocketrec.js.LEGAL.txt')
   if (built.legal) await writeFile(legalFile, built.legal)
   else await rm(legalFile, { force: true })

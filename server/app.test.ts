@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server'
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../shared/protocol'
 import { writeTestRelease } from '../test/fixtures/exported-release'
 import { setNodeBackend } from '../model/node-backend'
+import { precompressDir } from '../scripts/precompress'
 import { createApp } from './app'
 
 // The static side of the server over real HTTP on 127.0.0.1: what a device and a CDN see.
@@ -15,6 +16,8 @@ let dir: string
 let origin: string
 let close: () => void
 let manifest: ModelManifest
+
+const WASM = 'node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'
 
 const sha256 = (bytes: ArrayBuffer) =>
   createHash('sha256').update(new Uint8Array(bytes)).digest('hex')
@@ -24,6 +27,11 @@ describe('serving the release', () => {
     await setNodeBackend('cpu')
     dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-server-'))
     manifest = (await writeTestRelease(8, path.join(dir, 'artifacts'))).manifest
+    // What `npm run build` leaves in dist/: a worker chunk and tfjs' wasm, precompressed.
+    await mkdir(path.join(dir, 'assets'))
+    await writeFile(path.join(dir, 'assets', 'chunk.js'), 'export const a = 1;\n'.repeat(500))
+    await copyFile(WASM, path.join(dir, 'backend.wasm'))
+    await precompressDir(dir)
     const server = serve({
       fetch: createApp({ distDir: dir }).fetch,
       port: 0,
@@ -60,6 +68,32 @@ describe('serving the release', () => {
     expect(response.headers.get('content-encoding')).toBeNull()
     expect(Number(response.headers.get('content-length'))).toBe(ref.bytes)
     expect(sha256(await response.arrayBuffer())).toBe(ref.sha256)
+  })
+
+  it('sends the worker JS and the wasm brotli- or gzip-encoded, as the client accepts', async () => {
+    const files = [
+      ['assets/chunk.js', path.join(dir, 'assets', 'chunk.js'), /javascript/],
+      ['backend.wasm', WASM, /^application\/wasm/],
+    ] as const
+    for (const [url, source, type] of files) {
+      const plain = await readFile(source)
+      for (const encoding of ['br', 'gzip']) {
+        const response = await fetch(`${origin}/${url}`, {
+          headers: { 'accept-encoding': encoding },
+        })
+        expect(response.status).toBe(200)
+        expect(response.headers.get('content-encoding')).toBe(encoding)
+        expect(response.headers.get('vary')).toMatch(/accept-encoding/i)
+        expect(response.headers.get('content-type')).toMatch(type)
+        // Hashed chunks (assets/) are cached for good; the wasm's name is not content-addressed.
+        expect(response.headers.get('cache-control')).toBe(
+          url.startsWith('assets/') ? 'public, max-age=31536000, immutable' : null,
+        )
+        // Fewer bytes on the wire than the file, decoding to the file.
+        expect(Number(response.headers.get('content-length'))).toBeLessThan(plain.byteLength)
+        expect(Buffer.from(await response.arrayBuffer())).toEqual(plain)
+      }
+    }
   })
 
   it('never lets the manifest be cached: it names the current artifacts', async () => {

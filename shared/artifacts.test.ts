@@ -115,6 +115,22 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(validateModelManifest({ ...manifest(), localTraining: 3 }).ok).toBe(false)
   })
 
+  it('accepts co-visitation shards, and refuses a shard reference that is not one (P2b)', () => {
+    const shard = { url: 'a.covisit.bin', sha256: SHA, bytes: 9 }
+    const withShards = (coVisitation: unknown) =>
+      validateModelManifest({ ...manifest(), coVisitation })
+    expect(withShards({ itemsPerShard: 1024, shards: [shard, shard] }).ok).toBe(true)
+    expect(
+      refusal(withShards({ itemsPerShard: 1024, shards: [{ ...shard, url: 'data:x' }] })),
+    ).toBe(
+      'manifest: expected coVisitation.shards[0].url to be relative or http(s), got scheme "data:"',
+    )
+    expect(refusal(withShards({ itemsPerShard: 0, shards: [] }))).toBe(
+      'manifest: expected coVisitation.itemsPerShard to be an integer in 1..10000000, got number 0',
+    )
+    expect(withShards({ itemsPerShard: 4, shards: 'all' }).ok).toBe(false)
+  })
+
   it('accepts a federation block of the two-server channel, and refuses a broken one (P29c)', () => {
     const federation = {
       layout: { maxRows: 32, embedDim: 3, denseCoordinates: 4, negativeRows: 2 },

@@ -6,6 +6,7 @@ import type {
   ArtifactRef,
   CandidatePools,
   Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
   Scenario,
@@ -21,6 +22,11 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; error: string 
 export interface IndexBound {
   /** Rows in the model's item table: every item index must be below it. */
   nItems?: number
+}
+
+export interface CatalogueCheck extends IndexBound {
+  /** The devices' form (P2b): `addedAt` is not there, and not asked for. */
+  withoutDates?: boolean
 }
 
 export const SCENARIOS = [
@@ -42,6 +48,8 @@ export const ARTIFACT_LIMITS = {
   maxPoolLength: 10_000,
   maxNeighbours: 1_000,
   maxCategories: 10_000,
+  /** Co-visitation shards in one manifest. */
+  maxShards: 10_000,
   maxBoosts: 10_000,
   /** Pins land in lists of at most 50 (RecommendRequest.limit). */
   maxPinPosition: 49,
@@ -80,6 +88,7 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     expectIsoDate(m.createdAt, 'createdAt')
     for (const key of ['model', 'catalogue', 'pools', 'rules'] as const)
       checkArtifactRef(m[key], key)
+    if (m.coVisitation !== undefined) checkCoVisitationShards(m.coVisitation)
     if (m.master !== undefined) checkArtifactRef(m.master, 'master')
     if (m.moments !== undefined) checkArtifactRef(m.moments, 'moments')
     if (m.popularity !== undefined) checkArtifactRef(m.popularity, 'popularity')
@@ -90,6 +99,14 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
     }
     if (m.federation !== undefined) checkFederation(m.federation)
   })
+}
+
+/** P2b: shards of consecutive items, each its own content-addressed file. */
+function checkCoVisitationShards(raw: unknown): void {
+  const c = expectRecord(raw, 'coVisitation')
+  expectInteger(c.itemsPerShard, 'coVisitation.itemsPerShard', 1, L.maxItems)
+  const shards = expectArray(c.shards, 'coVisitation.shards', L.maxShards)
+  shards.forEach((ref, i) => checkArtifactRef(ref, `coVisitation.shards[${i}]`))
 }
 
 /** P29c: the sparse layout, its public negatives, where the helper is, local training. */
@@ -115,7 +132,15 @@ function checkFederation(raw: unknown): void {
     expectNumber(f.denseLearningRate, 'federation.denseLearningRate', 0, 100)
 }
 
-export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validation<Catalogue> {
+export function validateCatalogue(raw: unknown, bound?: IndexBound): Validation<Catalogue>
+export function validateCatalogue(
+  raw: unknown,
+  bound: CatalogueCheck & { withoutDates: true },
+): Validation<DeviceCatalogue>
+export function validateCatalogue(
+  raw: unknown,
+  bound: CatalogueCheck = {},
+): Validation<Catalogue | DeviceCatalogue> {
   return run('catalogue', raw, () => {
     const c = expectRecord(raw, 'the catalogue')
     expectLiteral(c.type, 'type', 'pocketrec-catalogue')
@@ -139,7 +164,7 @@ export function validateCatalogue(raw: unknown, bound: IndexBound = {}): Validat
       if (typeof item.inStock !== 'boolean') {
         fail(`expected ${path}.inStock to be a boolean, got ${describe(item.inStock)}`)
       }
-      expectIsoDate(item.addedAt, `${path}.addedAt`)
+      if (!bound.withoutDates) expectIsoDate(item.addedAt, `${path}.addedAt`)
       if (item.imageUrl !== undefined) {
         const url = expectString(item.imageUrl, `${path}.imageUrl`, L.maxUrlLength)
         if (!IMAGE_URL_RE.test(url)) {
@@ -236,6 +261,11 @@ export function isModelManifest(raw: unknown): raw is ModelManifest {
 
 export function isCatalogue(raw: unknown): raw is Catalogue {
   return validateCatalogue(raw).ok
+}
+
+/** The devices' catalogue (P2b): a Catalogue with or without `addedAt`. */
+export function isDeviceCatalogue(raw: unknown): raw is DeviceCatalogue {
+  return validateCatalogue(raw, { withoutDates: true }).ok
 }
 
 export function isCandidatePools(raw: unknown): raw is CandidatePools {

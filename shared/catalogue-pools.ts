@@ -2,7 +2,7 @@
 // one pool per category (most popular first). The trainer builds them at export from its log's
 // counts; the aggregation server rebuilds them when the shop uploads a changed catalogue
 // (PROTOCOL.md P25), ranking by the popularity order of the release it replaces.
-import type { CandidatePools, Catalogue } from './protocol'
+import type { CandidatePools, Catalogue, DeviceCatalogue } from './protocol'
 
 export const CATALOGUE_POOL_SIZES = { newItems: 200, perCategory: 200 }
 /** The pools that popularity fills: the trainer's from its log, the server's from reports (P28). */
@@ -19,7 +19,6 @@ export function cataloguePools(
 ): Pick<CandidatePools, 'new' | 'byCategory'> {
   const { newItems, perCategory } = { ...CATALOGUE_POOL_SIZES, ...sizes }
   const items = catalogue.items
-  const byIndex = new Map(items.map((item) => [item.index, item]))
   const addedMs = new Map(items.map((item) => [item.index, Date.parse(item.addedAt)]))
   const newest = items
     .filter((item) => item.inStock)
@@ -27,6 +26,17 @@ export function cataloguePools(
     .sort((a, b) => addedMs.get(b)! - addedMs.get(a)! || b - a)
     .slice(0, newItems)
 
+  return { new: newest, byCategory: categoryPools(catalogue, popularity, perCategory) }
+}
+
+/** One pool per category, most popular first: what needs no dates (the devices' catalogue). */
+export function categoryPools(
+  catalogue: DeviceCatalogue,
+  popularity: readonly number[],
+  perCategory = CATALOGUE_POOL_SIZES.perCategory,
+): CandidatePools['byCategory'] {
+  const items = catalogue.items
+  const byIndex = new Map(items.map((item) => [item.index, item]))
   // Categories are the shop's strings ("constructor" among them): a Map, then own properties.
   const byCategory = new Map<string, number[]>()
   for (const name of [...new Set(items.map((item) => item.category))].sort())
@@ -37,7 +47,7 @@ export function cataloguePools(
     const pool = byCategory.get(item.category)!
     if (pool.length < perCategory) pool.push(i)
   }
-  return { new: newest, byCategory: Object.fromEntries(byCategory) }
+  return Object.fromEntries(byCategory)
 }
 
 /**

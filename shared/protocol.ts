@@ -30,9 +30,17 @@ export interface ModelManifest {
   moments?: ArtifactRef
   /** P28: the server's popularity totals from device reports after this version; not sent. */
   popularity?: ArtifactRef
+  /** The catalogue's columns (shared/compact-artifacts.ts, `.bin`) or, in older releases, JSON. */
   catalogue: ArtifactRef
+  /** The ranked pools without co-visitation (`.bin`), or the JSON form with it (older releases). */
   pools: ArtifactRef
   rules: ArtifactRef
+  /**
+   * Co-visitation in shards of `itemsPerShard` consecutive items, shard `s` holding items
+   * `s * itemsPerShard` onwards: a device fetches a shard when it first needs one of its items.
+   * Absent: the pools carry co-visitation (older releases).
+   */
+  coVisitation?: CoVisitationShards
   /**
    * On-device fine-tuning settings for this model, tuned per shop with `npm run sim:local -- --on
    * validation` (the rate does not transfer between catalogues). Absent: the worker's defaults.
@@ -45,6 +53,11 @@ export interface ModelManifest {
    * the manifest's origin, helper bodies to `<helper>/v1/shares`.
    */
   federation?: FederationManifest
+}
+
+export interface CoVisitationShards {
+  itemsPerShard: number
+  shards: ArtifactRef[]
 }
 
 export interface FederationManifest {
@@ -84,6 +97,17 @@ export interface CatalogueItem {
 export interface Catalogue {
   type: 'pocketrec-catalogue'
   items: CatalogueItem[]
+}
+
+/**
+ * What devices download of a product (P2b): all but `addedAt`, which only the pools built on the
+ * server and at export read. A Catalogue is a DeviceCatalogue.
+ */
+export type DeviceCatalogueItem = Omit<CatalogueItem, 'addedAt'>
+
+export interface DeviceCatalogue {
+  type: 'pocketrec-catalogue'
+  items: DeviceCatalogueItem[]
 }
 
 /** Recall sources. Pools hold catalogue indices, best first. */
@@ -187,6 +211,12 @@ export interface WorkerStatus {
   backendReason: string
   probes: BackendProbe[]
   modelVersion: string | null
+  /**
+   * What lists come from now: `model` (personalised), `pools` (a first visit's model is still
+   * downloading: co-visitation, category, trending, new and popular, in the pools' order) or
+   * null (nothing has arrived yet).
+   */
+  lists: 'model' | 'pools' | null
   events: number
   sessions: number
   training: {

@@ -4,6 +4,7 @@
 // servers and poisons the release; `evaluated` promotion scores the candidate on the operator's
 // validation set and keeps it back, so devices keep getting the current version. (That an
 // equally good candidate is promoted is evaluate-versions.test.ts's.)
+import { catalogueFrom } from './fixtures/read-artifact'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -24,7 +25,7 @@ import type { FederationStore } from '../server/storage/store'
 import { helperRoute } from '../shared/helper-url'
 import { encodeLeaderUpload, NO_SCORE } from '../shared/leader-upload'
 import { createNobleCipher } from '../shared/noble-cipher'
-import type { Catalogue, ModelManifest } from '../shared/protocol'
+import type { ModelManifest } from '../shared/protocol'
 import { placeRows } from '../shared/row-buckets'
 import { secureParamsFor, splitContribution } from '../shared/secure-update'
 import { toFixed } from '../shared/sparse-update'
@@ -66,9 +67,7 @@ beforeAll(async () => {
     createdAt: '2026-12-04T00:00:00.000Z',
   })
   model.dispose()
-  const catalogue = JSON.parse(
-    await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'),
-  ) as Catalogue
+  const catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
   helper = await startTestHelper(dir, { token: TOKEN, minBatch: K, answerWaitMs: 50 })
   const helperOrigin = helper.origin
   store = openSqliteStore(path.join(dir, 'leader.db'))

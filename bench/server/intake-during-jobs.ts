@@ -1,9 +1,9 @@
 // Scenario 2 of bench:server: intake while the server publishes (through a helper process)
 // and evaluates candidates, at 1, 8 and 64 concurrent clients: the latency of every request.
+import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { Catalogue } from '../../shared/protocol'
 import type { SessionDataset } from '../../train/data/types'
 import type { ShareFactory } from '../../test/fixtures/share-uploads'
 import { startServerProcess } from '../../test/fixtures/server-process'
@@ -98,9 +98,7 @@ export async function benchIntakeDuringJobs(options: {
     const manifest = (await (await fetch(`${origin}/artifacts/manifest.json`)).json()) as {
       catalogue: { url: string }
     }
-    const catalogue = JSON.parse(
-      await readFile(path.join(artifactsDir, manifest.catalogue.url), 'utf8'),
-    ) as Catalogue
+    const catalogue = catalogueFrom(await readFile(path.join(artifactsDir, manifest.catalogue.url)))
     const sessions = dataset.test
       .slice(0, 5_000)
       .map((s) => Array.from(s, (i) => catalogue.items[i]!.id))

@@ -1,11 +1,11 @@
 // The demo storefront. It is an ordinary shop page: it knows pocketrec only through the script
 // tag's `window.pocketrec(...)` commands, exactly as a real shop would, and renders what the
 // worker returns with the "why" (recall source) of each item beside it.
+import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
 import { own } from '../../shared/own'
 import type {
   CandidatePools,
-  Catalogue,
-  CatalogueItem,
+  DeviceCatalogueItem,
   ModelManifest,
   RecommendResponse,
   Scenario,
@@ -27,8 +27,8 @@ const page = document.querySelector<HTMLElement>('#page')!
 const panel = document.querySelector<HTMLElement>('#panel')!
 const panelState: PanelState = { status: null, last: null, error: null }
 
-let catalogue: CatalogueItem[] = []
-let byId = new Map<string, CatalogueItem>()
+let catalogue: DeviceCatalogueItem[] = []
+let byId = new Map<string, DeviceCatalogueItem>()
 let pools: CandidatePools | null = null
 
 /** The script tag loads asynchronously; until then `window.pocketrec` is the queue array. */
@@ -72,7 +72,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
-function productCard(item: CatalogueItem, why?: string, attributionId?: string): string {
+function productCard(item: DeviceCatalogueItem, why?: string, attributionId?: string): string {
   const attribution = attributionId ? ` data-attribution="${attributionId}"` : ''
   return (
     `<li class="card"><a href="#/product/${encodeURIComponent(item.id)}" data-product="${escapeHtml(item.id)}"${attribution}>` +
@@ -99,7 +99,7 @@ async function fillShelf(id: string, scenario: Scenario, productId?: string) {
     renderPanel(panel, panelState)
     const cards = response.items
       .map((item) => byId.get(item.productId))
-      .filter((item): item is CatalogueItem => item !== undefined)
+      .filter((item): item is DeviceCatalogueItem => item !== undefined)
       .map((item, i) => productCard(item, response.items[i]!.source, response.attributionId))
     list.innerHTML =
       cards.join('') || '<li class="empty">Nothing to show yet — browse a little.</li>'
@@ -136,7 +136,7 @@ function categoryPage(category: string): string {
   return `<h1>${escapeHtml(category)}</h1><ul class="cards grid">${items.map((item) => productCard(item)).join('')}</ul>`
 }
 
-function productPage(item: CatalogueItem): string {
+function productPage(item: DeviceCatalogueItem): string {
   track('Product Viewed', {
     product_id: item.id,
     category: item.category,
@@ -160,7 +160,7 @@ function productPage(item: CatalogueItem): string {
 function cartPage(): string {
   const items = readCart()
     .map((id) => byId.get(id))
-    .filter((item): item is CatalogueItem => item !== undefined)
+    .filter((item): item is DeviceCatalogueItem => item !== undefined)
   const total = items.reduce((sum, item) => sum + item.price, 0)
   const rows = items
     .map(
@@ -249,15 +249,23 @@ async function pollStatus() {
   setTimeout(() => void pollStatus(), 1000)
 }
 
+function decoded<T>(result: { ok: true; value: T } | { ok: false; error: string }): T {
+  if (!result.ok) throw new Error(result.error)
+  return result.value
+}
+
 async function main() {
   const manifestUrl = new URL('/artifacts/manifest.json', location.href)
   const manifest = (await (await fetch(manifestUrl)).json()) as ModelManifest
-  const [catalogueFile, poolsFile] = await Promise.all([
-    fetch(new URL(manifest.catalogue.url, manifestUrl)).then((r) => r.json() as Promise<Catalogue>),
-    fetch(new URL(manifest.pools.url, manifestUrl)).then(
-      (r) => r.json() as Promise<CandidatePools>,
-    ),
+  // The same compact artifacts the worker downloads (P2b): columns, decoded and checked here.
+  const bytes = (url: string) =>
+    fetch(new URL(url, manifestUrl)).then(async (r) => new Uint8Array(await r.arrayBuffer()))
+  const [catalogueBytes, poolsBytes] = await Promise.all([
+    bytes(manifest.catalogue.url),
+    bytes(manifest.pools.url),
   ])
+  const catalogueFile = decoded(decodeCatalogue(catalogueBytes))
+  const poolsFile = decoded(decodePools(poolsBytes))
   catalogue = catalogueFile.items
   byId = new Map(catalogue.map((item) => [item.id, item]))
   pools = poolsFile

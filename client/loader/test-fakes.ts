@@ -196,6 +196,7 @@ export const WORKER_STATUS: WorkerStatus = {
   backendReason: 'fastest correct backend',
   probes: [],
   modelVersion: 'v1',
+  lists: 'model',
   events: 0,
   sessions: 0,
   training: { state: 'idle', steps: 0, losses: [] },

@@ -1,4 +1,7 @@
 import 'fake-indexeddb/auto'
+import { catalogueFrom } from '../../test/fixtures/read-artifact'
+import { decodeCoVisitationShard } from '../../shared/compact-artifacts'
+import type { DeviceCatalogue, ModelManifest } from '../../shared/protocol'
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
@@ -11,6 +14,8 @@ import type { TrainingLocks } from './federated/training-lock'
 // trainer and served by a fake fetch, backends cpu and wasm. The browser flow is in test/browser.
 let files: Map<string, Uint8Array>
 let productIds: string[]
+let manifest: ModelManifest
+let catalogue: DeviceCatalogue
 
 function environment(overrides: Partial<WorkerEnvironment> = {}): WorkerEnvironment {
   return {
@@ -32,9 +37,8 @@ describe('the worker API', () => {
     await setNodeBackend('cpu')
     const release = await exportTestRelease(16)
     files = release.files
-    const catalogue = JSON.parse(
-      new TextDecoder().decode(files.get(path.basename(release.manifest.catalogue.url))),
-    )
+    manifest = release.manifest
+    catalogue = catalogueFrom(files.get(path.basename(release.manifest.catalogue.url)))
     // In-stock products only: re-ranking rightly drops the others from every list.
     productIds = catalogue.items
       .filter((item: { inStock: boolean }) => item.inStock)
@@ -129,6 +133,74 @@ describe('the worker API', () => {
     await api.forget()
   })
 
+  it('fetches the co-visitation shard of the product on screen, once, and no other shard', async () => {
+    const { itemsPerShard, shards } = manifest.coVisitation!
+    // An in-stock product of the last shard whose neighbours are in stock too.
+    const last = shards.length - 1
+    const shard = decodeCoVisitationShard(files.get(shards[last]!.url)!)
+    if (!shard.ok) throw new Error(shard.error)
+    const inStock = new Set(catalogue.items.filter((i) => i.inStock).map((i) => i.index))
+    const offset = shard.value.lists.findIndex(
+      (list, i) =>
+        inStock.has(last * itemsPerShard + i) && list.filter((j) => inStock.has(j)).length >= 3,
+    )
+    const product = catalogue.items[last * itemsPerShard + offset]!.id
+    const fetched: string[] = []
+    const api = createWorkerApiWith(
+      environment({
+        fetch: ((input: URL | RequestInfo, init?: RequestInit) => {
+          fetched.push(path.basename(new URL(String(input)).pathname))
+          return environment().fetch!(input, init)
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    const request = {
+      scenario: 'frequently-bought-together',
+      productId: product,
+      limit: 10,
+    } as const
+    // The untrained model ranks the product's embedding neighbours first, so which source the
+    // final list keeps says little here (recall's own tests read the lists); the fetches do.
+    await api.recommend(request)
+    await api.recommend({ ...request, scenario: 'similar' })
+    const shardNames = new Set(shards.map((ref) => ref.url))
+    expect(fetched.filter((name) => shardNames.has(name))).toEqual([shards[last]!.url])
+    await api.forget()
+  })
+
+  it('serves the first lists from the pools while the model downloads, then the model', async () => {
+    let releaseModel: () => void = () => {}
+    const modelHeld = new Promise<void>((resolve) => (releaseModel = resolve))
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (String(input).includes('.model.')) await modelHeld
+          return environment().fetch!(input, init)
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    expect((await api.status()).lists).toBeNull()
+    await api.setConsent(true)
+    await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
+    const early = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(early.modelVersion).toBe('v1+pools')
+    expect(early.coldStart).toBe(false)
+    expect(early.items.length).toBe(10)
+    expect(early.items.map((i) => i.productId)).not.toContain(productIds[0])
+    const sources = new Set(early.items.map((i) => i.source))
+    expect(sources.has('embedding')).toBe(false)
+    expect((await api.status()).lists).toBe('pools')
+    expect((await api.status()).modelVersion).toBeNull()
+    releaseModel()
+    await expect.poll(async () => (await api.status()).lists, { timeout: 30_000 }).toBe('model')
+    const personal = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(personal.modelVersion).toBe('v1')
+    await api.forget()
+  })
+
   it('falls back to another backend and keeps recommending when the device is lost', async () => {
     let loseDevice: (reason: string) => void = () => {}
     let watched: string | null = null
@@ -143,6 +215,8 @@ describe('the worker API', () => {
     )
     await api.init({ ...config })
     await api.setConsent(true)
+    // The model's lists (a first download answers from the pools until the model is in).
+    await expect.poll(async () => (await api.status()).lists, { timeout: 20_000 }).toBe('model')
     await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
     const before = await api.recommend({ scenario: 'for-you' })
     const first = (await api.status()).backend

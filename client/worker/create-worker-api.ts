@@ -115,14 +115,23 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
 
     async recommend(request: RecommendRequest): Promise<RecommendResponse> {
       const store = requireConsent()
-      const rt = await runtime.ready()
+      // The model's lists once it is in; before, on a first visit, the pools' (progressive start).
+      const rt = await runtime.serving()
+      const rules = 'release' in rt ? rt.release.rules : rt.rules
       const session = await store.events.currentSession()
-      const days = rt.release.rules.excludePurchasedDays
+      const days = rules.excludePurchasedDays
       const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
+      // The store answers newest first; the recommender reads every list oldest first.
+      const recentlyViewed = (await store.events.recentlyViewed(20)).reverse()
+      const sessionProductIds = session?.productIds ?? []
+      // Co-visitation of the items this list can start from (the product on screen, the
+      // session, the recently viewed), fetched in shards the first time one is needed.
+      const named = [request?.productId, ...sessionProductIds, ...recentlyViewed]
+      const indices = named.map((id) => (typeof id === 'string' ? rt.indexOf.get(id) : undefined))
+      await rt.coVisitation.ensure(indices.filter((i) => i !== undefined))
       const response = await rt.recommender.recommend(request, {
-        sessionProductIds: session?.productIds ?? [],
-        // The store answers newest first; the recommender reads every list oldest first.
-        recentlyViewed: (await store.events.recentlyViewed(20)).reverse(),
+        sessionProductIds,
+        recentlyViewed,
         cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
         // purchasedSince already applied the rules' window: each of these counts as recent.
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
@@ -146,6 +155,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         consent,
         ...runtime.backendStatus(),
         modelVersion: running?.recommender ? running.release.manifest.version : null,
+        lists: runtime.stage(),
         events: stats?.events ?? 0,
         sessions: stats?.sessions ?? 0,
         training: {

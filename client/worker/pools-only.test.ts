@@ -1,8 +1,10 @@
 import path from 'node:path'
+import { artifactFrom } from '../../test/fixtures/read-artifact'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { CandidatePools, Catalogue } from '../../shared/protocol'
 import { setNodeBackend } from '../../model/node-backend'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
+import { decodeCoVisitationShard } from '../../shared/compact-artifacts'
 import { createPoolsOnlyApiWith, poolsOnlyReason } from './pools-only'
 
 // The page's fallback when no worker may start: lists from the pools, no model. The browser
@@ -10,6 +12,8 @@ import { createPoolsOnlyApiWith, poolsOnlyReason } from './pools-only'
 let files: Map<string, Uint8Array>
 let catalogue: Catalogue
 let pools: CandidatePools
+/** Co-visitation as the shards carry it (P2b): item index → its neighbours. */
+let coVisited: Map<number, readonly number[]>
 const requested: string[] = []
 const config = { site: 'test-shop', endpoint: 'http://127.0.0.1/' }
 const why = poolsOnlyReason(['blob-worker: the script failed to load'], ['worker-src'])
@@ -21,8 +25,7 @@ const serve = (async (input: URL | RequestInfo) => {
   return bytes ? new Response(bytes as Uint8Array<ArrayBuffer>) : new Response('', { status: 404 })
 }) as typeof fetch
 
-const decode = <T>(url: string): T =>
-  JSON.parse(new TextDecoder().decode(files.get(path.basename(url)))) as T
+const decode = <T>(url: string): T => artifactFrom<T>(url, files.get(path.basename(url))!)
 
 beforeAll(async () => {
   await setNodeBackend('cpu') // the fixture trains a tiny model; the module under test runs none
@@ -30,6 +33,12 @@ beforeAll(async () => {
   files = release.files
   catalogue = decode(release.manifest.catalogue.url)
   pools = decode(release.manifest.pools.url)
+  coVisited = new Map()
+  for (const ref of release.manifest.coVisitation?.shards ?? []) {
+    const shard = decodeCoVisitationShard(files.get(path.basename(ref.url))!)
+    if (!shard.ok) throw new Error(shard.error)
+    shard.value.lists.forEach((list, i) => coVisited.set(shard.value.first + i, list))
+  }
 }, 60_000)
 
 describe('poolsOnlyReason', () => {
@@ -62,7 +71,7 @@ describe('the pools-only recommender', () => {
       .slice(0, 5)
       .map((index) => inStock.get(index)!.id)
     expect(list.items.map((item) => item.productId)).toEqual(expected)
-    expect(list).toMatchObject({ backend: 'none', modelVersion: 'v1 (pools only)' })
+    expect(list).toMatchObject({ backend: 'none', modelVersion: 'v1+pools' })
     expect(requested.some((name) => name.includes('model'))).toBe(false)
     const status = await api.ready()
     expect(status).toMatchObject({ backend: null, modelVersion: 'v1', error: why })
@@ -73,8 +82,8 @@ describe('the pools-only recommender', () => {
     const api = createPoolsOnlyApiWith(why, { fetch: serve })
     await api.init(config)
     await api.setConsent(true)
-    const [key, neighbours] = Object.entries(pools.coVisitation).find(([, n]) => n.length > 2)!
-    const product = catalogue.items.find((item) => item.index === Number(key))!
+    const [key, neighbours] = [...coVisited].find(([, n]) => n.length > 2)!
+    const product = catalogue.items.find((item) => item.index === key)!
     const list = await api.recommend({ scenario: 'similar', productId: product.id, limit: 3 })
     expect(list.items.length).toBeGreaterThan(0)
     expect(list.items.map((item) => item.productId)).not.toContain(product.id)

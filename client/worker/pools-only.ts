@@ -1,46 +1,29 @@
 // The recommender for a page that lets no worker start (CSP worker-src): it runs on the page's
 // own thread, so it runs no model and loads no tfjs or WebAssembly. It fetches the pools, the
-// catalogue and the rules (verified like every artifact), answers from the pools in their order
-// under the shop's rules, and stores nothing; status().error says why it is all there is.
+// catalogue and the rules (verified like every artifact) and answers with the lists a first visit
+// gets before its model arrives (recommend/pools-only.ts), co-visitation shards fetched as needed;
+// it stores nothing, and status().error says why it is all there is.
 // Built on its own (`pocketrec-pools.js`), a few KB, imported by the tag only when it needs it.
-import { own } from '../../shared/own'
-import type {
-  CandidatePools,
-  Catalogue,
-  RecallSource,
-  RecommendRequest,
-  RecommendResponse,
-  RerankRules,
-  StatusError,
-  WorkerStatus,
-} from '../../shared/protocol'
-import {
-  validateCandidatePools,
-  validateCatalogue,
-  validateModelManifest,
-  validateRerankRules,
-} from '../../shared/artifacts'
+import type { StatusError, WorkerStatus } from '../../shared/protocol'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
+import { createCoVisitationLoader, type CoVisitationLoader } from './co-visitation-shards'
 import { explainFetchFailures, type ViolationScope } from './fetch-failure'
-import { indexCatalogue, type CatalogueLookup } from './recommend/catalogue-lookup'
-import { InvalidRequestError, validateRecommendRequest } from './recommend/validate-request'
-import { scoreByOrder } from './recommend/rank'
-import { rerankCandidates } from './recommend/rerank'
-import type { Candidate } from './recommend/recall'
-import { fetchArtifact, parseJson, ReleaseError } from './sync-release'
+import { createPoolsRecommender, type PoolsRecommender } from './recommend/pools-only'
+import { InvalidRequestError } from './recommend/validate-request'
+import { decodeShop, fetchArtifact, fetchManifest } from './sync-release'
 import { PocketrecError } from '../../shared/errors'
 
 /** Every database the worker creates starts with this (client/worker/storage). */
 const DATABASE_PREFIX = 'pocketrec'
-/** Candidates drawn from the pools before the rules filter them (recall.ts's total). */
-const CANDIDATES = 300
-
 interface PoolsRelease {
   version: string
-  lookup: CatalogueLookup
-  pools: CandidatePools
-  rules: RerankRules
+  recommender: PoolsRecommender
+  coVisitation: CoVisitationLoader
+  indexOf: ReadonlyMap<string, number>
 }
+
+/** Nothing is stored in this mode: every list is for a shopper without a history. */
+const NO_HISTORY = { sessionProductIds: [], recentlyViewed: [], cartProductIds: [], purchases: [] }
 
 /** What the module exports; the tag imports it as a type only (start-worker.ts). */
 export interface PoolsOnlyModule {
@@ -153,7 +136,11 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
     },
     async recommend(request) {
       requireConsent()
-      return recommendFromPools(await load(), request)
+      const loaded = await load()
+      const product = typeof request?.productId === 'string' ? request.productId : undefined
+      const index = product === undefined ? undefined : loaded.indexOf.get(product)
+      if (index !== undefined) await loaded.coVisitation.ensure([index])
+      return loaded.recommender.recommend(request, NO_HISTORY)
     },
     async ready() {
       if (consent) await load().catch(() => {})
@@ -170,6 +157,7 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
         sessions: 0,
         training: { state: 'disabled', steps: 0, losses: [] },
         recallIndex: null,
+        lists: release && 'pools',
         error: failure ?? why,
       }
     },
@@ -188,98 +176,25 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
 
 /** The manifest, then the catalogue, pools and rules it names; never the model. */
 async function fetchPoolsRelease(manifestUrl: URL, http: typeof fetch): Promise<PoolsRelease> {
-  const response = await http(manifestUrl, { cache: 'no-cache' })
-  if (!response.ok) {
-    throw new ReleaseError(`expected 200 for ${manifestUrl.pathname}, got ${response.status}`)
-  }
-  const manifest = parseJson(new TextEncoder().encode(await response.text()), validateModelManifest)
-  const [catalogueBytes, poolsBytes, rulesBytes] = await Promise.all(
+  const manifest = await fetchManifest(manifestUrl, http)
+  const bytes = await Promise.all(
     [manifest.catalogue, manifest.pools, manifest.rules].map((ref) =>
       fetchArtifact(ref, manifestUrl, http),
     ),
   )
-  // Without the model its row count is unknown: rows past the catalogue are never shown.
-  const catalogue: Catalogue = parseJson(catalogueBytes!, (raw) => validateCatalogue(raw))
-  const nItems = catalogue.items.reduce((n, item) => Math.max(n, item.index + 1), 0)
+  const shop = decodeShop(manifest, bytes)
+  const indexOf = new Map(shop.catalogue.items.map((item) => [item.id, item.index]))
   return {
     version: manifest.version,
-    lookup: indexCatalogue(catalogue.items, nItems),
-    pools: parseJson(poolsBytes!, (raw) => validateCandidatePools(raw)),
-    rules: parseJson(rulesBytes!, validateRerankRules),
-  }
-}
-
-/**
- * A list in pool order under the rules: trending, popular and new items for `for-you` and
- * `trending`; the product's co-visited items, then its category, for the product scenarios;
- * nothing for `recently-viewed` (no history is kept).
- */
-export function recommendFromPools(
-  release: PoolsRelease,
-  request: RecommendRequest,
-): RecommendResponse {
-  const started = performance.now()
-  const { lookup, pools, rules } = release
-  const { scenario, productId, limit } = validateRecommendRequest(request, lookup)
-  const product = productId === undefined ? undefined : lookup.byId.get(productId)
-  const lists: Array<[RecallSource, readonly number[]]> =
-    scenario === 'recently-viewed'
-      ? []
-      : scenario === 'similar' || scenario === 'frequently-bought-together'
-        ? [
-            ['co-visitation', (product && own(pools.coVisitation, String(product.index))) || []],
-            ['category', (product && own(pools.byCategory, product.category)) || []],
-          ]
-        : [
-            ['trending', pools.trending],
-            ['popular', pools.popular],
-            ['new', pools.new],
-          ]
-  const candidates = mergePools(lists, lookup)
-  const ranked = rerankCandidates({
-    candidates,
-    scores: scoreByOrder(candidates.length),
-    scenario,
-    limit,
-    rules,
-    lookup,
-    exclusions: {
-      currentIndex: product?.index,
-      cartProductIds: [],
-      purchases: [],
-      nowMs: Date.now(),
-    },
-  })
-  return {
-    attributionId: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
-      b.toString(16).padStart(2, '0'),
-    ).join(''),
-    scenario,
-    items: ranked.map(({ index, source, score }) => {
-      const { id, name, category, price } = lookup.byIndex[index]!
-      return { productId: id, name, category, price, score, source }
+    recommender: createPoolsRecommender({ ...shop, version: manifest.version }),
+    // Without the model its row count is unknown: rows past the catalogue are never shown.
+    coVisitation: createCoVisitationLoader({
+      shards: manifest.coVisitation,
+      pools: shop.pools,
+      nItems: indexOf.size,
+      manifestUrl,
+      fetch: http,
     }),
-    modelVersion: `${release.version} (pools only)`,
-    backend: 'none',
-    latencyMs: performance.now() - started,
-    coldStart: scenario === 'for-you',
+    indexOf,
   }
-}
-
-/** The lists in order, each item once (its first source), rows with a catalogue entry only. */
-function mergePools(
-  lists: Array<[RecallSource, readonly number[]]>,
-  lookup: CatalogueLookup,
-): Candidate[] {
-  const seen = new Set<number>()
-  const candidates: Candidate[] = []
-  for (const [source, indices] of lists) {
-    for (const index of indices) {
-      if (candidates.length >= CANDIDATES) return candidates
-      if (seen.has(index) || lookup.byIndex[index] === undefined) continue
-      seen.add(index)
-      candidates.push({ index, source })
-    }
-  }
-  return candidates
 }

@@ -46,6 +46,73 @@ describe('syncRelease', () => {
     await storage.forget()
   })
 
+  it('hands the shop artifacts over before the model on a first download only', async () => {
+    const storage = await freshStorage()
+    const order: string[] = []
+    const counted = createFetch()
+    const fetcher = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      const response = await counted.fetcher(input, init)
+      order.push(path.basename(new URL(String(input)).pathname).split('.')[1] ?? '')
+      return response
+    }) as typeof fetch
+    const early: string[] = []
+    await syncRelease(BASE, storage, fetcher, (shop) => {
+      early.push(shop.manifest.version)
+      // Handed over before the model was fetched: the early lists do not wait for it.
+      expect(order).not.toContain('model')
+      expect(shop.catalogue.items.length).toBe(2933)
+    })
+    expect(early).toEqual(['v1'])
+    expect(order.at(-1)).toBe('model')
+    // A device holding v1 that syncs v2 keeps waiting for the whole release.
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    files.set('next.json', new TextEncoder().encode(JSON.stringify({ ...manifest, version: 'v2' })))
+    const next = new URL('http://127.0.0.1/artifacts/next.json')
+    const update = await syncRelease(next, storage, createFetch().fetcher, () => early.push('v2'))
+    expect(update.manifest.version).toBe('v2')
+    expect(early).toEqual(['v1'])
+    await storage.forget()
+  })
+
+  it('keeps each artifact as it arrives: after a failed model download only the model travels again', async () => {
+    const storage = await freshStorage()
+    // The connection drops during the model; the other three arrive and verify.
+    const broken = createFetch()
+    const dropping = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      if (String(input).includes('.model.')) throw new TypeError('Failed to fetch')
+      return broken.fetcher(input, init)
+    }) as typeof fetch
+    await expect(syncRelease(BASE, storage, dropping)).rejects.toThrow('Failed to fetch')
+    expect(await storage.artifacts.loadRelease()).toBeNull()
+    const resumed = createFetch()
+    const release = await syncRelease(BASE, storage, resumed.fetcher)
+    expect(resumed.requested).toEqual(['manifest.json', expect.stringMatching(/\.model\.prw$/)])
+    expect(release.catalogue.items.length).toBe(2933)
+    // The saved release holds them now: the kept copies are gone, a third sync fetches nothing.
+    expect(await storage.artifacts.loadDownload(release.manifest.catalogue.sha256)).toBeNull()
+    const third = createFetch()
+    await syncRelease(BASE, storage, third.fetcher)
+    expect(third.requested).toEqual(['manifest.json'])
+    await storage.forget()
+  })
+
+  it('fetches a kept artifact again when its bytes no longer verify', async () => {
+    const storage = await freshStorage()
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const damaged = files.get(manifest.catalogue.url)!.slice()
+    damaged[50]! ^= 1
+    await storage.artifacts.saveDownload(manifest.catalogue.sha256, damaged)
+    const fetched = createFetch()
+    const release = await syncRelease(BASE, storage, fetched.fetcher)
+    expect(fetched.requested).toContain(manifest.catalogue.url)
+    expect(release.catalogue.items.length).toBe(2933)
+    await storage.forget()
+  })
+
   it.each([
     [
       'a flipped byte in the model',

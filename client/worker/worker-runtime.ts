@@ -3,7 +3,13 @@
 // built on them. It starts on first use; when the backend's device is lost, the work on the model
 // stops and the same release is loaded again on the next backend.
 import * as tf from '@tensorflow/tfjs-core'
-import type { BackendName, BackendProbe, StatusError, WorkerStatus } from '../../shared/protocol'
+import type {
+  BackendName,
+  BackendProbe,
+  RerankRules,
+  StatusError,
+  WorkerStatus,
+} from '../../shared/protocol'
 import { decodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { GruModel } from '../../model/gru-model'
 import { importModelWeights } from '../../model/model-weights'
@@ -19,7 +25,9 @@ import {
 import { explainFetchFailures } from './fetch-failure'
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
-import { syncRelease } from './sync-release'
+import { syncRelease, type ShopArtifacts } from './sync-release'
+import { createPoolsRecommender, type PoolsRecommender } from './recommend/pools-only'
+import { createCoVisitationLoader, type CoVisitationLoader } from './co-visitation-shards'
 import type { WorkerEnvironment } from './worker-environment'
 import { InvalidRequestError } from './recommend/validate-request'
 import { PocketrecError } from '../../shared/errors'
@@ -30,6 +38,10 @@ export interface Runtime {
   release: Release
   model: GruModel
   recommender: Recommender
+  /** Co-visitation shards, fetched when a recommendation first needs one (P2b). */
+  coVisitation: CoVisitationLoader
+  /** Product id → item index, for the items a request names. */
+  indexOf: ReadonlyMap<string, number>
 }
 
 /** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
@@ -44,9 +56,24 @@ export interface RuntimeDeps {
   onDeviceLost(): void
 }
 
+/** Lists from the pools while the model of a first visit downloads (progressive start). */
+export interface EarlyLists {
+  recommender: PoolsRecommender
+  coVisitation: CoVisitationLoader
+  indexOf: ReadonlyMap<string, number>
+  rules: RerankRules
+}
+
 export interface WorkerRuntime {
   /** The runtime, started if none runs (one start, shared by concurrent callers). */
   ready(): Promise<Runtime>
+  /**
+   * Whatever can answer first, starting the runtime if none runs: the runtime, or the pools
+   * while a first download's model is still on its way.
+   */
+  serving(): Promise<Runtime | EarlyLists>
+  /** What answers now: the model, the pools only, or nothing yet (status()). */
+  stage(): 'model' | 'pools' | null
   /** The running runtime, or null; never starts one. */
   current(): Runtime | null
   /** Frees the model and forgets the runtime: the next ready() starts again. */
@@ -93,6 +120,9 @@ export function createWorkerRuntime(
 ): WorkerRuntime {
   let running: Runtime | null = null
   let starting: Promise<Runtime> | null = null
+  let early: EarlyLists | null = null
+  let announceEarly: (lists: EarlyLists) => void = () => {}
+  let earlyReady = new Promise<EarlyLists>((resolve) => (announceEarly = resolve))
   let backend: BackendName | null = null
   let backendReason = 'not chosen yet'
   let probes: BackendProbe[] = []
@@ -109,7 +139,28 @@ export function createWorkerRuntime(
     if (!config) throw new InvalidRequestError('E_CONFIG', 'expected init() before use')
     const page = typeof location !== 'undefined' ? location.href : undefined
     const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
-    const release = await syncRelease(manifestUrl, deps.storage(), http)
+    let shopLoader: CoVisitationLoader | null = null
+    const onShop = (shop: ShopArtifacts) => {
+      const indexOf = new Map(shop.catalogue.items.map((item) => [item.id, item.index]))
+      shopLoader = createCoVisitationLoader({
+        shards: shop.manifest.coVisitation,
+        pools: shop.pools,
+        nItems: indexOf.size,
+        manifestUrl,
+        fetch: http,
+      })
+      const version = shop.manifest.version
+      early = {
+        recommender: createPoolsRecommender({ ...shop, version }),
+        coVisitation: shopLoader,
+        indexOf,
+        rules: shop.rules,
+      }
+      // The release is arriving: an earlier start's failure no longer stands.
+      failure = null
+      announceEarly(early)
+    }
+    const release = await syncRelease(manifestUrl, deps.storage(), http, onShop)
     const weights = decodeWeights(release.modelBytes)
     // Read after the download: a later init() decides the backend.
     const forced = deps.config()?.backend
@@ -143,7 +194,19 @@ export function createWorkerRuntime(
       pools: release.pools,
       rules: release.rules,
     })
-    running = { manifestUrl, release, model, recommender }
+    // The early lists' loader fills the same pools: shards it fetched are not fetched again.
+    const coVisitation =
+      shopLoader ??
+      createCoVisitationLoader({
+        shards: release.manifest.coVisitation,
+        pools: release.pools,
+        nItems: model.config.nItems,
+        manifestUrl,
+        fetch: http,
+      })
+    const indexOf = new Map(release.catalogue.items.map((item) => [item.id, item.index]))
+    running = { manifestUrl, release, model, recommender, coVisitation, indexOf }
+    early = null
     watchDeviceLoss(result.backend, model)
     return running
   }
@@ -184,6 +247,12 @@ export function createWorkerRuntime(
     return starting
   }
 
+  function serving(): Promise<Runtime | EarlyLists> {
+    if (running) return Promise.resolve(running)
+    if (early) return Promise.resolve(early)
+    return Promise.race([ready(), earlyReady])
+  }
+
   function stop(): void {
     try {
       running?.recommender.dispose()
@@ -193,10 +262,14 @@ export function createWorkerRuntime(
     }
     running = null
     starting = null
+    early = null
+    earlyReady = new Promise<EarlyLists>((resolve) => (announceEarly = resolve))
   }
 
   return {
     ready,
+    serving,
+    stage: () => (running ? 'model' : early ? 'pools' : null),
     current: () => running,
     stop,
     backendStatus: () => ({ backend, backendReason, probes, error: failure ?? limit }),

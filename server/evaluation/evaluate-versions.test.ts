@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
-import type { Catalogue } from '../../shared/protocol'
+import type { DeviceCatalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
 import { countItems } from '../../train/data/examples'
@@ -27,7 +28,7 @@ import { reviewCandidates } from './evaluate-versions'
 // product ids.
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-evaluation-'))
 let dataset: SessionDataset
-let catalogue: Catalogue
+let catalogue: DeviceCatalogue
 let store: FederationStore
 let federation: Federation
 let admin: (route: string, method: string, body: unknown) => Promise<Response>
@@ -87,7 +88,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     })
     model.dispose()
     const { readFile } = await import('node:fs/promises')
-    catalogue = JSON.parse(await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'))
+    catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
     store = openSqliteStore(path.join(dir, 'server.db'))
     federation = await createFederation(
       store,

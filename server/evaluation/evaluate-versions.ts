@@ -3,9 +3,10 @@
 // offline protocol (full ranking, Recall@20 and MRR@20, model/eval) and, under `evaluated`
 // promotion, made current only if it is not worse than the current version by more than a
 // tolerance. Results go into the version's metrics, tagged with the set they came from.
+import { decodeCatalogue } from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
-import type { Catalogue } from '../../shared/protocol'
+import type { DeviceCatalogue } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import { evaluateWeights } from '../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../model/node-backend'
@@ -143,14 +144,20 @@ function setId(sha256: string): number {
   return Number.parseInt(sha256.slice(0, 8), 16)
 }
 
-async function catalogueOf(store: FederationStore, record: VersionRecord): Promise<Catalogue> {
+async function catalogueOf(
+  store: FederationStore,
+  record: VersionRecord,
+): Promise<DeviceCatalogue> {
   const bytes = await store.artifact(record.manifest.catalogue.sha256)
   if (!bytes) throw new Error(`expected the catalogue of v${record.version} in the store`)
-  return JSON.parse(new TextDecoder().decode(bytes)) as Catalogue
+  const decoded = decodeCatalogue(bytes)
+  if (!decoded.ok)
+    throw new Error(`the catalogue of v${record.version} does not decode: ${decoded.error}`)
+  return decoded.value
 }
 
 /** Product ids → item rows; unknown products are dropped, as the offline protocol drops unseen items. */
-function toIndices(set: ValidationSet, catalogue: Catalogue): Int32Array[] {
+function toIndices(set: ValidationSet, catalogue: DeviceCatalogue): Int32Array[] {
   const index = new Map(catalogue.items.map((item) => [item.id, item.index]))
   const out: Int32Array[] = []
   for (const session of set.sessions) {

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRandom } from '../../shared/random'
-import type { Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
+import type { ModelManifest, RerankRules } from '../../shared/protocol'
+import { catalogueFrom, shopCatalogue } from '../../test/fixtures/read-artifact'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createApp } from '../app'
@@ -57,11 +58,13 @@ beforeAll(async () => {
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   close = () => server.close()
   const manifest = await manifestOf()
-  const catalogue = (await (
-    await fetch(`${origin}/artifacts/${manifest.catalogue.url}`)
-  ).json()) as Catalogue
+  const catalogue = catalogueFrom(
+    new Uint8Array(
+      await (await fetch(`${origin}/artifacts/${manifest.catalogue.url}`)).arrayBuffer(),
+    ),
+  )
   valid = {
-    catalogue: { ...catalogue, items: catalogue.items.slice(0, 30) },
+    catalogue: shopCatalogue({ ...catalogue, items: catalogue.items.slice(0, 30) }),
     rules: (await (await fetch(`${origin}/artifacts/${manifest.rules.url}`)).json()) as RerankRules,
     validation: {
       type: 'pocketrec-validation',

@@ -13,7 +13,7 @@ import type { CandidatePools, ModelManifest } from '../../shared/protocol'
 import { decodeWeights } from '../../shared/weights-codec'
 import { checkDocument } from './documents'
 import type { FederationStore, VersionRecord } from '../storage/store'
-import { readJson, storeJsonArtifact } from './releases'
+import { readPools, storeShopArtifact } from './releases'
 
 export type ShopChange = { kind: 'catalogue'; body: unknown } | { kind: 'rules'; body: unknown }
 
@@ -30,7 +30,7 @@ export async function publishShopChange(
 ): Promise<ShopChangeResult> {
   const current = await store.current()
   if (!current) throw new Error('expected a current version: seed the store first')
-  const json: Partial<Record<'catalogue' | 'pools' | 'rules', unknown>> = {}
+  const manifest: ModelManifest = { ...current.manifest }
   // The schema first (shape, sizes, no unknown keys), then what it cannot say (devices' guards).
   const code = change.kind === 'rules' ? 'E_RULES' : 'E_CATALOGUE'
   const shaped = checkDocument(change.kind, change.body)
@@ -38,7 +38,7 @@ export async function publishShopChange(
   if (change.kind === 'rules') {
     const checked = validateRerankRules(change.body)
     if (!checked.ok) return { status: 'refused', code: 'E_RULES', message: checked.error }
-    json.rules = checked.value
+    manifest.rules = await storeShopArtifact(store, 'rules', checked.value)
   } else {
     const nItems = await modelItems(store, current.manifest)
     const checked = validateCatalogue(change.body, { nItems })
@@ -51,7 +51,7 @@ export async function publishShopChange(
         `${catalogue.items.length}; a catalogue with more products needs a retrained model`
       return { status: 'refused', code: 'E_CATALOGUE', message }
     }
-    const previous = await readJson<CandidatePools>(store, current.manifest.pools)
+    const previous = await readPools(store, current.manifest.pools)
     const pools: CandidatePools = {
       ...previous,
       ...cataloguePools(catalogue, popularityOrder(previous)),
@@ -59,16 +59,11 @@ export async function publishShopChange(
     // Our own output goes through the guard devices use.
     const poolsChecked = validateCandidatePools(pools, { nItems })
     if (!poolsChecked.ok) throw new Error(`rebuilt pools are invalid: ${poolsChecked.error}`)
-    json.catalogue = catalogue
-    json.pools = pools
+    // What devices download: compact columns (P2b). Co-visitation shards stay the release's.
+    manifest.catalogue = await storeShopArtifact(store, 'catalogue', catalogue)
+    manifest.pools = await storeShopArtifact(store, 'pools', pools)
   }
 
-  const manifest: ModelManifest = { ...current.manifest }
-  for (const [kind, value] of Object.entries(json) as Array<
-    ['catalogue' | 'pools' | 'rules', unknown]
-  >) {
-    manifest[kind] = await storeJsonArtifact(store, kind, value)
-  }
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1
   const createdAt = new Date(now()).toISOString()
   const record: VersionRecord = {

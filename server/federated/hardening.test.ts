@@ -3,6 +3,7 @@
 // helper (P29c: a server takes updates only then) that every server here shares.
 // Devices send leader uploads (share body and score) to the server and helper bodies to the
 // helper. Each of these fails on the code before the fix it names (see the issue's list).
+import { artifactFrom, shopCatalogue } from '../../test/fixtures/read-artifact'
 import { serve } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs'
@@ -10,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Catalogue, ModelManifest, RerankRules } from '../../shared/protocol'
+import type { Catalogue, DeviceCatalogue, ModelManifest, RerankRules } from '../../shared/protocol'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { shareFactory, type ShareFactory, type SharePair } from '../../test/fixtures/share-uploads'
 import { setNodeBackend } from '../../model/node-backend'
@@ -143,7 +144,10 @@ const admin = (s: Running, route: string, method: 'POST' | 'PUT', body: string) 
 const manifestOf = async (s: Running) =>
   (await (await fetch(`${s.origin}/artifacts/manifest.json`)).json()) as ModelManifest
 const artifactOf = async <T>(s: Running, ref: { url: string }) =>
-  (await (await fetch(`${s.origin}/artifacts/${ref.url}`)).json()) as T
+  artifactFrom<T>(
+    ref.url,
+    new Uint8Array(await (await fetch(`${s.origin}/artifacts/${ref.url}`)).arrayBuffer()),
+  )
 
 describe('issue 11: the aggregation server, hardened', () => {
   it('1. a restart keeps the token secret and the admin token: tokens, slices and retries survive it', async () => {
@@ -202,7 +206,7 @@ describe('issue 11: the aggregation server, hardened', () => {
     }
     const m = await manifestOf(s)
     // A catalogue upload publishes v2 without consuming the buffer.
-    const catalogue = await artifactOf<Catalogue>(s, m.catalogue)
+    const catalogue = shopCatalogue(await artifactOf<DeviceCatalogue>(s, m.catalogue))
     const changed = {
       ...catalogue,
       items: catalogue.items.map((i) => ({ ...i, price: i.price + 1 })),
@@ -285,7 +289,11 @@ describe('issue 11: the aggregation server, hardened', () => {
       )
       .run(`${m.rules.sha256}.gz`, `${m.catalogue.sha256}.gz`)
     raw.close()
-    const model = await fetch(`${s.origin}/artifacts/${m.model.url}`)
+    // The plain copy is what a client that accepts no compression gets (the model's compressed
+    // copies, made from the bytes before the flip, still hash and may be served).
+    const model = await fetch(`${s.origin}/artifacts/${m.model.url}`, {
+      headers: { 'accept-encoding': 'identity' },
+    })
     expect(model.status).toBe(500)
     expect(await model.json()).toMatchObject({ error: 'E_ARTIFACT_CORRUPT' })
     expect(model.headers.get('cache-control') ?? '').not.toMatch(/immutable/)
@@ -295,7 +303,8 @@ describe('issue 11: the aggregation server, hardened', () => {
       headers: { 'accept-encoding': 'gzip' },
     })
     expect(catalogue.status).toBe(200)
-    expect(((await catalogue.json()) as Catalogue).type).toBe('pocketrec-catalogue')
+    const served = new Uint8Array(await catalogue.arrayBuffer())
+    expect(artifactFrom<Catalogue>(m.catalogue.url, served).type).toBe('pocketrec-catalogue')
     expect(s.logged.some((line) => line.includes(m.catalogue.url))).toBe(true)
     await s.close()
   })

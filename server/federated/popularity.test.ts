@@ -17,7 +17,7 @@ import { DEFAULT_SPARSE } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { addRelease, decodePopularityState, poolsFromReports } from './popularity'
 import { publishIfDue } from './publisher'
-import { readJson, servedManifest } from './releases'
+import { readPools, servedManifest } from './releases'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-popularity-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -184,7 +184,7 @@ describe('publishing with popularity reports (PROTOCOL.md P28)', () => {
 
     // Four reports: popular, trending and categories follow them; new and co-visitation stay.
     expect(v3.manifest.pools.sha256).not.toBe(v2.manifest.pools.sha256)
-    const pools = await readJson<CandidatePools>(store, v3.manifest.pools)
+    const pools = await readPools(store, v3.manifest.pools)
     expect(validateCandidatePools(pools, { nItems: 6 }).ok).toBe(true)
     expect(pools.popular).toEqual([2, 1, 4]) // 1 and 4 tied at 2: by index
     expect(pools.trending).toEqual([2, 4, 1]) // the newer reports weigh more

@@ -3,8 +3,8 @@
 // each item's row) are added to the server's running totals (all releases, and a trend that
 // halves every `trendHalfLife` releases). Once enough devices have reported, the popular,
 // trending and per-category pools come from those totals instead of the trainer's log.
-import { cataloguePools, LOG_POOL_SIZES } from '../../shared/catalogue-pools'
-import type { CandidatePools, Catalogue } from '../../shared/protocol'
+import { categoryPools, LOG_POOL_SIZES } from '../../shared/catalogue-pools'
+import type { CandidatePools, DeviceCatalogue } from '../../shared/protocol'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 
 export interface PopularitySettings {
@@ -64,14 +64,14 @@ function ranked(scores: Float32Array): number[] {
 export function poolsFromReports(
   state: PopularityState,
   previous: CandidatePools,
-  catalogue: Catalogue,
+  catalogue: DeviceCatalogue,
 ): CandidatePools {
   const popular = ranked(state.total)
   return {
     ...previous,
     popular: popular.slice(0, LOG_POOL_SIZES.popular),
     trending: ranked(state.trend).slice(0, LOG_POOL_SIZES.trending),
-    byCategory: cataloguePools(catalogue, popular).byCategory,
+    byCategory: categoryPools(catalogue, popular),
   }
 }
 

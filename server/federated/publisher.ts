@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { artifactName, validateCandidatePools } from '../../shared/artifacts'
 import { joinWeights, splitWeights, type ModelShape } from '../../shared/federation-layout'
-import type { ArtifactRef, CandidatePools, Catalogue } from '../../shared/protocol'
+import type { ArtifactRef } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import type { FederationStore, VersionRecord } from '../storage/store'
@@ -18,7 +18,7 @@ import {
   poolsFromReports,
   type PopularityState,
 } from './popularity'
-import { readJson, storeJsonArtifact } from './releases'
+import { readCatalogue, readPools, storeArtifact, storeShopArtifact } from './releases'
 import { aggregateSecure } from './secure-publisher'
 
 export interface PublisherDeps {
@@ -48,7 +48,9 @@ async function putArtifactRef(
   bytes: Uint8Array,
 ): Promise<ArtifactRef> {
   const sha256 = createHash('sha256').update(bytes).digest('hex')
-  await store.putArtifact(sha256, bytes)
+  // Devices download the model: it is stored with its compressed forms. The rest stays here.
+  if (kind === 'model') await storeArtifact(store, sha256, bytes)
+  else await store.putArtifact(sha256, bytes)
   return { url: artifactName(sha256, kind, 'prw'), sha256, bytes: bytes.byteLength }
 }
 
@@ -184,8 +186,8 @@ async function publishPopularity(
     return { state: stateRef, pools: manifest.pools, reports: state.reports }
   }
   const [previousPools, catalogue] = await Promise.all([
-    readJson<CandidatePools>(store, manifest.pools),
-    readJson<Catalogue>(store, manifest.catalogue),
+    readPools(store, manifest.pools),
+    readCatalogue(store, manifest.catalogue),
   ])
   const pools = poolsFromReports(state, previousPools, catalogue)
   // Our own output goes through the guard devices use.
@@ -193,7 +195,7 @@ async function publishPopularity(
   if (!checked.ok) throw new Error(`pools from reports are invalid: ${checked.error}`)
   return {
     state: stateRef,
-    pools: await storeJsonArtifact(store, 'pools', pools),
+    pools: await storeShopArtifact(store, 'pools', pools),
     reports: state.reports,
   }
 }

@@ -2,20 +2,37 @@
 // serves the same bytes, whichever published them. The store is seeded once from the trainer's
 // static export (public/artifacts: manifest.json and its content-addressed files).
 import { createHash } from 'node:crypto'
-import { gunzip, gzipSync } from 'node:zlib'
+import { brotliCompressSync, brotliDecompress, constants, gunzip, gzipSync } from 'node:zlib'
 import { promisify } from 'node:util'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
 import { artifactName, validateModelManifest } from '../../shared/artifacts'
-import type { ArtifactRef, FederationManifest, ModelManifest } from '../../shared/protocol'
+import {
+  decodeCatalogue,
+  decodePools,
+  encodeCatalogue,
+  encodePools,
+} from '../../shared/compact-artifacts'
+import type {
+  ArtifactRef,
+  CandidatePools,
+  DeviceCatalogue,
+  FederationManifest,
+  ModelManifest,
+  RerankRules,
+} from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'
 import type { UpdateTraining } from './defaults'
 import type { FedBuffSettings } from './fedbuff'
 import { negativesFor } from './secure-channel'
 import { answerError, refuse } from '../http-errors'
 
-const ARTIFACT_KINDS = ['model', 'catalogue', 'pools', 'rules'] as const
+/** Every artifact a device may download for this manifest: the four, then the shards (P2b). */
+export function deviceArtifacts(manifest: ModelManifest): ArtifactRef[] {
+  const { model, catalogue, pools, rules, coVisitation } = manifest
+  return [model, catalogue, pools, rules, ...(coVisitation?.shards ?? [])]
+}
 
 /** Version number of a manifest's `v<n>` label. */
 export function versionNumber(label: string): number {
@@ -39,13 +56,12 @@ export async function seedFromExport(
   const checked = validateModelManifest(manifest)
   if (!checked.ok) throw new Error(checked.error)
   const m = checked.value
-  for (const kind of ARTIFACT_KINDS) {
-    const ref = m[kind]
+  for (const ref of deviceArtifacts(m)) {
     const bytes = new Uint8Array(await readFile(path.join(artifactsDir, ref.url)))
     const sha256 = createHash('sha256').update(bytes).digest('hex')
     if (sha256 !== ref.sha256)
       throw new Error(`expected ${ref.url} to hash to ${ref.sha256}, got ${sha256}`)
-    await storeArtifact(store, sha256, bytes, ref.url.endsWith('.json'))
+    await storeArtifact(store, sha256, bytes)
   }
   const version = versionNumber(m.version)
   await store.addVersion({
@@ -91,9 +107,10 @@ export function servedManifest(
 /**
  * GET /artifacts/manifest.json and /artifacts/<name> from the store. Every artifact is checked
  * against its SHA-256 before it is served, hashing (and unzipping) on libuv's thread pool, not
- * the event loop: a copy damaged in the store is never served under its immutable name. A
- * damaged gzip copy is logged and the plain one served; a damaged plain one is logged and
- * refused (500 E_ARTIFACT_CORRUPT, not cached).
+ * the event loop: a copy damaged in the store is never served under its immutable name. The
+ * brotli copy goes to clients that accept it, else the gzip one (P4); a damaged compressed copy
+ * is logged and the plain one served; a damaged plain one is logged and refused (500
+ * E_ARTIFACT_CORRUPT, not cached).
  */
 export function releaseRoutes(deps: {
   store: FederationStore
@@ -117,20 +134,21 @@ export function releaseRoutes(deps: {
     // Almost every request is for the current one, so its manifest is looked at first and the
     // whole registry only for the rest.
     const current = await deps.store.current()
-    const inCurrent = current && ARTIFACT_KINDS.some((kind) => current.manifest[kind].url === name)
+    const inCurrent = current && deviceArtifacts(current.manifest).some((r) => r.url === name)
     const candidates = inCurrent ? [current] : (await deps.store.versions()).reverse()
     for (const version of candidates) {
-      const ref = ARTIFACT_KINDS.map((kind) => version.manifest[kind]).find((r) => r.url === name)
+      const ref = deviceArtifacts(version.manifest).find((r) => r.url === name)
       if (!ref) continue
-      const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '')
-      let gzipped = acceptsGzip ? await deps.store.artifact(gzipKey(ref.sha256)) : null
-      if (gzipped && !(await holds(gzipped, ref.sha256, true))) {
-        log(`artifact ${name}: its gzip copy in the store does not hash to ${ref.sha256}`)
-        gzipped = null
+      const encoding = await compressedCopy(deps.store, ref.sha256, c.req.header('accept-encoding'))
+      if (encoding && !encoding.intact) {
+        log(
+          `artifact ${name}: its ${encoding.name} copy in the store does not hash to ${ref.sha256}`,
+        )
       }
-      const bytes = gzipped ?? (await deps.store.artifact(ref.sha256))
+      const compressed = encoding?.intact ? encoding : null
+      const bytes = compressed?.bytes ?? (await deps.store.artifact(ref.sha256))
       if (!bytes) break
-      if (!gzipped && !(await holds(bytes, ref.sha256, false))) {
+      if (!compressed && !(await holds(bytes, ref.sha256, null))) {
         log(`artifact ${name}: the store's copy does not hash to ${ref.sha256}; refused`)
         refuse('E_ARTIFACT_CORRUPT', `the server's copy of ${name} is damaged`)
       }
@@ -141,7 +159,7 @@ export function releaseRoutes(deps: {
         'Content-Type',
         name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
       )
-      if (gzipped) c.header('Content-Encoding', 'gzip')
+      if (compressed) c.header('Content-Encoding', compressed.name)
       return c.body(bytes as Uint8Array<ArrayBuffer>)
     }
     refuse('E_NOT_FOUND', `no artifact ${name}`)
@@ -150,55 +168,122 @@ export function releaseRoutes(deps: {
 }
 
 /**
- * Stores an artifact, and a JSON one also gzipped (P4): JSON shrinks four- to sevenfold, stored
- * once so that no request pays for compressing it.
+ * Stores an artifact with its brotli and gzip forms (P4), each made once so that no request pays
+ * for compressing it: JSON shrinks four- to sevenfold, and every device downloads every file.
  */
 export async function storeArtifact(
   store: FederationStore,
   sha256: string,
   bytes: Uint8Array,
-  json: boolean,
 ): Promise<void> {
   await store.putArtifact(sha256, bytes)
-  if (json) await store.putArtifact(gzipKey(sha256), gzipSync(bytes, { level: 9 }))
+  await store.putArtifact(encodedKey(sha256, 'gzip'), gzipSync(bytes, { level: 9 }))
+  const br = brotliCompressSync(bytes, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: bytes.byteLength > 4_000_000 ? 9 : 11,
+      [constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
+    },
+  })
+  await store.putArtifact(encodedKey(sha256, 'br'), br)
 }
 
-/** Stores `value` as a content-addressed JSON artifact (P2, with its gzip form) and refers to it. */
-export async function storeJsonArtifact(
+type Encoding = 'br' | 'gzip'
+
+/**
+ * The best compressed copy the client accepts (brotli, then gzip), checked against the hash of
+ * the decoded bytes; null when the client accepts neither or the store has no copy.
+ */
+async function compressedCopy(
   store: FederationStore,
-  kind: 'catalogue' | 'pools' | 'rules',
-  value: unknown,
-): Promise<ArtifactRef> {
-  const bytes = new TextEncoder().encode(JSON.stringify(value))
-  const sha256 = createHash('sha256').update(bytes).digest('hex')
-  await storeArtifact(store, sha256, bytes, true)
-  return { url: artifactName(sha256, kind, 'json'), sha256, bytes: bytes.byteLength }
+  sha256: string,
+  acceptEncoding: string | undefined,
+): Promise<{ name: Encoding; bytes: Uint8Array; intact: boolean } | null> {
+  for (const name of ['br', 'gzip'] as const) {
+    if (!new RegExp(`\\b${name}\\b`).test(acceptEncoding ?? '')) continue
+    const bytes = await store.artifact(encodedKey(sha256, name))
+    if (bytes) return { name, bytes, intact: await holds(bytes, sha256, name) }
+  }
+  return null
 }
 
-/** A stored JSON artifact, parsed (the server's own output: validated when it was made). */
-export async function readJson<T>(store: FederationStore, ref: ArtifactRef): Promise<T> {
+/**
+ * Stores a shop artifact and refers to it (P2, with its compressed forms): the catalogue and the
+ * pools as compact columns (P2b), the rules as JSON. Pools that still carry co-visitation (a
+ * release from before the shards) stay JSON, the one form that holds it.
+ */
+export async function storeShopArtifact(
+  store: FederationStore,
+  ...[kind, value]:
+    | [kind: 'catalogue', value: DeviceCatalogue]
+    | [kind: 'pools', value: CandidatePools]
+    | [kind: 'rules', value: RerankRules]
+): Promise<ArtifactRef> {
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+  const [bytes, ext] =
+    kind === 'catalogue'
+      ? [encodeCatalogue(value), 'bin']
+      : kind === 'pools' && Object.keys(value.coVisitation).length === 0
+        ? [encodePools(value), 'bin']
+        : [json(value), 'json']
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await storeArtifact(store, sha256, bytes)
+  return { url: artifactName(sha256, kind, ext), sha256, bytes: bytes.byteLength }
+}
+
+/** A stored catalogue, decoded (the server's own output: validated when it was made). */
+export async function readCatalogue(
+  store: FederationStore,
+  ref: ArtifactRef,
+): Promise<DeviceCatalogue> {
+  return decoded(decodeCatalogue(await stored(store, ref)), ref)
+}
+
+/** Stored pools, decoded; co-visitation is empty when it travels in shards. */
+export async function readPools(store: FederationStore, ref: ArtifactRef): Promise<CandidatePools> {
+  return decoded(decodePools(await stored(store, ref)), ref)
+}
+
+async function stored(store: FederationStore, ref: ArtifactRef): Promise<Uint8Array> {
   const bytes = await store.artifact(ref.sha256)
   if (!bytes) throw new Error(`expected ${ref.url} in the store`)
-  return JSON.parse(new TextDecoder().decode(bytes)) as T
+  return bytes
+}
+
+function decoded<T>(
+  result: { ok: true; value: T } | { ok: false; error: string },
+  ref: ArtifactRef,
+): T {
+  if (!result.ok) throw new Error(`${ref.url} in the store does not decode: ${result.error}`)
+  return result.value
 }
 
 const gunzipAsync = promisify(gunzip)
+const brotliDecompressAsync = promisify(brotliDecompress)
 
-/** Whether `bytes` (gzipped when `gzipped`) hash to `sha256`; off the event loop. */
-async function holds(bytes: Uint8Array, sha256: string, gzipped: boolean): Promise<boolean> {
+/** Whether `bytes` (encoded as `encoding`, or plain) hash to `sha256`; off the event loop. */
+async function holds(
+  bytes: Uint8Array,
+  sha256: string,
+  encoding: Encoding | null,
+): Promise<boolean> {
   try {
-    const plain = gzipped ? new Uint8Array(await gunzipAsync(bytes)) : bytes
+    const plain =
+      encoding === 'gzip'
+        ? new Uint8Array(await gunzipAsync(bytes))
+        : encoding === 'br'
+          ? new Uint8Array(await brotliDecompressAsync(bytes))
+          : bytes
     const digest = await globalThis.crypto.subtle.digest(
       'SHA-256',
       plain as Uint8Array<ArrayBuffer>,
     )
     return Buffer.from(digest).toString('hex') === sha256
   } catch {
-    return false // not gzip at all
+    return false // not in that encoding at all
   }
 }
 
-/** The store key of an artifact's gzip form (P4: the hash stays that of the decoded bytes). */
-function gzipKey(sha256: string): string {
-  return `${sha256}.gz`
+/** The store key of an artifact's encoded form (P4: the hash stays that of the decoded bytes). */
+function encodedKey(sha256: string, encoding: Encoding): string {
+  return encoding === 'gzip' ? `${sha256}.gz` : `${sha256}.br`
 }

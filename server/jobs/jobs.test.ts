@@ -1,4 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server'
+import { catalogueFrom, shopCatalogue } from '../../test/fixtures/read-artifact'
 import Database from 'better-sqlite3'
 import { build } from 'esbuild'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_BUNDLE_OPTIONS } from './node-bundle.mjs'
-import type { Catalogue } from '../../shared/protocol'
+import type { DeviceCatalogue } from '../../shared/protocol'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { shareFactory, type ShareFactory } from '../../test/fixtures/share-uploads'
 import { setNodeBackend } from '../../model/node-backend'
@@ -29,7 +30,7 @@ let store: FederationStore
 let federation: Federation
 let helper: Helper
 let uploads: ShareFactory
-let catalogue: Catalogue
+let catalogue: DeviceCatalogue
 let origin: string
 let helperOrigin: string
 const servers: ServerType[] = []
@@ -107,9 +108,7 @@ describe('the job thread', () => {
     await setNodeBackend('cpu')
     const artifacts = path.join(dir, 'artifacts')
     const release = await writeTestRelease(8, artifacts)
-    catalogue = JSON.parse(
-      new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
-    )
+    catalogue = catalogueFrom(release.files.get(path.basename(release.manifest.catalogue.url)))
     helper = await createHelper({
       store: { kind: 'sqlite', file: path.join(dir, 'helper.db') },
       leaderToken: TOKEN,
@@ -189,7 +188,7 @@ describe('the job thread', () => {
       ['catalogue', '{"type": "pocketrec-catalogue", "items": [', 'E_CATALOGUE'],
       [
         'catalogue',
-        JSON.stringify({ ...catalogue, items: catalogue.items.slice(1) }),
+        JSON.stringify(shopCatalogue({ ...catalogue, items: catalogue.items.slice(1) })),
         'E_CATALOGUE',
       ],
       ['rules', '{"maxPerCategory": ', 'E_RULES'],

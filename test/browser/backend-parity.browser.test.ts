@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRecommender } from '../../client/worker/recommend/recommend'
+import { createCoVisitationLoader } from '../../client/worker/co-visitation-shards'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { syncRelease } from '../../client/worker/sync-release'
@@ -83,6 +84,10 @@ async function runSessionsInPage(productSessions: string[][]): Promise<PageSessi
       r === undefined || r.trainingSteps !== 0 || r.trainingState !== 'idle'
     for (let attempt = 0; attempt < 3 && raced(result); attempt++) {
       await pocketrec('consent', true)
+      // Until the model is in, a first download's lists come from the pools: compare the model's.
+      const lists = async () =>
+        ((await pocketrec('status')) as { worker: { lists: string | null } | null }).worker?.lists
+      while ((await lists()) !== 'model') await new Promise((resolve) => setTimeout(resolve, 20))
       // A one-item session never trains: with it, build the item table and compile the kernels,
       // so the call below answers well inside the idle delay before local fine-tuning.
       await pocketrec('track', 'Product Viewed', { product_id: session[0] })
@@ -140,6 +145,14 @@ describe.skipIf(skip)('backend parity in headless Chromium', () => {
       .filter((s) => new Set(s).size === s.length && s.length >= 3)
       .slice(0, 3)
       .map((s) => Array.from(s.slice(0, 5), (index) => byIndex.get(index)!))
+    // Every co-visitation shard, as the worker fetches those of the session's items.
+    await createCoVisitationLoader({
+      shards: release.manifest.coVisitation,
+      pools: release.pools,
+      nItems: dataset.nItems,
+      manifestUrl: new URL('/artifacts/manifest.json', server.origin),
+      fetch,
+    }).ensure(release.catalogue.items.map((item) => item.index))
     const model = importModelWeights(decodeWeights(release.modelBytes))
     const recommender = createRecommender({
       model,

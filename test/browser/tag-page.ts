@@ -1,6 +1,7 @@
 // A bare shop page with the script tag, served the way a shop would serve it: the vite build of
 // the worker (and demo), the loader, the trainer's artifacts and the Hono app on 127.0.0.1.
 // Used by the backend parity test and `npm run bench:browser`.
+import { catalogueFrom } from '../fixtures/read-artifact'
 import { serve } from '@hono/node-server'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build, type Rollup } from 'vite'
-import type { BackendName, Catalogue } from '../../shared/protocol'
+import type { BackendName } from '../../shared/protocol'
 import { writeLoader } from '../../scripts/build-loader'
 import { createApp } from '../../server/app'
 import { writeTestRelease } from '../fixtures/exported-release'
@@ -101,9 +102,7 @@ export async function startFederatedShop(work: string): Promise<{
   const publicDir = path.join(work, 'public')
   const artifactsDir = path.join(publicDir, 'artifacts')
   const release = await writeTestRelease(16, artifactsDir)
-  const catalogue = JSON.parse(
-    new TextDecoder().decode(release.files.get(path.basename(release.manifest.catalogue.url))),
-  ) as Catalogue
+  const catalogue = catalogueFrom(release.files.get(path.basename(release.manifest.catalogue.url)))
   const viewed = catalogue.items.filter((item) => item.inStock).slice(0, 4)
   const distDir = path.join(work, 'dist')
   await buildDist(publicDir, distDir)

@@ -8,7 +8,7 @@ export interface WorkerHeap {
   jsHeapBytes: number
   /** ArrayBuffer backing stores: typed arrays (the item table; tensors on the cpu backend). */
   arrayBufferBytes: number
-  /** WebAssembly.Memory (tensors on the wasm backend); it grows and never shrinks. */
+  /** The TF.js wasm backend's memory (its tensors); it grows and never shrinks. */
   wasmBytes: number
   totalBytes: number
 }
@@ -41,7 +41,16 @@ export async function measureWorkerHeap(
     })
     const call: Call = <T>(method: string, params: object = {}): Promise<T> => {
       const id = next++
-      const reply = new Promise<T>((resolve) => pending.set(id, resolve as (r: unknown) => void))
+      const reply = new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`expected the worker to answer ${method} within 60 s`)),
+          60_000,
+        )
+        pending.set(id, (result) => {
+          clearTimeout(timer)
+          resolve(result as T)
+        })
+      })
       const message = JSON.stringify({ id, method, params })
       void cdp.send('Target.sendMessageToTarget', { sessionId, message })
       return reply
@@ -65,18 +74,18 @@ export async function measureWorkerHeap(
 
 type Call = <T>(method: string, params?: object) => Promise<T>
 
-/** Every live WebAssembly.Memory's size (getHeapUsage leaves them out): queried by prototype. */
+/**
+ * The TF.js wasm backend's memory (getHeapUsage leaves WebAssembly.Memory out). TF.js keeps its
+ * engine on the global scope (`_tfengine`), so the worker's registered backends can be read from
+ * there; querying every WebAssembly.Memory by prototype never answered in a busy worker.
+ */
 async function wasmMemoryBytes(call: Call): Promise<number> {
-  const prototype = await call<{ result: { objectId: string } }>('Runtime.evaluate', {
-    expression: 'WebAssembly.Memory.prototype',
-  })
-  const memories = await call<{ objects: { objectId: string } }>('Runtime.queryObjects', {
-    prototypeObjectId: prototype.result.objectId,
-  })
-  const total = await call<{ result: { value: number } }>('Runtime.callFunctionOn', {
-    objectId: memories.objects.objectId,
-    functionDeclaration:
-      'function () { return this.reduce((sum, memory) => sum + memory.buffer.byteLength, 0) }',
+  const expression = `(() => {
+    const registry = globalThis._tfengine?.registry ?? {}
+    return Object.values(registry).reduce((sum, b) => sum + (b?.wasm?.HEAPU8?.buffer.byteLength ?? 0), 0)
+  })()`
+  const total = await call<{ result: { value: number } }>('Runtime.evaluate', {
+    expression,
     returnByValue: true,
   })
   return total.result.value

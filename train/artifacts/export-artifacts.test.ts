@@ -1,20 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core'
+import {
+  decodeCatalogue,
+  decodeCoVisitationShard,
+  decodePools,
+} from '../../shared/compact-artifacts'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, brotliDecompressSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGruModel, DEFAULT_GRU_CONFIG, type GruModelConfig } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
-import {
-  validateCandidatePools,
-  validateCatalogue,
-  validateModelManifest,
-  validateRerankRules,
-} from '../../shared/artifacts'
+import { validateModelManifest, validateRerankRules } from '../../shared/artifacts'
 import type { ModelManifest } from '../../shared/protocol'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { loadDataset } from '../data/load-dataset'
@@ -62,10 +62,16 @@ describe('exportArtifacts', () => {
     expect(validateModelManifest(manifest)).toEqual({ ok: true, value: result.manifest })
     const { version, createdAt } = manifest as ModelManifest
     expect([version, createdAt]).toEqual(['v7', '2026-11-27T06:00:00.000Z'])
-    for (const kind of ['model', 'catalogue', 'pools', 'rules'] as const) {
-      const ref = (manifest as ModelManifest)[kind]
-      const ext = kind === 'model' ? 'prw' : 'json'
-      expect(ref.url).toMatch(new RegExp(`^[0-9a-f]{16}\\.${kind}\\.${ext}$`))
+    const m = manifest as ModelManifest
+    const refs = [
+      ...(['model', 'catalogue', 'pools', 'rules'] as const).map(
+        (kind) => [kind, m[kind]] as const,
+      ),
+      ...m.coVisitation!.shards.map((ref) => ['covisit', ref] as const),
+    ]
+    const EXT = { model: 'prw', catalogue: 'bin', pools: 'bin', rules: 'json', covisit: 'bin' }
+    for (const [kind, ref] of refs) {
+      expect(ref.url).toMatch(new RegExp(`^[0-9a-f]{16}\\.${kind}\\.${EXT[kind]}$`))
       const bytes = fs.readFileSync(path.join(outDir, ref.url))
       expect(bytes.byteLength).toBe(ref.bytes)
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(ref.sha256)
@@ -127,8 +133,15 @@ describe('exportArtifacts', () => {
     const { manifest } = await exportArtifacts({ dataset, model: weights, outDir })
     const bound = { nItems: dataset.nItems }
     const read = (url: string) => readJson(path.join(outDir, url))
-    expect(validateCatalogue(read(manifest.catalogue.url), bound).ok).toBe(true)
-    expect(validateCandidatePools(read(manifest.pools.url), bound).ok).toBe(true)
+    const bytes = (url: string) => new Uint8Array(fs.readFileSync(path.join(outDir, url)))
+    expect(decodeCatalogue(bytes(manifest.catalogue.url), bound).ok).toBe(true)
+    expect(decodePools(bytes(manifest.pools.url), bound).ok).toBe(true)
+    // Every item's co-visitation shard decodes, and the shards cover the item table.
+    const shards = manifest.coVisitation!
+    expect(shards.shards).toHaveLength(Math.ceil(dataset.nItems / shards.itemsPerShard))
+    for (const ref of shards.shards) {
+      expect(decodeCoVisitationShard(bytes(ref.url), bound).ok).toBe(true)
+    }
     expect(read(manifest.rules.url)).toEqual({
       type: 'pocketrec-rules',
       excludePurchasedDays: 30,
@@ -155,12 +168,17 @@ describe('exportArtifacts', () => {
       createdAt: '2026-01-02',
     })
     expect(second.artifacts.map((a) => a.ref)).toEqual(first.artifacts.map((a) => a.ref))
-    // Four artifacts, their gzip siblings, the manifest.
-    expect(fs.readdirSync(outDir).sort()).toHaveLength(9)
+    // Four artifacts and three co-visitation shards (2,933 items), each with its gzip and brotli
+    // siblings, and the manifest.
+    expect(second.manifest.coVisitation!.shards).toHaveLength(3)
+    expect(fs.readdirSync(outDir).sort()).toHaveLength(7 * 3 + 1)
     for (const artifact of second.artifacts) {
       const gz = fs.readFileSync(`${artifact.file}.gz`)
       expect(gunzipSync(gz)).toEqual(fs.readFileSync(artifact.file))
       expect(gz.byteLength).toBe(artifact.gzipBytes)
+      const br = fs.readFileSync(`${artifact.file}.br`)
+      expect(brotliDecompressSync(br)).toEqual(fs.readFileSync(artifact.file))
+      expect(br.byteLength).toBe(artifact.brotliBytes)
     }
     expect((readJson(second.manifestFile) as ModelManifest).createdAt).toBe('2026-01-02')
   })
@@ -183,7 +201,7 @@ describe('npm run export:artifacts', () => {
       timeout: 120_000,
     })
 
-  it('prints raw and gzip sizes per artifact and writes the manifest', async () => {
+  it('prints raw, gzip and brotli sizes per artifact and writes the manifest', async () => {
     const modelFile = path.join(root, 'model.prw')
     fs.writeFileSync(modelFile, encodeWeights(weights))
     const outDir = path.join(root, 'cli')
@@ -199,10 +217,13 @@ describe('npm run export:artifacts', () => {
       '--version',
       'v2',
     ])
-    expect(stdout).toMatch(/^artifact\s+file\s+bytes\s+gzip$/m)
+    expect(stdout).toMatch(/^artifact\s+file\s+bytes\s+gzip\s+brotli$/m)
     for (const kind of ['model', 'catalogue', 'pools', 'rules']) {
       expect(stdout).toMatch(
-        new RegExp(`^${kind}\\s+[0-9a-f]{16}\\.${kind}\\.\\w+\\s+[\\d,]+\\s+[\\d,]+$`, 'm'),
+        new RegExp(
+          `^${kind}\\s+[0-9a-f]{16}\\.${kind}\\.\\w+\\s+[\\d,]+\\s+[\\d,]+\\s+[\\d,]+$`,
+          'm',
+        ),
       )
     }
     expect(stdout).toMatch(/co-visitation top 20 per item/)

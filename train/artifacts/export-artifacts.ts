@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 import {
   artifactName,
   validateCandidatePools,
@@ -14,6 +14,11 @@ import {
   validateRerankRules,
   type Validation,
 } from '../../shared/artifacts'
+import {
+  encodeCatalogue,
+  encodeCoVisitationShard,
+  encodePools,
+} from '../../shared/compact-artifacts'
 import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
 import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import {
@@ -27,7 +32,10 @@ import { buildCoVisitation } from './co-visitation'
 import { createDefaultRules } from './default-rules'
 import { generateCatalogue, type CatalogueOptions } from './generate-catalogue'
 
-export type ArtifactKind = 'model' | 'catalogue' | 'pools' | 'rules'
+export type ArtifactKind = 'model' | 'catalogue' | 'pools' | 'rules' | 'covisit'
+
+/** Consecutive items per co-visitation shard: about 30 KB brotli at 20 neighbours each. */
+export const CO_VISITATION_SHARD_ITEMS = 1024
 
 export interface ExportOptions {
   dataset: SessionDataset
@@ -50,6 +58,7 @@ export interface ExportedArtifact {
   file: string
   ref: ArtifactRef
   gzipBytes: number
+  brotliBytes: number
 }
 
 export interface ExportResult {
@@ -86,35 +95,23 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
   assertValid(validateCatalogue(catalogue, bound))
   assertValid(validateCandidatePools(built.pools, bound))
   assertValid(validateRerankRules(rules))
+  const { coVisitation, ...ranked } = built.pools
   const contents: Array<[ArtifactKind, string, Uint8Array]> = [
     ['model', 'prw', encodeWeights(model, encoding)],
-    ['catalogue', 'json', encodeJson(catalogue)],
-    ['pools', 'json', encodeJson(built.pools)],
+    // Columns, not objects per item: what travels is a fraction of the JSON (P2b).
+    ['catalogue', 'bin', encodeCatalogue(catalogue)],
+    ['pools', 'bin', encodePools({ ...ranked, coVisitation: {} })],
     ['rules', 'json', encodeJson(rules)],
+    ...coVisitationShards(coVisitation, dataset.nItems).map(
+      (bytes) => ['covisit', 'bin', bytes] as [ArtifactKind, string, Uint8Array],
+    ),
   ]
   const encodeMs = lap()
 
   await mkdir(outDir, { recursive: true })
   const artifacts: ExportedArtifact[] = []
   for (const [kind, ext, bytes] of contents) {
-    const sha256 = createHash('sha256').update(bytes).digest('hex')
-    const name = artifactName(sha256, kind, ext)
-    const file = path.resolve(outDir, name)
-    // Same name, same bytes: an artifact from an earlier export is already in place.
-    const existing = await stat(file).catch(() => undefined)
-    if (existing?.size !== bytes.byteLength) await writeAtomically(file, bytes)
-    // Served instead of the file to clients that accept gzip (server/app.ts), and by any CDN
-    // that honours precompressed siblings: JSON artifacts shrink four- to sevenfold.
-    const gzip = gzipSync(bytes, { level: 9 })
-    if ((await stat(`${file}.gz`).catch(() => undefined))?.size !== gzip.byteLength) {
-      await writeAtomically(`${file}.gz`, gzip)
-    }
-    artifacts.push({
-      kind,
-      file,
-      ref: { url: name, sha256, bytes: bytes.byteLength },
-      gzipBytes: gzip.byteLength,
-    })
+    artifacts.push(await writeArtifact(outDir, kind, ext, bytes))
   }
   const refOf = (kind: ArtifactKind) => artifacts.find((a) => a.kind === kind)!.ref
   const manifest: ModelManifest = {
@@ -125,6 +122,10 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
     catalogue: refOf('catalogue'),
     pools: refOf('pools'),
     rules: refOf('rules'),
+    coVisitation: {
+      itemsPerShard: CO_VISITATION_SHARD_ITEMS,
+      shards: artifacts.filter((a) => a.kind === 'covisit').map((a) => a.ref),
+    },
     ...(options.localLearningRate === undefined
       ? {}
       : { localTraining: { learningRate: options.localLearningRate } }),
@@ -139,6 +140,62 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
     coVisitationTopK: built.coVisitationTopK,
     timingsMs: { catalogue: catalogueMs, pools: poolsMs, encode: encodeMs, write: lap() },
   }
+}
+
+/** Writes the artifact and its .gz and .br siblings, unless the same bytes are already there. */
+async function writeArtifact(
+  outDir: string,
+  kind: ArtifactKind,
+  ext: string,
+  bytes: Uint8Array,
+): Promise<ExportedArtifact> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  const name = artifactName(sha256, kind, ext)
+  const file = path.resolve(outDir, name)
+  // Same name, same bytes: an artifact from an earlier export is already in place.
+  const existing = await stat(file).catch(() => undefined)
+  if (existing?.size !== bytes.byteLength) await writeAtomically(file, bytes)
+  // Served instead of the file to clients that accept them (server/app.ts), and by any CDN
+  // that honours precompressed siblings: brotli where the browser takes it, else gzip.
+  const gzip = gzipSync(bytes, { level: 9 })
+  const br = brotli(bytes)
+  for (const [sibling, body] of [
+    [`${file}.gz`, gzip],
+    [`${file}.br`, br],
+  ] as const) {
+    if ((await stat(sibling).catch(() => undefined))?.size !== body.byteLength) {
+      await writeAtomically(sibling, body)
+    }
+  }
+  return {
+    kind,
+    file,
+    ref: { url: name, sha256, bytes: bytes.byteLength },
+    gzipBytes: gzip.byteLength,
+    brotliBytes: br.byteLength,
+  }
+}
+
+/** Co-visitation lists in shards of CO_VISITATION_SHARD_ITEMS consecutive items. */
+function coVisitationShards(lists: Record<string, number[]>, nItems: number): Uint8Array[] {
+  const shards: Uint8Array[] = []
+  for (let first = 0; first < nItems; first += CO_VISITATION_SHARD_ITEMS) {
+    const count = Math.min(CO_VISITATION_SHARD_ITEMS, nItems - first)
+    const shard = Array.from({ length: count }, (_, i) => lists[first + i] ?? [])
+    shards.push(encodeCoVisitationShard({ first, lists: shard }))
+  }
+  return shards
+}
+
+/** Best compression (the exporter runs once, devices download many times); large files at 9. */
+function brotli(bytes: Uint8Array): Uint8Array {
+  return brotliCompressSync(bytes, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: bytes.byteLength > 4_000_000 ? 9 : 11,
+      [constants.BROTLI_PARAM_LGWIN]: 24,
+      [constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
+    },
+  })
 }
 
 function encodeJson(value: unknown, indent?: number): Uint8Array {

@@ -51,18 +51,32 @@ async function main(): Promise<void> {
     localLearningRate,
   })
 
-  const rows = result.artifacts.map((a) => [
-    a.kind,
-    a.ref.url,
-    formatBytes(a.ref.bytes),
-    formatBytes(a.gzipBytes),
+  const shards = result.artifacts.filter((a) => a.kind === 'covisit')
+  const rows = result.artifacts
+    .filter((a) => a.kind !== 'covisit')
+    .map((a) => [
+      a.kind,
+      a.ref.url,
+      formatBytes(a.ref.bytes),
+      formatBytes(a.gzipBytes),
+      formatBytes(a.brotliBytes),
+    ])
+  // Fetched one at a time when first needed: their sum is the most a device can download.
+  rows.push([
+    'covisit',
+    `${shards.length} shards`,
+    ...[
+      shards.reduce((sum, a) => sum + a.ref.bytes, 0),
+      shards.reduce((sum, a) => sum + a.gzipBytes, 0),
+      shards.reduce((sum, a) => sum + a.brotliBytes, 0),
+    ].map(formatBytes),
   ])
   const total = result.artifacts.reduce(
-    (sum, a) => [sum[0]! + a.ref.bytes, sum[1]! + a.gzipBytes],
-    [0, 0],
+    (sum, a) => [sum[0]! + a.ref.bytes, sum[1]! + a.gzipBytes, sum[2]! + a.brotliBytes],
+    [0, 0, 0],
   )
-  rows.push(['total', '', formatBytes(total[0]!), formatBytes(total[1]!)])
-  console.log(formatTable(['artifact', 'file', 'bytes', 'gzip'], rows))
+  rows.push(['total', '', ...total.map(formatBytes)])
+  console.log(formatTable(['artifact', 'file', 'bytes', 'gzip', 'brotli'], rows))
   const t = result.timingsMs
   console.log(
     `${dataset.name}: ${dataset.nItems} items, ${dataset.train.length} training sessions; ` +

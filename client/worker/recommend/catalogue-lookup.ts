@@ -1,20 +1,23 @@
 // Product ids (what the page and the event store speak) ↔ model rows (what the GRU and the pools
 // speak). Built once per catalogue; every stage after encode-session works on rows.
-import type { CatalogueItem } from '../../../shared/protocol'
+import type { DeviceCatalogueItem } from '../../../shared/protocol'
 
 export interface CatalogueLookup {
-  byId: ReadonlyMap<string, CatalogueItem>
+  byId: ReadonlyMap<string, DeviceCatalogueItem>
   /** Indexed by model row; rows without a catalogue entry are undefined and never shown. */
-  byIndex: ReadonlyArray<CatalogueItem | undefined>
+  byIndex: ReadonlyArray<DeviceCatalogueItem | undefined>
 }
 
 /**
  * Indexes the catalogue against a model of `nItems` rows. A row outside the model means the
  * catalogue and the weights come from different versions, which no later stage can repair.
  */
-export function indexCatalogue(items: readonly CatalogueItem[], nItems: number): CatalogueLookup {
-  const byId = new Map<string, CatalogueItem>()
-  const byIndex = new Array<CatalogueItem | undefined>(nItems).fill(undefined)
+export function indexCatalogue(
+  items: readonly DeviceCatalogueItem[],
+  nItems: number,
+): CatalogueLookup {
+  const byId = new Map<string, DeviceCatalogueItem>()
+  const byIndex = new Array<DeviceCatalogueItem | undefined>(nItems).fill(undefined)
   for (const item of items) {
     if (!Number.isInteger(item.index) || item.index < 0 || item.index >= nItems) {
       throw new RangeError(

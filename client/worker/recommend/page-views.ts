@@ -2,6 +2,7 @@
 // bought together, for you…) never show the same item twice. The tag names the page view (its
 // URL) in every recommend of a page; this remembers, per page view, what each shelf was given.
 // Memory only, and only for the last few page views: it is about the page on screen.
+import { rerankCandidates, type RankedItem, type RerankInput } from './rerank'
 
 /** Page views remembered; an older one's shelves are forgotten (they are off screen). */
 export const PAGE_VIEWS_KEPT = 8
@@ -56,4 +57,34 @@ export function createPageViews(kept = PAGE_VIEWS_KEPT): PageViews {
     },
     clear: () => views.clear(),
   }
+}
+
+/** Which page view and shelf a list is for, and where page views are remembered. */
+export interface ShelfOfPage {
+  pageViews?: PageViews
+  pageView?: string
+  productId?: string
+}
+
+/**
+ * rerankCandidates for one shelf of a page view, the one way both recommenders (the model's and
+ * the pools') make a list: what the page's other shelves show is left out, and this shelf's items
+ * are claimed, in one synchronous step, so concurrent lists of one page view cannot overlap.
+ * Recently viewed is the shopper's own history, so it is never cut (a history with holes would be
+ * wrong), but it claims its items: shelves answered after it (the usual order, as it needs no
+ * model) leave them out.
+ */
+export function rerankOnPage(input: RerankInput, page: ShelfOfPage): RankedItem[] {
+  const { scenario, lookup } = input
+  const shelf =
+    page.pageView === undefined
+      ? undefined
+      : page.pageViews?.shelf(page.pageView, `${scenario} ${page.productId ?? ''}`)
+  const history = scenario === 'recently-viewed'
+  const ranked = rerankCandidates({
+    ...input,
+    exclusions: { ...input.exclusions, onPage: history ? undefined : shelf?.taken() },
+  })
+  shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
+  return ranked
 }

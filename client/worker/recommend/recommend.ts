@@ -4,11 +4,10 @@ import { own } from '../../../shared/own'
 import * as tf from '@tensorflow/tfjs-core'
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   RecallIndexStatus,
   RecommendRequest,
   RecommendResponse,
-  RecommendedItem,
   RerankRules,
   Scenario,
 } from '../../../shared/protocol'
@@ -34,8 +33,8 @@ import {
   type RecallDeps,
   type RecallSizes,
 } from './recall'
-import type { PageViews } from './page-views'
-import { rerankCandidates } from './rerank'
+import { rerankOnPage, type PageViews } from './page-views'
+import { createAttributionId, toRecommendedItems } from './response'
 import { validateRecommendRequest } from './validate-request'
 import { PocketrecError } from '../../../shared/errors'
 
@@ -57,7 +56,7 @@ export interface RecommenderOptions {
   model: GruModel
   /** The version the weights belong to, echoed in every response. */
   modelVersion: string
-  catalogue: Catalogue
+  catalogue: DeviceCatalogue
   pools: CandidatePools
   rules: RerankRules
   /** Milliseconds since the epoch; injectable for tests of "bought within N days". */
@@ -96,12 +95,6 @@ interface Plan {
   coldStart: boolean
   /** False where the order is the point (recently viewed): no boosts, no diversity caps. */
   reorder: boolean
-}
-
-/** 128 random bits as hex; getRandomValues, unlike randomUUID, also works on http:// pages. */
-function createAttributionId(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 function createDisposedError(): Error {
@@ -227,43 +220,32 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     const scores = plan.query
       ? toProbabilities(rankCandidates(model, await getTable(), plan.query, candidates))
       : scoreByOrder(candidates.length)
-    // One shelf per scenario and product. No await from here to the claim: concurrent lists of
-    // one page view cannot overlap. Recently viewed is the shopper's own history, so it is never
-    // cut (a history with holes would be wrong), but it claims its items: shelves answered after
-    // it (the usual order, as it needs no model) leave them out.
-    const shelf =
-      pageView === undefined
-        ? undefined
-        : context.pageViews?.shelf(pageView, `${scenario} ${productId ?? ''}`)
-    const history = scenario === 'recently-viewed'
-    const ranked = rerankCandidates({
-      candidates,
-      scores,
-      scenario,
-      limit,
-      rules,
-      lookup,
-      reorder: plan.reorder,
-      impressions: context.impressions,
-      exclusions: {
-        currentIndex: plan.currentIndex,
-        onPage: history ? undefined : shelf?.taken(),
-        cartProductIds: context.cartProductIds,
-        purchases: context.purchases,
-        nowMs: now(),
+    // No await from here to the end of the re-ranking: concurrent lists of one page view
+    // cannot overlap (page-views.ts).
+    const ranked = rerankOnPage(
+      {
+        candidates,
+        scores,
+        scenario,
+        limit,
+        rules,
+        lookup,
+        reorder: plan.reorder,
+        impressions: context.impressions,
+        exclusions: {
+          currentIndex: plan.currentIndex,
+          cartProductIds: context.cartProductIds,
+          purchases: context.purchases,
+          nowMs: now(),
+        },
       },
-    })
-    shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
+      { pageViews: context.pageViews, pageView, productId },
+    )
 
     return {
       attributionId: createAttributionId(),
       scenario,
-      items: ranked.map(({ index, source, score }) => {
-        const { id, name, category, price, imageUrl } = lookup.byIndex[index]!
-        const item: RecommendedItem = { productId: id, name, category, price, score, source }
-        if (imageUrl !== undefined) item.imageUrl = imageUrl
-        return item
-      }),
+      items: toRecommendedItems(ranked, lookup),
       modelVersion,
       backend: tf.getBackend(),
       latencyMs: performance.now() - started,

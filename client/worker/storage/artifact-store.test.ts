@@ -39,7 +39,6 @@ function createRelease(version: string): Release {
           brand: 'Acme',
           price: 9.5,
           inStock: true,
-          addedAt: '2026-01-01',
         },
       ],
     },

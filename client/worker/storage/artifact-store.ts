@@ -3,7 +3,7 @@
 // retrained again, so a missing or corrupt record reads as "none" and the caller re-fetches.
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
 } from '../../../shared/protocol'
@@ -11,6 +11,7 @@ import { removeCorrupt, runRead, runWrite, type StorageContext } from './databas
 import type { StoredLocalWeights } from './schema'
 import {
   isStoredCatalogue,
+  isStoredDownload,
   isStoredLocalWeights,
   isStoredModel,
   isStoredPools,
@@ -22,7 +23,7 @@ export interface Release {
   manifest: ModelManifest
   /** Weights codec bytes; decodeWeights checks them when the model is loaded. */
   modelBytes: Uint8Array
-  catalogue: Catalogue
+  catalogue: DeviceCatalogue
   pools: CandidatePools
   rules: RerankRules
 }
@@ -42,9 +43,13 @@ export interface ArtifactStore {
   /** The fine-tuned weights; compare `baseVersion` with the release before using them. */
   loadLocalWeights(): Promise<StoredLocalWeights | null>
   deleteLocalWeights(): Promise<void>
+  /** Keeps one verified artifact of a release being downloaded (P3 checked by the caller). */
+  saveDownload(sha256: string, bytes: Uint8Array): Promise<void>
+  /** A kept artifact's bytes, or null; the caller verifies them again before use. */
+  loadDownload(sha256: string): Promise<Uint8Array | null>
 }
 
-const ARTIFACT_STORES = ['pools', 'catalogue', 'rules'] as const
+const ARTIFACT_STORES = ['pools', 'catalogue', 'rules', 'downloads'] as const
 
 export function createArtifactStore(context: StorageContext): ArtifactStore {
   return {
@@ -123,6 +128,26 @@ export function createArtifactStore(context: StorageContext): ArtifactStore {
       if (isStoredLocalWeights(raw)) return raw
       if (raw !== undefined)
         await removeCorrupt(context, 'local-weights', ['local'], isStoredLocalWeights)
+      return null
+    },
+
+    saveDownload(sha256, bytes) {
+      return runWrite(
+        context,
+        ['downloads'],
+        `keeping artifact ${sha256.slice(0, 16)}`,
+        async (tx) => {
+          await tx.objectStore('downloads').put({ sha256, bytes, savedAtMs: context.now() })
+        },
+      )
+    },
+
+    async loadDownload(sha256) {
+      const raw: unknown = await runRead(context, ['downloads'], 'reading a kept artifact', (tx) =>
+        tx.objectStore('downloads').get(sha256),
+      )
+      if (isStoredDownload(raw) && raw.sha256 === sha256) return raw.bytes
+      if (raw !== undefined) await removeCorrupt(context, 'downloads', [sha256], isStoredDownload)
       return null
     },
 

@@ -5,7 +5,7 @@ import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import type { TrackEvent } from '../../../shared/events'
 import type {
   CandidatePools,
-  Catalogue,
+  DeviceCatalogue,
   ModelManifest,
   RerankRules,
 } from '../../../shared/protocol'
@@ -56,6 +56,16 @@ export interface StoredArtifact<T> {
 }
 
 /** A model update waiting to be uploaded; `idempotencyKey` makes a retried upload count once. */
+/**
+ * One verified artifact of a release still being downloaded, by its SHA-256: a reload resumes
+ * with the ones that arrived. Cleared when the whole release is saved.
+ */
+export interface StoredDownload {
+  sha256: string
+  bytes: Uint8Array
+  savedAtMs: number
+}
+
 export interface StoredUpload {
   id: number
   idempotencyKey: string
@@ -125,8 +135,9 @@ export interface PocketrecSchema extends DBSchema {
   model: { key: 'global'; value: StoredModel }
   'local-weights': { key: 'local'; value: StoredLocalWeights }
   pools: { key: string; value: StoredArtifact<CandidatePools> }
-  catalogue: { key: string; value: StoredArtifact<Catalogue> }
+  catalogue: { key: string; value: StoredArtifact<DeviceCatalogue> }
   rules: { key: string; value: StoredArtifact<RerankRules> }
+  downloads: { key: string; value: StoredDownload }
   outbox: {
     key: number
     value: Unsaved<StoredUpload>
@@ -164,13 +175,18 @@ function createVersion1(db: PocketrecDb): void {
   db.createObjectStore('meta', { keyPath: 'key' })
 }
 
-/** Issue 14: impressions per product, for demoting items shown often and never clicked. */
+/** Version 2 (issue 14): impressions per product, for demoting items shown often and never clicked. */
 function addExposure(db: PocketrecDb): void {
   const exposure = db.createObjectStore('exposure', { keyPath: 'productId' })
   exposure.createIndex('by-last-shown', 'lastShownMs')
 }
 
+/** Version 3: artifacts kept one by one as they arrive, so a reload does not fetch them again. */
+function addDownloads(db: PocketrecDb): void {
+  db.createObjectStore('downloads', { keyPath: 'sha256' })
+}
+
 /** MIGRATIONS[i] upgrades version i to i + 1; version 0 is "no database yet". */
-export const MIGRATIONS: readonly Migration[] = [createVersion1, addExposure]
+export const MIGRATIONS: readonly Migration[] = [createVersion1, addExposure, addDownloads]
 
 export const DB_VERSION = MIGRATIONS.length

@@ -4,7 +4,7 @@
 // download guards of shared/artifacts.ts.
 import {
   isCandidatePools,
-  isCatalogue,
+  isDeviceCatalogue,
   isModelManifest,
   isRerankRules,
 } from '../../../shared/artifacts'
@@ -13,6 +13,7 @@ import type {
   CartItem,
   MetaRecord,
   StoredArtifact,
+  StoredDownload,
   StoredEvent,
   StoredExposure,
   StoredLocalWeights,
@@ -84,6 +85,16 @@ export function isStoredSession(raw: unknown): raw is StoredSession {
   )
 }
 
+export function isStoredDownload(raw: unknown): raw is StoredDownload {
+  return (
+    isRecord(raw) &&
+    typeof raw.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(raw.sha256) &&
+    isBytes(raw.bytes) &&
+    isTime(raw.savedAtMs)
+  )
+}
+
 export function isStoredModel(raw: unknown): raw is StoredModel {
   return (
     isRecord(raw) &&
@@ -112,7 +123,7 @@ function createArtifactGuard<T>(isData: Guard<T>): Guard<StoredArtifact<T>> {
 }
 
 export const isStoredPools = createArtifactGuard(isCandidatePools)
-export const isStoredCatalogue = createArtifactGuard(isCatalogue)
+export const isStoredCatalogue = createArtifactGuard(isDeviceCatalogue)
 export const isStoredRules = createArtifactGuard(isRerankRules)
 
 export function isStoredUpload(raw: unknown): raw is StoredUpload {

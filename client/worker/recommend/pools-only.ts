@@ -1,0 +1,128 @@
+// The first lists of a first visit, before the model has arrived (progressive start): the same
+// validation, recall sources and re-ranking as recommend.ts without the model's stages, so every
+// candidate comes from the pools (co-visitation of the shopper's items, their category, trending,
+// new, popular) in the pools' own order. The worker answers with it while the model downloads;
+// once the model is in, lists are personalised and this one is dropped.
+import type {
+  CandidatePools,
+  DeviceCatalogue,
+  RecommendRequest,
+  RecommendResponse,
+  RerankRules,
+} from '../../../shared/protocol'
+import { own } from '../../../shared/own'
+import { indexCatalogue } from './catalogue-lookup'
+import { encodeSession } from './encode-session'
+import { scoreByOrder } from './rank'
+import {
+  DEFAULT_RECALL_SIZES,
+  mergeCandidates,
+  recallHistory,
+  recallTrending,
+  recentAnchors,
+  type Candidate,
+  type RecallDeps,
+} from './recall'
+
+import type { RecommendContext } from './recommend'
+import { createAttributionId, toRecommendedItems } from './response'
+import { rerankOnPage } from './page-views'
+import { validateRecommendRequest } from './validate-request'
+import { PocketrecError } from '../../../shared/errors'
+
+/** What a list with no model reports as its model version: the release's, marked. */
+export const POOLS_ONLY_SUFFIX = '+pools'
+const MAX_SESSION = 50
+
+export interface PoolsRecommender {
+  recommend(request: RecommendRequest, context: RecommendContext): RecommendResponse
+}
+
+export function createPoolsRecommender(options: {
+  catalogue: DeviceCatalogue
+  pools: CandidatePools
+  rules: RerankRules
+  version: string
+  now?: () => number
+}): PoolsRecommender {
+  const { pools, rules } = options
+  const now = options.now ?? Date.now
+  const nItems = options.catalogue.items.reduce((max, item) => Math.max(max, item.index + 1), 0)
+  const lookup = indexCatalogue(options.catalogue.items, nItems)
+  const sizes = DEFAULT_RECALL_SIZES
+  const deps: RecallDeps = {
+    pools,
+    lookup,
+    sizes,
+    table: () => {
+      throw new PocketrecError('ModelUnavailableError', 'E_RELEASE', 'the model has not arrived')
+    },
+  }
+  const lists = (anchors: readonly number[]): Candidate[] => {
+    const category = anchors[0] === undefined ? undefined : lookup.byIndex[anchors[0]]?.category
+    return mergeCandidates(
+      [
+        ...anchors.map((row) => ({
+          source: 'co-visitation' as const,
+          indices: own(pools.coVisitation, String(row)) ?? [],
+          quota: sizes.coVisitation,
+        })),
+        {
+          source: 'category',
+          indices: (category !== undefined && own(pools.byCategory, category)) || [],
+          quota: sizes.category,
+        },
+        { source: 'trending', indices: pools.trending, quota: sizes.trending },
+        { source: 'new', indices: pools.new, quota: sizes.new },
+        { source: 'popular', indices: pools.popular, quota: sizes.popular },
+      ],
+      lookup,
+      sizes.total,
+    )
+  }
+
+  return {
+    recommend(request, context) {
+      const started = performance.now()
+      const { scenario, productId, limit, pageView } = validateRecommendRequest(request, lookup)
+      const session = encodeSession(context.sessionProductIds, lookup, MAX_SESSION)
+      const product = productId === undefined ? undefined : lookup.byId.get(productId)?.index
+      const { rows } = recentAnchors(session, sizes.recentItems)
+      const coldStart = scenario === 'for-you' && session.length === 0
+      const candidates =
+        scenario === 'recently-viewed'
+          ? recallHistory(deps, context.recentlyViewed, sizes.total)
+          : scenario === 'trending' || coldStart
+            ? recallTrending(deps, sizes.total)
+            : lists(product === undefined ? rows : [product])
+      const ranked = rerankOnPage(
+        {
+          candidates,
+          scores: scoreByOrder(candidates.length),
+          scenario,
+          limit,
+          rules,
+          lookup,
+          reorder: scenario !== 'recently-viewed',
+          impressions: context.impressions,
+          exclusions: {
+            currentIndex: product ?? (scenario === 'for-you' ? session.at(-1) : undefined),
+            cartProductIds: context.cartProductIds,
+            purchases: context.purchases,
+            nowMs: now(),
+          },
+        },
+        { pageViews: context.pageViews, pageView, productId },
+      )
+      return {
+        attributionId: createAttributionId(),
+        scenario,
+        items: toRecommendedItems(ranked, lookup),
+        modelVersion: options.version + POOLS_ONLY_SUFFIX,
+        backend: 'none',
+        latencyMs: performance.now() - started,
+        coldStart,
+      }
+    },
+  }
+}

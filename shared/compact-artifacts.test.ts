@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest'
+import {
+  decodeCatalogue,
+  decodeCoVisitationShard,
+  decodePools,
+  encodeCatalogue,
+  encodeCoVisitationShard,
+  encodePools,
+} from './compact-artifacts'
+import type { CandidatePools, Catalogue } from './protocol'
+import { withoutDates } from '../test/fixtures/read-artifact'
+
+const catalogue = (): Catalogue => ({
+  type: 'pocketrec-catalogue',
+  items: [
+    {
+      id: 'p-1',
+      index: 0,
+      name: 'Harbour Sand Sofa',
+      category: 'Furniture',
+      brand: 'Birchmoor',
+      price: 308.99,
+      inStock: false,
+      addedAt: '2025-08-24T12:07:00.000Z',
+    },
+    {
+      id: 'p-2',
+      index: 1,
+      name: 'Gentle Blush Stool',
+      category: 'Furniture',
+      brand: 'Greywell',
+      price: 591.99,
+      inStock: true,
+      addedAt: '2026-05-11T12:40:00.000Z',
+    },
+    {
+      id: 'sku-ü',
+      index: 2,
+      name: 'Crème Bath Towel',
+      category: '__proto__',
+      brand: 'Birchmoor',
+      price: 0,
+      inStock: true,
+      addedAt: '2024-09-28T21:28:00.000Z',
+    },
+  ],
+})
+
+const pools = (): CandidatePools => ({
+  type: 'pocketrec-pools',
+  trending: [2, 0],
+  popular: [0, 1, 2],
+  new: [1],
+  byCategory: { Furniture: [1, 0], ['__proto__']: [2] },
+  coVisitation: {},
+})
+
+const refusal = (result: { ok: boolean; error?: string }) => (result.ok ? 'accepted' : result.error)
+
+describe('the compact catalogue', () => {
+  it('decodes to the catalogue it was made from less addedAt, in a fraction of its JSON', () => {
+    const c = catalogue()
+    const bytes = encodeCatalogue(c)
+    expect(decodeCatalogue(bytes, { nItems: 3 })).toEqual({ ok: true, value: withoutDates(c) })
+    expect(bytes.byteLength).toBeLessThan(JSON.stringify(c).length / 2)
+  })
+
+  it('keeps indices out of order, prices that are not cents and newlines', () => {
+    const c = catalogue()
+    c.items[0] = { ...c.items[0]!, index: 2, price: 1 / 3, name: 'Two\nlines' }
+    c.items[2] = { ...c.items[2]!, index: 0 }
+    expect(decodeCatalogue(encodeCatalogue(c))).toEqual({ ok: true, value: withoutDates(c) })
+  })
+
+  it("carries the shop's picture URLs, and items without one stay without", () => {
+    const c = catalogue()
+    c.items[1] = { ...c.items[1]!, imageUrl: 'https://shop.example/p/1.jpg' }
+    const decoded = decodeCatalogue(encodeCatalogue(c))
+    expect(decoded).toEqual({ ok: true, value: withoutDates(c) })
+    const items = decoded.ok ? decoded.value.items : []
+    expect(items.map((item) => 'imageUrl' in item)).toEqual([false, true, false])
+    // A URL the device guard refuses is refused in the columns too.
+    c.items[1] = { ...c.items[1]!, imageUrl: 'javascript:alert(1)' }
+    expect(refusal(decodeCatalogue(encodeCatalogue(c)))).toMatch(/imageUrl/)
+  })
+
+  it('refuses every truncation of the file with a message, never a throw', () => {
+    const bytes = encodeCatalogue(catalogue())
+    for (let length = 0; length < bytes.byteLength; length++) {
+      const result = decodeCatalogue(bytes.subarray(0, length))
+      expect(result.ok, `truncated to ${length} bytes`).toBe(false)
+    }
+    expect(refusal(decodeCatalogue(bytes.subarray(0, 40)))).toMatch(/^catalogue: expected \d+ /)
+  })
+
+  it('refuses another magic, another layout version and bytes past the end', () => {
+    const bytes = encodeCatalogue(catalogue())
+    const magic = bytes.slice()
+    magic[3] = 0x39
+    expect(refusal(decodeCatalogue(magic))).toBe(
+      'catalogue: expected the PRC1 magic (or JSON), got "PRC9"',
+    )
+    const version = bytes.slice()
+    version[4] = 2
+    expect(refusal(decodeCatalogue(version))).toBe('catalogue: expected layout version 1, got 2')
+    const longer = new Uint8Array(bytes.byteLength + 1)
+    longer.set(bytes)
+    expect(refusal(decodeCatalogue(longer))).toMatch(
+      /expected the catalogue to end at byte \d+, got 1 more/,
+    )
+  })
+
+  it('runs the device guards on what it decoded: an index past the model is refused', () => {
+    expect(refusal(decodeCatalogue(encodeCatalogue(catalogue()), { nItems: 2 }))).toMatch(
+      /^catalogue: expected items\[2\]\.index to be an integer in 0\.\.1, got number 2$/,
+    )
+    const twice = catalogue()
+    twice.items[1] = { ...twice.items[1]!, id: 'p-1' }
+    expect(refusal(decodeCatalogue(encodeCatalogue(twice)))).toMatch(/unique product ids/)
+  })
+
+  it('still reads the JSON form an older release serves', () => {
+    const c = catalogue()
+    const json = new TextEncoder().encode(JSON.stringify(c))
+    expect(decodeCatalogue(json)).toEqual({ ok: true, value: c })
+    expect(refusal(decodeCatalogue(json.subarray(0, 30)))).toMatch(/expected JSON/)
+  })
+})
+
+describe('the compact pools', () => {
+  it('decode to the ranked pools, categories as own properties, co-visitation empty', () => {
+    const p = pools()
+    const decoded = decodePools(encodePools({ ...p, coVisitation: { '0': [1] } }), { nItems: 3 })
+    expect(decoded).toEqual({ ok: true, value: p })
+    expect(decoded.ok && Object.hasOwn(decoded.value.byCategory, '__proto__')).toBe(true)
+  })
+
+  it('refuse every truncation, and an item past the model', () => {
+    const bytes = encodePools(pools())
+    for (let length = 0; length < bytes.byteLength; length++) {
+      expect(decodePools(bytes.subarray(0, length)).ok, `truncated to ${length}`).toBe(false)
+    }
+    expect(refusal(decodePools(bytes, { nItems: 2 }))).toBe(
+      'pools: expected trending[0] to be an integer in 0..1, got number 2',
+    )
+  })
+})
+
+describe('co-visitation shards', () => {
+  it('decode to the lists of their items, empty lists kept in place', () => {
+    const shard = { first: 4, lists: [[1, 7], [], [5]] }
+    const bytes = encodeCoVisitationShard(shard)
+    expect(decodeCoVisitationShard(bytes, { nItems: 8 })).toEqual({ ok: true, value: shard })
+  })
+
+  it('refuse a neighbour or an item past the model, a repeated neighbour and truncation', () => {
+    const bytes = encodeCoVisitationShard({ first: 4, lists: [[1, 7], [], [5]] })
+    expect(refusal(decodeCoVisitationShard(bytes, { nItems: 6 }))).toBe(
+      'co-visitation shard: expected items below 6, got 4..6',
+    )
+    const far = encodeCoVisitationShard({ first: 0, lists: [[1, 9]] })
+    expect(refusal(decodeCoVisitationShard(far, { nItems: 8 }))).toBe(
+      'co-visitation shard: expected neighbours of item 0 below 8',
+    )
+    const twice = encodeCoVisitationShard({ first: 0, lists: [[1, 1]] })
+    expect(refusal(decodeCoVisitationShard(twice))).toMatch(/distinct neighbours of item 0/)
+    for (let length = 0; length < bytes.byteLength; length++) {
+      expect(decodeCoVisitationShard(bytes.subarray(0, length)).ok).toBe(false)
+    }
+  })
+})

@@ -1,0 +1,257 @@
+// The catalogue, the pools and the co-visitation shards as devices download them (PROTOCOL.md
+// P2b): columns in a little binary layout (byte-columns.ts) instead of JSON objects per item,
+// a fifth to a tenth of the bytes after brotli. Each file starts with a 4-byte magic and a
+// format version; decoding checks every length, then runs the same guards as the JSON form
+// (artifacts.ts), so a truncated, corrupt or hostile file is refused with a message and nothing
+// else. Decoders also take the JSON form (the first byte `{`), which older releases still serve.
+import {
+  ARTIFACT_LIMITS,
+  parseArtifact,
+  validateCandidatePools,
+  validateCatalogue,
+  type IndexBound,
+  type Validation,
+} from './artifacts'
+import { ByteReader, ByteWriter, LayoutError } from './byte-columns'
+import type { CandidatePools, DeviceCatalogue, DeviceCatalogueItem } from './protocol'
+
+export const CATALOGUE_MAGIC = 'PRC1'
+export const POOLS_MAGIC = 'PRP1'
+export const CO_VISITATION_MAGIC = 'PRV1'
+/** The layout version after each magic; a device refuses any other. */
+const LAYOUT_VERSION = 1
+const L = ARTIFACT_LIMITS
+
+/** The devices' columns of a catalogue: `addedAt` stays on the server (P2b). */
+export function encodeCatalogue(catalogue: DeviceCatalogue): Uint8Array {
+  const items = catalogue.items
+  const w = header(CATALOGUE_MAGIC)
+  w.u32(items.length)
+  const inOrder = items.every((item, i) => item.index === i)
+  w.u8(inOrder ? 0 : 1)
+  if (!inOrder) w.u32s(items.map((item) => item.index))
+  w.strings(items.map((item) => item.id))
+  w.strings(items.map((item) => item.name))
+  labelColumn(
+    w,
+    items.map((item) => item.category),
+  )
+  labelColumn(
+    w,
+    items.map((item) => item.brand),
+  )
+  // Shop prices are cents: 4 bytes each, and the cents / 100 read back is the same double.
+  const cents = items.map((item) => Math.round(item.price * 100))
+  const inCents = cents.every((c, i) => c <= 0xffffffff && c / 100 === items[i]!.price)
+  w.u8(inCents ? 0 : 1)
+  if (inCents) w.u32s(cents)
+  else w.f64s(items.map((item) => item.price))
+  const stock = new Uint8Array(Math.ceil(items.length / 8))
+  items.forEach((item, i) => {
+    if (item.inStock) stock[i >> 3]! |= 1 << (i & 7)
+  })
+  w.u8s(stock)
+  // Pictures (optional per item): a flag, then one string per item, empty for none.
+  const images = items.map((item) => item.imageUrl ?? '')
+  const withImages = images.some((url) => url !== '')
+  w.u8(withImages ? 1 : 0)
+  if (withImages) w.strings(images)
+  return w.finish()
+}
+
+/** The devices' catalogue; the JSON form of an older release decodes too (with its dates). */
+export function decodeCatalogue(
+  bytes: Uint8Array,
+  bound: IndexBound = {},
+): Validation<DeviceCatalogue> {
+  if (bytes[0] === 0x7b)
+    return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
+      validateCatalogue(raw, { ...bound, withoutDates: true }),
+    )
+  const read = decode('catalogue', bytes, CATALOGUE_MAGIC, (r) => {
+    const n = r.count('items', L.maxItems)
+    const mode = r.u8('index mode')
+    if (mode > 1) throw new LayoutError(`expected index mode 0 or 1, got ${mode}`)
+    const indices = mode === 0 ? null : r.u32s(n, 'indices')
+    const ids = r.strings('ids', n)
+    const names = r.strings('names', n)
+    const categories = readLabels(r, 'categories', n)
+    const brands = readLabels(r, 'brands', n)
+    const priceMode = r.u8('price mode')
+    if (priceMode > 1) throw new LayoutError(`expected price mode 0 or 1, got ${priceMode}`)
+    const prices =
+      priceMode === 0 ? Array.from(r.u32s(n, 'prices'), (c) => c / 100) : r.f64s(n, 'prices')
+    const stock = r.u8s(Math.ceil(n / 8), 'stock bits')
+    const imageMode = r.u8('image mode')
+    if (imageMode > 1) throw new LayoutError(`expected image mode 0 or 1, got ${imageMode}`)
+    const images = imageMode === 1 ? r.strings('image URLs', n) : null
+    r.end('catalogue')
+    if (images && images.length !== n) {
+      throw new LayoutError(`expected ${n} image URLs, got ${images.length}`)
+    }
+    if (ids.length !== n || names.length !== n) {
+      throw new LayoutError(`expected ${n} ids and names, got ${ids.length} and ${names.length}`)
+    }
+    const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(n)
+    for (let i = 0; i < n; i++) {
+      items[i] = {
+        id: ids[i]!,
+        index: indices ? indices[i]! : i,
+        name: names[i]!,
+        category: categories[i]!,
+        brand: brands[i]!,
+        price: prices[i]!,
+        inStock: (stock[i >> 3]! & (1 << (i & 7))) !== 0,
+      }
+      if (images && images[i] !== '') items[i]!.imageUrl = images[i]!
+    }
+    return { type: 'pocketrec-catalogue', items }
+  })
+  return read.ok ? validateCatalogue(read.value, { ...bound, withoutDates: true }) : read
+}
+
+/**
+ * The pools without co-visitation (which travels in shards, below): the three ranked lists and
+ * one list per category.
+ */
+export function encodePools(pools: CandidatePools): Uint8Array {
+  const w = header(POOLS_MAGIC)
+  w.list(pools.trending)
+  w.list(pools.popular)
+  w.list(pools.new)
+  const categories = Object.keys(pools.byCategory)
+  w.strings(categories)
+  for (const name of categories) w.list(pools.byCategory[name]!)
+  return w.finish()
+}
+
+export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validation<CandidatePools> {
+  if (bytes[0] === 0x7b)
+    return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
+      validateCandidatePools(raw, bound),
+    )
+  const read = decode('pools', bytes, POOLS_MAGIC, (r) => {
+    const trending = r.list('trending', L.maxPoolLength)
+    const popular = r.list('popular', L.maxPoolLength)
+    const fresh = r.list('new', L.maxPoolLength)
+    const names = r.strings('categories', L.maxCategories)
+    // Categories are the shop's strings ("__proto__" among them): a Map, then own properties.
+    const byCategory = new Map<string, number[]>()
+    for (const name of names) {
+      if (byCategory.has(name))
+        throw new LayoutError(`expected distinct categories, got ${JSON.stringify(name)} twice`)
+      byCategory.set(name, r.list(`byCategory[${JSON.stringify(name)}]`, L.maxPoolLength))
+    }
+    r.end('pools')
+    const pools: CandidatePools = {
+      type: 'pocketrec-pools',
+      trending,
+      popular,
+      new: fresh,
+      byCategory: Object.fromEntries(byCategory),
+      coVisitation: {},
+    }
+    return pools
+  })
+  return read.ok ? validateCandidatePools(read.value, bound) : read
+}
+
+/** Items `first`..`first + lists.length - 1`'s co-visited neighbours, best first. */
+export interface CoVisitationShard {
+  first: number
+  lists: number[][]
+}
+
+export function encodeCoVisitationShard(shard: CoVisitationShard): Uint8Array {
+  const w = header(CO_VISITATION_MAGIC)
+  w.u32(shard.first)
+  w.u32(shard.lists.length)
+  w.u16s(shard.lists.map((list) => list.length))
+  w.uints(shard.lists.flat())
+  return w.finish()
+}
+
+export function decodeCoVisitationShard(
+  bytes: Uint8Array,
+  bound: IndexBound = {},
+): Validation<CoVisitationShard> {
+  const read = decode('co-visitation shard', bytes, CO_VISITATION_MAGIC, (r) => {
+    const first = r.u32('first item')
+    const n = r.count('items', L.maxItems)
+    const lengths = r.u16s(n, 'list lengths')
+    const total = lengths.reduce((sum, length) => sum + length, 0)
+    const neighbours = r.uints(total, 'neighbours')
+    r.end('co-visitation shard')
+    const limit = Math.min(bound.nItems ?? L.maxItems, L.maxItems)
+    if (first + n > limit)
+      throw new LayoutError(`expected items below ${limit}, got ${first}..${first + n - 1}`)
+    const lists: number[][] = []
+    let at = 0
+    for (let i = 0; i < n; i++) {
+      const length = lengths[i]!
+      if (length > L.maxNeighbours)
+        throw new LayoutError(
+          `expected at most ${L.maxNeighbours} neighbours of item ${first + i}, got ${length}`,
+        )
+      const list = Array.from(neighbours.subarray(at, at + length))
+      at += length
+      if (list.some((j) => j >= limit))
+        throw new LayoutError(`expected neighbours of item ${first + i} below ${limit}`)
+      if (new Set(list).size !== list.length)
+        throw new LayoutError(`expected distinct neighbours of item ${first + i}`)
+      lists.push(list)
+    }
+    return { first, lists }
+  })
+  return read
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function header(magic: string): ByteWriter {
+  const w = new ByteWriter()
+  w.ascii(magic)
+  w.u32(LAYOUT_VERSION)
+  return w
+}
+
+/** Checks magic and version, then reads the rest; a LayoutError becomes the refusal's message. */
+function decode<T>(
+  what: string,
+  bytes: Uint8Array,
+  magic: string,
+  body: (r: ByteReader) => T,
+): Validation<T> {
+  try {
+    const r = new ByteReader(bytes)
+    const seen = bytes.byteLength >= 4 ? r.ascii(4, 'magic') : ''
+    if (seen !== magic)
+      throw new LayoutError(`expected the ${magic} magic (or JSON), got ${JSON.stringify(seen)}`)
+    const version = r.u32('layout version')
+    if (version !== LAYOUT_VERSION)
+      throw new LayoutError(`expected layout version ${LAYOUT_VERSION}, got ${version}`)
+    return { ok: true, value: body(r) }
+  } catch (error) {
+    if (error instanceof LayoutError) return { ok: false, error: `${what}: ${error.message}` }
+    throw error
+  }
+}
+
+/** Distinct labels as a string table, then each item's label as its position there. */
+function labelColumn(w: ByteWriter, labels: readonly string[]): void {
+  const table = [...new Set(labels)]
+  const position = new Map(table.map((label, i) => [label, i]))
+  w.strings(table)
+  w.uints(labels.map((label) => position.get(label)!))
+}
+
+function readLabels(r: ByteReader, what: string, n: number): string[] {
+  const table = r.strings(what, Math.max(1, n))
+  const ids = r.uints(n, `${what} ids`)
+  return Array.from(ids, (id, i) => {
+    const label = table[id]
+    if (label === undefined)
+      throw new LayoutError(`expected ${what} ids below ${table.length}, got ${id} at item ${i}`)
+    return label
+  })
+}
