@@ -92,7 +92,13 @@ async function runSessionsInPage(productSessions: string[][]): Promise<PageSessi
       // so the call below answers well inside the idle delay before local fine-tuning.
       await pocketrec('track', 'Product Viewed', { product_id: session[0] })
       await pocketrec('recommend', { scenario: 'for-you', limit: 20 })
-      await pocketrec('recommend', { scenario: 'similar', productId: session[0], limit: 4 })
+      // A page view of its own: on the list's, the for-you shelf below would leave its items out.
+      await pocketrec('recommend', {
+        scenario: 'similar',
+        productId: session[0],
+        limit: 4,
+        pageView: 'warm-up',
+      })
       for (const id of session.slice(1)) {
         await pocketrec('track', 'Product Viewed', { product_id: id })
       }

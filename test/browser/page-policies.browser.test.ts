@@ -105,6 +105,15 @@ async function runCase(
         for (let waited = 0; seen.reports.length < events && waited < 20_000; waited += 50) {
           await new Promise((resolve) => setTimeout(resolve, 50))
         }
+        // A first visit answers from the pools until the model is in; its backend is chosen then.
+        for (let waited = 0; waited < 30_000; waited += 50) {
+          const now = (await seen.pocketrec('status')) as {
+            mode: string | null
+            worker: { lists: string | null } | null
+          }
+          if (now.mode === 'pools-only' || now.worker?.lists !== 'pools') break
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
         const status = (await seen.pocketrec('status')) as {
           mode: string | null
           error: StatusError | null

@@ -2,6 +2,8 @@
 // bundle (dist/pocketrec-widgets.js) only once a widget has items to show, from its own origin
 // or another's (CORS), shows each product's picture with its box reserved before it loads, and
 // renders a shop's item template whose clicks still carry the list's attribution id.
+import { catalogueFrom } from '../fixtures/read-artifact'
+import { encodeCatalogue } from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -11,7 +13,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
 import { artifactName } from '../../shared/artifacts'
-import type { Catalogue, ModelManifest } from '../../shared/protocol'
+import type { ModelManifest } from '../../shared/protocol'
 import { writeTestRelease } from '../fixtures/exported-release'
 import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, serveDist, waitForTag } from './tag-page'
@@ -32,13 +34,11 @@ let shop: { server: Server; origin: string }
 async function addImages(artifacts: string): Promise<void> {
   const manifestFile = path.join(artifacts, 'manifest.json')
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ModelManifest
-  const catalogue = JSON.parse(
-    await readFile(path.join(artifacts, manifest.catalogue.url), 'utf8'),
-  ) as Catalogue
+  const catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
   for (const item of catalogue.items) item.imageUrl = `/images/${encodeURIComponent(item.id)}.jpg`
-  const bytes = Buffer.from(JSON.stringify(catalogue))
+  const bytes = encodeCatalogue(catalogue)
   const sha256 = createHash('sha256').update(bytes).digest('hex')
-  const url = artifactName(sha256, 'catalogue', 'json')
+  const url = artifactName(sha256, 'catalogue', 'bin')
   await writeFile(path.join(artifacts, url), bytes)
   manifest.catalogue = { url, sha256, bytes: bytes.length }
   await writeFile(manifestFile, JSON.stringify(manifest))
