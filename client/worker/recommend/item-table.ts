@@ -3,7 +3,6 @@
 // encoder. Before issue 14 the worker held four: the model's variable, a transposed tensor for
 // matMul recall, this read-back and the index's cluster-ordered copy (17 MB each for DIGINETICA);
 // now the model's own variable (which fine-tuning needs) and this one are all.
-import * as tf from '@tensorflow/tfjs-core'
 import type { GruModel } from '../../../model/gru-model'
 import { createSessionEncoder, type SessionEncoder } from '../../../model/gru-inference'
 
@@ -24,13 +23,19 @@ export interface ItemTable {
  * change: read a new one after local fine-tuning or a model update.
  */
 export async function readItemTable(model: GruModel): Promise<ItemTable> {
-  const { nItems, embedDim: dim } = model.config
-  const rows = tf.tidy(() => model.itemVectors())
-  let values: Float32Array
-  try {
-    values = (await rows.data()) as Float32Array
-  } finally {
-    rows.dispose()
+  const { nItems, embedDim: dim, normalize } = model.config
+  // Read the variable as it is and normalise here, not with model.itemVectors(): on the wasm
+  // backend its three [nItems, dim] temporaries would grow WASM memory by 50 MB for
+  // DIGINETICA, and WASM memory never shrinks. Same arithmetic as normalizeRows (model/ops.ts).
+  const values = (await model.variables.get('item_embedding')!.data()) as Float32Array
+  if (normalize) {
+    for (let row = 0; row < nItems; row++) {
+      const from = row * dim
+      let sumSquares = 0
+      for (let k = 0; k < dim; k++) sumSquares += values[from + k]! * values[from + k]!
+      const scale = 1 / Math.sqrt(sumSquares + 1e-12)
+      for (let k = 0; k < dim; k++) values[from + k] = values[from + k]! * scale
+    }
   }
   return { nItems, dim, values, encoder: await createSessionEncoder(model, values) }
 }

@@ -98,7 +98,9 @@ describe('recall on the item table (cpu)', () => {
       clusters: 1,
       buildMs: 0,
       search(values, query, count, skip = new Set()) {
-        expect(values).toEqual(Float32Array.from(vectors.flatMap((v) => [...v])))
+        // The table normalises in JS what the model normalises in TF.js: equal to float32 rounding.
+        const expected = vectors.flatMap((v) => [...v])
+        expect(Math.max(...expected.map((x, i) => Math.abs(x - values[i]!)))).toBeLessThan(1e-6)
         calls.push({ query: query.slice(), count, skip })
         return [3, 1, 4]
       },
