@@ -10,20 +10,17 @@ import type {
   RecommendResponse,
   RerankRules,
 } from '../../../shared/protocol'
-import { own } from '../../../shared/own'
 import { indexCatalogue } from './catalogue-lookup'
 import { encodeSession } from './encode-session'
 import { scoreByOrder } from './rank'
 import {
   DEFAULT_RECALL_SIZES,
-  mergeCandidates,
+  mergeForYou,
   recallHistory,
   recallTrending,
   recentAnchors,
-  type Candidate,
   type RecallDeps,
 } from './recall'
-
 import type { RecommendContext } from './recommend'
 import { createAttributionId, toRecommendedItems } from './response'
 import { rerankOnPage } from './page-views'
@@ -58,29 +55,6 @@ export function createPoolsRecommender(options: {
       throw new PocketrecError('ModelUnavailableError', 'E_RELEASE', 'the model has not arrived')
     },
   }
-  const lists = (anchors: readonly number[]): Candidate[] => {
-    const category = anchors[0] === undefined ? undefined : lookup.byIndex[anchors[0]]?.category
-    return mergeCandidates(
-      [
-        ...anchors.map((row) => ({
-          source: 'co-visitation' as const,
-          indices: own(pools.coVisitation, String(row)) ?? [],
-          quota: sizes.coVisitation,
-        })),
-        {
-          source: 'category',
-          indices: (category !== undefined && own(pools.byCategory, category)) || [],
-          quota: sizes.category,
-        },
-        { source: 'trending', indices: pools.trending, quota: sizes.trending },
-        { source: 'new', indices: pools.new, quota: sizes.new },
-        { source: 'popular', indices: pools.popular, quota: sizes.popular },
-      ],
-      lookup,
-      sizes.total,
-    )
-  }
-
   return {
     recommend(request, context) {
       const started = performance.now()
@@ -94,7 +68,7 @@ export function createPoolsRecommender(options: {
           ? recallHistory(deps, context.recentlyViewed, sizes.total)
           : scenario === 'trending' || coldStart
             ? recallTrending(deps, sizes.total)
-            : lists(product === undefined ? rows : [product])
+            : mergeForYou(deps, product === undefined ? rows : [product], product ?? rows[0])
       const ranked = rerankOnPage(
         {
           candidates,

@@ -142,7 +142,7 @@ export async function recallForYou(
   session: Int32Array,
   current: number | undefined,
 ): Promise<Candidate[]> {
-  const { pools, sizes } = deps
+  const { sizes } = deps
   const { rows, weights } = recentAnchors(session, sizes.recentItems)
   const neighbours = findNeighbours(
     await deps.table(),
@@ -151,7 +151,21 @@ export async function recallForYou(
     sizes.embedding,
     deps.index?.(),
   )
-  const focus = current ?? rows[0]
+  return mergeForYou(deps, rows, current ?? rows[0], neighbours)
+}
+
+/**
+ * for-you's lists in order, each item once: the co-visitations of `rows`, their embedding
+ * `neighbours` (none before the model has arrived), the `focus` item's category, then trending,
+ * new and popular to fill.
+ */
+export function mergeForYou(
+  deps: Pick<RecallDeps, 'pools' | 'lookup' | 'sizes'>,
+  rows: readonly number[],
+  focus: number | undefined,
+  neighbours: readonly number[] = [],
+): Candidate[] {
+  const { pools, sizes } = deps
   const category = focus === undefined ? undefined : deps.lookup.byIndex[focus]?.category
   return mergeCandidates(
     [
