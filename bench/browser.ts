@@ -18,7 +18,7 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
-import { measureNetworkVisit, VISIT_HEAD, type NetworkVisitResult } from './network-visit'
+import { measureNetworkVisit, VISIT_HEAD } from './network-visit'
 import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
 import {
@@ -28,7 +28,14 @@ import {
   waitForTag,
   writeTagPage,
 } from '../test/browser/tag-page'
-import { measureWorkerHeap, type WorkerHeap } from '../test/browser/worker-heap'
+import { measureWorkerHeap } from '../test/browser/worker-heap'
+import {
+  latencyTable,
+  networkTable,
+  sizeTable,
+  type BackendResult,
+  type PageMeasures,
+} from './browser-report'
 
 const WARMUP_CALLS = 5
 const TIMED_CALLS = 50
@@ -64,30 +71,6 @@ window.__coldStart = new Promise((resolve, reject) => {
   }, 2)
 })
 </script>`
-
-interface PageMeasures {
-  coldStartMs: number
-  coldStartItems: number
-  pageMs: number[]
-  workerMs: number[]
-  /** The worker's latencyMs with the whole session (ids.length items) behind the list. */
-  sessionWorkerMs: number[]
-  backend: string
-  training: {
-    /** From the last event to the first status() that reported training. */
-    startedAfterMs: number | null
-    steps: number
-    /** From `training` first seen to `idle` again (or to the end of the window). */
-    runMs: number | null
-    finished: boolean
-    lastLoss: number | null
-    windowMs: number
-  }
-  longTasksDuringTraining: Array<[number, number]>
-  longTasksTotal: number
-  /** The neighbour recall the timed calls used (the index is built after the first list). */
-  recallIndex: { state: string; clusters?: number; buildMs?: number } | null
-}
 
 /** Runs in the page after the cold start; `ids` is a real session of product ids. */
 async function measureInPage(args: {
@@ -194,7 +177,10 @@ async function gzipSize(file: string): Promise<{ bytes: number; gzipBytes: numbe
 }
 
 /** Loader, worker entry (with everything it imports statically) and each lazily loaded backend. */
-async function measureBundles(distDir: string, chunks: Awaited<ReturnType<typeof buildDist>>) {
+export async function measureBundles(
+  distDir: string,
+  chunks: Awaited<ReturnType<typeof buildDist>>,
+) {
   const byFile = new Map(chunks.map((c) => [c.fileName, c]))
   const closure = (start: string, exclude: Set<string>): Set<string> => {
     const seen = new Set<string>()
@@ -361,25 +347,6 @@ async function downloadSizes(manifest: ModelManifest, distDir: string) {
   return { download, downloadGzip }
 }
 
-type BackendResult =
-  | {
-      backend: BackendName
-      ran: string
-      label: string
-      coldStartMs: number
-      recommendPageMs: { p50: number; p95: number }
-      recommendWorkerMs: { p50: number; p95: number }
-      recommendWorkerMs10: { p50: number; p95: number }
-      training: PageMeasures['training'] & { stepMs: { low: number; high: number | null } | null }
-      longTasksDuringTraining: number
-      longestTaskDuringTrainingMs: number
-      longTasksTotal: number
-      recallIndex: PageMeasures['recallIndex']
-      workerHeap: { steady: WorkerHeap; afterTraining: WorkerHeap }
-      seconds: number
-    }
-  | { backend: BackendName; error: string; log: string[] }
-
 /** One backend in a fresh browser profile: cold start, timed lists, then a fine-tuning run. */
 async function measureBackend(
   origin: string,
@@ -444,75 +411,6 @@ async function measureBackend(
   } finally {
     await profile.close()
   }
-}
-
-const ms = (v: number | null | undefined, digits = 1) => (v == null ? '—' : v.toFixed(digits))
-const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
-const mb = (heap: WorkerHeap) =>
-  `${(heap.totalBytes / 1e6).toFixed(1)} (${[heap.jsHeapBytes, heap.arrayBufferBytes, heap.wasmBytes].map((b) => (b / 1e6).toFixed(1)).join(' + ')})`
-
-function latencyTable(results: BackendResult[]): string {
-  const rows = results.map((r) => {
-    if ('error' in r) return `| ${r.backend} | failed: ${r.error.split('\n')[0]} | | | | | | | |`
-    const index = r.recallIndex
-    const recall =
-      index?.state === 'ready'
-        ? `index, ${index.clusters} clusters (built in ${ms(index.buildMs, 0)} ms)`
-        : (index?.state ?? '—')
-    const step =
-      r.training.stepMs === null
-        ? 'not measured (no step in 60 s)'
-        : `${ms(r.training.stepMs.low, 0)}–${ms(r.training.stepMs.high, 0)} (${r.training.steps} steps${r.training.finished ? '' : ', unfinished'})`
-    const heap = r.workerHeap
-    return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${ms(r.recommendWorkerMs10.p50, 2)} / ${ms(r.recommendWorkerMs10.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`
-  })
-  return [
-    '| backend | cold start to first list, ms | recommend p50 / p95, ms (page) | recommend p50 / p95, ms (worker latencyMs), 1-item session | same, 10-item session | fine-tuning step, ms (low–high) | long tasks while training | neighbour recall | worker memory, MB: JS heap + array buffers + WASM memory, steady / after fine-tuning |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
-    ...rows,
-  ].join('\n')
-}
-
-function sizeTable(
-  bundles: Awaited<ReturnType<typeof measureBundles>>,
-  download: Record<string, number>,
-  downloadGzip: Record<string, number>,
-): string {
-  const shopBytes = (d: Record<string, number>) =>
-    (d.catalogue! + d.pools! + d.rules!).toLocaleString('en')
-  return [
-    '| file | bytes | gzip |',
-    '| --- | ---: | ---: |',
-    `| loader dist/pocketrec.js | ${kb(bundles.loader.bytes)} | ${kb(bundles.loader.gzipBytes)} |`,
-    `| widgets dist/pocketrec-widgets.js (once a widget has items) | ${kb(bundles.widgets.bytes)} | ${kb(bundles.widgets.gzipBytes)} |`,
-    `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
-    ...Object.entries(bundles.lazyBackends).map(
-      ([name, b]) =>
-        `| worker: ${name} backend (loaded on demand) | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
-    ),
-    ...Object.entries(bundles.wasm).map(
-      ([name, b]) => `| ${name} | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
-    ),
-    `| model download (manifest model.bytes) | ${download.model!.toLocaleString('en')} B | ${downloadGzip.model!.toLocaleString('en')} B |`,
-    `| catalogue + pools + rules download | ${shopBytes(download)} B | ${shopBytes(downloadGzip)} B |`,
-  ].join('\n')
-}
-
-function networkTable(n: NetworkVisitResult): string {
-  const kinds = [...new Set([...Object.keys(n.first.bytes), ...Object.keys(n.repeat.bytes)])]
-  const b = (v: number | undefined) => (v ?? 0).toLocaleString('en')
-  const s = (ms: number) => (ms / 1000).toFixed(1)
-  return [
-    `Slow link, emulated by the bench's server for every response (the worker's too): ${b(n.link.bytesPerSecond)} bytes/s shared downlink, ${n.link.rttMs} ms before each response. Bytes: response bodies as sent (brotli or gzip where Chromium asks for it).`,
-    '',
-    '| | first visit (fresh profile) | repeat visit (reload) |',
-    '| --- | ---: | ---: |',
-    `| navigation → first for-you list, s (served from) | ${s(n.first.firstListMs)} (${n.first.firstListFrom}) | ${s(n.repeat.firstListMs)} (${n.repeat.firstListFrom}) |`,
-    `| navigation → lists from the model, s | ${s(n.first.personalisedMs)} | ${s(n.repeat.personalisedMs)} |`,
-    `| a viewed product's frequently-bought list, s | ${s(n.first.productListMs)} | ${s(n.repeat.productListMs)} |`,
-    ...kinds.map((k) => `| ${k}, bytes | ${b(n.first.bytes[k])} | ${b(n.repeat.bytes[k])} |`),
-    `| **total, bytes** | **${b(n.first.totalBytes)}** | **${b(n.repeat.totalBytes)}** |`,
-  ].join('\n')
 }
 
 runBenchmark({

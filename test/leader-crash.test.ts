@@ -4,6 +4,7 @@
 // the answer. Restarted on its store, the leader asks for the batch it recorded, gets the
 // helper's committed answer, and publishes: no accepted update lost, none counted twice, and
 // the model the plaintext channel would publish, bit for bit.
+import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
 import Database from 'better-sqlite3'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -216,9 +217,10 @@ describe('the leader killed mid-release (issue 12)', () => {
       { tableRate: 1, denseRate: 1 },
       secure.layout.embedDim,
     )
-    const expected = encodeWeights(joinWeights(global, next.dense, next.table), {
-      dtype: 'float16',
-    })
+    const expected = encodeWeights(
+      joinWeights(global, next.dense, next.table),
+      SHIPPED_MODEL_ENCODING,
+    )
     expect(v2.model.sha256).toBe(createHash('sha256').update(expected).digest('hex'))
     expect(await helperCounts()).toEqual({ waiting: 0, consumed: K, batches: 1 })
     const after = leaderDb((db) => ({
