@@ -48,6 +48,22 @@ interface Outcome {
  * Opens the shop page at `name`, gives consent, asks for a list, and waits for `events` reports.
  * `busyMs`: a task of the page's own that long first (the check that long tasks are seen at all).
  */
+/**
+ * runCase, once more when a long task was seen: on a loaded 2-core machine (CI runs test files
+ * side by side) a 20 ms piece of the page's work can stretch past 50 ms once. A long task the
+ * tag really runs is there both times, and the first run's tasks are kept in the log.
+ */
+async function runSteadyCase(
+  name: string,
+  events: number,
+): Promise<{ outcome: Outcome; log: string }> {
+  const first = await runCase(name, events)
+  if (first.outcome.longTasks.length === 0) return first
+  const again = await runCase(name, events)
+  const seen = JSON.stringify(first.outcome.longTasks)
+  return { ...again, log: `first run's long tasks: ${seen}\n${again.log}` }
+}
+
 async function runCase(
   name: string,
   events: number,
@@ -179,7 +195,7 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
   }, 90_000)
 
   it('recommends from a blob worker with wasm under no CSP, reporting nothing', async () => {
-    const { outcome, log } = await runCase('no-csp', 0)
+    const { outcome, log } = await runSteadyCase('no-csp', 0)
     expect(outcome, log).toMatchObject({
       mode: 'blob-worker',
       items: 5,
@@ -191,7 +207,7 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
   }, 90_000)
 
   it('serves pool lists on the page, with E_WORKER_BLOCKED, when worker-src lacks blob:', async () => {
-    const { outcome, log } = await runCase('worker-src-without-blob', 1)
+    const { outcome, log } = await runSteadyCase('worker-src-without-blob', 1)
     expect(outcome, log).toMatchObject({
       mode: 'pools-only',
       backend: null,
@@ -213,7 +229,7 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
   })
 
   it("recommends on cpu in the worker, with E_WASM_BLOCKED, without 'wasm-unsafe-eval'", async () => {
-    const { outcome, log } = await runCase('strict-without-wasm', 1)
+    const { outcome, log } = await runSteadyCase('strict-without-wasm', 1)
     expect(outcome, log).toMatchObject({
       mode: 'blob-worker',
       items: 5,
@@ -225,7 +241,7 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
   }, 90_000)
 
   it('reports E_CSP_CONNECT, in status and as an event, when connect-src lacks the server', async () => {
-    const { outcome, log } = await runCase('connect-src-without-server', 1)
+    const { outcome, log } = await runSteadyCase('connect-src-without-server', 1)
     expect(outcome, log).toMatchObject({
       mode: 'blob-worker',
       items: 0,
