@@ -127,7 +127,9 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       // Co-visitation of the items this list can start from (the product on screen, the
       // session, the recently viewed), fetched in shards the first time one is needed.
       const named = [request?.productId, ...sessionProductIds, ...recentlyViewed]
-      const indices = named.map((id) => (typeof id === 'string' ? rt.indexOf.get(id) : undefined))
+      const indices = named.map((id) =>
+        typeof id === 'string' ? rt.recommender.indexOf(id) : undefined,
+      )
       await rt.coVisitation.ensure(indices.filter((i) => i !== undefined))
       const response = await rt.recommender.recommend(request, {
         sessionProductIds,

@@ -19,7 +19,6 @@ interface PoolsRelease {
   version: string
   recommender: PoolsRecommender
   coVisitation: CoVisitationLoader
-  indexOf: ReadonlyMap<string, number>
 }
 
 /** Nothing is stored in this mode: every list is for a shopper without a history. */
@@ -138,7 +137,7 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
       requireConsent()
       const loaded = await load()
       const product = typeof request?.productId === 'string' ? request.productId : undefined
-      const index = product === undefined ? undefined : loaded.indexOf.get(product)
+      const index = product === undefined ? undefined : loaded.recommender.indexOf(product)
       if (index !== undefined) await loaded.coVisitation.ensure([index])
       return loaded.recommender.recommend(request, NO_HISTORY)
     },
@@ -183,7 +182,6 @@ async function fetchPoolsRelease(manifestUrl: URL, http: typeof fetch): Promise<
     ),
   )
   const shop = decodeShop(manifest, bytes)
-  const indexOf = new Map(shop.catalogue.items.map((item) => [item.id, item.index]))
   return {
     version: manifest.version,
     recommender: createPoolsRecommender({ ...shop, version: manifest.version }),
@@ -191,10 +189,9 @@ async function fetchPoolsRelease(manifestUrl: URL, http: typeof fetch): Promise<
     coVisitation: createCoVisitationLoader({
       shards: manifest.coVisitation,
       pools: shop.pools,
-      nItems: indexOf.size,
+      nItems: shop.catalogue.items.length,
       manifestUrl,
       fetch: http,
     }),
-    indexOf,
   }
 }

@@ -40,8 +40,6 @@ export interface Runtime {
   recommender: Recommender
   /** Co-visitation shards, fetched when a recommendation first needs one (P2b). */
   coVisitation: CoVisitationLoader
-  /** Product id → item index, for the items a request names. */
-  indexOf: ReadonlyMap<string, number>
 }
 
 /** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
@@ -60,7 +58,6 @@ export interface RuntimeDeps {
 export interface EarlyLists {
   recommender: PoolsRecommender
   coVisitation: CoVisitationLoader
-  indexOf: ReadonlyMap<string, number>
   rules: RerankRules
 }
 
@@ -141,11 +138,11 @@ export function createWorkerRuntime(
     const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
     let shopLoader: CoVisitationLoader | null = null
     const onShop = (shop: ShopArtifacts) => {
-      const indexOf = new Map(shop.catalogue.items.map((item) => [item.id, item.index]))
       shopLoader = createCoVisitationLoader({
         shards: shop.manifest.coVisitation,
         pools: shop.pools,
-        nItems: indexOf.size,
+        // Without the model its row count is unknown: the catalogue's (ids are unique).
+        nItems: shop.catalogue.items.length,
         manifestUrl,
         fetch: http,
       })
@@ -153,7 +150,6 @@ export function createWorkerRuntime(
       early = {
         recommender: createPoolsRecommender({ ...shop, version }),
         coVisitation: shopLoader,
-        indexOf,
         rules: shop.rules,
       }
       // The release is arriving: an earlier start's failure no longer stands.
@@ -204,8 +200,7 @@ export function createWorkerRuntime(
         manifestUrl,
         fetch: http,
       })
-    const indexOf = new Map(release.catalogue.items.map((item) => [item.id, item.index]))
-    running = { manifestUrl, release, model, recommender, coVisitation, indexOf }
+    running = { manifestUrl, release, model, recommender, coVisitation }
     early = null
     watchDeviceLoss(result.backend, model)
     return running

@@ -33,6 +33,8 @@ const MAX_SESSION = 50
 
 export interface PoolsRecommender {
   recommend(request: RecommendRequest, context: RecommendContext): RecommendResponse
+  /** The catalogue's item index of a product id (its lookup, built once), or undefined. */
+  indexOf(productId: string): number | undefined
 }
 
 export function createPoolsRecommender(options: {
@@ -56,6 +58,7 @@ export function createPoolsRecommender(options: {
     },
   }
   return {
+    indexOf: (productId) => lookup.byId.get(productId)?.index,
     recommend(request, context) {
       const started = performance.now()
       const { scenario, productId, limit, pageView } = validateRecommendRequest(request, lookup)

@@ -83,6 +83,8 @@ export interface Recommender {
   recallIndex(): RecallIndexStatus
   /** Releases the cached tensors; the model stays with its owner. */
   dispose(): void
+  /** The catalogue's item index of a product id (its lookup, built once), or undefined. */
+  indexOf(productId: string): number | undefined
 }
 
 /** A scenario's recall and how its candidates are to be scored. */
@@ -261,6 +263,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
     recommend,
     refresh: releaseTable,
     recallIndex: () => indexStatus,
+    indexOf: (productId) => lookup.byId.get(productId)?.index,
     dispose() {
       disposed = true
       releaseTable()
