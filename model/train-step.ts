@@ -105,33 +105,15 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
     if (options.loss === 'full') {
       return softmaxCrossEntropy(model.logits(sessions, model.itemVectors()), targetTensor)
     }
-    // Sampled softmax over in-batch targets plus popularity negatives, logQ-corrected; row i's
-    // label is column i, and other columns holding that same item are masked (accidental hits).
     const candidates = rows ? rows.candidates : candidatesFor(targets, drawNegatives())
-    let vectors = gatherRows(
+    const vectors = gatherRows(
       (rows?.table ?? table) as tf.Tensor2D,
       tf.tensor1d(rows ? rows.local(candidates) : candidates, 'int32'),
     )
-    if (model.config.normalize) vectors = normalizeRows(vectors)
-    const correction = new Float32Array(targets.length * candidates.length)
-    const negatives = candidates.length - targets.length
-    const logQ = Float32Array.from(candidates, (item) =>
-      options.sampler!.logExpectedCount(item, targets.length, negatives),
-    )
-    for (let i = 0; i < targets.length; i++) {
-      const row = i * candidates.length
-      for (let j = 0; j < candidates.length; j++) {
-        const masked =
-          j !== i && (candidates[j] === targets[i] || (!inBatchNegatives && j < targets.length))
-        correction[row + j] = masked ? -1e4 : -logQ[j]!
-      }
-    }
-    const logits = tf.add(
-      model.logits(sessions, vectors),
-      tf.tensor2d(correction, [targets.length, candidates.length]),
-    )
-    const labels = tf.range(0, targets.length, 1, 'int32') as tf.Tensor1D
-    return softmaxCrossEntropy(logits as tf.Tensor2D, labels)
+    return sampledSoftmaxLoss(model, sessions, targets, candidates, vectors, {
+      sampler: options.sampler!,
+      inBatchNegatives,
+    })
   }
 
   function drawNegatives(): Int32Array {
@@ -201,11 +183,48 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
   }
 }
 
-function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32Array {
+/** A sampled step's candidates: the batch's targets, then the drawn negatives. */
+export function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32Array {
   const candidates = new Int32Array(targets.length + negatives.length)
   candidates.set(targets)
   candidates.set(negatives, targets.length)
   return candidates
+}
+
+/**
+ * Sampled softmax over in-batch targets plus popularity negatives, logQ-corrected; row i's label
+ * is column i, and other columns holding that same item are masked (accidental hits).
+ * `vectors` are the candidates' rows of the item table, [candidates, d], not yet normalised.
+ */
+export function sampledSoftmaxLoss(
+  model: GruModel,
+  sessions: tf.Tensor2D,
+  targets: Int32Array,
+  candidates: Int32Array,
+  vectors: tf.Tensor2D,
+  options: { sampler: NegativeSampler; inBatchNegatives: boolean },
+): tf.Scalar {
+  const normalised = model.config.normalize ? normalizeRows(vectors) : vectors
+  const correction = new Float32Array(targets.length * candidates.length)
+  const negatives = candidates.length - targets.length
+  const logQ = Float32Array.from(candidates, (item) =>
+    options.sampler.logExpectedCount(item, targets.length, negatives),
+  )
+  for (let i = 0; i < targets.length; i++) {
+    const row = i * candidates.length
+    for (let j = 0; j < candidates.length; j++) {
+      const masked =
+        j !== i &&
+        (candidates[j] === targets[i] || (!options.inBatchNegatives && j < targets.length))
+      correction[row + j] = masked ? -1e4 : -logQ[j]!
+    }
+  }
+  const logits = tf.add(
+    model.logits(sessions, normalised),
+    tf.tensor2d(correction, [targets.length, candidates.length]),
+  )
+  const labels = tf.range(0, targets.length, 1, 'int32') as tf.Tensor1D
+  return softmaxCrossEntropy(logits as tf.Tensor2D, labels)
 }
 
 /** The item rows one sparse step reads, copied out of the table as a trainable variable. */
@@ -221,16 +240,30 @@ interface StepRows {
 
 let stepRowsCounter = 0
 
+/** The distinct item rows a sampled step reads (session items and candidates), first seen first. */
+export interface StepPositions {
+  ids: Int32Array
+  /** Model rows → positions in `ids`. */
+  local(rows: Int32Array): Int32Array
+}
+
+export function stepPositions(sessionIds: Int32Array, candidates: Int32Array): StepPositions {
+  const position = new Map<number, number>()
+  for (const list of [sessionIds, candidates]) {
+    for (const id of list) if (!position.has(id)) position.set(id, position.size)
+  }
+  return {
+    ids: Int32Array.from(position.keys()),
+    local: (rows) => Int32Array.from(rows, (id) => position.get(id)!),
+  }
+}
+
 function gatherStepRows(
   itemTable: tf.Variable,
   sessionIds: Int32Array,
   candidates: Int32Array,
 ): StepRows {
-  const position = new Map<number, number>()
-  for (const list of [sessionIds, candidates]) {
-    for (const id of list) if (!position.has(id)) position.set(id, position.size)
-  }
-  const ids = Int32Array.from(position.keys())
+  const { ids, local } = stepPositions(sessionIds, candidates)
   const table = tf.tidy(() =>
     tf.variable(
       tf.gather(itemTable, tf.tensor1d(ids, 'int32')),
@@ -238,12 +271,7 @@ function gatherStepRows(
       `step_rows#${stepRowsCounter++}`,
     ),
   )
-  return {
-    ids,
-    table,
-    candidates,
-    local: (rows) => Int32Array.from(rows, (id) => position.get(id)!),
-  }
+  return { ids, table, candidates, local }
 }
 
 /** Plain gradient steps on the rows a step touched (the sparse path's SGD). */

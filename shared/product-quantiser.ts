@@ -54,8 +54,10 @@ export function quantiseRows(
     }
     sample.forEach((r, i) => sampled.set(slice.subarray(r * sub, (r + 1) * sub), i * sub))
     const centroids = codebooks.subarray(s * PQ_CENTROIDS * sub, (s + 1) * PQ_CENTROIDS * sub)
-    kMeans(sampled, sample.length, sub, centroids, iterations, random)
-    assign(slice, rows, sub, centroids, assigned)
+    if (!takeDistinctSlices(slice, rows, sub, centroids, assigned)) {
+      kMeans(sampled, sample.length, sub, centroids, iterations, random)
+      assign(slice, rows, sub, centroids, assigned)
+    }
     for (let r = 0; r < rows; r++) codes[r * subspaces + s] = assigned[r]!
   }
   return { subspaces, codebooks, codes }
@@ -73,6 +75,37 @@ export function reconstructRows(quantised: QuantisedRows, rows: number, dim: num
     }
   }
   return out
+}
+
+/**
+ * A slice column with at most PQ_CENTROIDS distinct values is already quantised (a table trained
+ * in its shipped form, or decoded from pq8): its distinct values become the centroids, in the
+ * order first seen, and every row its exact code, so encoding it again loses nothing. Returns
+ * false, having written nothing useful, as soon as a column has more.
+ */
+function takeDistinctSlices(
+  slice: Float32Array,
+  rows: number,
+  sub: number,
+  centroids: Float32Array,
+  assigned: Uint8Array,
+): boolean {
+  const bits = new Uint32Array(slice.buffer, slice.byteOffset, slice.length)
+  const seen = new Map<string, number>()
+  for (let r = 0; r < rows; r++) {
+    const key = bits.subarray(r * sub, (r + 1) * sub).join(',')
+    let code = seen.get(key)
+    if (code === undefined) {
+      if (seen.size === PQ_CENTROIDS) return false
+      code = seen.size
+      seen.set(key, code)
+      centroids.set(slice.subarray(r * sub, (r + 1) * sub), code * sub)
+    }
+    assigned[r] = code
+  }
+  // Unused centroids repeat the first: never chosen, and stored like any other.
+  for (let c = seen.size; c < PQ_CENTROIDS; c++) centroids.copyWithin(c * sub, 0, sub)
+  return true
 }
 
 /** `size` distinct row numbers drawn without replacement, or every row when there are fewer. */

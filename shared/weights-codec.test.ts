@@ -844,6 +844,19 @@ describe('pq8 (product-quantised tables)', () => {
     ).toBeLessThan(slices2)
   })
 
+  it('encodes an already quantised table again without loss (a table trained in pq form)', () => {
+    const values = fillRandom(3000 * 8, 1, createRandom(5))
+    const file: WeightsFile = {
+      format: 'x',
+      meta: {},
+      tensors: [{ name: 'item-embeddings', shape: [3000, 8], values }],
+    }
+    const once = decodeWeights(encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 2 } }))
+    const twice = decodeWeights(encodeWeights(once, { dtype: pqOnTable, pq: { subspaces: 2 } }))
+    expect(quantisationError(once.tensors[0]!.values, values).maxAbs).toBeGreaterThan(0.01)
+    expect(twice.tensors[0]!.values).toEqual(once.tensors[0]!.values)
+  })
+
   it('is refused at encode for a tensor that is not a table cut into short slices', () => {
     const file = makeFile()
     expectWeightsError(() => encodeWeights(file, { dtype: 'pq8' }), 'E_WEIGHTS_DTYPE') // rank 1
