@@ -41,12 +41,19 @@ export interface TrainerOptions {
    * over a long run every row gets touched and the dense path is as fast.
    */
   sparseItems?: boolean
+  /**
+   * Keep what `undo()` needs: a copy of every dense weight and, on the sparse path, each item
+   * row as it was before its first update (not a copy of the whole table).
+   */
+  undoable?: boolean
 }
 
 export interface Trainer {
   /** One Adam step on `batch` → `targets`; resolves to the batch's mean loss. */
   step(batch: SessionBatch, targets: Int32Array): Promise<number>
   setLearningRate(rate: number): void
+  /** Puts every weight back as it was when the trainer was made (needs `undoable`). */
+  undo(): void
   dispose(): void
 }
 
@@ -90,6 +97,10 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
   let stepIndex = 0
   const seed = options.seed ?? 1
   const inBatchNegatives = options.inBatchNegatives ?? true
+  // Clones share the variables' current buffers: optimizers assign new tensors on every step and
+  // never write in place, so this costs no copy and stays the state before the first step.
+  const denseBefore = options.undoable ? denseVariables.map((v) => tf.clone(v)) : []
+  const originals = options.undoable && sparse ? createRowOriginals(table) : undefined
 
   /**
    * The batch's loss; item rows are read from `rows.table` at positions `rows.index(id)`, which
@@ -133,6 +144,7 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
 
   async function sparseStep(batch: SessionBatch, targets: Int32Array): Promise<tf.Scalar> {
     const rows = gatherStepRows(table, batch.ids, candidatesFor(targets, drawNegatives()))
+    originals?.keep(rows.ids)
     try {
       const { value, grads } = tf.variableGrads(
         () => lossFor(batch, targets, rows),
@@ -175,10 +187,17 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
       tableOptimizer?.setLearningRate(rate)
       rowAdam?.setLearningRate(rate)
     },
+    undo() {
+      if (!options.undoable) throw new Error('undo() needs a trainer made with undoable: true')
+      denseVariables.forEach((v, i) => v.assign(denseBefore[i]!))
+      originals?.restore()
+    },
     dispose() {
       optimizer.dispose()
       tableOptimizer?.dispose()
       rowAdam?.dispose()
+      tf.dispose(denseBefore)
+      originals?.dispose()
     },
   }
 }
@@ -280,9 +299,7 @@ function createRowSgd(table: tf.Variable, learningRate: number): RowAdam {
   return {
     apply(ids, grads) {
       tf.tidy(() => {
-        const rows = tf.tensor2d(ids, [ids.length, 1], 'int32')
-        // A dense delta added, as in createRowAdam (tensorScatterUpdate would write in place).
-        table.assign(tf.add(table, tf.scatterND(rows, tf.mul(grads, -rate), table.shape)))
+        addToRows(table, ids, tf.mul(grads, -rate) as tf.Tensor2D)
       })
     },
     setLearningRate(next) {
@@ -344,11 +361,7 @@ export function createRowAdam(table: tf.Variable, learningRate: number): RowAdam
         const mHat = tf.div(m, 1 - ADAM_BETA1 ** step)
         const vHat = tf.div(v, 1 - ADAM_BETA2 ** step)
         const delta = tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), ADAM_EPSILON)), -rate)
-        const rows = tf.tensor2d(seen.slice(0, slots), [slots, 1], 'int32')
-        // A dense delta added to the table, not tf.tensorScatterUpdate: tfjs-backend-cpu 4.22's
-        // TensorScatterUpdate writes into its input's buffer, which the pre-run snapshot of
-        // local fine-tuning shares, so a rollback would restore the updated weights.
-        table.assign(tf.add(table, tf.scatterND(rows, delta, table.shape)))
+        addToRows(table, seen.slice(0, slots), delta as tf.Tensor2D)
         return [m as tf.Tensor2D, v as tf.Tensor2D]
       })
       tf.dispose([first, second])
@@ -361,6 +374,57 @@ export function createRowAdam(table: tf.Variable, learningRate: number): RowAdam
     dispose() {
       tf.dispose([first, second])
       first = second = undefined
+    },
+  }
+}
+
+/**
+ * table[ids] += delta, as one new table with only those rows rewritten. Adding a dense scattered
+ * delta held two more table-sized buffers a step, and WASM memory never shrinks: a fine-tuning
+ * run left the worker's WASM memory ~35 MB larger for DIGINETICA (BENCHMARKS.md). Not on cpu:
+ * tfjs-backend-cpu 4.22's TensorScatterUpdate writes into its input's buffer, which every tensor
+ * sharing it would see; there the dense delta stays (JS memory is collected). Either way undo
+ * keeps the rows it needs (createRowOriginals), never a clone of the table.
+ */
+function addToRows(table: tf.Variable, ids: Int32Array, delta: tf.Tensor2D): void {
+  tf.tidy(() => {
+    const at = tf.tensor1d(ids, 'int32')
+    const rowsAt = tf.expandDims(at, 1)
+    table.assign(
+      tf.getBackend() === 'cpu'
+        ? tf.add(table, tf.scatterND(rowsAt, delta, table.shape))
+        : tf.tensorScatterUpdate(table, rowsAt, tf.add(tf.gather(table, at), delta)),
+    )
+  })
+}
+
+/** Each item row as it was before its first update, to put back (the sparse path's undo). */
+function createRowOriginals(table: tf.Variable) {
+  const kept = new Set<number>()
+  const parts: Array<{ ids: Int32Array; rows: tf.Tensor2D }> = []
+  return {
+    /** Call before a step updates `ids`: keeps those not kept yet. */
+    keep(ids: Int32Array) {
+      const fresh = Int32Array.from(new Set(ids)).filter((id) => !kept.has(id))
+      if (fresh.length === 0) return
+      fresh.forEach((id) => kept.add(id))
+      const rows = tf.tidy(() => tf.gather(table, tf.tensor1d(fresh, 'int32')) as tf.Tensor2D)
+      parts.push({ ids: fresh, rows })
+    },
+    restore() {
+      // Written over, never added back: the rows to replace may be NaN after a diverged run.
+      for (const { ids, rows } of parts) {
+        tf.tidy(() => {
+          const at = tf.tensor2d(ids, [ids.length, 1], 'int32')
+          const kept = tf.scatterND(at, tf.ones([ids.length, 1], 'bool'), [table.shape[0], 1])
+          table.assign(tf.where(kept, tf.scatterND(at, rows, table.shape), table))
+        })
+      }
+    },
+    dispose() {
+      tf.dispose(parts.map((part) => part.rows))
+      parts.length = 0
+      kept.clear()
     },
   }
 }

@@ -107,6 +107,9 @@ export function createQuantisedTrainer(
       // AdamOptimizer reads this field on every step, so the moments survive a schedule change.
       ;(optimizer as unknown as { learningRate: number }).learningRate = rate
     },
+    undo() {
+      throw new Error('the shipped-form trainer keeps no undo: fitShippedForm keeps the best epoch')
+    },
     dispose() {
       optimizer.dispose()
       codebook.dispose()

@@ -208,10 +208,6 @@ async function trainOnCases(
   }
 
   const variables = [...model.variables.values()]
-  // Clones share the variables' current buffers: the optimizer assigns new tensors on every
-  // step and never writes in place, so this costs no copy and stays the pre-run state.
-  const before = variables.map((v) => tf.clone(v))
-  const restore = () => variables.forEach((v, i) => v.assign(before[i]!))
   let trainer: Trainer | undefined
   let status: LocalTrainingStatus = 'done'
   let step = 0
@@ -232,6 +228,8 @@ async function trainOnCases(
       // (tfjs-backend-webgl 4.22 scatter_gpu.js), so adding the rows back costs rows × table,
       // while a GPU runs dense Adam's elementwise passes in parallel anyway.
       sparseItems: tf.getBackend() !== 'webgl',
+      // A diverged or failed run is undone: the weights stay as they were before it.
+      undoable: true,
     })
     const order = cases.slice()
     let sliceStart = performance.now()
@@ -265,17 +263,13 @@ async function trainOnCases(
       }
     }
     if (status !== 'diverged' && !(await weightsAreSane(variables))) status = 'diverged'
+    if (status === 'diverged') trainer.undo()
   } catch (error) {
     // A failed step (a lost GPU device, exhausted memory) may leave some variables updated.
-    restore()
+    trainer?.undo()
     throw error
   } finally {
     trainer?.dispose()
-  }
-  try {
-    if (status === 'diverged') restore()
-  } finally {
-    tf.dispose(before)
   }
   if (status === 'done' && step < batchesPerEpoch * settings.epochs) status = 'max-steps'
   const kept = status === 'diverged' ? 0 : step
