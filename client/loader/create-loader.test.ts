@@ -351,6 +351,20 @@ describe('commands', () => {
     expect(win.dispatched).toHaveLength(1)
   })
 
+  it('reports a failure the worker finds later (an upload the CSP refused) as it comes, lists going on', async () => {
+    const { win, worker, loader } = setUp()
+    await grant(win, loader)
+    expect(win.dispatched).toEqual([])
+    const error: StatusError = {
+      code: 'E_CSP_CONNECT',
+      message: 'uploads to the federation helper (https://helper.example) are blocked; …',
+    }
+    worker.failLater(error)
+    await flush()
+    expect(win.dispatched.map((e) => [e.type, e.detail])).toEqual([['pocketrec:error', error]])
+    await expect(loader.recommend({ scenario: 'trending' })).resolves.toMatchObject({})
+  })
+
   it('reports no error for a worker that lacks nothing', async () => {
     const { win, loader } = setUp()
     await grant(win, loader)
@@ -386,6 +400,7 @@ describe('a worker that dies after starting', () => {
         setConsent: async () => {},
         status: dead ? never : async () => ({ consent: true }) as never,
         ready: dead ? never : async () => ({ consent: true }) as never,
+        nextError: never,
         recommend: dead ? never : async (request) => fakeResponse(request),
         track: dead ? never : async () => ({ status: 'stored' as const }),
         forget: async () => {},

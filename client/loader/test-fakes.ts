@@ -228,6 +228,7 @@ export function createFakeWorker(options: { items?: number; error?: StatusError 
   const calls: Array<[keyof PocketrecWorkerApi, ...unknown[]]> = []
   const configs: WorkerConfig[] = []
   let terminated = 0
+  let announce: (error: StatusError) => void = () => {}
   const api: PocketrecWorkerApi = {
     init: async (config) => {
       calls.push(['init', config])
@@ -248,6 +249,12 @@ export function createFakeWorker(options: { items?: number; error?: StatusError 
     // Not recorded: the supervisor asks it after every start, which would interleave every
     // test's sequence of calls.
     ready: async () => ({ ...WORKER_STATUS, consent: true, error: options.error ?? null }),
+    // Not recorded either; `options.error`, then what `failLater` hands it.
+    nextError: (seen) =>
+      new Promise((resolve) => {
+        if (options.error && options.error.message !== seen) resolve(options.error)
+        else announce = resolve
+      }),
     setConsent: async (granted) => {
       calls.push(['setConsent', granted])
     },
@@ -271,6 +278,8 @@ export function createFakeWorker(options: { items?: number; error?: StatusError 
     get terminated() {
       return terminated
     },
+    /** The worker finds a failure after its start: its pending nextError() answers. */
+    failLater: (error: StatusError) => announce(error),
     names: () => calls.map(([name]) => name),
   }
 }

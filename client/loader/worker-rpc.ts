@@ -22,6 +22,7 @@ const METHODS: Record<keyof PocketrecWorkerApi, 0> = {
   recommend: 0,
   status: 0,
   ready: 0,
+  nextError: 0,
   setConsent: 0,
   forget: 0,
 }

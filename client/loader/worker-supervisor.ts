@@ -106,8 +106,7 @@ export function createWorkerSupervisor(
         if (worker !== started) return
         connection = c
         report(c.status.error)
-        // Answers once the release is loaded, or its download failed (E_CSP_CONNECT…).
-        c.api.ready().then((s) => report(s.error), warn)
+        watch(c, c.status.error)
       },
       (error: unknown) => {
         if (worker !== started) return
@@ -116,6 +115,18 @@ export function createWorkerSupervisor(
       },
     )
     return started
+  }
+
+  /**
+   * Reports each failure `c` finds after its start, as it finds it: the release's download (once
+   * it is in or has failed: E_CSP_CONNECT…), later an upload the page's CSP refused.
+   */
+  function watch(c: WorkerConnection, seen: StatusError | null): void {
+    c.api.nextError(seen && seen.message).then((error) => {
+      if (connection !== c) return
+      report(error)
+      watch(c, error)
+    }, warn)
   }
 
   function call<T>(use: (api: PocketrecWorkerApi) => Promise<T>): Promise<T> {

@@ -4,6 +4,7 @@ import type {
   BackendName,
   RecommendRequest,
   RecommendResponse,
+  StatusError,
   TrackResult,
   WorkerStatus,
 } from '../../shared/protocol'
@@ -37,6 +38,12 @@ export interface PocketrecWorkerApi {
    * answers `status()`. Never rejects for a failed start: `status().error` says why.
    */
   ready(): Promise<WorkerStatus>
+  /**
+   * Answers `status().error` once its message differs from `seen` (null: no error): how the
+   * loader hears of a failure that comes after the start, such as an upload the page's CSP
+   * refused. Checked again whenever the release settles or an upload is refused.
+   */
+  nextError(seen: string | null): Promise<StatusError>
   /** `true` opens storage and starts sync and training; `false` stops all work and timers. */
   setConsent(granted: boolean): Promise<void>
   /**

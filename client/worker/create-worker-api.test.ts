@@ -279,6 +279,8 @@ describe('the worker API', () => {
       // ready() answers with the reason instead of rejecting; recommend rejects with it.
       const { error } = await api.ready()
       expect(error).toMatchObject({ code, message: expect.stringContaining(says) })
+      // The loader hears of it through nextError(), which answers once it differs from `seen`.
+      await expect(api.nextError(null)).resolves.toEqual(error)
       await expect(api.recommend({ scenario: 'trending' })).rejects.toMatchObject({
         name: 'ModelUnavailableError',
         code,

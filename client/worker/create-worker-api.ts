@@ -14,6 +14,9 @@ import { createPageViews } from './recommend/page-views'
 import { InvalidRequestError } from './recommend/validate-request'
 import { BACKEND_NAMES, isBackendName } from './backend-probe'
 import { createWorkerRuntime } from './worker-runtime'
+import { explainFetchFailures } from './fetch-failure'
+import { watchUploadRefusals } from './federated/upload-refusals'
+import { helperRoute } from '../../shared/helper-url'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -27,12 +30,28 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   /** The storage while consent holds: training and the round check it again after each wait. */
   const consented = () => (consent ? storage : null)
 
+  /** Callers of nextError(), woken to look again when the error may have changed. */
+  const errorWatchers: Array<() => void> = []
+  const errorMayHaveChanged = () => {
+    for (const wake of errorWatchers.splice(0)) wake()
+  }
+  // Its own listener for violations: the runtime's explains the release downloads.
+  const uploads = watchUploadRefusals(
+    explainFetchFailures(env.policyEvents)(env.fetch ?? fetch.bind(globalThis)),
+    () => {
+      const rt = runtime.current()
+      const helper = rt?.release.manifest.federation?.helper
+      return helper === undefined ? null : helperRoute(helper, 'shares', rt!.manifestUrl).origin
+    },
+    errorMayHaveChanged,
+  )
+
   const training = createTrainingSchedule({
     locks: env.locks,
     consented,
     ready: () => runtime.ready(),
     round: createFederatedRound({
-      fetch: env.fetch,
+      fetch: uploads.fetch,
       siteKey: () => config?.site ?? null,
       consented,
     }),
@@ -94,9 +113,12 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       storage = await openStorage({ now })
       await storage.meta.saveConsent(true)
       consent = true
-      void runtime.ready().catch(() => {
-        // Reported through status() and the next recommend call.
-      })
+      void runtime
+        .ready()
+        .catch(() => {
+          // Reported through status(), nextError() and the next recommend call.
+        })
+        .then(errorMayHaveChanged)
     },
 
     async track(raw) {
@@ -153,9 +175,14 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const stats = storage ? await storage.stats().catch(() => null) : null
       const running = runtime.current()
       const progress = training.progress()
+      const backend = runtime.backendStatus()
+      // A failed start outranks all; a refused upload outranks the lasting wasm limit, which was
+      // reported (pocketrec:error) when the worker started.
+      const failed = backend.error && backend.error.code !== 'E_WASM_BLOCKED'
       return {
         consent,
-        ...runtime.backendStatus(),
+        ...backend,
+        error: failed ? backend.error : (uploads.blocked() ?? backend.error),
         modelVersion: running?.recommender ? running.release.manifest.version : null,
         lists: runtime.stage(),
         events: stats?.events ?? 0,
@@ -172,6 +199,14 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     async ready() {
       if (consent) await runtime.ready().catch(() => {})
       return this.status()
+    },
+
+    async nextError(seen) {
+      for (;;) {
+        const { error } = await this.status()
+        if (error && error.message !== seen) return error
+        await new Promise<void>((wake) => errorWatchers.push(wake))
+      }
     },
 
     async forget() {

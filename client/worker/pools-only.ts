@@ -145,6 +145,11 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
       if (consent) await load().catch(() => {})
       return api.status()
     },
+    // The one later failure here is the pools' download (no uploads): known once it settled.
+    async nextError(seen) {
+      const { error } = await api.ready()
+      return error!.message !== seen ? error! : new Promise<never>(() => {})
+    },
     async status(): Promise<WorkerStatus> {
       return {
         consent,

@@ -3,6 +3,7 @@
 // "Content-Security-Policy"): each one either recommends or reports its stable code in
 // status().error and a `pocketrec:error` event, and in every case the page's own thread runs no
 // long task (PerformanceObserver 'longtask', from the page's first script to the case's end).
+// One case's server is a federated leader whose helper is on another origin (uploads refused).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -13,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
 import type { StatusError } from '../../shared/protocol'
 import { writeTestRelease } from '../fixtures/exported-release'
+import type { MountedPair } from '../fixtures/listen'
+import { startMountedPair } from '../fixtures/listen'
+import { catalogueFrom } from '../fixtures/read-artifact'
 import { chromiumSkipReason } from './harness'
 import { buildDist, openProfile, serveDist, waitForTag } from './tag-page'
 
@@ -22,6 +26,10 @@ const NONCE = 'pocketrec-test'
 let work: string
 let chunks: Rollup.OutputChunk[]
 let cdn: { origin: string; close(): void }
+/** A leader whose helper (mounted on it) devices are told is at `localhost`: another origin. */
+let leader: MountedPair
+/** In-stock products of the release, for a shopper to view: the session the worker trains on. */
+let viewed: string[]
 let shop: { server: Server; origin: string }
 
 /** The policies, by page path; the CDN's origin fills `CDN`. No entry: no CSP header at all. */
@@ -32,7 +40,13 @@ const POLICIES: Record<string, string> = {
   'strict-without-wasm': `script-src 'nonce-${NONCE}' CDN; worker-src blob: CDN; connect-src CDN; object-src 'none'; base-uri 'none'`,
   // The worker starts; its downloads from the server are refused.
   'connect-src-without-server': `script-src 'nonce-${NONCE}' CDN 'wasm-unsafe-eval'; worker-src blob: CDN; connect-src 'self'`,
+  // Everything the tag needs from the server, which is a federated leader here; its helper of
+  // the two-server channel is on another origin, refused: lists work, uploads do not.
+  'connect-src-without-helper': `script-src 'nonce-${NONCE}' CDN 'wasm-unsafe-eval'; worker-src blob: CDN; connect-src CDN`,
 }
+
+/** Pages whose tag comes from the federated leader instead of the plain CDN. */
+const FROM_LEADER = new Set(['connect-src-without-helper'])
 
 interface Outcome {
   mode: string | null
@@ -56,10 +70,11 @@ interface Outcome {
 async function runSteadyCase(
   name: string,
   events: number,
+  track: string[] = [],
 ): Promise<{ outcome: Outcome; log: string }> {
-  const first = await runCase(name, events)
+  const first = await runCase(name, events, 0, track)
   if (first.outcome.longTasks.length === 0) return first
-  const again = await runCase(name, events)
+  const again = await runCase(name, events, 0, track)
   const seen = JSON.stringify(first.outcome.longTasks)
   return { ...again, log: `first run's long tasks: ${seen}\n${again.log}` }
 }
@@ -68,6 +83,7 @@ async function runCase(
   name: string,
   events: number,
   busyMs = 0,
+  track: string[] = [],
 ): Promise<{ outcome: Outcome; log: string }> {
   const log: string[] = []
   const profile = await openProfile(log)
@@ -91,7 +107,7 @@ async function runCase(
     await profile.page.goto(`${shop.origin}/${name}`)
     await waitForTag(profile.page)
     const outcome = await profile.page.evaluate(
-      async ([events, busyMs]) => {
+      async ([events, busyMs, track]) => {
         type Command = (name: string, ...args: unknown[]) => Promise<unknown>
         const seen = window as unknown as {
           pocketrec: Command
@@ -117,8 +133,11 @@ async function runCase(
         } catch (error) {
           rejected = { name: (error as Error).name, message: (error as Error).message }
         }
-        // The reports come from the worker's ready(), which may answer after recommend did.
-        for (let waited = 0; seen.reports.length < events && waited < 20_000; waited += 50) {
+        // Views to train on: after a pause the worker fine-tunes, then uploads its update.
+        for (const id of track) await seen.pocketrec('track', 'Product Viewed', { product_id: id })
+        // The reports come as the worker finds them: the release's once it is in (after
+        // recommend answered from the pools), an upload's after training.
+        for (let waited = 0; seen.reports.length < events && waited < 60_000; waited += 50) {
           await new Promise((resolve) => setTimeout(resolve, 50))
         }
         // A first visit answers from the pools until the model is in; its backend is chosen then.
@@ -147,7 +166,7 @@ async function runCase(
           longTasks: seen.longTasks,
         }
       },
-      [events, busyMs] as const,
+      [events, busyMs, track] as const,
     )
     return { outcome, log: log.join('\n') }
   } finally {
@@ -160,22 +179,43 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-csp-'))
     await setNodeBackend('cpu')
     const publicDir = path.join(work, 'public')
-    await writeTestRelease(16, path.join(publicDir, 'artifacts'))
+    const artifactsDir = path.join(publicDir, 'artifacts')
+    const release = await writeTestRelease(16, artifactsDir)
+    const catalogue = catalogueFrom(
+      release.files.get(path.basename(release.manifest.catalogue.url)),
+    )
+    viewed = catalogue.items
+      .filter((item) => item.inStock)
+      .slice(0, 4)
+      .map((item) => item.id)
     const distDir = path.join(work, 'dist')
     chunks = await buildDist(publicDir, distDir)
     cdn = await serveDist(distDir)
+    leader = await startMountedPair({
+      dir: work,
+      distDir,
+      federation: {
+        artifactsDir,
+        promotion: 'auto',
+        site: 'test-shop',
+        settings: { bufferSize: 1, minBuffer: 1 },
+        clientIds: { bits: 10 },
+      },
+      helperUrl: (origin) => `${origin.replace('127.0.0.1', 'localhost')}/helper`,
+    })
     const http = createServer((req, res) => {
       const name = (req.url ?? '/').slice(1)
       const policy = Object.hasOwn(POLICIES, name) ? POLICIES[name]! : null
+      const origin = FROM_LEADER.has(name) ? leader.origin : cdn.origin
       const headers: Record<string, string> = { 'content-type': 'text/html; charset=utf-8' }
-      if (policy) headers['content-security-policy'] = policy.replaceAll('CDN', cdn.origin)
+      if (policy) headers['content-security-policy'] = policy.replaceAll('CDN', origin)
       res
         .writeHead(200, headers)
         .end(
           '<!doctype html><meta charset="utf-8"><title>shop</title>' +
             `<script nonce="${NONCE}">window.pocketrec = window.pocketrec || []</script>` +
-            `<script async src="${cdn.origin}/pocketrec.js" data-site="test-shop" ` +
-            `data-endpoint="${cdn.origin}/" data-backend="wasm"></script>\n`,
+            `<script async src="${origin}/pocketrec.js" data-site="test-shop" ` +
+            `data-endpoint="${origin}/" data-backend="wasm"></script>\n`,
         )
     })
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
@@ -184,6 +224,7 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
 
   afterAll(async () => {
     cdn?.close()
+    await leader?.close()
     shop?.server.close()
     if (work) await rm(work, { recursive: true, force: true })
   })
@@ -252,4 +293,21 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
     })
     expect(outcome.error!.message).toContain(`add ${cdn.origin} to connect-src`)
   }, 90_000)
+
+  it("recommends, and reports E_CSP_CONNECT for its uploads, when connect-src lacks the helper's origin", async () => {
+    const { outcome, log } = await runSteadyCase('connect-src-without-helper', 1, viewed)
+    const helper = leader.origin.replace('127.0.0.1', 'localhost')
+    expect(outcome, log).toMatchObject({
+      mode: 'blob-worker',
+      items: 5,
+      backend: 'wasm',
+      error: { code: 'E_CSP_CONNECT' },
+      events: [{ code: 'E_CSP_CONNECT' }],
+      longTasks: [],
+    })
+    expect(outcome.error!.message).toContain(
+      `uploads to the federation helper (${helper}) are blocked; recommendations still work`,
+    )
+    expect(outcome.error!.message).toContain(`add ${helper} to connect-src`)
+  }, 180_000)
 })

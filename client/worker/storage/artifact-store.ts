@@ -60,18 +60,23 @@ export function createArtifactStore(context: StorageContext): ArtifactStore {
         ['model', ...ARTIFACT_STORES],
         `saving model ${version}`,
         async (tx) => {
+          // Every request at once (a store runs its requests in order, so each clear comes before
+          // its put): the transaction waits on one batch, not eight round trips through this
+          // worker's event loop, and a worker that stops meanwhile holds these stores for less.
           // One version at a time keeps the cache bounded; a rollback is just another release.
-          for (const name of ARTIFACT_STORES) await tx.objectStore(name).clear()
-          await tx.objectStore('pools').put({ version, data: release.pools })
-          await tx.objectStore('catalogue').put({ version, data: release.catalogue })
-          await tx.objectStore('rules').put({ version, data: release.rules })
-          await tx.objectStore('model').put({
-            key: 'global',
-            version,
-            manifest: release.manifest,
-            bytes: release.modelBytes,
-            savedAtMs: context.now(),
-          })
+          await Promise.all([
+            ...ARTIFACT_STORES.map((name) => tx.objectStore(name).clear()),
+            tx.objectStore('pools').put({ version, data: release.pools }),
+            tx.objectStore('catalogue').put({ version, data: release.catalogue }),
+            tx.objectStore('rules').put({ version, data: release.rules }),
+            tx.objectStore('model').put({
+              key: 'global',
+              version,
+              manifest: release.manifest,
+              bytes: release.modelBytes,
+              savedAtMs: context.now(),
+            }),
+          ])
         },
       )
     },

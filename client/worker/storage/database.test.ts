@@ -210,6 +210,44 @@ describe('connections', () => {
     })
   })
 
+  /** A connection at the current version that ignores `versionchange`: a worker that hangs. */
+  async function openHung(): Promise<IDBDatabase> {
+    const created = await openDatabase({ now })
+    created.db.close()
+    return new Promise((resolve, reject) => {
+      const request = indexedDB.open(DB_NAME, MIGRATIONS.length)
+      request.onsuccess = () => resolve(request.result)
+      request.onerror = () => reject(request.error)
+    })
+  }
+
+  it('fails an upgrade with E_STORAGE_OPEN when an old connection never closes, instead of waiting forever', async () => {
+    const hung = await openHung()
+    const next = [...MIGRATIONS, () => undefined]
+    await expect(openDatabase({ migrations: next, blockedTimeoutMs: 20 })).rejects.toMatchObject({
+      name: 'StorageError',
+      code: 'E_STORAGE_OPEN',
+      message: expect.stringContaining(`version ${MIGRATIONS.length} did not close within 20 ms`),
+    })
+    // Once the hung one is gone (its worker terminated), the late open goes through and closes;
+    // the next open is not blocked by it.
+    hung.close()
+    const context = await openDatabase({ migrations: next, blockedTimeoutMs: 20 })
+    opened.push(context)
+    expect(await listDatabases()).toEqual([{ name: DB_NAME, version: next.length }])
+  })
+
+  it('waits for an old connection that closes in time', async () => {
+    const slow = await openHung()
+    slow.onversionchange = () => setTimeout(() => slow.close(), 10)
+    const context = await openDatabase({
+      migrations: [...MIGRATIONS, () => undefined],
+      blockedTimeoutMs: 5_000,
+    })
+    opened.push(context)
+    expect(context.closed).toBe(false)
+  })
+
   it('fails with E_STORAGE_UNAVAILABLE where there is no IndexedDB', async () => {
     vi.stubGlobal('indexedDB', undefined)
     try {

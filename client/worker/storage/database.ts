@@ -19,6 +19,14 @@ export const QUOTA_PRUNE_FRACTION = 0.25
 
 export type CloseReason = 'versionchange' | 'terminated'
 
+/**
+ * How long an upgrade waits for older connections to close. Ours close on `versionchange`; one
+ * that does not is held by a tab or worker that stopped answering, and the browser frees it only
+ * when that one ends. Past this the open fails (E_STORAGE_OPEN) rather than wait unseen: the
+ * worker's start would otherwise never answer, and the loader could neither replace nor report it.
+ */
+export const OPEN_BLOCKED_MS = 10_000
+
 /** One open connection and what every store built on it shares. */
 export interface StorageContext {
   readonly db: PocketrecDb
@@ -37,6 +45,8 @@ export interface OpenDatabaseOptions {
   now?: () => number
   /** Another tab upgrades or deletes the database (consent withdrawn there), or the browser closed it. */
   onClose?: (reason: CloseReason) => void
+  /** OPEN_BLOCKED_MS; tests use a short one. */
+  blockedTimeoutMs?: number
 }
 
 export type ReadTx = IDBPTransaction<PocketrecSchema, StoreName[], 'readonly'>
@@ -91,16 +101,20 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<S
   }
   let db: PocketrecDb
   try {
-    db = await openDB<PocketrecSchema>(name, migrations.length, {
-      upgrade: (upgradeDb, oldVersion, _newVersion, tx) =>
-        runMigrations(upgradeDb, tx, migrations, oldVersion, now(), (error) => {
-          opened.migrationError = error
-        }),
-      // Closing at once lets the other tab's upgrade or deletion proceed instead of hanging.
-      blocking: () => closeFor('versionchange'),
-      terminated: () => closeFor('terminated'),
-    })
+    db = await waitUnlessBlocked(name, options.blockedTimeoutMs ?? OPEN_BLOCKED_MS, (blocked) =>
+      openDB<PocketrecSchema>(name, migrations.length, {
+        upgrade: (upgradeDb, oldVersion, _newVersion, tx) =>
+          runMigrations(upgradeDb, tx, migrations, oldVersion, now(), (error) => {
+            opened.migrationError = error
+          }),
+        blocked,
+        // Closing at once lets the other tab's upgrade or deletion proceed instead of hanging.
+        blocking: () => closeFor('versionchange'),
+        terminated: () => closeFor('terminated'),
+      }),
+    )
   } catch (error) {
+    if (error instanceof StorageError) throw error
     if (getErrorName(error) === 'VersionError') {
       throw new StorageError(
         'E_STORAGE_VERSION',
@@ -116,6 +130,44 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<S
   }
   opened.context = { db, name, now, closed: false, corruptRecords: 0 }
   return opened.context
+}
+
+/**
+ * Settles as `open` does, unless the open is still blocked `timeoutMs` after its `blocked` event:
+ * then it fails with E_STORAGE_OPEN, and the connection, should it open later, is closed at once.
+ */
+function waitUnlessBlocked(
+  name: string,
+  timeoutMs: number,
+  open: (blocked: (currentVersion: number) => void) => Promise<PocketrecDb>,
+): Promise<PocketrecDb> {
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let gaveUp = false
+    const blocked = (currentVersion: number) => {
+      timer ??= setTimeout(() => {
+        gaveUp = true
+        reject(
+          new StorageError(
+            'E_STORAGE_OPEN',
+            `could not open database "${name}": a connection at version ${currentVersion} did ` +
+              `not close within ${timeoutMs} ms (a tab or worker that stopped answering holds it)`,
+          ),
+        )
+      }, timeoutMs)
+    }
+    open(blocked).then(
+      (db) => {
+        clearTimeout(timer)
+        if (gaveUp) db.close()
+        else resolve(db)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
 }
 
 /** Deletes the database; resolves once no database of that name remains. */
