@@ -44,7 +44,7 @@ async function loadWasm(): Promise<void> {
   wasm.setWasmPaths(new URL(/* @vite-ignore */ './', import.meta.url).href)
 }
 
-export function createWorkerApi(): PocketrecWorkerApi {
+function createWorkerApi(): PocketrecWorkerApi {
   return createWorkerApiWith({
     loaders: {
       webgpu: () => import('@tensorflow/tfjs-backend-webgpu'),
