@@ -206,4 +206,32 @@ describe('syncRelease', () => {
     expect(await storage.artifacts.loadRelease()).toBeNull()
     await storage.forget()
   })
+
+  it('hands no first lists over for pools without their items (JSON, an older release): the catalogue first', async () => {
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const decoded = decodePools(files.get(path.basename(manifest.pools.url))!)
+    if (!decoded.ok) throw new Error(decoded.error)
+    const json = new TextEncoder().encode(JSON.stringify(decoded.value.pools))
+    const digest = await crypto.subtle.digest('SHA-256', json)
+    const sha = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+    files.set('old.pools.json', json)
+    const old = {
+      ...manifest,
+      pools: { url: 'old.pools.json', sha256: sha, bytes: json.byteLength },
+    }
+    files.set('old.json', new TextEncoder().encode(JSON.stringify(old)))
+    const storage = await freshStorage()
+    const early: string[] = []
+    const release = await syncRelease(
+      new URL('http://127.0.0.1/artifacts/old.json'),
+      storage,
+      createFetch().fetcher,
+      { onFirstLists: () => early.push('first'), onShop: () => early.push('shop') },
+    )
+    expect(early).toEqual(['shop'])
+    expect(release.pools.trending).toEqual(decoded.value.pools.trending)
+    await storage.forget()
+  })
 })
