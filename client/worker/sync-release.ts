@@ -159,12 +159,6 @@ function sameItem(a: DeviceCatalogueItem, b: DeviceCatalogueItem): boolean {
   )
 }
 
-/** The catalogue, pools and rules of `manifest` from their verified bytes, in that order. */
-export function decodeShop(manifest: ModelManifest, bytes: Uint8Array[]): ShopArtifacts {
-  const [catalogue, pools, rules] = bytes
-  return withCatalogue(decodeFirstLists(manifest, pools!, rules!), catalogue!)
-}
-
 /** The current release: the stored one if it is still current, else a verified download. */
 export async function syncRelease(
   manifestUrl: URL,
