@@ -188,6 +188,8 @@ export function createWorkerRuntime(
       })
     running = { manifestUrl, release, model, recommender, coVisitation, part: modelPart }
     early = null
+    // Who still waits for early lists has its answer from ready() (serving's race).
+    waiting = []
     watchDeviceLoss(loaded.probe.backend, model)
     return running
   }
