@@ -41,6 +41,22 @@ function precompress(): Plugin {
   }
 }
 
+type ModuleInfoOf = (id: string) => { importedIds: readonly string[] } | null
+let statics: Set<string> | null = null
+
+/** The worker entry and every module it imports statically (computed once per build). */
+function workerStatics(getModuleInfo: ModuleInfoOf): Set<string> {
+  if (statics) return statics
+  const seen = new Set<string>()
+  const visit = (id: string) => {
+    if (seen.has(id)) return
+    seen.add(id)
+    for (const next of getModuleInfo(id)?.importedIds ?? []) visit(next)
+  }
+  visit(path.join(root, 'client/worker/worker.ts'))
+  return (statics = seen)
+}
+
 export default defineConfig({
   root: path.join(root, 'client/demo'),
   publicDir: path.join(root, 'public'),
@@ -63,6 +79,12 @@ export default defineConfig({
       // The tag calls the pools module's export.
       preserveEntrySignatures: 'exports-only',
       output: {
+        // The worker's entry is one file: a module worker fetches a chunk it imports only after
+        // parsing its importer, a round trip each on a slow link before the first list. What
+        // the entry imports statically stays in it (the pools module and the demo import it from
+        // there); what it imports on demand (model-part.ts, backends) stays apart.
+        manualChunks: (id, { getModuleInfo }) =>
+          workerStatics(getModuleInfo).has(id) ? 'pocketrec-worker' : undefined,
         entryFileNames: (chunk) =>
           chunk.name.startsWith('pocketrec-') ? `${chunk.name}.js` : 'assets/[name]-[hash].js',
       },

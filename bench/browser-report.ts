@@ -87,7 +87,8 @@ export function sizeTable(
     '| --- | ---: | ---: |',
     `| loader dist/pocketrec.js | ${kb(bundles.loader.bytes)} | ${kb(bundles.loader.gzipBytes)} |`,
     `| widgets dist/pocketrec-widgets.js (once a widget has items) | ${kb(bundles.widgets.bytes)} | ${kb(bundles.widgets.gzipBytes)} |`,
-    `| worker JS (pocketrec-worker.js + static imports; tfjs-core, cpu backend) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
+    `| worker entry (pocketrec-worker.js + static imports; what a first list waits for, no TF.js) | ${kb(bundles.worker.bytes)} | ${kb(bundles.worker.gzipBytes)} |`,
+    `| worker: model part (imported after the first lists; tfjs-core, cpu backend, model, training) | ${kb(bundles.modelPart.bytes)} | ${kb(bundles.modelPart.gzipBytes)} |`,
     ...Object.entries(bundles.lazyBackends).map(
       ([name, b]) =>
         `| worker: ${name} backend (loaded on demand) | ${kb(b.bytes)} | ${kb(b.gzipBytes)} |`,
@@ -105,11 +106,12 @@ export function networkTable(n: NetworkVisitResult): string {
   const b = (v: number | undefined) => (v ?? 0).toLocaleString('en')
   const s = (ms: number) => (ms / 1000).toFixed(1)
   return [
-    `Slow link, emulated by the bench's server for every response (the worker's too): ${b(n.link.bytesPerSecond)} bytes/s shared downlink, ${n.link.rttMs} ms before each response. Bytes: response bodies as sent (brotli or gzip where Chromium asks for it).`,
+    `Slow link, emulated by Chromium (DevTools Network.emulateNetworkConditions; the worker's fetches are slowed too): ${b(n.link.bytesPerSecond)} bytes/s downlink, ${n.link.rttMs} ms latency per request, uploads not slowed. Bytes: response bodies as sent (brotli or gzip where Chromium asks for it).`,
     '',
     '| | first visit (fresh profile) | repeat visit (reload) |',
     '| --- | ---: | ---: |',
     `| navigation → first for-you list, s (served from) | ${s(n.first.firstListMs)} (${n.first.firstListFrom}) | ${s(n.repeat.firstListMs)} (${n.repeat.firstListFrom}) |`,
+    `| consent (in the page's head) → first for-you list, s | ${s(n.first.firstListMs - n.first.consentMs)} | ${s(n.repeat.firstListMs - n.repeat.consentMs)} |`,
     `| navigation → lists from the model, s | ${s(n.first.personalisedMs)} | ${s(n.repeat.personalisedMs)} |`,
     `| a viewed product's frequently-bought list, s | ${s(n.first.productListMs)} | ${s(n.repeat.productListMs)} |`,
     ...kinds.map((k) => `| ${k}, bytes | ${b(n.first.bytes[k])} | ${b(n.repeat.bytes[k])} |`),

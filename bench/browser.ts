@@ -176,7 +176,11 @@ async function gzipSize(file: string): Promise<{ bytes: number; gzipBytes: numbe
   return { bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length }
 }
 
-/** Loader, worker entry (with everything it imports statically) and each lazily loaded backend. */
+/**
+ * Loader, worker entry (with everything it imports statically: what a first list waits for), the
+ * model part it imports once the first lists are served (TF.js, the model, training), and each
+ * backend loaded on demand beyond those.
+ */
 export async function measureBundles(
   distDir: string,
   chunks: Awaited<ReturnType<typeof buildDist>>,
@@ -203,17 +207,22 @@ export async function measureBundles(
     return { bytes, gzipBytes }
   }
   const worker = closure('pocketrec-worker.js', new Set())
+  const dynamics = [...worker].flatMap((file) => byFile.get(file)?.dynamicImports ?? [])
+  const partFile = dynamics.find((file) =>
+    byFile.get(file)?.moduleIds.some((id) => id.endsWith('client/worker/model-part.ts')),
+  )
+  if (!partFile) throw new Error('expected the worker to import client/worker/model-part.ts lazily')
+  const part = closure(partFile, worker)
   const lazy: Record<string, { files: string[]; bytes: number; gzipBytes: number }> = {}
-  for (const file of worker) {
-    for (const dynamic of byFile.get(file)?.dynamicImports ?? []) {
-      const files = [...closure(dynamic, worker)]
-      const ids = files.flatMap((f) => byFile.get(f)?.moduleIds ?? [])
-      const name =
-        ['webgpu', 'webgl', 'wasm'].find((b) =>
-          ids.some((id) => id.includes(`tfjs-backend-${b}`)),
-        ) ?? dynamic
-      lazy[name] = { files, ...(await sum(files)) }
-    }
+  for (const dynamic of new Set(dynamics)) {
+    // The model part, and what it imports too (the weights codec): counted in it.
+    const files = [...closure(dynamic, new Set([...worker, ...part]))]
+    if (files.length === 0) continue
+    const ids = files.flatMap((f) => byFile.get(f)?.moduleIds ?? [])
+    const name =
+      ['webgpu', 'webgl', 'wasm'].find((b) => ids.some((id) => id.includes(`tfjs-backend-${b}`))) ??
+      dynamic
+    lazy[name] = { files, ...(await sum(files)) }
   }
   const wasm: Record<string, { bytes: number; gzipBytes: number }> = {}
   for (const file of (await readdir(distDir)).filter((f) => f.endsWith('.wasm'))) {
@@ -223,6 +232,7 @@ export async function measureBundles(
     loader: await gzipSize(path.join(distDir, 'pocketrec.js')),
     widgets: await gzipSize(path.join(distDir, 'pocketrec-widgets.js')),
     worker: { files: [...worker], ...(await sum(worker)) },
+    modelPart: { files: [...part], ...(await sum(part)) },
     lazyBackends: lazy,
     wasm,
   }

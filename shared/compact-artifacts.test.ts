@@ -9,6 +9,7 @@ import {
 } from './compact-artifacts'
 import type { CandidatePools, Catalogue } from './protocol'
 import { withoutDates } from '../test/fixtures/read-artifact'
+import { ByteWriter } from './byte-columns'
 
 const catalogue = (): Catalogue => ({
   type: 'pocketrec-catalogue',
@@ -127,22 +128,80 @@ describe('the compact catalogue', () => {
   })
 })
 
+/** Pools bytes as a given layout writes them: `items` (layout 2 only) as written, strays too. */
+function poolsLayout(version: number, p: CandidatePools, items: Catalogue['items'] | null) {
+  const w = new ByteWriter()
+  w.ascii('PRP1')
+  w.u32(version)
+  w.list(p.trending)
+  w.list(p.popular)
+  w.list(p.new)
+  w.strings(Object.keys(p.byCategory))
+  for (const list of Object.values(p.byCategory)) w.list(list)
+  const head = w.finish()
+  // The catalogue's columns after its 8-byte header are the items block.
+  const block = items ? encodeCatalogue({ type: 'pocketrec-catalogue', items }).subarray(8) : []
+  return Uint8Array.from([...head, ...block])
+}
+
 describe('the compact pools', () => {
   it('decode to the ranked pools, categories as own properties, co-visitation empty', () => {
     const p = pools()
-    const decoded = decodePools(encodePools({ ...p, coVisitation: { '0': [1] } }), { nItems: 3 })
-    expect(decoded).toEqual({ ok: true, value: p })
-    expect(decoded.ok && Object.hasOwn(decoded.value.byCategory, '__proto__')).toBe(true)
+    const bytes = encodePools({ ...p, coVisitation: { '0': [1] } }, catalogue())
+    const decoded = decodePools(bytes, { nItems: 3 })
+    expect(decoded.ok && decoded.value.pools).toEqual(p)
+    expect(decoded.ok && Object.hasOwn(decoded.value.pools.byCategory, '__proto__')).toBe(true)
+  })
+
+  it("carry the catalogue's entries of the items trending, popular and new list, and only those", () => {
+    // Item 1 is only in a category pool; item 7 is listed but not in the catalogue.
+    const p = { ...pools(), trending: [2, 7], popular: [0], new: [] }
+    const decoded = decodePools(encodePools(p, catalogue()), { nItems: 8 })
+    const c = withoutDates(catalogue())
+    expect(decoded.ok && decoded.value.items).toEqual({
+      type: 'pocketrec-catalogue',
+      items: [c.items[0], c.items[2]],
+    })
+  })
+
+  it('read layout 1 (no items) and JSON without items, and refuse other layouts', () => {
+    const p = pools()
+    expect(decodePools(poolsLayout(1, p, null))).toEqual({
+      ok: true,
+      value: { pools: p, items: null },
+    })
+    const json = new TextEncoder().encode(JSON.stringify(p))
+    expect(decodePools(json)).toEqual({ ok: true, value: { pools: p, items: null } })
+    expect(refusal(decodePools(poolsLayout(3, p, null)))).toBe(
+      'pools: expected layout version 1 or 2, got 3',
+    )
+  })
+
+  it("refuse first-list items the lists do not name, and the catalogue's own refusals", () => {
+    const p = { ...pools(), trending: [2], popular: [0], new: [] }
+    const [first, stray, other] = catalogue().items
+    expect(refusal(decodePools(poolsLayout(2, p, [first!, stray!, other!])))).toBe(
+      'pools: expected first-list items from trending, popular or new, got item 1 ("p-2")',
+    )
+    const twice = [first!, { ...other!, id: first!.id }]
+    expect(refusal(decodePools(poolsLayout(2, p, twice)))).toMatch(
+      /^pools' first-list catalogue: expected unique product ids/,
+    )
+    expect(refusal(decodePools(encodePools(p, catalogue()), { nItems: 2 }))).toMatch(
+      /^pools: expected trending\[0\] to be an integer in 0..1/,
+    )
   })
 
   it('refuse every truncation, and an item past the model', () => {
-    const bytes = encodePools(pools())
+    const bytes = encodePools(pools(), catalogue())
     for (let length = 0; length < bytes.byteLength; length++) {
       expect(decodePools(bytes.subarray(0, length)).ok, `truncated to ${length}`).toBe(false)
     }
     expect(refusal(decodePools(bytes, { nItems: 2 }))).toBe(
       'pools: expected trending[0] to be an integer in 0..1, got number 2',
     )
+    const longer = Uint8Array.from([...bytes, 0])
+    expect(refusal(decodePools(longer))).toMatch(/^pools: /)
   })
 })
 

@@ -20,12 +20,19 @@ export const POOLS_MAGIC = 'PRP1'
 export const CO_VISITATION_MAGIC = 'PRV1'
 /** The layout version after each magic; a device refuses any other. */
 const LAYOUT_VERSION = 1
+/** The pools' layout: 2 adds the first-list items; devices still read 1 (no items). */
+const POOLS_LAYOUT_VERSION = 2
 const L = ARTIFACT_LIMITS
 
 /** The devices' columns of a catalogue: `addedAt` stays on the server (P2b). */
 export function encodeCatalogue(catalogue: DeviceCatalogue): Uint8Array {
-  const items = catalogue.items
-  const w = header(CATALOGUE_MAGIC)
+  const w = header(CATALOGUE_MAGIC, LAYOUT_VERSION)
+  writeItems(w, catalogue.items)
+  return w.finish()
+}
+
+/** The catalogue's columns (also the pools' first-list items, layout 2). */
+function writeItems(w: ByteWriter, items: readonly DeviceCatalogueItem[]): void {
   w.u32(items.length)
   const inOrder = items.every((item, i) => item.index === i)
   w.u8(inOrder ? 0 : 1)
@@ -56,7 +63,6 @@ export function encodeCatalogue(catalogue: DeviceCatalogue): Uint8Array {
   const withImages = images.some((url) => url !== '')
   w.u8(withImages ? 1 : 0)
   if (withImages) w.strings(images)
-  return w.finish()
 }
 
 /** The devices' catalogue; the JSON form of an older release decodes too (with its dates). */
@@ -68,69 +74,98 @@ export function decodeCatalogue(
     return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
       validateCatalogue(raw, { ...bound, withoutDates: true }),
     )
-  const read = decode('catalogue', bytes, CATALOGUE_MAGIC, (r) => {
-    const n = r.count('items', L.maxItems)
-    const mode = r.u8('index mode')
-    if (mode > 1) throw new LayoutError(`expected index mode 0 or 1, got ${mode}`)
-    const indices = mode === 0 ? null : r.u32s(n, 'indices')
-    const ids = r.strings('ids', n)
-    const names = r.strings('names', n)
-    const categories = readLabels(r, 'categories', n)
-    const brands = readLabels(r, 'brands', n)
-    const priceMode = r.u8('price mode')
-    if (priceMode > 1) throw new LayoutError(`expected price mode 0 or 1, got ${priceMode}`)
-    const prices =
-      priceMode === 0 ? Array.from(r.u32s(n, 'prices'), (c) => c / 100) : r.f64s(n, 'prices')
-    const stock = r.u8s(Math.ceil(n / 8), 'stock bits')
-    const imageMode = r.u8('image mode')
-    if (imageMode > 1) throw new LayoutError(`expected image mode 0 or 1, got ${imageMode}`)
-    const images = imageMode === 1 ? r.strings('image URLs', n) : null
+  const read = decode('catalogue', bytes, CATALOGUE_MAGIC, [LAYOUT_VERSION], (r) => {
+    const items = readItems(r)
     r.end('catalogue')
-    if (images && images.length !== n) {
-      throw new LayoutError(`expected ${n} image URLs, got ${images.length}`)
-    }
-    if (ids.length !== n || names.length !== n) {
-      throw new LayoutError(`expected ${n} ids and names, got ${ids.length} and ${names.length}`)
-    }
-    const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(n)
-    for (let i = 0; i < n; i++) {
-      items[i] = {
-        id: ids[i]!,
-        index: indices ? indices[i]! : i,
-        name: names[i]!,
-        category: categories[i]!,
-        brand: brands[i]!,
-        price: prices[i]!,
-        inStock: (stock[i >> 3]! & (1 << (i & 7))) !== 0,
-      }
-      if (images && images[i] !== '') items[i]!.imageUrl = images[i]!
-    }
-    return { type: 'pocketrec-catalogue', items }
+    return { type: 'pocketrec-catalogue' as const, items }
   })
   return read.ok ? validateCatalogue(read.value, { ...bound, withoutDates: true }) : read
 }
 
+/** The columns writeItems wrote, as items (checked by validateCatalogue after). */
+function readItems(r: ByteReader): DeviceCatalogueItem[] {
+  const n = r.count('items', L.maxItems)
+  const mode = r.u8('index mode')
+  if (mode > 1) throw new LayoutError(`expected index mode 0 or 1, got ${mode}`)
+  const indices = mode === 0 ? null : r.u32s(n, 'indices')
+  const ids = r.strings('ids', n)
+  const names = r.strings('names', n)
+  const categories = readLabels(r, 'categories', n)
+  const brands = readLabels(r, 'brands', n)
+  const priceMode = r.u8('price mode')
+  if (priceMode > 1) throw new LayoutError(`expected price mode 0 or 1, got ${priceMode}`)
+  const prices =
+    priceMode === 0 ? Array.from(r.u32s(n, 'prices'), (c) => c / 100) : r.f64s(n, 'prices')
+  const stock = r.u8s(Math.ceil(n / 8), 'stock bits')
+  const imageMode = r.u8('image mode')
+  if (imageMode > 1) throw new LayoutError(`expected image mode 0 or 1, got ${imageMode}`)
+  const images = imageMode === 1 ? r.strings('image URLs', n) : null
+  if (images && images.length !== n) {
+    throw new LayoutError(`expected ${n} image URLs, got ${images.length}`)
+  }
+  if (ids.length !== n || names.length !== n) {
+    throw new LayoutError(`expected ${n} ids and names, got ${ids.length} and ${names.length}`)
+  }
+  const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(n)
+  for (let i = 0; i < n; i++) {
+    items[i] = {
+      id: ids[i]!,
+      index: indices ? indices[i]! : i,
+      name: names[i]!,
+      category: categories[i]!,
+      brand: brands[i]!,
+      price: prices[i]!,
+      inStock: (stock[i >> 3]! & (1 << (i & 7))) !== 0,
+    }
+    if (images && images[i] !== '') items[i]!.imageUrl = images[i]!
+  }
+  return items
+}
+
 /**
- * The pools without co-visitation (which travels in shards, below): the three ranked lists and
- * one list per category.
+ * The pools as devices download them, with what a first visit's first list needs (layout 2):
+ * the catalogue entries of the items trending, popular and new list, so that list is served
+ * before the catalogue arrives. `items` is null for pools without them (layout 1, JSON).
  */
-export function encodePools(pools: CandidatePools): Uint8Array {
-  const w = header(POOLS_MAGIC)
+export interface PoolsArtifact {
+  pools: CandidatePools
+  items: DeviceCatalogue | null
+}
+
+/** The items of `pools` a first list may show: trending, popular and new. */
+export function firstListIndices(pools: Pick<CandidatePools, 'trending' | 'popular' | 'new'>) {
+  return new Set([...pools.trending, ...pools.popular, ...pools.new])
+}
+
+/**
+ * The pools without co-visitation (which travels in shards, below): the three ranked lists, one
+ * list per category, then `catalogue`'s entries of the items the three ranked lists name
+ * (firstListIndices), in catalogue order; pool items the catalogue lacks are never shown anyway.
+ */
+export function encodePools(pools: CandidatePools, catalogue: DeviceCatalogue): Uint8Array {
+  const w = header(POOLS_MAGIC, POOLS_LAYOUT_VERSION)
   w.list(pools.trending)
   w.list(pools.popular)
   w.list(pools.new)
   const categories = Object.keys(pools.byCategory)
   w.strings(categories)
   for (const name of categories) w.list(pools.byCategory[name]!)
+  const first = firstListIndices(pools)
+  writeItems(
+    w,
+    catalogue.items.filter((item) => first.has(item.index)),
+  )
   return w.finish()
 }
 
-export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validation<CandidatePools> {
-  if (bytes[0] === 0x7b)
-    return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
+export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validation<PoolsArtifact> {
+  if (bytes[0] === 0x7b) {
+    const json = parseArtifact(new TextDecoder().decode(bytes), (raw) =>
       validateCandidatePools(raw, bound),
     )
-  const read = decode('pools', bytes, POOLS_MAGIC, (r) => {
+    return json.ok ? { ok: true, value: { pools: json.value, items: null } } : json
+  }
+  const read = decode('pools', bytes, POOLS_MAGIC, [1, POOLS_LAYOUT_VERSION], (r, version) => {
     const trending = r.list('trending', L.maxPoolLength)
     const popular = r.list('popular', L.maxPoolLength)
     const fresh = r.list('new', L.maxPoolLength)
@@ -142,6 +177,7 @@ export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validati
         throw new LayoutError(`expected distinct categories, got ${JSON.stringify(name)} twice`)
       byCategory.set(name, r.list(`byCategory[${JSON.stringify(name)}]`, L.maxPoolLength))
     }
+    const items = version === 1 ? null : readItems(r)
     r.end('pools')
     const pools: CandidatePools = {
       type: 'pocketrec-pools',
@@ -151,9 +187,24 @@ export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validati
       byCategory: Object.fromEntries(byCategory),
       coVisitation: {},
     }
-    return pools
+    return { pools, items }
   })
-  return read.ok ? validateCandidatePools(read.value, bound) : read
+  if (!read.ok) return read
+  const pools = validateCandidatePools(read.value.pools, bound)
+  if (!pools.ok) return pools
+  if (read.value.items === null) return { ok: true, value: { pools: pools.value, items: null } }
+  const items = validateCatalogue(
+    { type: 'pocketrec-catalogue', items: read.value.items },
+    { ...bound, withoutDates: true },
+  )
+  if (!items.ok) return { ok: false, error: `pools' first-list ${items.error}` }
+  const first = firstListIndices(pools.value)
+  const stray = items.value.items.find((item) => !first.has(item.index))
+  if (stray) {
+    const error = `pools: expected first-list items from trending, popular or new, got item ${stray.index} ("${stray.id}")`
+    return { ok: false, error }
+  }
+  return { ok: true, value: { pools: pools.value, items: items.value } }
 }
 
 /** Items `first`..`first + lists.length - 1`'s co-visited neighbours, best first. */
@@ -163,7 +214,7 @@ export interface CoVisitationShard {
 }
 
 export function encodeCoVisitationShard(shard: CoVisitationShard): Uint8Array {
-  const w = header(CO_VISITATION_MAGIC)
+  const w = header(CO_VISITATION_MAGIC, LAYOUT_VERSION)
   w.u32(shard.first)
   w.u32(shard.lists.length)
   w.u16s(shard.lists.map((list) => list.length))
@@ -175,7 +226,7 @@ export function decodeCoVisitationShard(
   bytes: Uint8Array,
   bound: IndexBound = {},
 ): Validation<CoVisitationShard> {
-  const read = decode('co-visitation shard', bytes, CO_VISITATION_MAGIC, (r) => {
+  const read = decode('co-visitation shard', bytes, CO_VISITATION_MAGIC, [LAYOUT_VERSION], (r) => {
     const first = r.u32('first item')
     const n = r.count('items', L.maxItems)
     const lengths = r.u16s(n, 'list lengths')
@@ -208,10 +259,10 @@ export function decodeCoVisitationShard(
 
 // ---------------------------------------------------------------------------------------------
 
-function header(magic: string): ByteWriter {
+function header(magic: string, version: number): ByteWriter {
   const w = new ByteWriter()
   w.ascii(magic)
-  w.u32(LAYOUT_VERSION)
+  w.u32(version)
   return w
 }
 
@@ -220,7 +271,8 @@ function decode<T>(
   what: string,
   bytes: Uint8Array,
   magic: string,
-  body: (r: ByteReader) => T,
+  versions: readonly number[],
+  body: (r: ByteReader, version: number) => T,
 ): Validation<T> {
   try {
     const r = new ByteReader(bytes)
@@ -228,9 +280,9 @@ function decode<T>(
     if (seen !== magic)
       throw new LayoutError(`expected the ${magic} magic (or JSON), got ${JSON.stringify(seen)}`)
     const version = r.u32('layout version')
-    if (version !== LAYOUT_VERSION)
-      throw new LayoutError(`expected layout version ${LAYOUT_VERSION}, got ${version}`)
-    return { ok: true, value: body(r) }
+    if (!versions.includes(version))
+      throw new LayoutError(`expected layout version ${versions.join(' or ')}, got ${version}`)
+    return { ok: true, value: body(r, version) }
   } catch (error) {
     if (error instanceof LayoutError) return { ok: false, error: `${what}: ${error.message}` }
     throw error

@@ -265,7 +265,7 @@ async function main() {
     bytes(manifest.pools.url),
   ])
   const catalogueFile = decoded(decodeCatalogue(catalogueBytes))
-  const poolsFile = decoded(decodePools(poolsBytes))
+  const poolsFile = decoded(decodePools(poolsBytes)).pools
   catalogue = catalogueFile.items
   byId = new Map(catalogue.map((item) => [item.id, item]))
   pools = poolsFile

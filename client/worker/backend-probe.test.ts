@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
-import { findWasmRefusal, probeBackends, selfTestGradient } from './backend-probe'
+import { findWasmRefusal } from './backend-names'
+import { probeBackends, selfTestGradient } from './backend-probe'
 
 // Node has cpu and wasm; the browser backends are exercised in test/browser.
 describe('probeBackends', () => {

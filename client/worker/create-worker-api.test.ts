@@ -82,7 +82,8 @@ describe('the worker API', () => {
     expect(warm.items.map((i) => i.productId)).not.toEqual(cold.items.map((i) => i.productId))
     const recent = await api.recommend({ scenario: 'recently-viewed', limit: 10 })
     expect(recent.items.map((i) => i.productId)).toEqual(productIds.slice(0, 3).reverse())
-    const status = await api.status()
+    // The lists above may come from the pools while the model loads: ready() waits for it.
+    const status = await api.ready()
     expect(status).toMatchObject({ consent: true, events: 3, sessions: 1, modelVersion: 'v1' })
     expect(['wasm', 'cpu']).toContain(status.backend)
     await api.forget()
@@ -198,6 +199,53 @@ describe('the worker API', () => {
     await expect.poll(async () => (await api.status()).lists, { timeout: 30_000 }).toBe('model')
     const personal = await api.recommend({ scenario: 'for-you', limit: 10 })
     expect(personal.modelVersion).toBe('v1')
+    await api.forget()
+  })
+
+  it('serves a cold first list from the pools alone, before the catalogue and the model, with their names and prices', async () => {
+    const hold = () => {
+      let resolve: () => void = () => {}
+      const promise = new Promise<void>((done) => (resolve = done))
+      return { promise, resolve }
+    }
+    const held = { catalogue: hold(), model: hold() }
+    const requested: string[] = []
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          const kind = path.basename(new URL(String(input)).pathname).split('.')[1] ?? ''
+          requested.push(kind)
+          if (kind === 'catalogue' || kind === 'model') await held[kind].promise
+          return environment().fetch!(input, init)
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    const first = await api.recommend({ scenario: 'for-you', limit: 10 })
+    expect(first.modelVersion).toBe('v1+pools')
+    expect(first.coldStart).toBe(true)
+    expect(first.items).toHaveLength(10)
+    // What the page shows is the catalogue's own entry of each item.
+    const byId = new Map(catalogue.items.map((item) => [item.id, item]))
+    for (const item of first.items) {
+      const entry = byId.get(item.productId)!
+      expect(item).toMatchObject({ name: entry.name, category: entry.category, price: entry.price })
+    }
+    expect(requested).not.toContain('model')
+    // A list for a product needs the catalogue: it waits for it, then comes from the pools.
+    let productList: string | null = null
+    const waiting = api
+      .recommend({ scenario: 'similar', productId: productIds[0], limit: 5 })
+      .then((list) => (productList = list.modelVersion))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(productList).toBeNull()
+    held.catalogue.resolve()
+    await waiting
+    expect(productList).toBe('v1+pools')
+    expect((await api.status()).lists).toBe('pools')
+    held.model.resolve()
+    await expect.poll(async () => (await api.status()).lists, { timeout: 30_000 }).toBe('model')
     await api.forget()
   })
 

@@ -12,7 +12,7 @@ import type { WorkerEnvironment } from './worker-environment'
 import { PocketrecError } from '../../shared/errors'
 import { createPageViews } from './recommend/page-views'
 import { InvalidRequestError } from './recommend/validate-request'
-import { BACKEND_NAMES, isBackendName } from './backend-probe'
+import { BACKEND_NAMES, isBackendName } from './backend-names'
 import { createWorkerRuntime } from './worker-runtime'
 import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
@@ -137,15 +137,15 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
 
     async recommend(request: RecommendRequest): Promise<RecommendResponse> {
       const store = requireConsent()
-      // The model's lists once it is in; before, on a first visit, the pools' (progressive start).
-      const rt = await runtime.serving()
-      const rules = 'release' in rt ? rt.release.rules : rt.rules
       const session = await store.events.currentSession()
+      const sessionProductIds = session?.productIds ?? []
+      // The model's lists once it is in; before, on a first visit, the pools' (progressive start).
+      const rt = await runtime.serving(request, sessionProductIds.length)
+      const rules = 'release' in rt ? rt.release.rules : rt.rules
       const days = rules.excludePurchasedDays
       const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
       // The store answers newest first; the recommender reads every list oldest first.
       const recentlyViewed = (await store.events.recentlyViewed(20)).reverse()
-      const sessionProductIds = session?.productIds ?? []
       // Co-visitation of the items this list can start from (the product on screen, the
       // session, the recently viewed), fetched in shards the first time one is needed.
       const named = [request?.productId, ...sessionProductIds, ...recentlyViewed]

@@ -92,6 +92,35 @@ describe('the pools-only recommender', () => {
     expect(neighbours).toContain(catalogue.items.find((i) => i.id === first.productId)!.index)
   })
 
+  it('serves the first trending list from the pools alone; a product list waits for the catalogue', async () => {
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holding = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      if (String(input).includes('.catalogue.')) await held
+      return serve(input, init)
+    }) as typeof fetch
+    const api = createPoolsOnlyApiWith(why, { fetch: holding })
+    await api.init(config)
+    await api.setConsent(true)
+    const list = await api.recommend({ scenario: 'trending', limit: 5 })
+    const byId = new Map(catalogue.items.map((item) => [item.id, item]))
+    expect(list.items).toHaveLength(5)
+    for (const item of list.items) {
+      expect(item).toMatchObject({ name: byId.get(item.productId)!.name })
+      expect(item.price).toBe(byId.get(item.productId)!.price)
+    }
+    let similar: string | null = null
+    const product = list.items[0]!.productId
+    const waiting = api
+      .recommend({ scenario: 'similar', productId: product, limit: 3 })
+      .then((answer) => (similar = answer.modelVersion))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(similar).toBeNull()
+    release()
+    await waiting
+    expect(similar).toBe('v1+pools')
+  })
+
   it('stores nothing: track is rejected and says why', async () => {
     const api = createPoolsOnlyApiWith(why, { fetch: serve })
     await api.init(config)

@@ -1,16 +1,21 @@
 // The recommender for a page that lets no worker start (CSP worker-src): it runs on the page's
-// own thread, so it runs no model and loads no tfjs or WebAssembly. It fetches the pools, the
-// catalogue and the rules (verified like every artifact) and answers with the lists a first visit
-// gets before its model arrives (recommend/pools-only.ts), co-visitation shards fetched as needed;
-// it stores nothing, and status().error says why it is all there is.
+// own thread, so it runs no model and loads no tfjs or WebAssembly. It fetches the pools and the
+// rules, then the catalogue (verified like every artifact), and answers with the lists a first
+// visit gets before its model arrives (recommend/pools-only.ts), the first ones from the pools
+// alone (P2c), co-visitation shards fetched as needed; it stores nothing, and status().error says
+// why it is all there is.
 // Built on its own (`pocketrec-pools.js`), a few KB, imported by the tag only when it needs it.
 import type { StatusError, WorkerStatus } from '../../shared/protocol'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
 import { createCoVisitationLoader, type CoVisitationLoader } from './co-visitation-shards'
 import { explainFetchFailures, type ViolationScope } from './fetch-failure'
-import { createPoolsRecommender, type PoolsRecommender } from './recommend/pools-only'
+import {
+  answersFromFirstItems,
+  createPoolsRecommender,
+  type PoolsRecommender,
+} from './recommend/pools-only'
 import { InvalidRequestError } from './recommend/validate-request'
-import { decodeShop, fetchArtifact, fetchManifest } from './sync-release'
+import { decodeFirstLists, fetchArtifact, fetchManifest, withCatalogue } from './sync-release'
 import { PocketrecError } from '../../shared/errors'
 
 /** Every database the worker creates starts with this (client/worker/storage). */
@@ -19,6 +24,12 @@ interface PoolsRelease {
   version: string
   recommender: PoolsRecommender
   coVisitation: CoVisitationLoader
+}
+
+/** The release as it arrives: `first` answers what answersFromFirstItems allows, `full` all. */
+interface Loading {
+  first: Promise<PoolsRelease>
+  full: Promise<PoolsRelease>
 }
 
 /** Nothing is stored in this mode: every list is for a shopper without a history. */
@@ -83,15 +94,17 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
   const http = explainFetchFailures(env.policyEvents)(env.fetch ?? fetch.bind(globalThis))
   let config: WorkerConfig | null = null
   let consent = false
-  let loading: Promise<PoolsRelease> | null = null
+  let loading: Loading | null = null
   let release: PoolsRelease | null = null
   let failure: StatusError | null = null
 
-  function load(): Promise<PoolsRelease> {
-    if (!config) throw new InvalidRequestError('E_CONFIG', 'expected init() before use')
-    const page = globalThis.location?.href
-    const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
-    loading ??= fetchPoolsRelease(manifestUrl, http).then(
+  function start(manifestUrl: URL): Loading {
+    let announce: (first: PoolsRelease) => void = () => {}
+    const first = new Promise<PoolsRelease>((resolve) => (announce = resolve))
+    const full = fetchPoolsRelease(manifestUrl, http, (lists) => {
+      release ??= lists
+      announce(lists)
+    }).then(
       (loaded) => {
         failure = null
         return (release = loaded)
@@ -105,7 +118,20 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
         throw error
       },
     )
-    return loading
+    const firstOrFull = Promise.race([first, full])
+    // Its failure is full's, reported through status() and the calls that wait for it.
+    firstOrFull.catch(() => {})
+    return { first: firstOrFull, full }
+  }
+
+  /** The release, as far as `request` needs it (all of it when there is no request). */
+  function load(request?: Parameters<PocketrecWorkerApi['recommend']>[0]): Promise<PoolsRelease> {
+    if (!config) throw new InvalidRequestError('E_CONFIG', 'expected init() before use')
+    const page = globalThis.location?.href
+    const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
+    loading ??= start(manifestUrl)
+    // Nothing is stored in this mode: every list is for a shopper without a session.
+    return request && answersFromFirstItems(request, 0) ? loading.first : loading.full
   }
 
   function requireConsent(): void {
@@ -135,7 +161,7 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
     },
     async recommend(request) {
       requireConsent()
-      const loaded = await load()
+      const loaded = await load(request)
       const product = typeof request?.productId === 'string' ? request.productId : undefined
       const index = product === undefined ? undefined : loaded.recommender.indexOf(product)
       if (index !== undefined) await loaded.coVisitation.ensure([index])
@@ -178,18 +204,33 @@ export function createPoolsOnlyApiWith(why: StatusError, env: PoolsOnlyEnv): Poc
   return api
 }
 
-/** The manifest, then the catalogue, pools and rules it names; never the model. */
-async function fetchPoolsRelease(manifestUrl: URL, http: typeof fetch): Promise<PoolsRelease> {
+/**
+ * The manifest, the pools and rules it names (handed to `onFirst` when the pools carry their
+ * first-list items, P2c), then its catalogue; never the model.
+ */
+async function fetchPoolsRelease(
+  manifestUrl: URL,
+  http: typeof fetch,
+  onFirst: (first: PoolsRelease) => void,
+): Promise<PoolsRelease> {
   const manifest = await fetchManifest(manifestUrl, http)
-  const bytes = await Promise.all(
-    [manifest.catalogue, manifest.pools, manifest.rules].map((ref) =>
-      fetchArtifact(ref, manifestUrl, http),
-    ),
+  const version = manifest.version
+  const [pools, rules] = await Promise.all(
+    [manifest.pools, manifest.rules].map((ref) => fetchArtifact(ref, manifestUrl, http)),
   )
-  const shop = decodeShop(manifest, bytes)
+  const first = decodeFirstLists(manifest, pools!, rules!)
+  if (first.items) {
+    onFirst({
+      version,
+      recommender: createPoolsRecommender({ ...first, catalogue: first.items, version }),
+      // Only lists without anchors are served before the catalogue: no shard is needed.
+      coVisitation: { ensure: async () => {}, loaded: () => 0 },
+    })
+  }
+  const shop = withCatalogue(first, await fetchArtifact(manifest.catalogue, manifestUrl, http))
   return {
-    version: manifest.version,
-    recommender: createPoolsRecommender({ ...shop, version: manifest.version }),
+    version,
+    recommender: createPoolsRecommender({ ...shop, version }),
     // Without the model its row count is unknown: rows past the catalogue are never shown.
     coVisitation: createCoVisitationLoader({
       shards: manifest.coVisitation,

@@ -5,7 +5,8 @@ import type { ModelManifest } from '../../shared/protocol'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { openStorage, type Storage } from './storage'
-import { syncRelease } from './sync-release'
+import { decodeCatalogue, decodePools, encodePools } from '../../shared/compact-artifacts'
+import { decodeFirstLists, syncRelease, withCatalogue } from './sync-release'
 
 const BASE = new URL('http://127.0.0.1/artifacts/manifest.json')
 let files: Map<string, Uint8Array>
@@ -46,34 +47,79 @@ describe('syncRelease', () => {
     await storage.forget()
   })
 
-  it('hands the shop artifacts over before the model on a first download only', async () => {
+  it('hands the first lists over before the catalogue, the shop before the model, on a first download only', async () => {
     const storage = await freshStorage()
     const order: string[] = []
     const counted = createFetch()
     const fetcher = (async (input: URL | RequestInfo, init?: RequestInit) => {
-      const response = await counted.fetcher(input, init)
       order.push(path.basename(new URL(String(input)).pathname).split('.')[1] ?? '')
-      return response
+      return counted.fetcher(input, init)
     }) as typeof fetch
     const early: string[] = []
-    await syncRelease(BASE, storage, fetcher, (shop) => {
-      early.push(shop.manifest.version)
-      // Handed over before the model was fetched: the early lists do not wait for it.
-      expect(order).not.toContain('model')
-      expect(shop.catalogue.items.length).toBe(2933)
+    await syncRelease(BASE, storage, fetcher, {
+      onFirstLists(first) {
+        early.push(`first ${first.manifest.version}`)
+        // Handed over before the catalogue was requested: the first list does not wait for it.
+        expect(order).not.toContain('catalogue')
+        expect(order).not.toContain('model')
+        // The catalogue's entries of every item trending, popular and new list, and no other.
+        const listed = new Set([
+          ...first.pools.trending,
+          ...first.pools.popular,
+          ...first.pools.new,
+        ])
+        expect(first.items.items.length).toBeGreaterThan(0)
+        expect(first.items.items.every((item) => listed.has(item.index))).toBe(true)
+      },
+      onShop(shop) {
+        early.push(`shop ${shop.manifest.version}`)
+        expect(order).not.toContain('model')
+        expect(shop.catalogue.items.length).toBe(2933)
+      },
     })
-    expect(early).toEqual(['v1'])
-    expect(order.at(-1)).toBe('model')
+    expect(early).toEqual(['first v1', 'shop v1'])
+    expect(order.slice(1)).toEqual(['pools', 'rules', 'catalogue', 'model'])
     // A device holding v1 that syncs v2 keeps waiting for the whole release.
     const manifest = JSON.parse(
       new TextDecoder().decode(files.get('manifest.json')),
     ) as ModelManifest
     files.set('next.json', new TextEncoder().encode(JSON.stringify({ ...manifest, version: 'v2' })))
     const next = new URL('http://127.0.0.1/artifacts/next.json')
-    const update = await syncRelease(next, storage, createFetch().fetcher, () => early.push('v2'))
+    const update = await syncRelease(next, storage, createFetch().fetcher, {
+      onFirstLists: () => early.push('v2'),
+      onShop: () => early.push('v2'),
+    })
     expect(update.manifest.version).toBe('v2')
-    expect(early).toEqual(['v1'])
+    expect(early).toEqual(['first v1', 'shop v1'])
     await storage.forget()
+  })
+
+  it("refuses a release whose pools' first-list items differ from its catalogue", async () => {
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const poolsName = path.basename(manifest.pools.url)
+    const catalogueName = path.basename(manifest.catalogue.url)
+    const decoded = decodePools(files.get(poolsName)!)
+    const catalogue = decodeCatalogue(files.get(catalogueName)!)
+    if (!decoded.ok || !catalogue.ok) throw new Error('expected the fixture to decode')
+    const first = decoded.value.pools.trending[0]!
+    // The pools written against a catalogue whose price of one first-list item differs.
+    const changed = {
+      ...catalogue.value,
+      items: catalogue.value.items.map((item) =>
+        item.index === first ? { ...item, price: item.price + 1 } : item,
+      ),
+    }
+    const wrong = encodePools(decoded.value.pools, changed)
+    const firstLists = decodeFirstLists(
+      manifest,
+      wrong,
+      files.get(path.basename(manifest.rules.url))!,
+    )
+    expect(() => withCatalogue(firstLists, files.get(catalogueName)!)).toThrow(
+      new RegExp(`expected the pools' first-list item ${first} .* to match the catalogue's entry`),
+    )
   })
 
   it('keeps each artifact as it arrives: after a failed model download only the model travels again', async () => {
@@ -158,6 +204,34 @@ describe('syncRelease', () => {
       name: 'ModelUnavailableError',
     })
     expect(await storage.artifacts.loadRelease()).toBeNull()
+    await storage.forget()
+  })
+
+  it('hands no first lists over for pools without their items (JSON, an older release): the catalogue first', async () => {
+    const manifest = JSON.parse(
+      new TextDecoder().decode(files.get('manifest.json')),
+    ) as ModelManifest
+    const decoded = decodePools(files.get(path.basename(manifest.pools.url))!)
+    if (!decoded.ok) throw new Error(decoded.error)
+    const json = new TextEncoder().encode(JSON.stringify(decoded.value.pools))
+    const digest = await crypto.subtle.digest('SHA-256', json)
+    const sha = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+    files.set('old.pools.json', json)
+    const old = {
+      ...manifest,
+      pools: { url: 'old.pools.json', sha256: sha, bytes: json.byteLength },
+    }
+    files.set('old.json', new TextEncoder().encode(JSON.stringify(old)))
+    const storage = await freshStorage()
+    const early: string[] = []
+    const release = await syncRelease(
+      new URL('http://127.0.0.1/artifacts/old.json'),
+      storage,
+      createFetch().fetcher,
+      { onFirstLists: () => early.push('first'), onShop: () => early.push('shop') },
+    )
+    expect(early).toEqual(['shop'])
+    expect(release.pools.trending).toEqual(decoded.value.pools.trending)
     await storage.forget()
   })
 })

@@ -11,8 +11,12 @@ import {
   validateRerankRules,
 } from '../../shared/artifacts'
 import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
-import type { ArtifactRef, ModelManifest } from '../../shared/protocol'
-import { decodeWeights } from '../../shared/weights-codec'
+import type {
+  ArtifactRef,
+  DeviceCatalogue,
+  DeviceCatalogueItem,
+  ModelManifest,
+} from '../../shared/protocol'
 import type { Release, Storage } from './storage'
 import { PocketrecError } from '../../shared/errors'
 
@@ -83,6 +87,23 @@ export function accept<T>(result: { ok: true; value: T } | { ok: false; error: s
 /** A release's catalogue, pools and rules, decoded before its model has arrived. */
 export type ShopArtifacts = Omit<Release, 'modelBytes'>
 
+/**
+ * A release's pools and rules, decoded before its catalogue has arrived: `items` holds the
+ * catalogue entries of the items trending, popular and new list (P2b), or null where the pools
+ * carry none (an older release), and then the first list waits for the catalogue.
+ */
+export interface FirstListArtifacts extends Omit<ShopArtifacts, 'catalogue'> {
+  items: DeviceCatalogue | null
+}
+
+/** What a first visit can serve before its model arrives, as each part arrives. */
+export interface EarlyArtifacts {
+  /** The pools and rules: a first list for a shopper without history (pools-only.ts). */
+  onFirstLists(first: FirstListArtifacts & { items: DeviceCatalogue }): void
+  /** The catalogue too: every list the pools can make. */
+  onShop(shop: ShopArtifacts): void
+}
+
 /** The current manifest, checked (ReleaseError when it is missing or malformed). */
 export async function fetchManifest(
   manifestUrl: URL,
@@ -94,18 +115,48 @@ export async function fetchManifest(
   return accept(parseArtifact(await response.text(), validateModelManifest))
 }
 
+/** The pools and rules of `manifest` from their verified bytes (P2b pools, JSON rules). */
+export function decodeFirstLists(
+  manifest: ModelManifest,
+  poolsBytes: Uint8Array,
+  rulesBytes: Uint8Array,
+): FirstListArtifacts {
+  const { pools, items } = accept(decodePools(poolsBytes))
+  const rules = accept(parseArtifact(new TextDecoder().decode(rulesBytes), validateRerankRules))
+  return { manifest, pools, items, rules }
+}
+
 /**
- * The catalogue, pools and rules of `manifest` from their verified bytes, before the model (whose
- * row count the catalogue is checked against later): the compact columns (P2b), or JSON.
+ * `first` with its catalogue, before the model (whose row count the catalogue is checked against
+ * later). The pools' first-list items must be the catalogue's own entries: a first list shows
+ * the same names and prices as every later one.
  */
-export function decodeShop(manifest: ModelManifest, bytes: Uint8Array[]): ShopArtifacts {
-  const [catalogue, pools, rules] = bytes
-  return {
-    manifest,
-    catalogue: accept(decodeCatalogue(catalogue!)),
-    pools: accept(decodePools(pools!)),
-    rules: accept(parseArtifact(new TextDecoder().decode(rules), validateRerankRules)),
+export function withCatalogue(first: FirstListArtifacts, bytes: Uint8Array): ShopArtifacts {
+  const catalogue = accept(decodeCatalogue(bytes))
+  if (first.items) {
+    const byIndex = new Map(catalogue.items.map((item) => [item.index, item]))
+    for (const item of first.items.items) {
+      const entry = byIndex.get(item.index)
+      if (!entry || !sameItem(item, entry)) {
+        throw new ReleaseError(
+          `expected the pools' first-list item ${item.index} ("${item.id}") to match the catalogue's entry, got ${entry ? `"${entry.id}" with other fields` : 'none'}`,
+        )
+      }
+    }
   }
+  return { manifest: first.manifest, catalogue, pools: first.pools, rules: first.rules }
+}
+
+function sameItem(a: DeviceCatalogueItem, b: DeviceCatalogueItem): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.category === b.category &&
+    a.brand === b.brand &&
+    a.price === b.price &&
+    a.inStock === b.inStock &&
+    a.imageUrl === b.imageUrl
+  )
 }
 
 /** The current release: the stored one if it is still current, else a verified download. */
@@ -113,36 +164,40 @@ export async function syncRelease(
   manifestUrl: URL,
   storage: Storage | null,
   fetcher: typeof fetch = fetch,
-  onShop?: (shop: ShopArtifacts) => void,
+  early?: EarlyArtifacts,
 ): Promise<Release> {
   const manifest = await fetchManifest(manifestUrl, fetcher)
   const stored = await storage?.artifacts.loadRelease()
   if (stored && stored.manifest.version === manifest.version) return stored
 
   // Each artifact is kept as it arrives: after a reload mid-download, only the rest travels.
-  // One failure does not cut the others short: what arrives is kept for the next try. The
-  // shop's artifacts come first and the model after them, so that first lists can be served
-  // from the pools (`onShop`) while the model, by far the largest, is on its way.
+  // One failure does not cut the others short: what arrives is kept for the next try. Smallest
+  // first, one after the other on a slow link: the pools and rules (a first list, `onFirstLists`),
+  // the catalogue (every list the pools make, `onShop`), and the model, by far the largest, last.
   const obtain = (ref: ArtifactRef) => obtainArtifact(ref, manifestUrl, storage, fetcher)
-  const shop = await Promise.allSettled(
-    [manifest.catalogue, manifest.pools, manifest.rules].map(obtain),
-  )
-  let early: ShopArtifacts | undefined
   // Only a first visit: a device that holds an older release waits for the new one whole
   // (it is no worse off than before), rather than fall back from a model to the pools.
-  if (onShop && !stored && shop.every((result) => result.status === 'fulfilled')) {
-    early = decodeShop(
-      manifest,
-      shop.map((result) => (result as PromiseFulfilledResult<Uint8Array>).value),
-    )
-    onShop(early)
+  const announce = stored ? undefined : early
+  const [pools, rules] = await Promise.allSettled([manifest.pools, manifest.rules].map(obtain))
+  let first: FirstListArtifacts | undefined
+  if (announce && pools.status === 'fulfilled' && rules.status === 'fulfilled') {
+    first = decodeFirstLists(manifest, pools.value, rules.value)
+    if (first.items) announce.onFirstLists({ ...first, items: first.items })
   }
-  const settled = [...(await Promise.allSettled([obtain(manifest.model)])), ...shop]
+  const [catalogue] = await Promise.allSettled([obtain(manifest.catalogue)])
+  let shop: ShopArtifacts | undefined
+  if (announce && first && catalogue.status === 'fulfilled') {
+    shop = withCatalogue(first, catalogue.value)
+    announce.onShop(shop)
+  }
+  const settled = [...(await Promise.allSettled([obtain(manifest.model)])), catalogue, pools, rules]
   const failed = settled.find((result) => result.status === 'rejected')
   if (failed) throw failed.reason
   const [modelBytes, catalogueBytes, poolsBytes, rulesBytes] = settled.map(
     (result) => (result as PromiseFulfilledResult<Uint8Array>).value,
   )
+  // The codec travels with the model, not with the first lists (worker.ts, model-part.ts).
+  const { decodeWeights } = await import('../../shared/weights-codec')
   const weights = decodeWeights(modelBytes!) // throws WeightsFormatError on bad bytes
   const nItems = Number(weights.meta.nItems)
   const release: Release = {
@@ -151,15 +206,13 @@ export async function syncRelease(
     // The compact columns (P2b), or JSON from an older release; what served the early lists is
     // checked against the model now and kept, so shards it fetched stay in place.
     catalogue: accept(
-      early
-        ? validateCatalogue(early.catalogue, { nItems, withoutDates: true })
+      shop
+        ? validateCatalogue(shop.catalogue, { nItems, withoutDates: true })
         : decodeCatalogue(catalogueBytes!, { nItems }),
     ),
-    pools: accept(
-      early
-        ? validateCandidatePools(early.pools, { nItems })
-        : decodePools(poolsBytes!, { nItems }),
-    ),
+    pools: shop
+      ? accept(validateCandidatePools(shop.pools, { nItems }))
+      : accept(decodePools(poolsBytes!, { nItems })).pools,
     rules: accept(parseArtifact(new TextDecoder().decode(rulesBytes), validateRerankRules)),
   }
   await storage?.artifacts.saveRelease(release)

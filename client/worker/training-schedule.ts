@@ -1,11 +1,9 @@
 // Local fine-tuning when the shopper pauses: each stored event restarts an idle timer; when it
 // fires, the recent sessions train the runtime's model in one tab at a time (training-lock.ts),
 // the tuned weights are kept in IndexedDB and the federated round (federated/round.ts) follows.
+// The training itself is the model part's (model-part.ts, loaded with the model: rt.part).
 import type { WorkerStatus } from '../../shared/protocol'
-import { encodeWeights } from '../../shared/weights-codec'
-import { exportModelWeights } from '../../model/model-weights'
 import type { FederatedRound } from './federated/round'
-import { createLocalTrainer } from './federated/train-local'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
 import type { Storage } from './storage'
 import type { Runtime } from './worker-runtime'
@@ -71,7 +69,7 @@ export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSche
       trainAbort = new AbortController()
       // The shop's tuned rate when its manifest has one (an absent key keeps the default).
       const tuned = rt.release.manifest.localTraining
-      const result = await createLocalTrainer(rt.model, { ...tuned }).train(sessions, {
+      const result = await rt.part.createLocalTrainer(rt.model, { ...tuned }).train(sessions, {
         signal: trainAbort.signal,
         onStep: (progress) => {
           training.steps += 1
@@ -83,7 +81,7 @@ export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSche
       training.state = 'idle'
       if (result.changed && deps.consented() === store) {
         rt.recommender.refresh()
-        const bytes = encodeWeights(await exportModelWeights(rt.model), { dtype: 'float16' })
+        const bytes = await rt.part.localWeightsBytes(rt.model)
         await store.artifacts.saveLocalWeights({
           baseVersion: rt.release.manifest.version,
           bytes,
@@ -92,7 +90,8 @@ export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSche
       }
       // Federated learning is best effort: a failure here never costs the shopper anything.
       const { manifestUrl, release } = rt
-      await deps.round.run({ manifestUrl, release, store, sessions }).catch(() => {})
+      const prepare = rt.part.prepareUpload
+      await deps.round.run({ manifestUrl, release, store, sessions, prepare }).catch(() => {})
     }
     training.state = 'waiting-for-lock'
     // Another tab holding the lock trains on the same database: this one need not.

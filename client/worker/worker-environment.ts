@@ -2,7 +2,7 @@
 // the backends it may load, how it fetches, its clock, its cross-tab lock and a device-loss watch.
 // The runtime, the training schedule and the federated round each read the part they need.
 import type { BackendName } from '../../shared/protocol'
-import type { BackendLoader } from './backend-probe'
+import type { BackendLoader } from './backend-names'
 import type { ViolationScope } from './fetch-failure'
 import type { TrainingLocks } from './federated/training-lock'
 

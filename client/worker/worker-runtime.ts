@@ -1,36 +1,36 @@
 // The worker's runtime: the release synced from the configured endpoint (sync-release.ts), the
 // backend chosen by measurement on this device (backend-probe.ts), and the model and recommender
 // built on them. It starts on first use; when the backend's device is lost, the work on the model
-// stops and the same release is loaded again on the next backend.
-import * as tf from '@tensorflow/tfjs-core'
+// stops and the same release is loaded again on the next backend. On a first visit the lists come
+// from the pools while the rest arrives (progressive start): the first ones from the pools' own
+// items, then from the catalogue; TF.js and the model (model-part.ts, a dynamic import) come last.
 import type {
   BackendName,
   BackendProbe,
+  RecommendRequest,
   RerankRules,
   StatusError,
   WorkerStatus,
 } from '../../shared/protocol'
-import { decodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import type { GruModel } from '../../model/gru-model'
-import { importModelWeights } from '../../model/model-weights'
 import type { WorkerConfig } from './api'
-import { DEFAULT_LOCAL_TRAINER_OPTIONS } from './federated/train-local'
-import {
-  BACKEND_NAMES,
-  isBackendName,
-  probeBackends,
-  type ProbeOptions,
-  type ProbeResult,
-} from './backend-probe'
+import { BACKEND_NAMES, isBackendName } from './backend-names'
 import { explainFetchFailures } from './fetch-failure'
-import { createRecommender, type Recommender } from './recommend/recommend'
+import type { Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
 import { syncRelease, type ShopArtifacts } from './sync-release'
-import { createPoolsRecommender, type PoolsRecommender } from './recommend/pools-only'
+import {
+  answersFromFirstItems,
+  createPoolsRecommender,
+  type PoolsRecommender,
+} from './recommend/pools-only'
 import { createCoVisitationLoader, type CoVisitationLoader } from './co-visitation-shards'
 import type { WorkerEnvironment } from './worker-environment'
 import { InvalidRequestError } from './recommend/validate-request'
 import { PocketrecError } from '../../shared/errors'
+
+/** The model part (model-part.ts), loaded on demand: TF.js, the model, training. */
+export type ModelPart = typeof import('./model-part')
 
 export interface Runtime {
   /** Where the release came from; the federation routes are /v1/… on its origin. */
@@ -40,6 +40,8 @@ export interface Runtime {
   recommender: Recommender
   /** Co-visitation shards, fetched when a recommendation first needs one (P2b). */
   coVisitation: CoVisitationLoader
+  /** The model part's functions (fine-tuning, the federated update) for the training schedule. */
+  part: ModelPart
 }
 
 /** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
@@ -59,16 +61,22 @@ export interface EarlyLists {
   recommender: PoolsRecommender
   coVisitation: CoVisitationLoader
   rules: RerankRules
+  /**
+   * False while only the pools' first-list items are in (no catalogue yet): then only the lists
+   * answersFromFirstItems allows are served from here.
+   */
+  complete: boolean
 }
 
 export interface WorkerRuntime {
   /** The runtime, started if none runs (one start, shared by concurrent callers). */
   ready(): Promise<Runtime>
   /**
-   * Whatever can answer first, starting the runtime if none runs: the runtime, or the pools
-   * while a first download's model is still on its way.
+   * Whatever can answer `request` (for a session of `sessionLength` items) first, starting the
+   * runtime if none runs: the runtime, or the pools while a first download's model is still on
+   * its way (before the catalogue, only for the lists answersFromFirstItems allows).
    */
-  serving(): Promise<Runtime | EarlyLists>
+  serving(request: RecommendRequest, sessionLength: number): Promise<Runtime | EarlyLists>
   /** What answers now: the model, the pools only, or nothing yet (status()). */
   stage(): 'model' | 'pools' | null
   /** The running runtime, or null; never starts one. */
@@ -77,35 +85,6 @@ export interface WorkerRuntime {
   stop(): void
   /** The backend in use and why, and what keeps the runtime from its best, as status() reports. */
   backendStatus(): Pick<WorkerStatus, 'backend' | 'backendReason' | 'probes' | 'error'>
-}
-
-/**
- * Probes the candidates on what the backend still runs: fine-tuning (recommend is plain JS over
- * the item table, item-table.ts). One sampled-softmax step's logits: a batch of session vectors
- * against its negatives. Sized by the trainer, not the catalogue, so the probe no longer grows the
- * WASM heap by a whole table (WASM memory never shrinks).
- */
-async function probeOnTrainingCost(
-  weights: WeightsFile,
-  options: Omit<ProbeOptions, 'benchmark'>,
-): Promise<ProbeResult> {
-  const dim = Number(weights.meta.embedDim)
-  const { batchSize, negatives } = DEFAULT_LOCAL_TRAINER_OPTIONS
-  const rows = tf.randomNormal([dim, negatives + batchSize])
-  const sessions = tf.randomNormal([batchSize, dim])
-  try {
-    return await probeBackends({
-      ...options,
-      benchmark: async () => {
-        const logits = tf.tidy(() => tf.matMul(sessions, rows)) // [batch, negatives + batch]
-        await logits.data()
-        logits.dispose()
-      },
-    })
-  } finally {
-    rows.dispose()
-    sessions.dispose()
-  }
 }
 
 export function createWorkerRuntime(
@@ -118,8 +97,8 @@ export function createWorkerRuntime(
   let running: Runtime | null = null
   let starting: Promise<Runtime> | null = null
   let early: EarlyLists | null = null
-  let announceEarly: (lists: EarlyLists) => void = () => {}
-  let earlyReady = new Promise<EarlyLists>((resolve) => (announceEarly = resolve))
+  /** Requests waiting for early lists that can answer them (see serving). */
+  let waiting: Array<{ complete: boolean; resolve(lists: EarlyLists): void }> = []
   let backend: BackendName | null = null
   let backendReason = 'not chosen yet'
   let probes: BackendProbe[] = []
@@ -130,6 +109,18 @@ export function createWorkerRuntime(
   let limit: StatusError | null = null
   // Listening from the first moment: a violation is reported once, when it happens.
   const http = explainFetchFailures(env.policyEvents)(env.fetch ?? fetch.bind(globalThis))
+  /** The model part, imported once: after the first lists on a first visit, else at once. */
+  let part: Promise<ModelPart> | null = null
+  const loadPart = () => (part ??= import('./model-part'))
+
+  function announce(lists: EarlyLists): void {
+    early = lists
+    // The release is arriving: an earlier start's failure no longer stands.
+    failure = null
+    const served = waiting.filter((w) => lists.complete || !w.complete)
+    waiting = waiting.filter((w) => !served.includes(w))
+    for (const w of served) w.resolve(lists)
+  }
 
   async function start(): Promise<Runtime> {
     const config = deps.config()
@@ -137,27 +128,32 @@ export function createWorkerRuntime(
     const page = typeof location !== 'undefined' ? location.href : undefined
     const manifestUrl = new URL('artifacts/manifest.json', new URL(config.endpoint, page))
     let shopLoader: CoVisitationLoader | null = null
-    const onShop = (shop: ShopArtifacts) => {
-      shopLoader = createCoVisitationLoader({
-        shards: shop.manifest.coVisitation,
-        pools: shop.pools,
-        // Without the model its row count is unknown: the catalogue's (ids are unique).
-        nItems: shop.catalogue.items.length,
-        manifestUrl,
-        fetch: http,
-      })
-      const version = shop.manifest.version
-      early = {
-        recommender: createPoolsRecommender({ ...shop, version }),
-        coVisitation: shopLoader,
-        rules: shop.rules,
-      }
-      // The release is arriving: an earlier start's failure no longer stands.
-      failure = null
-      announceEarly(early)
-    }
-    const release = await syncRelease(manifestUrl, deps.storage(), http, onShop)
-    const weights = decodeWeights(release.modelBytes)
+    const noShards = { ensure: async () => {}, loaded: () => 0 }
+    const release = await syncRelease(manifestUrl, deps.storage(), http, {
+      onFirstLists(first) {
+        const version = first.manifest.version
+        const recommender = createPoolsRecommender({ ...first, catalogue: first.items, version })
+        // Only lists without anchors are served before the catalogue: no shard is needed.
+        announce({ recommender, coVisitation: noShards, rules: first.rules, complete: false })
+      },
+      onShop(shop: ShopArtifacts) {
+        shopLoader = createCoVisitationLoader({
+          shards: shop.manifest.coVisitation,
+          pools: shop.pools,
+          // Without the model its row count is unknown: the catalogue's (ids are unique).
+          nItems: shop.catalogue.items.length,
+          manifestUrl,
+          fetch: http,
+        })
+        const version = shop.manifest.version
+        const recommender = createPoolsRecommender({ ...shop, version })
+        announce({ recommender, coVisitation: shopLoader, rules: shop.rules, complete: true })
+        // Lists no longer wait for anything but the model: its code travels beside it.
+        void loadPart().catch(() => {})
+      },
+    })
+    const modelPart = await loadPart()
+    const nItems = modelPart.modelItems(release.modelBytes)
     // Read after the download: a later init() decides the backend.
     const forced = deps.config()?.backend
     const chosen = isBackendName(forced) ? [forced] : BACKEND_NAMES
@@ -169,40 +165,32 @@ export function createWorkerRuntime(
       candidates = candidates.filter((b) => b !== 'wasm')
       if (candidates.length === 0) candidates = ['cpu']
     }
-    const result = await probeOnTrainingCost(weights, {
+    const local = await deps.storage()?.artifacts.loadLocalWeights()
+    const loaded = await modelPart.loadModel(release, local, {
       candidates,
       loaders: env.loaders,
       precheck: forced ? undefined : env.precheck,
     })
-    backend = result.backend
-    backendReason = result.reason
-    probes = result.probes
-    // Fine-tuned weights are used only on top of the release they were derived from.
-    const local = await deps.storage()?.artifacts.loadLocalWeights()
-    const file =
-      local && local.baseVersion === release.manifest.version ? decodeWeights(local.bytes) : weights
-    if (local && file !== weights) deps.onLocalWeights(local.steps)
-    const model = importModelWeights(file)
-    const recommender = createRecommender({
-      model,
-      modelVersion: release.manifest.version + (file !== weights ? '+local' : ''),
-      catalogue: release.catalogue,
-      pools: release.pools,
-      rules: release.rules,
-    })
+    backend = loaded.probe.backend
+    backendReason = loaded.probe.reason
+    probes = loaded.probe.probes
+    if (loaded.localSteps !== null) deps.onLocalWeights(loaded.localSteps)
+    const { model, recommender } = loaded
     // The early lists' loader fills the same pools: shards it fetched are not fetched again.
     const coVisitation =
       shopLoader ??
       createCoVisitationLoader({
         shards: release.manifest.coVisitation,
         pools: release.pools,
-        nItems: model.config.nItems,
+        nItems,
         manifestUrl,
         fetch: http,
       })
-    running = { manifestUrl, release, model, recommender, coVisitation }
+    running = { manifestUrl, release, model, recommender, coVisitation, part: modelPart }
     early = null
-    watchDeviceLoss(result.backend, model)
+    // Who still waits for early lists has its answer from ready() (serving's race).
+    waiting = []
+    watchDeviceLoss(loaded.probe.backend, model)
     return running
   }
 
@@ -242,10 +230,12 @@ export function createWorkerRuntime(
     return starting
   }
 
-  function serving(): Promise<Runtime | EarlyLists> {
+  function serving(request: RecommendRequest, sessionLength: number) {
+    const complete = !answersFromFirstItems(request, sessionLength)
     if (running) return Promise.resolve(running)
-    if (early) return Promise.resolve(early)
-    return Promise.race([ready(), earlyReady])
+    if (early && (early.complete || !complete)) return Promise.resolve(early)
+    const lists = new Promise<EarlyLists>((resolve) => waiting.push({ complete, resolve }))
+    return Promise.race([ready(), lists])
   }
 
   function stop(): void {
@@ -258,7 +248,6 @@ export function createWorkerRuntime(
     running = null
     starting = null
     early = null
-    earlyReady = new Promise<EarlyLists>((resolve) => (announceEarly = resolve))
   }
 
   return {

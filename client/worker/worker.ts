@@ -1,17 +1,11 @@
-// The worker entry: wiring only. Backends are imported on demand so the bundle a shopper
-// downloads holds tfjs-core and the backends this device actually probes.
-import '@tensorflow/tfjs-backend-cpu'
-import * as tf from '@tensorflow/tfjs-core'
+// The worker entry: wiring only. No TF.js here: a first visit's first list is served from the
+// pools while TF.js, the model and training (model-part.ts, with the cpu backend) load behind it;
+// the other backends are imported on demand, only those this device actually probes.
 import { expose } from 'comlink'
 import type { BackendName } from '../../shared/protocol'
 import type { PocketrecWorkerApi } from './api'
-import { findWasmRefusal } from './backend-probe'
+import { findWasmRefusal } from './backend-names'
 import { createWorkerApiWith } from './create-worker-api'
-
-interface GpuLoss {
-  reason: string
-  message: string
-}
 
 const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|software|basic render/i
 
@@ -50,22 +44,23 @@ async function loadWasm(): Promise<void> {
   wasm.setWasmPaths(new URL(/* @vite-ignore */ './', import.meta.url).href)
 }
 
-export function createWorkerApi(): PocketrecWorkerApi {
+function createWorkerApi(): PocketrecWorkerApi {
   return createWorkerApiWith({
     loaders: {
       webgpu: () => import('@tensorflow/tfjs-backend-webgpu'),
       webgl: () => import('@tensorflow/tfjs-backend-webgl'),
       wasm: loadWasm,
+      // Registered by the model part, which the probe runs in.
       cpu: async () => {},
     },
     precheck,
     policyEvents: self,
     wasmRefused: () => findWasmRefusal(),
-    watchDeviceLoss: (name) => {
-      if (name !== 'webgpu') return null
-      const device = (tf.backend() as unknown as { device?: { lost: Promise<GpuLoss> } }).device
-      return device ? device.lost.then((info) => `${info.reason}: ${info.message}`) : null
-    },
+    // Asked once the model runs on `name`: the model part is in by then.
+    watchDeviceLoss: (name) =>
+      name === 'webgpu'
+        ? import('./model-part').then((part) => part.gpuDeviceLost(name) ?? new Promise(() => {}))
+        : null,
   })
 }
 

@@ -61,7 +61,7 @@ export async function publishShopChange(
     if (!poolsChecked.ok) throw new Error(`rebuilt pools are invalid: ${poolsChecked.error}`)
     // What devices download: compact columns (P2b). Co-visitation shards stay the release's.
     manifest.catalogue = await storeShopArtifact(store, 'catalogue', catalogue)
-    manifest.pools = await storeShopArtifact(store, 'pools', pools)
+    manifest.pools = await storeShopArtifact(store, 'pools', pools, catalogue)
   }
 
   const version = Math.max(...(await store.versions()).map((v) => v.version)) + 1

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { validateCatalogue } from '../../shared/artifacts'
+import { decodePools } from '../../shared/compact-artifacts'
 import type { Catalogue, DeviceCatalogue, ModelManifest } from '../../shared/protocol'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
@@ -116,6 +117,27 @@ describe('the catalogue upload format (issue 14)', () => {
     expect(validateCatalogue(spaced)).toMatchObject({
       ok: false,
       error: expect.stringMatching(/items\[3\]\.imageUrl to be an http\(s\) URL/),
+    })
+  })
+
+  it("rewrites the pools' first-list items from the uploaded catalogue (P2c)", async () => {
+    const manifest = (await (await app.request('/artifacts/manifest.json')).json()) as ModelManifest
+    const poolsBytes = async (url: string) =>
+      new Uint8Array(await (await app.request(`/artifacts/${url}`)).arrayBuffer())
+    const before = decodePools(await poolsBytes(manifest.pools.url))
+    if (!before.ok || !before.value.items) throw new Error('expected pools with first-list items')
+    const first = before.value.pools.trending[0]!
+    const body = structuredClone(catalogue)
+    const item = body.items.find((i) => i.index === first)!
+    item.price = item.price + 1.25
+    item.name = 'Renamed for the first list'
+    expect(await upload(body)).toMatchObject({ status: 201 })
+    const next = (await (await app.request('/artifacts/manifest.json')).json()) as ModelManifest
+    const after = decodePools(await poolsBytes(next.pools.url))
+    if (!after.ok || !after.value.items) throw new Error('expected pools with first-list items')
+    expect(after.value.items.items.find((i) => i.index === first)).toMatchObject({
+      name: 'Renamed for the first list',
+      price: item.price,
     })
   })
 })

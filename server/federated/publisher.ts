@@ -195,7 +195,7 @@ async function publishPopularity(
   if (!checked.ok) throw new Error(`pools from reports are invalid: ${checked.error}`)
   return {
     state: stateRef,
-    pools: await storeShopArtifact(store, 'pools', pools),
+    pools: await storeShopArtifact(store, 'pools', pools, catalogue),
     reports: state.reports,
   }
 }

@@ -208,22 +208,24 @@ async function compressedCopy(
 
 /**
  * Stores a shop artifact and refers to it (P2, with its compressed forms): the catalogue and the
- * pools as compact columns (P2b), the rules as JSON. Pools that still carry co-visitation (a
- * release from before the shards) stay JSON, the one form that holds it.
+ * pools as compact columns (P2b), the rules as JSON. The pools carry `catalogue`'s entries of
+ * their first-list items (layout 2), so a first visit's first list needs no catalogue: pass the
+ * release's catalogue. Pools that still carry co-visitation (a release from before the shards)
+ * stay JSON, the one form that holds it.
  */
 export async function storeShopArtifact(
   store: FederationStore,
-  ...[kind, value]:
-    | [kind: 'catalogue', value: DeviceCatalogue]
-    | [kind: 'pools', value: CandidatePools]
-    | [kind: 'rules', value: RerankRules]
+  ...[kind, value, catalogue]:
+    | [kind: 'catalogue', value: DeviceCatalogue, catalogue?: undefined]
+    | [kind: 'pools', value: CandidatePools, catalogue: DeviceCatalogue]
+    | [kind: 'rules', value: RerankRules, catalogue?: undefined]
 ): Promise<ArtifactRef> {
   const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
   const [bytes, ext] =
     kind === 'catalogue'
       ? [encodeCatalogue(value), 'bin']
       : kind === 'pools' && Object.keys(value.coVisitation).length === 0
-        ? [encodePools(value), 'bin']
+        ? [encodePools(value, catalogue!), 'bin']
         : [json(value), 'json']
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   await storeArtifact(store, sha256, bytes)
@@ -240,7 +242,7 @@ export async function readCatalogue(
 
 /** Stored pools, decoded; co-visitation is empty when it travels in shards. */
 export async function readPools(store: FederationStore, ref: ArtifactRef): Promise<CandidatePools> {
-  return decoded(decodePools(await stored(store, ref)), ref)
+  return decoded(decodePools(await stored(store, ref)), ref).pools
 }
 
 async function stored(store: FederationStore, ref: ArtifactRef): Promise<Uint8Array> {

@@ -100,7 +100,7 @@ export async function exportArtifacts(options: ExportOptions): Promise<ExportRes
     ['model', 'prw', encodeWeights(model, encoding)],
     // Columns, not objects per item: what travels is a fraction of the JSON (P2b).
     ['catalogue', 'bin', encodeCatalogue(catalogue)],
-    ['pools', 'bin', encodePools({ ...ranked, coVisitation: {} })],
+    ['pools', 'bin', encodePools({ ...ranked, coVisitation: {} }, catalogue)],
     ['rules', 'json', encodeJson(rules)],
     ...coVisitationShards(coVisitation, dataset.nItems).map(
       (bytes) => ['covisit', 'bin', bytes] as [ArtifactKind, string, Uint8Array],

@@ -4,7 +4,7 @@
 // (uploader.ts, PROTOCOL.md P7–P12). The client id's proof of work (P21) runs here too.
 import type { Release, Storage } from '../storage'
 import { obtainClientId, type Solution } from './client-id'
-import { prepareUpload } from './prepare-upload'
+import type { prepareUpload } from './prepare-upload'
 import { drainOutbox, requestToken, type UploaderDeps } from './uploader'
 
 /** What a round reads of the worker's state, at the moment it needs it. */
@@ -25,6 +25,8 @@ export interface RoundInput {
   store: Storage
   /** The sessions the local run trained on (model rows), oldest first. */
   sessions: readonly Int32Array[]
+  /** Trains and shares the update: the model part's (model-part.ts), loaded with the model. */
+  prepare: typeof prepareUpload
 }
 
 export interface FederatedRound {
@@ -41,7 +43,7 @@ export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
   const keptSolution: { solution?: Solution } = {}
 
   return {
-    async run({ manifestUrl, release, store, sessions }) {
+    async run({ manifestUrl, release, store, sessions, prepare }) {
       const federation = release.manifest.federation
       const siteKey = deps.siteKey()
       if (!federation || siteKey === null) return
@@ -69,7 +71,7 @@ export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
       const alreadySent = (await store.meta.loadLastUpdateVersion()) === release.manifest.version
       const token = alreadySent ? null : await requestToken(uploader, baseVersion)
       if (token?.ok) {
-        const queued = await prepareUpload({
+        const queued = await prepare({
           modelBytes: release.modelBytes,
           manifestUrl,
           sessions,

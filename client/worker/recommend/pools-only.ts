@@ -31,6 +31,21 @@ import { PocketrecError } from '../../../shared/errors'
 export const POOLS_ONLY_SUFFIX = '+pools'
 const MAX_SESSION = 50
 
+/**
+ * Whether the list for `request` (a session of `sessionLength` items) comes from trending, popular
+ * and new alone, as `recommend` below builds it: a for-you list without a session or a trending
+ * list, for no product. The pools carry those items' catalogue entries (P2b), so a first visit's
+ * first list is served before the catalogue arrives; every other list waits for it.
+ */
+export function answersFromFirstItems(request: RecommendRequest, sessionLength: number): boolean {
+  const scenario = (request as Partial<RecommendRequest> | null)?.scenario
+  return (
+    sessionLength === 0 &&
+    request?.productId === undefined &&
+    (scenario === 'for-you' || scenario === 'trending')
+  )
+}
+
 export interface PoolsRecommender {
   recommend(request: RecommendRequest, context: RecommendContext): RecommendResponse
   /** The catalogue's item index of a product id (its lookup, built once), or undefined. */
