@@ -241,7 +241,7 @@ export async function measureBundles(
 export const BROWSER_FLAGS = {
   /** Default: DIGINETICA with the trained model, else the YooChoose sample. */
   data: text(),
-  model: text('models/diginetica-srgnn/model.prw'),
+  model: text('models/diginetica-srgnn/shipped.prw'),
   backends: list(['cpu', 'wasm', 'webgl', 'webgpu'] as const, ['cpu', 'wasm', 'webgl', 'webgpu']),
   results: text('bench/results/browser.json'),
 }
@@ -335,7 +335,7 @@ async function modelToServe(options: Options<typeof BROWSER_FLAGS>) {
   const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
   const weights = await exportModelWeights(model)
   model.dispose()
-  const modelNote = `NO trained model at ${options.model}: an untrained seeded model on the YooChoose sample (not the DIGINETICA catalogue size)`
+  const modelNote = `NO trained model at ${options.model}: an untrained seeded model of ${dataset.name}'s size`
   return { dataset, weights, modelNote }
 }
 
