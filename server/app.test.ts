@@ -85,14 +85,38 @@ describe('serving the release', () => {
         expect(response.headers.get('content-encoding')).toBe(encoding)
         expect(response.headers.get('vary')).toMatch(/accept-encoding/i)
         expect(response.headers.get('content-type')).toMatch(type)
-        // Hashed chunks (assets/) are cached for good; the wasm's name is not content-addressed.
+        // Hashed chunks (assets/) are cached for good; the wasm's name is not content-addressed:
+        // revalidated on each visit.
         expect(response.headers.get('cache-control')).toBe(
-          url.startsWith('assets/') ? 'public, max-age=31536000, immutable' : null,
+          url.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
         )
         // Fewer bytes on the wire than the file, decoding to the file.
         expect(Number(response.headers.get('content-length'))).toBeLessThan(plain.byteLength)
         expect(Buffer.from(await response.arrayBuffer())).toEqual(plain)
       }
+    }
+  })
+
+  it('answers 304 without a body for an unchanged wasm or top-level script the client holds', async () => {
+    for (const encoding of ['br', 'identity']) {
+      const first = await fetch(`${origin}/backend.wasm`, {
+        headers: { 'accept-encoding': encoding },
+      })
+      const tag = first.headers.get('etag')
+      expect(tag).toMatch(/^"[0-9a-f]+"$/)
+      await first.arrayBuffer()
+      const again = await fetch(`${origin}/backend.wasm`, {
+        headers: { 'accept-encoding': encoding, 'if-none-match': tag! },
+      })
+      expect(again.status).toBe(304)
+      expect((await again.arrayBuffer()).byteLength).toBe(0)
+      expect(again.headers.get('cache-control')).toBe('no-cache')
+      // Another version of the file (any other tag) is sent whole.
+      const stale = await fetch(`${origin}/backend.wasm`, {
+        headers: { 'accept-encoding': encoding, 'if-none-match': '"0"' },
+      })
+      expect(stale.status).toBe(200)
+      expect((await stale.arrayBuffer()).byteLength).toBeGreaterThan(0)
     }
   })
 

@@ -4,6 +4,7 @@
 import { Hono } from 'hono'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { cors } from 'hono/cors'
+import { etag } from 'hono/etag'
 import { fairTurns } from './fair-turns'
 import { releaseRoutes } from './federated/releases'
 import { federationRoutes, type FederationDeps } from './federated/routes'
@@ -17,6 +18,9 @@ export interface AppDeps {
   /** The stand-in helper's app (P29c), mounted at /helper: `npm start` runs one in-process. */
   helper?: Hono
 }
+
+/** A top-level script or wasm file: its name stays, so it is revalidated rather than cached. */
+const NAMED_FILE = /^\/[\w.-]+\.(js|wasm)$/
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
@@ -54,6 +58,15 @@ export function createApp(deps: AppDeps): Hono {
   app.use('/assets/*', async (c, next) => {
     await next()
     if (c.res.ok) c.header('Cache-Control', 'public, max-age=31536000, immutable')
+  })
+  // The files a page names (the tag, the worker's entry, the wasm, …) keep their names across
+  // builds: checked again on every visit, answered 304 while unchanged, so a repeat visit moves
+  // none of their bytes (the ETag is the digest of the body sent, per encoding).
+  const revalidate = etag()
+  app.use('/*', async (c, next) => {
+    if (!NAMED_FILE.test(c.req.path)) return next()
+    await revalidate(c, next)
+    if (c.res.ok || c.res.status === 304) c.header('Cache-Control', 'no-cache')
   })
   // precompressed: a file's .br or .gz sibling (written by the build and the exporter) goes to
   // clients that accept it, with Vary: Accept-Encoding: code, wasm and artifacts alike.
