@@ -241,7 +241,7 @@ export async function measureBundles(
 export const BROWSER_FLAGS = {
   /** Default: DIGINETICA with the trained model, else the YooChoose sample. */
   data: text(),
-  model: text('models/diginetica-srgnn/shipped.prw'),
+  model: text('models/diginetica-srgnn/model.prw'),
   backends: list(['cpu', 'wasm', 'webgl', 'webgpu'] as const, ['cpu', 'wasm', 'webgl', 'webgpu']),
   results: text('bench/results/browser.json'),
 }

@@ -22,17 +22,10 @@ import { createGruScorer } from '../model/eval/gru-scorer'
 import { exportModelWeights, importModelWeights } from '../model/model-weights'
 import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
 import { decodeWeights, encodeWeights, type EncodeWeightsOptions } from '../shared/weights-codec'
-import {
-  defaultModelDir,
-  loadModel,
-  saveModel,
-  saveShippedModel,
-  SHIPPED_MODEL_FILE,
-  SHIPPED_REPORT_FILE,
-} from '../train/model-file'
+import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
-import { fitShippedForm, trainOnDataset, type TrainSettings } from '../train/train-model'
+import { trainOnDataset, type TrainSettings } from '../train/train-model'
 import { runBenchmark, type BenchRun } from './harness'
 import { backendFromArgs, settingsFromArgs, TRAIN_OPTIONS } from '../train/cli/train-options'
 
@@ -42,9 +35,6 @@ const BASELINES = new Map<string, (train: Int32Array[], nItems: number) => Sessi
   ['Item-KNN', createItemKnnScorer],
   ['S-KNN', createSKnnScorer],
 ])
-
-/** The settings that shape the float32 model; `shipped` only shapes shipped.prw. */
-const floatSettings = ({ shipped: _, ...rest }: TrainSettings) => JSON.stringify(rest)
 
 /** Reuses models/<dataset>/ when it was trained with exactly these settings. */
 async function obtainModel(
@@ -58,39 +48,17 @@ async function obtainModel(
   if (!retrain && existsSync(reportFile) && existsSync(path.join(dir, 'model.prw'))) {
     const saved = JSON.parse(await readFile(reportFile, 'utf8'))
     if (
-      floatSettings(saved.settings) === floatSettings(settings) &&
+      JSON.stringify(saved.settings) === JSON.stringify(settings) &&
       saved.dataset === dataset.name
     ) {
       console.error(`using the model in ${dir} (trained ${saved.date}; --retrain to train again)`)
-      return { model: await loadModel(path.join(dir, 'model.prw')), report: saved, reused: true }
+      return { model: await loadModel(path.join(dir, 'model.prw')), report: saved }
     }
     console.error(`the model in ${dir} was trained with other settings: training again`)
   }
   const { model, report } = await trainOnDataset(dataset, settings)
   const full = { ...report, command, machine: describeMachine(), date: new Date().toISOString() }
   const bytes = await saveModel(model, dir, full)
-  return { model, report: { ...full, bytes }, reused: false }
-}
-
-/** The model devices get (shipped.prw), reused when made from this float32 model alike. */
-async function obtainShipped(
-  dataset: SessionDataset,
-  trained: { model: GruModel; reused: boolean },
-  settings: TrainSettings,
-  command: string,
-) {
-  const dir = defaultModelDir(dataset.name)
-  const reportFile = path.join(dir, SHIPPED_REPORT_FILE)
-  if (trained.reused && existsSync(reportFile) && existsSync(path.join(dir, SHIPPED_MODEL_FILE))) {
-    const saved = JSON.parse(await readFile(reportFile, 'utf8'))
-    if (JSON.stringify(saved.settings) === JSON.stringify(settings.shipped)) {
-      console.error(`using the shipped model in ${dir} (made ${saved.date})`)
-      return { model: await loadModel(path.join(dir, SHIPPED_MODEL_FILE)), report: saved }
-    }
-  }
-  const { model, report } = await fitShippedForm(trained.model, dataset, settings)
-  const full = { ...report, command, machine: describeMachine(), date: new Date().toISOString() }
-  const bytes = await saveShippedModel(model, dir, full)
   return { model, report: { ...full, bytes } }
 }
 
@@ -230,29 +198,16 @@ export function parseQualityOptions(argv: string[]): QualityOptions {
   }
 }
 
-/** Scores the model `bytes` decode to, as a device would load it. */
-async function scoreBytes(
-  bytes: Uint8Array,
-  label: string,
-  scored: SessionDataset,
-): Promise<ScoredReport> {
-  const quantised = importModelWeights(decodeWeights(bytes))
-  const scorer = createGruScorer(quantised, label)
-  try {
-    const report = await evaluateWithProgress(scorer, scored, quantised.config.maxLen)
-    return { ...report, modelBytes: bytes.byteLength }
-  } finally {
-    scorer.dispose?.()
-    quantised.dispose()
-  }
-}
-
 export async function benchQuality(options: QualityOptions, run: BenchRun): Promise<void> {
   const started = performance.now()
   await setNodeBackend(options.backend)
   const dataset = await loadDataset(options.data)
-  const trained = await obtainModel(dataset, options.settings, options.retrain, run.stamp().command)
-  const { model, report: trainReport } = trained
+  const { model, report: trainReport } = await obtainModel(
+    dataset,
+    options.settings,
+    options.retrain,
+    run.stamp().command,
+  )
   // On validation, everything is scored on the split the trainer held out, baselines fitted
   // without it: the place to choose settings (the pq8 slice), never the test split.
   const { fit, validation } = splitValidation(dataset.train, options.settings.validationFraction)
@@ -276,20 +231,16 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     : [
         ['float16', { dtype: 'float16' }],
         ['int8', { dtype: 'int8' }],
-        ['pq8 items (k-means of float32), float16', SHIPPED_MODEL_ENCODING],
+        ['shipped: pq8 items, float16', SHIPPED_MODEL_ENCODING],
       ]
   for (const [label, encoding] of encodings) {
     const bytes = encodeWeights(weights, encoding)
-    reports.push(await scoreBytes(bytes, `GRU, ${label} weights (ours)`, scored))
-  }
-  // The model devices get: trained on in the shipped form after the float32 fit (shipped.prw).
-  let shippedReport: unknown
-  if (!options.pqSlices) {
-    const shipped = await obtainShipped(dataset, trained, options.settings, run.stamp().command)
-    shippedReport = shipped.report
-    const bytes = encodeWeights(await exportModelWeights(shipped.model), SHIPPED_MODEL_ENCODING)
-    shipped.model.dispose()
-    reports.push(await scoreBytes(bytes, 'GRU, shipped: trained on as pq8 (ours)', scored))
+    const quantised = importModelWeights(decodeWeights(bytes))
+    const scorer = createGruScorer(quantised, `GRU, ${label} weights (ours)`)
+    const report = await evaluateWithProgress(scorer, scored, quantised.config.maxLen)
+    reports.push({ ...report, modelBytes: bytes.byteLength })
+    scorer.dispose?.()
+    quantised.dispose()
   }
   for (const [name, create] of BASELINES) {
     if (options.skipBaselines.has(name)) continue
@@ -314,12 +265,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
       dataset: dataset.name,
       split: options.on,
       benchSeconds: (performance.now() - started) / 1000,
-      model: {
-        parameters: model.parameterCount(),
-        config: model.config,
-        training: trainReport,
-        shipped: shippedReport,
-      },
+      model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
       reports,
       published,
     },

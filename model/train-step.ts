@@ -203,7 +203,7 @@ export function createTrainer(model: GruModel, options: TrainerOptions): Trainer
 }
 
 /** A sampled step's candidates: the batch's targets, then the drawn negatives. */
-export function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32Array {
+function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32Array {
   const candidates = new Int32Array(targets.length + negatives.length)
   candidates.set(targets)
   candidates.set(negatives, targets.length)
@@ -215,7 +215,7 @@ export function candidatesFor(targets: Int32Array, negatives: Int32Array): Int32
  * is column i, and other columns holding that same item are masked (accidental hits).
  * `vectors` are the candidates' rows of the item table, [candidates, d], not yet normalised.
  */
-export function sampledSoftmaxLoss(
+function sampledSoftmaxLoss(
   model: GruModel,
   sessions: tf.Tensor2D,
   targets: Int32Array,
@@ -260,13 +260,13 @@ interface StepRows {
 let stepRowsCounter = 0
 
 /** The distinct item rows a sampled step reads (session items and candidates), first seen first. */
-export interface StepPositions {
+interface StepPositions {
   ids: Int32Array
   /** Model rows → positions in `ids`. */
   local(rows: Int32Array): Int32Array
 }
 
-export function stepPositions(sessionIds: Int32Array, candidates: Int32Array): StepPositions {
+function stepPositions(sessionIds: Int32Array, candidates: Int32Array): StepPositions {
   const position = new Map<number, number>()
   for (const list of [sessionIds, candidates]) {
     for (const id of list) if (!position.has(id)) position.set(id, position.size)

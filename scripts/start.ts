@@ -1,5 +1,5 @@
 // npm start: everything the demo storefront needs, then the server on 127.0.0.1.
-// 1. the model devices get (models/<dataset>/shipped.prw; one quick epoch if there is none),
+// 1. a trained model (models/<dataset>/model.prw; trains one quick epoch if there is none),
 // 2. the artifacts devices download (public/artifacts, rebuilt when the model is newer),
 // 3. the demo, worker and script-tag bundles (dist/), 4. the HTTP server.
 import { existsSync, rmSync, statSync } from 'node:fs'
@@ -12,52 +12,10 @@ import { decodeWeights } from '../shared/weights-codec'
 import { exportArtifacts } from '../train/artifacts/export-artifacts'
 import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
-import {
-  defaultModelDir,
-  loadModel,
-  saveModel,
-  saveShippedModel,
-  SHIPPED_MODEL_FILE,
-} from '../train/model-file'
-import type { SessionDataset } from '../train/data/types'
-import type { GruModel } from '../model/gru-model'
+import { defaultModelDir, saveModel } from '../train/model-file'
 import { setNodeBackend } from '../model/node-backend'
-import { DEFAULT_TRAIN_SETTINGS, fitShippedForm, trainOnDataset } from '../train/train-model'
+import { DEFAULT_TRAIN_SETTINGS, trainOnDataset } from '../train/train-model'
 import { writeLoader } from './build-loader'
-
-/**
- * models/<dataset>/shipped.prw, from the trained model.prw when there is one (trained on in its
- * shipped form, as `npm run train` does), else from one quick epoch whose k-means quantisation
- * ships as is (about 5 minutes in all).
- */
-async function makeShippedModel(dataset: SessionDataset, dir: string, data: string) {
-  await setNodeBackend('wasm')
-  const floatFile = path.join(dir, 'model.prw')
-  const settings = structuredClone(DEFAULT_TRAIN_SETTINGS)
-  let model: GruModel
-  if (existsSync(floatFile)) {
-    console.log(`training ${floatFile} on in its shipped form …`)
-    model = await loadModel(floatFile)
-  } else {
-    console.log(`no trained model in ${dir}: training one quick epoch (about 5 minutes;`)
-    console.log(`npm run bench:quality -- --data ${data} trains the full model)`)
-    settings.fit.epochs = 1
-    settings.shipped.epochs = 0
-    const trained = await trainOnDataset(dataset, settings)
-    model = trained.model
-    await saveModel(model, dir, { ...trained.report, command: 'npm start', date: stamp() })
-  }
-  const shipped = await fitShippedForm(model, dataset, settings)
-  await saveShippedModel(shipped.model, dir, {
-    ...shipped.report,
-    command: 'npm start',
-    date: stamp(),
-  })
-  shipped.model.dispose()
-  model.dispose()
-}
-
-const stamp = () => new Date().toISOString()
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -67,9 +25,23 @@ async function main(): Promise<void> {
   const data = values.data ?? path.join(sharedDataDir(), 'diginetica-srgnn')
   const port = Number(values.port ?? process.env.PORT ?? 8080)
   const dataset = await loadDataset(data)
-  const dir = defaultModelDir(dataset.name)
-  const modelFile = path.join(dir, SHIPPED_MODEL_FILE)
-  if (!existsSync(modelFile)) await makeShippedModel(dataset, dir, data)
+  const modelFile = path.join(defaultModelDir(dataset.name), 'model.prw')
+  if (!existsSync(modelFile)) {
+    console.log(
+      `no trained model in ${path.dirname(modelFile)}: training one quick epoch (about 5 minutes;`,
+    )
+    console.log(`npm run bench:quality -- --data ${data} trains the full model)`)
+    await setNodeBackend('wasm')
+    const settings = structuredClone(DEFAULT_TRAIN_SETTINGS)
+    settings.fit.epochs = 1
+    const { model, report } = await trainOnDataset(dataset, settings)
+    await saveModel(model, path.dirname(modelFile), {
+      ...report,
+      command: 'npm start',
+      date: new Date().toISOString(),
+    })
+    model.dispose()
+  }
   const manifest = path.resolve('public/artifacts/manifest.json')
   if (!existsSync(manifest) || statSync(manifest).mtimeMs < statSync(modelFile).mtimeMs) {
     console.log('exporting artifacts to public/artifacts …')

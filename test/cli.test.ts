@@ -21,13 +21,11 @@ function runScript(entry: string, args: string[]) {
 }
 
 describe('train and eval commands', () => {
-  it('trains, writes weights in three dtypes, the shipped model and reports, and evaluates the saved model', async () => {
+  it('trains, writes weights in three dtypes plus a report, and evaluates the saved model', async () => {
     const train = await runScript('train/cli/train.ts', [
       '--data',
       data,
       '--epochs',
-      '1',
-      '--shipped-epochs',
       '1',
       '--out',
       out,
@@ -48,14 +46,6 @@ describe('train and eval commands', () => {
     }
     expect(report.bytes.int8).toBeLessThan(report.bytes.float16)
     expect(report.bytes.float16).toBeLessThan(report.bytes.float32)
-    // The model devices get: trained on one epoch as pq8, validated before and after.
-    const shipped = JSON.parse(fs.readFileSync(path.join(out, 'shipped.json'), 'utf8'))
-    expect(shipped.fit.epochs).toHaveLength(1)
-    expect(shipped.validationBefore).toBeGreaterThan(0)
-    const shippedFile = fs.readFileSync(path.join(out, 'shipped.prw'))
-    expect(shippedFile.byteLength).toBe(shipped.bytes)
-    expect(shipped.bytes).toBeLessThan(report.bytes.int8)
-    expect(decodeWeights(shippedFile).meta.nItems).toBe(2933)
 
     const evaluation = await runScript('train/cli/eval.ts', [
       '--data',
@@ -71,7 +61,7 @@ describe('train and eval commands', () => {
       fs.readFileSync(path.join(out, 'eval-yoochoose-clicks-100k-sessionrec.json'), 'utf8'),
     )
     expect(saved.report.cases).toBe(10_152)
-  }, 300_000)
+  })
 
   it('fails with a message naming the problem for a folder that holds no known layout', async () => {
     const empty = fs.mkdtempSync(path.join(out, 'empty-'))

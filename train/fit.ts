@@ -5,12 +5,7 @@ import type { GruModel } from '../model/gru-model'
 import { createPopularitySampler } from '../model/negative-sampler'
 import { createRandom, shuffleInPlace } from '../shared/random'
 import { encodeSessionBatch } from '../model/session-batch'
-import {
-  createTrainer,
-  type LossKind,
-  type Trainer,
-  type TrainerOptions,
-} from '../model/train-step'
+import { createTrainer, type LossKind } from '../model/train-step'
 import { countItems } from './data/examples'
 import { expandPrefixes, type PrefixCase } from '../model/prefix-cases'
 
@@ -31,8 +26,6 @@ export interface FitOptions {
   /** Validation metric (higher is better) after each epoch; absent: keep the last epoch. */
   validate?: (epoch: number) => Promise<number>
   onProgress?: (progress: FitProgress) => void
-  /** The optimiser step (default createTrainer); the shipped-form fit trains the PQ centroids. */
-  trainer?: (model: GruModel, options: TrainerOptions) => Trainer
 }
 
 export interface FitProgress {
@@ -107,7 +100,7 @@ export async function fitGruModel(
   const sampler = createPopularitySampler(countItems(sessions, model.config.nItems), {
     seed: options.seed + 1,
   })
-  const trainer = (options.trainer ?? createTrainer)(model, {
+  const trainer = createTrainer(model, {
     learningRate: options.learningRate,
     loss: options.loss,
     sampler,

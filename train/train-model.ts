@@ -20,12 +20,6 @@ import {
 } from './fit'
 import { createGruScorer } from '../model/eval/gru-scorer'
 import { createProgressLine, formatDuration } from './progress'
-import { exportModelWeights, importModelWeights } from '../model/model-weights'
-import { decodeWeights, encodeWeights, PQ_DEFAULT_SLICE } from '../shared/weights-codec'
-import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
-import { TABLE_NAME } from '../shared/federation-layout'
-import { quantiseRows } from '../shared/product-quantiser'
-import { createQuantisedTrainer } from './quantised-trainer'
 
 export interface TrainSettings {
   model: Omit<GruModelConfig, 'nItems'>
@@ -34,14 +28,6 @@ export interface TrainSettings {
   validationFraction: number
   /** Cases of the validation split scored after each epoch (the first N, deterministic). */
   validationCases: number
-  /** Training continued in the shipped form (pq8 item table), after the float32 fit. */
-  shipped: ShippedFitSettings
-}
-
-export interface ShippedFitSettings {
-  /** Epochs in the shipped form; 0 ships the k-means quantisation of the float32 table as is. */
-  epochs: number
-  learningRate: number
 }
 
 export const DEFAULT_TRAIN_SETTINGS: TrainSettings = {
@@ -49,7 +35,6 @@ export const DEFAULT_TRAIN_SETTINGS: TrainSettings = {
   fit: DEFAULT_FIT_OPTIONS,
   validationFraction: 0.05,
   validationCases: 15_000,
-  shipped: { epochs: 2, learningRate: 0.0003 },
 }
 
 export interface TrainReport {
@@ -61,56 +46,6 @@ export interface TrainReport {
   parameters: number
   fit: FitReport
   validationRecall20ByEpoch: Array<number | undefined>
-}
-
-/**
- * Scores `model` on the first `validationCases` of `validation` after an epoch, on the progress
- * line; `last` holds the latest score and training progress for the line's next updates.
- */
-function epochValidator(
-  model: GruModel,
-  validation: Int32Array[],
-  trainCounts: Int32Array,
-  settings: TrainSettings,
-  progress: ReturnType<typeof createProgressLine>,
-  last: { recall?: number; progress?: FitProgress },
-): ((epoch: number) => Promise<number>) | undefined {
-  if (validation.length === 0) return undefined
-  return async (epoch) => {
-    const scorer = createGruScorer(model)
-    try {
-      const result = await evaluateScorer(scorer, validation, {
-        nItems: model.config.nItems,
-        trainCounts,
-        maxCases: settings.validationCases,
-        maxPrefixLen: model.config.maxLen,
-      })
-      last.recall = result.metrics['recall@20']!
-      const p = last.progress
-      progress.done(
-        `epoch ${epoch}: ${p ? `loss ${p.loss.toFixed(4)}, ${Math.round(p.examplesPerSec)} ex/s, ` : ''}` +
-          `validation Recall@20 ${(last.recall * 100).toFixed(2)} ` +
-          `MRR@20 ${(result.metrics['mrr@20']! * 100).toFixed(2)} on ${result.cases} cases`,
-      )
-      return last.recall
-    } finally {
-      scorer.dispose?.()
-    }
-  }
-}
-
-function showProgress(
-  progress: ReturnType<typeof createProgressLine>,
-  last: { recall?: number; progress?: FitProgress },
-) {
-  return (p: FitProgress) => {
-    last.progress = p
-    progress.update(
-      `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} · ${Math.round(p.examplesPerSec)} ex/s · ` +
-        `loss ${p.loss.toFixed(4)} · val R@20 ${last.recall === undefined ? '–' : (last.recall * 100).toFixed(2)} · ` +
-        `epoch ETA ${formatDuration(p.etaSec)}`,
-    )
-  }
 }
 
 export async function trainOnDataset(
@@ -127,11 +62,42 @@ export async function trainOnDataset(
     `training on ${fit.length} sessions (${validation.length} held out for validation), ` +
       `${dataset.nItems} items, ${model.parameterCount()} parameters, backend ${tf.getBackend()}`,
   )
-  const last = {}
+  let lastRecall: number | undefined
+  let last: FitProgress | undefined
+  const validate =
+    validation.length > 0
+      ? async (epoch: number) => {
+          const scorer = createGruScorer(model)
+          try {
+            const result = await evaluateScorer(scorer, validation, {
+              nItems: dataset.nItems,
+              trainCounts,
+              maxCases: settings.validationCases,
+              maxPrefixLen: config.maxLen,
+            })
+            lastRecall = result.metrics['recall@20']!
+            progress.done(
+              `epoch ${epoch}: loss ${last?.loss.toFixed(4)}, ${Math.round(last?.examplesPerSec ?? 0)} ex/s, ` +
+                `validation Recall@20 ${(lastRecall * 100).toFixed(2)} ` +
+                `MRR@20 ${(result.metrics['mrr@20']! * 100).toFixed(2)} on ${result.cases} cases`,
+            )
+            return lastRecall
+          } finally {
+            scorer.dispose?.()
+          }
+        }
+      : undefined
   const fitReport = await fitGruModel(model, fit, {
     ...settings.fit,
-    validate: epochValidator(model, validation, trainCounts, settings, progress, last),
-    onProgress: showProgress(progress, last),
+    validate,
+    onProgress: (p) => {
+      last = p
+      progress.update(
+        `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} · ${Math.round(p.examplesPerSec)} ex/s · ` +
+          `loss ${p.loss.toFixed(4)} · val R@20 ${lastRecall === undefined ? '–' : (lastRecall * 100).toFixed(2)} · ` +
+          `epoch ETA ${formatDuration(p.etaSec)}`,
+      )
+    },
   })
   log(`best epoch ${fitReport.bestEpoch} after ${formatDuration(fitReport.trainSeconds)}`)
   return {
@@ -147,65 +113,4 @@ export async function trainOnDataset(
       validationRecall20ByEpoch: fitReport.epochs.map((e) => e.validation),
     },
   }
-}
-
-export interface ShippedFitReport {
-  settings: ShippedFitSettings
-  /** Validation Recall@20 of the k-means quantisation before any epoch in the shipped form. */
-  validationBefore?: number
-  fit?: FitReport
-  /** 0: no epoch beat the k-means quantisation, which ships as is. */
-  bestEpoch: number
-}
-
-/**
- * The model a device gets: `trained` (float32) in the shipped encoding, then trained on in that
- * form (train/quantised-trainer.ts), every epoch validated, the k-means start included; the best
- * is kept. `trained` is left as it was; the result's item table is exactly its pq8 form.
- */
-export async function fitShippedForm(
-  trained: GruModel,
-  dataset: SessionDataset,
-  settings: TrainSettings,
-  log: (line: string) => void = (line) => console.error(line),
-): Promise<{ model: GruModel; report: ShippedFitReport }> {
-  const shipped = decodeWeights(
-    encodeWeights(await exportModelWeights(trained), SHIPPED_MODEL_ENCODING),
-  )
-  const model = importModelWeights(shipped)
-  const { fit, validation } = splitValidation(dataset.train, settings.validationFraction)
-  const trainCounts = countItems(fit, dataset.nItems)
-  const progress = createProgressLine()
-  const last = {}
-  const validate = epochValidator(model, validation, trainCounts, settings, progress, last)
-  const report: ShippedFitReport = { settings: settings.shipped, bestEpoch: 0 }
-  if (settings.shipped.epochs === 0) return { model, report }
-  log(`training on in the shipped form (pq8 item table) for ${settings.shipped.epochs} epochs`)
-  report.validationBefore = await validate?.(0)
-  const start = [...model.variables.values()].map((v) => tf.clone(v))
-  try {
-    const table = shipped.tensors.find((t) => t.name === TABLE_NAME)!
-    const [rows, dim] = table.shape as [number, number]
-    const quantised = quantiseRows(table.values, rows, dim, { subspaces: dim / PQ_DEFAULT_SLICE })
-    report.fit = await fitGruModel(model, fit, {
-      ...settings.fit,
-      epochs: settings.shipped.epochs,
-      learningRate: settings.shipped.learningRate,
-      decayFrom: 1,
-      loss: 'sampled',
-      validate,
-      onProgress: showProgress(progress, last),
-      trainer: (m, options) => createQuantisedTrainer(m, quantised, options),
-    })
-    const best = Math.max(...report.fit.epochs.map((e) => e.validation ?? -Infinity))
-    if (report.validationBefore !== undefined && !(best > report.validationBefore)) {
-      ;[...model.variables.values()].forEach((v, i) => v.assign(start[i]!))
-    } else {
-      report.bestEpoch = report.fit.bestEpoch
-    }
-  } finally {
-    start.forEach((t) => t.dispose())
-  }
-  log(`shipped form: epoch ${report.bestEpoch} kept`)
-  return { model, report }
 }

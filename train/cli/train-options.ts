@@ -24,8 +24,6 @@ export const TRAIN_OPTIONS = {
   'val-fraction': { type: 'string' },
   'val-cases': { type: 'string' },
   'max-minutes': { type: 'string' },
-  'shipped-epochs': { type: 'string' },
-  'shipped-lr': { type: 'string' },
   retrain: { type: 'boolean' },
   'skip-baselines': { type: 'string' },
   results: { type: 'string' },
@@ -94,15 +92,6 @@ export function settingsFromArgs(values: Values): TrainSettings {
       (n) => n >= 0 && n < 1,
     ),
     validationCases: numberArg(values, 'val-cases', base.validationCases, positiveInt),
-    shipped: {
-      epochs: numberArg(
-        values,
-        'shipped-epochs',
-        base.shipped.epochs,
-        (n) => Number.isInteger(n) && n >= 0,
-      ),
-      learningRate: numberArg(values, 'shipped-lr', base.shipped.learningRate, (n) => n > 0),
-    },
   }
 }
 

@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util'
 import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
 import { loadDataset } from '../data/load-dataset'
-import { defaultModelDir, saveModel, saveShippedModel, SHIPPED_MODEL_FILE } from '../model-file'
+import { defaultModelDir, saveModel } from '../model-file'
 import { setNodeBackend } from '../../model/node-backend'
-import { fitShippedForm, trainOnDataset } from '../train-model'
+import { trainOnDataset } from '../train-model'
 import { backendFromArgs, TRAIN_OPTIONS, settingsFromArgs } from './train-options'
 
 async function main(): Promise<void> {
@@ -18,21 +18,15 @@ async function main(): Promise<void> {
   const settings = settingsFromArgs(values)
   const { model, report } = await trainOnDataset(dataset, settings)
   const dir = values.out ? path.resolve(values.out) : defaultModelDir(dataset.name)
-  const stamp = {
+  const bytes = await saveModel(model, dir, {
+    ...report,
     command: describeCommand('train'),
     machine: describeMachine(),
     date: new Date().toISOString(),
-  }
-  const bytes = await saveModel(model, dir, { ...report, ...stamp })
+  })
   console.log(
     `model written to ${path.join(dir, 'model.prw')} (${bytes.float32} B; float16 ${bytes.float16} B, int8 ${bytes.int8} B)`,
   )
-  const shipped = await fitShippedForm(model, dataset, settings)
-  const shippedBytes = await saveShippedModel(shipped.model, dir, { ...shipped.report, ...stamp })
-  console.log(
-    `the model devices get written to ${path.join(dir, SHIPPED_MODEL_FILE)} (${shippedBytes} B)`,
-  )
-  shipped.model.dispose()
   model.dispose()
 }
 
