@@ -63,7 +63,9 @@ export function latencyTable(results: BackendResult[]): string {
         : (index?.state ?? '—')
     const step =
       r.training.stepMs === null
-        ? 'not measured (no step in 60 s)'
+        ? r.training.finished
+          ? `not measured (${r.training.steps} steps between two polls)`
+          : 'not measured (no step in 60 s)'
         : `${ms(r.training.stepMs.low, 0)}–${ms(r.training.stepMs.high, 0)} (${r.training.steps} steps${r.training.finished ? '' : ', unfinished'})`
     const heap = r.workerHeap
     return `| ${r.label} | ${ms(r.coldStartMs, 0)} | ${ms(r.recommendPageMs.p50, 2)} / ${ms(r.recommendPageMs.p95, 2)} | ${ms(r.recommendWorkerMs.p50, 2)} / ${ms(r.recommendWorkerMs.p95, 2)} | ${ms(r.recommendWorkerMs10.p50, 2)} / ${ms(r.recommendWorkerMs10.p95, 2)} | ${step} | ${r.longTasksDuringTraining} | ${recall} | ${mb(heap.steady)} / ${mb(heap.afterTraining)} |`

@@ -138,11 +138,13 @@ async function measureInPage(args: {
   let startedAt: number | null = null
   let endedAt: number | null = null
   let training = await status()
+  const stepsBefore = training.steps
   while (performance.now() - t0 < args.windowMs) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, 10))
     training = await status()
     if (startedAt === null && training.state === 'training') startedAt = performance.now()
-    if (startedAt !== null && training.state === 'idle') {
+    if (training.state === 'idle' && (startedAt !== null || training.steps > stepsBefore)) {
+      // A short run can start and end between two polls: it finished, its span unmeasured.
       endedAt = performance.now()
       break
     }
