@@ -380,8 +380,9 @@ export function createRowAdam(table: tf.Variable, learningRate: number): RowAdam
 
 /**
  * table[ids] += delta, as one new table with only those rows rewritten. Adding a dense scattered
- * delta held two more table-sized buffers a step, and WASM memory never shrinks: a fine-tuning
- * run left the worker's WASM memory ~35 MB larger for DIGINETICA (BENCHMARKS.md). Not on cpu:
+ * delta held two more table-sized buffers a step, and WASM memory never shrinks: with it (and a
+ * clone of the table for undo) one fine-tuning run left the worker 98.0 MB of WASM memory for
+ * DIGINETICA, 80.5 MB without (BENCHMARKS.md, "Worker memory"). Not on cpu:
  * tfjs-backend-cpu 4.22's TensorScatterUpdate writes into its input's buffer, which every tensor
  * sharing it would see; there the dense delta stays (JS memory is collected). Either way undo
  * keeps the rows it needs (createRowOriginals), never a clone of the table.
