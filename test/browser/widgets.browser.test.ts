@@ -3,7 +3,7 @@
 // or another's (CORS), shows each product's picture with its box reserved before it loads, and
 // renders a shop's item template whose clicks still carry the list's attribution id.
 import { catalogueFrom } from '../fixtures/read-artifact'
-import { encodeCatalogue } from '../../shared/compact-artifacts'
+import { decodePools, encodeCatalogue, encodePools } from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -36,11 +36,18 @@ async function addImages(artifacts: string): Promise<void> {
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ModelManifest
   const catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
   for (const item of catalogue.items) item.imageUrl = `/images/${encodeURIComponent(item.id)}.jpg`
-  const bytes = encodeCatalogue(catalogue)
-  const sha256 = createHash('sha256').update(bytes).digest('hex')
-  const url = artifactName(sha256, 'catalogue', 'bin')
-  await writeFile(path.join(artifacts, url), bytes)
-  manifest.catalogue = { url, sha256, bytes: bytes.length }
+  // The pools carry the first lists' catalogue entries (P2c): they get their pictures too.
+  const pools = decodePools(await readFile(path.join(artifacts, manifest.pools.url)))
+  if (!pools.ok) throw new Error(pools.error)
+  for (const [kind, bytes] of [
+    ['catalogue', encodeCatalogue(catalogue)],
+    ['pools', encodePools(pools.value.pools, catalogue)],
+  ] as const) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    const url = artifactName(sha256, kind, 'bin')
+    await writeFile(path.join(artifacts, url), bytes)
+    manifest[kind] = { url, sha256, bytes: bytes.length }
+  }
   await writeFile(manifestFile, JSON.stringify(manifest))
 }
 
