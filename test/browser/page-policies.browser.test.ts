@@ -13,12 +13,9 @@ import type { Rollup } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
 import type { StatusError } from '../../shared/protocol'
-import { writeTestRelease } from '../fixtures/exported-release'
 import type { MountedPair } from '../fixtures/listen'
-import { startMountedPair } from '../fixtures/listen'
-import { catalogueFrom } from '../fixtures/read-artifact'
 import { chromiumSkipReason } from './harness'
-import { buildDist, openProfile, serveDist, waitForTag } from './tag-page'
+import { openProfile, serveDist, startFederatedShop, waitForTag } from './tag-page'
 
 const skip = chromiumSkipReason()
 const NONCE = 'pocketrec-test'
@@ -178,31 +175,13 @@ describe.skipIf(skip)('the tag under page policies, in headless Chromium', () =>
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-csp-'))
     await setNodeBackend('cpu')
-    const publicDir = path.join(work, 'public')
-    const artifactsDir = path.join(publicDir, 'artifacts')
-    const release = await writeTestRelease(16, artifactsDir)
-    const catalogue = catalogueFrom(
-      release.files.get(path.basename(release.manifest.catalogue.url)),
-    )
-    viewed = catalogue.items
-      .filter((item) => item.inStock)
-      .slice(0, 4)
-      .map((item) => item.id)
-    const distDir = path.join(work, 'dist')
-    chunks = await buildDist(publicDir, distDir)
-    cdn = await serveDist(distDir)
-    leader = await startMountedPair({
-      dir: work,
-      distDir,
-      federation: {
-        artifactsDir,
-        promotion: 'auto',
-        site: 'test-shop',
-        settings: { bufferSize: 1, minBuffer: 1 },
-        clientIds: { bits: 10 },
-      },
+    const federated = await startFederatedShop(work, {
       helperUrl: (origin) => `${origin.replace('127.0.0.1', 'localhost')}/helper`,
     })
+    leader = federated.pair
+    viewed = federated.viewed.map((item) => item.id)
+    chunks = federated.chunks
+    cdn = await serveDist(federated.distDir)
     const http = createServer((req, res) => {
       const name = (req.url ?? '/').slice(1)
       const policy = Object.hasOwn(POLICIES, name) ? POLICIES[name]! : null

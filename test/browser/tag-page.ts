@@ -93,11 +93,17 @@ export async function waitForTag(page: Page): Promise<void> {
 /**
  * The tag's shop page served by a leader with a helper mounted at /helper (as `npm start` runs
  * them), one update a release, client ids at a test's difficulty (the default is BENCHMARKS.md's),
- * and the first four in-stock products of its catalogue for a shopper to view.
+ * and the first four in-stock products of its catalogue for a shopper to view. `helperUrl` names
+ * the helper to devices from another origin than the leader's (startMountedPair's option).
  */
-export async function startFederatedShop(work: string): Promise<{
+export async function startFederatedShop(
+  work: string,
+  options: Pick<Parameters<typeof startMountedPair>[0], 'helperUrl'> = {},
+): Promise<{
   pair: MountedPair
   viewed: Array<{ id: string; index: number }>
+  distDir: string
+  chunks: Rollup.OutputChunk[]
 }> {
   const publicDir = path.join(work, 'public')
   const artifactsDir = path.join(publicDir, 'artifacts')
@@ -105,7 +111,7 @@ export async function startFederatedShop(work: string): Promise<{
   const catalogue = catalogueFrom(release.files.get(path.basename(release.manifest.catalogue.url)))
   const viewed = catalogue.items.filter((item) => item.inStock).slice(0, 4)
   const distDir = path.join(work, 'dist')
-  await buildDist(publicDir, distDir)
+  const chunks = await buildDist(publicDir, distDir)
   await writeTagPage(distDir, 'shop', 'wasm')
   const pair = await startMountedPair({
     dir: work,
@@ -117,6 +123,7 @@ export async function startFederatedShop(work: string): Promise<{
       settings: { bufferSize: 1, minBuffer: 1 },
       clientIds: { bits: 10 },
     },
+    ...options,
   })
-  return { pair, viewed: viewed.map(({ id, index }) => ({ id, index })) }
+  return { pair, viewed: viewed.map(({ id, index }) => ({ id, index })), distDir, chunks }
 }
