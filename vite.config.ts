@@ -44,6 +44,11 @@ function precompress(): Plugin {
 type ModuleInfoOf = (id: string) => { importedIds: readonly string[] } | null
 let statics: Set<string> | null = null
 
+/** Forgets the last build's module graph: a process may build more than once (tests do). */
+function resetWorkerStatics(): Plugin {
+  return { name: 'pocketrec-reset-worker-statics', buildStart: () => void (statics = null) }
+}
+
 /** The worker entry and every module it imports statically (computed once per build). */
 function workerStatics(getModuleInfo: ModuleInfoOf): Set<string> {
   if (statics) return statics
@@ -60,7 +65,7 @@ function workerStatics(getModuleInfo: ModuleInfoOf): Set<string> {
 export default defineConfig({
   root: path.join(root, 'client/demo'),
   publicDir: path.join(root, 'public'),
-  plugins: [copyWasm(), precompress()],
+  plugins: [copyWasm(), precompress(), resetWorkerStatics()],
   build: {
     outDir: path.join(root, 'dist'),
     emptyOutDir: true,
