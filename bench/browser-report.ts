@@ -3,6 +3,7 @@ import type { BackendName } from '../shared/protocol'
 import type { WorkerHeap } from '../test/browser/worker-heap'
 import type { measureBundles } from './browser'
 import type { NetworkVisitResult } from './network-visit'
+import { CPU_SLOWDOWN, type PagePoolsResult } from './page-pools-visit'
 
 /** What one page measures after its cold start (bench/browser.ts's measureInPage). */
 export interface PageMeasures {
@@ -118,5 +119,16 @@ export function networkTable(n: NetworkVisitResult): string {
     `| a viewed product's frequently-bought list, s | ${s(n.first.productListMs)} | ${s(n.repeat.productListMs)} |`,
     ...kinds.map((k) => `| ${k}, bytes | ${b(n.first.bytes[k])} | ${b(n.repeat.bytes[k])} |`),
     `| **total, bytes** | **${b(n.first.totalBytes)}** | **${b(n.repeat.totalBytes)}** |`,
+  ].join('\n')
+}
+
+export function pagePoolsTable(p: PagePoolsResult): string {
+  const longest = Math.max(0, ...p.longTasks.map(([, duration]) => duration))
+  return [
+    `No worker allowed (\`worker-src 'none'\`): the tag serves the pools on the page's thread, the whole catalogue decoded there in slices. The page's CPU slowed ${CPU_SLOWDOWN}× (DevTools Emulation.setCPUThrottlingRate); no network emulation.`,
+    '',
+    '| mode (status error) | consent → first list, ms | consent → similar list (catalogue in), ms | long tasks on the page | longest, ms |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    `| ${p.mode} (${p.errorCode}) | ${p.firstListMs.toFixed(0)} | ${p.catalogueListMs.toFixed(0)} (${p.catalogueListItems} items) | ${p.longTasks.length} | ${longest.toFixed(0)} |`,
   ].join('\n')
 }

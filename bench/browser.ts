@@ -1,7 +1,9 @@
 // npm run bench:browser [-- --data <folder> --model <file> --backends cpu,wasm,webgl,webgpu]:
 // the worker in headless Debian Chromium, one fresh profile per backend (forced with the tag's
 // data-backend): cold start to the first for-you list, recommend p50/p95, a local fine-tuning
-// step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download.
+// step, main-thread long tasks while it trains, bundle sizes (gzip) and the model download; then
+// a first and a repeat visit on a slow link (network-visit.ts) and the tag on a page that allows
+// no worker, its long tasks counted (page-pools-visit.ts).
 // Writes bench/results/browser.json and prints a markdown table. Everything stays on 127.0.0.1.
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
@@ -19,6 +21,7 @@ import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
 import { measureNetworkVisit, VISIT_HEAD } from './network-visit'
+import { measurePagePoolsOnly } from './page-pools-visit'
 import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
 import {
@@ -32,6 +35,7 @@ import { measureWorkerHeap } from '../test/browser/worker-heap'
 import {
   latencyTable,
   networkTable,
+  pagePoolsTable,
   sizeTable,
   type BackendResult,
   type PageMeasures,
@@ -287,6 +291,8 @@ export async function benchBrowser(
     )
     const network = await measureNetworkVisit(distDir, '/visit.html', ids[0]!)
     console.log(`slow link: done, first visit ${network.first.totalBytes.toLocaleString('en')} B`)
+    const pagePools = await measurePagePoolsOnly(distDir, server.origin, ids[0]!)
+    console.log(`pools on the page: done, ${pagePools.longTasks.length} long tasks`)
     const { after } = run.stamp().loadAverage
     console.log(
       `\n${dataset.name}: ${dataset.nItems} items, d = ${String(weights.meta.embedDim)}; ${modelNote}\n` +
@@ -295,7 +301,7 @@ export async function benchBrowser(
         `of one local run / its steps, from training first seen in status() (polled every 50 ms) ` +
         `or from the end of the ${TRAIN_AFTER_IDLE_MS} ms idle delay, to idle again.\n` +
         `load average before ${before.join(' ')}, after ${after.join(' ')} (${os.cpus().length} cores)\n\n` +
-        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}\n\n${networkTable(network)}`,
+        `${latencyTable(results)}\n\n${sizeTable(bundles, download, downloadGzip)}\n\n${networkTable(network)}\n\n${pagePoolsTable(pagePools)}`,
     )
     await run.write(options.results, {
       browser: '/usr/bin/chromium (Debian), headless, SwiftShader for WebGL and WebGPU',
@@ -315,6 +321,7 @@ export async function benchBrowser(
       bundles,
       backends: results,
       network,
+      pagePools,
     })
   } finally {
     server?.close()

@@ -11,6 +11,7 @@ import type {
   RerankRules,
   Scenario,
 } from './protocol'
+import { drain, oneStep, type Steps } from './slices'
 
 /** A content-addressed artifact's file name (PROTOCOL.md P2): `<sha256 prefix>.<kind>.<ext>`. */
 export function artifactName(sha256: string, kind: string, ext: string): string {
@@ -141,13 +142,25 @@ export function validateCatalogue(
   raw: unknown,
   bound: CatalogueCheck = {},
 ): Validation<Catalogue | DeviceCatalogue> {
-  return run('catalogue', raw, () => {
+  return drain(catalogueChecks(raw, bound))
+}
+
+/** Items checked or decoded between two steps (shared/slices.ts). */
+export const ITEMS_PER_STEP = 2048
+
+/** validateCatalogue as steps, one per ITEMS_PER_STEP items (a page's thread runs it in slices). */
+export function catalogueChecks(
+  raw: unknown,
+  bound: CatalogueCheck = {},
+): Steps<Validation<Catalogue | DeviceCatalogue>> {
+  return runSteps('catalogue', raw, function* () {
     const c = expectRecord(raw, 'the catalogue')
     expectLiteral(c.type, 'type', 'pocketrec-catalogue')
     const items = expectArray(c.items, 'items', L.maxItems)
     const ids = new Set<string>()
     const indices = new Set<number>()
     for (let i = 0; i < items.length; i++) {
+      if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield
       const path = `items[${i}]`
       const item = expectRecord(items[i], path)
       const id = expectString(item.id, `${path}.id`, L.maxIdLength)
@@ -302,8 +315,12 @@ class Invalid {
 }
 
 function run<T>(what: string, raw: unknown, check: () => void): Validation<T> {
+  return drain(runSteps<T>(what, raw, () => oneStep(check)))
+}
+
+function* runSteps<T>(what: string, raw: unknown, check: () => Steps<void>): Steps<Validation<T>> {
   try {
-    check()
+    yield* check()
   } catch (error) {
     if (error instanceof Invalid) return { ok: false, error: `${what}: ${error.message}` }
     throw error

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   decodeCatalogue,
+  decodeCatalogueInSlices,
   decodeCoVisitationShard,
   decodePools,
   encodeCatalogue,
@@ -118,6 +119,35 @@ describe('the compact catalogue', () => {
     const twice = catalogue()
     twice.items[1] = { ...twice.items[1]!, id: 'p-1' }
     expect(refusal(decodeCatalogue(encodeCatalogue(twice)))).toMatch(/unique product ids/)
+  })
+
+  it('decodes in slices the same catalogue and the same refusals, the event loop running between', async () => {
+    const many: Catalogue = {
+      type: 'pocketrec-catalogue',
+      items: Array.from({ length: 10_000 }, (_, i) => ({
+        ...catalogue().items[i % 3]!,
+        id: `p-${i}`,
+        index: i,
+      })),
+    }
+    const bytes = encodeCatalogue(many)
+    let turns = 0
+    const ticker = setInterval(() => turns++, 0)
+    const sliced = await decodeCatalogueInSlices(bytes, {}, 0)
+    clearInterval(ticker)
+    expect(sliced).toEqual(decodeCatalogue(bytes))
+    expect(sliced.ok).toBe(true)
+    // A pause after each of ≥ 2 · 10,000 / 2,048 steps; timers run in some of them.
+    expect(turns).toBeGreaterThanOrEqual(3)
+    const late = structuredClone(many)
+    late.items[9_000] = { ...late.items[9_000]!, id: 'p-17' }
+    const refused = await decodeCatalogueInSlices(encodeCatalogue(late), {}, 0)
+    expect(refusal(refused)).toBe(refusal(decodeCatalogue(encodeCatalogue(late))))
+    expect(refusal(refused)).toMatch(/unique product ids, got "p-17" twice \(items\[9000\]\.id\)/)
+    const json = new TextEncoder().encode(JSON.stringify(many))
+    expect(await decodeCatalogueInSlices(json, { nItems: 10 }, 0)).toEqual(
+      decodeCatalogue(json, { nItems: 10 }),
+    )
   })
 
   it('still reads the JSON form an older release serves', () => {

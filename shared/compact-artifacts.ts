@@ -6,14 +6,16 @@
 // else. Decoders also take the JSON form (the first byte `{`), which older releases still serve.
 import {
   ARTIFACT_LIMITS,
+  catalogueChecks,
+  ITEMS_PER_STEP,
   parseArtifact,
   validateCandidatePools,
-  validateCatalogue,
   type IndexBound,
   type Validation,
 } from './artifacts'
 import { ByteReader, ByteWriter, LayoutError } from './byte-columns'
 import type { CandidatePools, DeviceCatalogue, DeviceCatalogueItem } from './protocol'
+import { drain, inSlices, oneStep, type Steps } from './slices'
 
 export const CATALOGUE_MAGIC = 'PRC1'
 export const POOLS_MAGIC = 'PRP1'
@@ -70,32 +72,86 @@ export function decodeCatalogue(
   bytes: Uint8Array,
   bound: IndexBound = {},
 ): Validation<DeviceCatalogue> {
-  if (bytes[0] === 0x7b)
-    return parseArtifact(new TextDecoder().decode(bytes), (raw) =>
-      validateCatalogue(raw, { ...bound, withoutDates: true }),
-    )
-  const read = decode('catalogue', bytes, CATALOGUE_MAGIC, [LAYOUT_VERSION], (r) => {
-    const items = readItems(r)
-    r.end('catalogue')
-    return { type: 'pocketrec-catalogue' as const, items }
-  })
-  return read.ok ? validateCatalogue(read.value, { ...bound, withoutDates: true }) : read
+  return drain(catalogueDecoding(bytes, bound))
 }
 
-/** The columns writeItems wrote, as items (checked by validateCatalogue after). */
-function readItems(r: ByteReader): DeviceCatalogueItem[] {
+/**
+ * decodeCatalogue in slices of a few milliseconds, each followed by the next task: what a page's
+ * thread does (a large catalogue decoded in one go would be a long task on a slow phone).
+ */
+export function decodeCatalogueInSlices(
+  bytes: Uint8Array,
+  bound: IndexBound = {},
+  budgetMs?: number,
+): Promise<Validation<DeviceCatalogue>> {
+  return inSlices(catalogueDecoding(bytes, bound), budgetMs)
+}
+
+function* catalogueDecoding(
+  bytes: Uint8Array,
+  bound: IndexBound,
+): Steps<Validation<DeviceCatalogue>> {
+  const check = { ...bound, withoutDates: true as const }
+  if (bytes[0] === 0x7b) {
+    // An older release's JSON: one step to parse it (JSON.parse cannot be sliced).
+    const raw = parseArtifact(new TextDecoder().decode(bytes), (value) => ({ ok: true, value }))
+    yield
+    return raw.ok ? yield* catalogueOf(raw.value, check) : raw
+  }
+  const read = yield* decodeSteps(
+    'catalogue',
+    bytes,
+    CATALOGUE_MAGIC,
+    [LAYOUT_VERSION],
+    function* (r) {
+      const columns = yield* readColumns(r)
+      r.end('catalogue')
+      return columns
+    },
+  )
+  if (!read.ok) return read
+  const items = yield* itemsOf(read.value)
+  return yield* catalogueOf({ type: 'pocketrec-catalogue', items }, check)
+}
+
+function catalogueOf(
+  raw: unknown,
+  check: IndexBound & { withoutDates: true },
+): Steps<Validation<DeviceCatalogue>> {
+  return catalogueChecks(raw, check) as Steps<Validation<DeviceCatalogue>>
+}
+
+/** The columns writeItems wrote (their lengths checked; their values by validateCatalogue). */
+interface ItemColumns {
+  n: number
+  indices: Uint32Array | null
+  ids: string[]
+  names: string[]
+  categories: string[]
+  brands: string[]
+  prices: ArrayLike<number>
+  inCents: boolean
+  stock: Uint8Array
+  images: string[] | null
+}
+
+/** The columns, a step after each large one. */
+function* readColumns(r: ByteReader): Steps<ItemColumns> {
   const n = r.count('items', L.maxItems)
   const mode = r.u8('index mode')
   if (mode > 1) throw new LayoutError(`expected index mode 0 or 1, got ${mode}`)
   const indices = mode === 0 ? null : r.u32s(n, 'indices')
   const ids = r.strings('ids', n)
+  yield
   const names = r.strings('names', n)
+  yield
   const categories = readLabels(r, 'categories', n)
   const brands = readLabels(r, 'brands', n)
+  yield
   const priceMode = r.u8('price mode')
   if (priceMode > 1) throw new LayoutError(`expected price mode 0 or 1, got ${priceMode}`)
-  const prices =
-    priceMode === 0 ? Array.from(r.u32s(n, 'prices'), (c) => c / 100) : r.f64s(n, 'prices')
+  const inCents = priceMode === 0
+  const prices = inCents ? r.u32s(n, 'prices') : r.f64s(n, 'prices')
   const stock = r.u8s(Math.ceil(n / 8), 'stock bits')
   const imageMode = r.u8('image mode')
   if (imageMode > 1) throw new LayoutError(`expected image mode 0 or 1, got ${imageMode}`)
@@ -106,18 +162,24 @@ function readItems(r: ByteReader): DeviceCatalogueItem[] {
   if (ids.length !== n || names.length !== n) {
     throw new LayoutError(`expected ${n} ids and names, got ${ids.length} and ${names.length}`)
   }
-  const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(n)
-  for (let i = 0; i < n; i++) {
+  return { n, indices, ids, names, categories, brands, prices, inCents, stock, images }
+}
+
+/** The columns as items, a step per ITEMS_PER_STEP of them. */
+function* itemsOf(c: ItemColumns): Steps<DeviceCatalogueItem[]> {
+  const items: DeviceCatalogueItem[] = new Array<DeviceCatalogueItem>(c.n)
+  for (let i = 0; i < c.n; i++) {
+    if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield
     items[i] = {
-      id: ids[i]!,
-      index: indices ? indices[i]! : i,
-      name: names[i]!,
-      category: categories[i]!,
-      brand: brands[i]!,
-      price: prices[i]!,
-      inStock: (stock[i >> 3]! & (1 << (i & 7))) !== 0,
+      id: c.ids[i]!,
+      index: c.indices ? c.indices[i]! : i,
+      name: c.names[i]!,
+      category: c.categories[i]!,
+      brand: c.brands[i]!,
+      price: c.inCents ? c.prices[i]! / 100 : c.prices[i]!,
+      inStock: (c.stock[i >> 3]! & (1 << (i & 7))) !== 0,
     }
-    if (images && images[i] !== '') items[i]!.imageUrl = images[i]!
+    if (c.images && c.images[i] !== '') items[i]!.imageUrl = c.images[i]!
   }
   return items
 }
@@ -159,41 +221,62 @@ export function encodePools(pools: CandidatePools, catalogue: DeviceCatalogue): 
 }
 
 export function decodePools(bytes: Uint8Array, bound: IndexBound = {}): Validation<PoolsArtifact> {
+  return drain(poolsDecoding(bytes, bound))
+}
+
+/** decodePools in slices of a few milliseconds: what a page's thread does (decodeCatalogueInSlices). */
+export function decodePoolsInSlices(
+  bytes: Uint8Array,
+  bound: IndexBound = {},
+): Promise<Validation<PoolsArtifact>> {
+  return inSlices(poolsDecoding(bytes, bound))
+}
+
+function* poolsDecoding(bytes: Uint8Array, bound: IndexBound): Steps<Validation<PoolsArtifact>> {
   if (bytes[0] === 0x7b) {
     const json = parseArtifact(new TextDecoder().decode(bytes), (raw) =>
       validateCandidatePools(raw, bound),
     )
     return json.ok ? { ok: true, value: { pools: json.value, items: null } } : json
   }
-  const read = decode('pools', bytes, POOLS_MAGIC, [1, POOLS_LAYOUT_VERSION], (r, version) => {
-    const trending = r.list('trending', L.maxPoolLength)
-    const popular = r.list('popular', L.maxPoolLength)
-    const fresh = r.list('new', L.maxPoolLength)
-    const names = r.strings('categories', L.maxCategories)
-    // Categories are the shop's strings ("__proto__" among them): a Map, then own properties.
-    const byCategory = new Map<string, number[]>()
-    for (const name of names) {
-      if (byCategory.has(name))
-        throw new LayoutError(`expected distinct categories, got ${JSON.stringify(name)} twice`)
-      byCategory.set(name, r.list(`byCategory[${JSON.stringify(name)}]`, L.maxPoolLength))
-    }
-    const items = version === 1 ? null : readItems(r)
-    r.end('pools')
-    const pools: CandidatePools = {
-      type: 'pocketrec-pools',
-      trending,
-      popular,
-      new: fresh,
-      byCategory: Object.fromEntries(byCategory),
-      coVisitation: {},
-    }
-    return { pools, items }
-  })
+  const read = yield* decodeSteps(
+    'pools',
+    bytes,
+    POOLS_MAGIC,
+    [1, POOLS_LAYOUT_VERSION],
+    function* (r, version) {
+      const trending = r.list('trending', L.maxPoolLength)
+      const popular = r.list('popular', L.maxPoolLength)
+      const fresh = r.list('new', L.maxPoolLength)
+      const names = r.strings('categories', L.maxCategories)
+      // Categories are the shop's strings ("__proto__" among them): a Map, then own properties.
+      const byCategory = new Map<string, number[]>()
+      for (const name of names) {
+        if (byCategory.has(name))
+          throw new LayoutError(`expected distinct categories, got ${JSON.stringify(name)} twice`)
+        byCategory.set(name, r.list(`byCategory[${JSON.stringify(name)}]`, L.maxPoolLength))
+      }
+      yield
+      const items = version === 1 ? null : yield* itemsOf(yield* readColumns(r))
+      r.end('pools')
+      const pools: CandidatePools = {
+        type: 'pocketrec-pools',
+        trending,
+        popular,
+        new: fresh,
+        byCategory: Object.fromEntries(byCategory),
+        coVisitation: {},
+      }
+      return { pools, items }
+    },
+  )
   if (!read.ok) return read
+  yield
   const pools = validateCandidatePools(read.value.pools, bound)
   if (!pools.ok) return pools
   if (read.value.items === null) return { ok: true, value: { pools: pools.value, items: null } }
-  const items = validateCatalogue(
+  yield
+  const items = yield* catalogueOf(
     { type: 'pocketrec-catalogue', items: read.value.items },
     { ...bound, withoutDates: true },
   )
@@ -274,6 +357,16 @@ function decode<T>(
   versions: readonly number[],
   body: (r: ByteReader, version: number) => T,
 ): Validation<T> {
+  return drain(decodeSteps(what, bytes, magic, versions, (r, v) => oneStep(() => body(r, v))))
+}
+
+function* decodeSteps<T>(
+  what: string,
+  bytes: Uint8Array,
+  magic: string,
+  versions: readonly number[],
+  body: (r: ByteReader, version: number) => Steps<T>,
+): Steps<Validation<T>> {
   try {
     const r = new ByteReader(bytes)
     const seen = bytes.byteLength >= 4 ? r.ascii(4, 'magic') : ''
@@ -282,7 +375,7 @@ function decode<T>(
     const version = r.u32('layout version')
     if (!versions.includes(version))
       throw new LayoutError(`expected layout version ${versions.join(' or ')}, got ${version}`)
-    return { ok: true, value: body(r, version) }
+    return { ok: true, value: yield* body(r, version) }
   } catch (error) {
     if (error instanceof LayoutError) return { ok: false, error: `${what}: ${error.message}` }
     throw error

@@ -218,7 +218,7 @@ async function fetchPoolsRelease(
   const [pools, rules] = await Promise.all(
     [manifest.pools, manifest.rules].map((ref) => fetchArtifact(ref, manifestUrl, http)),
   )
-  const first = decodeFirstLists(manifest, pools!, rules!)
+  const first = await decodeFirstLists(manifest, pools!, rules!)
   if (first.items) {
     onFirst({
       version,
@@ -227,7 +227,10 @@ async function fetchPoolsRelease(
       coVisitation: { ensure: async () => {}, loaded: () => 0 },
     })
   }
-  const shop = withCatalogue(first, await fetchArtifact(manifest.catalogue, manifestUrl, http))
+  const shop = await withCatalogue(
+    first,
+    await fetchArtifact(manifest.catalogue, manifestUrl, http),
+  )
   return {
     version,
     recommender: createPoolsRecommender({ ...shop, version }),

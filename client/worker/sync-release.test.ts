@@ -112,12 +112,12 @@ describe('syncRelease', () => {
       ),
     }
     const wrong = encodePools(decoded.value.pools, changed)
-    const firstLists = decodeFirstLists(
+    const firstLists = await decodeFirstLists(
       manifest,
       wrong,
       files.get(path.basename(manifest.rules.url))!,
     )
-    expect(() => withCatalogue(firstLists, files.get(catalogueName)!)).toThrow(
+    await expect(withCatalogue(firstLists, files.get(catalogueName)!)).rejects.toThrow(
       new RegExp(`expected the pools' first-list item ${first} .* to match the catalogue's entry`),
     )
   })

@@ -10,7 +10,12 @@ import {
   validateModelManifest,
   validateRerankRules,
 } from '../../shared/artifacts'
-import { decodeCatalogue, decodePools } from '../../shared/compact-artifacts'
+import {
+  decodeCatalogue,
+  decodeCatalogueInSlices,
+  decodePools,
+  decodePoolsInSlices,
+} from '../../shared/compact-artifacts'
 import type {
   ArtifactRef,
   DeviceCatalogue,
@@ -18,6 +23,8 @@ import type {
   ModelManifest,
 } from '../../shared/protocol'
 import type { Release, Storage } from './storage'
+import { catalogueLookupSteps, type CatalogueLookup } from './recommend/catalogue-lookup'
+import { inSlices } from '../../shared/slices'
 import { PocketrecError } from '../../shared/errors'
 
 /** The page sees it as `ModelUnavailableError` (comlink keeps the name). */
@@ -101,7 +108,7 @@ export interface EarlyArtifacts {
   /** The pools and rules: a first list for a shopper without history (pools-only.ts). */
   onFirstLists(first: FirstListArtifacts & { items: DeviceCatalogue }): void
   /** The catalogue too: every list the pools can make. */
-  onShop(shop: ShopArtifacts): void
+  onShop(shop: IndexedShop): void
 }
 
 /** The current manifest, checked (ReleaseError when it is missing or malformed). */
@@ -115,36 +122,49 @@ export async function fetchManifest(
   return accept(parseArtifact(await response.text(), validateModelManifest))
 }
 
-/** The pools and rules of `manifest` from their verified bytes (P2b pools, JSON rules). */
-export function decodeFirstLists(
+/**
+ * The pools and rules of `manifest` from their verified bytes (P2b pools, JSON rules), decoded
+ * in slices (the page's pools-only mode runs this on the page's thread).
+ */
+export async function decodeFirstLists(
   manifest: ModelManifest,
   poolsBytes: Uint8Array,
   rulesBytes: Uint8Array,
-): FirstListArtifacts {
-  const { pools, items } = accept(decodePools(poolsBytes))
+): Promise<FirstListArtifacts> {
+  const { pools, items } = accept(await decodePoolsInSlices(poolsBytes))
   const rules = accept(parseArtifact(new TextDecoder().decode(rulesBytes), validateRerankRules))
   return { manifest, pools, items, rules }
+}
+
+/** A release's shop artifacts with their catalogue's lookup (built in slices, withCatalogue). */
+export interface IndexedShop extends ShopArtifacts {
+  lookup: CatalogueLookup
 }
 
 /**
  * `first` with its catalogue, before the model (whose row count the catalogue is checked against
  * later). The pools' first-list items must be the catalogue's own entries: a first list shows
- * the same names and prices as every later one.
+ * the same names and prices as every later one. Decoded and indexed in slices: the page's
+ * pools-only mode runs this on the page's thread.
  */
-export function withCatalogue(first: FirstListArtifacts, bytes: Uint8Array): ShopArtifacts {
-  const catalogue = accept(decodeCatalogue(bytes))
-  if (first.items) {
-    const byIndex = new Map(catalogue.items.map((item) => [item.index, item]))
-    for (const item of first.items.items) {
-      const entry = byIndex.get(item.index)
-      if (!entry || !sameItem(item, entry)) {
-        throw new ReleaseError(
-          `expected the pools' first-list item ${item.index} ("${item.id}") to match the catalogue's entry, got ${entry ? `"${entry.id}" with other fields` : 'none'}`,
-        )
-      }
+export async function withCatalogue(
+  first: FirstListArtifacts,
+  bytes: Uint8Array,
+): Promise<IndexedShop> {
+  const catalogue = accept(await decodeCatalogueInSlices(bytes))
+  // Without the model its row count is unknown: the catalogue's own (its indices are unique).
+  let rows = 0
+  for (const item of catalogue.items) rows = Math.max(rows, item.index + 1)
+  const lookup = await inSlices(catalogueLookupSteps(catalogue.items, rows))
+  for (const item of first.items?.items ?? []) {
+    const entry = lookup.byIndex[item.index]
+    if (!entry || !sameItem(item, entry)) {
+      throw new ReleaseError(
+        `expected the pools' first-list item ${item.index} ("${item.id}") to match the catalogue's entry, got ${entry ? `"${entry.id}" with other fields` : 'none'}`,
+      )
     }
   }
-  return { manifest: first.manifest, catalogue, pools: first.pools, rules: first.rules }
+  return { manifest: first.manifest, catalogue, pools: first.pools, rules: first.rules, lookup }
 }
 
 function sameItem(a: DeviceCatalogueItem, b: DeviceCatalogueItem): boolean {
@@ -181,13 +201,13 @@ export async function syncRelease(
   const [pools, rules] = await Promise.allSettled([manifest.pools, manifest.rules].map(obtain))
   let first: FirstListArtifacts | undefined
   if (announce && pools.status === 'fulfilled' && rules.status === 'fulfilled') {
-    first = decodeFirstLists(manifest, pools.value, rules.value)
+    first = await decodeFirstLists(manifest, pools.value, rules.value)
     if (first.items) announce.onFirstLists({ ...first, items: first.items })
   }
   const [catalogue] = await Promise.allSettled([obtain(manifest.catalogue)])
-  let shop: ShopArtifacts | undefined
+  let shop: IndexedShop | undefined
   if (announce && first && catalogue.status === 'fulfilled') {
-    shop = withCatalogue(first, catalogue.value)
+    shop = await withCatalogue(first, catalogue.value)
     announce.onShop(shop)
   }
   const settled = [...(await Promise.allSettled([obtain(manifest.model)])), catalogue, pools, rules]

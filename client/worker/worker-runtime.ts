@@ -18,7 +18,7 @@ import { BACKEND_NAMES, isBackendName } from './backend-names'
 import { explainFetchFailures } from './fetch-failure'
 import type { Recommender } from './recommend/recommend'
 import type { Release, Storage } from './storage'
-import { syncRelease, type ShopArtifacts } from './sync-release'
+import { syncRelease, type IndexedShop } from './sync-release'
 import {
   answersFromFirstItems,
   createPoolsRecommender,
@@ -136,7 +136,7 @@ export function createWorkerRuntime(
         // Only lists without anchors are served before the catalogue: no shard is needed.
         announce({ recommender, coVisitation: noShards, rules: first.rules, complete: false })
       },
-      onShop(shop: ShopArtifacts) {
+      onShop(shop: IndexedShop) {
         shopLoader = createCoVisitationLoader({
           shards: shop.manifest.coVisitation,
           pools: shop.pools,

@@ -10,7 +10,7 @@ import type {
   RecommendResponse,
   RerankRules,
 } from '../../../shared/protocol'
-import { indexCatalogue } from './catalogue-lookup'
+import { indexCatalogue, type CatalogueLookup } from './catalogue-lookup'
 import { encodeSession } from './encode-session'
 import { scoreByOrder } from './rank'
 import {
@@ -57,12 +57,14 @@ export function createPoolsRecommender(options: {
   pools: CandidatePools
   rules: RerankRules
   version: string
+  /** The catalogue's lookup when the caller built it already (in slices, on a page). */
+  lookup?: CatalogueLookup
   now?: () => number
 }): PoolsRecommender {
   const { pools, rules } = options
   const now = options.now ?? Date.now
-  const nItems = options.catalogue.items.reduce((max, item) => Math.max(max, item.index + 1), 0)
-  const lookup = indexCatalogue(options.catalogue.items, nItems)
+  const rows = () => options.catalogue.items.reduce((max, item) => Math.max(max, item.index + 1), 0)
+  const lookup = options.lookup ?? indexCatalogue(options.catalogue.items, rows())
   const sizes = DEFAULT_RECALL_SIZES
   const deps: RecallDeps = {
     pools,
