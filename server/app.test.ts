@@ -126,6 +126,28 @@ describe('serving the release', () => {
     expect(await response.json()).toEqual(manifest)
   })
 
+  it('answers a Range with that part of the plain file, even to a client that accepts gzip', async () => {
+    const ref = manifest.model
+    const whole = await (await fetch(`${origin}/artifacts/${ref.url}`)).arrayBuffer()
+    const from = Math.floor(ref.bytes / 3)
+    const response = await fetch(`${origin}/artifacts/${ref.url}`, {
+      headers: { range: `bytes=${from}-`, origin: 'https://shop.example' },
+    })
+    expect(response.status).toBe(206)
+    expect(response.headers.get('content-encoding')).toBeNull()
+    expect(response.headers.get('content-range')).toBe(
+      `bytes ${from}-${ref.bytes - 1}/${ref.bytes}`,
+    )
+    // A page on another origin may read it: the device checks it before appending the part.
+    expect(response.headers.get('access-control-expose-headers')).toMatch(/content-range/i)
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array(whole, from))
+    const past = await fetch(`${origin}/artifacts/${ref.url}`, {
+      headers: { range: `bytes=${ref.bytes}-` },
+    })
+    expect(past.status).toBe(416)
+    expect(past.headers.get('content-range')).toBe(`bytes */${ref.bytes}`)
+  })
+
   it('lets a page on another origin read the artifacts (the blob worker fetches them)', async () => {
     const response = await fetch(`${origin}/artifacts/${manifest.rules.url}`, {
       headers: { origin: 'https://shop.example' },

@@ -34,7 +34,9 @@ export function createApp(deps: AppDeps): Hono {
   const publicCors = cors({
     origin: '*',
     allowMethods: ['GET', 'HEAD', 'POST'],
-    allowHeaders: ['authorization', 'content-type'],
+    allowHeaders: ['authorization', 'content-type', 'range'],
+    // A device resuming a download checks the part it got (sync-release.ts).
+    exposeHeaders: ['Content-Range'],
   })
   app.use('/*', (c, next) =>
     c.req.path === '/v1/admin' || c.req.path.startsWith('/v1/admin/')
@@ -69,8 +71,11 @@ export function createApp(deps: AppDeps): Hono {
     if (c.res.ok || c.res.status === 304) c.header('Cache-Control', 'no-cache')
   })
   // precompressed: a file's .br or .gz sibling (written by the build and the exporter) goes to
-  // clients that accept it, with Vary: Accept-Encoding: code, wasm and artifacts alike.
-  app.use('/*', serveStatic({ root: deps.distDir, precompressed: true }))
+  // clients that accept it, with Vary: Accept-Encoding: code, wasm and artifacts alike. A Range
+  // (a device resuming an artifact's download) is always of the plain file.
+  const compressed = serveStatic({ root: deps.distDir, precompressed: true })
+  const plain = serveStatic({ root: deps.distDir })
+  app.use('/*', (c, next) => (c.req.header('range') ? plain(c, next) : compressed(c, next)))
   app.notFound(answerNotFound)
   app.onError(answerError)
   return app

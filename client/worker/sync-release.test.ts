@@ -6,7 +6,13 @@ import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { openStorage, type Storage } from './storage'
 import { decodeCatalogue, decodePools, encodePools } from '../../shared/compact-artifacts'
-import { decodeFirstLists, syncRelease, withCatalogue } from './sync-release'
+import {
+  decodeFirstLists,
+  fetchArtifact,
+  keepEveryBytes,
+  syncRelease,
+  withCatalogue,
+} from './sync-release'
 
 const BASE = new URL('http://127.0.0.1/artifacts/manifest.json')
 let files: Map<string, Uint8Array>
@@ -142,6 +148,114 @@ describe('syncRelease', () => {
     await syncRelease(BASE, storage, third.fetcher)
     expect(third.requested).toEqual(['manifest.json'])
     await storage.forget()
+  })
+
+  describe('an artifact interrupted part-way', () => {
+    const catalogueRef = () =>
+      (JSON.parse(new TextDecoder().decode(files.get('manifest.json'))) as ModelManifest).catalogue
+
+    /** Files served in 4 KB chunks; the catalogue's body breaks off after `cutAt` bytes. */
+    function cutting(cutAt: number) {
+      return (async (input: URL | RequestInfo, init?: RequestInit) => {
+        const name = path.basename(new URL(String(input)).pathname)
+        const bytes = files.get(name)!
+        if (name !== catalogueRef().url) return new Response(bytes.slice())
+        let at = 0
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (at >= cutAt) return controller.error(new TypeError('network error'))
+            controller.enqueue(bytes.slice(at, (at = Math.min(at + 4096, cutAt))))
+          },
+        })
+        expect(new Headers(init?.headers).get('range')).toBeNull()
+        return new Response(body)
+      }) as typeof fetch
+    }
+
+    /** A server that answers Range as app.ts does (`ranges` false: one that ignores it). */
+    function ranged(options: { ranges: boolean; damage?: boolean }) {
+      const asked: Array<{ name: string; range: string | null; sent: number }> = []
+      const fetcher = (async (input: URL | RequestInfo, init?: RequestInit) => {
+        const name = path.basename(new URL(String(input)).pathname)
+        const bytes = files.get(name)!.slice()
+        const range = new Headers(init?.headers).get('range')
+        const from = options.ranges && range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : null
+        const body = from === null ? bytes : bytes.subarray(from)
+        asked.push({ name, range, sent: body.byteLength })
+        if (from === null) return new Response(body)
+        const contentRange = `bytes ${from}-${bytes.byteLength - 1}/${bytes.byteLength}`
+        return new Response(body, { status: 206, headers: { 'content-range': contentRange } })
+      }) as typeof fetch
+      return { fetcher, asked }
+    }
+
+    it('keeps the bytes that arrived, and a reload asks for only the rest with a Range', async () => {
+      const storage = await freshStorage()
+      const ref = catalogueRef()
+      const cutAt = Math.floor(ref.bytes * 0.7)
+      await expect(syncRelease(BASE, storage, cutting(cutAt))).rejects.toThrow('network error')
+      const kept = (await storage.artifacts.loadDownload(ref.sha256))!
+      // Kept every eighth of the file or so: at most that much is lost (and one 4 KB chunk).
+      expect(kept.byteLength).toBeLessThanOrEqual(cutAt)
+      expect(kept.byteLength).toBeGreaterThan(cutAt - keepEveryBytes(ref.bytes) - 4096)
+      expect(kept).toEqual(files.get(ref.url)!.subarray(0, kept.byteLength))
+      const server = ranged({ ranges: true })
+      const release = await syncRelease(BASE, storage, server.fetcher)
+      expect(release.catalogue.items.length).toBe(2933)
+      const catalogue = server.asked.filter((a) => a.name === ref.url)
+      expect(catalogue).toEqual([
+        { name: ref.url, range: `bytes=${kept.byteLength}-`, sent: ref.bytes - kept.byteLength },
+      ])
+      await storage.forget()
+    })
+
+    it('takes the whole file from a server that ignores the Range', async () => {
+      const storage = await freshStorage()
+      const ref = catalogueRef()
+      await expect(syncRelease(BASE, storage, cutting(ref.bytes - 10))).rejects.toThrow()
+      const server = ranged({ ranges: false })
+      const release = await syncRelease(BASE, storage, server.fetcher)
+      expect(release.catalogue.items.length).toBe(2933)
+      expect(server.asked.find((a) => a.name === ref.url)).toMatchObject({ sent: ref.bytes })
+      await storage.forget()
+    })
+
+    it('starts over once when the kept bytes were damaged: the joined file does not verify', async () => {
+      const storage = await freshStorage()
+      const ref = catalogueRef()
+      const damaged = files.get(ref.url)!.slice(0, keepEveryBytes(ref.bytes))
+      damaged[10]! ^= 1
+      await storage.artifacts.saveDownload(ref.sha256, damaged)
+      const server = ranged({ ranges: true })
+      const release = await syncRelease(BASE, storage, server.fetcher)
+      expect(release.catalogue.items.length).toBe(2933)
+      expect(server.asked.filter((a) => a.name === ref.url)).toEqual([
+        {
+          name: ref.url,
+          range: `bytes=${damaged.byteLength}-`,
+          sent: ref.bytes - damaged.byteLength,
+        },
+        { name: ref.url, range: null, sent: ref.bytes },
+      ])
+      await storage.forget()
+    })
+
+    it('refuses a part whose Content-Range is not the rest it asked for, then starts over', async () => {
+      const ref = catalogueRef()
+      const prefix = files.get(ref.url)!.slice(0, 1000)
+      const wrong = (async () =>
+        new Response(files.get(ref.url)!.slice(999), {
+          status: 206,
+          headers: { 'content-range': `bytes 999-${ref.bytes - 1}/${ref.bytes}` },
+        })) as typeof fetch
+      await expect(fetchArtifact(ref, BASE, wrong, { prefix })).rejects.toThrow(
+        `expected Content-Range bytes 1000-${ref.bytes - 1}/${ref.bytes}`,
+      )
+      const longer = (async () => new Response(new Uint8Array(ref.bytes + 1))) as typeof fetch
+      await expect(fetchArtifact(ref, BASE, longer)).rejects.toThrow(
+        `expected ${ref.bytes} bytes at /artifacts/${ref.url}, got ${ref.bytes + 1}`,
+      )
+    })
   })
 
   it('fetches a kept artifact again when its bytes no longer verify', async () => {

@@ -1,8 +1,8 @@
 // Model sync: the manifest names immutable, content-addressed artifacts; a device keeps the
 // release it has when the version matches and otherwise downloads, verifies (sha256, guards,
 // weights codec) and stores the new one in one transaction. Each verified artifact is also kept
-// as it arrives, so a reload during the download fetches only what had not arrived. IndexedDB
-// is only a cache.
+// as it arrives, and an artifact's first bytes while it arrives, so a reload during the download
+// fetches only what had not arrived (the rest of a file as a Range). IndexedDB is only a cache.
 import {
   parseArtifact,
   validateCandidatePools,
@@ -45,21 +45,57 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
  */
 const LOW_PRIORITY: RequestInit = { priority: 'low' }
 
-/** Fetches an artifact and checks its length and SHA-256 against the manifest's reference. */
+/**
+ * Bytes between two keeps of a download in progress (a reload resumes from the last one): an
+ * eighth of the file, at least 16 KB, so a file is written about eight times while it arrives.
+ */
+export function keepEveryBytes(fileBytes: number): number {
+  return Math.max(16_384, Math.ceil(fileBytes / 8))
+}
+
+/** What a download resumes from, and where it keeps its progress (obtainArtifact). */
+export interface Resume {
+  /** The first bytes of the artifact, kept from an interrupted download: asked for as a Range. */
+  prefix?: Uint8Array
+  /** Keeps the bytes so far, every keepEveryBytes of them (best effort, awaited). */
+  keep?: (prefix: Uint8Array) => Promise<void>
+}
+
+/**
+ * Fetches an artifact and checks its length and SHA-256 against the manifest's reference. With
+ * `resume.prefix`, asks for the rest only (`Range: bytes=<prefix length>-`, answered 206 with its
+ * Content-Range, or 200 with the whole file by a server that ignores ranges).
+ */
 export async function fetchArtifact(
   ref: ArtifactRef,
   base: URL,
   fetcher: typeof fetch,
+  resume: Resume = {},
 ): Promise<Uint8Array> {
   const url = new URL(ref.url, base)
-  const response = await fetcher(url, LOW_PRIORITY)
-  if (!response.ok)
+  const from = resume.prefix && resume.prefix.byteLength < ref.bytes ? resume.prefix : null
+  const response = await fetcher(
+    url,
+    from ? { ...LOW_PRIORITY, headers: { Range: `bytes=${from.byteLength}-` } } : LOW_PRIORITY,
+  )
+  let start = 0
+  if (from && response.status === 206) {
+    const expected = `bytes ${from.byteLength}-${ref.bytes - 1}/${ref.bytes}`
+    const got = response.headers.get('content-range')
+    if (got !== expected) {
+      void response.body?.cancel()
+      throw new ReleaseError(`expected Content-Range ${expected} for ${url.pathname}, got ${got}`)
+    }
+    start = from.byteLength
+  } else if (response.status !== 200) {
+    void response.body?.cancel()
     throw new ReleaseError(`expected 200 for ${url.pathname}, got ${response.status}`)
-  const bytes = new Uint8Array(await response.arrayBuffer())
-  if (bytes.byteLength !== ref.bytes) {
-    throw new ReleaseError(
-      `expected ${ref.bytes} bytes at ${url.pathname}, got ${bytes.byteLength}`,
-    )
+  }
+  const bytes = new Uint8Array(ref.bytes)
+  if (start > 0) bytes.set(from!)
+  const end = await readInto(bytes, start, response, url, resume.keep)
+  if (end !== ref.bytes) {
+    throw new ReleaseError(`expected ${ref.bytes} bytes at ${url.pathname}, got ${end}`)
   }
   const digest = await sha256Hex(bytes)
   if (digest !== ref.sha256) {
@@ -69,8 +105,42 @@ export async function fetchArtifact(
 }
 
 /**
- * An artifact kept from an interrupted download when it still verifies, else fetched, verified
- * and kept. Keeping is best effort: a full or failing store only costs a download next time.
+ * The response's body into `bytes` from `start`; returns where it ended, which is past the
+ * buffer (by one) when the body is longer than the manifest says: nothing more is read then.
+ */
+async function readInto(
+  bytes: Uint8Array,
+  start: number,
+  response: Response,
+  url: URL,
+  keep?: (prefix: Uint8Array) => Promise<void>,
+): Promise<number> {
+  let at = start
+  let keptAt = start
+  const every = keepEveryBytes(bytes.byteLength)
+  const reader = response.body?.getReader()
+  if (!reader) return at
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return at
+    if (at + value.byteLength > bytes.byteLength) {
+      void reader.cancel()
+      return bytes.byteLength + 1
+    }
+    bytes.set(value, at)
+    at += value.byteLength
+    if (keep && at - keptAt >= every && at < bytes.byteLength) {
+      keptAt = at
+      await keep(bytes.slice(0, at))
+    }
+  }
+}
+
+/**
+ * An artifact kept from an earlier download when it verifies; else fetched (the rest of it when
+ * an interrupted download kept its first bytes), verified and kept. Keeping is best effort: a
+ * full or failing store only costs a download next time. A resumed download that does not
+ * verify (the kept bytes were damaged, or the server's ranges are wrong) starts over once.
  */
 async function obtainArtifact(
   ref: ArtifactRef,
@@ -80,8 +150,15 @@ async function obtainArtifact(
 ): Promise<Uint8Array> {
   const kept = await storage?.artifacts.loadDownload(ref.sha256).catch(() => null)
   if (kept && kept.byteLength === ref.bytes && (await sha256Hex(kept)) === ref.sha256) return kept
-  const bytes = await fetchArtifact(ref, base, fetcher)
-  await storage?.artifacts.saveDownload(ref.sha256, bytes).catch(() => undefined)
+  const keep = async (prefix: Uint8Array) => {
+    await storage?.artifacts.saveDownload(ref.sha256, prefix).catch(() => undefined)
+  }
+  const prefix = kept && kept.byteLength < ref.bytes ? kept : undefined
+  const bytes = await fetchArtifact(ref, base, fetcher, { prefix, keep }).catch((error) => {
+    if (!prefix || !(error instanceof ReleaseError)) throw error
+    return fetchArtifact(ref, base, fetcher, { keep })
+  })
+  await keep(bytes)
   return bytes
 }
 

@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Hono } from 'hono'
+import { answerRange, contentRange } from '../byte-range'
 import { artifactName, validateModelManifest } from '../../shared/artifacts'
 import {
   decodeCatalogue,
@@ -139,7 +140,11 @@ export function releaseRoutes(deps: {
     for (const version of candidates) {
       const ref = deviceArtifacts(version.manifest).find((r) => r.url === name)
       if (!ref) continue
-      const encoding = await compressedCopy(deps.store, ref.sha256, c.req.header('accept-encoding'))
+      // A resumed download asks for the rest of the plain bytes (P2): never a compressed copy.
+      const range = c.req.header('range')
+      const encoding = range
+        ? null
+        : await compressedCopy(deps.store, ref.sha256, c.req.header('accept-encoding'))
       if (encoding && !encoding.intact) {
         log(
           `artifact ${name}: its ${encoding.name} copy in the store does not hash to ${ref.sha256}`,
@@ -160,7 +165,12 @@ export function releaseRoutes(deps: {
         name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
       )
       if (compressed) c.header('Content-Encoding', compressed.name)
-      return c.body(bytes as Uint8Array<ArrayBuffer>)
+      c.header('Accept-Ranges', 'bytes')
+      const part = answerRange(range, bytes.byteLength)
+      if (part.kind === 'whole') return c.body(bytes as Uint8Array<ArrayBuffer>)
+      c.header('Content-Range', contentRange(part, bytes.byteLength)!)
+      if (part.kind === 'unsatisfiable') return c.body(null, 416)
+      return c.body(bytes.subarray(part.start, part.end + 1) as Uint8Array<ArrayBuffer>, 206)
     }
     refuse('E_NOT_FOUND', `no artifact ${name}`)
   })

@@ -153,6 +153,25 @@ describe('the aggregation server end to end', () => {
       // Every artifact, the model too, has its compressed copies (undici asks for gzip over http).
       expect(response.headers.get('content-encoding')).toBe('gzip')
     }
+    // A device resuming the model's download gets the rest of the plain bytes, never a copy
+    // compressed from elsewhere; a start past the end is 416.
+    const whole = new Uint8Array(
+      await (await fetch(`${origin}/artifacts/${manifest.model.url}`)).arrayBuffer(),
+    )
+    const from = Math.floor(manifest.model.bytes / 2)
+    const rest = await fetch(`${origin}/artifacts/${manifest.model.url}`, {
+      headers: { range: `bytes=${from}-` },
+    })
+    expect(rest.status).toBe(206)
+    expect(rest.headers.get('content-encoding')).toBeNull()
+    expect(rest.headers.get('content-range')).toBe(
+      `bytes ${from}-${manifest.model.bytes - 1}/${manifest.model.bytes}`,
+    )
+    expect(new Uint8Array(await rest.arrayBuffer())).toEqual(whole.subarray(from))
+    const past = await fetch(`${origin}/artifacts/${manifest.model.url}`, {
+      headers: { range: `bytes=${manifest.model.bytes}-` },
+    })
+    expect(past.status).toBe(416)
     // A second start on the same store does not seed again, and announces the same channel.
     const again = await createFederation(
       store,
