@@ -1,7 +1,9 @@
-/** One next-item case: the items so far and the item that followed. */
+/** One next-item case: the items so far, the item that followed, and every item from it on. */
 export interface PrefixCase {
   prefix: Int32Array
   target: number
+  /** s[k:], the target first (MAP@K's relevant items); a view like `prefix`. */
+  rest: Int32Array
 }
 
 export interface ExpandOptions {
@@ -22,7 +24,11 @@ export function expandPrefixes(sessions: Int32Array[], opts: ExpandOptions = {})
   const cases: PrefixCase[] = []
   for (const session of sessions) {
     for (let k = 1; k < session.length; k += 1) {
-      cases.push({ prefix: session.subarray(Math.max(0, k - maxLen), k), target: session[k] })
+      cases.push({
+        prefix: session.subarray(Math.max(0, k - maxLen), k),
+        target: session[k],
+        rest: session.subarray(k),
+      })
     }
   }
   return cases

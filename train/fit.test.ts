@@ -113,6 +113,7 @@ describe('fitGruModel', () => {
       Array.from({ length: s.length - 1 }, (_, k) => ({
         prefix: s.subarray(0, k + 1),
         target: s[k + 1]!,
+        rest: s.subarray(k + 1),
       })),
     )
     const batches = planBatches(cases, 16, createRandom(9))

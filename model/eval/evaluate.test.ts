@@ -129,11 +129,12 @@ describe('formatReportTable', () => {
     })
     const table = formatReportTable([report]).split('\n')
     expect(table[0]).toBe(
-      '| scorer | cases | recall@1 % | mrr@1 % | ndcg@1 % | coverage@20 % | popShare@20 % | ms/case |',
+      '| scorer | cases | recall@1 % | mrr@1 % | ndcg@1 % | map@1 % | coverage@20 % | popShare@20 % | ms/case |',
     )
     expect(table[2]).toBe(formatReportRow(report))
+    // map@1: the list is always 0, 1, 2, 3; the cases go on to {1, 2}, {2}, {3, 0}, {0}: 0, 0, ½, 1.
     expect(table[2]).toMatch(
-      /^\| fixed \| 4 \| 25\.00 \| 25\.00 \| 25\.00 \| 100\.00 \| 25\.00 \| /,
+      /^\| fixed \| 4 \| 25\.00 \| 25\.00 \| 25\.00 \| 37\.50 \| 100\.00 \| 25\.00 \| /,
     )
   })
 })

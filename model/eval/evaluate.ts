@@ -75,6 +75,8 @@ export async function evaluateScorer(
     popularItems: popularMask(trainCounts),
   })
 
+  // The top-20 list (coverage, popularity share) or longer when a cut-off K is (MAP@K).
+  const listLength = Math.max(LIST_K, ...(options.ks ?? []))
   const groups = (options.targetGroups ?? []).map((group) => ({
     group,
     cases: 0,
@@ -95,7 +97,7 @@ export async function evaluateScorer(
     for (let c = first; c < end; c++) {
       const offset = (c - first) * nItems
       const rank = rankOfTarget(scores, offset, nItems, cases[c].target)
-      accumulator.add(rank, topKIndices(scores, offset, nItems, LIST_K))
+      accumulator.add(rank, topKIndices(scores, offset, nItems, listLength), cases[c].rest)
       for (const g of groups) {
         if (!g.group.holds(cases[c].target)) continue
         g.cases += 1

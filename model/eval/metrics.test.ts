@@ -107,8 +107,9 @@ describe('popularMask', () => {
 })
 
 describe('createMetricsAccumulator', () => {
-  it('averages recall, MRR and NDCG per cut-off over hand-computed ranks', () => {
+  it('averages recall, MRR, NDCG and MAP per cut-off over hand-computed ranks', () => {
     const metrics = createMetricsAccumulator({ nItems: 50, popularItems: new Uint8Array(50) })
+    // One relevant item a case: AP@K is the reciprocal rank, so map@K = mrr@K.
     for (const rank of [1, 3, 7, 15, 40]) metrics.add(rank, new Int32Array(0))
     const result = metrics.result()
     expect(result.cases).toBe(5)
@@ -116,17 +117,41 @@ describe('createMetricsAccumulator', () => {
       'recall@5': 2 / 5,
       'mrr@5': (1 + 1 / 3) / 5,
       'ndcg@5': (1 + 1 / 2) / 5,
+      'map@5': (1 + 1 / 3) / 5,
       'recall@10': 3 / 5,
       'mrr@10': (1 + 1 / 3 + 1 / 7) / 5,
       'ndcg@10': (1 + 1 / 2 + 1 / 3) / 5,
+      'map@10': (1 + 1 / 3 + 1 / 7) / 5,
       'recall@20': 4 / 5,
       'mrr@20': (1 + 1 / 3 + 1 / 7 + 1 / 15) / 5,
       'ndcg@20': (1 + 1 / 2 + 1 / 3 + 1 / 4) / 5,
+      'map@20': (1 + 1 / 3 + 1 / 7 + 1 / 15) / 5,
     }
     expect(Object.keys(result.metrics)).toEqual(Object.keys(expected))
     for (const [name, value] of Object.entries(expected)) {
       expect(result.metrics[name as keyof typeof expected]).toBeCloseTo(value, 12)
     }
+  })
+
+  it('counts every item the session goes on to as relevant for MAP@K, once each', () => {
+    const metrics = createMetricsAccumulator({
+      ks: [1, 3, 5],
+      nItems: 10,
+      popularItems: new Uint8Array(10),
+    })
+    // The session goes on to 4, 7, 7 (a repeat), 2: R = {4, 7, 2}. The list: 7 at 1, 4 at 3, 2 at 6.
+    metrics.add(3, Int32Array.from([7, 0, 4, 1, 3, 2, 5]), Int32Array.from([4, 7, 7, 2]))
+    const { metrics: m } = metrics.result()
+    expect(m['map@1']).toBeCloseTo(1 / 3, 12) // precision@1 = 1, over |R| = 3
+    expect(m['map@3']).toBeCloseTo((1 + 2 / 3) / 3, 12)
+    expect(m['map@5']).toBeCloseTo((1 + 2 / 3) / 3, 12) // 2 is at 6, past K
+    // The target's own metrics are unchanged by the rest: rank 3.
+    expect(m['mrr@3']).toBeCloseTo(1 / 3, 12)
+    expect(m['recall@1']).toBe(0)
+    // A list too short for the largest K is a caller's bug, not a zero.
+    expect(() => metrics.add(1, Int32Array.from([4]), Int32Array.from([4, 2]))).toThrow(
+      /expected the best 5 items for map@5, got 1/,
+    )
   })
 
   it('measures coverage and popular share on the top-20 lists', () => {

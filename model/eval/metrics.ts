@@ -1,15 +1,20 @@
-// Ranking metrics for the next-item protocol: one relevant item per case, full ranking over the
-// catalogue. Everything here runs once per case on rows of ~43k scores, so the loops are kept
+// Ranking metrics for the next-item protocol: one target per case, full ranking over the
+// catalogue; MAP@K counts every item the session goes on to as relevant (below). Everything here runs once per case on rows of ~43k scores, so the loops are kept
 // flat and allocation-free apart from the small top-K result.
 
 /** Size of the lists that coverage and popularity share are measured on. */
 export const LIST_K = 20
 
-export type RankMetricName = `${'recall' | 'mrr' | 'ndcg'}@${number}`
+export type RankMetricName = `${'recall' | 'mrr' | 'ndcg' | 'map'}@${number}`
 
 export interface MetricsResult {
   cases: number
-  /** Fractions in [0, 1]: recall@K (hit rate), mrr@K (0 beyond K), ndcg@K (IDCG = 1). */
+  /**
+   * Fractions in [0, 1]: recall@K (hit rate), mrr@K (0 beyond K), ndcg@K (IDCG = 1) of the
+   * target; map@K, the mean over cases of AP@K = (1 / |R|) · Σ_{i ≤ K, list[i] ∈ R} precision@i,
+   * R the distinct items the session goes on to from the target on (as session-rec's MAP, which
+   * also counts every later item; with R = {target} it equals mrr@K).
+   */
   metrics: Record<RankMetricName, number>
   /** Distinct items shown in any top-20 list, over nItems. */
   'coverage@20': number
@@ -18,7 +23,11 @@ export interface MetricsResult {
 }
 
 export interface MetricsAccumulator {
-  add(rank: number, topK: Int32Array): void
+  /**
+   * One case: the target's rank, the best items (at least the largest K), and the items the
+   * session goes on to, target first (only the target when absent).
+   */
+  add(rank: number, topK: Int32Array, rest?: ArrayLike<number>): void
   result(): MetricsResult
 }
 
@@ -132,6 +141,8 @@ export function createMetricsAccumulator(options: MetricsOptions): MetricsAccumu
   const hits = new Float64Array(ks.length)
   const reciprocal = new Float64Array(ks.length)
   const gain = new Float64Array(ks.length)
+  const precisionSums = new Float64Array(ks.length)
+  const maxK = Math.max(...ks)
   const shown = new Uint8Array(nItems)
   let distinctShown = 0
   let slots = 0
@@ -139,7 +150,7 @@ export function createMetricsAccumulator(options: MetricsOptions): MetricsAccumu
   let cases = 0
 
   return {
-    add(rank, topK) {
+    add(rank, topK, rest) {
       cases++
       const rr = 1 / rank
       const dcg = 1 / Math.log2(rank + 1)
@@ -149,6 +160,29 @@ export function createMetricsAccumulator(options: MetricsOptions): MetricsAccumu
           reciprocal[c] += rr
           gain[c] += dcg
         }
+      }
+      if (rest === undefined || rest.length <= 1) {
+        // One relevant item: AP@K is its reciprocal rank.
+        for (let c = 0; c < ks.length; c++) if (rank <= ks[c]) precisionSums[c] += rr
+      } else {
+        if (topK.length < Math.min(maxK, nItems)) {
+          throw new RangeError(
+            `expected the best ${maxK} items for map@${maxK}, got ${topK.length}`,
+          )
+        }
+        const relevant = new Set<number>()
+        for (let i = 0; i < rest.length; i++) relevant.add(rest[i])
+        let found = 0
+        let sum = 0
+        let c = 0
+        const ordered = [...ks.keys()].sort((a, b) => ks[a] - ks[b])
+        for (let i = 0; i < Math.min(maxK, topK.length) && c < ordered.length; i++) {
+          if (relevant.has(topK[i])) sum += ++found / (i + 1)
+          while (c < ordered.length && ks[ordered[c]] === i + 1) {
+            precisionSums[ordered[c++]] += sum / relevant.size
+          }
+        }
+        for (; c < ordered.length; c++) precisionSums[ordered[c]] += sum / relevant.size
       }
       const listLength = Math.min(LIST_K, topK.length)
       for (let r = 0; r < listLength; r++) {
@@ -169,6 +203,7 @@ export function createMetricsAccumulator(options: MetricsOptions): MetricsAccumu
         metrics[`recall@${k}`] = hits[c] * perCase
         metrics[`mrr@${k}`] = reciprocal[c] * perCase
         metrics[`ndcg@${k}`] = gain[c] * perCase
+        metrics[`map@${k}`] = precisionSums[c] * perCase
       })
       return {
         cases,
