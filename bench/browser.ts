@@ -20,7 +20,7 @@ import { loadDataset } from '../train/data/load-dataset'
 import { sharedDataDir } from '../train/data/paths'
 import { setNodeBackend } from '../model/node-backend'
 import { runBenchmark, type BenchRun } from './harness'
-import { measureNetworkVisit, VISIT_HEAD } from './network-visit'
+import { measureNetworkVisit, RECORD_LONG_TASKS, VISIT_HEAD } from './network-visit'
 import { measurePagePoolsOnly } from './page-pools-visit'
 import { list, text, readOptions, type Options } from './options'
 import { percentile } from './stats'
@@ -58,10 +58,7 @@ const SOFTWARE: Partial<Record<BackendName, string>> = {
  * Long tasks on the main thread are recorded from the start.
  */
 const HEAD = `<script>
-window.__longTasks = []
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration])
-}).observe({ type: 'longtask', buffered: true })
+${RECORD_LONG_TASKS}
 window.pocketrec = window.pocketrec || []
 window.pocketrec.push(['consent', true])
 window.__coldStart = new Promise((resolve, reject) => {

@@ -75,6 +75,12 @@ async function serveCounting(distDir: string) {
   }
 }
 
+/** Page script: every main-thread long task from here on, as [startTime, duration] in `__longTasks`. */
+export const RECORD_LONG_TASKS = `window.__longTasks = []
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration])
+}).observe({ type: 'longtask', buffered: true })`
+
 /**
  * Consent at once (its moment kept: the tag, still downloading, acts on it when it runs), then the
  * cold for-you list, then a viewed product's frequently-bought list.

@@ -8,15 +8,13 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { openProfile, waitForTag } from '../test/browser/tag-page'
+import { RECORD_LONG_TASKS } from './network-visit'
 
 const PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
 <meta http-equiv="Content-Security-Policy" content="worker-src 'none'">
 <title>pools on the page</title>
 <script>
-window.__longTasks = []
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration])
-}).observe({ type: 'longtask', buffered: true })
+${RECORD_LONG_TASKS}
 window.pocketrec = window.pocketrec || []
 window.pocketrec.push(['consent', true])
 window.__consentMs = performance.now()
