@@ -93,7 +93,7 @@ export async function fetchArtifact(
   }
   const bytes = new Uint8Array(ref.bytes)
   if (start > 0) bytes.set(from!)
-  const end = await readInto(bytes, start, response, url, resume.keep)
+  const end = await readInto(bytes, start, response, resume.keep)
   if (end !== ref.bytes) {
     throw new ReleaseError(`expected ${ref.bytes} bytes at ${url.pathname}, got ${end}`)
   }
@@ -112,7 +112,6 @@ async function readInto(
   bytes: Uint8Array,
   start: number,
   response: Response,
-  url: URL,
   keep?: (prefix: Uint8Array) => Promise<void>,
 ): Promise<number> {
   let at = start
@@ -150,15 +149,17 @@ async function obtainArtifact(
 ): Promise<Uint8Array> {
   const kept = await storage?.artifacts.loadDownload(ref.sha256).catch(() => null)
   if (kept && kept.byteLength === ref.bytes && (await sha256Hex(kept)) === ref.sha256) return kept
-  const keep = async (prefix: Uint8Array) => {
-    await storage?.artifacts.saveDownload(ref.sha256, prefix).catch(() => undefined)
-  }
+  const keep = storage
+    ? async (prefix: Uint8Array) => {
+        await storage.artifacts.saveDownload(ref.sha256, prefix).catch(() => undefined)
+      }
+    : undefined
   const prefix = kept && kept.byteLength < ref.bytes ? kept : undefined
   const bytes = await fetchArtifact(ref, base, fetcher, { prefix, keep }).catch((error) => {
     if (!prefix || !(error instanceof ReleaseError)) throw error
     return fetchArtifact(ref, base, fetcher, { keep })
   })
-  await keep(bytes)
+  await keep?.(bytes)
   return bytes
 }
 
