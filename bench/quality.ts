@@ -101,6 +101,7 @@ function formatTable(
     'MRR@10',
     'MRR@20',
     'NDCG@20',
+    'MAP@20',
     'cov@20',
     'top1%@20',
     'model MB',
@@ -110,9 +111,16 @@ function formatTable(
     const pub = published.find((p) => r.scorer.startsWith(p.model))
     return [
       r.scorer,
-      ...['recall@5', 'recall@10', 'recall@20', 'mrr@5', 'mrr@10', 'mrr@20', 'ndcg@20'].map((m) =>
-        percent(r.metrics[m as 'recall@5']),
-      ),
+      ...[
+        'recall@5',
+        'recall@10',
+        'recall@20',
+        'mrr@5',
+        'mrr@10',
+        'mrr@20',
+        'ndcg@20',
+        'map@20',
+      ].map((m) => percent(r.metrics[m as 'recall@5'])),
       percent(r['coverage@20']),
       percent(r['popShare@20']),
       r.modelBytes === undefined ? '' : (r.modelBytes / 1e6).toFixed(2),
@@ -121,18 +129,10 @@ function formatTable(
   })
   for (const p of published) {
     if (!reports.some((r) => r.scorer.startsWith(p.model))) {
+      const blank = new Array<string>(header.length - 2).fill('')
       rows.push([
         `${p.model} (published)`,
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
+        ...blank,
         `${p.recall20.toFixed(2)} / ${p.mrr20.toFixed(2)}`,
       ])
     }
