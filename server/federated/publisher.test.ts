@@ -144,12 +144,17 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     const current = (await store.current())!
     expect(current).toMatchObject({ version: 2, parent: 1, metrics: { updates: 2 } })
     expect(current.manifest.version).toBe('v2')
-    const { dense, table } = await weightsOf(current.manifest.model)
+    const { dense, table } = await weightsOf(current.manifest.master!)
     // Each dense coordinate by the mean over the windows covering it (one each); dense 4 untouched.
     expect(Array.from(dense)).toEqual([0.25, 1, 1.125, -0.75, 2])
     // Row 0 by its mean over the two devices that trained it, row 1 by its one device's change;
     // rows 2 and 3 untouched.
     expect(Array.from(table)).toEqual([1.375, 1.25, 0.5, 1.5, 1, 1, 1, 1])
+    // Devices get that master in the shipped encoding: the table exactly (four distinct rows are
+    // their own codebook), the dense weights int8, within a step of their tensor's largest / 127.
+    const served = await weightsOf(current.manifest.model)
+    expect(Array.from(served.table)).toEqual(Array.from(table))
+    served.dense.forEach((value, i) => expect(Math.abs(value - dense[i]!)).toBeLessThan(2 / 127))
     expect(await store.buffered()).toEqual([])
     expect(await store.ledger()).toEqual([]) // not noised: nothing for the accountant
   })
@@ -167,7 +172,7 @@ describe('publishing a version (PROTOCOL.md P16–P19)', () => {
     const served = await weightsOf(current.manifest.model)
     const master = await weightsOf(current.manifest.master!)
     expect(master.dense[2]).toBeCloseTo(1 + 5 * step, 6)
-    // The served float16 model is the master rounded, not 1 five times over.
+    // The served model is the master rounded, not 1 five times over.
     expect(served.dense[2]).toBeCloseTo(1 + 5 * step, 3)
     expect(served.dense[2]).not.toBe(1)
     // The master and the popularity totals are the server's own: devices never see them.
