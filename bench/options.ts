@@ -62,6 +62,10 @@ export const optionalNum = (min = -Infinity, max = Infinity) => optional(num(0, 
 export const intList = (fallback: readonly number[], min = 1) =>
   commaSeparated(int(0, min), fallback)
 
+/** Comma-separated numbers in `[min, max]`: `--sigmas 0,1`. */
+export const numList = (fallback: readonly number[], min = -Infinity, max = Infinity) =>
+  commaSeparated(num(0, min, max), fallback)
+
 /** Comma-separated choices: `--backends wasm,cpu`. */
 export const list = <C extends string>(choices: readonly C[], fallback: readonly C[]) =>
   commaSeparated(choice(choices, choices[0]!), fallback)

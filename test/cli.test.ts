@@ -142,3 +142,29 @@ describe('npm run sim', () => {
     expect(secure.report.secure.helperBytes).toBeLessThanOrEqual(64 * 1024)
   }, 240_000)
 })
+
+describe('npm run sim:ab', () => {
+  it('shows the trained model’s lift over popularity, and counts A/A false alarms', async () => {
+    const results = path.join(out, 'sim-ab.json')
+    const sim = await runScript('bench/sim/ab.ts', [
+      ...['--data', data, '--model', path.join(out, 'model.prw'), '--results', results],
+      ...['--batch', '200', '--aa', '20', '--sigmas', '0,1'],
+    ])
+    const report = JSON.parse(fs.readFileSync(results, 'utf8'))
+    expect(report.devices).toBeGreaterThan(3000)
+    const [exact, noised] = report.rows
+    expect(exact.sigma).toBe(0)
+    // Without noise the server ends with the devices' true totals; with it, it does not.
+    expect(exact.serverEqualsTrue).toBe(true)
+    expect(noised.serverEqualsTrue).toBe(false)
+    // One epoch on the sample: the model's lists are clicked far more often than popularity's,
+    // and the always-valid interval says so.
+    expect(exact.rates[1]).toBeGreaterThan(3 * exact.rates[0])
+    expect(exact.alwaysValid[0]).toBeGreaterThan(0)
+    expect(exact.decidedAtDevices).toBeLessThanOrEqual(exact.devices)
+    expect(exact.looks.length).toBeGreaterThan(10)
+    expect(exact.aa.runs).toBe(20)
+    expect(exact.aa.sequential).toBeLessThanOrEqual(3)
+    expect(sim.stdout).toMatch(/A\/A, 20 runs: the always-valid test flagged \d+/)
+  }, 120_000)
+})

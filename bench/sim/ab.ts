@@ -1,0 +1,190 @@
+// npm run sim:ab -- [--data <folder>] [--model <file>]: does the trained model earn more clicks
+// than popularity, and does the experiment machinery say so without crying wolf? Held-out
+// sessions are devices; at each step a device is shown a list of `--list` items by its arm and
+// clicks when the session's next item is on it (the issue's click model). Devices report clipped
+// (impressions, clicks) sums per random group, a release of `--batch` at a time, noised with σ
+// (each of `--sigmas`); the operator looks after every release (bench/sim/ab-experiment.ts). Then
+// `--aa` A/A experiments (both arms the model, a fresh hash key each) count how often the
+// always-valid test, and how often peeking at the one-look interval, flags a difference that
+// is not there. Writes bench/results/sim-ab-<dataset>.json.
+import path from 'node:path'
+import type { GruModel } from '../../model/gru-model'
+import { createGruScorer } from '../../model/eval/gru-scorer'
+import { topKIndices } from '../../model/eval/metrics'
+import { exportModelWeights, importModelWeights } from '../../model/model-weights'
+import { setNodeBackend } from '../../model/node-backend'
+import type { Experiment } from '../../shared/experiments'
+import { createRandom, shuffleInPlace } from '../../shared/random'
+import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
+import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
+import { countItems } from '../../train/data/examples'
+import { loadDataset } from '../../train/data/load-dataset'
+import { defaultModelDir, loadModel } from '../../train/model-file'
+import { createProgressLine, formatDuration } from '../../train/progress'
+import { runBenchmark, type BenchRun } from '../harness'
+import { int, num, numList, readOptions, text, type Options } from '../options'
+import { runExperiment, type DeviceOutcomes, type ExperimentRun } from './ab-experiment'
+
+const AB_FLAGS = {
+  data: text('../shared/data/diginetica-srgnn'),
+  /** Default: the dataset's trained model in models/<dataset>/model.prw, run in shipped form. */
+  model: text(),
+  list: int(20),
+  /** Devices a release sums: the federation's K (server/federated/defaults.ts). */
+  batch: int(1000),
+  /** Lists a device counts per report: 99 % of training sessions on DIGINETICA and YooChoose have ≤ 17 steps. */
+  clip: int(20),
+  sigmas: numList([0, 1], 0),
+  aa: int(100),
+  alpha: num(0.05, 1e-6, 0.5),
+  minimumLift: num(0.1, 1e-6),
+  seed: int(1, 0),
+  /** Default: bench/results/sim-ab-<dataset>.json. */
+  results: text(),
+}
+type AbOptions = Options<typeof AB_FLAGS>
+
+const ARMS = ['popularity', 'model'] as const
+
+/** Lists shown and clicked per session, under popularity and under the shipped model. */
+async function deviceOutcomes(options: AbOptions): Promise<{
+  devices: DeviceOutcomes[]
+  dataset: string
+  nItems: number
+}> {
+  const dataset = await loadDataset(options.data)
+  const file = options.model ?? path.join(defaultModelDir(dataset.name), 'model.prw')
+  const trained = await loadModel(file)
+  const shipped = importModelWeights(
+    decodeWeights(encodeWeights(await exportModelWeights(trained), SHIPPED_MODEL_ENCODING)),
+  )
+  trained.dispose()
+  const popular = new Set(
+    topKIndices(
+      Float32Array.from(countItems(dataset.train, dataset.nItems)),
+      0,
+      dataset.nItems,
+      options.list,
+    ),
+  )
+  const sessions = dataset.test.filter((s) => s.length >= 2)
+  const clicks = await modelClicks(shipped, sessions, options.list)
+  shipped.dispose()
+  const devices = sessions.map((session, i): DeviceOutcomes => {
+    let popularClicks = 0
+    for (let k = 1; k < session.length; k++) if (popular.has(session[k]!)) popularClicks++
+    return {
+      id: `sim-device-${i}`,
+      byArm: [
+        [session.length - 1, popularClicks],
+        [session.length - 1, clicks[i]!],
+      ],
+    }
+  })
+  shuffleInPlace(devices, createRandom(options.seed))
+  return { devices, dataset: dataset.name, nItems: dataset.nItems }
+}
+
+/** Per session, how many of its steps had the next item in the model's top `list`. */
+async function modelClicks(model: GruModel, sessions: Int32Array[], list: number) {
+  const scorer = createGruScorer(model)
+  const { nItems, maxLen } = model.config
+  const clicks = new Int32Array(sessions.length)
+  const total = sessions.reduce((sum, s) => sum + s.length - 1, 0)
+  const progress = createProgressLine(process.stderr, 15)
+  const started = performance.now()
+  let prefixes: Int32Array[] = []
+  let owners: Array<[number, number]> = []
+  let done = 0
+  const flush = async () => {
+    const scores = await scorer.scoreBatch(prefixes)
+    for (const [b, [owner, target]] of owners.entries()) {
+      const top = topKIndices(scores, b * nItems, nItems, list)
+      if (top.includes(target)) clicks[owner]! += 1
+    }
+    done += prefixes.length
+    progress.update(`model lists: ${done}/${total}`)
+    prefixes = []
+    owners = []
+  }
+  for (const [i, session] of sessions.entries()) {
+    for (let k = 1; k < session.length; k++) {
+      prefixes.push(session.subarray(Math.max(0, k - maxLen), k))
+      owners.push([i, session[k]!])
+      if (prefixes.length === 256) await flush()
+    }
+  }
+  if (prefixes.length > 0) await flush()
+  progress.done(`model lists: ${total} in ${formatDuration((performance.now() - started) / 1000)}`)
+  scorer.dispose?.()
+  return clicks
+}
+
+const experiment = (key: string, arms: readonly string[]): Experiment => ({
+  id: 'sim-ab',
+  key,
+  arms: arms.map((name) => ({ name, share: 1 })),
+})
+
+function summarise(run: ExperimentRun) {
+  const last = run.looks.at(-1)!
+  return {
+    decidedAtDevices: run.decidedAt,
+    devices: last.devices,
+    armDevices: last.armDevices,
+    rates: last.rates,
+    lift: last.lift,
+    interval: last.interval,
+    alwaysValid: last.alwaysValid,
+    pValue: last.pValue,
+    serverEqualsTrue: run.serverSums.every((s, a) => {
+      const exact = run.trueSums[a]!
+      return s.x.every((v, g) => v === exact.x[g]) && s.y.every((v, g) => v === exact.y[g])
+    }),
+  }
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}`
+const range = ([lo, hi]: [number, number]) => `[${pct(lo)}, ${pct(hi)}]`
+
+async function simAb(options: AbOptions, run: BenchRun): Promise<void> {
+  await setNodeBackend('wasm')
+  const { devices, dataset, nItems } = await deviceOutcomes(options)
+  const rows = []
+  for (const sigma of options.sigmas) {
+    const settings = { ...options, sigma }
+    const ab = runExperiment(experiment(`sim-ab-${options.seed}`, ARMS), devices, settings)
+    const summary = summarise(ab)
+    // A/A: both arms the model; each run its own key (another split of the same devices).
+    const sameArms = devices.map((d) => ({ id: d.id, byArm: [d.byArm[1]!, d.byArm[1]!] }))
+    let sequential = 0
+    let peeking = 0
+    for (let r = 0; r < options.aa; r++) {
+      const aa = runExperiment(experiment(`sim-aa-${options.seed}-${r}`, ['a', 'b']), sameArms, {
+        ...settings,
+        seed: options.seed * 1000 + r,
+      })
+      if (aa.decidedAt !== null) sequential++
+      if (aa.peekingFlagged) peeking++
+    }
+    console.log(
+      `\nσ = ${sigma}: CTR popularity ${pct(summary.rates[0]!)} %, model ${pct(summary.rates[1]!)} %` +
+        ` over ${summary.devices} devices (${summary.armDevices.join(' / ')}); lift ${pct(summary.lift)} points,` +
+        ` always-valid ${range(summary.alwaysValid)}, one-look ${range(summary.interval)};` +
+        ` interval excludes 0 after ${summary.decidedAtDevices ?? 'never'} devices.` +
+        `\n  A/A, ${options.aa} runs: the always-valid test flagged ${sequential},` +
+        ` peeking at the one-look interval after every release flagged ${peeking}.`,
+    )
+    rows.push({ sigma, ...summary, aa: { runs: options.aa, sequential, peeking }, looks: ab.looks })
+  }
+  await run.write(options.results ?? path.join('bench', 'results', `sim-ab-${dataset}.json`), {
+    dataset,
+    nItems,
+    devices: devices.length,
+    arms: ARMS,
+    options,
+    rows,
+  })
+}
+
+runBenchmark({ script: 'sim:ab', parse: (argv) => readOptions(AB_FLAGS, argv), run: simAb })
