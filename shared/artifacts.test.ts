@@ -8,6 +8,7 @@ import {
   validateCandidatePools,
   validateCatalogue,
   validateModelManifest,
+  validateExperiments,
   validateRerankRules,
   type Validation,
 } from './artifacts'
@@ -113,6 +114,43 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(withRate(Number.NaN).ok).toBe(false)
     expect(withRate('0.001').ok).toBe(false)
     expect(validateModelManifest({ ...manifest(), localTraining: 3 }).ok).toBe(false)
+  })
+
+  it('P30: accepts experiments a device can apply, and names the field of one it cannot', () => {
+    const arms = [
+      { name: 'model', share: 9, lists: 'model' },
+      { name: 'pools', share: 1, lists: 'pools' },
+    ]
+    const withExperiments = (experiments: unknown) =>
+      validateModelManifest({ ...manifest(), experiments })
+    expect(withExperiments([{ id: 'holdout', key: 'k', arms }]).ok).toBe(true)
+    expect(withExperiments([]).ok).toBe(true)
+    expect(
+      refusal(
+        withExperiments([
+          { id: 'holdout', key: 'k', arms: [arms[0], { ...arms[1], lists: 'random' }] },
+        ]),
+      ),
+    ).toBe('manifest: expected experiments[0].arms[1].lists to be "model" or "pools", got "random"')
+    expect(
+      refusal(
+        withExperiments([{ id: 'holdout', key: 'k', arms: [arms[0], { ...arms[1], share: -1 }] }]),
+      ),
+    ).toBe('manifest: experiments[0]: arms[1].share -1')
+    expect(refusal(withExperiments([{ id: 'holdout', key: 'k', arms: [arms[0]] }]))).toBe(
+      'manifest: experiments[0]: arms: 2 to 8, got 1',
+    )
+    const twice = [
+      { id: 'a', key: 'k', arms },
+      { id: 'a', key: 'k', arms },
+    ]
+    expect(refusal(withExperiments(twice))).toBe(
+      'manifest: expected distinct ids in experiments, got a twice',
+    )
+    expect(
+      withExperiments(Array.from({ length: 5 }, (_, i) => ({ id: `e${i}`, key: 'k', arms }))).ok,
+    ).toBe(false)
+    expect(validateExperiments([{ id: 'x'.repeat(33), key: 'k', arms }]).ok).toBe(false)
   })
 
   it('accepts co-visitation shards, and refuses a shard reference that is not one (P2b)', () => {

@@ -7,11 +7,13 @@ import type {
   CandidatePools,
   Catalogue,
   DeviceCatalogue,
+  ManifestExperiment,
   ModelManifest,
   RerankRules,
   Scenario,
 } from './protocol'
 import { drain, oneStep, type Steps } from './slices'
+import { experimentProblem, MAX_ARMS, MAX_EXPERIMENTS } from './experiments'
 
 /** A content-addressed artifact's file name (PROTOCOL.md P2): `<sha256 prefix>.<kind>.<ext>`. */
 export function artifactName(sha256: string, kind: string, ext: string): string {
@@ -99,6 +101,37 @@ export function validateModelManifest(raw: unknown): Validation<ModelManifest> {
       expectNumber(t.learningRate, 'localTraining.learningRate', 1e-6, 0.1)
     }
     if (m.federation !== undefined) checkFederation(m.federation)
+    if (m.experiments !== undefined) checkExperiments(m.experiments, 'experiments')
+  })
+}
+
+/** Experiments a device can apply (P30): what the admin upload and every manifest must hold. */
+export function validateExperiments(raw: unknown): Validation<ManifestExperiment[]> {
+  return run('experiments', raw, () => checkExperiments(raw, 'experiments'))
+}
+
+function checkExperiments(raw: unknown, path: string): void {
+  const list = expectArray(raw, path, MAX_EXPERIMENTS)
+  const ids = new Set<string>()
+  list.forEach((entry, i) => {
+    const e = expectRecord(entry, `${path}[${i}]`)
+    const id = expectString(e.id, `${path}[${i}].id`, 32)
+    if (ids.has(id)) fail(`expected distinct ids in ${path}, got ${id} twice`)
+    ids.add(id)
+    expectString(e.key, `${path}[${i}].key`, 256)
+    const arms = expectArray(e.arms, `${path}[${i}].arms`, MAX_ARMS)
+    const checked = arms.map((arm, a) => {
+      const r = expectRecord(arm, `${path}[${i}].arms[${a}]`)
+      const lists = r.lists
+      if (lists !== 'model' && lists !== 'pools') {
+        fail(
+          `expected ${path}[${i}].arms[${a}].lists to be "model" or "pools", got ${describe(lists)}`,
+        )
+      }
+      return { name: r.name as string, share: r.share as number }
+    })
+    const problem = experimentProblem({ id, key: e.key as string, arms: checked })
+    if (problem !== null) fail(`${path}[${i}]: ${problem}`)
   })
 }
 

@@ -5,6 +5,20 @@ import { EVENT_NAMES, validateTrackEvent } from './events'
 const viewed = { event: 'Product Viewed', properties: { product_id: 'sku-1', price: 9.99 } }
 
 describe('validateTrackEvent', () => {
+  it('takes an attribution id that names four experiments’ arms (P30), and none longer', () => {
+    const arms = Array.from(
+      { length: 4 },
+      (_, i) => `.${`e${i}`.padEnd(32, 'x')}:${'a'.repeat(32)}`,
+    )
+    const longest = `${'f'.repeat(32)}${arms.join('')}`
+    const clicked = { event: 'Product Clicked', properties: { product_id: 'a' } }
+    expect(validateTrackEvent({ ...clicked, attribution_id: longest }).ok).toBe(true)
+    expect(validateTrackEvent({ ...clicked, attribution_id: `${longest}x` })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('attribution_id to be a string of at most 296 characters'),
+    })
+  })
+
   it('accepts each Segment e-commerce event with its properties', () => {
     const events = [
       viewed,

@@ -1,5 +1,6 @@
 // Shopper events as the script tag accepts them: Segment's e-commerce spec names and the fields
 // we use. The worker validates every event here before anything is stored (a boundary).
+import { MAX_ATTRIBUTION_LENGTH } from './experiments'
 
 export const EVENT_NAMES = [
   'Product Viewed',
@@ -76,10 +77,14 @@ function checkOptionalNumber(value: unknown, field: string, min: number): string
   return null
 }
 
-function checkOptionalString(value: unknown, field: string): string | null {
+function checkOptionalString(
+  value: unknown,
+  field: string,
+  maxLength = MAX_ID_LENGTH,
+): string | null {
   if (value === undefined) return null
-  if (typeof value !== 'string' || value.length > MAX_ID_LENGTH) {
-    return `expected ${field} to be a string of at most ${MAX_ID_LENGTH} characters, got ${describe(value)}`
+  if (typeof value !== 'string' || value.length > maxLength) {
+    return `expected ${field} to be a string of at most ${maxLength} characters, got ${describe(value)}`
   }
   return null
 }
@@ -150,7 +155,7 @@ export function validateTrackEvent(raw: unknown): EventValidation {
   }
   const error =
     checkOptionalNumber(raw.timestamp, 'timestamp', 0) ??
-    checkOptionalString(raw.attribution_id, 'attribution_id') ??
+    checkOptionalString(raw.attribution_id, 'attribution_id', MAX_ATTRIBUTION_LENGTH) ??
     checkProperties(raw.event as EventName, raw.properties)
   return error ? { ok: false, error } : { ok: true, event: raw as unknown as TrackEvent }
 }

@@ -18,7 +18,7 @@ export interface ExperimentArm {
 }
 
 export interface Experiment {
-  /** Names the experiment in reports: 1–64 of [A-Za-z0-9_-]. */
+  /** Names the experiment in reports and attribution ids: 1–32 of [A-Za-z0-9_-]. */
   readonly id: string
   /** The hash key: changing it reshuffles every device. */
   readonly key: string
@@ -27,8 +27,12 @@ export interface Experiment {
 }
 
 const ARM_NAME = /^[A-Za-z0-9_-]{1,32}$/
-const EXPERIMENT_ID = /^[A-Za-z0-9_-]{1,64}$/
+const EXPERIMENT_ID = /^[A-Za-z0-9_-]{1,32}$/
 export const MAX_ARMS = 8
+/** Experiments running at once on one shop. */
+export const MAX_EXPERIMENTS = 4
+/** A list's attribution id: 32 hex digits and `.<experiment>:<arm>` per experiment. */
+export const MAX_ATTRIBUTION_LENGTH = 32 + MAX_EXPERIMENTS * (1 + 32 + 1 + 32)
 /** Random groups per arm: the variance of a rate is read off their spread (31 degrees of freedom). */
 export const EXPERIMENT_GROUPS = 32
 

@@ -2,6 +2,7 @@
 // server (or, until it exists, static files from the trainer) hands to every device.
 // Unions are discriminated by strings: reordering a numeric enum would silently break the wire.
 import type { ErrorCode } from './errors'
+import type { Experiment, ExperimentArm } from './experiments'
 import type { SparseLayout } from './sparse-update'
 
 // ---- Artifacts -------------------------------------------------------------------------------
@@ -53,6 +54,25 @@ export interface ModelManifest {
    * the manifest's origin, helper bodies to `<helper>/v1/shares`.
    */
   federation?: FederationManifest
+  /**
+   * The operator's A/B experiments (PROTOCOL.md P30): a device places itself in an arm of each
+   * by a keyed hash of a random id of its own, keeps it, applies it, and names it in the
+   * attribution id of every list. Absent: no experiment runs.
+   */
+  experiments?: ManifestExperiment[]
+}
+
+/** What an arm changes on the device. */
+export interface ArmPolicy extends ExperimentArm {
+  /**
+   * `model`: lists as usual; `pools`: the lists a device serves before its model arrives
+   * (co-visitation, category, trending, new, popular in the pools' order), never the model's.
+   */
+  lists: 'model' | 'pools'
+}
+
+export interface ManifestExperiment extends Experiment {
+  readonly arms: readonly ArmPolicy[]
 }
 
 export interface CoVisitationShards {

@@ -202,6 +202,52 @@ describe('the worker API', () => {
     await api.forget()
   })
 
+  it('P30: applies the device’s arm, names it in every attribution id, and keeps it on reload', async () => {
+    // A holdout: arm "pools" gets the release's lists without the model, even with the model in.
+    const withExperiment = (shares: [number, number]) =>
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (!String(input).endsWith('manifest.json')) return environment().fetch!(input, init)
+          const experiments = [
+            {
+              id: 'holdout',
+              key: 'test-key',
+              arms: [
+                { name: 'model', share: shares[0], lists: 'model' },
+                { name: 'pools', share: shares[1], lists: 'pools' },
+              ],
+            },
+          ]
+          return Response.json({ ...manifest, experiments })
+        }) as typeof fetch,
+      })
+    const armOf = (attributionId: string) => /\.holdout:(model|pools)$/.exec(attributionId)?.[1]
+    const seen = new Set<string>()
+    for (let device = 0; device < 12 && seen.size < 2; device++) {
+      const api = createWorkerApiWith(withExperiment([1, 1]))
+      await api.init(config)
+      await api.setConsent(true)
+      await api.ready()
+      await api.track({ event: 'Product Viewed', properties: { product_id: productIds[0] } })
+      const list = await api.recommend({ scenario: 'for-you', limit: 10 })
+      const arm = armOf(list.attributionId)!
+      expect(list.attributionId).toMatch(/^[0-9a-f]{32}\.holdout:(model|pools)$/)
+      expect(list.modelVersion).toBe(arm === 'pools' ? 'v1+pools' : 'v1')
+      seen.add(arm)
+      // A reload (another worker on the same database) under shares that now favour the other
+      // arm 99 to 1: the device keeps its arm.
+      const reloaded = createWorkerApiWith(withExperiment(arm === 'pools' ? [99, 1] : [1, 99]))
+      await reloaded.init(config)
+      await reloaded.setConsent(true)
+      await reloaded.ready()
+      for (const scenario of ['for-you', 'trending'] as const) {
+        expect(armOf((await reloaded.recommend({ scenario, limit: 5 })).attributionId)).toBe(arm)
+      }
+      await reloaded.forget() // a new device next time round
+    }
+    expect([...seen].sort()).toEqual(['model', 'pools'])
+  }, 120_000)
+
   it('serves a cold first list from the pools alone, before the catalogue and the model, with their names and prices', async () => {
     const hold = () => {
       let resolve: () => void = () => {}

@@ -17,6 +17,7 @@ import { createWorkerRuntime } from './worker-runtime'
 import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
+import { armsSuffix, placeInExperiments } from './experiment-arms'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -141,7 +142,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const sessionProductIds = session?.productIds ?? []
       // The model's lists once it is in; before, on a first visit, the pools' (progressive start).
       const rt = await runtime.serving(request, sessionProductIds.length)
-      const rules = 'release' in rt ? rt.release.rules : rt.rules
+      const model = 'release' in rt
+      const rules = model ? rt.release.rules : rt.rules
+      // The device's arms (P30): an arm that serves the pools' lists does so with the model in.
+      const experiments = (model ? rt.release.manifest.experiments : rt.experiments) ?? []
+      const placed = await placeInExperiments(store.meta, experiments)
+      const pools = model && placed.some(({ arm }) => arm.lists === 'pools')
+      const lists = pools ? rt.poolsLists() : rt.recommender
       const days = rules.excludePurchasedDays
       const purchased = await store.events.purchasedSince(now() - days * 86_400_000)
       // The store answers newest first; the recommender reads every list oldest first.
@@ -149,11 +156,9 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       // Co-visitation of the items this list can start from (the product on screen, the
       // session, the recently viewed), fetched in shards the first time one is needed.
       const named = [request?.productId, ...sessionProductIds, ...recentlyViewed]
-      const indices = named.map((id) =>
-        typeof id === 'string' ? rt.recommender.indexOf(id) : undefined,
-      )
+      const indices = named.map((id) => (typeof id === 'string' ? lists.indexOf(id) : undefined))
       await rt.coVisitation.ensure(indices.filter((i) => i !== undefined))
-      const response = await rt.recommender.recommend(request, {
+      const response = await lists.recommend(request, {
         sessionProductIds,
         recentlyViewed,
         cartProductIds: (await store.events.cartItems()).map((item) => item.productId),
@@ -162,6 +167,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         pageViews,
         impressions: await store.exposure.impressions(),
       })
+      response.attributionId += armsSuffix(placed)
       // Each list the page is given is one impression of each of its items; recently viewed is
       // the shopper's own history, not a recommendation. Not awaited: the write transaction
       // starts now, so the next request's read already sees it.

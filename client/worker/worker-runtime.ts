@@ -7,6 +7,7 @@
 import type {
   BackendName,
   BackendProbe,
+  ManifestExperiment,
   RecommendRequest,
   RerankRules,
   StatusError,
@@ -42,6 +43,8 @@ export interface Runtime {
   coVisitation: CoVisitationLoader
   /** The model part's functions (fine-tuning, the federated update) for the training schedule. */
   part: ModelPart
+  /** The release's lists without the model (an experiment's `pools` arm, P30), built once. */
+  poolsLists(): PoolsRecommender
 }
 
 /** What the runtime reads of the worker's state (at the moment it needs it) and tells it. */
@@ -61,6 +64,8 @@ export interface EarlyLists {
   recommender: PoolsRecommender
   coVisitation: CoVisitationLoader
   rules: RerankRules
+  /** The release's A/B experiments (P30). */
+  experiments: readonly ManifestExperiment[]
   /**
    * False while only the pools' first-list items are in (no catalogue yet): then only the lists
    * answersFromFirstItems allows are served from here.
@@ -134,7 +139,14 @@ export function createWorkerRuntime(
         const version = first.manifest.version
         const recommender = createPoolsRecommender({ ...first, catalogue: first.items, version })
         // Only lists without anchors are served before the catalogue: no shard is needed.
-        announce({ recommender, coVisitation: noShards, rules: first.rules, complete: false })
+        const experiments = first.manifest.experiments ?? []
+        announce({
+          recommender,
+          coVisitation: noShards,
+          rules: first.rules,
+          experiments,
+          complete: false,
+        })
       },
       onShop(shop: IndexedShop) {
         shopLoader = createCoVisitationLoader({
@@ -147,7 +159,14 @@ export function createWorkerRuntime(
         })
         const version = shop.manifest.version
         const recommender = createPoolsRecommender({ ...shop, version })
-        announce({ recommender, coVisitation: shopLoader, rules: shop.rules, complete: true })
+        const experiments = shop.manifest.experiments ?? []
+        announce({
+          recommender,
+          coVisitation: shopLoader,
+          rules: shop.rules,
+          experiments,
+          complete: true,
+        })
         // Lists no longer wait for anything but the model: its code travels beside it.
         void loadPart().catch(() => {})
       },
@@ -186,7 +205,18 @@ export function createWorkerRuntime(
         manifestUrl,
         fetch: http,
       })
-    running = { manifestUrl, release, model, recommender, coVisitation, part: modelPart }
+    let pools: PoolsRecommender | null = null
+    const poolsLists = () =>
+      (pools ??= createPoolsRecommender({ ...release, version: release.manifest.version }))
+    running = {
+      manifestUrl,
+      release,
+      model,
+      recommender,
+      coVisitation,
+      part: modelPart,
+      poolsLists,
+    }
     early = null
     // Who still waits for early lists has its answer from ready() (serving's race).
     waiting = []

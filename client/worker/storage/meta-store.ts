@@ -1,7 +1,7 @@
 // Small facts about this device's copy: consent, schema version, training progress. Absent or
 // corrupt records read as the defaults, since the database may be emptied at any time.
 import { removeCorrupt, runRead, runWrite, type StorageContext } from './database'
-import type { MetaKey, MetaRecord, TrainingState } from './schema'
+import type { KeptArm, MetaKey, MetaRecord, TrainingState } from './schema'
 import { isStoredMeta } from './stored-records'
 
 export const INITIAL_TRAINING_STATE: TrainingState = {
@@ -30,6 +30,9 @@ export interface MetaStore {
   loadLastUpdateVersion(): Promise<string | null>
   /** Records an update queued for `version` (P15: one per version). */
   saveLastUpdateVersion(version: string): Promise<void>
+  /** A/B experiments (P30): the device's own random id and its kept arms, or null: none yet. */
+  loadExperiments(): Promise<{ deviceId: string; arms: KeptArm[] } | null>
+  saveExperiments(deviceId: string, arms: KeptArm[]): Promise<void>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -79,6 +82,13 @@ export function createMetaStore(context: StorageContext): MetaStore {
     },
     saveClientId(id) {
       return save({ key: 'client', id, createdAtMs: context.now() })
+    },
+    async loadExperiments() {
+      const record = await load('experiments')
+      return record ? { deviceId: record.deviceId, arms: record.arms } : null
+    },
+    saveExperiments(deviceId, arms) {
+      return save({ key: 'experiments', deviceId, arms })
     },
   }
 }

@@ -119,6 +119,17 @@ export type MetaRecord =
       lastVersion: string
       updatedAtMs: number
     }
+  /**
+   * A/B experiments (P30): this device's random id, never sent, and the arm it keeps in each
+   * experiment under the key it was placed with.
+   */
+  | { key: 'experiments'; deviceId: string; arms: KeptArm[] }
+
+export interface KeptArm {
+  experiment: string
+  key: string
+  arm: string
+}
 
 export type MetaKey = MetaRecord['key']
 

@@ -11,6 +11,7 @@ import {
 import { isTrackEvent } from '../../../shared/events'
 import type {
   CartItem,
+  KeptArm,
   MetaRecord,
   StoredArtifact,
   StoredDownload,
@@ -179,6 +180,19 @@ export function isStoredMeta<K extends MetaRecord['key']>(
         /^[A-Za-z0-9_-]{8,64}$/.test(raw.id) &&
         isTime(raw.createdAtMs)
       )
+    case 'experiments':
+      return (
+        typeof raw.deviceId === 'string' &&
+        /^[A-Za-z0-9_-]{22,64}$/.test(raw.deviceId) &&
+        isArrayOf(raw.arms, isKeptArm)
+      )
   }
   return false
+}
+
+function isKeptArm(raw: unknown): raw is KeptArm {
+  return (
+    isRecord(raw) &&
+    [raw.experiment, raw.key, raw.arm].every((v) => typeof v === 'string' && v.length <= 256)
+  )
 }
