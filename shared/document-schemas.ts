@@ -6,6 +6,7 @@
 // (unique ids and rows, rows inside the model, real dates) with the guards devices run
 // (artifacts.ts). Plain data: publishable as the format's documentation.
 import { ARTIFACT_LIMITS as L, IMAGE_URL, SCENARIOS } from './artifacts'
+import { MAX_ARMS, MAX_EXPERIMENTS } from './experiments'
 
 const id = { type: 'string', minLength: 1, maxLength: L.maxIdLength } as const
 
@@ -57,6 +58,66 @@ export const CATALOGUE_SCHEMA = {
             minLength: 1,
             maxLength: L.maxUrlLength,
             ...IMAGE_URL,
+          },
+        },
+      },
+    },
+  },
+} as const
+
+const experimentName = (max: number) => ({
+  type: 'string',
+  pattern: `^[A-Za-z0-9_-]{1,${max}}$`,
+  description: `1 to ${max} letters, digits, _ or -`,
+})
+
+export const EXPERIMENTS_SCHEMA = {
+  $id: 'pocketrec-experiments',
+  title: 'The A/B experiments every device applies (P30); an empty list ends them all',
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'experiments'],
+  properties: {
+    type: { const: 'pocketrec-experiments' },
+    experiments: {
+      type: 'array',
+      maxItems: MAX_EXPERIMENTS,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'key', 'arms'],
+        properties: {
+          id: experimentName(32),
+          key: {
+            description: 'the hash key that places devices; a new key places every device anew',
+            type: 'string',
+            minLength: 1,
+            maxLength: 256,
+          },
+          arms: {
+            description: 'the first arm is the control',
+            type: 'array',
+            minItems: 2,
+            maxItems: MAX_ARMS,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'share', 'lists'],
+              properties: {
+                name: experimentName(32),
+                share: {
+                  description: 'relative traffic share',
+                  type: 'number',
+                  exclusiveMinimum: 0,
+                  maximum: 1e6,
+                },
+                lists: {
+                  description:
+                    'model: lists as usual; pools: the release’s lists without the model',
+                  enum: ['model', 'pools'],
+                },
+              },
+            },
           },
         },
       },

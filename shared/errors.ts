@@ -75,6 +75,7 @@ export const ERROR_CODES = [
   'E_CLIENT_LIMIT', // a client with an update already in the buffer
   'E_CATALOGUE', // a catalogue upload that is malformed or does not fit the model
   'E_RULES', // a rules upload that is malformed
+  'E_EXPERIMENTS', // an experiments upload that is malformed (P30)
   'E_VALIDATION', // a validation set that is malformed or holds no usable session
   'E_NO_VALIDATION', // an evaluation asked for before any validation set
   'E_METRICS', // metrics that are malformed

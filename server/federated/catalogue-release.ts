@@ -1,11 +1,13 @@
-// The shop's own changes as releases (PROTOCOL.md P25): an operator uploads a catalogue (prices,
-// stock, categories, new products' dates) or re-ranking rules through the admin routes; the
+// The shop's own changes as releases (PROTOCOL.md P25, P30): an operator uploads a catalogue
+// (prices, stock, categories, new products' dates), re-ranking rules or the A/B experiments
+// devices apply through the admin routes; the
 // server checks it whole against the model's item table, rebuilds the pools that follow from the
 // catalogue (new, per category), and publishes a version with the same model, so every device
 // picks the change up at its next manifest check. Anything refused changes nothing.
 import {
   validateCandidatePools,
   validateCatalogue,
+  validateExperiments,
   validateRerankRules,
 } from '../../shared/artifacts'
 import { cataloguePools, popularityOrder } from '../../shared/catalogue-pools'
@@ -15,11 +17,22 @@ import { checkDocument } from './documents'
 import type { FederationStore, VersionRecord } from '../storage/store'
 import { readPools, storeShopArtifact } from './releases'
 
-export type ShopChange = { kind: 'catalogue'; body: unknown } | { kind: 'rules'; body: unknown }
+export const SHOP_CHANGE_KINDS = ['catalogue', 'rules', 'experiments'] as const
+export type ShopChangeKind = (typeof SHOP_CHANGE_KINDS)[number]
+export interface ShopChange {
+  kind: ShopChangeKind
+  body: unknown
+}
+
+const REFUSAL = {
+  catalogue: 'E_CATALOGUE',
+  rules: 'E_RULES',
+  experiments: 'E_EXPERIMENTS',
+} as const satisfies Record<ShopChangeKind, string>
 
 export type ShopChangeResult =
   | { status: 'published'; record: VersionRecord }
-  | { status: 'refused'; code: 'E_CATALOGUE' | 'E_RULES'; message: string }
+  | { status: 'refused'; code: (typeof REFUSAL)[ShopChangeKind]; message: string }
   /** Another replica (or the publisher) took the version number first: nothing changed. */
   | { status: 'conflict' }
 
@@ -32,10 +45,17 @@ export async function publishShopChange(
   if (!current) throw new Error('expected a current version: seed the store first')
   const manifest: ModelManifest = { ...current.manifest }
   // The schema first (shape, sizes, no unknown keys), then what it cannot say (devices' guards).
-  const code = change.kind === 'rules' ? 'E_RULES' : 'E_CATALOGUE'
+  const code = REFUSAL[change.kind]
   const shaped = checkDocument(change.kind, change.body)
   if (!shaped.ok) return { status: 'refused', code, message: shaped.message }
-  if (change.kind === 'rules') {
+  if (change.kind === 'experiments') {
+    const { experiments } = change.body as { experiments: unknown }
+    const checked = validateExperiments(experiments)
+    if (!checked.ok) return { status: 'refused', code, message: checked.error }
+    // Inline in the manifest (a few hundred bytes): every device reads it with the release.
+    if (checked.value.length > 0) manifest.experiments = checked.value
+    else delete manifest.experiments
+  } else if (change.kind === 'rules') {
     const checked = validateRerankRules(change.body)
     if (!checked.ok) return { status: 'refused', code: 'E_RULES', message: checked.error }
     manifest.rules = await storeShopArtifact(store, 'rules', checked.value)

@@ -9,6 +9,7 @@ import { bodyLimit } from 'hono/body-limit'
 import {
   CATALOGUE_SCHEMA,
   RULES_SCHEMA,
+  EXPERIMENTS_SCHEMA,
   VALIDATION_SET_SCHEMA,
 } from '../../shared/document-schemas'
 import { answerError, Refusal } from '../http-errors'
@@ -154,6 +155,7 @@ const ajv = new Ajv({ strict: true, allErrors: false, verbose: true })
 const validators = {
   catalogue: ajv.compile(CATALOGUE_SCHEMA),
   rules: ajv.compile(RULES_SCHEMA),
+  experiments: ajv.compile(EXPERIMENTS_SCHEMA),
   validation: ajv.compile(VALIDATION_SET_SCHEMA),
   token: ajv.compile(TOKEN_REQUEST),
   challenge: ajv.compile(CHALLENGE_REQUEST),

@@ -47,8 +47,15 @@ async function run(job: Job): Promise<JobResults[Job['type']]> {
       const result = await publishShopChange(store, change, Date.now)
       if (result.status !== 'published') return result
       const { version, manifest } = result.record
-      const { catalogue, pools, rules } = manifest
-      return { status: 'published', version, catalogue, pools, rules }
+      const { catalogue, pools, rules, experiments } = manifest
+      return {
+        status: 'published',
+        version,
+        catalogue,
+        pools,
+        rules,
+        ...(experiments ? { experiments } : {}),
+      }
     }
   }
 }

@@ -2,6 +2,7 @@
 // promise, over the generic thread of thread.ts.
 import type { CandidateDecision, PutValidationResult } from '../evaluation/evaluate-versions'
 import type { PublishAttempt } from '../federated/publisher'
+import type { ShopChangeKind } from '../federated/catalogue-release'
 import type {
   EvaluateOutcome,
   Job,
@@ -20,7 +21,7 @@ export interface Jobs {
   /** A request body as it came, unparsed; transferred to the thread (detached here after). */
   putValidation(body: ArrayBuffer): Promise<PutValidationResult>
   /** A request body as it came, unparsed; transferred to the thread (detached here after). */
-  putShopChange(kind: 'catalogue' | 'rules', body: ArrayBuffer): Promise<ShopChangeOutcome>
+  putShopChange(kind: ShopChangeKind, body: ArrayBuffer): Promise<ShopChangeOutcome>
   /** Ends the thread as a crash would: its calls are rejected, the next call starts another. */
   terminate(): Promise<void>
   /** Ends the thread for good; later calls are rejected. */

@@ -1,9 +1,9 @@
 // What the main thread and the job thread (job-thread.ts) say to each other. Jobs are a union
 // discriminated by `type`; an upload's body travels as a transferred ArrayBuffer and is parsed in
 // the thread. Types only: the main thread's bundle must not pull in what the thread runs (tfjs).
-import type { ArtifactRef } from '../../shared/protocol'
+import type { ArtifactRef, ManifestExperiment } from '../../shared/protocol'
 import type { CandidateDecision, PutValidationResult } from '../evaluation/evaluate-versions'
-import type { ShopChangeResult } from '../federated/catalogue-release'
+import type { ShopChangeKind, ShopChangeResult } from '../federated/catalogue-release'
 import type { EvaluationSettings } from '../federated/defaults'
 import type { FedBuffSettings } from '../federated/fedbuff'
 import type { Promotion, PublishAttempt } from '../federated/publisher'
@@ -30,7 +30,7 @@ export type Job =
   /** PUT /v1/admin/validation: the request body, unparsed (P26). */
   | { type: 'put-validation'; body: ArrayBuffer }
   /** PUT /v1/admin/catalogue or /rules: the request body, unparsed (P25). */
-  | { type: 'put-shop-change'; kind: 'catalogue' | 'rules'; body: ArrayBuffer }
+  | { type: 'put-shop-change'; kind: ShopChangeKind; body: ArrayBuffer }
 
 export type JobType = Job['type']
 
@@ -47,6 +47,8 @@ export type ShopChangeOutcome =
       catalogue: ArtifactRef
       pools: ArtifactRef
       rules: ArtifactRef
+      /** The experiments devices now apply (P30); none: absent. */
+      experiments?: ManifestExperiment[]
     }
   | Exclude<ShopChangeResult, { status: 'published' }>
 

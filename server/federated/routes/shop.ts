@@ -2,11 +2,13 @@
 // by index.ts:
 //   PUT  /v1/admin/catalogue  catalogue JSON: publish it with rebuilt pools (P25)
 //   PUT  /v1/admin/rules      rules JSON: publish them (P25)
+//   PUT  /v1/admin/experiments  the A/B experiments devices apply (P30): publish them
 // Each publishes a version on the current one; the job thread checks and parses the body.
 import { Hono } from 'hono'
 import type { Jobs } from '../../jobs/jobs'
 import { requireJobs, shopUploadBody } from './guards'
 import { refuse } from '../../http-errors'
+import { SHOP_CHANGE_KINDS } from '../catalogue-release'
 
 export interface ShopDeps {
   /** The job thread (createFederation starts it): shop changes are published there. */
@@ -15,7 +17,7 @@ export interface ShopDeps {
 
 export function shopRoutes(deps: ShopDeps): Hono {
   const shop = new Hono()
-  for (const kind of ['catalogue', 'rules'] as const) {
+  for (const kind of SHOP_CHANGE_KINDS) {
     shop.put(`/${kind}`, shopUploadBody, async (c) => {
       const result = await requireJobs(deps).putShopChange(kind, await c.req.arrayBuffer())
       if (result.status === 'refused') refuse(result.code, result.message)
