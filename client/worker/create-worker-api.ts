@@ -17,7 +17,7 @@ import { createWorkerRuntime } from './worker-runtime'
 import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
-import { armsSuffix, placeInExperiments } from './experiment-arms'
+import { armsSuffix, createExperimentPlacer } from './experiment-arms'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -28,6 +28,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   let storage: Storage | null = null
   /** What each shelf of the last few page views shows (memory only, cleared with consent). */
   const pageViews = createPageViews()
+  /** Places the device in experiments (P30), one call at a time per opened storage. */
+  const placers = new WeakMap<Storage, ReturnType<typeof createExperimentPlacer>>()
+  const experimentPlacer = (store: Storage) => {
+    let placer = placers.get(store)
+    if (!placer) placers.set(store, (placer = createExperimentPlacer(store.meta)))
+    return placer
+  }
   /** The storage while consent holds: training and the round check it again after each wait. */
   const consented = () => (consent ? storage : null)
 
@@ -146,7 +153,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const rules = model ? rt.release.rules : rt.rules
       // The device's arms (P30): an arm that serves the pools' lists does so with the model in.
       const experiments = (model ? rt.release.manifest.experiments : rt.experiments) ?? []
-      const placed = await placeInExperiments(store.meta, experiments)
+      const placed = await experimentPlacer(store)(experiments)
       const pools = model && placed.some(({ arm }) => arm.lists === 'pools')
       const lists = pools ? rt.poolsLists() : rt.recommender
       const days = rules.excludePurchasedDays

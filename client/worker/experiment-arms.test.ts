@@ -4,6 +4,7 @@ import type { ManifestExperiment } from '../../shared/protocol'
 import {
   armsOfAttribution,
   armsSuffix,
+  createExperimentPlacer,
   newExperimentDeviceId,
   placeInExperiments,
   type ExperimentStore,
@@ -86,6 +87,32 @@ describe('a device in the operator’s experiments (P30)', () => {
     expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/)
     await placeInExperiments(store, [])
     expect(store.record).toEqual({ deviceId: id, arms: [] })
+  })
+
+  it('draws one id however many lists ask at once, and reads the store once per release', async () => {
+    const store = memoryStore()
+    let reads = 0
+    const counted = { ...store, loadExperiments: () => (reads++, store.loadExperiments()) }
+    const place = createExperimentPlacer(counted)
+    const experiments = [holdout([1, 1])]
+    const answers = await Promise.all(Array.from({ length: 6 }, () => place(experiments)))
+    const id = store.record!.deviceId
+    expect(store.saved).toBe(1)
+    for (const placed of answers) {
+      expect(placed[0]!.arm.name).toBe(
+        holdout([1, 1]).arms[placeDevice(holdout([1, 1]), id).arm]!.name,
+      )
+    }
+    expect(reads).toBe(1)
+    // Without the placer, the same six calls draw six ids and the last one written wins.
+    const racing = memoryStore()
+    let n = 0
+    await Promise.all(
+      Array.from({ length: 6 }, () =>
+        placeInExperiments(racing, experiments, () => `device-${n++}`),
+      ),
+    )
+    expect(racing.saved).toBe(6)
   })
 
   it('names its arms in attribution ids, and reads them back', () => {

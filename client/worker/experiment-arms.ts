@@ -56,6 +56,31 @@ export async function placeInExperiments(
   return placed
 }
 
+/**
+ * `placeInExperiments` for one store, one call at a time: a page asks for its shelves together,
+ * and concurrent first calls would each draw an id and place the device by it (the last one
+ * written wins, and earlier lists named arms of ids the device no longer has). The answer for
+ * the same experiments (the same release) is kept.
+ */
+export function createExperimentPlacer(
+  store: ExperimentStore,
+  newId?: () => string,
+): (experiments: readonly ManifestExperiment[]) => Promise<Placed[]> {
+  let queue: Promise<unknown> = Promise.resolve()
+  let last: { experiments: readonly ManifestExperiment[]; placed: Promise<Placed[]> } | null = null
+  return (experiments) => {
+    if (last?.experiments === experiments) return last.placed
+    const placed = queue.then(() => placeInExperiments(store, experiments, newId))
+    queue = placed.catch(() => {})
+    last = { experiments, placed }
+    // A failed read or write is tried again by the next list.
+    placed.catch(() => {
+      if (last?.placed === placed) last = null
+    })
+    return placed
+  }
+}
+
 /** `.<experiment>:<arm>` per experiment, appended to a list's attribution id. */
 export function armsSuffix(placed: readonly Placed[]): string {
   return placed.map(({ experiment, arm }) => `.${experiment.id}:${arm.name}`).join('')
