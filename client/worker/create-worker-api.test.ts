@@ -5,6 +5,8 @@ import type { DeviceCatalogue, ModelManifest } from '../../shared/protocol'
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
+import { openDB } from 'idb'
+import { outcomeCell } from '../../shared/outcome-report'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
@@ -234,6 +236,23 @@ describe('the worker API', () => {
       expect(list.attributionId).toMatch(/^[0-9a-f]{32}\.holdout:(model|pools)$/)
       expect(list.modelVersion).toBe(arm === 'pools' ? 'v1+pools' : 'v1')
       seen.add(arm)
+      // The device counts the list and a click on it for its arm, in its own database only.
+      const click = {
+        event: 'Product Clicked',
+        properties: { product_id: list.items[0]!.productId },
+      }
+      await api.track({ ...click, attribution_id: list.attributionId })
+      const db = await openDB('pocketrec')
+      const outcomes = await db.get('meta', 'outcomes')
+      db.close()
+      expect(outcomes.counters).toEqual([
+        expect.objectContaining({ experiment: 'holdout', arm, counts: expect.any(Array) }),
+      ])
+      const counts = outcomes.counters[0].counts as number[]
+      expect([
+        counts[outcomeCell('for-you', 'lists')],
+        counts[outcomeCell('for-you', 'clicks')],
+      ]).toEqual([1, 1])
       // A reload (another worker on the same database) under shares that now favour the other
       // arm 99 to 1: the device keeps its arm.
       const reloaded = createWorkerApiWith(withExperiment(arm === 'pools' ? [99, 1] : [1, 99]))

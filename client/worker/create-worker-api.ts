@@ -18,6 +18,7 @@ import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
 import { armsSuffix, createExperimentPlacer } from './experiment-arms'
+import { countEvent, countList } from './experiment-outcomes'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -134,6 +135,9 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const checked = validateTrackEvent(raw)
       if (!checked.ok) return { status: 'rejected', error: checked.error }
       await store.events.append(checked.event)
+      // What the event credits to the lists of the device's experiments (P30). Best effort: the
+      // event is stored either way.
+      await store.meta.updateOutcomes((state) => countEvent(state, checked.event)).catch(() => {})
       if (checked.event.event === 'Product Clicked') {
         // The click ends the product's demotion. Best effort: the event itself is stored, and a
         // failed reset only leaves the product demoted a while longer.
@@ -175,6 +179,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         impressions: await store.exposure.impressions(),
       })
       response.attributionId += armsSuffix(placed)
+      if (placed.length > 0) {
+        // Counted before the page has the list, so that a click on it always finds it.
+        await store.meta.updateOutcomes((state) => {
+          countList(state, placed, response.attributionId, response.scenario)
+          return true
+        })
+      }
       // Each list the page is given is one impression of each of its items; recently viewed is
       // the shopper's own history, not a recommendation. Not awaited: the write transaction
       // starts now, so the next request's read already sees it.

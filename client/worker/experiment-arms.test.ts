@@ -117,8 +117,12 @@ describe('a device in the operator’s experiments (P30)', () => {
 
   it('names its arms in attribution ids, and reads them back', () => {
     const placed = [
-      { experiment: holdout([1, 1]), arm: holdout([1, 1]).arms[1]! },
-      { experiment: { ...holdout([1, 1]), id: 'rules-b' }, arm: holdout([1, 1]).arms[0]! },
+      { experiment: holdout([1, 1]), arm: holdout([1, 1]).arms[1]!, group: 0 },
+      {
+        experiment: { ...holdout([1, 1]), id: 'rules-b' },
+        arm: holdout([1, 1]).arms[0]!,
+        group: 5,
+      },
     ]
     const id = `0123456789abcdef0123456789abcdef${armsSuffix(placed)}`
     expect(id).toBe('0123456789abcdef0123456789abcdef.holdout:pools.rules-b:model')

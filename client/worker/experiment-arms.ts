@@ -11,6 +11,8 @@ import type { KeptArm } from './storage/schema'
 export interface Placed {
   experiment: ManifestExperiment
   arm: ArmPolicy
+  /** The device's random group in this experiment (its outcomes are reported under it). */
+  group: number
 }
 
 export interface ExperimentStore {
@@ -42,8 +44,8 @@ export async function placeInExperiments(
   const placed = experiments.map((experiment): Placed => {
     const same = kept.find((k) => k.experiment === experiment.id && k.key === experiment.key)
     const keptArm = same && experiment.arms.find((arm) => arm.name === same.arm)
-    if (keptArm) return { experiment, arm: keptArm }
-    return { experiment, arm: experiment.arms[placeDevice(experiment, deviceId).arm]! }
+    const { arm, group } = placeDevice(experiment, deviceId)
+    return { experiment, arm: keptArm || experiment.arms[arm]!, group }
   })
   const arms = placed.map(({ experiment, arm }) => ({
     experiment: experiment.id,

@@ -2,6 +2,7 @@
 // corrupt records read as the defaults, since the database may be emptied at any time.
 import { removeCorrupt, runRead, runWrite, type StorageContext } from './database'
 import type { KeptArm, MetaKey, MetaRecord, TrainingState } from './schema'
+import { emptyOutcomeState, type OutcomeState } from '../experiment-outcomes'
 import { isStoredMeta } from './stored-records'
 
 export const INITIAL_TRAINING_STATE: TrainingState = {
@@ -33,6 +34,11 @@ export interface MetaStore {
   /** A/B experiments (P30): the device's own random id and its kept arms, or null: none yet. */
   loadExperiments(): Promise<{ deviceId: string; arms: KeptArm[] } | null>
   saveExperiments(deviceId: string, arms: KeptArm[]): Promise<void>
+  /**
+   * Reads the experiments' counts, lets `change` modify them and writes them back, in one
+   * transaction (lists and events arrive together); `change` returns whether it changed any.
+   */
+  updateOutcomes(change: (state: OutcomeState) => boolean): Promise<OutcomeState>
 }
 
 export function createMetaStore(context: StorageContext): MetaStore {
@@ -89,6 +95,19 @@ export function createMetaStore(context: StorageContext): MetaStore {
     },
     saveExperiments(deviceId, arms) {
       return save({ key: 'experiments', deviceId, arms })
+    },
+    async updateOutcomes(change) {
+      let state = emptyOutcomeState()
+      await runWrite(context, ['meta'], 'counting outcomes', async (tx) => {
+        const raw: unknown = await tx.objectStore('meta').get('outcomes')
+        // A corrupt record starts the counts over: they are a device's own, never its history.
+        if (isStoredMeta(raw, 'outcomes')) {
+          const { key: _key, ...stored } = raw
+          state = stored
+        }
+        if (change(state)) await tx.objectStore('meta').put({ key: 'outcomes', ...state })
+      })
+      return state
     },
   }
 }

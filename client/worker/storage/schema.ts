@@ -1,6 +1,7 @@
 // The worker's one IndexedDB schema: every store, its records and indexes, and the migrations
 // that build it. To change the layout, append a migration to MIGRATIONS (DB_VERSION follows);
 // never edit one that has shipped, since browsers out there have already run it.
+import type { OutcomeState } from '../experiment-outcomes'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import type { TrackEvent } from '../../../shared/events'
 import type {
@@ -124,6 +125,8 @@ export type MetaRecord =
    * experiment under the key it was placed with.
    */
   | { key: 'experiments'; deviceId: string; arms: KeptArm[] }
+  /** What the device counted for its experiments' arms, not yet reported (P30). */
+  | ({ key: 'outcomes' } & OutcomeState)
 
 export interface KeptArm {
   experiment: string

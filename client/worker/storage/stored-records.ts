@@ -180,6 +180,8 @@ export function isStoredMeta<K extends MetaRecord['key']>(
         /^[A-Za-z0-9_-]{8,64}$/.test(raw.id) &&
         isTime(raw.createdAtMs)
       )
+    case 'outcomes':
+      return isOutcomeState(raw)
     case 'experiments':
       return (
         typeof raw.deviceId === 'string' &&
@@ -188,6 +190,30 @@ export function isStoredMeta<K extends MetaRecord['key']>(
       )
   }
   return false
+}
+
+const isShortText = (v: unknown) => typeof v === 'string' && v.length <= 512
+
+function isOutcomeState(raw: Record<string, unknown>): boolean {
+  return (
+    isArrayOf(
+      raw.lists,
+      (l): l is object => isRecord(l) && isShortText(l.attributionId) && isShortText(l.scenario),
+    ) &&
+    isArrayOf(
+      raw.clicked,
+      (c): c is object => isRecord(c) && isShortText(c.productId) && isShortText(c.attributionId),
+    ) &&
+    isArrayOf(
+      raw.counters,
+      (c): c is object =>
+        isRecord(c) &&
+        [c.experiment, c.key, c.arm].every(isShortText) &&
+        Number.isInteger(c.group) &&
+        Array.isArray(c.counts) &&
+        c.counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0),
+    )
+  )
 }
 
 function isKeptArm(raw: unknown): raw is KeptArm {

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest'
+import type { TrackEvent } from '../../shared/events'
+import { outcomeCell } from '../../shared/outcome-report'
+import type { ManifestExperiment } from '../../shared/protocol'
+import { armsSuffix, type Placed } from './experiment-arms'
+import { countEvent, countList, emptyOutcomeState, REMEMBERED } from './experiment-outcomes'
+
+const holdout: ManifestExperiment = {
+  id: 'holdout',
+  key: 'k',
+  arms: [
+    { name: 'model', share: 1, lists: 'model' },
+    { name: 'pools', share: 1, lists: 'pools' },
+  ],
+}
+const placed: Placed[] = [{ experiment: holdout, arm: holdout.arms[1]!, group: 9 }]
+const listId = (n: number) => `${n.toString(16).padStart(32, '0')}${armsSuffix(placed)}`
+
+const clicked = (productId: string, attribution?: string): TrackEvent => ({
+  event: 'Product Clicked',
+  properties: { product_id: productId },
+  ...(attribution ? { attribution_id: attribution } : {}),
+})
+
+describe('what a device counts for its arms (P30)', () => {
+  it('counts lists, the clicks on them, and the adds and orders of what was clicked', () => {
+    const state = emptyOutcomeState()
+    countList(state, placed, listId(1), 'for-you')
+    countList(state, placed, listId(2), 'similar')
+    countList(state, placed, listId(3), 'similar')
+    expect(countEvent(state, clicked('sku-1', listId(2)))).toBe(true)
+    expect(countEvent(state, clicked('sku-2', listId(1)))).toBe(true)
+    // Added without an attribution id: credited to the list sku-1 was clicked from.
+    expect(countEvent(state, { event: 'Product Added', properties: { product_id: 'sku-1' } })).toBe(
+      true,
+    )
+    const order: TrackEvent = {
+      event: 'Order Completed',
+      properties: {
+        order_id: 'o-1',
+        products: [
+          { product_id: 'sku-1', price: 20, quantity: 2 },
+          { product_id: 'sku-2', price: 15.4 },
+          { product_id: 'sku-9', price: 99 }, // never clicked from a list
+        ],
+      },
+    }
+    expect(countEvent(state, order)).toBe(true)
+    const [counter] = state.counters
+    expect(counter).toMatchObject({ experiment: 'holdout', key: 'k', arm: 'pools', group: 9 })
+    const at = (
+      scenario: 'for-you' | 'similar',
+      metric: 'lists' | 'clicks' | 'adds' | 'purchases' | 'revenue',
+    ) => counter!.counts[outcomeCell(scenario, metric)]
+    expect([at('similar', 'lists'), at('similar', 'clicks'), at('similar', 'adds')]).toEqual([
+      2, 1, 1,
+    ])
+    expect([at('similar', 'purchases'), at('similar', 'revenue')]).toEqual([1, 40])
+    expect([
+      at('for-you', 'lists'),
+      at('for-you', 'clicks'),
+      at('for-you', 'purchases'),
+      at('for-you', 'revenue'),
+    ]).toEqual([1, 1, 1, 15])
+    expect(JSON.stringify(state.counters)).not.toContain('sku')
+  })
+
+  it('credits nothing for a list it never served, an id without arms, or a device in no experiment', () => {
+    const state = emptyOutcomeState()
+    countList(state, placed, listId(1), 'for-you')
+    const before = structuredClone(state)
+    expect(countEvent(state, clicked('sku-1', listId(99)))).toBe(false)
+    expect(countEvent(state, clicked('sku-1'))).toBe(false)
+    expect(
+      countEvent(state, { event: 'Product Viewed', properties: { product_id: 'sku-1' } }),
+    ).toBe(false)
+    expect(countEvent(state, { event: 'Product Added', properties: { product_id: 'sku-1' } })).toBe(
+      false,
+    )
+    expect(state).toEqual(before)
+    const none = emptyOutcomeState()
+    countList(none, [], 'f'.repeat(32), 'for-you')
+    expect(none).toEqual(emptyOutcomeState())
+  })
+
+  it('remembers only the last lists and clicks', () => {
+    const state = emptyOutcomeState()
+    for (let n = 0; n < REMEMBERED + 20; n++) countList(state, placed, listId(n), 'trending')
+    expect(state.lists).toHaveLength(REMEMBERED)
+    expect(countEvent(state, clicked('a', listId(0)))).toBe(false)
+    expect(countEvent(state, clicked('a', listId(REMEMBERED + 19)))).toBe(true)
+    expect(state.counters[0]!.counts[outcomeCell('trending', 'lists')]).toBe(REMEMBERED + 20)
+  })
+})

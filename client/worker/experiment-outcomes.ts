@@ -1,0 +1,125 @@
+// What a device counts for the operator's experiments (P30), from the lists it serves and the
+// Segment events the shop already sends: per experiment it is in, per scenario, the lists shown,
+// the clicks on them (a `Product Clicked` whose attribution id names a list of this device),
+// then the adds and purchases of products clicked from a list (the shop's `Product Added` and
+// `Order Completed` carry the list's id, or the product was clicked from it earlier), and the
+// revenue of those purchases. The counts stay on the device until they are reported as a
+// shared, clipped vector (shared/outcome-report.ts); no item id is ever part of them. The lists
+// and clicks remembered to credit later events are the last `REMEMBERED` of each.
+import type { TrackEvent } from '../../shared/events'
+import {
+  emptyOutcomeCounts,
+  outcomeCell,
+  type OutcomeCounts,
+  type OutcomeMetric,
+} from '../../shared/outcome-report'
+import type { Scenario } from '../../shared/protocol'
+import { armsOfAttribution, type Placed } from './experiment-arms'
+
+export const REMEMBERED = 100
+
+export interface ArmCounter {
+  experiment: string
+  key: string
+  arm: string
+  group: number
+  counts: OutcomeCounts
+}
+
+export interface OutcomeState {
+  /** Lists served with arms, newest last: which scenario an attribution id was. */
+  lists: Array<{ attributionId: string; scenario: Scenario }>
+  /** Products clicked from a list, newest last: the list later adds and orders credit. */
+  clicked: Array<{ productId: string; attributionId: string }>
+  counters: ArmCounter[]
+}
+
+export const emptyOutcomeState = (): OutcomeState => ({ lists: [], clicked: [], counters: [] })
+
+function counterFor(state: OutcomeState, placed: Placed): ArmCounter {
+  const { experiment, arm, group } = placed
+  let counter = state.counters.find(
+    (c) => c.experiment === experiment.id && c.key === experiment.key && c.arm === arm.name,
+  )
+  if (!counter) {
+    counter = { experiment: experiment.id, key: experiment.key, arm: arm.name, group, counts: emptyOutcomeCounts() } // prettier-ignore
+    state.counters.push(counter)
+  }
+  return counter
+}
+
+const remember = <T>(list: T[], entry: T) => {
+  list.push(entry)
+  if (list.length > REMEMBERED) list.splice(0, list.length - REMEMBERED)
+}
+
+/** A list served to the page: one more list of its scenario in each of the device's arms. */
+export function countList(
+  state: OutcomeState,
+  placed: readonly Placed[],
+  attributionId: string,
+  scenario: Scenario,
+): void {
+  if (placed.length === 0) return
+  for (const p of placed) counterFor(state, p).counts[outcomeCell(scenario, 'lists')]! += 1
+  remember(state.lists, { attributionId, scenario })
+}
+
+/** Adds `amount` of `metric` to every arm the list `attributionId` was served under. */
+function credit(
+  state: OutcomeState,
+  attributionId: string,
+  metric: OutcomeMetric,
+  amount = 1,
+): boolean {
+  const list = state.lists.find((l) => l.attributionId === attributionId)
+  if (!list) return false
+  for (const [experiment, arm] of armsOfAttribution(attributionId)) {
+    const counter = state.counters.find((c) => c.experiment === experiment && c.arm === arm)
+    if (counter) counter.counts[outcomeCell(list.scenario, metric)]! += amount
+  }
+  return true
+}
+
+function creditedList(state: OutcomeState, productId: string): string | undefined {
+  for (let i = state.clicked.length - 1; i >= 0; i--) {
+    if (state.clicked[i]!.productId === productId) return state.clicked[i]!.attributionId
+  }
+  return undefined
+}
+
+/** An event the shop sent: whatever it credits to the device's lists. Returns whether it did. */
+export function countEvent(state: OutcomeState, event: TrackEvent): boolean {
+  switch (event.event) {
+    case 'Product Clicked': {
+      const id = event.attribution_id
+      if (id === undefined || !credit(state, id, 'clicks')) return false
+      remember(state.clicked, { productId: event.properties.product_id, attributionId: id })
+      return true
+    }
+    case 'Product Added': {
+      const id = event.attribution_id ?? creditedList(state, event.properties.product_id)
+      return id !== undefined && credit(state, id, 'adds')
+    }
+    case 'Order Completed': {
+      // Each list is credited one purchase per order, and the revenue of its products in it.
+      const revenue = new Map<string, number>()
+      for (const product of event.properties.products) {
+        const id = event.attribution_id ?? creditedList(state, product.product_id)
+        if (id === undefined) continue
+        const value = (product.price ?? 0) * (product.quantity ?? 1)
+        revenue.set(id, (revenue.get(id) ?? 0) + (Number.isFinite(value) ? Math.max(0, value) : 0))
+      }
+      let any = false
+      for (const [id, value] of revenue) {
+        if (credit(state, id, 'purchases')) {
+          credit(state, id, 'revenue', Math.round(value))
+          any = true
+        }
+      }
+      return any
+    }
+    default:
+      return false
+  }
+}

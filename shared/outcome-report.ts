@@ -1,0 +1,154 @@
+// A device's outcomes in an experiment as the servers will receive them (issue 15, P30): one
+// fixed-size vector per experiment, a cell per (arm, scenario, metric, random group), holding the
+// device's clipped counts in its own arm's and group's cells and zero everywhere else, split into
+// two additive shares in Z/2³² (one per server, as the update channel's dense window is, P29b).
+// Either share alone is uniformly random; only the sum of a batch's shares, added by both
+// servers, shows anything, and then only totals per cell. No item id is in it, and every
+// device's vector has the same size whatever it did. Each server may add its half of a Gaussian
+// noise to its sum before the two are added (P20): the total then carries noise of the stated
+// standard deviation per cell, which the operator's intervals carry with them
+// (shared/experiment-stats.ts reads variance off the groups' spread).
+import { EXPERIMENT_GROUPS } from './experiments'
+import { SCENARIOS } from './artifacts'
+import type { Scenario } from './protocol'
+import { standardNormal } from './random'
+import { emptyGroupSums, type GroupSums } from './experiment-stats'
+
+export const OUTCOME_METRICS = ['lists', 'clicks', 'adds', 'purchases', 'revenue'] as const
+export type OutcomeMetric = (typeof OUTCOME_METRICS)[number]
+
+/**
+ * The most one report counts per scenario: what bounds one device's influence on a total (and
+ * sets the noise, P20). Revenue is in whole currency units: a bucket of one unit, clipped.
+ */
+export const OUTCOME_CLIPS: Readonly<Record<OutcomeMetric, number>> = {
+  lists: 100,
+  clicks: 50,
+  adds: 20,
+  purchases: 5,
+  revenue: 1000,
+}
+
+const S = SCENARIOS.length
+const M = OUTCOME_METRICS.length
+const G = EXPERIMENT_GROUPS
+
+/** A device's counts in one experiment: [scenario][metric], flattened (S × M). */
+export type OutcomeCounts = number[]
+
+export const emptyOutcomeCounts = (): OutcomeCounts => new Array<number>(S * M).fill(0)
+
+export function outcomeCell(scenario: Scenario, metric: OutcomeMetric): number {
+  return SCENARIOS.indexOf(scenario) * M + OUTCOME_METRICS.indexOf(metric)
+}
+
+/** Cells of one experiment's report: arms × scenarios × metrics × groups. */
+export const reportCells = (arms: number) => arms * S * M * G
+
+const cellOf = (arm: number, cell: number, group: number) => (arm * S * M + cell) * G + group
+
+/**
+ * The device's report: its counts, clipped, in its arm's and group's cells. Clicks, adds and
+ * purchases are clipped to the lists they can come from as well (a click credits a list).
+ */
+export function buildOutcomeReport(
+  arms: number,
+  arm: number,
+  group: number,
+  counts: OutcomeCounts,
+): Uint32Array {
+  if (!(arm >= 0 && arm < arms && group >= 0 && group < G && counts.length === S * M)) {
+    throw new RangeError(`expected arm < ${arms}, group < ${G} and ${S * M} counts`)
+  }
+  const report = new Uint32Array(reportCells(arms))
+  for (let s = 0; s < S; s++) {
+    const at = (m: OutcomeMetric) => s * M + OUTCOME_METRICS.indexOf(m)
+    const clip = (m: OutcomeMetric, bound = OUTCOME_CLIPS[m]) => {
+      const value = Math.round(counts[at(m)]!)
+      return Number.isFinite(value) ? Math.min(Math.max(value, 0), bound) : 0
+    }
+    const lists = clip('lists')
+    const clipped: Record<OutcomeMetric, number> = {
+      lists,
+      clicks: clip('clicks', Math.min(OUTCOME_CLIPS.clicks, lists)),
+      adds: clip('adds'),
+      purchases: clip('purchases'),
+      revenue: clip('revenue'),
+    }
+    for (const metric of OUTCOME_METRICS) {
+      report[cellOf(arm, at(metric), group)] = clipped[metric]
+    }
+  }
+  return report
+}
+
+/** Two additive shares of `report` in Z/2³²: `random` must be a CSPRNG's words. */
+export function splitReport(
+  report: Uint32Array,
+  random: (words: number) => Uint32Array,
+): [Uint32Array, Uint32Array] {
+  const helper = random(report.length)
+  if (helper.length !== report.length) throw new RangeError('expected a word per cell')
+  const leader = new Uint32Array(report.length)
+  for (let i = 0; i < report.length; i++) leader[i] = (report[i]! - helper[i]!) >>> 0
+  return [leader, helper]
+}
+
+/** One server's sum of a batch's shares, in Z/2³². */
+export function sumShares(shares: readonly Uint32Array[], cells: number): Uint32Array {
+  const sum = new Uint32Array(cells)
+  for (const share of shares) {
+    if (share.length !== cells) throw new RangeError(`expected ${cells} cells, got ${share.length}`)
+    for (let i = 0; i < cells; i++) sum[i] = (sum[i]! + share[i]!) >>> 0
+  }
+  return sum
+}
+
+/**
+ * A server's half of the noise: N(0, (σ·clip)² / 2) per cell of each metric, rounded, so the
+ * two halves add up to σ·clip per cell. σ = 0 adds nothing.
+ */
+export function addHalfNoise(
+  sum: Uint32Array,
+  arms: number,
+  sigma: number,
+  random: () => number,
+): void {
+  if (sigma === 0) return
+  for (let arm = 0; arm < arms; arm++) {
+    for (let cell = 0; cell < S * M; cell++) {
+      const sd = (sigma * OUTCOME_CLIPS[OUTCOME_METRICS[cell % M]!]) / Math.SQRT2
+      for (let g = 0; g < G; g++) {
+        const i = cellOf(arm, cell, g)
+        sum[i] = (sum[i]! + Math.round(sd * standardNormal(random))) >>> 0
+      }
+    }
+  }
+}
+
+/** The two servers' sums added: each cell a signed total (noise may take it below zero). */
+export function combineSums(leader: Uint32Array, helper: Uint32Array): Int32Array {
+  if (leader.length !== helper.length) throw new RangeError('expected sums of one layout')
+  const total = new Int32Array(leader.length)
+  for (let i = 0; i < total.length; i++) total[i] = (leader[i]! + helper[i]!) | 0
+  return total
+}
+
+/**
+ * One arm's ratio metric in one scenario from the combined totals, per group: e.g. clicks over
+ * lists (click-through), adds over lists, purchases over lists.
+ */
+export function ratioSums(
+  totals: Int32Array,
+  arm: number,
+  scenario: Scenario,
+  numerator: OutcomeMetric,
+  denominator: OutcomeMetric = 'lists',
+): GroupSums {
+  const sums = emptyGroupSums(G)
+  for (let g = 0; g < G; g++) {
+    sums.x[g] = totals[cellOf(arm, outcomeCell(scenario, denominator), g)]!
+    sums.y[g] = totals[cellOf(arm, outcomeCell(scenario, numerator), g)]!
+  }
+  return sums
+}
