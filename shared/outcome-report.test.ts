@@ -51,21 +51,27 @@ function fleet(n: number, seed = 1) {
   })
 }
 
+/** Each device splits its report; each server sums the shares it received. */
+function serverSums(devices: ReturnType<typeof fleet>) {
+  const cells = reportCells(2)
+  const shares = devices.map((d) => splitReport(d.report, words))
+  const leader = sumShares(
+    shares.map((s) => s[0]),
+    cells,
+  )
+  const helper = sumShares(
+    shares.map((s) => s[1]),
+    cells,
+  )
+  return { shares, leader, helper }
+}
+
 describe('outcome reports through two servers (P30)', () => {
   it('sums to exactly the devices’ totals without noise, though each share alone is random', () => {
     const devices = fleet(600)
     const cells = reportCells(2)
-    const shares = devices.map((d) => splitReport(d.report, words))
-    const totals = combineSums(
-      sumShares(
-        shares.map((s) => s[0]),
-        cells,
-      ),
-      sumShares(
-        shares.map((s) => s[1]),
-        cells,
-      ),
-    )
+    const { shares, leader, helper } = serverSums(devices)
+    const totals = combineSums(leader, helper)
     const exact = new Int32Array(cells)
     for (const d of devices) for (let i = 0; i < cells; i++) exact[i]! += d.report[i]!
     expect(totals).toEqual(exact)
@@ -109,27 +115,8 @@ describe('outcome reports through two servers (P30)', () => {
   })
 
   it('carries the stated noise when each server adds its half', () => {
-    const devices = fleet(300, 2)
-    const cells = reportCells(2)
-    const shares = devices.map((d) => splitReport(d.report, words))
-    const exact = combineSums(
-      sumShares(
-        shares.map((s) => s[0]),
-        cells,
-      ),
-      sumShares(
-        shares.map((s) => s[1]),
-        cells,
-      ),
-    )
-    const leader = sumShares(
-      shares.map((s) => s[0]),
-      cells,
-    )
-    const helper = sumShares(
-      shares.map((s) => s[1]),
-      cells,
-    )
+    const { leader, helper } = serverSums(fleet(300, 2))
+    const exact = combineSums(leader, helper)
     addHalfNoise(leader, 2, 1, createRandom(3))
     addHalfNoise(helper, 2, 1, createRandom(4))
     const noised = combineSums(leader, helper)

@@ -7,16 +7,10 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
-import { exportModelWeights } from '../../model/model-weights'
-import { setNodeBackend } from '../../model/node-backend'
 import { placeDevice } from '../../shared/experiments'
 import type { ManifestExperiment } from '../../shared/protocol'
-import { exportArtifacts } from '../../train/artifacts/export-artifacts'
-import { loadDataset } from '../../train/data/load-dataset'
-import { sharedDataDir } from '../../train/data/paths'
 import { chromiumSkipReason } from './harness'
-import { buildDist, openProfile, serveDist } from './tag-page'
+import { buildDist, exportSampleRelease, openProfile, serveDist } from './tag-page'
 
 const skip = chromiumSkipReason()
 const holdout: ManifestExperiment = {
@@ -62,20 +56,8 @@ function keptRecord(page: Page): Promise<{ deviceId: string; arms: unknown[] }> 
 describe.skipIf(skip)('A/B arms in headless Chromium (P30)', () => {
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-arms-'))
-    await setNodeBackend('cpu')
-    const dataset = await loadDataset(
-      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
-    )
-    const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
-    const weights = await exportModelWeights(model)
-    model.dispose()
+    await exportSampleRelease(path.join(work, 'public'))
     const artifacts = path.join(work, 'public', 'artifacts')
-    await exportArtifacts({
-      dataset,
-      model: weights,
-      outDir: artifacts,
-      createdAt: '2026-12-06T00:00:00.000Z',
-    })
     // The manifest as the server publishes it after PUT /v1/admin/experiments.
     const manifestFile = path.join(artifacts, 'manifest.json')
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))

@@ -6,14 +6,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
-import { exportModelWeights } from '../../model/model-weights'
-import { exportArtifacts } from '../../train/artifacts/export-artifacts'
-import { loadDataset } from '../../train/data/load-dataset'
-import { sharedDataDir } from '../../train/data/paths'
-import { setNodeBackend } from '../../model/node-backend'
 import { CHROMIUM_ARGS, CHROMIUM_PATH, chromiumSkipReason } from './harness'
-import { buildDist, serveDist } from './tag-page'
+import { buildDist, exportSampleRelease, serveDist } from './tag-page'
 
 const SCREENSHOTS = path.resolve('test-results/screenshots')
 const skip = chromiumSkipReason()
@@ -49,22 +43,8 @@ async function pocketrecDatabases(): Promise<string[]> {
 describe.skipIf(skip)('demo storefront in headless Chromium', () => {
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'pocketrec-e2e-'))
-    // A small real catalogue (YooChoose sample) and an untrained model keep the build fast;
-    // quality is measured elsewhere, this checks the flow.
-    await setNodeBackend('cpu')
-    const dataset = await loadDataset(
-      path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'),
-    )
-    const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
-    const weights = await exportModelWeights(model)
-    model.dispose()
     const publicDir = path.join(work, 'public')
-    await exportArtifacts({
-      dataset,
-      model: weights,
-      outDir: path.join(publicDir, 'artifacts'),
-      createdAt: '2026-11-27T00:00:00.000Z',
-    })
+    await exportSampleRelease(publicDir)
     const distDir = path.join(work, 'dist')
     await buildDist(publicDir, distDir)
     served = await serveDist(distDir)

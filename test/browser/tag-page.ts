@@ -13,6 +13,12 @@ import type { BackendName } from '../../shared/protocol'
 import { writeLoader } from '../../scripts/build-loader'
 import { createApp } from '../../server/app'
 import { writeTestRelease } from '../fixtures/exported-release'
+import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
+import { exportModelWeights } from '../../model/model-weights'
+import { setNodeBackend } from '../../model/node-backend'
+import { exportArtifacts } from '../../train/artifacts/export-artifacts'
+import { loadDataset } from '../../train/data/load-dataset'
+import { sharedDataDir } from '../../train/data/paths'
 import { startMountedPair, type MountedPair } from '../fixtures/listen'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './harness'
 
@@ -27,6 +33,24 @@ export async function buildDist(publicDir: string, distDir: string): Promise<Rol
   await writeLoader(distDir)
   const outputs = (Array.isArray(output) ? output : [output]) as Rollup.RollupOutput[]
   return outputs.flatMap((o) => o.output.filter((c): c is Rollup.OutputChunk => c.type === 'chunk'))
+}
+
+/**
+ * The artifacts of a small real catalogue (the YooChoose sample) and an untrained model (seed 1)
+ * into `<publicDir>/artifacts`: a fast build for tests of the flow; quality is measured elsewhere.
+ */
+export async function exportSampleRelease(publicDir: string): Promise<void> {
+  await setNodeBackend('cpu')
+  const dataset = await loadDataset(path.join(sharedDataDir(), 'yoochoose-clicks-100k-sessionrec'))
+  const model = createGruModel({ ...DEFAULT_GRU_CONFIG, nItems: dataset.nItems }, 1)
+  const weights = await exportModelWeights(model)
+  model.dispose()
+  await exportArtifacts({
+    dataset,
+    model: weights,
+    outDir: path.join(publicDir, 'artifacts'),
+    createdAt: '2026-11-27T00:00:00.000Z',
+  })
 }
 
 /** Writes `<name>.html`: the shop's two lines, the tag forcing `backend`, nothing else. */
