@@ -22,9 +22,10 @@ export type OutcomeMetric = (typeof OUTCOME_METRICS)[number]
  * sets the noise, P20). Revenue is in whole currency units: a bucket of one unit, clipped.
  */
 export const OUTCOME_CLIPS: Readonly<Record<OutcomeMetric, number>> = {
-  lists: 100,
-  clicks: 50,
-  adds: 20,
+  // 99 % of training sessions have at most 17 steps on DIGINETICA and on YooChoose.
+  lists: 20,
+  clicks: 20,
+  adds: 10,
   purchases: 5,
   revenue: 1000,
 }
@@ -48,37 +49,51 @@ export const reportCells = (arms: number) => arms * S * M * G
 const cellOf = (arm: number, cell: number, group: number) => (arm * S * M + cell) * G + group
 
 /**
- * The device's report: its counts, clipped, in its arm's and group's cells. Clicks, adds and
- * purchases are clipped to the lists they can come from as well (a click credits a list).
+ * A device's counts as one report may carry them: each clipped to its bound, clicks also to the
+ * lists they can come from (a click credits a list), and whole numbers from 0 up.
  */
+export function clipCounts(counts: OutcomeCounts): OutcomeCounts {
+  if (counts.length !== S * M) throw new RangeError(`expected ${S * M} counts`)
+  const clipped = emptyOutcomeCounts()
+  for (let s = 0; s < S; s++) {
+    for (const [m, metric] of OUTCOME_METRICS.entries()) {
+      const value = Math.round(counts[s * M + m]!)
+      const bound =
+        metric === 'clicks'
+          ? Math.min(OUTCOME_CLIPS.clicks, clipped[s * M]!)
+          : OUTCOME_CLIPS[metric]
+      clipped[s * M + m] = Number.isFinite(value) ? Math.min(Math.max(value, 0), bound) : 0
+    }
+  }
+  return clipped
+}
+
+/** Adds clipped counts into `cells` (a report, or a sum of reports) at an arm's and group's cells. */
+export function addToCells(
+  cells: Uint32Array,
+  arms: number,
+  arm: number,
+  group: number,
+  clipped: OutcomeCounts,
+): void {
+  if (!(arm >= 0 && arm < arms && group >= 0 && group < G && cells.length === reportCells(arms))) {
+    throw new RangeError(`expected arm < ${arms}, group < ${G} and ${reportCells(arms)} cells`)
+  }
+  for (let cell = 0; cell < S * M; cell++) {
+    const i = cellOf(arm, cell, group)
+    cells[i] = (cells[i]! + clipped[cell]!) >>> 0
+  }
+}
+
+/** The device's report: its clipped counts in its arm's and group's cells, zero elsewhere. */
 export function buildOutcomeReport(
   arms: number,
   arm: number,
   group: number,
   counts: OutcomeCounts,
 ): Uint32Array {
-  if (!(arm >= 0 && arm < arms && group >= 0 && group < G && counts.length === S * M)) {
-    throw new RangeError(`expected arm < ${arms}, group < ${G} and ${S * M} counts`)
-  }
   const report = new Uint32Array(reportCells(arms))
-  for (let s = 0; s < S; s++) {
-    const at = (m: OutcomeMetric) => s * M + OUTCOME_METRICS.indexOf(m)
-    const clip = (m: OutcomeMetric, bound = OUTCOME_CLIPS[m]) => {
-      const value = Math.round(counts[at(m)]!)
-      return Number.isFinite(value) ? Math.min(Math.max(value, 0), bound) : 0
-    }
-    const lists = clip('lists')
-    const clipped: Record<OutcomeMetric, number> = {
-      lists,
-      clicks: clip('clicks', Math.min(OUTCOME_CLIPS.clicks, lists)),
-      adds: clip('adds'),
-      purchases: clip('purchases'),
-      revenue: clip('revenue'),
-    }
-    for (const metric of OUTCOME_METRICS) {
-      report[cellOf(arm, at(metric), group)] = clipped[metric]
-    }
-  }
+  addToCells(report, arms, arm, group, clipCounts(counts))
   return report
 }
 

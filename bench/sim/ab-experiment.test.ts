@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createRandom } from '../../shared/random'
 import { placeDevice, type Experiment } from '../../shared/experiments'
+import { OUTCOME_CLIPS, ratioSums } from '../../shared/outcome-report'
 import { runExperiment, type DeviceOutcomes, type ExperimentRunOptions } from './ab-experiment'
 
 const experiment: Experiment = {
@@ -34,30 +35,41 @@ function devices(n: number, rates: [number, number], seed = 1): DeviceOutcomes[]
 
 const options: ExperimentRunOptions = {
   batch: 100,
-  clip: 20,
   sigma: 0,
   alpha: 0.05,
   minimumLift: 0.1,
   seed: 1,
+  split: true,
 }
 
 const total = (values: Float64Array) => values.reduce((a, b) => a + b, 0)
+/** Lists and clicks of an arm, summed over its groups. */
+const listsAndClicks = (totals: Int32Array, arm: number) => {
+  const sums = ratioSums(totals, arm, 'for-you', 'clicks')
+  return [total(sums.x), total(sums.y)]
+}
 
 describe('the simulated A/B experiment', () => {
   it('ends, without noise, with exactly the devices’ true totals, each under its own arm', () => {
     const all = devices(1050, [0.2, 0.3])
     const run = runExperiment(experiment, all, options)
-    expect(run.serverSums).toEqual(run.trueSums)
+    expect(run.serverTotals).toEqual(run.trueTotals)
     for (const arm of [0, 1]) {
       const mine = all.filter((d) => placeDevice(experiment, d.id).arm === arm)
-      expect(total(run.trueSums[arm]!.x)).toBe(mine.reduce((s, d) => s + d.byArm[arm]![0], 0))
-      expect(total(run.trueSums[arm]!.y)).toBe(mine.reduce((s, d) => s + d.byArm[arm]![1], 0))
+      expect(listsAndClicks(run.serverTotals, arm)).toEqual([
+        mine.reduce((s, d) => s + d.byArm[arm]![0], 0),
+        mine.reduce((s, d) => s + d.byArm[arm]![1], 0),
+      ])
     }
     // A look after every release of 100 devices, and one for the last 50.
     expect(run.looks.map((l) => l.devices)).toEqual([...Array.from({ length: 10 }, (_, i) => (i + 1) * 100), 1050]) // prettier-ignore
+    // The shortcut the A/A runs take (no shares) ends with the same totals.
+    expect(runExperiment(experiment, all, { ...options, split: false }).serverTotals).toEqual(
+      run.serverTotals,
+    )
   })
 
-  it('clips a device’s lists, and its clicks to its lists', () => {
+  it('clips a device’s lists as its report does, and its clicks to its lists', () => {
     const heavy: DeviceOutcomes = {
       id: 'heavy',
       byArm: [
@@ -68,8 +80,11 @@ describe('the simulated A/B experiment', () => {
     const run = runExperiment(experiment, [heavy, ...devices(99, [0.2, 0.2])], options)
     const arm = placeDevice(experiment, 'heavy').arm
     const others = devices(99, [0.2, 0.2]).filter((d) => placeDevice(experiment, d.id).arm === arm)
-    expect(total(run.trueSums[arm]!.x)).toBe(20 + others.reduce((s, d) => s + d.byArm[arm]![0], 0))
-    expect(total(run.trueSums[arm]!.y)).toBe(20 + others.reduce((s, d) => s + d.byArm[arm]![1], 0))
+    const clip = OUTCOME_CLIPS.lists
+    expect(listsAndClicks(run.trueTotals, arm)).toEqual([
+      clip + others.reduce((s, d) => s + d.byArm[arm]![0], 0),
+      clip + others.reduce((s, d) => s + d.byArm[arm]![1], 0),
+    ])
   })
 
   it('decides a real lift early and keeps the true lift inside its interval', () => {
@@ -81,17 +96,19 @@ describe('the simulated A/B experiment', () => {
     expect(last.alwaysValid[1]).toBeGreaterThan(0.3)
   })
 
-  it('noises what the server holds by the stated amount, and widens the interval', () => {
+  it('noises what the servers hold by the stated amount, and widens the interval', () => {
     const all = devices(2000, [0.2, 0.3])
     const exact = runExperiment(experiment, all, options)
     const noised = runExperiment(experiment, all, { ...options, sigma: 1 })
-    expect(noised.trueSums).toEqual(exact.trueSums)
-    const sd = Math.SQRT2 * 20 * Math.sqrt(20) // σ·√2·C per release, 20 releases
+    expect(noised.trueTotals).toEqual(exact.trueTotals)
+    const sd = OUTCOME_CLIPS.lists * Math.sqrt(20) // σ·clip per cell and release, 20 releases
     let squares = 0
     let cells = 0
-    for (const [arm, sums] of noised.serverSums.entries()) {
-      for (const [g, value] of sums.x.entries()) {
-        squares += (value - exact.trueSums[arm]!.x[g]!) ** 2
+    for (const arm of [0, 1]) {
+      const got = ratioSums(noised.serverTotals, arm, 'for-you', 'clicks').x
+      const want = ratioSums(exact.trueTotals, arm, 'for-you', 'clicks').x
+      for (const [g, value] of got.entries()) {
+        squares += (value - want[g]!) ** 2
         cells++
       }
     }

@@ -1,41 +1,57 @@
-// One A/B experiment as the server would see it (issue 15), over devices whose outcomes are
-// known: each device is placed in its arm and random group by the product's keyed hash
-// (shared/experiments.ts), reports its clipped (impressions, clicks) once, and the server
-// receives per-arm, per-group sums only, a release of `batch` devices at a time, each
-// release's sums noised with a Gaussian of σ·√2·C (the L2 bound of one device's report). After
-// every release the operator looks: the mSPRT's always-valid interval for the lift
-// (shared/experiment-stats.ts).
+// One A/B experiment as the servers would see it (issue 15, P30), over devices whose outcomes
+// are known, through the product's own code: each device is placed in its arm and random group
+// by the keyed hash (shared/experiments.ts), builds its clipped outcome report and splits it into
+// the two servers' shares (shared/outcome-report.ts); each server sums a release of `batch`
+// devices' shares and adds its half of the noise (σ times each metric's clip per cell), and the
+// two sums are added into the totals. After every release the operator looks: the mSPRT's
+// always-valid interval for the lift in click-through (shared/experiment-stats.ts).
 import {
-  addToGroupSums,
   compareArms,
-  emptyGroupSums,
   estimateRatio,
   nextLook,
   startSequential,
-  type GroupSums,
 } from '../../shared/experiment-stats'
-import { EXPERIMENT_GROUPS, placeDevice, type Experiment } from '../../shared/experiments'
-import { createRandom, standardNormal } from '../../shared/random'
+import { placeDevice, type Experiment } from '../../shared/experiments'
+import {
+  addHalfNoise,
+  addToCells,
+  clipCounts,
+  combineSums,
+  emptyOutcomeCounts,
+  outcomeCell,
+  ratioSums,
+  reportCells,
+  splitReport,
+  type OutcomeCounts,
+} from '../../shared/outcome-report'
+import { createRandom } from '../../shared/random'
+
+/** The simulation's lists are for-you lists. */
+const SCENARIO = 'for-you'
 
 /** A device's outcome under each arm's recommender: lists shown and lists clicked. */
 export interface DeviceOutcomes {
   id: string
-  /** [arm] → [impressions, clicks] under that arm. */
+  /** [arm] → [lists, clicks] under that arm. */
   byArm: ReadonlyArray<readonly [number, number]>
 }
 
 export interface ExperimentRunOptions {
-  /** Devices a release sums (the helper's floor, P29c). */
+  /** Devices a release sums (the federation's K). */
   batch: number
-  /** A device's impressions are clipped to this before they are counted (its clicks too). */
-  clip: number
   /** The noise multiplier; 0: exact sums. */
   sigma: number
   alpha: number
   /** mSPRT's τ as a share of the control's rate at the first look, then fixed. */
   minimumLift: number
-  /** Seeds the noise. */
+  /** Seeds the noise and the shares. */
   seed: number
+  /**
+   * Split every report into two shares and sum each server's apart, as the product does; off,
+   * reports are added directly, which the shares sum to exactly (shared/outcome-report.test.ts):
+   * the many A/A runs take that shortcut.
+   */
+  split: boolean
 }
 
 export interface Look {
@@ -55,9 +71,19 @@ export interface ExperimentRun {
   decidedAt: number | null
   /** The one-look interval excluded 0 at some look (what peeking would have claimed). */
   peekingFlagged: boolean
-  /** Per arm, the exact sums over its devices and the sums as the server ended with them. */
-  trueSums: GroupSums[]
-  serverSums: GroupSums[]
+  /** Every cell: the devices' clipped reports added up, and the totals the servers ended with. */
+  trueTotals: Int32Array
+  serverTotals: Int32Array
+}
+
+/** A device's report counts under each arm: its lists and clicks, clipped as a report clips. */
+export function clippedByArm(device: DeviceOutcomes): OutcomeCounts[] {
+  return device.byArm.map(([lists, clicks]) => {
+    const counts = emptyOutcomeCounts()
+    counts[outcomeCell(SCENARIO, 'lists')] = lists
+    counts[outcomeCell(SCENARIO, 'clicks')] = clicks
+    return clipCounts(counts)
+  })
 }
 
 /** Runs `experiment` (control first, one treatment) over `devices` in their order. */
@@ -65,40 +91,50 @@ export function runExperiment(
   experiment: Experiment,
   devices: readonly DeviceOutcomes[],
   options: ExperimentRunOptions,
+  clipped: readonly OutcomeCounts[][] = devices.map(clippedByArm),
 ): ExperimentRun {
   const arms = experiment.arms.length
   if (arms !== 2) throw new RangeError('the simulation compares two arms')
   const random = createRandom(options.seed)
-  const sums = () => Array.from({ length: arms }, () => emptyGroupSums(EXPERIMENT_GROUPS))
-  const trueSums = sums()
-  const serverSums = sums()
+  const words = (n: number) => Uint32Array.from({ length: n }, () => (random() * 2 ** 32) >>> 0)
+  const cells = reportCells(arms)
+  const trueTotals = new Uint32Array(cells)
+  let serverTotals = new Int32Array(cells)
+  let leader = new Uint32Array(cells)
+  let helper = new Uint32Array(cells)
   const armDevices = new Array<number>(arms).fill(0)
-  let release = sums()
   const looks: Look[] = []
   let state = startSequential()
   let tau = 0
   let decidedAt: number | null = null
   let peekingFlagged = false
-  const { clip, sigma } = options
-  const publish = () => {
-    for (let a = 0; a < arms; a++)
-      addNoised(serverSums[a]!, release[a]!, sigma * Math.SQRT2 * clip, random)
-    release = sums()
-  }
   for (const [i, device] of devices.entries()) {
     const { arm, group } = placeDevice(experiment, device.id)
-    const [shown, clicked] = device.byArm[arm]!
-    const x = Math.min(shown, clip)
-    const y = Math.min(clicked, x)
-    addToGroupSums(trueSums[arm]!, group, x, y)
-    addToGroupSums(release[arm]!, group, x, y)
+    const counts = clipped[i]![arm]!
+    addToCells(trueTotals, arms, arm, group, counts)
+    if (options.split) {
+      const report = new Uint32Array(cells)
+      addToCells(report, arms, arm, group, counts)
+      const [leaderShare, helperShare] = splitReport(report, words)
+      for (let c = 0; c < cells; c++) {
+        leader[c] = (leader[c]! + leaderShare[c]!) >>> 0
+        helper[c] = (helper[c]! + helperShare[c]!) >>> 0
+      }
+    } else {
+      addToCells(leader, arms, arm, group, counts)
+    }
     armDevices[arm]! += 1
     if ((i + 1) % options.batch !== 0 && i + 1 !== devices.length) continue
-    publish()
-    const [control, treatment] = serverSums.map(estimateRatio) as [
-      ReturnType<typeof estimateRatio>,
-      ReturnType<typeof estimateRatio>,
-    ]
+    // A release: each server adds its half of the noise to its sum; the leader adds the two.
+    addHalfNoise(leader, arms, options.sigma, random)
+    addHalfNoise(helper, arms, options.sigma, random)
+    const release = combineSums(leader, helper)
+    serverTotals = serverTotals.map((v, c) => v + release[c]!)
+    leader = new Uint32Array(cells)
+    helper = new Uint32Array(cells)
+    const [control, treatment] = [0, 1].map((a) =>
+      estimateRatio(ratioSums(serverTotals, a, SCENARIO, 'clicks')),
+    ) as [ReturnType<typeof estimateRatio>, ReturnType<typeof estimateRatio>]
     if (tau === 0 && control.rate > 0) tau = options.minimumLift * control.rate
     if (tau === 0) continue
     const c = compareArms(control, treatment, { tau, alpha: options.alpha })
@@ -115,13 +151,5 @@ export function runExperiment(
       pValue: state.pValue,
     })
   }
-  return { looks, decidedAt, peekingFlagged, trueSums, serverSums }
-}
-
-/** Adds a release's sums to the server's, each with its Gaussian noise. */
-function addNoised(into: GroupSums, release: GroupSums, sd: number, random: () => number): void {
-  for (let g = 0; g < into.x.length; g++) {
-    into.x[g]! += release.x[g]! + (sd === 0 ? 0 : sd * standardNormal(random))
-    into.y[g]! += release.y[g]! + (sd === 0 ? 0 : sd * standardNormal(random))
-  }
+  return { looks, decidedAt, peekingFlagged, trueTotals: new Int32Array(trueTotals), serverTotals }
 }

@@ -1,9 +1,10 @@
 // npm run sim:ab -- [--data <folder>] [--model <file>]: does the trained model earn more clicks
 // than popularity, and does the experiment machinery say so without crying wolf? Held-out
 // sessions are devices; at each step a device is shown a list of `--list` items by its arm and
-// clicks when the session's next item is on it (the issue's click model). Devices report clipped
-// (impressions, clicks) sums per random group, a release of `--batch` at a time, noised with σ
-// (each of `--sigmas`); the operator looks after every release (bench/sim/ab-experiment.ts). Then
+// clicks when the session's next item is on it (the issue's click model). Devices send the
+// product's outcome reports (clipped, per random group, split into two servers' shares), a
+// release of `--batch` at a time, each server adding half of the noise σ (each of `--sigmas`);
+// the operator looks after every release (bench/sim/ab-experiment.ts). Then
 // `--aa` A/A experiments (both arms the model, a fresh hash key each) count how often the
 // always-valid test, and how often peeking at the one-look interval, flags a difference that
 // is not there. Writes bench/results/sim-ab-<dataset>.json.
@@ -23,7 +24,12 @@ import { defaultModelDir, loadModel } from '../../train/model-file'
 import { createProgressLine, formatDuration } from '../../train/progress'
 import { runBenchmark, type BenchRun } from '../harness'
 import { int, num, numList, readOptions, text, type Options } from '../options'
-import { runExperiment, type DeviceOutcomes, type ExperimentRun } from './ab-experiment'
+import {
+  clippedByArm,
+  runExperiment,
+  type DeviceOutcomes,
+  type ExperimentRun,
+} from './ab-experiment'
 
 const AB_FLAGS = {
   data: text('../shared/data/diginetica-srgnn'),
@@ -32,8 +38,6 @@ const AB_FLAGS = {
   list: int(20),
   /** Devices a release sums: the federation's K (server/federated/defaults.ts). */
   batch: int(1000),
-  /** Lists a device counts per report: 99 % of training sessions on DIGINETICA and YooChoose have ≤ 17 steps. */
-  clip: int(20),
   sigmas: numList([0, 1], 0),
   aa: int(100),
   alpha: num(0.05, 1e-6, 0.5),
@@ -137,10 +141,7 @@ function summarise(run: ExperimentRun) {
     interval: last.interval,
     alwaysValid: last.alwaysValid,
     pValue: last.pValue,
-    serverEqualsTrue: run.serverSums.every((s, a) => {
-      const exact = run.trueSums[a]!
-      return s.x.every((v, g) => v === exact.x[g]) && s.y.every((v, g) => v === exact.y[g])
-    }),
+    serverEqualsTrue: run.serverTotals.every((v, c) => v === run.trueTotals[c]),
   }
 }
 
@@ -152,18 +153,23 @@ async function simAb(options: AbOptions, run: BenchRun): Promise<void> {
   const { devices, dataset, nItems } = await deviceOutcomes(options)
   const rows = []
   for (const sigma of options.sigmas) {
-    const settings = { ...options, sigma }
+    const settings = { ...options, sigma, split: true }
     const ab = runExperiment(experiment(`sim-ab-${options.seed}`, ARMS), devices, settings)
     const summary = summarise(ab)
     // A/A: both arms the model; each run its own key (another split of the same devices).
     const sameArms = devices.map((d) => ({ id: d.id, byArm: [d.byArm[1]!, d.byArm[1]!] }))
+    const clipped = sameArms.map(clippedByArm)
     let sequential = 0
     let peeking = 0
     for (let r = 0; r < options.aa; r++) {
-      const aa = runExperiment(experiment(`sim-aa-${options.seed}-${r}`, ['a', 'b']), sameArms, {
-        ...settings,
-        seed: options.seed * 1000 + r,
-      })
+      const key = `sim-aa-${options.seed}-${r}`
+      const seed = options.seed * 1000 + r
+      const aa = runExperiment(
+        experiment(key, ['a', 'b']),
+        sameArms,
+        { ...settings, seed, split: false },
+        clipped,
+      )
       if (aa.decidedAt !== null) sequential++
       if (aa.peekingFlagged) peeking++
     }
