@@ -1,6 +1,8 @@
 // The operator page (served at /operator.html): versions, updates per minute, accepted and
 // refused counts, the privacy budget spent, and accuracy per version as a chart. It reads
-// GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions.
+// GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions; the running A/B
+// experiments (P30) from the public manifest.
+import type { ManifestExperiment } from '../../shared/protocol'
 
 /** Version metrics that count things (updates, P28's popularity reports), never charted. */
 const COUNTS = new Set(['updates', 'popularityReports'])
@@ -83,6 +85,39 @@ async function refreshCounters(): Promise<void> {
     </dl>`
 }
 
+/** The experiments devices apply now: arms, traffic shares, what each arm changes. */
+export function describeExperiments(experiments: readonly ManifestExperiment[]): string {
+  if (experiments.length === 0) {
+    return '<h2>Experiments</h2><p class="muted">None running (PUT /v1/admin/experiments starts one).</p>'
+  }
+  const rows = experiments.map((e) => {
+    const total = e.arms.reduce((sum, arm) => sum + arm.share, 0)
+    const arms = e.arms
+      .map(
+        (arm, i) =>
+          `${escapeHtml(arm.name)}${i === 0 ? ' (control)' : ''}: ${((100 * arm.share) / total).toFixed(1)} %, ` +
+          (arm.lists === 'pools' ? 'lists without the model' : 'the model’s lists'),
+      )
+      .join('; ')
+    return `<tr><td>${escapeHtml(e.id)}</td><td>${escapeHtml(e.key)}</td><td>${arms}</td></tr>`
+  })
+  return (
+    '<h2>Experiments</h2><table><thead><tr><th>experiment</th><th>key</th><th>arms</th></tr></thead>' +
+    `<tbody>${rows.join('')}</tbody></table>` +
+    '<p class="muted">Devices count each arm’s lists, clicks, adds and purchases on the device; ' +
+    'this server does not collect their reports yet.</p>'
+  )
+}
+
+async function showExperiments(): Promise<void> {
+  const response = await fetch('/artifacts/manifest.json')
+  if (!response.ok) return
+  const manifest = (await response.json()) as { experiments?: ManifestExperiment[] }
+  document.querySelector<HTMLElement>('#experiments')!.innerHTML = describeExperiments(
+    manifest.experiments ?? [],
+  )
+}
+
 async function showVersions(): Promise<void> {
   const token = tokenInput.value
   sessionStorage.setItem('pocketrec-admin', token)
@@ -154,4 +189,5 @@ document.querySelector('#admin')!.addEventListener('submit', (event) => {
 })
 tokenInput.value = sessionStorage.getItem('pocketrec-admin') ?? ''
 void refreshCounters()
+void showExperiments()
 setInterval(() => void refreshCounters(), 5000)

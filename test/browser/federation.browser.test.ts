@@ -150,6 +150,28 @@ describe.skipIf(skip)('federated learning through the script tag', () => {
         path: path.join(SCREENSHOTS, 'operator.png'),
         fullPage: true,
       })
+      // P30: an experiment the operator starts shows on the page as devices will apply it.
+      const experiments = [
+        {
+          id: 'holdout',
+          key: 'k1',
+          arms: [
+            { name: 'model', share: 9, lists: 'model' },
+            { name: 'pools', share: 1, lists: 'pools' },
+          ],
+        },
+      ]
+      const started = await fetch(`${origin}/v1/admin/experiments`, {
+        method: 'PUT',
+        headers: { ...admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'pocketrec-experiments', experiments }),
+      })
+      expect(started.status).toBe(201)
+      await profile.page.reload()
+      await profile.page.getByText('model (control): 90.0 %').waitFor()
+      expect(await profile.page.locator('#experiments').textContent()).toContain(
+        'pools: 10.0 %, lists without the model',
+      )
     } finally {
       await profile.close()
     }
