@@ -4,6 +4,7 @@ import {
   compareArms,
   emptyGroupSums,
   estimateRatio,
+  mixtureTau,
   nextLook,
   normalQuantile,
   startSequential,
@@ -69,6 +70,19 @@ describe('experiment statistics from aggregates', () => {
     const predicted = variances.reduce((a, b) => a + b) / variances.length
     expect(predicted / empirical).toBeGreaterThan(0.8)
     expect(predicted / empirical).toBeLessThan(1.25)
+  })
+
+  it('fixes τ from the arms’ mean rate, so a rare control does not shrink it to nothing', () => {
+    expect(mixtureTau([0.01, 0.53])).toBeCloseTo(0.027, 12)
+    expect(mixtureTau([0.2, NaN], 0.5)).toBeCloseTo(0.1, 12)
+    expect(mixtureTau([NaN, NaN])).toBe(0)
+    // With τ far below the standard error the always-valid interval cannot exclude even a lift
+    // of 50 points; with τ from the mean rate it does.
+    const control = { rate: 0.01, variance: 2.6e-4 }
+    const treatment = { rate: 0.53, variance: 2.6e-4 }
+    expect(compareArms(control, treatment, { tau: 0.1 * 0.01 }).alwaysValid[0]).toBeLessThan(0)
+    const tau = mixtureTau([control.rate, treatment.rate])
+    expect(compareArms(control, treatment, { tau }).alwaysValid[0]).toBeGreaterThan(0.3)
   })
 
   it('puts the mSPRT interval exactly where the likelihood ratio reaches 1/α', () => {

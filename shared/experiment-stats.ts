@@ -77,6 +77,18 @@ export interface CompareOptions {
   tau: number
 }
 
+/**
+ * mSPRT's τ for an experiment, fixed at its first look with data: `minimumLift` (relative) of
+ * the arms' mean rate. Tied to the control's rate alone, τ collapses when the control is rare
+ * (popularity's 1 % click-through on DIGINETICA), and with τ far below the standard error the
+ * always-valid interval grows like V/τ and never excludes 0, however large the lift.
+ */
+export function mixtureTau(rates: readonly number[], minimumLift = 0.1): number {
+  const usable = rates.filter((r) => Number.isFinite(r))
+  if (usable.length === 0) return 0
+  return (minimumLift * usable.reduce((a, b) => a + b, 0)) / usable.length
+}
+
 /** Treatment against control, from their estimates. */
 export function compareArms(
   control: RatioEstimate,

@@ -8,6 +8,7 @@
 import {
   compareArms,
   estimateRatio,
+  mixtureTau,
   nextLook,
   startSequential,
 } from '../../shared/experiment-stats'
@@ -42,7 +43,7 @@ export interface ExperimentRunOptions {
   /** The noise multiplier; 0: exact sums. */
   sigma: number
   alpha: number
-  /** mSPRT's τ as a share of the control's rate at the first look, then fixed. */
+  /** mSPRT's τ as a share of the arms' mean rate at the first look, then fixed (mixtureTau). */
   minimumLift: number
   /** Seeds the noise and the shares. */
   seed: number
@@ -135,8 +136,11 @@ export function runExperiment(
     const [control, treatment] = [0, 1].map((a) =>
       estimateRatio(ratioSums(serverTotals, a, SCENARIO, 'clicks')),
     ) as [ReturnType<typeof estimateRatio>, ReturnType<typeof estimateRatio>]
-    if (tau === 0 && control.rate > 0) tau = options.minimumLift * control.rate
-    if (tau === 0) continue
+    if (tau === 0) tau = mixtureTau([control.rate, treatment.rate], options.minimumLift)
+    if (!(tau > 0)) {
+      tau = 0
+      continue
+    }
     const c = compareArms(control, treatment, { tau, alpha: options.alpha })
     state = nextLook(state, c)
     if (c.interval[0] > 0 || c.interval[1] < 0) peekingFlagged = true

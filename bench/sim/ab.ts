@@ -41,6 +41,7 @@ const AB_FLAGS = {
   sigmas: numList([0, 1], 0),
   aa: int(100),
   alpha: num(0.05, 1e-6, 0.5),
+  /** mSPRT's τ relative to the arms' mean rate at the first look (mixtureTau). */
   minimumLift: num(0.1, 1e-6),
   seed: int(1, 0),
   /** Default: bench/results/sim-ab-<dataset>.json. */
