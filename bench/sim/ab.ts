@@ -15,6 +15,7 @@ import { topKIndices } from '../../model/eval/metrics'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { setNodeBackend } from '../../model/node-backend'
 import type { Experiment } from '../../shared/experiments'
+import { OUTCOME_CLIPS, ratioSums } from '../../shared/outcome-report'
 import { createRandom, shuffleInPlace } from '../../shared/random'
 import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
@@ -131,9 +132,32 @@ const experiment = (key: string, arms: readonly string[]): Experiment => ({
   arms: arms.map((name) => ({ name, share: 1 })),
 })
 
-function summarise(run: ExperimentRun) {
+/**
+ * How far the servers' totals are from the devices' own, over the cells of the lists and clicks
+ * they reported (every arm and group), against what the noise was stated to be: σ times the
+ * metric's clip per cell and release, so σ · 20 · √releases for both.
+ */
+function noiseCheck(run: ExperimentRun, sigma: number) {
+  let squares = 0
+  let cells = 0
+  for (const arm of [0, 1]) {
+    for (const metric of ['lists', 'clicks'] as const) {
+      const got = ratioSums(run.serverTotals, arm, 'for-you', metric).y
+      const want = ratioSums(run.trueTotals, arm, 'for-you', metric).y
+      for (const [g, value] of got.entries()) {
+        squares += (value - want[g]!) ** 2
+        cells++
+      }
+    }
+  }
+  const stated = sigma * OUTCOME_CLIPS.lists * Math.sqrt(run.looks.length)
+  return { statedSd: stated, measuredRms: Math.sqrt(squares / cells), cells }
+}
+
+function summarise(run: ExperimentRun, sigma: number) {
   const last = run.looks.at(-1)!
   return {
+    noise: noiseCheck(run, sigma),
     decidedAtDevices: run.decidedAt,
     devices: last.devices,
     armDevices: last.armDevices,
@@ -156,7 +180,7 @@ async function simAb(options: AbOptions, run: BenchRun): Promise<void> {
   for (const sigma of options.sigmas) {
     const settings = { ...options, sigma, split: true }
     const ab = runExperiment(experiment(`sim-ab-${options.seed}`, ARMS), devices, settings)
-    const summary = summarise(ab)
+    const summary = summarise(ab, sigma)
     // A/A: both arms the model; each run its own key (another split of the same devices).
     const sameArms = devices.map((d) => ({ id: d.id, byArm: [d.byArm[1]!, d.byArm[1]!] }))
     const clipped = sameArms.map(clippedByArm)
@@ -179,6 +203,8 @@ async function simAb(options: AbOptions, run: BenchRun): Promise<void> {
         ` over ${summary.devices} devices (${summary.armDevices.join(' / ')}); lift ${pct(summary.lift)} points,` +
         ` always-valid ${range(summary.alwaysValid)}, one-look ${range(summary.interval)};` +
         ` interval excludes 0 after ${summary.decidedAtDevices ?? 'never'} devices.` +
+        `\n  The servers' totals against the devices' own, per cell: RMS ${summary.noise.measuredRms.toFixed(1)},` +
+        ` stated σ·clip·√releases ${summary.noise.statedSd.toFixed(1)} (${summary.noise.cells} cells).` +
         `\n  A/A, ${options.aa} runs: the always-valid test flagged ${sequential},` +
         ` peeking at the one-look interval after every release flagged ${peeking}.`,
     )
