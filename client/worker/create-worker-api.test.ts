@@ -267,6 +267,35 @@ describe('the worker API', () => {
     expect([...seen].sort()).toEqual(['model', 'pools'])
   }, 120_000)
 
+  it('P30: a corrupt experiments or outcomes record starts over; lists keep coming', async () => {
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (!String(input).endsWith('manifest.json')) return environment().fetch!(input, init)
+          const arms = [
+            { name: 'a', share: 1, lists: 'model' },
+            { name: 'b', share: 1, lists: 'model' },
+          ]
+          return Response.json({ ...manifest, experiments: [{ id: 'aa', key: 'k', arms }] })
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    const db = await openDB('pocketrec')
+    await db.put('meta', { key: 'experiments', deviceId: 42, arms: 'none' })
+    await db.put('meta', { key: 'outcomes', lists: [], clicked: [], counters: [{ counts: [-1] }] })
+    const list = await api.recommend({ scenario: 'trending', limit: 5 })
+    expect(list.attributionId).toMatch(/^[0-9a-f]{32}\.aa:(a|b)$/)
+    const kept = await db.get('meta', 'experiments')
+    expect(kept.deviceId).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    const outcomes = await db.get('meta', 'outcomes')
+    expect(outcomes.counters).toHaveLength(1)
+    expect(outcomes.counters[0].counts[outcomeCell('trending', 'lists')]).toBe(1)
+    db.close()
+    await api.forget()
+  })
+
   it('serves a cold first list from the pools alone, before the catalogue and the model, with their names and prices', async () => {
     const hold = () => {
       let resolve: () => void = () => {}

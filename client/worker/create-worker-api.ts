@@ -157,7 +157,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const rules = model ? rt.release.rules : rt.rules
       // The device's arms (P30): an arm that serves the pools' lists does so with the model in.
       const experiments = (model ? rt.release.manifest.experiments : rt.experiments) ?? []
-      const placed = await experimentPlacer(store)(experiments)
+      // A storage failure here costs the list its arms, never the list.
+      const placed = await experimentPlacer(store)(experiments).catch(() => [])
       const pools = model && placed.some(({ arm }) => arm.lists === 'pools')
       const lists = pools ? rt.poolsLists() : rt.recommender
       const days = rules.excludePurchasedDays
@@ -181,10 +182,12 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       response.attributionId += armsSuffix(placed)
       if (placed.length > 0) {
         // Counted before the page has the list, so that a click on it always finds it.
-        await store.meta.updateOutcomes((state) => {
-          countList(state, placed, response.attributionId, response.scenario)
-          return true
-        })
+        await store.meta
+          .updateOutcomes((state) => {
+            countList(state, placed, response.attributionId, response.scenario)
+            return true
+          })
+          .catch(() => {})
       }
       // Each list the page is given is one impression of each of its items; recently viewed is
       // the shopper's own history, not a recommendation. Not awaited: the write transaction
