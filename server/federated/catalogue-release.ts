@@ -1,9 +1,9 @@
 // The shop's own changes as releases (PROTOCOL.md P25, P30): an operator uploads a catalogue
 // (prices, stock, categories, new products' dates), re-ranking rules or the A/B experiments
-// devices apply through the admin routes; the
-// server checks it whole against the model's item table, rebuilds the pools that follow from the
-// catalogue (new, per category), and publishes a version with the same model, so every device
-// picks the change up at its next manifest check. Anything refused changes nothing.
+// devices apply through the admin routes. The server checks each whole (a catalogue against the
+// model's item table too), rebuilds the pools that follow from a catalogue (new, per category),
+// and publishes a version with the same model, so every device picks the change up at its next
+// manifest check. Anything refused changes nothing.
 import {
   validateCandidatePools,
   validateCatalogue,
