@@ -225,7 +225,7 @@ describe('the worker API', () => {
       })
     const armOf = (attributionId: string) => /\.holdout:(model|pools)$/.exec(attributionId)?.[1]
     const seen = new Set<string>()
-    for (let device = 0; device < 12 && seen.size < 2; device++) {
+    for (let device = 0; device < 20 && seen.size < 2; device++) {
       const api = createWorkerApiWith(withExperiment([1, 1]))
       await api.init(config)
       await api.setConsent(true)

@@ -73,7 +73,7 @@ describe.skipIf(skip)('A/B arms in headless Chromium (P30)', () => {
 
   it('places each device by the keyed hash of its kept id, and keeps the arm across reloads', async () => {
     const arms = new Set<string>()
-    for (let device = 0; device < 8 && arms.size < 2; device++) {
+    for (let device = 0; device < 16 && arms.size < 2; device++) {
       const log: string[] = []
       const { page, close } = await openProfile(log)
       try {
@@ -98,7 +98,8 @@ describe.skipIf(skip)('A/B arms in headless Chromium (P30)', () => {
         await close()
       }
     }
-    // Eight devices all in one arm of two would be a 1-in-128 fluke, or a broken hash.
+    // Sixteen devices all in one arm of two: a 1-in-32,768 fluke, or a broken hash. The loop
+    // stops at the first device of the second arm (three devices on average).
     expect([...arms].sort()).toEqual(['model', 'pools'])
   }, 300_000)
 })
