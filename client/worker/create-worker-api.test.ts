@@ -284,7 +284,13 @@ describe('the worker API', () => {
     await api.setConsent(true)
     const db = await openDB('pocketrec')
     await db.put('meta', { key: 'experiments', deviceId: 42, arms: 'none' })
-    await db.put('meta', { key: 'outcomes', lists: [], clicked: [], counters: [{ counts: [-1] }] })
+    // Every field of its shape, but a scenario no list has and three counts instead of 25.
+    await db.put('meta', {
+      key: 'outcomes',
+      lists: [{ attributionId: 'x', scenario: 'nope' }],
+      clicked: [],
+      counters: [{ experiment: 'aa', key: 'k', arm: 'a', group: 0, counts: [1, 2, 3] }],
+    })
     const list = await api.recommend({ scenario: 'trending', limit: 5 })
     expect(list.attributionId).toMatch(/^[0-9a-f]{32}\.aa:(a|b)$/)
     const kept = await db.get('meta', 'experiments')

@@ -7,8 +7,11 @@ import {
   isDeviceCatalogue,
   isModelManifest,
   isRerankRules,
+  SCENARIOS,
 } from '../../../shared/artifacts'
 import { isTrackEvent } from '../../../shared/events'
+import { EXPERIMENT_GROUPS } from '../../../shared/experiments'
+import { emptyOutcomeCounts } from '../../../shared/outcome-report'
 import type {
   CartItem,
   KeptArm,
@@ -198,7 +201,8 @@ function isOutcomeState(raw: Record<string, unknown>): boolean {
   return (
     isArrayOf(
       raw.lists,
-      (l): l is object => isRecord(l) && isShortText(l.attributionId) && isShortText(l.scenario),
+      (l): l is object =>
+        isRecord(l) && isShortText(l.attributionId) && SCENARIOS.some((s) => s === l.scenario),
     ) &&
     isArrayOf(
       raw.clicked,
@@ -210,7 +214,10 @@ function isOutcomeState(raw: Record<string, unknown>): boolean {
         isRecord(c) &&
         [c.experiment, c.key, c.arm].every(isShortText) &&
         Number.isInteger(c.group) &&
+        (c.group as number) >= 0 &&
+        (c.group as number) < EXPERIMENT_GROUPS &&
         Array.isArray(c.counts) &&
+        c.counts.length === emptyOutcomeCounts().length &&
         c.counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0),
     )
   )
