@@ -151,6 +151,10 @@ describe('artifact guards accept what the exporter writes', () => {
       withExperiments(Array.from({ length: 5 }, (_, i) => ({ id: `e${i}`, key: 'k', arms }))).ok,
     ).toBe(false)
     expect(validateExperiments([{ id: 'x'.repeat(33), key: 'k', arms }]).ok).toBe(false)
+    const numbered = [{ ...arms[0], name: 7 }, arms[1]]
+    expect(refusal(withExperiments([{ id: 'a', key: 'k', arms: numbered }]))).toMatch(
+      /experiments\[0\]\.arms\[0\]\.name to be a string/,
+    )
   })
 
   it('accepts co-visitation shards, and refuses a shard reference that is not one (P2b)', () => {

@@ -128,7 +128,8 @@ function checkExperiments(raw: unknown, path: string): void {
           `expected ${path}[${i}].arms[${a}].lists to be "model" or "pools", got ${describe(lists)}`,
         )
       }
-      return { name: r.name as string, share: r.share as number }
+      const name = expectString(r.name, `${path}[${i}].arms[${a}].name`, 32)
+      return { name, share: r.share as number }
     })
     const problem = experimentProblem({ id, key: e.key as string, arms: checked })
     if (problem !== null) fail(`${path}[${i}]: ${problem}`)
