@@ -23,6 +23,7 @@ import {
   ratioSums,
   reportCells,
   splitReport,
+  sumShares,
   type OutcomeCounts,
 } from '../../shared/outcome-report'
 import { createRandom } from '../../shared/random'
@@ -101,8 +102,9 @@ export function runExperiment(
   const cells = reportCells(arms)
   const trueTotals = new Uint32Array(cells)
   let serverTotals = new Int32Array(cells)
-  let leader = new Uint32Array(cells)
-  let helper = new Uint32Array(cells)
+  // A release's shares as each server received them, or (the shortcut) the reports added up.
+  let received: [Uint32Array[], Uint32Array[]] = [[], []]
+  let direct = new Uint32Array(cells)
   const armDevices = new Array<number>(arms).fill(0)
   const looks: Look[] = []
   let state = startSequential()
@@ -117,22 +119,23 @@ export function runExperiment(
       const report = new Uint32Array(cells)
       addToCells(report, arms, arm, group, counts)
       const [leaderShare, helperShare] = splitReport(report, words)
-      for (let c = 0; c < cells; c++) {
-        leader[c] = (leader[c]! + leaderShare[c]!) >>> 0
-        helper[c] = (helper[c]! + helperShare[c]!) >>> 0
-      }
+      received[0].push(leaderShare)
+      received[1].push(helperShare)
     } else {
-      addToCells(leader, arms, arm, group, counts)
+      addToCells(direct, arms, arm, group, counts)
     }
     armDevices[arm]! += 1
     if ((i + 1) % options.batch !== 0 && i + 1 !== devices.length) continue
-    // A release: each server adds its half of the noise to its sum; the leader adds the two.
+    // A release: each server sums what it received and adds its half of the noise; the leader
+    // adds the two.
+    const leader = options.split ? sumShares(received[0], cells) : direct
+    const helper = options.split ? sumShares(received[1], cells) : new Uint32Array(cells)
     addHalfNoise(leader, arms, options.sigma, random)
     addHalfNoise(helper, arms, options.sigma, random)
     const release = combineSums(leader, helper)
     serverTotals = serverTotals.map((v, c) => v + release[c]!)
-    leader = new Uint32Array(cells)
-    helper = new Uint32Array(cells)
+    received = [[], []]
+    direct = new Uint32Array(cells)
     const [control, treatment] = [0, 1].map((a) =>
       estimateRatio(ratioSums(serverTotals, a, SCENARIO, 'clicks')),
     ) as [ReturnType<typeof estimateRatio>, ReturnType<typeof estimateRatio>]
