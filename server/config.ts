@@ -362,6 +362,8 @@ function checkSettings(where: string, s: FedBuffSettings): FedBuffSettings {
       exclusive: true,
     })
   }
+  checkNumber(`${where}.outcomes.minBatch`, s.outcomes?.minBatch, 1, { integer: true })
+  checkNumber(`${where}.outcomes.sigma`, s.outcomes?.sigma, 0)
   return s
 }
 

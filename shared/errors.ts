@@ -72,7 +72,9 @@ export const ERROR_CODES = [
   'E_UPDATE_SLICE', // an upload for another slice than its token's
   'E_VERSION_STALE', // an upload or token for a version that is no longer current
   'E_VERSION_UNKNOWN', // a version the server never published
-  'E_CLIENT_LIMIT', // a client with an update already in the buffer
+  'E_CLIENT_LIMIT', // a client with an update already in the buffer, or a report for the period
+  'E_OUTCOME_FORMAT', // an outcome report that is not a leader body of a running experiment (P30c)
+  'E_EXPERIMENT_UNKNOWN', // an outcome report for an experiment that is not running (P30c)
   'E_CATALOGUE', // a catalogue upload that is malformed or does not fit the model
   'E_RULES', // a rules upload that is malformed
   'E_EXPERIMENTS', // an experiments upload that is malformed (P30)

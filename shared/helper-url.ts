@@ -5,7 +5,7 @@
 /** `<helper>/v1/<route>`, `helper` resolved against `base` when it is relative. */
 export function helperRoute(
   helper: string,
-  route: 'shares' | 'aggregate' | 'helper',
+  route: 'shares' | 'aggregate' | 'aggregate-outcomes' | 'helper',
   base?: URL,
 ): URL {
   const root = new URL(helper, base)

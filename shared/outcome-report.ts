@@ -30,6 +30,12 @@ export const OUTCOME_CLIPS: Readonly<Record<OutcomeMetric, number>> = {
   revenue: 1000,
 }
 
+/** A device reports its counts once per period: a UTC day. */
+export const OUTCOME_PERIOD_MS = 86_400_000
+
+/** The period of a moment: its UTC day number. */
+export const outcomePeriod = (ms: number) => Math.floor(ms / OUTCOME_PERIOD_MS)
+
 const S = SCENARIOS.length
 const M = OUTCOME_METRICS.length
 const G = EXPERIMENT_GROUPS

@@ -89,14 +89,16 @@ export interface AggregateAnswer {
   batch: string
   /** Indices into the request's reports, ascending, with their reasons. */
   excluded: [index: number, reason: ExclusionReason][]
-  /** The helper's share of the included reports' sums (encodeShareSums). */
+  /** The helper's share of the included reports' sums (encodeShareSums; P30c: u32 per cell). */
   sums: Uint8Array
+  /** P30c: the noise multiplier of the helper's half of the noise in `sums`. */
+  sigma?: number
 }
 
 /** u32 length of a JSON head ({batch, excluded}), the head, then the share of sums. */
 export function encodeAggregateAnswer(answer: AggregateAnswer): Uint8Array {
   const head = new TextEncoder().encode(
-    JSON.stringify({ batch: answer.batch, excluded: answer.excluded }),
+    JSON.stringify({ batch: answer.batch, excluded: answer.excluded, sigma: answer.sigma }),
   )
   const bytes = new Uint8Array(4 + head.length + answer.sums.length)
   new DataView(bytes.buffer).setUint32(0, head.length, true)
@@ -119,14 +121,20 @@ export function decodeAggregateAnswer(bytes: Uint8Array): AggregateAnswer {
   } catch {
     throw new RangeError('expected a JSON head in the aggregate answer')
   }
-  const { batch, excluded } = (head ?? {}) as Partial<AggregateAnswer>
+  const { batch, excluded, sigma } = (head ?? {}) as Partial<AggregateAnswer>
   const wellFormed =
     typeof batch === 'string' &&
+    (sigma === undefined || (typeof sigma === 'number' && sigma >= 0)) &&
     Array.isArray(excluded) &&
     excluded.every(
       (e) =>
         Array.isArray(e) && e.length === 2 && Number.isInteger(e[0]) && REASONS.has(String(e[1])),
     )
   if (!wellFormed) throw new RangeError('expected {batch, excluded: [[index, reason]]} in the head')
-  return { batch, excluded, sums: bytes.subarray(4 + headLength) }
+  return {
+    batch,
+    excluded,
+    sums: bytes.subarray(4 + headLength),
+    ...(sigma === undefined ? {} : { sigma }),
+  }
 }

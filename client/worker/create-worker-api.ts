@@ -18,7 +18,8 @@ import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
 import { armsSuffix, createExperimentPlacer } from './experiment-arms'
-import { countEvent, countList } from './experiment-outcomes'
+import { countEvent, countList, rollPeriod } from './experiment-outcomes'
+import { outcomePeriod } from '../../shared/outcome-report'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -137,7 +138,13 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       await store.events.append(checked.event)
       // What the event credits to the lists of the device's experiments (P30). Best effort: the
       // event is stored either way.
-      await store.meta.updateOutcomes((state) => countEvent(state, checked.event)).catch(() => {})
+      await store.meta
+        .updateOutcomes((state) => {
+          // A day ended since the last count: its counts are closed first (P30c).
+          const rolled = rollPeriod(state, outcomePeriod(now()))
+          return countEvent(state, checked.event) || rolled
+        })
+        .catch(() => {})
       if (checked.event.event === 'Product Clicked') {
         // The click ends the product's demotion. Best effort: the event itself is stored, and a
         // failed reset only leaves the product demoted a while longer.
@@ -184,6 +191,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         // Counted before the page has the list, so that a click on it always finds it.
         await store.meta
           .updateOutcomes((state) => {
+            rollPeriod(state, outcomePeriod(now()))
             countList(state, placed, response.attributionId, response.scenario)
             return true
           })

@@ -3,7 +3,14 @@ import type { TrackEvent } from '../../shared/events'
 import { outcomeCell } from '../../shared/outcome-report'
 import type { ManifestExperiment } from '../../shared/protocol'
 import { armsSuffix, type Placed } from './experiment-arms'
-import { countEvent, countList, emptyOutcomeState, REMEMBERED } from './experiment-outcomes'
+import {
+  countEvent,
+  countList,
+  emptyOutcomeState,
+  MAX_PENDING_REPORTS,
+  REMEMBERED,
+  rollPeriod,
+} from './experiment-outcomes'
 
 const holdout: ManifestExperiment = {
   id: 'holdout',
@@ -90,5 +97,30 @@ describe('what a device counts for its arms (P30)', () => {
     expect(countEvent(state, clicked('a', listId(0)))).toBe(false)
     expect(countEvent(state, clicked('a', listId(REMEMBERED + 19)))).toBe(true)
     expect(state.counters[0]!.counts[outcomeCell('trending', 'lists')]).toBe(REMEMBERED + 20)
+  })
+
+  it('closes a day’s counters when the next day begins, and credits today for yesterday’s list', () => {
+    const state = emptyOutcomeState()
+    expect(rollPeriod(state, 100)).toBe(true)
+    countList(state, placed, listId(1), 'similar')
+    expect(rollPeriod(state, 100)).toBe(false)
+    expect(rollPeriod(state, 101)).toBe(true)
+    expect(state.counters).toEqual([])
+    expect(state.closed).toHaveLength(1)
+    expect(state.closed[0]).toMatchObject({ period: 100, arm: 'pools', arms: ['model', 'pools'] })
+    expect(state.closed[0]!.counts[outcomeCell('similar', 'lists')]).toBe(1)
+    // A click today on the list of day 100 counts for day 101, in the same arm and group.
+    expect(countEvent(state, clicked('sku-1', listId(1)))).toBe(true)
+    expect(state.counters).toHaveLength(1)
+    expect(state.counters[0]).toMatchObject({ arm: 'pools', group: 9 })
+    expect(state.counters[0]!.counts[outcomeCell('similar', 'clicks')]).toBe(1)
+    // A day with no count closes nothing; the closed counters are bounded.
+    rollPeriod(state, 102)
+    for (let day = 103; day < 103 + 2 * MAX_PENDING_REPORTS; day++) {
+      countList(state, placed, listId(day), 'trending')
+      rollPeriod(state, day + 1)
+    }
+    expect(state.closed).toHaveLength(MAX_PENDING_REPORTS)
+    expect(state.closed.at(-1)!.period).toBe(102 + 2 * MAX_PENDING_REPORTS)
   })
 })

@@ -21,9 +21,21 @@ export const REMEMBERED = 100
 export interface ArmCounter {
   experiment: string
   key: string
+  /** The experiment's arm names in order: with id and key, what its reports' digest is of. */
+  arms: string[]
   arm: string
   group: number
   counts: OutcomeCounts
+}
+
+/** A report built from a closed counter, waiting to be sent (experiment-reports.ts, P30c). */
+export interface PendingReport {
+  experiment: string
+  period: number
+  /** The idempotency key both bodies carry, hex. */
+  key: string
+  leader: Uint8Array
+  helper: Uint8Array
 }
 
 export interface OutcomeState {
@@ -32,9 +44,42 @@ export interface OutcomeState {
   /** Products clicked from a list, newest last: the list later adds and orders credit. */
   clicked: Array<{ productId: string; attributionId: string }>
   counters: ArmCounter[]
+  /** The UTC day (outcomePeriod) the counters count for; 0 before the first count. */
+  period: number
+  /** Counters of ended days, until the next federated round makes them reports. */
+  closed: Array<ArmCounter & { period: number }>
+  /** Reports of ended days, oldest first, until the servers took them. */
+  reports: PendingReport[]
 }
 
-export const emptyOutcomeState = (): OutcomeState => ({ lists: [], clicked: [], counters: [] })
+/** Counters and reports kept at most: four experiments for a week offline; oldest dropped. */
+export const MAX_PENDING_REPORTS = 28
+
+export const emptyOutcomeState = (): OutcomeState => ({
+  lists: [],
+  clicked: [],
+  counters: [],
+  period: 0,
+  closed: [],
+  reports: [],
+})
+
+/**
+ * Ends the counting day when `today` is a later one: its counters with any count are kept,
+ * closed, for the next federated round to report (experiment-reports.ts, P30c), and the counts
+ * start over. Returns whether the state changed. The lists and clicks remembered stay: a click
+ * today on yesterday's list credits today's counts.
+ */
+export function rollPeriod(state: OutcomeState, today: number): boolean {
+  if (state.period === today) return false
+  const ended = state.counters.filter((c) => c.counts.some((n) => n > 0))
+  state.closed.push(...ended.map((c) => ({ ...c, period: state.period })))
+  if (state.closed.length > MAX_PENDING_REPORTS)
+    state.closed.splice(0, state.closed.length - MAX_PENDING_REPORTS)
+  state.counters = []
+  state.period = today
+  return true
+}
 
 function counterFor(state: OutcomeState, placed: Placed): ArmCounter {
   const { experiment, arm, group } = placed
@@ -42,7 +87,8 @@ function counterFor(state: OutcomeState, placed: Placed): ArmCounter {
     (c) => c.experiment === experiment.id && c.key === experiment.key && c.arm === arm.name,
   )
   if (!counter) {
-    counter = { experiment: experiment.id, key: experiment.key, arm: arm.name, group, counts: emptyOutcomeCounts() } // prettier-ignore
+    const arms = experiment.arms.map((a) => a.name)
+    counter = { experiment: experiment.id, key: experiment.key, arms, arm: arm.name, group, counts: emptyOutcomeCounts() } // prettier-ignore
     state.counters.push(counter)
   }
   return counter
@@ -75,7 +121,15 @@ function credit(
   const list = state.lists.find((l) => l.attributionId === attributionId)
   if (!list) return false
   for (const [experiment, arm] of armsOfAttribution(attributionId)) {
-    const counter = state.counters.find((c) => c.experiment === experiment && c.arm === arm)
+    const same = (c: ArmCounter) => c.experiment === experiment && c.arm === arm
+    let counter = state.counters.find(same)
+    // A list of a day that has ended since: today's counter of its arm takes the credit.
+    const ended = counter ? undefined : [...state.closed].reverse().find(same)
+    if (ended) {
+      const { period: _period, counts: _counts, ...placement } = ended
+      counter = { ...placement, counts: emptyOutcomeCounts() }
+      state.counters.push(counter)
+    }
     if (counter) counter.counts[outcomeCell(list.scenario, metric)]! += amount
   }
   return true

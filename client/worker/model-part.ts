@@ -1,6 +1,7 @@
 // The worker's model part, loaded with import() once a first visit's first lists can be served
 // without it (worker-runtime.ts): TF.js (core and the cpu backend; the others load on demand),
-// the backend probe, the model and its recommender, local fine-tuning and the federated update.
+// the backend probe, the model and its recommender, local fine-tuning and the federated update
+// with the experiments' outcome reports.
 // The entry (worker.ts) serves the first lists from the pools and never waits for this file.
 import '@tensorflow/tfjs-backend-cpu'
 import * as tf from '@tensorflow/tfjs-core'
@@ -13,9 +14,14 @@ import { DEFAULT_LOCAL_TRAINER_OPTIONS } from './federated/train-local'
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release } from './storage'
 import type { StoredLocalWeights } from './storage/schema'
+import type { OutcomeState } from './experiment-outcomes'
+import { buildReports, REPORT_CRYPTO } from './experiment-reports'
 
 export { createLocalTrainer } from './federated/train-local'
 export { prepareUpload } from './federated/prepare-upload'
+
+/** P30c: the ended days' counters made reports, with the worker's CSPRNG and AES. */
+export const buildOutcomeReports = (state: OutcomeState) => buildReports(state, REPORT_CRYPTO)
 
 /** The row count of a release's model, read from its bytes (WeightsFormatError on bad bytes). */
 export function modelItems(modelBytes: Uint8Array): number {

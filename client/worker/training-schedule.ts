@@ -90,8 +90,10 @@ export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSche
       }
       // Federated learning is best effort: a failure here never costs the shopper anything.
       const { manifestUrl, release } = rt
-      const prepare = rt.part.prepareUpload
-      await deps.round.run({ manifestUrl, release, store, sessions, prepare }).catch(() => {})
+      const { prepareUpload: prepare, buildOutcomeReports: buildReports } = rt.part
+      await deps.round
+        .run({ manifestUrl, release, store, sessions, prepare, buildReports })
+        .catch(() => {})
     }
     training.state = 'waiting-for-lock'
     // Another tab holding the lock trains on the same database: this one need not.

@@ -1,7 +1,7 @@
 // The helper of the two-server channel (PROTOCOL.md P29c) as its own process, run by an operator
 // independent of the shop's. Configured by JSON in POCKETREC_HELPER:
 //   {port, host?, store: {kind: 'sqlite', file} | {kind: 'postgres', connectionString, schema?},
-//    leaderToken, settings?: {minBatch?, waitingTtlMs?, maxWaiting?}}
+//    leaderToken, settings?: {minBatch?, outcomeSigma?, waitingTtlMs?, maxWaiting?}}
 // with the leader token also taken from POCKETREC_LEADER_TOKEN. Prints `listening <port>` once it
 // accepts connections.
 import { serve } from '@hono/node-server'

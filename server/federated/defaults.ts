@@ -16,6 +16,9 @@ export function defaultSettings(): FedBuffSettings {
     maxWaitMs: 60 * 60_000,
     maxStaleness: 5,
     popularity: DEFAULT_POPULARITY,
+    // The helper's defaults (server/helper/service.ts): a batch's totals show no device alone,
+    // and the two halves of the noise make σ = 1 clip per cell.
+    outcomes: { minBatch: 200, sigma: 1 },
   }
 }
 

@@ -150,6 +150,26 @@ const AGGREGATE_REQUEST = {
   },
 } as const
 
+/**
+ * POST /v1/aggregate-outcomes on the helper (P30c): the leader names a batch of one experiment's
+ * outcome reports (its digest and arm count fix the report's cells) by the reports' keys.
+ */
+const AGGREGATE_OUTCOMES_REQUEST = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['batch', 'experiment', 'arms', 'reports'],
+  properties: {
+    batch: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    experiment: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    arms: { type: 'integer', minimum: 2, maximum: 8 },
+    reports: {
+      type: 'array',
+      maxItems: 100_000,
+      items: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+    },
+  },
+} as const
+
 // verbose: a failed `pattern` is explained by its schema's description, not the regex.
 const ajv = new Ajv({ strict: true, allErrors: false, verbose: true })
 const validators = {
@@ -163,6 +183,7 @@ const validators = {
   version: ajv.compile(VERSION_REQUEST),
   metrics: ajv.compile(METRICS_REQUEST),
   aggregate: ajv.compile(AGGREGATE_REQUEST),
+  'aggregate-outcomes': ajv.compile(AGGREGATE_OUTCOMES_REQUEST),
 } satisfies Record<string, ValidateFunction>
 
 export type DocumentKind = keyof typeof validators

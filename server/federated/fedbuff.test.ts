@@ -9,6 +9,7 @@ const settings: FedBuffSettings = {
   maxWaitMs: 10_000,
   maxStaleness: 2,
   popularity: DEFAULT_POPULARITY,
+  outcomes: { minBatch: 200, sigma: 1 },
 }
 
 describe('FedBuff releases (PROTOCOL.md P14–P16)', () => {

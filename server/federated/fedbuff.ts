@@ -14,11 +14,20 @@ export interface FedBuffSettings {
   maxStaleness: number
   /** P28: how the releases' item counts become pools. */
   popularity: PopularitySettings
+  /** P30c: when a batch of outcome reports is summed, and the leader's half of its noise. */
+  outcomes: OutcomeSettings
   /**
    * The two-server channel (P29–P29c): the helper, the sparse layout, the clip bound and the
    * step. Absent (no helper paired): the server takes no updates.
    */
   secure?: SecureChannelSettings
+}
+
+export interface OutcomeSettings {
+  /** Reports of one experiment per batch at least (the helper has its own floor too). */
+  minBatch: number
+  /** The noise multiplier of the leader's half of the noise, N(0, (σ·clip)²/2) per cell. */
+  sigma: number
 }
 
 export type VersionCheck = 'current' | 'stale-ok' | 'too-stale' | 'unknown'

@@ -116,6 +116,7 @@ describe('publishing with popularity reports (PROTOCOL.md P28)', () => {
       maxWaitMs: 60_000,
       maxStaleness: 3,
       popularity: { minReports: 4, trendHalfLife: 10 },
+      outcomes: { minBatch: 200, sigma: 1 },
       secure: testChannel(helperOrigin, TOKEN, layout, shape),
     }
   }, 60_000)

@@ -55,6 +55,7 @@ beforeAll(async () => {
     maxWaitMs: 60_000,
     maxStaleness: 3,
     popularity: DEFAULT_POPULARITY,
+    outcomes: { minBatch: 200, sigma: 1 },
     secure: testChannel(helperOrigin, TOKEN, layout, shape),
   }
 }, 60_000)

@@ -43,6 +43,7 @@ const settings: FedBuffSettings = {
   maxWaitMs: 60_000,
   maxStaleness: 2,
   popularity: DEFAULT_POPULARITY,
+  outcomes: { minBatch: 200, sigma: 1 },
   secure,
 }
 const factory = shareFactory(layout, shape)

@@ -87,7 +87,7 @@ export async function sumSecureBatch(
     shape: params.shape,
     reports: asked.map((r) => ({ key: r.helperKey, digest: r.digest })),
   })
-  const answered = await askHelper(link, request)
+  const answered = await askHelper(link, 'aggregate', request)
   if ('refused' in answered) {
     const { code, message, left } = answered.refused
     // Only a batch refused as too small names the reports it left out: they can never be summed.
@@ -134,9 +134,10 @@ interface Refused {
   left: number[]
 }
 
-/** POSTs the request until the helper answers it (200) or refuses it (4xx). */
-async function askHelper(
+/** POSTs the request to `route` until the helper answers it (200) or refuses it (4xx). */
+export async function askHelper(
   link: HelperLink,
+  route: 'aggregate' | 'aggregate-outcomes',
   request: string,
 ): Promise<{ answer: Uint8Array } | { refused: Refused }> {
   const http = link.fetch ?? fetch
@@ -146,7 +147,7 @@ async function askHelper(
     let status = 0
     let reason: string
     try {
-      const response = await http(helperRoute(link.url, 'aggregate'), {
+      const response = await http(helperRoute(link.url, route), {
         method: 'POST',
         headers: { authorization: `Bearer ${link.token}`, 'content-type': 'application/json' },
         body: request,

@@ -9,6 +9,7 @@ import type { FederationStore } from '../storage/store'
 import type { FedBuffSettings } from './fedbuff'
 import type { CandidateDecision } from '../evaluation/evaluate-versions'
 import { createJobs } from '../jobs/jobs'
+import type { OutcomeBatchResult } from './outcome-release'
 import type { PublishAttempt } from './publisher'
 import { seedFromExport } from './releases'
 import type { FederationDeps } from './routes'
@@ -24,6 +25,8 @@ export interface Federation {
   publishNow(): Promise<PublishAttempt>
   /** `evaluated` promotion: score and promote or keep back the waiting candidates (P26). */
   reviewNow(): Promise<CandidateDecision[]>
+  /** P30c: one batch of outcome reports per experiment with enough waiting (the loop's too). */
+  outcomesNow(): Promise<OutcomeBatchResult[]>
   /** Starts checking every `intervalMs`; returns a stop function. */
   startPublisher(intervalMs: number, log?: (line: string) => void): () => void
   /** Ends the job thread (the store is the caller's to close). */
@@ -77,11 +80,13 @@ export async function createFederation(
   }
   const publishNow = () => jobs.publish()
   const reviewNow = async () => (promotion === 'evaluated' ? jobs.review() : [])
+  const outcomesNow = () => jobs.outcomes()
   return {
     deps,
     adminToken: secrets.adminToken,
     publishNow,
     reviewNow,
+    outcomesNow,
     startPublisher(intervalMs, log = () => {}) {
       let running = false
       let stopped = false
@@ -100,6 +105,13 @@ export async function createFederation(
                   ? `v${d.version} was built on an older version: not promoted`
                   : `v${d.version} ${d.decision}: validation Recall@20 ${d.recall20.toFixed(2)} ` +
                       `against ${d.current.toFixed(2)} for the current version`,
+              )
+            }
+            for (const b of await outcomesNow()) {
+              log(
+                b.status === 'released'
+                  ? `outcomes: a batch of ${b.reports} reports for experiment ${b.experiment.slice(0, 12)}…`
+                  : `outcomes: the helper found too few reports for ${b.experiment.slice(0, 12)}… (${b.leftOut} left out)`,
               )
             }
           })

@@ -41,6 +41,11 @@ export type AggregateResult =
 export interface AggregateSettings {
   /** The fewest reports whose sums this helper lets leave it, whatever the leader asks. */
   minBatch: number
+  /**
+   * P30c: the noise multiplier of the helper's half of the noise on a batch of outcome reports
+   * (N(0, (σ·clip)²/2) per cell); the helper's own setting, whatever the leader asks.
+   */
+  outcomeSigma: number
   /** Waiting shares older than this are dropped (no leader named them in time). */
   waitingTtlMs: number
 }
@@ -52,7 +57,7 @@ export interface AggregateDeps {
   now: () => number
 }
 
-const refuse = (
+export const refusal = (
   code: AggregateCode,
   message: string,
   excluded?: [number, ExclusionReason][],
@@ -65,7 +70,7 @@ export async function aggregateBatch(
   const { store } = deps
   const requestSha256 = createHash('sha256').update(body).digest('hex')
   const parsed = parseRequest(body)
-  if ('message' in parsed) return refuse('E_REQUEST', parsed.message)
+  if ('message' in parsed) return refusal('E_REQUEST', parsed.message)
   const request = parsed.request
   const earlier = await answerOf(store, request.batch, requestSha256)
   if (earlier) return earlier
@@ -92,16 +97,8 @@ export async function aggregateBatch(
       }
     }
   })
-  if (included.length < deps.settings.minBatch) {
-    const reasons = excluded.map(([, reason]) => reason)
-    const tally = [...new Set(reasons)].map((r) => `${reasons.filter((x) => x === r).length} ${r}`)
-    return refuse(
-      'E_BATCH_SMALL',
-      `expected at least ${deps.settings.minBatch} reports to sum, ${included.length} qualify` +
-        (tally.length ? ` (left out: ${tally.join(', ')})` : ''),
-      excluded,
-    )
-  }
+  if (included.length < deps.settings.minBatch)
+    return tooSmall(deps.settings.minBatch, included.length, excluded)
   const sums = createSparseSums(request.shape, new Int32Array(request.layout.negativeRows))
   addShareBodies(
     sums,
@@ -115,21 +112,58 @@ export async function aggregateBatch(
     excluded,
     sums: encodeShareSums(sums, request.shape),
   })
-  const outcome = await store.commitBatch(
-    { id: request.batch, requestSha256, answer, createdAtMs: deps.now() },
+  return commitAnswer(
+    deps,
+    request.batch,
+    requestSha256,
+    answer,
     included.map((r) => r.key),
+  )
+}
+
+/**
+ * Commits a batch's answer with the shares it consumed, then drops shares that waited too long;
+ * the answer, or the one another replica committed meanwhile.
+ */
+export async function commitAnswer(
+  deps: AggregateDeps,
+  batch: string,
+  requestSha256: string,
+  answer: Uint8Array,
+  included: readonly string[],
+): Promise<AggregateResult> {
+  const { store } = deps
+  const outcome = await store.commitBatch(
+    { id: batch, requestSha256, answer, createdAtMs: deps.now() },
+    included,
   )
   await store.dropWaiting(deps.now() - deps.settings.waitingTtlMs)
   if (outcome === 'committed') return { status: 'answered', answer }
   // Another replica committed this batch, or one of its shares, meanwhile.
   return (
-    (await answerOf(store, request.batch, requestSha256)) ??
-    refuse('E_BATCH_CONFLICT', 'a share of this batch was consumed meanwhile: send it again')
+    (await answerOf(store, batch, requestSha256)) ??
+    refusal('E_BATCH_CONFLICT', 'a share of this batch was consumed meanwhile: send it again')
+  )
+}
+
+/** E_BATCH_SMALL: fewer than `minBatch` reports qualify; the refusal names those left out. */
+export function tooSmall(
+  minBatch: number,
+  qualifying: number,
+  excluded: [number, ExclusionReason][],
+): AggregateResult {
+  const reasons = excluded.map(([, reason]) => reason)
+  const tally = [...new Set(reasons)].map((r) => `${reasons.filter((x) => x === r).length} ${r}`)
+  return refusal(
+    'E_BATCH_SMALL',
+    `expected at least ${minBatch} reports to sum, ${qualifying} qualify` +
+      (tally.length ? ` (left out: ${tally.join(', ')})` : ''),
+    excluded,
   )
 }
 
 /** The committed answer of `batch`, a refusal if it was another request, or null if none. */
-async function answerOf(
+export async function answerOf(
   store: HelperStore,
   batch: string,
   requestSha256: string,
@@ -137,9 +171,9 @@ async function answerOf(
   const record = await store.batch(batch)
   if (!record) return null
   if (record.requestSha256 !== requestSha256)
-    return refuse('E_BATCH_MISMATCH', `batch ${batch} was aggregated from another request`)
+    return refusal('E_BATCH_MISMATCH', `batch ${batch} was aggregated from another request`)
   if (record.answer.length === 0)
-    return refuse('E_BATCH_GONE', `batch ${batch} is older than the answers this helper keeps`)
+    return refusal('E_BATCH_GONE', `batch ${batch} is older than the answers this helper keeps`)
   return { status: 'answered', answer: record.answer }
 }
 

@@ -9,11 +9,13 @@ export interface AggregatorConfig {
 }
 
 /** The request body as it came, unparsed; it is parsed and checked in the thread. */
-export type AggregatorJob = { type: 'aggregate'; body: ArrayBuffer }
+export type AggregatorJob = { type: 'aggregate' | 'aggregate-outcomes'; body: ArrayBuffer }
 
 export interface Aggregator {
   /** Transfers `body` to the thread (detached here after). */
   aggregate(body: ArrayBuffer): Promise<AggregateResult>
+  /** The same for a batch of outcome reports (P30c). */
+  aggregateOutcomes(body: ArrayBuffer): Promise<AggregateResult>
   /** Ends the thread as a crash would: its calls are rejected, the next call starts another. */
   terminate(): Promise<void>
   close(): Promise<void>
@@ -29,6 +31,8 @@ export function createAggregator(config: AggregatorConfig): Aggregator {
   })
   return {
     aggregate: (body) => thread.call<AggregateResult>({ type: 'aggregate', body }, [body]),
+    aggregateOutcomes: (body) =>
+      thread.call<AggregateResult>({ type: 'aggregate-outcomes', body }, [body]),
     terminate: () => thread.terminate(),
     close: () => thread.close(),
   }

@@ -1,14 +1,17 @@
 // The helper's HTTP surface (PROTOCOL.md P29c), mounted under /v1 by createHelperApp:
-//   POST /v1/shares     a device's helper body (binary) → 202 accepted / 200 duplicate / 4xx /
-//                       503 E_HELPER_FULL (maxWaiting bodies wait: try later)
+//   POST /v1/shares     a device's helper body (binary: an update's, or an outcome report's,
+//                       P30c) → 202 accepted / 200 duplicate / 4xx / 503 E_HELPER_FULL
+//                       (maxWaiting bodies wait: try later)
 //   POST /v1/aggregate  the leader's token, a batch request (JSON) → 200 the helper's share of
 //                       the sums (binary) / 202 still running, ask again / 4xx
+//   POST /v1/aggregate-outcomes  the same for a batch of one experiment's outcome reports
 //   GET  /v1/helper     public counters: shares waiting and consumed, batches
 // Devices are not authenticated here: the helper sums only bodies the leader names, and the
 // leader names only updates it accepted under its tokens (P13, P21). A body that no batch names
 // is dropped after `waitingTtlMs`.
 import { createHash } from 'node:crypto'
 import { Hono } from 'hono'
+import { isOutcomeBody, readOutcomeHeader } from '../../shared/outcome-transport'
 import { readShareHeader } from '../../shared/secure-update'
 import { limitBody } from '../federated/documents'
 import { isAdminToken } from '../federated/secrets'
@@ -47,7 +50,7 @@ export function helperRoutes(deps: HelperDeps): Hono {
     const body = new Uint8Array(await c.req.arrayBuffer())
     let key: string
     try {
-      const header = readShareHeader(body)
+      const header = isOutcomeBody(body) ? readOutcomeHeader(body) : readShareHeader(body)
       if (header.party !== 1)
         throw new RangeError(`expected a body for the helper (party 1), got party ${header.party}`)
       key = Buffer.from(header.idempotencyKey).toString('hex')
@@ -66,42 +69,48 @@ export function helperRoutes(deps: HelperDeps): Hono {
       : c.json({ status: 'duplicate', message: 'a body with this key was stored before' }, 200)
   })
 
-  app.post(
-    '/aggregate',
-    async (c, next) => {
-      const given = c.req.header('authorization')?.replace(/^Bearer /, '')
-      if (!isAdminToken(given, deps.leaderTokenSha256))
-        refuse('E_LEADER', 'expected the paired leader’s token')
-      await next()
-    },
-    limitBody(MAX_AGGREGATE_BYTES),
-    async (c) => {
-      const body = await c.req.arrayBuffer()
-      const sha = createHash('sha256').update(new Uint8Array(body)).digest('hex')
-      let job = running.get(sha)
-      if (!job) {
-        job = deps.aggregator.aggregate(body).finally(() => running.delete(sha))
-        running.set(sha, job)
-      }
-      let timer: NodeJS.Timeout | undefined
-      const waited = new Promise<'running'>((resolve) => {
-        timer = setTimeout(() => resolve('running'), deps.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS)
-      })
-      const result = await Promise.race([job, waited]).finally(() => clearTimeout(timer))
-      if (result === 'running')
-        return c.json(
-          { status: 'running', message: 'the batch is being aggregated: ask again' },
-          202,
-        )
-      if (result.status === 'refused') {
-        const { code, message, excluded } = result
-        refuse(code, message, { body: excluded && { excluded } })
-      }
-      return c.body(result.answer as Uint8Array<ArrayBuffer>, 200, {
-        'content-type': 'application/octet-stream',
-      })
-    },
-  )
+  // The leader's batches: of updates (P29c) or of one experiment's outcome reports (P30c).
+  for (const [route, aggregate] of [
+    ['/aggregate', (body: ArrayBuffer) => deps.aggregator.aggregate(body)],
+    ['/aggregate-outcomes', (body: ArrayBuffer) => deps.aggregator.aggregateOutcomes(body)],
+  ] as const) {
+    app.post(
+      route,
+      async (c, next) => {
+        const given = c.req.header('authorization')?.replace(/^Bearer /, '')
+        if (!isAdminToken(given, deps.leaderTokenSha256))
+          refuse('E_LEADER', 'expected the paired leader’s token')
+        await next()
+      },
+      limitBody(MAX_AGGREGATE_BYTES),
+      async (c) => {
+        const body = await c.req.arrayBuffer()
+        const sha = createHash('sha256').update(route).update(new Uint8Array(body)).digest('hex')
+        let job = running.get(sha)
+        if (!job) {
+          job = aggregate(body).finally(() => running.delete(sha))
+          running.set(sha, job)
+        }
+        let timer: NodeJS.Timeout | undefined
+        const waited = new Promise<'running'>((resolve) => {
+          timer = setTimeout(() => resolve('running'), deps.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS)
+        })
+        const result = await Promise.race([job, waited]).finally(() => clearTimeout(timer))
+        if (result === 'running')
+          return c.json(
+            { status: 'running', message: 'the batch is being aggregated: ask again' },
+            202,
+          )
+        if (result.status === 'refused') {
+          const { code, message, excluded } = result
+          refuse(code, message, { body: excluded && { excluded } })
+        }
+        return c.body(result.answer as Uint8Array<ArrayBuffer>, 200, {
+          'content-type': 'application/octet-stream',
+        })
+      },
+    )
+  }
 
   app.get('/helper', async (c) => c.json(await deps.store.counts()))
   return app

@@ -24,6 +24,9 @@ export const DEFAULT_HELPER_SETTINGS: HelperSettings = {
   // The leader's own floor (defaults.ts minBuffer): a helper of a shop that publishes at fewer
   // updates lowers it knowingly, by configuration, never at the leader's request.
   minBatch: 200,
+  // P30c: with the leader's half, noise of σ = 1 clip per cell (npm run sim:ab: DIGINETICA's
+  // holdout decided after 2,000 devices at σ = 1, BENCHMARKS.md).
+  outcomeSigma: 1,
   waitingTtlMs: 7 * 24 * 3_600_000,
   // A leader names about K = 1,000 bodies a release; 50,000 bodies of ≤ 64 KiB are ≤ 3.2 GiB.
   maxWaiting: 50_000,
@@ -56,6 +59,10 @@ export async function createHelper(options: HelperOptions): Promise<Helper> {
   const settings = { ...DEFAULT_HELPER_SETTINGS, ...options.settings }
   if (!(Number.isInteger(settings.minBatch) && settings.minBatch >= 1))
     throw new Error(`expected a minimum batch of at least 1, got ${settings.minBatch}`)
+  if (!(Number.isFinite(settings.outcomeSigma) && settings.outcomeSigma >= 0))
+    throw new Error(
+      `expected an outcome noise multiplier of at least 0, got ${settings.outcomeSigma}`,
+    )
   if (!(Number.isInteger(settings.maxWaiting) && settings.maxWaiting >= 1))
     throw new Error(`expected maxWaiting of at least 1, got ${settings.maxWaiting}`)
   const store = await openHelperStore(options.store)

@@ -1,6 +1,6 @@
 // The job thread's entry (bundled into .cache/ and started by jobs.ts): the server's heavy work
 // away from the thread that answers requests. It opens its own connection to the store and runs
-// one job at a time: publishing, scoring versions (tfjs WASM loads here and only here) and the
+// one job at a time: publishing, outcome batches (P30c), scoring versions (tfjs WASM loads here and only here) and the
 // admin uploads, whose JSON is parsed here.
 import { parentPort, workerData } from 'node:worker_threads'
 import {
@@ -9,6 +9,7 @@ import {
   reviewCandidates,
 } from '../evaluation/evaluate-versions'
 import { publishShopChange } from '../federated/catalogue-release'
+import { releaseOutcomes } from '../federated/outcome-release'
 import { publishIfDue } from '../federated/publisher'
 import { openStore } from '../storage/open-store'
 import type { Job, JobResults, JobThreadConfig } from './protocol'
@@ -30,6 +31,8 @@ async function run(job: Job): Promise<JobResults[Job['type']]> {
         now: Date.now,
         promotion: config.promotion,
       })
+    case 'outcomes':
+      return releaseOutcomes({ store, settings: config.settings, now: Date.now })
     case 'review':
       return reviewCandidates(store, evaluation)
     case 'evaluate': {

@@ -1,6 +1,7 @@
 // The main thread's handle on the job thread (job-thread.ts): one typed call per job, each a
 // promise, over the generic thread of thread.ts.
 import type { CandidateDecision, PutValidationResult } from '../evaluation/evaluate-versions'
+import type { OutcomeBatchResult } from '../federated/outcome-release'
 import type { PublishAttempt } from '../federated/publisher'
 import type { ShopChangeKind } from '../federated/catalogue-release'
 import type {
@@ -15,6 +16,8 @@ import { createThreadCaller } from './thread'
 export interface Jobs {
   /** The publisher's check (publishIfDue with pruning). */
   publish(): Promise<PublishAttempt>
+  /** P30c: a batch of outcome reports for each experiment with enough waiting. */
+  outcomes(): Promise<OutcomeBatchResult[]>
   /** `evaluated` promotion: score the waiting candidates, promote or keep back (P26). */
   review(): Promise<CandidateDecision[]>
   evaluate(version: number): Promise<EvaluateOutcome>
@@ -44,6 +47,7 @@ export function createJobs(config: JobThreadConfig): Jobs {
     thread.call<JobResults[T]>(job, transfer)
   return {
     publish: () => call({ type: 'publish' }),
+    outcomes: () => call({ type: 'outcomes' }),
     review: () => call({ type: 'review' }),
     evaluate: (version) => call({ type: 'evaluate', version }),
     putValidation: (body) => call({ type: 'put-validation', body }, [body]),

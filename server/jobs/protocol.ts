@@ -6,6 +6,7 @@ import type { CandidateDecision, PutValidationResult } from '../evaluation/evalu
 import type { ShopChangeKind, ShopChangeResult } from '../federated/catalogue-release'
 import type { EvaluationSettings } from '../federated/defaults'
 import type { FedBuffSettings } from '../federated/fedbuff'
+import type { OutcomeBatchResult } from '../federated/outcome-release'
 import type { Promotion, PublishAttempt } from '../federated/publisher'
 import type { StoreConfig } from '../storage/store'
 
@@ -23,6 +24,8 @@ export interface JobThreadConfig {
 export type Job =
   /** The publisher's check: publishIfDue, pruning included (P16–P19). */
   | { type: 'publish' }
+  /** P30c: outcome batches (releaseOutcomes). */
+  | { type: 'outcomes' }
   /** `evaluated` promotion's review of the waiting candidates (P26). */
   | { type: 'review' }
   /** POST /v1/admin/evaluate (P26). */
@@ -54,6 +57,7 @@ export type ShopChangeOutcome =
 
 export interface JobResults {
   publish: PublishAttempt
+  outcomes: OutcomeBatchResult[]
   review: CandidateDecision[]
   evaluate: EvaluateOutcome
   'put-validation': PutValidationResult

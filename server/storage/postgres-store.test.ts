@@ -23,7 +23,8 @@ storeContract(
     await client.connect()
     try {
       const { rows } = await client.query(
-        `SELECT COALESCE(SUM(length(body)), 0) AS n FROM ${id}.updates`,
+        `SELECT (SELECT COALESCE(SUM(length(body)), 0) FROM ${id}.updates)
+              + (SELECT COALESCE(SUM(length(body)), 0) FROM ${id}.outcome_reports) AS n`,
       )
       return Number(rows[0].n)
     } finally {

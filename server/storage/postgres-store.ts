@@ -2,13 +2,15 @@
 // transaction; publishing also takes a transaction-scoped advisory lock, so one replica at a
 // time publishes and a second one finds the lock (or the consumed updates) and backs off.
 import pg from 'pg'
-import type {
-  AcceptOutcome,
-  FederationStore,
-  LedgerEntry,
-  PublishOutcome,
-  StoredUpdate,
-  VersionRecord,
+import { outcomeSchemaSql, postgresOutcomes } from './postgres-outcomes'
+import {
+  Conflict,
+  type AcceptOutcome,
+  type FederationStore,
+  type LedgerEntry,
+  type PublishOutcome,
+  type StoredUpdate,
+  type VersionRecord,
 } from './store'
 
 export interface PostgresStoreOptions {
@@ -71,25 +73,25 @@ CREATE TABLE IF NOT EXISTS ${schema}.ledger (
 CREATE TABLE IF NOT EXISTS ${schema}.settings (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
-);`
+);${outcomeSchemaSql(schema)}`
 }
 
 /**
- * Whether `schema` already has everything schemaSql makes: its last table, P27's last column,
- * and not the constraint that P15's change dropped.
+ * Whether `schema` already has everything schemaSql makes: its last table (outcome_batches, from
+ * postgres-outcomes.ts), P27's last column, and not the constraint that P15's change dropped.
  */
 async function schemaIsCurrent(client: pg.PoolClient, schema: string): Promise<boolean> {
   const { rows } = await client.query(
-    `SELECT to_regclass($1) IS NOT NULL AS settings,
+    `SELECT to_regclass($1) IS NOT NULL AS last_table,
             EXISTS (SELECT 1 FROM information_schema.columns
                     WHERE table_schema = $2 AND table_name = 'updates' AND column_name = 'rr20') AS scores,
             EXISTS (SELECT 1 FROM information_schema.table_constraints
                     WHERE table_schema = $2 AND table_name = 'updates'
                       AND constraint_name = 'updates_client_id_accepted_at_version_key') AS old_rule`,
-    [`${schema}.settings`, schema],
+    [`${schema}.outcome_batches`, schema],
   )
-  const r = rows[0] as { settings: boolean; scores: boolean; old_rule: boolean }
-  return r.settings && r.scores && !r.old_rule
+  const r = rows[0] as { last_table: boolean; scores: boolean; old_rule: boolean }
+  return r.last_table && r.scores && !r.old_rule
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<FederationStore> {
@@ -300,11 +302,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             'SELECT pg_try_advisory_xact_lock(hashtext($1)) AS got',
             [`${schema}:publisher`],
           )
-          if (!rows[0].got) throw new PublishConflict()
+          if (!rows[0].got) throw new Conflict()
           const exists = await client.query(`SELECT 1 FROM ${t('versions')} WHERE version = $1`, [
             record.version,
           ])
-          if (exists.rowCount) throw new PublishConflict()
+          if (exists.rowCount) throw new Conflict()
           const marked = await client.query(
             // Bodies go with it (as in sqlite-store.ts): the version holds their sum now.
             `UPDATE ${t('updates')} SET consumed_by = $1, body = ''::bytea WHERE key = ANY($2) AND consumed_by IS NULL`,
@@ -315,7 +317,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             marked.rowCount !== new Set(consumed).size ||
             consumed.length !== new Set(consumed).size
           ) {
-            throw new PublishConflict()
+            throw new Conflict()
           }
           await insertVersion(client, record)
           if (makeCurrent !== false) await setPointer(client, record.version)
@@ -328,7 +330,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           return 'published' as const
         })
       } catch (error) {
-        if (error instanceof PublishConflict) return 'conflict'
+        if (error instanceof Conflict) return 'conflict'
         throw error
       }
     },
@@ -356,13 +358,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         updates: r.updates,
       }))
     },
+    ...postgresOutcomes(pool, schema, (work) => transaction(pool, work)),
     async close() {
       await pool.end()
     },
   }
 }
-
-class PublishConflict extends Error {}
 
 export async function transaction<T>(
   pool: pg.Pool,

@@ -16,9 +16,12 @@ storeContract(
     const db = new Database(path.join(dir, `${id}.db`), { readonly: true })
     try {
       return (
-        db.prepare('SELECT COALESCE(SUM(length(body)), 0) AS n FROM updates').get() as {
-          n: number
-        }
+        db
+          .prepare(
+            `SELECT (SELECT COALESCE(SUM(length(body)), 0) FROM updates)
+                  + (SELECT COALESCE(SUM(length(body)), 0) FROM outcome_reports) AS n`,
+          )
+          .get() as { n: number }
       ).n
     } finally {
       db.close()

@@ -1,15 +1,17 @@
 // The embedded store: one SQLite file (better-sqlite3), WAL mode, every write one transaction.
 // `npm start` needs nothing else. One process writes it; several replicas need PostgreSQL.
 import Database from 'better-sqlite3'
-import type {
-  AcceptOutcome,
-  FederationStore,
-  LedgerEntry,
-  PublishOutcome,
-  PublishRequest,
-  StoredUpdate,
-  VersionRecord,
-  VersionScore,
+import { OUTCOME_SCHEMA, sqliteOutcomes } from './sqlite-outcomes'
+import {
+  Conflict,
+  type AcceptOutcome,
+  type FederationStore,
+  type LedgerEntry,
+  type PublishOutcome,
+  type PublishRequest,
+  type StoredUpdate,
+  type VersionRecord,
+  type VersionScore,
 } from './store'
 
 const SCHEMA = `
@@ -55,8 +57,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE TABLE IF NOT EXISTS settings (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
-);
-`
+);${OUTCOME_SCHEMA}`
 
 interface VersionRow {
   version: number
@@ -190,7 +191,7 @@ export function openSqliteStore(file: string): FederationStore {
     )
     for (const key of consumed) {
       // An update consumed already (or unknown) would be counted twice: undo everything.
-      if (mark.run(record.version, key).changes !== 1) throw new PublishConflict()
+      if (mark.run(record.version, key).changes !== 1) throw new Conflict()
     }
     addVersion(record)
     if (request.makeCurrent !== false) setPointer.run(record.version)
@@ -300,7 +301,7 @@ export function openSqliteStore(file: string): FederationStore {
       try {
         return publish.immediate(request)
       } catch (error) {
-        if (error instanceof PublishConflict) return 'conflict'
+        if (error instanceof Conflict) return 'conflict'
         throw error
       }
     },
@@ -326,10 +327,9 @@ export function openSqliteStore(file: string): FederationStore {
         clipNorm: r.clip_norm,
         updates: r.updates,
       })),
+    ...sqliteOutcomes(db),
     close: async () => {
       db.close()
     },
   }
 }
-
-class PublishConflict extends Error {}

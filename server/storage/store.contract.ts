@@ -2,7 +2,13 @@
 // (sqlite-store.test.ts, postgres-store.test.ts). Each test opens a fresh, empty store.
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ModelManifest } from '../../shared/protocol'
-import type { FederationStore, StoredUpdate, VersionRecord } from './store'
+import type {
+  FederationStore,
+  OutcomeBatchRecord,
+  StoredOutcomeReport,
+  StoredUpdate,
+  VersionRecord,
+} from './store'
 
 const ref = (name: string) => ({ url: name, sha256: name.padEnd(64, '0'), bytes: 1 })
 
@@ -41,6 +47,38 @@ export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 
   }
 }
 
+export function outcomeReport(
+  key: string,
+  clientId: string,
+  experiment = 'e1',
+  period = 20_000,
+): StoredOutcomeReport {
+  return {
+    key,
+    clientId,
+    experiment,
+    period,
+    body: Uint8Array.from([5, 6, key.length]),
+    receivedAtMs: 1_700_000_000_000 + period,
+  }
+}
+
+export function outcomeBatch(
+  id: string,
+  experiment = 'e1',
+  createdAtMs = 1_700_000_100_000,
+): OutcomeBatchRecord {
+  return {
+    id,
+    experiment,
+    createdAtMs,
+    reports: 2,
+    // Not a short binary fraction: the store must keep every bit.
+    sigma: Math.PI / 3,
+    totals: Uint8Array.from([1, 0, 0, 0, 255, 255, 255, 255, id.length, 0, 0, 0]),
+  }
+}
+
 /**
  * `open(id)` opens the store named `id`, empty the first time and as it was left afterwards
  * (a SQLite file, a PostgreSQL schema).
@@ -48,7 +86,7 @@ export function storedUpdate(key: string, clientId: string, acceptedAtVersion = 
 export function storeContract(
   name: string,
   open: (id: string) => Promise<FederationStore>,
-  /** Bytes of update bodies the store `id` still holds, read past the interface. */
+  /** Bytes of update and outcome report bodies the store `id` still holds, read past the interface. */
   bodyBytes: (id: string) => Promise<number>,
 ): void {
   describe(`FederationStore contract (${name})`, () => {
@@ -290,6 +328,202 @@ export function storeContract(
       expect(await reopened.setting('validation')).toBe('abc')
       expect((await reopened.buffered()).map((u) => u.key)).toEqual(['k2'])
       expect(await reopened.accept(storedUpdate('k1', 'a'))).toBe('duplicate')
+    })
+
+    it('P30c: accepts an outcome report once per key and one per client, experiment and period', async () => {
+      const s = await fresh()
+      expect(await s.acceptOutcome(outcomeReport('k1', 'alice'))).toBe('accepted')
+      expect(await s.acceptOutcome(outcomeReport('k1', 'alice'))).toBe('duplicate')
+      // The key is checked first, whatever else the report names.
+      expect(await s.acceptOutcome(outcomeReport('k1', 'alice', 'e1', 20_001))).toBe('duplicate')
+      expect(await s.acceptOutcome(outcomeReport('k2', 'alice'))).toBe('client-limit')
+      // Another period of the same experiment, or the same period of another, is another report.
+      expect(await s.acceptOutcome(outcomeReport('k3', 'alice', 'e1', 20_001))).toBe('accepted')
+      expect(await s.acceptOutcome(outcomeReport('k4', 'alice', 'e2'))).toBe('accepted')
+      expect(await s.acceptOutcome(outcomeReport('k5', 'bob'))).toBe('accepted')
+      expect(await s.outcomeWaiting()).toEqual(
+        new Map([
+          ['e1', 3],
+          ['e2', 1],
+        ]),
+      )
+      expect(await s.waitingOutcomes('e1', 10)).toEqual([
+        outcomeReport('k1', 'alice'),
+        outcomeReport('k3', 'alice', 'e1', 20_001),
+        outcomeReport('k5', 'bob'),
+      ])
+      expect(await s.waitingOutcomes('e2', 10)).toEqual([outcomeReport('k4', 'alice', 'e2')])
+      expect(await s.waitingOutcomes('e3', 10)).toEqual([])
+    })
+
+    it('P30c: lists waiting reports in the order they arrived, at most the limit', async () => {
+      const s = await fresh()
+      for (const [key, client] of [
+        ['z', 'a'],
+        ['b', 'b'],
+        ['x', 'c'],
+        ['a', 'd'],
+      ])
+        await s.acceptOutcome(outcomeReport(key!, client!))
+      await s.acceptOutcome(outcomeReport('m', 'a', 'e2'))
+      expect((await s.waitingOutcomes('e1', 10)).map((r) => r.key)).toEqual(['z', 'b', 'x', 'a'])
+      expect((await s.waitingOutcomes('e1', 2)).map((r) => r.key)).toEqual(['z', 'b'])
+      await s.discardOutcomes(['z'])
+      await s.acceptOutcome(outcomeReport('c', 'e'))
+      expect((await s.waitingOutcomes('e1', 3)).map((r) => r.key)).toEqual(['b', 'x', 'a'])
+      expect((await s.waitingOutcomes('e1', 10)).map((r) => r.key)).toEqual(['b', 'x', 'a', 'c'])
+    })
+
+    it('P30c: a committed batch consumes its summed and discarded reports and drops their bodies', async () => {
+      const s = await fresh()
+      for (const [key, client] of [
+        ['k1', 'a'],
+        ['k2', 'b'],
+        ['k3', 'c'],
+        ['k4', 'd'],
+      ])
+        await s.acceptOutcome(outcomeReport(key!, client!))
+      await s.acceptOutcome(outcomeReport('k5', 'a', 'e2'))
+      expect(await s.commitOutcomeBatch(outcomeBatch('b1'), ['k1', 'k3'], ['k2'])).toBe('committed')
+      expect((await s.waitingOutcomes('e1', 10)).map((r) => r.key)).toEqual(['k4'])
+      expect(await s.outcomeWaiting()).toEqual(
+        new Map([
+          ['e1', 1],
+          ['e2', 1],
+        ]),
+      )
+      // Only k4's and k5's 3 bytes each are left.
+      expect(await bodyBytes(id)).toBe(6)
+      const [read] = await s.outcomeBatches()
+      expect(read).toEqual(outcomeBatch('b1'))
+      expect(Array.from(read!.totals)).toEqual(Array.from(outcomeBatch('b1').totals))
+      // The consumed reports still hold their places: one per client, experiment and period.
+      expect(await s.acceptOutcome(outcomeReport('k1', 'a'))).toBe('duplicate')
+      expect(await s.acceptOutcome(outcomeReport('k6', 'a'))).toBe('client-limit')
+      expect(await s.acceptOutcome(outcomeReport('k7', 'b'))).toBe('client-limit')
+      expect(await s.acceptOutcome(outcomeReport('k8', 'a', 'e1', 20_001))).toBe('accepted')
+      // Batches come oldest first, then by id; per experiment when asked.
+      expect(await s.commitOutcomeBatch(outcomeBatch('b3', 'e2', 1), ['k5'], [])).toBe('committed')
+      expect(await s.commitOutcomeBatch(outcomeBatch('b0', 'e1', 1), [], ['k4'])).toBe('committed')
+      expect((await s.outcomeBatches()).map((b) => b.id)).toEqual(['b0', 'b3', 'b1'])
+      expect((await s.outcomeBatches('e1')).map((b) => b.id)).toEqual(['b0', 'b1'])
+      expect(await s.outcomeBatches('e3')).toEqual([])
+      expect(await s.outcomeWaiting()).toEqual(new Map([['e1', 1]]))
+    })
+
+    it('P30c: a batch commit that would count a report wrongly changes nothing', async () => {
+      const s = await fresh()
+      for (const [key, client] of [
+        ['k1', 'a'],
+        ['k2', 'b'],
+        ['k3', 'c'],
+      ])
+        await s.acceptOutcome(outcomeReport(key!, client!))
+      await s.acceptOutcome(outcomeReport('k4', 'a', 'e2'))
+      expect(await s.commitOutcomeBatch(outcomeBatch('b1'), ['k1'], [])).toBe('committed')
+      const waiting = await s.waitingOutcomes('e1', 10)
+      for (const [record, summed, discarded] of [
+        // The batch id taken already.
+        [outcomeBatch('b1'), ['k2'], []],
+        // A report consumed already, summed or discarded.
+        [outcomeBatch('b2'), ['k2', 'k1'], []],
+        [outcomeBatch('b2'), ['k2'], ['k1']],
+        // An unknown report.
+        [outcomeBatch('b2'), ['k2'], ['nope']],
+        // A report named twice.
+        [outcomeBatch('b2'), ['k2', 'k2'], []],
+        [outcomeBatch('b2'), ['k2'], ['k2']],
+        // A report of another experiment.
+        [outcomeBatch('b2'), ['k2', 'k4'], []],
+      ] as const)
+        expect(await s.commitOutcomeBatch(record, summed, discarded)).toBe('conflict')
+      expect(await s.waitingOutcomes('e1', 10)).toEqual(waiting)
+      expect(waiting.map((r) => r.key)).toEqual(['k2', 'k3'])
+      expect((await s.waitingOutcomes('e2', 10)).map((r) => r.key)).toEqual(['k4'])
+      expect(await s.outcomeBatches()).toEqual([outcomeBatch('b1')])
+      expect(await bodyBytes(id)).toBe(9)
+      expect(await s.commitOutcomeBatch(outcomeBatch('b2'), ['k2'], ['k3'])).toBe('committed')
+      expect(await s.waitingOutcomes('e1', 10)).toEqual([])
+    })
+
+    it('P30c: discards waiting reports unsummed, ignoring unknown and consumed keys', async () => {
+      const s = await fresh()
+      for (const [key, client] of [
+        ['k1', 'a'],
+        ['k2', 'b'],
+        ['k3', 'c'],
+      ])
+        await s.acceptOutcome(outcomeReport(key!, client!))
+      await s.discardOutcomes(['k1', 'nope'])
+      await s.discardOutcomes([])
+      expect((await s.waitingOutcomes('e1', 10)).map((r) => r.key)).toEqual(['k2', 'k3'])
+      expect(await s.commitOutcomeBatch(outcomeBatch('b1'), ['k2'], [])).toBe('committed')
+      await s.discardOutcomes(['k2', 'k3', 'k1'])
+      expect(await s.waitingOutcomes('e1', 10)).toEqual([])
+      expect(await s.outcomeWaiting()).toEqual(new Map())
+      expect(await bodyBytes(id)).toBe(0)
+      // k2 stays summed by b1; a discarded report can be neither summed nor sent again.
+      expect(await s.outcomeBatches()).toEqual([outcomeBatch('b1')])
+      expect(await s.commitOutcomeBatch(outcomeBatch('b2'), ['k1'], [])).toBe('conflict')
+      expect(await s.acceptOutcome(outcomeReport('k1', 'a'))).toBe('duplicate')
+      expect(await s.acceptOutcome(outcomeReport('k9', 'a'))).toBe('client-limit')
+    })
+
+    it('P30c: of replicas accepting or committing at once, one wins each race', async () => {
+      const s = await fresh()
+      // A second connection to the same store, as another replica (or the job thread) has.
+      const other = await open(id)
+      try {
+        const sameKey = await Promise.all(
+          [s, other, s, other].map((t) => t.acceptOutcome(outcomeReport('k1', 'a'))),
+        )
+        expect(sameKey.sort()).toEqual(['accepted', 'duplicate', 'duplicate', 'duplicate'])
+        const samePeriod = await Promise.all(
+          ['k2', 'k3', 'k4', 'k5'].map((key, i) =>
+            (i % 2 ? s : other).acceptOutcome(outcomeReport(key, 'b')),
+          ),
+        )
+        expect(samePeriod.sort()).toEqual([
+          'accepted',
+          'client-limit',
+          'client-limit',
+          'client-limit',
+        ])
+        // k1 and whichever of k2…k5 won wait now.
+        const b = (await s.waitingOutcomes('e1', 10))[1]!.key
+        const commits = await Promise.all([
+          s.commitOutcomeBatch(outcomeBatch('b1'), ['k1', b], []),
+          other.commitOutcomeBatch(outcomeBatch('b2'), [b], ['k1']),
+          other.commitOutcomeBatch(outcomeBatch('b1'), ['k1', b], []),
+        ])
+        expect(commits.filter((c) => c === 'committed')).toHaveLength(1)
+        expect(await s.outcomeBatches()).toHaveLength(1)
+        expect(await other.waitingOutcomes('e1', 10)).toEqual([])
+      } finally {
+        await other.close()
+      }
+    })
+
+    it('survives a reopen: outcome reports waiting or consumed, and batches', async () => {
+      const s = await fresh()
+      for (const [key, client] of [
+        ['k1', 'a'],
+        ['k2', 'b'],
+        ['k3', 'c'],
+      ])
+        await s.acceptOutcome(outcomeReport(key!, client!))
+      await s.commitOutcomeBatch(outcomeBatch('b1'), ['k1'], ['k2'])
+      await s.close()
+      store = undefined
+      const reopened = await fresh(true)
+      expect(await reopened.waitingOutcomes('e1', 10)).toEqual([outcomeReport('k3', 'c')])
+      expect(await reopened.outcomeWaiting()).toEqual(new Map([['e1', 1]]))
+      expect(await reopened.outcomeBatches()).toEqual([outcomeBatch('b1')])
+      expect(await reopened.acceptOutcome(outcomeReport('k1', 'a'))).toBe('duplicate')
+      expect(await reopened.acceptOutcome(outcomeReport('k9', 'b'))).toBe('client-limit')
+      expect(await reopened.commitOutcomeBatch(outcomeBatch('b1'), ['k3'], [])).toBe('conflict')
+      expect(await reopened.acceptOutcome(outcomeReport('k4', 'd'))).toBe('accepted')
+      expect((await reopened.waitingOutcomes('e1', 10)).map((r) => r.key)).toEqual(['k3', 'k4'])
     })
   })
 }

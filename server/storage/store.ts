@@ -71,6 +71,46 @@ export type PublishOutcome =
   | 'conflict'
 
 /**
+ * The leader's share of one device's outcome report (PROTOCOL.md P30c), waiting for a batch. A
+ * consumed report keeps its key, client, experiment and period (P12, one report per client,
+ * experiment and period), not its body.
+ */
+export interface StoredOutcomeReport {
+  /** `<client id>:<key hex>`, as an update's (P12). */
+  key: string
+  clientId: string
+  /** The experiment's digest (hex, shared/outcome-transport.ts): reports of one digest add up. */
+  experiment: string
+  /** The reporting period the device named (a UTC day number). */
+  period: number
+  /** The leader's share body, as received. */
+  body: Uint8Array
+  receivedAtMs: number
+}
+
+export type OutcomeAcceptOutcome =
+  /** Stored now. */
+  | 'accepted'
+  /** The same key was accepted before: nothing stored. */
+  | 'duplicate'
+  /** This client has a report for this experiment and period already: nothing stored. */
+  | 'client-limit'
+
+/** One batch of outcome reports, summed by both servers and noised: one look at an experiment. */
+export interface OutcomeBatchRecord {
+  /** The batch's name, as the helper knows it. */
+  id: string
+  experiment: string
+  createdAtMs: number
+  /** Reports in the sum. */
+  reports: number
+  /** The noise multiplier of the totals (both servers' halves together). */
+  sigma: number
+  /** The batch's totals: one int32 per report cell, little-endian. */
+  totals: Uint8Array
+}
+
+/**
  * Where a store lives, as plain data: another thread (server/jobs/) opens its own connection to
  * the same store from it, since a connection cannot cross threads.
  */
@@ -130,5 +170,39 @@ export interface FederationStore {
    * way is claimed this way, so that two replicas never record different batches (P29c).
    */
   replaceSetting(name: string, expected: string | null, value: string): Promise<boolean>
+  /** Stores an outcome report with its idempotency and one-per-client-and-period checks (P30c). */
+  acceptOutcome(report: StoredOutcomeReport): Promise<OutcomeAcceptOutcome>
+  /** Reports of `experiment` no batch has consumed or discarded, oldest first, at most `limit`. */
+  waitingOutcomes(experiment: string, limit: number): Promise<StoredOutcomeReport[]>
+  /** How many reports wait, per experiment digest (experiments with none left out). */
+  outcomeWaiting(): Promise<Map<string, number>>
+  /**
+   * Atomically: the batch recorded, its `summed` reports and the `discarded` ones (left out by
+   * the helper: they can never be summed) marked consumed and their bodies dropped. A conflict
+   * (the batch id exists, a report is unknown or consumed) changes nothing.
+   */
+  commitOutcomeBatch(
+    record: OutcomeBatchRecord,
+    summed: readonly string[],
+    discarded: readonly string[],
+  ): Promise<'committed' | 'conflict'>
+  /** Marks waiting reports consumed unsummed (bodies dropped); unknown or consumed keys are ignored. */
+  discardOutcomes(keys: readonly string[]): Promise<void>
+  /** Every batch of `experiment`, oldest first (every experiment's when omitted). */
+  outcomeBatches(experiment?: string): Promise<OutcomeBatchRecord[]>
   close(): Promise<void>
 }
+
+/** The outcome-report part of a store (P30c): sqlite-outcomes.ts, postgres-outcomes.ts. */
+export type OutcomeMethods = Pick<
+  FederationStore,
+  | 'acceptOutcome'
+  | 'waitingOutcomes'
+  | 'outcomeWaiting'
+  | 'commitOutcomeBatch'
+  | 'discardOutcomes'
+  | 'outcomeBatches'
+>
+
+/** Thrown inside a publish's or an outcome batch's transaction to roll it back: `conflict`. */
+export class Conflict extends Error {}

@@ -1,11 +1,16 @@
 // One federated round, run after each local fine-tuning run (training-schedule.ts) when the
 // release takes part in federated learning: an update trained from the *global* weights on the
 // same sessions is queued in the outbox (prepare-upload.ts), then the outbox is sent
-// (uploader.ts, PROTOCOL.md P7–P12). The client id's proof of work (P21) runs here too.
+// (uploader.ts, PROTOCOL.md P7–P12), and the experiments' outcome reports after it
+// (experiment-reports.ts, P30c). The client id's proof of work (P21) runs here too.
 import type { Release, Storage } from '../storage'
 import { obtainClientId, type Solution } from './client-id'
 import type { prepareUpload } from './prepare-upload'
 import { drainOutbox, requestToken, type UploaderDeps } from './uploader'
+import { rollPeriod, type OutcomeState } from '../experiment-outcomes'
+import { sendReports } from './report-sender'
+import { helperRoute } from '../../../shared/helper-url'
+import { outcomePeriod } from '../../../shared/outcome-report'
 
 /** What a round reads of the worker's state, at the moment it needs it. */
 export interface FederatedRoundDeps {
@@ -27,6 +32,8 @@ export interface RoundInput {
   sessions: readonly Int32Array[]
   /** Trains and shares the update: the model part's (model-part.ts), loaded with the model. */
   prepare: typeof prepareUpload
+  /** Makes the ended days' counters reports (P30c): the model part's too. */
+  buildReports: (state: OutcomeState) => boolean
 }
 
 export interface FederatedRound {
@@ -43,7 +50,7 @@ export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
   const keptSolution: { solution?: Solution } = {}
 
   return {
-    async run({ manifestUrl, release, store, sessions, prepare }) {
+    async run({ manifestUrl, release, store, sessions, prepare, buildReports }) {
       const federation = release.manifest.federation
       const siteKey = deps.siteKey()
       if (!federation || siteKey === null) return
@@ -85,6 +92,28 @@ export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
       }
       // The token the update was trained for (its slice) is sent with it: one request less.
       await drainOutbox(uploader, token?.ok ? token.answer : undefined)
+      // The experiments' outcome reports of ended days (P30c), through the same two servers.
+      await store.meta.updateOutcomes((state) => {
+        const rolled = rollPeriod(state, outcomePeriod(Date.now()))
+        return buildReports(state) || rolled
+      })
+      if (deps.consented() !== store) return
+      await sendReports({
+        fetch: http,
+        manifestUrl,
+        helperShares: helperRoute(federation.helper, 'shares', manifestUrl),
+        token: async () => {
+          const answer = await requestToken(uploader)
+          return answer.ok ? answer.answer.token : null
+        },
+        reports: async () => (await store.meta.updateOutcomes(() => false)).reports,
+        forget: async (key) => {
+          await store.meta.updateOutcomes((state) => {
+            state.reports = state.reports.filter((r) => r.key !== key)
+            return true
+          })
+        },
+      })
     },
 
     stop() {

@@ -208,18 +208,40 @@ function isOutcomeState(raw: Record<string, unknown>): boolean {
       raw.clicked,
       (c): c is object => isRecord(c) && isShortText(c.productId) && isShortText(c.attributionId),
     ) &&
+    isArrayOf(raw.counters, isArmCounter) &&
+    isPeriod(raw.period) &&
     isArrayOf(
-      raw.counters,
-      (c): c is object =>
-        isRecord(c) &&
-        [c.experiment, c.key, c.arm].every(isShortText) &&
-        Number.isInteger(c.group) &&
-        (c.group as number) >= 0 &&
-        (c.group as number) < EXPERIMENT_GROUPS &&
-        Array.isArray(c.counts) &&
-        c.counts.length === emptyOutcomeCounts().length &&
-        c.counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0),
+      raw.closed,
+      (c): c is object => isArmCounter(c) && isPeriod((c as { period?: unknown }).period),
+    ) && // prettier-ignore
+    isArrayOf(
+      raw.reports,
+      (r): r is object =>
+        isRecord(r) &&
+        isShortText(r.experiment) &&
+        isPeriod(r.period) &&
+        typeof r.key === 'string' &&
+        /^[0-9a-f]{32}$/.test(r.key) &&
+        isBytes(r.leader) &&
+        isBytes(r.helper),
     )
+  )
+}
+
+const isPeriod = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0
+
+function isArmCounter(c: unknown): c is object {
+  return (
+    isRecord(c) &&
+    [c.experiment, c.key, c.arm].every(isShortText) &&
+    isArrayOf(c.arms, (a): a is string => isShortText(a)) &&
+    (c.arms as string[]).includes(c.arm as string) &&
+    Number.isInteger(c.group) &&
+    (c.group as number) >= 0 &&
+    (c.group as number) < EXPERIMENT_GROUPS &&
+    Array.isArray(c.counts) &&
+    c.counts.length === emptyOutcomeCounts().length &&
+    c.counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
   )
 }
 

@@ -6,12 +6,17 @@
 //   POST /v1/admin/rollback    {version}: repoint "current" to an earlier version
 //   PUT  /v1/admin/validation  held-out sessions: the set versions are scored on (P26)
 //   POST /v1/admin/evaluate    {version}: score it on that set now, recorded (P26)
+//   GET  /v1/admin/outcomes    each experiment's batches of outcome totals (P30c)
 import { Hono, type Context } from 'hono'
 import type { Jobs } from '../../jobs/jobs'
 import type { FederationStore } from '../../storage/store'
 import { NOT_EVALUATIONS, parseDocument } from '../documents'
 import { requireJobs, shopUploadBody, smallBody } from './guards'
 import { refuse } from '../../http-errors'
+import { SCENARIOS } from '../../../shared/artifacts'
+import { EXPERIMENT_GROUPS, type Experiment } from '../../../shared/experiments'
+import { OUTCOME_METRICS } from '../../../shared/outcome-report'
+import { digestHex, experimentDigest } from '../../../shared/outcome-transport'
 
 export interface AdminDeps {
   store: FederationStore
@@ -22,6 +27,7 @@ export interface AdminDeps {
 export function adminRoutes(deps: AdminDeps): Hono {
   const admin = new Hono()
   admin.get('/versions', async (c) => c.json(await listVersions(deps.store)))
+  admin.get('/outcomes', async (c) => c.json(await listOutcomes(deps.store)))
   admin.post('/metrics', smallBody, async (c) => {
     const body = parseDocument<{ version: number; metrics: Record<string, number> }>(
       'metrics',
@@ -114,4 +120,46 @@ async function versionIn(c: Context): Promise<number> {
 /** An admin route names a version the store does not hold: 404 (an upload's is a 409). */
 function unknownVersion(version: number): never {
   refuse('E_VERSION_UNKNOWN', `no version ${version}`, { status: 404 })
+}
+
+/**
+ * GET /v1/admin/outcomes: every experiment any version ran, by digest, with its batches' totals
+ * (base64 of int32 little-endian cells, arms × scenarios × metrics × groups,
+ * shared/outcome-report.ts), oldest first: each batch is one look for the sequential test.
+ */
+async function listOutcomes(store: FederationStore) {
+  const [versions, current, batches] = await Promise.all([
+    store.versions(),
+    store.current(),
+    store.outcomeBatches(),
+  ])
+  const known = new Map<string, { experiment: Experiment; running: boolean }>()
+  const running = new Set(
+    (current?.manifest.experiments ?? []).map((e) => digestHex(experimentDigest(e))),
+  )
+  for (const v of versions) {
+    for (const experiment of v.manifest.experiments ?? []) {
+      const digest = digestHex(experimentDigest(experiment))
+      known.set(digest, { experiment, running: running.has(digest) })
+    }
+  }
+  return {
+    scenarios: SCENARIOS,
+    metrics: OUTCOME_METRICS,
+    groups: EXPERIMENT_GROUPS,
+    experiments: [...known].map(([digest, { experiment, running }]) => ({
+      digest,
+      id: experiment.id,
+      arms: experiment.arms.map((arm) => arm.name),
+      running,
+      batches: batches
+        .filter((b) => b.experiment === digest)
+        .map((b) => ({
+          at: new Date(b.createdAtMs).toISOString(),
+          reports: b.reports,
+          sigma: b.sigma,
+          totals: Buffer.from(b.totals).toString('base64'),
+        })),
+    })),
+  }
 }

@@ -3,9 +3,11 @@
 //   POST /v1/token       site key + issued client id → upload token, slice, version, layout
 //   POST /v1/updates     Bearer upload token, the leader's upload (P29c) → 202 accepted /
 //                        200 duplicate / 4xx (409 E_NO_HELPER, with /v1/token, unpaired)
+//   POST /v1/outcomes    Bearer upload token, the leader's body of an outcome report (P30c) →
+//                        202 accepted / 200 duplicate / 4xx
 //   GET  /v1/federation  public counters: version, buffered, accepted, refused by code, (ε, δ)
 // A token request has a small body; an upload is limited to its exact size before it is read.
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import type { FederationStore } from '../../storage/store'
 import type { RateLimits } from '../defaults'
 import { clientRoutes, siteKeyMap, verifyClientId, type ClientIdDeps } from '../clients'
@@ -16,6 +18,10 @@ import { publicChannel } from '../secure-channel'
 import { DEFAULT_DELTA, epsilonAfter } from '../privacy'
 import { createRateLimiter } from '../rate-limiter'
 import { issueToken } from '../tokens'
+import { MAX_ARMS } from '../../../shared/experiments'
+import { reportCells } from '../../../shared/outcome-report'
+import { outcomeBodyBytes } from '../../../shared/outcome-transport'
+import { receiveOutcome } from '../outcome-intake'
 import { smallBody } from './guards'
 import { refuse } from '../../http-errors'
 
@@ -43,7 +49,8 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
   })
   // Per issued client only: ids cost work, and a site-wide quota here would let ids an attacker
   // holds lock every other device out (P21). New ids have the site-wide quota (clients.ts).
-  const allow = (kind: 'token' | 'update', client: string) => perClient.take(`${kind}:${client}`)
+  const allow = (kind: 'token' | 'update' | 'outcome', client: string) =>
+    perClient.take(`${kind}:${client}`)
   const currentVersion = async () => {
     const current = await deps.store.current()
     if (!current) throw new Error('expected a current version: seed the store first')
@@ -116,8 +123,37 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
     },
   )
 
+  app.post(
+    '/outcomes',
+    // Reports are batched through the helper too: without one the server takes none.
+    async (c, next) => {
+      if (deps.settings.secure) return next()
+      refuse('E_NO_HELPER', NO_HELPER)
+    },
+    limitBody(outcomeBodyBytes(reportCells(MAX_ARMS), 0)),
+    outcomeHandler(deps, (client) => allow('outcome', client)),
+  )
+
   app.get('/federation', async (c) => c.json(await publicCounters(deps, refused)))
   return app
+}
+
+/** POST /v1/outcomes (P30c): the leader's body of a device's outcome report. */
+function outcomeHandler(deps: DeviceDeps, allow: (client: string) => boolean) {
+  const current = async () => {
+    const record = await deps.store.current()
+    if (!record) throw new Error('expected a current version: seed the store first')
+    return record.manifest
+  }
+  const intake = { ...deps, current, allow }
+  return async (c: Context) => {
+    const token = c.req.header('authorization')?.replace(/^Bearer /, '')
+    const body = new Uint8Array(await c.req.arrayBuffer())
+    const result = await receiveOutcome(intake, { token, body })
+    if (result.code === 'accepted' || result.code === 'duplicate')
+      return c.json({ status: result.code, message: result.message }, result.status as 200 | 202)
+    refuse(result.code, result.message)
+  }
 }
 
 /** GET /v1/federation: what anyone may know of the federation, the pairing secret left out. */
