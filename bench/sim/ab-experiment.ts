@@ -4,14 +4,10 @@
 // the two servers' shares (shared/outcome-report.ts); each server sums a release of `batch`
 // devices' shares and adds its half of the noise (σ times each metric's clip per cell), and the
 // two sums are added into the totals. After every release the operator looks: the mSPRT's
-// always-valid interval for the lift in click-through (shared/experiment-stats.ts).
-import {
-  compareArms,
-  estimateRatio,
-  mixtureTau,
-  nextLook,
-  startSequential,
-} from '../../shared/experiment-stats'
+// always-valid interval for the lift in click-through, read as the operator page reads it
+// (shared/experiment-looks.ts).
+import { createLookReader } from '../../shared/experiment-looks'
+import { estimateRatio } from '../../shared/experiment-stats'
 import { placeDevice, type Experiment } from '../../shared/experiments'
 import {
   addHalfNoise,
@@ -107,8 +103,7 @@ export function runExperiment(
   let direct = new Uint32Array(cells)
   const armDevices = new Array<number>(arms).fill(0)
   const looks: Look[] = []
-  let state = startSequential()
-  let tau = 0
+  const reader = createLookReader(arms, options)
   let decidedAt: number | null = null
   let peekingFlagged = false
   for (const [i, device] of devices.entries()) {
@@ -136,26 +131,23 @@ export function runExperiment(
     serverTotals = serverTotals.map((v, c) => v + release[c]!)
     received = [[], []]
     direct = new Uint32Array(cells)
-    const [control, treatment] = [0, 1].map((a) =>
+    const estimates = [0, 1].map((a) =>
       estimateRatio(ratioSums(serverTotals, a, SCENARIO, 'clicks')),
-    ) as [ReturnType<typeof estimateRatio>, ReturnType<typeof estimateRatio>]
-    if (tau === 0) tau = mixtureTau([control.rate, treatment.rate], options.minimumLift)
-    if (!(tau > 0)) {
-      tau = 0
-      continue
-    }
-    const c = compareArms(control, treatment, { tau, alpha: options.alpha })
-    state = nextLook(state, c)
+    )
+    const look = reader.look(estimates)
+    const [c] = look.comparisons
+    const [versus] = look.versusControl
+    if (!c || !versus) continue
     if (c.interval[0] > 0 || c.interval[1] < 0) peekingFlagged = true
-    if (decidedAt === null && state.pValue <= options.alpha) decidedAt = i + 1
+    if (decidedAt === null && versus.significant) decidedAt = i + 1
     looks.push({
       devices: i + 1,
       armDevices: [...armDevices],
-      rates: [control.rate, treatment.rate],
+      rates: [estimates[0]!.rate, estimates[1]!.rate],
       lift: c.lift,
       interval: c.interval,
-      alwaysValid: state.interval,
-      pValue: state.pValue,
+      alwaysValid: versus.alwaysValid,
+      pValue: versus.pValue,
     })
   }
   return { looks, decidedAt, peekingFlagged, trueTotals: new Int32Array(trueTotals), serverTotals }

@@ -1,7 +1,10 @@
 // The operator page (served at /operator.html): versions, updates per minute, accepted and
 // refused counts, the privacy budget spent, and accuracy per version as a chart. It reads
-// GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions; the running A/B
-// experiments (P30) from the public manifest.
+// GET /v1/federation (public) and, with the admin token, GET /v1/admin/versions and each A/B
+// experiment's totals (GET /v1/admin/outcomes, P30c: per arm click-through, add-to-cart,
+// conversion and revenue per list with intervals that carry the noise, the mSPRT's always-valid
+// test, and a chart per metric over the looks); the running experiments from the public manifest.
+import { readExperiment } from '../../shared/experiment-looks'
 import type { ManifestExperiment } from '../../shared/protocol'
 
 /** Version metrics that count things (updates, P28's popularity reports), never charted. */
@@ -38,19 +41,38 @@ function escapeHtml(text: string): string {
 export function drawSeries(values: ReadonlyArray<number>, width = 360, height = 120): string {
   if (values.length < 2)
     return '<p class="muted">A chart appears once two versions have this metric.</p>'
-  const min = Math.min(...values)
-  const max = Math.max(...values)
+  return drawLines([values], width, height)
+}
+
+/** SVG lines, one per series (an arm), against the look; dashed for every series but the first. */
+export function drawLines(
+  series: ReadonlyArray<ReadonlyArray<number>>,
+  width = 360,
+  height = 120,
+): string {
+  const all = series.flat().filter((v) => Number.isFinite(v))
+  const length = Math.max(...series.map((s) => s.length))
+  if (all.length === 0 || length < 2) return ''
+  const min = Math.min(...all)
+  const max = Math.max(...all)
   const span = max - min || 1
-  const points = values
-    .map(
-      (v, i) =>
-        `${(i / (values.length - 1)) * (width - 8) + 4},${height - 4 - ((v - min) / span) * (height - 8)}`,
-    )
-    .join(' ')
+  const lines = series.map((values, k) => {
+    const points = values
+      .map((v, i) =>
+        Number.isFinite(v)
+          ? `${(i / (length - 1)) * (width - 8) + 4},${height - 4 - ((v - min) / span) * (height - 8)}`
+          : '',
+      )
+      .filter(Boolean)
+      .join(' ')
+    const dash = k === 0 ? '' : ` stroke-dasharray="${2 + 3 * k} 3"`
+    return `<polyline fill="none" stroke="currentColor" stroke-width="2"${dash} points="${points}"/>`
+  })
+  const first = series[0]!.find(Number.isFinite) ?? NaN
+  const last = [...series[0]!].reverse().find(Number.isFinite) ?? NaN
   return (
-    `<svg role="img" aria-label="from ${values[0]!.toFixed(2)} to ${values[values.length - 1]!.toFixed(2)}" ` +
-    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">` +
-    `<polyline fill="none" stroke="currentColor" stroke-width="2" points="${points}"/>` +
+    `<svg role="img" aria-label="from ${first.toFixed(2)} to ${last.toFixed(2)}" ` +
+    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${lines.join('')}` +
     `<text x="4" y="12" font-size="11">${max.toFixed(2)}</text>` +
     `<text x="4" y="${height - 6}" font-size="11">${min.toFixed(2)}</text></svg>`
   )
@@ -104,9 +126,78 @@ export function describeExperiments(experiments: readonly ManifestExperiment[]):
   return (
     '<h2>Experiments</h2><table><thead><tr><th>experiment</th><th>key</th><th>arms</th></tr></thead>' +
     `<tbody>${rows.join('')}</tbody></table>` +
-    '<p class="muted">Devices count each arm’s lists, clicks, adds and purchases on the device; ' +
-    'this server does not collect their reports yet.</p>'
+    '<p class="muted">Devices count each arm’s lists, clicks, adds and purchases and report them ' +
+    'once a day through the two servers, as sums only; the results show with the admin token.</p>'
   )
+}
+
+/** GET /v1/admin/outcomes (P30c). */
+export interface OutcomesAnswer {
+  experiments: Array<{
+    id: string
+    digest: string
+    arms: string[]
+    running: boolean
+    batches: Array<{ at: string; reports: number; sigma: number; totals: string }>
+  }>
+}
+
+const percent = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(2)} %` : '–')
+const interval = ([lo, hi]: [number, number]) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${percent(lo)}, ${percent(hi)}]` : '–'
+
+/** int32 little-endian cells from base64. */
+function totalsOf(base64: string): Int32Array {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+  return new Int32Array(bytes.buffer)
+}
+
+/**
+ * Each experiment's arms with every list rate and its interval at the latest look, each arm
+ * against the control with the always-valid interval and p-value, and a chart per metric of
+ * every arm's rate over the looks (one look per batch of reports).
+ */
+export function describeResults(answer: OutcomesAnswer): string {
+  if (answer.experiments.length === 0) return ''
+  return answer.experiments
+    .map((e) => {
+      const reports = e.batches.reduce((n, b) => n + b.reports, 0)
+      const head = `<h3>${escapeHtml(e.id)}${e.running ? '' : ' (ended)'}: ${reports} device reports in ${e.batches.length} batches</h3>`
+      if (e.batches.length === 0)
+        return `${head}<p class="muted">No batch yet: the servers sum reports once enough devices sent them.</p>`
+      const metrics = readExperiment(
+        e.batches.map((b) => totalsOf(b.totals)),
+        e.arms.length,
+      )
+      const sigma = e.batches[e.batches.length - 1]!.sigma
+      const sections = metrics.map(({ metric, label, looks }) => {
+        const look = looks[looks.length - 1]!
+        const rows = e.arms.map((arm, a) => {
+          const versus = a === 0 ? undefined : look.versusControl[a - 1]
+          return (
+            `<tr><td>${escapeHtml(arm)}${a === 0 ? ' (control)' : ''}</td>` +
+            `<td>${metric === 'revenue' ? (look.arms[a]!.rate || 0).toFixed(2) : percent(look.arms[a]!.rate)}</td>` +
+            `<td>${metric === 'revenue' ? '' : interval(look.arms[a]!.interval)}</td>` +
+            `<td>${versus ? `${percent(versus.lift)} ${interval(versus.alwaysValid)}` : ''}</td>` +
+            `<td>${versus ? `${versus.pValue.toFixed(3)}${versus.significant ? ' · significant' : ''}` : ''}</td></tr>`
+          )
+        })
+        const chart = drawLines(e.arms.map((_, a) => looks.map((l) => 100 * l.arms[a]!.rate)))
+        return (
+          `<h4>${escapeHtml(label)}</h4><table><thead><tr><th>arm</th><th>rate</th><th>95 % interval</th>` +
+          `<th>against the control: lift, always-valid interval</th><th>always-valid p</th></tr></thead>` +
+          `<tbody>${rows.join('')}</tbody></table>${chart}`
+        )
+      })
+      return (
+        head +
+        `<p class="muted">Intervals use each arm's spread over 32 random groups, so they carry the ` +
+        `servers' noise (σ = ${sigma} clip per cell). The always-valid interval and p hold however often ` +
+        `you look; stop when p ≤ 0.05. Charts: every arm's rate after each batch (control solid).</p>` +
+        sections.join('')
+      )
+    })
+    .join('')
 }
 
 async function showExperiments(): Promise<void> {
@@ -118,9 +209,19 @@ async function showExperiments(): Promise<void> {
   )
 }
 
+async function showResults(token: string): Promise<void> {
+  const response = await fetch('/v1/admin/outcomes', {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  if (!response.ok) return
+  const results = document.querySelector<HTMLElement>('#results')!
+  results.innerHTML = describeResults((await response.json()) as OutcomesAnswer)
+}
+
 async function showVersions(): Promise<void> {
   const token = tokenInput.value
   sessionStorage.setItem('pocketrec-admin', token)
+  void showResults(token)
   const response = await fetch('/v1/admin/versions', {
     headers: { authorization: `Bearer ${token}` },
   })

@@ -19,6 +19,7 @@ import { setNodeBackend } from '../../model/node-backend'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
 import { loadDataset } from '../../train/data/load-dataset'
 import { sharedDataDir } from '../../train/data/paths'
+import type { FederationOptions } from '../../server/config'
 import { startMountedPair, type MountedPair } from '../fixtures/listen'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './harness'
 
@@ -122,7 +123,10 @@ export async function waitForTag(page: Page): Promise<void> {
  */
 export async function startFederatedShop(
   work: string,
-  options: Pick<Parameters<typeof startMountedPair>[0], 'helperUrl'> = {},
+  options: Pick<Parameters<typeof startMountedPair>[0], 'helperUrl'> & {
+    /** Federation settings over the test's (a release per update). */
+    settings?: FederationOptions['settings']
+  } = {},
 ): Promise<{
   pair: MountedPair
   viewed: Array<{ id: string; index: number }>
@@ -144,10 +148,10 @@ export async function startFederatedShop(
       artifactsDir,
       promotion: 'auto',
       site: 'test-shop',
-      settings: { bufferSize: 1, minBuffer: 1 },
+      settings: { bufferSize: 1, minBuffer: 1, ...options.settings },
       clientIds: { bits: 10 },
     },
-    ...options,
+    ...(options.helperUrl ? { helperUrl: options.helperUrl } : {}),
   })
   return { pair, viewed: viewed.map(({ id, index }) => ({ id, index })), distDir, chunks }
 }
