@@ -39,7 +39,7 @@ import { resolveFederationConfig } from '../config'
 import { openSqliteStore } from '../storage/sqlite-store'
 import type { FederationStore } from '../storage/store'
 import { issueClientId } from './clients'
-import { releaseOutcomes } from './outcome-release'
+import { PENDING_OUTCOMES, releaseOutcomes } from './outcome-release'
 import { createFederation, type Federation } from './service'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pocketrec-outcomes-'))
@@ -315,5 +315,31 @@ describe('outcome reports through the two servers (P30c)', () => {
     const rms = Math.sqrt(errors.reduce((a, e) => a + e * e, 0) / errors.length)
     expect(rms).toBeGreaterThan(0.8 * stated)
     expect(rms).toBeLessThan(1.25 * stated)
+  })
+
+  it('a leader killed between the helper’s answer and its commit asks the same batch again, summed once', async () => {
+    const devices = Array.from({ length: 6 }, (_, n) => deviceState(400 + n))
+    const expected = sumShares(devices.map(plainReport), reportCells(2))
+    for (const [n, state] of devices.entries()) {
+      closeDay(state, today, crypto)
+      expect(await send(state, `crash-${n}`)).toMatchObject({ sent: 1 })
+    }
+    const settings = { ...federation.deps.settings, outcomes: { minBatch: MIN_BATCH, sigma: 0 } }
+    // The store fails the commit as a kill would: the claim stays, nothing is consumed.
+    const crashing = Object.create(store) as FederationStore
+    crashing.commitOutcomeBatch = async () => {
+      throw new Error('killed')
+    }
+    await expect(releaseOutcomes({ store: crashing, settings, now: Date.now })).rejects.toThrow('killed') // prettier-ignore
+    expect([...(await store.outcomeWaiting()).values()]).toEqual([6])
+    const claimed = JSON.parse((await store.setting(PENDING_OUTCOMES))!) as { id: string }
+    // Restarted: the recorded batch is asked again; the helper answers it from its record.
+    const [again] = await releaseOutcomes({ store, settings, now: Date.now })
+    expect(again).toMatchObject({ status: 'released', batch: claimed.id, reports: 6 })
+    const batches = (await outcomes()).experiments[0]!.batches
+    expect(batches.filter((b) => b.reports === 6)).toHaveLength(1)
+    expect(Array.from(totalsOf(batches.at(-1)!.totals))).toEqual(Array.from(expected))
+    expect(await store.outcomeWaiting()).toEqual(new Map())
+    expect(await store.setting(PENDING_OUTCOMES)).toBe('')
   })
 })
