@@ -302,6 +302,14 @@ describe('artifact guards refuse with what was expected and what arrived', () =>
     )
   })
 
+  it('takes event weights with all four kinds in range, and refuses any other (P30d)', () => {
+    const weights = { view: 1, click: 2, add: 4, purchase: 8 }
+    expect(validateRerankRules({ ...rules(), eventWeights: weights }).ok).toBe(true)
+    expect(refusal(validateRerankRules({ ...rules(), eventWeights: { ...weights, add: 0 } }))).toMatch(/eventWeights\.add/) // prettier-ignore
+    expect(refusal(validateRerankRules({ ...rules(), eventWeights: { view: 1, click: 2, add: 4 } }))).toMatch(/eventWeights\.purchase/) // prettier-ignore
+    expect(refusal(validateRerankRules({ ...rules(), eventWeights: { ...weights, dwell: 1 } }))).toMatch(/dwell/) // prettier-ignore
+  })
+
   it('refuses pins for unknown scenarios, out of the list or twice at one position', () => {
     const r = rules() as unknown as { pins: Record<string, unknown> }
     r.pins['home-page'] = []

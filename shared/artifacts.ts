@@ -64,6 +64,9 @@ export const ARTIFACT_LIMITS = {
   maxDays: 3650,
   maxPerList: 1000,
   maxBoost: 1000,
+  /** Event weights (P30d) relative to one another: a target counts at most 100 times another. */
+  minEventWeight: 0.1,
+  maxEventWeight: 10,
 } as const
 
 const L = ARTIFACT_LIMITS
@@ -280,6 +283,13 @@ export function validateRerankRules(raw: unknown): Validation<RerankRules> {
       const path = `boosts[${JSON.stringify(productId)}]`
       const boost = expectNumber(boosts[productId], path, 0, L.maxBoost)
       if (boost === 0) fail(`expected ${path} to be above 0 (a multiplier), got 0`)
+    }
+    if (r.eventWeights !== undefined) {
+      const weights = expectRecord(r.eventWeights, 'eventWeights')
+      for (const kind of ['view', 'click', 'add', 'purchase'] as const)
+        expectNumber(weights[kind], `eventWeights.${kind}`, L.minEventWeight, L.maxEventWeight)
+      const extra = Object.keys(weights).find((k) => !['view', 'click', 'add', 'purchase'].includes(k)) // prettier-ignore
+      if (extra !== undefined) fail(`expected eventWeights to have view, click, add and purchase only; got ${describe(extra)}`) // prettier-ignore
     }
     const pins = expectRecord(r.pins, 'pins')
     for (const scenario of Object.keys(pins)) {

@@ -143,6 +143,19 @@ export const RULES_SCHEMA = {
       propertyNames: id,
       additionalProperties: { type: 'number', exclusiveMinimum: 0, maximum: L.maxBoost },
     },
+    eventWeights: {
+      description:
+        'how much a viewed, clicked, added or bought product counts as a fine-tuning target (P30d)',
+      type: 'object',
+      additionalProperties: false,
+      required: ['view', 'click', 'add', 'purchase'],
+      properties: Object.fromEntries(
+        ['view', 'click', 'add', 'purchase'].map((kind) => [
+          kind,
+          { type: 'number', minimum: L.minEventWeight, maximum: L.maxEventWeight },
+        ]),
+      ),
+    },
     pins: {
       description: 'product ids at fixed 0-based positions, per scenario',
       type: 'object',

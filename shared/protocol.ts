@@ -168,6 +168,19 @@ export interface RerankRules {
   boosts: Record<string, number>
   /** Product ids pinned at fixed 0-based positions, per scenario. */
   pins: Partial<Record<Scenario, Array<{ productId: string; position: number }>>>
+  /**
+   * The shop's objective (P30d): how much a product the shopper viewed, clicked, added to the
+   * cart or bought counts as a target of on-device fine-tuning, relative to a view (a shop that
+   * sells wants view < click < add < purchase, e.g. 1, 2, 4, 8). Absent: every one counts once.
+   */
+  eventWeights?: EventWeights
+}
+
+export interface EventWeights {
+  view: number
+  click: number
+  add: number
+  purchase: number
 }
 
 // ---- Worker API --------------------------------------------------------------------------------

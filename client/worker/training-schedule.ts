@@ -1,11 +1,13 @@
 // Local fine-tuning when the shopper pauses: each stored event restarts an idle timer; when it
 // fires, the recent sessions train the runtime's model in one tab at a time (training-lock.ts),
-// the tuned weights are kept in IndexedDB and the federated round (federated/round.ts) follows.
+// each next item weighted by the shop's event weights (P30d); the tuned weights are kept in
+// IndexedDB and the federated round (federated/round.ts) follows.
 // The training itself is the model part's (model-part.ts, loaded with the model: rt.part).
 import type { WorkerStatus } from '../../shared/protocol'
 import type { FederatedRound } from './federated/round'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
 import type { Storage } from './storage'
+import { EVENT_STRENGTHS } from './storage/sessions'
 import type { Runtime } from './worker-runtime'
 
 const MAX_LOSSES = 300
@@ -36,19 +38,33 @@ export interface TrainingSchedule {
   resetProgress(): void
 }
 
-/** The recent sessions as model rows, oldest first, with their stored ids. */
+/**
+ * The recent sessions as model rows, oldest first, with their stored ids and, per row, its
+ * weight as a fine-tuning target under the shop's event weights (P30d: the strongest thing the
+ * shopper did with the product there, relative to a view).
+ */
 async function sessionsAsIndices(
   rt: Runtime,
   store: Storage,
-): Promise<Array<{ id: number; items: Int32Array }>> {
+): Promise<Array<{ id: number; items: Int32Array; weights: Float32Array }>> {
   const byId = new Map(rt.release.catalogue.items.map((item) => [item.id, item.index]))
+  const eventWeights = rt.release.rules.eventWeights
+  const weightOf = (strength = 0) =>
+    eventWeights ? eventWeights[EVENT_STRENGTHS[strength]!] / eventWeights.view : 1
   const sessions = await store.events.recentSessions(20)
   return sessions
     .reverse() // oldest first
-    .map((s) => ({
-      id: s.id,
-      items: Int32Array.from(s.productIds.map((id) => byId.get(id) ?? -1).filter((i) => i >= 0)),
-    }))
+    .map((s) => {
+      const known = s.productIds.flatMap((id, i) => {
+        const index = byId.get(id)
+        return index === undefined ? [] : [[index, weightOf(s.strengths?.[i])] as const]
+      })
+      return {
+        id: s.id,
+        items: Int32Array.from(known, ([index]) => index),
+        weights: Float32Array.from(known, ([, weight]) => weight),
+      }
+    })
     .filter((s) => s.items.length >= 2)
 }
 
@@ -71,6 +87,7 @@ export function createTrainingSchedule(deps: TrainingScheduleDeps): TrainingSche
       const tuned = rt.release.manifest.localTraining
       const result = await rt.part.createLocalTrainer(rt.model, { ...tuned }).train(sessions, {
         signal: trainAbort.signal,
+        weights: recent.map((s) => s.weights),
         onStep: (progress) => {
           training.steps += 1
           training.losses.push(progress.loss)

@@ -9,7 +9,7 @@ import type { BlockCipher } from '../../shared/dpf'
 import { addHalfNoise, reportCells, sumShares } from '../../shared/outcome-report'
 import { digestHex, outcomeShare, readOutcomeHeader } from '../../shared/outcome-transport'
 import { encodeAggregateAnswer, type ExclusionReason } from '../../shared/share-sums'
-import { checkDocument } from '../federated/documents'
+import { parseDocument } from '../federated/documents'
 import { cryptoUniform } from '../secure-random'
 import {
   answerOf,
@@ -34,7 +34,10 @@ export async function aggregateOutcomeBatch(
   body: Uint8Array,
 ): Promise<AggregateResult> {
   const requestSha256 = createHash('sha256').update(body).digest('hex')
-  const parsed = parseJson(body)
+  const parsed = parseDocument<AggregateOutcomesRequest>(
+    'aggregate-outcomes',
+    new TextDecoder().decode(body),
+  )
   if (!parsed.ok) return refusal('E_REQUEST', parsed.message)
   const request = parsed.value
   if (new Set(request.reports).size !== request.reports.length)
@@ -81,14 +84,4 @@ export async function aggregateOutcomeBatch(
     answer,
     included.map((r) => r.key),
   )
-}
-
-function parseJson(body: Uint8Array) {
-  let value: unknown
-  try {
-    value = JSON.parse(new TextDecoder().decode(body))
-  } catch {
-    return { ok: false as const, message: 'expected a JSON aggregate-outcomes request' }
-  }
-  return checkDocument<AggregateOutcomesRequest>('aggregate-outcomes', value)
 }

@@ -134,6 +134,32 @@ describe('local fine-tuning (wasm)', () => {
     })
   }
 
+  it('weights each next item by the shop’s event weights: the bought one wins, and swapping flips it', async () => {
+    // After item 3 the shopper went on to 17 as often as to 8; one of them they bought.
+    const sessions = [...Array(4).fill(Int32Array.of(3, 17)), ...Array(4).fill(Int32Array.of(3, 8))] as Int32Array[] // prettier-ignore
+    const after3 = async (m: GruModel) => {
+      const scores = tf.tidy(() =>
+        m.logits(m.encode(encodeSessionBatch([Int32Array.of(3)], config.maxLen)), m.itemVectors()),
+      )
+      const values = await scores.data()
+      scores.dispose()
+      return { viewed: values[17]!, bought: values[8]! }
+    }
+    const train = async (boughtWeight: number) => {
+      const m = await trainGlobalModel()
+      const weights = sessions.map((s) => Float32Array.of(1, s[1] === 8 ? boughtWeight : 1))
+      const settings = { learningRate: 0.01, negatives: 16, epochs: 8, batchSize: 8, seed: 4 }
+      await createLocalTrainer(m, settings).train(sessions, { weights })
+      const result = await after3(m)
+      m.dispose()
+      return result
+    }
+    const bought = await train(8)
+    expect(bought.bought).toBeGreaterThan(bought.viewed)
+    const flipped = await train(1 / 8)
+    expect(flipped.viewed).toBeGreaterThan(flipped.bought)
+  })
+
   it('yields to the event loop between time slices', async () => {
     let stepsSoFar = 0
     let stepsWhenTimerRan = -1

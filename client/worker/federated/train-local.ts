@@ -88,6 +88,12 @@ export interface LocalStepProgress {
 export interface LocalRunOptions {
   signal?: AbortSignal
   maxSteps?: number
+  /**
+   * The shop's objective (P30d): per session, a weight per position; a case counts as much as
+   * its target's weight (each epoch draws its cases in proportion, with replacement). Absent, or
+   * all equal: every case once per epoch, as without.
+   */
+  weights?: readonly Float32Array[]
   /** Called after each step; when the run ends `diverged`, the steps reported were undone. */
   onStep?: (progress: LocalStepProgress) => void
 }
@@ -158,7 +164,11 @@ export function createLocalTrainer(
         const cases = expandPrefixes(sessions as Int32Array[], { maxPrefixLen: maxLen }).slice(
           -settings.maxCases,
         )
-        return await trainOnCases(model, cases, settings, sampler, random, runIndex++, run)
+        const weights = run.weights && caseWeights(sessions, run.weights)
+        return await trainOnCases(model, cases, settings, sampler, random, runIndex++, {
+          ...run,
+          caseWeights: weights?.slice(-settings.maxCases),
+        })
       } finally {
         running = false
       }
@@ -188,6 +198,45 @@ export function createUpdateTrainer(
   })
 }
 
+/**
+ * Each case's weight, in expandPrefixes' order: its target's (position k ≥ 1 of its session).
+ * Null when they are all equal: weighting would change nothing but the draw.
+ */
+export function caseWeights(
+  sessions: readonly Int32Array[],
+  weights: readonly Float32Array[],
+): Float64Array | null {
+  if (weights.length !== sessions.length) throw new RangeError('expected a weight row per session')
+  const out: number[] = []
+  sessions.forEach((session, s) => {
+    const row = weights[s]!
+    if (row.length !== session.length) throw new RangeError(`expected ${session.length} weights for session ${s}`) // prettier-ignore
+    for (let k = 1; k < session.length; k++) {
+      if (!(row[k]! > 0 && Number.isFinite(row[k]!))) throw new RangeError(`expected positive weights, got ${row[k]}`) // prettier-ignore
+      out.push(row[k]!)
+    }
+  })
+  return out.every((w) => w === out[0]) ? null : Float64Array.from(out)
+}
+
+/** `n` indices drawn in proportion to `weights`, with replacement (cumulative sums, bisection). */
+function drawWeighted(weights: Float64Array, n: number, random: () => number): number[] {
+  const cumulative = new Float64Array(weights.length)
+  let total = 0
+  weights.forEach((w, i) => (cumulative[i] = total += w))
+  return Array.from({ length: n }, () => {
+    const u = random() * total
+    let lo = 0
+    let hi = weights.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (cumulative[mid]! > u) hi = mid
+      else lo = mid + 1
+    }
+    return lo
+  })
+}
+
 async function trainOnCases(
   model: GruModel,
   cases: PrefixCase[],
@@ -195,7 +244,7 @@ async function trainOnCases(
   sampler: NegativeSampler,
   random: () => number,
   runIndex: number,
-  run: LocalRunOptions,
+  run: LocalRunOptions & { caseWeights?: Float64Array | null },
 ): Promise<LocalTrainingResult> {
   const started = performance.now()
   const batchesPerEpoch = Math.ceil(cases.length / settings.batchSize)
@@ -231,10 +280,12 @@ async function trainOnCases(
       // A diverged or failed run is undone: the weights stay as they were before it.
       undoable: true,
     })
-    const order = cases.slice()
+    let order = cases.slice()
     let sliceStart = performance.now()
     training: for (let epoch = 1; step < steps; epoch++) {
-      shuffleInPlace(order, random)
+      if (run.caseWeights) {
+        order = drawWeighted(run.caseWeights, cases.length, random).map((i) => cases[i]!)
+      } else shuffleInPlace(order, random)
       for (let first = 0; first < order.length && step < steps; first += settings.batchSize) {
         if (performance.now() - sliceStart >= settings.sliceMs) {
           await yieldToEventLoop()

@@ -7,6 +7,7 @@ import {
   extendSession,
   isSessionOver,
   startSession,
+  type NewSession,
 } from './sessions'
 
 const T0 = 1_700_000_000_000
@@ -41,8 +42,26 @@ describe('sessions', () => {
       startMs: T0,
       endMs: T0 + 4,
       productIds: ['a', 'b', 'a'],
+      // The click on a and its page view are one step: the stronger event (a click) stays.
+      strengths: [1, 0, 2],
       eventCount: 5,
     })
+  })
+
+  it('raises the products of an order to bought, and only those of this session (P30d)', () => {
+    let session = startSession(product('Product Viewed', 'a'), T0)
+    session = extendSession(session, product('Product Added', 'b'), T0 + 1)
+    session = extendSession(session, product('Product Viewed', 'c'), T0 + 2)
+    const order: TrackEvent = {
+      event: 'Order Completed',
+      properties: { order_id: 'o', products: [{ product_id: 'b' }, { product_id: 'z' }] },
+    }
+    session = extendSession(session, order, T0 + 3)
+    expect(session.productIds).toEqual(['a', 'b', 'c'])
+    expect(session.strengths).toEqual([0, 3, 0])
+    // A session stored before strengths existed: every product a view, then the order.
+    const old: NewSession = { startMs: T0, endMs: T0, productIds: ['b', 'a'], eventCount: 2 }
+    expect(extendSession(old, order, T0 + 1).strengths).toEqual([3, 0])
   })
 
   it('widens the span for a late event instead of shrinking it', () => {

@@ -23,23 +23,62 @@ export function getSessionProduct(event: TrackEvent): string | null {
   }
 }
 
+/** How strongly an event engages with its products, weakest first (StoredSession.strengths). */
+export const EVENT_STRENGTHS = ['view', 'click', 'add', 'purchase'] as const
+
+function strengthOf(event: TrackEvent): number {
+  switch (event.event) {
+    case 'Product Clicked':
+      return 1
+    case 'Product Added':
+      return 2
+    case 'Order Completed':
+      return 3
+    default:
+      return 0
+  }
+}
+
 /** A session ends after `gapMs` or more without events: an event exactly `gapMs` later starts a new one. */
 export function isSessionOver(session: NewSession, timestampMs: number, gapMs: number): boolean {
   return timestampMs - session.endMs >= gapMs
 }
 
-function appendProduct(productIds: string[], productId: string | null): string[] {
+/**
+ * The event applied to the sequence and its strengths: its product appended (a consecutive repeat
+ * collapsed, keeping the stronger event), or, for an order, each bought product of the session
+ * raised to "bought".
+ */
+function applyEvent(
+  session: Pick<NewSession, 'productIds' | 'strengths'>,
+  event: TrackEvent,
+): Pick<NewSession, 'productIds' | 'strengths'> {
+  const productIds = session.productIds
+  const strengths = session.strengths?.slice() ?? productIds.map(() => 0)
+  const strength = strengthOf(event)
+  if (event.event === 'Order Completed') {
+    const bought = new Set(event.properties.products.map((p) => p.product_id))
+    productIds.forEach((id, i) => bought.has(id) && (strengths[i] = Math.max(strengths[i]!, 3)))
+    return { productIds, strengths }
+  }
+  const productId = getSessionProduct(event)
+  if (productId === null) return { productIds, strengths }
   // Clicking a recommendation and then viewing its page is one interaction, not two.
-  if (productId === null || productIds[productIds.length - 1] === productId) return productIds
+  if (productIds[productIds.length - 1] === productId) {
+    strengths[strengths.length - 1] = Math.max(strengths[strengths.length - 1]!, strength)
+    return { productIds, strengths }
+  }
   const next = [...productIds, productId]
-  return next.length > MAX_SESSION_ITEMS ? next.slice(next.length - MAX_SESSION_ITEMS) : next
+  strengths.push(strength)
+  const drop = Math.max(0, next.length - MAX_SESSION_ITEMS)
+  return { productIds: next.slice(drop), strengths: strengths.slice(drop) }
 }
 
 export function startSession(event: TrackEvent, timestampMs: number): NewSession {
   return {
     startMs: timestampMs,
     endMs: timestampMs,
-    productIds: appendProduct([], getSessionProduct(event)),
+    ...applyEvent({ productIds: [], strengths: [] }, event),
     eventCount: 1,
   }
 }
@@ -54,7 +93,7 @@ export function extendSession<S extends NewSession>(
     ...session,
     startMs: Math.min(session.startMs, timestampMs),
     endMs: Math.max(session.endMs, timestampMs),
-    productIds: appendProduct(session.productIds, getSessionProduct(event)),
+    ...applyEvent(session, event),
     eventCount: session.eventCount + 1,
   }
 }

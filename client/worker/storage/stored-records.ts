@@ -85,6 +85,12 @@ export function isStoredSession(raw: unknown): raw is StoredSession {
     isTime(raw.endMs) &&
     raw.startMs <= raw.endMs &&
     isArrayOf(raw.productIds, isText) &&
+    (raw.strengths === undefined ||
+      (isArrayOf(
+        raw.strengths,
+        (v): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 3,
+      ) &&
+        raw.strengths.length === raw.productIds.length)) &&
     isCount(raw.eventCount)
   )
 }
