@@ -155,6 +155,11 @@ describe('artifact guards accept what the exporter writes', () => {
     expect(refusal(withExperiments([{ id: 'a', key: 'k', arms: numbered }]))).toMatch(
       /experiments\[0\]\.arms\[0\]\.name to be a string/,
     )
+    // P30e: an arm may explore up to half of its lists' slots.
+    const exploring = (explore: unknown) => [{ id: 'a', key: 'k', arms: [arms[0], { ...arms[1], explore }] }] // prettier-ignore
+    expect(withExperiments(exploring(0.1)).ok).toBe(true)
+    expect(refusal(withExperiments(exploring(0.6)))).toMatch(/arms\[1\]\.explore/)
+    expect(refusal(withExperiments(exploring(0)))).toMatch(/arms\[1\]\.explore above 0/)
   })
 
   it('accepts co-visitation shards, and refuses a shard reference that is not one (P2b)', () => {

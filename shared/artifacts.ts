@@ -132,6 +132,10 @@ function checkExperiments(raw: unknown, path: string): void {
         )
       }
       const name = expectString(r.name, `${path}[${i}].arms[${a}].name`, 32)
+      if (r.explore !== undefined) {
+        const share = expectNumber(r.explore, `${path}[${i}].arms[${a}].explore`, 0, 0.5)
+        if (share === 0) fail(`expected ${path}[${i}].arms[${a}].explore above 0, got 0`)
+      }
       return { name, share: r.share as number }
     })
     const problem = experimentProblem({ id, key: e.key as string, arms: checked })

@@ -116,6 +116,13 @@ export const EXPERIMENTS_SCHEMA = {
                     'model: lists as usual; pools: the release’s lists without the model',
                   enum: ['model', 'pools'],
                 },
+                explore: {
+                  description:
+                    'share of each list’s slots for new items chosen by Thompson sampling (P30e); absent: none',
+                  type: 'number',
+                  exclusiveMinimum: 0,
+                  maximum: 0.5,
+                },
               },
             },
           },

@@ -69,6 +69,11 @@ export interface ArmPolicy extends ExperimentArm {
    * (co-visitation, category, trending, new, popular in the pools' order), never the model's.
    */
   lists: 'model' | 'pools'
+  /**
+   * P30e: this share of each list's slots (0.5 at most; 0.1 is 1 in 10) goes to the release's
+   * new items, chosen by Thompson sampling (client/worker/recommend/explore.ts). Absent: none.
+   */
+  explore?: number
 }
 
 export interface ManifestExperiment extends Experiment {
@@ -141,6 +146,8 @@ export type RecallSource =
   | 'history'
   /** Placed by a pin rule (RerankRules.pins) rather than found by any recall. */
   | 'pinned'
+  /** An exploration slot of the device's arm (P30e): a new item drawn by Thompson sampling. */
+  | 'explore'
 
 export interface CandidatePools {
   type: 'pocketrec-pools'

@@ -168,3 +168,23 @@ describe('npm run sim:ab', () => {
     expect(sim.stdout).toMatch(/A\/A, 20 runs: the always-valid test flagged \d+/)
   }, 240_000)
 })
+
+describe('npm run bench:explore', () => {
+  it('gives the exploration share of the slots to new items, and says what it costs', async () => {
+    const results = path.join(out, 'explore.json')
+    const bench = await runScript('bench/explore.ts', [
+      ...['--data', data, '--model', path.join(out, 'model.prw'), '--results', results],
+      ...['--sessions', '300', '--share', '0.1'],
+    ])
+    const report = JSON.parse(fs.readFileSync(results, 'utf8'))
+    const [off, on] = report.arms
+    expect([off.explore, on.explore]).toEqual([0, 0.1])
+    expect(off.exploredShown).toBe(0)
+    // Two of each list of 20 are explored; the rest is the model's.
+    expect(on.exploredShown).toBeCloseTo(10, 0)
+    expect(on.newShown).toBeGreaterThan(off.newShown)
+    // Giving slots away costs the published protocol's Recall@20 (the model's 19th and 20th).
+    expect(on.protocolRecall20).toBeLessThan(off.protocolRecall20)
+    expect(bench.stdout).toMatch(/\| on, 0\.1 \|/)
+  }, 240_000)
+})

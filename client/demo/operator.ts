@@ -118,7 +118,8 @@ export function describeExperiments(experiments: readonly ManifestExperiment[]):
       .map(
         (arm, i) =>
           `${escapeHtml(arm.name)}${i === 0 ? ' (control)' : ''}: ${((100 * arm.share) / total).toFixed(1)} %, ` +
-          (arm.lists === 'pools' ? 'lists without the model' : 'the model’s lists'),
+          (arm.lists === 'pools' ? 'lists without the model' : 'the model’s lists') +
+          (arm.explore ? `, ${(100 * arm.explore).toFixed(0)} % of slots exploring new items` : ''),
       )
       .join('; ')
     return `<tr><td>${escapeHtml(e.id)}</td><td>${escapeHtml(e.key)}</td><td>${arms}</td></tr>`

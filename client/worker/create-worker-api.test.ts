@@ -267,6 +267,29 @@ describe('the worker API', () => {
     expect([...seen].sort()).toEqual(['model', 'pools'])
   }, 120_000)
 
+  it('P30e: an arm that explores gives its share of a list to the release’s new items', async () => {
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          if (!String(input).endsWith('manifest.json')) return environment().fetch!(input, init)
+          const arms = [
+            { name: 'a', share: 1, lists: 'model', explore: 0.5 },
+            { name: 'b', share: 1, lists: 'model', explore: 0.5 },
+          ]
+          return Response.json({ ...manifest, experiments: [{ id: 'x', key: 'k', arms }] })
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    await api.ready()
+    const list = await api.recommend({ scenario: 'trending', limit: 8 })
+    const explored = list.items.filter((item) => item.source === 'explore')
+    expect(explored).toHaveLength(4)
+    expect(list.items.map((item) => item.source === 'explore')).toEqual([false, true, false, true, false, true, false, true]) // prettier-ignore
+    await api.forget()
+  })
+
   it('P30: a corrupt experiments or outcomes record starts over; lists keep coming', async () => {
     const api = createWorkerApiWith(
       environment({

@@ -17,7 +17,7 @@ import { createWorkerRuntime } from './worker-runtime'
 import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
-import { armsSuffix, createExperimentPlacer } from './experiment-arms'
+import { armsSuffix, createExperimentPlacer, type Placed } from './experiment-arms'
 import { countEvent, countList, rollPeriod } from './experiment-outcomes'
 import { outcomePeriod } from '../../shared/outcome-report'
 
@@ -185,6 +185,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
         pageViews,
         impressions: await store.exposure.impressions(),
+        // P30e: an arm that explores gives its share of the slots to new items.
+        ...explorationOf(placed),
       })
       response.attributionId += armsSuffix(placed)
       if (placed.length > 0) {
@@ -253,4 +255,10 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       training.resetProgress()
     },
   }
+}
+
+/** The largest exploration share among the device's arms, as a list request's option. */
+function explorationOf(placed: readonly Placed[]): { explore?: { share: number } } {
+  const share = Math.max(0, ...placed.map(({ arm }) => arm.explore ?? 0))
+  return share > 0 ? { explore: { share } } : {}
 }

@@ -2,6 +2,8 @@
 // bought together, for you…) never show the same item twice. The tag names the page view (its
 // URL) in every recommend of a page; this remembers, per page view, what each shelf was given.
 // Memory only, and only for the last few page views: it is about the page on screen.
+import { placeExplored } from './explore'
+import type { Candidate } from './recall'
 import { rerankCandidates, type RankedItem, type RerankInput } from './rerank'
 
 /** Page views remembered; an older one's shelves are forgotten (they are off screen). */
@@ -74,17 +76,43 @@ export interface ShelfOfPage {
  * wrong), but it claims its items: shelves answered after it (the usual order, as it needs no
  * model) leave them out.
  */
-export function rerankOnPage(input: RerankInput, page: ShelfOfPage): RankedItem[] {
+export function rerankOnPage(
+  input: RerankInput,
+  page: ShelfOfPage,
+  explore?: Exploration,
+): RankedItem[] {
   const { scenario, lookup } = input
   const shelf =
     page.pageView === undefined
       ? undefined
       : page.pageViews?.shelf(page.pageView, `${scenario} ${page.productId ?? ''}`)
   const history = scenario === 'recently-viewed'
-  const ranked = rerankCandidates({
-    ...input,
-    exclusions: { ...input.exclusions, onPage: history ? undefined : shelf?.taken() },
-  })
+  const onPage = history ? undefined : shelf?.taken()
+  const slots = explore?.slots ?? 0
+  const limit = input.limit - slots
+  let ranked = rerankCandidates({ ...input, limit, exclusions: { ...input.exclusions, onPage } })
+  if (explore && slots > 0) {
+    // The same rules (eligibility, boosts, caps) over the drawn scores, nothing the list or the
+    // page has already, no pins a second time, and no demotion: the draw has counted impressions.
+    const taken = new Set([...(onPage ?? []), ...ranked.map(({ index }) => lookup.byIndex[index]!.id)]) // prettier-ignore
+    const explored = rerankCandidates({
+      ...input,
+      candidates: explore.candidates,
+      scores: explore.scores,
+      limit: slots,
+      rules: { ...input.rules, pins: {} },
+      impressions: undefined,
+      exclusions: { ...input.exclusions, onPage: taken },
+    })
+    ranked = placeExplored(ranked, explored, input.limit)
+  }
   shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
   return ranked
+}
+
+/** A list's exploration (explore.ts): its slots and the candidates' Thompson draws. */
+export interface Exploration {
+  slots: number
+  candidates: readonly Candidate[]
+  scores: Float32Array
 }

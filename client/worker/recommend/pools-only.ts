@@ -23,6 +23,7 @@ import {
 } from './recall'
 import type { RecommendContext } from './recommend'
 import { createAttributionId, toRecommendedItems } from './response'
+import { planExploration } from './explore'
 import { rerankOnPage } from './page-views'
 import { validateRecommendRequest } from './validate-request'
 import { PocketrecError } from '../../../shared/errors'
@@ -107,6 +108,7 @@ export function createPoolsRecommender(options: {
           },
         },
         { pageViews: context.pageViews, pageView, productId },
+        planExploration(context.explore, { scenario, limit }, pools, lookup, context.impressions),
       )
       return {
         attributionId: createAttributionId(),

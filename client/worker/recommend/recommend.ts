@@ -33,6 +33,7 @@ import {
   type RecallDeps,
   type RecallSizes,
 } from './recall'
+import { planExploration, type ExploreRequest } from './explore'
 import { rerankOnPage, type PageViews } from './page-views'
 import { createAttributionId, toRecommendedItems } from './response'
 import { validateRecommendRequest } from './validate-request'
@@ -50,6 +51,8 @@ export interface RecommendContext {
   pageViews?: PageViews
   /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
   impressions?: ReadonlyMap<string, number>
+  /** The device's arm explores (P30e): a share of the list's slots for new items. */
+  explore?: ExploreRequest
 }
 
 export interface RecommenderOptions {
@@ -242,6 +245,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
         },
       },
       { pageViews: context.pageViews, pageView, productId },
+      planExploration(context.explore, { scenario, limit }, pools, lookup, context.impressions),
     )
 
     return {
