@@ -14,6 +14,20 @@ export const EVENT_NAMES = [
 
 export type EventName = (typeof EVENT_NAMES)[number]
 
+/**
+ * How strongly a shopper engaged with a product, weakest first: the kinds a shop's event weights
+ * name (RerankRules.eventWeights, P30d); a session keeps each product's strongest as its index.
+ */
+export const ENGAGEMENTS = ['view', 'click', 'add', 'purchase'] as const
+
+/** An engagement's weight relative to a view under the shop's weights; 1 without any. */
+export function engagementWeight(
+  weights: Readonly<Record<(typeof ENGAGEMENTS)[number], number>> | undefined,
+  strength = 0,
+): number {
+  return weights ? weights[ENGAGEMENTS[strength] ?? 'view'] / weights.view : 1
+}
+
 /** One product as events carry it; `product_id` is the shop's own id (a SKU, a slug…). */
 export interface ProductRef {
   product_id: string

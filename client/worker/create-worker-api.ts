@@ -185,6 +185,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
         pageViews,
         impressions: await store.exposure.impressions(),
+        engaged: engagedIn(session),
         // P30e: an arm that explores gives its share of the slots to new items.
         ...explorationOf(placed),
       })
@@ -261,4 +262,14 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
 function explorationOf(placed: readonly Placed[]): { explore?: { share: number } } {
   const share = Math.max(0, ...placed.map(({ arm }) => arm.explore ?? 0))
   return share > 0 ? { explore: { share } } : {}
+}
+
+/** P30d: this visit's products the shopper did more than view, by their strongest event. */
+function engagedIn(session: { productIds: string[]; strengths?: number[] } | null) {
+  const engaged = new Map<string, number>()
+  session?.productIds.forEach((id, i) => {
+    const strength = session.strengths?.[i] ?? 0
+    if (strength > (engaged.get(id) ?? 0)) engaged.set(id, strength)
+  })
+  return engaged
 }

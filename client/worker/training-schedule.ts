@@ -7,7 +7,7 @@ import type { WorkerStatus } from '../../shared/protocol'
 import type { FederatedRound } from './federated/round'
 import { runWithTrainingLock, type TrainingLocks } from './federated/training-lock'
 import type { Storage } from './storage'
-import { EVENT_STRENGTHS } from './storage/sessions'
+import { engagementWeight } from '../../shared/events'
 import type { Runtime } from './worker-runtime'
 
 const MAX_LOSSES = 300
@@ -49,15 +49,15 @@ async function sessionsAsIndices(
 ): Promise<Array<{ id: number; items: Int32Array; weights: Float32Array }>> {
   const byId = new Map(rt.release.catalogue.items.map((item) => [item.id, item.index]))
   const eventWeights = rt.release.rules.eventWeights
-  const weightOf = (strength = 0) =>
-    eventWeights ? eventWeights[EVENT_STRENGTHS[strength]!] / eventWeights.view : 1
   const sessions = await store.events.recentSessions(20)
   return sessions
     .reverse() // oldest first
     .map((s) => {
       const known = s.productIds.flatMap((id, i) => {
         const index = byId.get(id)
-        return index === undefined ? [] : [[index, weightOf(s.strengths?.[i])] as const]
+        return index === undefined
+          ? []
+          : [[index, engagementWeight(eventWeights, s.strengths?.[i])] as const]
       })
       return {
         id: s.id,

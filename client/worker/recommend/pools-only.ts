@@ -100,6 +100,7 @@ export function createPoolsRecommender(options: {
           lookup,
           reorder: scenario !== 'recently-viewed',
           impressions: context.impressions,
+          engaged: context.engaged,
           exclusions: {
             currentIndex: product ?? (scenario === 'for-you' ? session.at(-1) : undefined),
             cartProductIds: context.cartProductIds,

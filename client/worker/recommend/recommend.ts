@@ -53,6 +53,8 @@ export interface RecommendContext {
   impressions?: ReadonlyMap<string, number>
   /** The device's arm explores (P30e): a share of the list's slots for new items. */
   explore?: ExploreRequest
+  /** P30d: this visit's products by the strongest thing the shopper did with them (rerank.ts). */
+  engaged?: ReadonlyMap<string, number>
 }
 
 export interface RecommenderOptions {
@@ -237,6 +239,7 @@ export function createRecommender(options: RecommenderOptions): Recommender {
         lookup,
         reorder: plan.reorder,
         impressions: context.impressions,
+        engaged: context.engaged,
         exclusions: {
           currentIndex: plan.currentIndex,
           cartProductIds: context.cartProductIds,

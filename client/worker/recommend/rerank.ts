@@ -1,5 +1,6 @@
 // Stage 4, re-ranking: the shop's business rules over the ranked candidates. Pure and
 // deterministic: the same candidates, scores and rules always give the same list.
+import { engagementWeight } from '../../../shared/events'
 import { own } from '../../../shared/own'
 import type { RecallSource, RerankRules, Scenario } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
@@ -37,6 +38,12 @@ export interface RerankInput {
   reorder?: boolean
   /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
   impressions?: ReadonlyMap<string, number>
+  /**
+   * P30d: per product id of this visit, the strongest thing the shopper did with it (an index in
+   * ENGAGEMENTS): with the shop's event weights, a product they clicked or put in the cart (and
+   * took out again) scores that weight over a view's.
+   */
+  engaged?: ReadonlyMap<string, number>
 }
 
 /** Impressions without a click an item may have before it is demoted. */
@@ -73,7 +80,8 @@ function capOf(value: number): number {
 
 /**
  * In stock only; drops the current item, the cart, recent purchases and what the page's other
- * shelves show; multiplies boosts and the demotion of items shown often and never clicked;
+ * shelves show; multiplies boosts, the demotion of items shown often and never clicked, and the
+ * shop's event weight of what the shopper did with an item this visit (P30d);
  * sorts by score (ties keep recall order); keeps at most `maxPerCategory`/`maxPerBrand` per
  * list; then puts the scenario's pins at their exact 0-based positions. Pins obey the
  * eligibility rules (a pinned item out of stock or in the cart is not shown) but not the caps,
@@ -104,7 +112,9 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
     if (!isEligible(index)) return
     const { id } = lookup.byIndex[index]!
     const boost = reorder
-      ? (own(rules.boosts, id) ?? 1) * demotionFactor(input.impressions?.get(id) ?? 0)
+      ? (own(rules.boosts, id) ?? 1) *
+        demotionFactor(input.impressions?.get(id) ?? 0) *
+        engagementWeight(rules.eventWeights, input.engaged?.get(id))
       : 1
     ranked.push({ index, source, score: scores[i]! * boost })
   })

@@ -29,7 +29,7 @@ export interface StoredSession {
   /** Products viewed, clicked or added, oldest first, consecutive repeats collapsed: the GRU's input. */
   productIds: string[]
   /**
-   * Per product, the strongest thing the shopper did with it here (EVENT_STRENGTHS: 0 viewed,
+   * Per product, the strongest thing the shopper did with it here (ENGAGEMENTS: 0 viewed,
    * 1 clicked, 2 added to the cart, 3 bought): how much it counts as a fine-tuning target under
    * the shop's event weights (P30d). Absent in sessions stored before it: all views.
    */

@@ -23,9 +23,7 @@ export function getSessionProduct(event: TrackEvent): string | null {
   }
 }
 
-/** How strongly an event engages with its products, weakest first (StoredSession.strengths). */
-export const EVENT_STRENGTHS = ['view', 'click', 'add', 'purchase'] as const
-
+/** How strongly an event engages with its products: its index in ENGAGEMENTS (shared/events.ts). */
 function strengthOf(event: TrackEvent): number {
   switch (event.event) {
     case 'Product Clicked':
