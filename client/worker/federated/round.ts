@@ -1,8 +1,8 @@
 // One federated round, run after each local fine-tuning run (training-schedule.ts) when the
 // release takes part in federated learning: an update trained from the *global* weights on the
 // same sessions is queued in the outbox (prepare-upload.ts), then the outbox is sent
-// (uploader.ts, PROTOCOL.md P7–P12), and the experiments' outcome reports after it
-// (experiment-reports.ts, P30c). The client id's proof of work (P21) runs here too.
+// (uploader.ts, PROTOCOL.md P7–P12), and the experiments' outcome reports after it (built by
+// experiment-reports.ts, sent by report-sender.ts, P30c). The client id's proof of work (P21) runs here too.
 import type { Release, Storage } from '../storage'
 import { obtainClientId, type Solution } from './client-id'
 import type { prepareUpload } from './prepare-upload'
@@ -86,9 +86,12 @@ export function createFederatedRound(deps: FederatedRoundDeps): FederatedRound {
           token: token.answer,
           baseVersion,
         })
-        if (!queued || deps.consented() !== store) return
-        await store.meta.saveLastUpdateVersion(release.manifest.version)
-        await store.outbox.enqueue({ ...queued, baseVersion: release.manifest.version })
+        if (deps.consented() !== store) return
+        // No update this time (nothing it could train): the outbox and the reports go on.
+        if (queued) {
+          await store.meta.saveLastUpdateVersion(release.manifest.version)
+          await store.outbox.enqueue({ ...queued, baseVersion: release.manifest.version })
+        }
       }
       // The token the update was trained for (its slice) is sent with it: one request less.
       await drainOutbox(uploader, token?.ok ? token.answer : undefined)
