@@ -2,6 +2,7 @@
 // read from the network, so each is checked whole before use: a truncated, tampered or hostile
 // file is refused with a message that names the field, what was expected and what arrived.
 // Unknown keys are ignored, so a newer server can add optional fields without breaking devices.
+import { ENGAGEMENTS } from './events'
 import type {
   ArtifactRef,
   CandidatePools,
@@ -290,10 +291,13 @@ export function validateRerankRules(raw: unknown): Validation<RerankRules> {
     }
     if (r.eventWeights !== undefined) {
       const weights = expectRecord(r.eventWeights, 'eventWeights')
-      for (const kind of ['view', 'click', 'add', 'purchase'] as const)
+      for (const kind of ENGAGEMENTS)
         expectNumber(weights[kind], `eventWeights.${kind}`, L.minEventWeight, L.maxEventWeight)
-      const extra = Object.keys(weights).find((k) => !['view', 'click', 'add', 'purchase'].includes(k)) // prettier-ignore
-      if (extra !== undefined) fail(`expected eventWeights to have view, click, add and purchase only; got ${describe(extra)}`) // prettier-ignore
+      if (weights.dwellPerMinute !== undefined)
+        expectNumber(weights.dwellPerMinute, 'eventWeights.dwellPerMinute', 0, L.maxEventWeight)
+      const known = [...ENGAGEMENTS, 'dwellPerMinute']
+      const extra = Object.keys(weights).find((k) => !known.includes(k))
+      if (extra !== undefined) fail(`expected eventWeights to have ${known.join(', ')} only; got ${describe(extra)}`) // prettier-ignore
     }
     const pins = expectRecord(r.pins, 'pins')
     for (const scenario of Object.keys(pins)) {

@@ -156,12 +156,15 @@ export const RULES_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['view', 'click', 'add', 'purchase'],
-      properties: Object.fromEntries(
-        ['view', 'click', 'add', 'purchase'].map((kind) => [
-          kind,
-          { type: 'number', minimum: L.minEventWeight, maximum: L.maxEventWeight },
-        ]),
-      ),
+      properties: {
+        ...Object.fromEntries(
+          ['view', 'click', 'add', 'purchase'].map((kind) => [
+            kind,
+            { type: 'number', minimum: L.minEventWeight, maximum: L.maxEventWeight },
+          ]),
+        ),
+        dwellPerMinute: { type: 'number', minimum: 0, maximum: L.maxEventWeight },
+      },
     },
     pins: {
       description: 'product ids at fixed 0-based positions, per scenario',

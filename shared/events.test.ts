@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createRandom } from './random'
-import { EVENT_NAMES, validateTrackEvent } from './events'
+import { engagementWeight, EVENT_NAMES, validateTrackEvent } from './events'
 
 const viewed = { event: 'Product Viewed', properties: { product_id: 'sku-1', price: 9.99 } }
 
@@ -112,5 +112,24 @@ describe('validateTrackEvent', () => {
       }
       expect(() => validateTrackEvent(raw)).not.toThrow()
     }
+  })
+
+  it('P30d: weighs a product by its strongest event and its dwell, capped, relative to a view', () => {
+    const weights = { view: 2, click: 4, add: 8, purchase: 16, dwellPerMinute: 1 }
+    expect(engagementWeight(undefined, 3, 600)).toBe(1)
+    expect(engagementWeight(weights)).toBe(1)
+    expect(engagementWeight(weights, 1)).toBe(2)
+    expect(engagementWeight(weights, 3)).toBe(8)
+    // Two minutes on the page add 2 to a view's 2; an hour counts as ten minutes.
+    expect(engagementWeight(weights, 0, 120)).toBe(2)
+    expect(engagementWeight(weights, 0, 3600)).toBe(6)
+    expect(engagementWeight({ ...weights, dwellPerMinute: undefined }, 0, 3600)).toBe(1)
+  })
+
+  it('takes dwell_seconds on a product view, and refuses a negative or absurd one', () => {
+    const view = (dwell: unknown) => validateTrackEvent({ event: 'Product Viewed', properties: { product_id: 'a', dwell_seconds: dwell } }) // prettier-ignore
+    expect(view(35).ok).toBe(true)
+    expect(view(-1)).toMatchObject({ ok: false, error: expect.stringMatching(/dwell_seconds/) })
+    expect(view(1e9)).toMatchObject({ ok: false, error: expect.stringMatching(/from 0 to 86400/) })
   })
 })

@@ -1,6 +1,7 @@
 // Shopper events as the script tag accepts them: Segment's e-commerce spec names and the fields
 // we use. The worker validates every event here before anything is stored (a boundary).
 import { MAX_ATTRIBUTION_LENGTH } from './experiments'
+import type { EventWeights } from './protocol'
 
 export const EVENT_NAMES = [
   'Product Viewed',
@@ -20,12 +21,22 @@ export type EventName = (typeof EVENT_NAMES)[number]
  */
 export const ENGAGEMENTS = ['view', 'click', 'add', 'purchase'] as const
 
-/** An engagement's weight relative to a view under the shop's weights; 1 without any. */
+/** Dwell counts up to this many seconds (a tab left open is not interest). */
+export const MAX_DWELL_SECONDS = 600
+
+/**
+ * A product's weight relative to a view under the shop's event weights (1 without any): its
+ * strongest engagement's, plus `dwellPerMinute` for each minute the shopper spent on its page
+ * where the shop reports it (`dwell_seconds` of Product Viewed), up to MAX_DWELL_SECONDS.
+ */
 export function engagementWeight(
-  weights: Readonly<Record<(typeof ENGAGEMENTS)[number], number>> | undefined,
+  weights: EventWeights | undefined,
   strength = 0,
+  dwellSeconds = 0,
 ): number {
-  return weights ? weights[ENGAGEMENTS[strength] ?? 'view'] / weights.view : 1
+  if (!weights) return 1
+  const dwell = (weights.dwellPerMinute ?? 0) * (Math.min(dwellSeconds, MAX_DWELL_SECONDS) / 60)
+  return (weights[ENGAGEMENTS[strength] ?? 'view'] + dwell) / weights.view
 }
 
 /** One product as events carry it; `product_id` is the shop's own id (a SKU, a slug…). */
@@ -45,7 +56,11 @@ interface EventBase {
 }
 
 export type TrackEvent =
-  | (EventBase & { event: 'Product Viewed'; properties: ProductRef })
+  | (EventBase & {
+      event: 'Product Viewed'
+      /** `dwell_seconds`: how long the shopper stayed on the product's page, where the shop measures it. */
+      properties: ProductRef & { dwell_seconds?: number }
+    })
   | (EventBase & { event: 'Product Clicked'; properties: ProductRef })
   | (EventBase & { event: 'Product Added'; properties: ProductRef })
   | (EventBase & { event: 'Product Removed'; properties: ProductRef })
@@ -83,10 +98,16 @@ function checkId(value: unknown, field: string): string | null {
   return null
 }
 
-function checkOptionalNumber(value: unknown, field: string, min: number): string | null {
+function checkOptionalNumber(
+  value: unknown,
+  field: string,
+  min: number,
+  max = Infinity,
+): string | null {
   if (value === undefined) return null
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    return `expected ${field} to be a finite number ≥ ${min}, got ${describe(value)}`
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    const range = max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`
+    return `expected ${field} to be a finite number ${range}, got ${describe(value)}`
   }
   return null
 }
@@ -128,6 +149,10 @@ function checkProducts(raw: unknown, field: string): string | null {
 function checkProperties(name: EventName, p: Record<string, unknown>): string | null {
   switch (name) {
     case 'Product Viewed':
+      return (
+        checkProduct(p, 'properties') ??
+        checkOptionalNumber(p.dwell_seconds, 'properties.dwell_seconds', 0, 86_400)
+      )
     case 'Product Clicked':
     case 'Product Added':
     case 'Product Removed':

@@ -188,6 +188,11 @@ export interface EventWeights {
   click: number
   add: number
   purchase: number
+  /**
+   * Added for each minute the shopper stayed on a product's page, where the shop reports it
+   * (`dwell_seconds` of Product Viewed), up to ten minutes. Absent: dwell counts for nothing.
+   */
+  dwellPerMinute?: number
 }
 
 // ---- Worker API --------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 // the runtime (worker-runtime.ts) syncs the release and picks the backend, recommendations read
 // the stored session, and the training schedule (training-schedule.ts) fine-tunes when the
 // shopper pauses, then runs the federated round (federated/round.ts).
-import { validateTrackEvent } from '../../shared/events'
-import type { RecommendRequest, RecommendResponse } from '../../shared/protocol'
+import { engagementWeight, validateTrackEvent } from '../../shared/events'
+import type { EventWeights, RecommendRequest, RecommendResponse } from '../../shared/protocol'
 import type { PocketrecWorkerApi, WorkerConfig } from './api'
 import { createFederatedRound } from './federated/round'
 import { deleteDatabase, openStorage, type Storage } from './storage'
+import type { StoredSession } from './storage/schema'
 import { createTrainingSchedule } from './training-schedule'
 import type { WorkerEnvironment } from './worker-environment'
 import { PocketrecError } from '../../shared/errors'
@@ -185,7 +186,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         purchases: purchased.map((productId) => ({ productId, timestamp: now() })),
         pageViews,
         impressions: await store.exposure.impressions(),
-        engaged: engagedIn(session),
+        engaged: engagedIn(session, rules.eventWeights),
         // P30e: an arm that explores gives its share of the slots to new items.
         ...explorationOf(placed),
       })
@@ -264,12 +265,16 @@ function explorationOf(placed: readonly Placed[]): { explore?: { share: number }
   return share > 0 ? { explore: { share } } : {}
 }
 
-/** P30d: this visit's products the shopper did more than view, by their strongest event. */
-function engagedIn(session: { productIds: string[]; strengths?: number[] } | null) {
+/**
+ * P30d: this visit's products by their weight under the shop's event weights (what the shopper
+ * did with each, how long they stayed), for the re-ranker; none without weights.
+ */
+function engagedIn(session: StoredSession | null, weights: EventWeights | undefined) {
   const engaged = new Map<string, number>()
+  if (!weights) return engaged
   session?.productIds.forEach((id, i) => {
-    const strength = session.strengths?.[i] ?? 0
-    if (strength > (engaged.get(id) ?? 0)) engaged.set(id, strength)
+    const weight = engagementWeight(weights, session.strengths?.[i], session.dwell?.[i])
+    if (weight > (engaged.get(id) ?? 0)) engaged.set(id, weight)
   })
   return engaged
 }

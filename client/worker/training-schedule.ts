@@ -57,7 +57,7 @@ async function sessionsAsIndices(
         const index = byId.get(id)
         return index === undefined
           ? []
-          : [[index, engagementWeight(eventWeights, s.strengths?.[i])] as const]
+          : [[index, engagementWeight(eventWeights, s.strengths?.[i], s.dwell?.[i])] as const]
       })
       return {
         id: s.id,

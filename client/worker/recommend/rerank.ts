@@ -1,6 +1,5 @@
 // Stage 4, re-ranking: the shop's business rules over the ranked candidates. Pure and
 // deterministic: the same candidates, scores and rules always give the same list.
-import { engagementWeight } from '../../../shared/events'
 import { own } from '../../../shared/own'
 import type { RecallSource, RerankRules, Scenario } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
@@ -39,9 +38,9 @@ export interface RerankInput {
   /** Per product id, how often it was shown since the shopper last clicked it (demotion). */
   impressions?: ReadonlyMap<string, number>
   /**
-   * P30d: per product id of this visit, the strongest thing the shopper did with it (an index in
-   * ENGAGEMENTS): with the shop's event weights, a product they clicked or put in the cart (and
-   * took out again) scores that weight over a view's.
+   * P30d: per product id of this visit, its weight under the shop's event weights relative to a
+   * view (shared/events.ts engagementWeight: what the shopper did with it, how long they stayed):
+   * a multiplier of its score. Absent for a product: 1.
    */
   engaged?: ReadonlyMap<string, number>
 }
@@ -114,7 +113,7 @@ export function rerankCandidates(input: RerankInput): RankedItem[] {
     const boost = reorder
       ? (own(rules.boosts, id) ?? 1) *
         demotionFactor(input.impressions?.get(id) ?? 0) *
-        engagementWeight(rules.eventWeights, input.engaged?.get(id))
+        (input.engaged?.get(id) ?? 1)
       : 1
     ranked.push({ index, source, score: scores[i]! * boost })
   })

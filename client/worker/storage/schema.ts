@@ -34,6 +34,8 @@ export interface StoredSession {
    * the shop's event weights (P30d). Absent in sessions stored before it: all views.
    */
   strengths?: number[]
+  /** Per product, the longest dwell (seconds) a Product Viewed reported for it here; absent: none. */
+  dwell?: number[]
   eventCount: number
 }
 

@@ -44,6 +44,7 @@ describe('sessions', () => {
       productIds: ['a', 'b', 'a'],
       // The click on a and its page view are one step: the stronger event (a click) stays.
       strengths: [1, 0, 2],
+      dwell: [0, 0, 0],
       eventCount: 5,
     })
   })
@@ -59,6 +60,14 @@ describe('sessions', () => {
     session = extendSession(session, order, T0 + 3)
     expect(session.productIds).toEqual(['a', 'b', 'c'])
     expect(session.strengths).toEqual([0, 3, 0])
+    // Dwell where the shop reports it: the longest per product, a repeat collapsed into one.
+    let dwelt = startSession({ event: 'Product Viewed', properties: { product_id: 'a', dwell_seconds: 40 } }, T0) // prettier-ignore
+    dwelt = extendSession(dwelt, { event: 'Product Viewed', properties: { product_id: 'a', dwell_seconds: 90 } }, T0 + 1) // prettier-ignore
+    dwelt = extendSession(dwelt, product('Product Viewed', 'b'), T0 + 2)
+    expect([dwelt.productIds, dwelt.dwell]).toEqual([
+      ['a', 'b'],
+      [90, 0],
+    ])
     // A session stored before strengths existed: every product a view, then the order.
     const old: NewSession = { startMs: T0, endMs: T0, productIds: ['b', 'a'], eventCount: 2 }
     expect(extendSession(old, order, T0 + 1).strengths).toEqual([3, 0])

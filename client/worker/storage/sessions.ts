@@ -43,40 +43,49 @@ export function isSessionOver(session: NewSession, timestampMs: number, gapMs: n
 }
 
 /**
- * The event applied to the sequence and its strengths: its product appended (a consecutive repeat
- * collapsed, keeping the stronger event), or, for an order, each bought product of the session
- * raised to "bought".
+ * The event applied to the sequence, its strengths and dwell: its product appended (a consecutive
+ * repeat collapsed, keeping the stronger event and the longer dwell), or, for an order, each
+ * bought product of the session raised to "bought".
  */
 function applyEvent(
-  session: Pick<NewSession, 'productIds' | 'strengths'>,
+  session: Pick<NewSession, 'productIds' | 'strengths' | 'dwell'>,
   event: TrackEvent,
-): Pick<NewSession, 'productIds' | 'strengths'> {
+): Pick<NewSession, 'productIds' | 'strengths' | 'dwell'> {
   const productIds = session.productIds
   const strengths = session.strengths?.slice() ?? productIds.map(() => 0)
+  const dwell = session.dwell?.slice() ?? productIds.map(() => 0)
   const strength = strengthOf(event)
+  const seconds = event.event === 'Product Viewed' ? (event.properties.dwell_seconds ?? 0) : 0
   if (event.event === 'Order Completed') {
     const bought = new Set(event.properties.products.map((p) => p.product_id))
     productIds.forEach((id, i) => bought.has(id) && (strengths[i] = Math.max(strengths[i]!, 3)))
-    return { productIds, strengths }
+    return { productIds, strengths, dwell }
   }
   const productId = getSessionProduct(event)
-  if (productId === null) return { productIds, strengths }
+  if (productId === null) return { productIds, strengths, dwell }
   // Clicking a recommendation and then viewing its page is one interaction, not two.
-  if (productIds[productIds.length - 1] === productId) {
-    strengths[strengths.length - 1] = Math.max(strengths[strengths.length - 1]!, strength)
-    return { productIds, strengths }
+  const last = productIds.length - 1
+  if (productIds[last] === productId) {
+    strengths[last] = Math.max(strengths[last]!, strength)
+    dwell[last] = Math.max(dwell[last]!, seconds)
+    return { productIds, strengths, dwell }
   }
   const next = [...productIds, productId]
   strengths.push(strength)
+  dwell.push(seconds)
   const drop = Math.max(0, next.length - MAX_SESSION_ITEMS)
-  return { productIds: next.slice(drop), strengths: strengths.slice(drop) }
+  return {
+    productIds: next.slice(drop),
+    strengths: strengths.slice(drop),
+    dwell: dwell.slice(drop),
+  }
 }
 
 export function startSession(event: TrackEvent, timestampMs: number): NewSession {
   return {
     startMs: timestampMs,
     endMs: timestampMs,
-    ...applyEvent({ productIds: [], strengths: [] }, event),
+    ...applyEvent({ productIds: [], strengths: [], dwell: [] }, event),
     eventCount: 1,
   }
 }

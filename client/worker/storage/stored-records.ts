@@ -91,6 +91,9 @@ export function isStoredSession(raw: unknown): raw is StoredSession {
         (v): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 3,
       ) &&
         raw.strengths.length === raw.productIds.length)) &&
+    (raw.dwell === undefined ||
+      (isArrayOf(raw.dwell, (v): v is number => Number.isFinite(v) && (v as number) >= 0) &&
+        raw.dwell.length === raw.productIds.length)) &&
     isCount(raw.eventCount)
   )
 }
