@@ -116,7 +116,26 @@ describe('evaluateScorer', () => {
     const bad = [Int32Array.from([0, 4])]
     await expect(
       evaluateScorer(createFixedScorer([1, 1, 1, 1]), bad, { nItems: 4, trainCounts }),
-    ).rejects.toThrow('expected item indices in [0, 4), got 4 in session 0')
+    ).rejects.toThrow('expected item indices below 4, got 4 in session 0')
+  })
+
+  it('issue 16: scores every case of the split, an unknown target or an all-unknown prefix a miss', async () => {
+    // Items -1 and -2 were never seen in training (SessionDataset.testAsPublished).
+    const published = [Int32Array.from([0, -1, 1]), Int32Array.from([-2, -1, 2]), Int32Array.from([3, 0])] // prettier-ignore
+    const scorer = createFixedScorer([0.4, 0.3, 0.2, 0.1])
+    const report = await evaluateScorer(scorer, published, { nItems: 4, trainCounts })
+    // Five cases, as the split counts them: 0→-1, [0,-1]→1, -2→-1, [-2,-1]→2, 3→0.
+    expect(report.cases).toBe(5)
+    expect([report.unknownTargets, report.unknownPrefixes]).toEqual([2, 2])
+    // Unknown items leave the prefixes; prefixes of nothing else are never scored.
+    expect(scorer.seen).toEqual([[0], [0], [3]])
+    // Hits: [0]→1 at rank 2 and 3→0 at rank 1; the other three are misses.
+    expect(report.metrics['recall@5']).toBeCloseTo(2 / 5, 12)
+    expect(report.metrics['mrr@5']).toBeCloseTo((1 / 2 + 1) / 5, 12)
+    // Without the unknown clicks (the old protocol) the same sessions gave 2 cases, both hits.
+    const known = published.map((s) => s.filter((i) => i >= 0)).filter((s) => s.length >= 2)
+    const old = await evaluateScorer(createFixedScorer([0.4, 0.3, 0.2, 0.1]), known, { nItems: 4, trainCounts }) // prettier-ignore
+    expect([old.cases, old.metrics['recall@5']]).toEqual([2, 1])
   })
 })
 

@@ -43,12 +43,21 @@ export interface GroupReport {
 
 export interface EvalReport extends MetricsResult {
   scorer: string
+  /** Cases whose target is an item unseen in training: misses, however the list looks. */
+  unknownTargets: number
+  /** Cases whose prefix holds no item seen in training: no list, misses. */
+  unknownPrefixes: number
   /** Wall time per case, scoring plus ranking. */
   msPerCase: number
   groups?: GroupReport[]
 }
 
-/** Runs the protocol over `sessions` (each of length ≥ 2 to yield a case) and reports metrics. */
+/**
+ * Runs the protocol over `sessions` (each of length ≥ 2 to yield a case) and reports metrics.
+ * Negative ids are items unseen in training (SessionDataset.testAsPublished): every case counts,
+ * a target among them is a miss, they are left out of prefixes, and a case whose prefix is
+ * nothing but them is a miss with no list (issue 16).
+ */
 export async function evaluateScorer(
   scorer: SessionScorer,
   sessions: Int32Array[],
@@ -67,7 +76,13 @@ export async function evaluateScorer(
     throw new RangeError(`expected trainCounts of length ${nItems}, got ${trainCounts.length}`)
   }
   checkItemRange(sessions, nItems)
-  const cases = expandPrefixes(sessions, { maxPrefixLen: options.maxPrefixLen }).slice(0, maxCases)
+  const cases = expandPrefixes(sessions)
+    .slice(0, maxCases)
+    .map((c) => {
+      const known = c.prefix.some((i) => i < 0) ? c.prefix.filter((i) => i >= 0) : c.prefix
+      const cut = options.maxPrefixLen ?? Infinity
+      return { ...c, prefix: known.length > cut ? known.subarray(known.length - cut) : known }
+    })
   const total = cases.length
   const accumulator = createMetricsAccumulator({
     ks: options.ks,
@@ -83,23 +98,34 @@ export async function evaluateScorer(
     hits: 0,
     reciprocal: 0,
   }))
+  let unknownTargets = 0
+  let unknownPrefixes = 0
   const started = performance.now()
   for (let first = 0; first < total; first += batchSize) {
     const end = Math.min(total, first + batchSize)
-    const prefixes = cases.slice(first, end).map((x) => x.prefix)
-    const scores = await scorer.scoreBatch(prefixes) // [batch, nItems]
-    if (scores.length !== prefixes.length * nItems) {
+    const batch = cases.slice(first, end)
+    const scored = batch.filter((c) => c.prefix.length > 0)
+    const scores = scored.length > 0 ? await scorer.scoreBatch(scored.map((x) => x.prefix)) : new Float32Array(0) // prettier-ignore
+    if (scores.length !== scored.length * nItems) {
       throw new RangeError(
-        `expected ${prefixes.length}×${nItems} = ${prefixes.length * nItems} scores from ` +
+        `expected ${scored.length}×${nItems} = ${scored.length * nItems} scores from ` +
           `${scorer.name}, got ${scores.length}`,
       )
     }
-    for (let c = first; c < end; c++) {
-      const offset = (c - first) * nItems
-      const rank = rankOfTarget(scores, offset, nItems, cases[c].target)
-      accumulator.add(rank, topKIndices(scores, offset, nItems, listLength), cases[c].rest)
+    let row = 0
+    for (const c of batch) {
+      if (c.target < 0) unknownTargets += 1
+      if (c.prefix.length === 0) {
+        unknownPrefixes += 1
+        accumulator.addMiss()
+        continue
+      }
+      const offset = row++ * nItems
+      // An item unseen in training has no score: it is never on the list.
+      const rank = c.target < 0 ? Infinity : rankOfTarget(scores, offset, nItems, c.target)
+      accumulator.add(rank, topKIndices(scores, offset, nItems, listLength), c.rest)
       for (const g of groups) {
-        if (!g.group.holds(cases[c].target)) continue
+        if (c.target < 0 || !g.group.holds(c.target)) continue
         g.cases += 1
         if (rank <= LIST_K) {
           g.hits += 1
@@ -113,6 +139,8 @@ export async function evaluateScorer(
   return {
     scorer: scorer.name,
     ...accumulator.result(),
+    unknownTargets,
+    unknownPrefixes,
     msPerCase: total === 0 ? 0 : elapsedMs / total,
     ...(groups.length > 0 && {
       groups: groups.map((g) => ({
@@ -130,8 +158,9 @@ export async function evaluateScorer(
 function checkItemRange(sessions: Int32Array[], nItems: number): void {
   sessions.forEach((session, s) => {
     for (const item of session) {
-      if (!(item >= 0 && item < nItems)) {
-        throw new RangeError(`expected item indices in [0, ${nItems}), got ${item} in session ${s}`)
+      // Negative: an item unseen in training (testAsPublished), scored as a miss.
+      if (!(item < nItems && Number.isInteger(item))) {
+        throw new RangeError(`expected item indices below ${nItems}, got ${item} in session ${s}`)
       }
     }
   })

@@ -28,6 +28,8 @@ export interface MetricsAccumulator {
    * session goes on to, target first (only the target when absent).
    */
   add(rank: number, topK: Int32Array, rest?: ArrayLike<number>): void
+  /** A case no scorer could rank (its prefix holds no known item): a miss, with no list. */
+  addMiss(): void
   result(): MetricsResult
 }
 
@@ -150,6 +152,9 @@ export function createMetricsAccumulator(options: MetricsOptions): MetricsAccumu
   let cases = 0
 
   return {
+    addMiss() {
+      cases++
+    },
     add(rank, topK, rest) {
       cases++
       const rr = 1 / rank

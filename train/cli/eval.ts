@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   }
   const scorer = createGruScorer(model)
   const progress = createProgressLine(process.stderr, 10)
-  const report = await evaluateScorer(scorer, dataset.test, {
+  // Every case of the split as published: an item unseen in training is a miss (issue 16).
+  const report = await evaluateScorer(scorer, dataset.testAsPublished ?? dataset.test, {
     nItems: dataset.nItems,
     trainCounts: countItems(dataset.train, dataset.nItems),
     maxPrefixLen: model.config.maxLen,
@@ -35,6 +36,10 @@ async function main(): Promise<void> {
   })
   progress.done()
   console.log(formatReportTable([report]))
+  console.log(
+    `${report.cases} cases; ${report.unknownTargets} with a target unseen in training and ` +
+      `${report.unknownPrefixes} with no known item before it, counted as misses`,
+  )
   const out = path.join(path.dirname(path.resolve(values.model)), `eval-${dataset.name}.json`)
   await writeFile(
     out,

@@ -57,6 +57,12 @@ describe('loadSrgnnFolder on small folders', () => {
     ])
     // 2 clicks on 99; "99 30" and the length-1 "30" go
     expect(data.dropped).toEqual({ testClicks: 2, testSessions: 2 })
+    // The split as published keeps them (99 as -1) for the protocol, the length-1 "30" aside.
+    expect(data.testAsPublished!.map((s) => Array.from(s))).toEqual([
+      [1, -1, 2],
+      [-1, 0],
+      [2, 0, 0],
+    ])
   })
 
   it('accepts blank lines at the end but not in the middle', async () => {

@@ -81,7 +81,8 @@ function isTrailingSpace(code: number): boolean {
 /**
  * Builds a `SessionDataset` from sessions of original ids: internal indices follow the first
  * appearance in `train` (in order), test clicks on items unseen in training are removed, then
- * test sessions shorter than 2. Shared by every layout so that all of them number items alike.
+ * test sessions shorter than 2; `testAsPublished` keeps them, as negative ids, for the protocol.
+ * Shared by every layout so that all of them number items alike.
  */
 export function indexSessions(
   name: string,
@@ -105,16 +106,27 @@ export function indexSessions(
     return out
   })
   const testIdx: Int32Array[] = []
+  const published: Int32Array[] = []
+  const unknownOf = new Map<number, number>()
   let droppedClicks = 0
   let droppedSessions = 0
   const kept: number[] = []
   for (const session of test) {
     kept.length = 0
+    const asPublished = new Int32Array(session.length)
     for (let i = 0; i < session.length; i += 1) {
       const idx = indexOf.get(session[i])
-      if (idx === undefined) droppedClicks += 1
-      else kept.push(idx)
+      if (idx === undefined) {
+        droppedClicks += 1
+        let unknown = unknownOf.get(session[i])
+        if (unknown === undefined) unknownOf.set(session[i], (unknown = -(unknownOf.size + 1)))
+        asPublished[i] = unknown
+      } else {
+        kept.push(idx)
+        asPublished[i] = idx
+      }
     }
+    if (session.length >= 2) published.push(asPublished)
     if (kept.length < 2) droppedSessions += 1
     else testIdx.push(Int32Array.from(kept))
   }
@@ -125,6 +137,7 @@ export function indexSessions(
     train: trainIdx,
     test: testIdx,
     dropped: { testClicks: droppedClicks, testSessions: droppedSessions },
+    testAsPublished: published,
   }
 }
 

@@ -15,4 +15,11 @@ export interface SessionDataset {
   /** What the loader removed from the test file: clicks on items unseen in training, then
    * sessions left shorter than 2. Absent when the loader does not report it. */
   dropped?: { testClicks: number; testSessions: number }
+  /**
+   * The test split as published, for the evaluation protocol (issue 16): every session of at
+   * least 2 clicks, an item unseen in training kept as a negative id (−1, −2, … one per distinct
+   * unknown item), so that every case of the split is scored and an unknown target is a miss
+   * (model/eval/evaluate.ts). Absent (a dataset built by hand): `test` is the split.
+   */
+  testAsPublished?: Int32Array[]
 }
