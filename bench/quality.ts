@@ -27,7 +27,13 @@ import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
 import { trainOnDataset, type TrainSettings } from '../train/train-model'
 import { runBenchmark, type BenchRun } from './harness'
-import { backendFromArgs, settingsFromArgs, TRAIN_OPTIONS } from '../train/cli/train-options'
+import {
+  backendFromArgs,
+  settingsFromArgs,
+  TRAIN_OPTIONS,
+  tuneMinutesFromArgs,
+} from '../train/cli/train-options'
+import { printTrials, tuneSettings } from '../train/tune'
 
 const BASELINES = new Map<string, (train: Int32Array[], nItems: number) => SessionScorer>([
   ['POP', createPopScorer],
@@ -156,6 +162,8 @@ export interface QualityOptions {
    * (values a code byte stands for), the rest of the model shipped as usual.
    */
   pqSlices?: number[]
+  /** Minutes of settings search on the validation split first (train/tune.ts), if given. */
+  tune?: number
 }
 
 const QUALITY_OPTIONS = {
@@ -186,9 +194,11 @@ export function parseQualityOptions(argv: string[]): QualityOptions {
   if (pqSlices?.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 16))) {
     throw new Error(`--pq-slices: expected integers in 1..16, got ${values['pq-slices']}`)
   }
+  const tune = tuneMinutesFromArgs(values)
   return {
     data: values.data,
     on,
+    ...(tune === undefined ? {} : { tune }),
     ...(pqSlices === undefined ? {} : { pqSlices }),
     backend,
     settings: settingsFromArgs(values),
@@ -202,9 +212,14 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
   const started = performance.now()
   await setNodeBackend(options.backend)
   const dataset = await loadDataset(options.data)
+  // --tune: the settings are searched on the trainer's validation split first, never on test.
+  const tuned = options.tune
+    ? await tuneSettings(dataset, options.settings, { budgetMinutes: options.tune })
+    : undefined
+  if (tuned) printTrials(tuned)
   const { model, report: trainReport } = await obtainModel(
     dataset,
-    options.settings,
+    tuned?.best ?? options.settings,
     options.retrain,
     run.stamp().command,
   )
@@ -272,6 +287,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
       split: options.on,
       benchSeconds: (performance.now() - started) / 1000,
       model: { parameters: model.parameterCount(), config: model.config, training: trainReport },
+      ...(tuned ? { tune: { trials: tuned.trials, seconds: tuned.seconds } } : {}),
       reports,
       published,
     },

@@ -24,6 +24,8 @@ export const TRAIN_OPTIONS = {
   'val-fraction': { type: 'string' },
   'val-cases': { type: 'string' },
   'max-minutes': { type: 'string' },
+  /** Minutes of settings search on the validation split before the final training (tune.ts). */
+  tune: { type: 'string' },
   retrain: { type: 'boolean' },
   'skip-baselines': { type: 'string' },
   results: { type: 'string' },
@@ -93,6 +95,15 @@ export function settingsFromArgs(values: Values): TrainSettings {
     ),
     validationCases: numberArg(values, 'val-cases', base.validationCases, positiveInt),
   }
+}
+
+/** --tune <minutes>: the search's budget, or undefined without it. */
+export function tuneMinutesFromArgs(values: { tune?: string }): number | undefined {
+  if (values.tune === undefined) return undefined
+  const minutes = Number(values.tune)
+  if (!(Number.isFinite(minutes) && minutes > 0))
+    throw new Error(`--tune: expected minutes > 0, got ${JSON.stringify(values.tune)}`)
+  return minutes
 }
 
 /** --backend, for every command that runs the model in Node: wasm (the default) or cpu. */

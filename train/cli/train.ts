@@ -1,5 +1,6 @@
 // npm run train -- --data <folder> [options]: offline (T-1) training with a live progress line;
-// writes the model and a JSON report to models/<dataset>/ (git-ignored).
+// writes the model and a JSON report to models/<dataset>/ (git-ignored). With --tune <minutes>,
+// the settings are first searched on the validation split (tune.ts), and the trials recorded.
 import { parseArgs } from 'node:util'
 import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
@@ -7,7 +8,13 @@ import { loadDataset } from '../data/load-dataset'
 import { defaultModelDir, saveModel } from '../model-file'
 import { setNodeBackend } from '../../model/node-backend'
 import { trainOnDataset } from '../train-model'
-import { backendFromArgs, TRAIN_OPTIONS, settingsFromArgs } from './train-options'
+import { printTrials, tuneSettings } from '../tune'
+import {
+  backendFromArgs,
+  TRAIN_OPTIONS,
+  settingsFromArgs,
+  tuneMinutesFromArgs,
+} from './train-options'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: TRAIN_OPTIONS, strict: true })
@@ -15,11 +22,18 @@ async function main(): Promise<void> {
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
   await setNodeBackend(backendFromArgs(values.backend))
   const dataset = await loadDataset(values.data)
-  const settings = settingsFromArgs(values)
+  const tuneMinutes = tuneMinutesFromArgs(values)
+  const tuned =
+    tuneMinutes === undefined
+      ? undefined
+      : await tuneSettings(dataset, settingsFromArgs(values), { budgetMinutes: tuneMinutes })
+  if (tuned) printTrials(tuned)
+  const settings = tuned?.best ?? settingsFromArgs(values)
   const { model, report } = await trainOnDataset(dataset, settings)
   const dir = values.out ? path.resolve(values.out) : defaultModelDir(dataset.name)
   const bytes = await saveModel(model, dir, {
     ...report,
+    ...(tuned ? { tune: { trials: tuned.trials, seconds: tuned.seconds } } : {}),
     command: describeCommand('train'),
     machine: describeMachine(),
     date: new Date().toISOString(),
