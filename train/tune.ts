@@ -9,7 +9,7 @@ import type { SessionDataset } from './data/types'
 import { formatDuration } from './progress'
 import { trainOnDataset, type TrainSettings } from './train-model'
 
-/** Dimensions the shipped encoding takes (pq8 slices of 4 values, shared/shipped-model.ts). */
+/** Dimensions searched: at most today's, so the shipped table stays within 25 bytes a row (pq8 slices of 4). */
 export const TUNE_DIMS = [48, 64, 100] as const
 
 export interface TuneTrial {
