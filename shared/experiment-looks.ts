@@ -1,8 +1,9 @@
 // An experiment read look by look (issue 15): after each batch of reports the operator sees every
 // arm's rate of a metric with its fixed-horizon interval, and each arm against the control with
 // the always-valid interval and p-value of the mSPRT carried over the looks so far
-// (experiment-stats.ts). One reader for the operator page and `npm run sim:ab`, so that what the
-// simulation shows is what the dashboard computes.
+// (experiment-stats.ts), each arm's metric read per group off the totals (ratioSums). One reader
+// for the operator page and `npm run sim:ab`, so that what the simulation shows is what the
+// dashboard computes; kept out of outcome-report.ts, which the worker's first-list entry carries.
 import {
   compareArms,
   emptyGroupSums,
@@ -17,7 +18,7 @@ import {
 } from './experiment-stats'
 import { SCENARIOS } from './artifacts'
 import { EXPERIMENT_GROUPS } from './experiments'
-import { ratioSums, type OutcomeMetric } from './outcome-report'
+import { cellOf, outcomeCell, type OutcomeMetric } from './outcome-report'
 import type { Scenario } from './protocol'
 
 /** What the dashboard shows per list: click-through, add-to-cart, conversion, revenue. */
@@ -141,4 +142,23 @@ export function readExperiment(
     })
     return { metric, label, looks }
   })
+}
+
+/**
+ * One arm's ratio metric in one scenario from the combined totals, per group: e.g. clicks over
+ * lists (click-through), adds over lists, purchases over lists.
+ */
+export function ratioSums(
+  totals: Int32Array,
+  arm: number,
+  scenario: Scenario,
+  numerator: OutcomeMetric,
+  denominator: OutcomeMetric = 'lists',
+): GroupSums {
+  const sums = emptyGroupSums(EXPERIMENT_GROUPS)
+  for (let g = 0; g < EXPERIMENT_GROUPS; g++) {
+    sums.x[g] = totals[cellOf(arm, outcomeCell(scenario, denominator), g)]!
+    sums.y[g] = totals[cellOf(arm, outcomeCell(scenario, numerator), g)]!
+  }
+  return sums
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
+import { ratioSums } from './experiment-looks'
 import { estimateRatio } from './experiment-stats'
 import { placeDevice, type Experiment } from './experiments'
 import {
@@ -9,7 +10,6 @@ import {
   emptyOutcomeCounts,
   outcomeCell,
   OUTCOME_CLIPS,
-  ratioSums,
   reportCells,
   splitReport,
   sumShares,

@@ -12,7 +12,6 @@ import { EXPERIMENT_GROUPS } from './experiments'
 import { SCENARIOS } from './artifacts'
 import type { Scenario } from './protocol'
 import { standardNormal } from './random'
-import { emptyGroupSums, type GroupSums } from './experiment-stats'
 
 export const OUTCOME_METRICS = ['lists', 'clicks', 'adds', 'purchases', 'revenue'] as const
 export type OutcomeMetric = (typeof OUTCOME_METRICS)[number]
@@ -52,7 +51,8 @@ export function outcomeCell(scenario: Scenario, metric: OutcomeMetric): number {
 /** Cells of one experiment's report: arms × scenarios × metrics × groups. */
 export const reportCells = (arms: number) => arms * S * M * G
 
-const cellOf = (arm: number, cell: number, group: number) => (arm * S * M + cell) * G + group
+/** A report's cell of an arm's scenario-and-metric `cell` (outcomeCell) in a random group. */
+export const cellOf = (arm: number, cell: number, group: number) => (arm * S * M + cell) * G + group
 
 /**
  * A device's counts as one report may carry them: each clipped to its bound, clicks also to the
@@ -153,23 +153,4 @@ export function combineSums(leader: Uint32Array, helper: Uint32Array): Int32Arra
   const total = new Int32Array(leader.length)
   for (let i = 0; i < total.length; i++) total[i] = (leader[i]! + helper[i]!) | 0
   return total
-}
-
-/**
- * One arm's ratio metric in one scenario from the combined totals, per group: e.g. clicks over
- * lists (click-through), adds over lists, purchases over lists.
- */
-export function ratioSums(
-  totals: Int32Array,
-  arm: number,
-  scenario: Scenario,
-  numerator: OutcomeMetric,
-  denominator: OutcomeMetric = 'lists',
-): GroupSums {
-  const sums = emptyGroupSums(G)
-  for (let g = 0; g < G; g++) {
-    sums.x[g] = totals[cellOf(arm, outcomeCell(scenario, denominator), g)]!
-    sums.y[g] = totals[cellOf(arm, outcomeCell(scenario, numerator), g)]!
-  }
-  return sums
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { createRandom } from '../../shared/random'
 import { placeDevice, type Experiment } from '../../shared/experiments'
-import { OUTCOME_CLIPS, ratioSums } from '../../shared/outcome-report'
+import { ratioSums } from '../../shared/experiment-looks'
+import { OUTCOME_CLIPS } from '../../shared/outcome-report'
 import { runExperiment, type DeviceOutcomes, type ExperimentRunOptions } from './ab-experiment'
 
 const experiment: Experiment = {

@@ -6,7 +6,7 @@
 // two sums are added into the totals. After every release the operator looks: the mSPRT's
 // always-valid interval for the lift in click-through, read as the operator page reads it
 // (shared/experiment-looks.ts).
-import { createLookReader } from '../../shared/experiment-looks'
+import { createLookReader, ratioSums } from '../../shared/experiment-looks'
 import { estimateRatio } from '../../shared/experiment-stats'
 import { placeDevice, type Experiment } from '../../shared/experiments'
 import {
@@ -16,7 +16,6 @@ import {
   combineSums,
   emptyOutcomeCounts,
   outcomeCell,
-  ratioSums,
   reportCells,
   splitReport,
   sumShares,
