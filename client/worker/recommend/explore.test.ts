@@ -46,7 +46,7 @@ describe('exploration (P30e)', () => {
     expect(placeExplored([item(0)], [item(100)], 10).map((r) => r.index)).toEqual([0, 100])
   })
 
-  it('serves 1 in 10 slots from the new items, never one the list or the page shows already', () => {
+  it('serves its share of slots from the new items, never one the list or the page shows already', () => {
     const recommender = createPoolsRecommender({ catalogue, pools, rules: noRules, version: 'v1' })
     const explore = { share: 0.5, random: createRandom(3) }
     const response = recommender.recommend(
@@ -65,5 +65,17 @@ describe('exploration (P30e)', () => {
     expect(history.items.some((r) => r.source === 'explore')).toBe(false)
     // No share: no exploration.
     expect(planExploration(undefined, { scenario: 'trending', limit: 6 }, pools, lookup, undefined)).toBeUndefined() // prettier-ignore
+  })
+
+  it('leaves the model the slots no eligible new item takes, so the list keeps its length', () => {
+    const recommender = createPoolsRecommender({ catalogue, pools, rules: noRules, version: 'v1' })
+    // Every new item is in the cart: none may be shown.
+    const cart = pools.new.map(id)
+    const response = recommender.recommend(
+      { scenario: 'trending', limit: 6 },
+      { ...emptyContext, cartProductIds: cart, explore: { share: 0.5, random: createRandom(4) } },
+    )
+    expect(response.items).toHaveLength(6)
+    expect(response.items.some((r) => r.source === 'explore')).toBe(false)
   })
 })

@@ -88,13 +88,14 @@ export function rerankOnPage(
       : page.pageViews?.shelf(page.pageView, `${scenario} ${page.productId ?? ''}`)
   const history = scenario === 'recently-viewed'
   const onPage = history ? undefined : shelf?.taken()
+  let ranked = rerankCandidates({ ...input, exclusions: { ...input.exclusions, onPage } })
   const slots = explore?.slots ?? 0
-  const limit = input.limit - slots
-  let ranked = rerankCandidates({ ...input, limit, exclusions: { ...input.exclusions, onPage } })
   if (explore && slots > 0) {
-    // The same rules (eligibility, boosts, caps) over the drawn scores, nothing the list or the
-    // page has already, no pins a second time, and no demotion: the draw has counted impressions.
-    const taken = new Set([...(onPage ?? []), ...ranked.map(({ index }) => lookup.byIndex[index]!.id)]) // prettier-ignore
+    // The same rules (eligibility, boosts, caps) over the drawn scores, nothing the page or the
+    // model's part of the list has already, no pins a second time, and no demotion: the draw has
+    // counted impressions. Slots no eligible new item takes stay the model's.
+    const kept = ranked.slice(0, input.limit - slots)
+    const taken = new Set([...(onPage ?? []), ...kept.map(({ index }) => lookup.byIndex[index]!.id)]) // prettier-ignore
     const explored = rerankCandidates({
       ...input,
       candidates: explore.candidates,
@@ -104,7 +105,9 @@ export function rerankOnPage(
       impressions: undefined,
       exclusions: { ...input.exclusions, onPage: taken },
     })
-    ranked = placeExplored(ranked, explored, input.limit)
+    const drawn = new Set(explored.map(({ index }) => index))
+    const model = ranked.filter(({ index }) => !drawn.has(index))
+    ranked = placeExplored(model.slice(0, input.limit - explored.length), explored, input.limit)
   }
   shelf?.claim(ranked.map(({ index }) => lookup.byIndex[index]!.id))
   return ranked
