@@ -188,3 +188,24 @@ describe('npm run bench:explore', () => {
     expect(bench.stdout).toMatch(/\| on, 0\.1 \|/)
   }, 240_000)
 })
+
+describe('npm run sim:local -- --tune-lr', () => {
+  it('compares the fine-tuning rates on validation, reports the best, and refuses to on test', async () => {
+    const results = path.join(out, 'sim-local.json')
+    const args = ['--data', data, '--model', path.join(out, 'model.prw'), '--sessions', '30', '--min-length', '6'] // prettier-ignore
+    await runScript('bench/sim/local.ts', [
+      ...args,
+      ...['--on', 'validation', '--tune-lr', '0.0001,0.001', '--results', results],
+    ])
+    const report = JSON.parse(fs.readFileSync(results, 'utf8'))
+    expect(report.tune.rates.map((r: { learningRate: number }) => r.learningRate)).toEqual([0.0001, 0.001]) // prettier-ignore
+    const top = Math.max(...report.tune.rates.map((r: { recall20: number }) => r.recall20))
+    const best = report.tune.rates.find((r: { recall20: number }) => r.recall20 === top)
+    expect(report.tune.best).toBe(best.learningRate)
+    // The full run then uses the chosen rate.
+    expect(report.fineTuning.learningRate).toBe(report.tune.best)
+    await expect(runScript('bench/sim/local.ts', [...args, '--tune-lr', '0.001'])).rejects.toThrow(
+      /--on validation, never on the test split/,
+    )
+  }, 240_000)
+})

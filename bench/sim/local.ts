@@ -5,6 +5,7 @@
 // half. Writes bench/results/sim-local-<dataset>.json (…-validation.json with --on validation).
 // Not per user: that needs a log with users of several sessions, and the only log with user ids
 // here (diginetica-sample-raw) has 1,270 users of one session each, under other item ids.
+// `--on validation --tune-lr 1e-4,3e-4,1e-3` chooses the shop's fine-tuning rate (issue 16).
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -34,7 +35,7 @@ import { setNodeBackend } from '../../model/node-backend'
 import { createProgressLine, formatDuration } from '../../train/progress'
 import { median } from '../stats'
 import { runBenchmark, type BenchRun } from '../harness'
-import { choice, int, num, readOptions, text, type Options } from '../options'
+import { choice, int, num, numList, readOptions, text, type Options } from '../options'
 
 const LOCAL = DEFAULT_LOCAL_TRAINER_OPTIONS
 
@@ -53,6 +54,11 @@ export const LOCAL_FLAGS = {
   negatives: int(LOCAL.negatives),
   epochs: int(LOCAL.epochs),
   trainable: choice(['all', 'items'] as const, LOCAL.trainable),
+  /**
+   * Issue 16: the fine-tuning rates to compare (with --on validation only); the best by the
+   * fine-tuned Recall@20 is the one to ship (`export:artifacts --local-lr`). Empty: --lr alone.
+   */
+  tuneLr: numList([], 1e-12, 0.1),
   backend: choice(['wasm', 'cpu'] as const, 'wasm'),
   /** Default: bench/results/sim-local-<dataset>[-validation].json. */
   results: text(),
@@ -193,6 +199,8 @@ export async function simLocal(options: LocalOptions, run: BenchRun): Promise<vo
     `${dataset.name} (${options.on}): ${selection.sessions.length} of ${selection.eligible} ` +
       `sessions with ≥ ${options.minLength} items; fine-tuning ${JSON.stringify(settings)}`,
   )
+  const tuned = await tuneLocalRate(options, global, selection.sessions, trainCounts, settings)
+  if (tuned) settings.learningRate = tuned.best
   const compared = await fineTuneEach(
     global,
     selection.sessions,
@@ -232,6 +240,7 @@ export async function simLocal(options: LocalOptions, run: BenchRun): Promise<vo
         seed: options.seed,
       },
       fineTuning: settings,
+      ...(tuned ? { tune: tuned } : {}),
       global: compared.global,
       local: compared.local,
       comparison,
@@ -243,6 +252,37 @@ export async function simLocal(options: LocalOptions, run: BenchRun): Promise<vo
 }
 
 /** The global model, checked against the dataset and (for --on validation) its held-out part. */
+/**
+ * --tune-lr: each rate's fine-tuned Recall@20 and MRR@20 on the validation sessions, and the
+ * best (by Recall@20, then MRR@20), which the run then reports in full. On test it is refused:
+ * a rate chosen there would be tuned on the test split.
+ */
+async function tuneLocalRate(
+  options: LocalOptions,
+  global: GruModel,
+  sessions: Int32Array[],
+  trainCounts: Int32Array,
+  settings: typeof LOCAL,
+) {
+  if (options.tuneLr.length === 0) return undefined
+  if (options.on !== 'validation')
+    throw new Error('--tune-lr: rates are chosen with --on validation, never on the test split')
+  const rates: Array<{ learningRate: number; recall20: number; mrr20: number }> = []
+  for (const learningRate of options.tuneLr) {
+    const run = await fineTuneEach(global, sessions, trainCounts, { ...settings, learningRate }, options.seed) // prettier-ignore
+    const m = run.local.metrics
+    rates.push({ learningRate, recall20: 100 * m['recall@20']!, mrr20: 100 * m['mrr@20']! })
+  }
+  const best = rates.reduce((a, r) =>
+    r.recall20 > a.recall20 || (r.recall20 === a.recall20 && r.mrr20 > a.mrr20) ? r : a,
+  )
+  console.log('\n| local rate | fine-tuned Recall@20 | MRR@20 |\n| --: | --: | --: |')
+  for (const r of rates)
+    console.log(`| ${r.learningRate} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} |`)
+  console.log(`\nbest: ${best.learningRate} (ship it: npm run export:artifacts -- --local-lr ${best.learningRate})`) // prettier-ignore
+  return { rates, best: best.learningRate }
+}
+
 async function loadGlobalModel(options: LocalOptions) {
   const dataset = await loadDataset(options.data)
   const modelFile = path.resolve(
