@@ -10,23 +10,18 @@
 // item) with the same share of its slots given to Thompson draws over the new items, the draws
 // fed by the same impressions. Writes bench/results/explore-<dataset>.json.
 import path from 'node:path'
+import { loadShippedModel, modelTopLists } from './model-lists'
 import { exploreSlots, placeExplored, thompsonScores } from '../client/worker/recommend/explore'
 import type { Candidate } from '../client/worker/recommend/recall'
 import { createRecommender } from '../client/worker/recommend/recommend'
-import { createGruScorer } from '../model/eval/gru-scorer'
-import { topKIndices } from '../model/eval/metrics'
-import type { GruModel } from '../model/gru-model'
-import { exportModelWeights, importModelWeights } from '../model/model-weights'
 import { setNodeBackend } from '../model/node-backend'
 import { createRandom } from '../shared/random'
-import { SHIPPED_MODEL_ENCODING } from '../shared/shipped-model'
-import { decodeWeights, encodeWeights } from '../shared/weights-codec'
 import { buildCandidatePools } from '../train/artifacts/build-pools'
 import { buildCoVisitation } from '../train/artifacts/co-visitation'
 import { createDefaultRules } from '../train/artifacts/default-rules'
 import { generateCatalogue } from '../train/artifacts/generate-catalogue'
 import { loadDataset } from '../train/data/load-dataset'
-import { defaultModelDir, loadModel } from '../train/model-file'
+import { defaultModelDir } from '../train/model-file'
 import { createProgressLine, formatDuration } from '../train/progress'
 import { runBenchmark, type BenchRun } from './harness'
 import { int, num, readOptions, text, type Options } from './options'
@@ -58,18 +53,11 @@ export interface ArmResult {
   exploredClicked: number
 }
 
-async function shippedModel(file: string): Promise<GruModel> {
-  const trained = await loadModel(file)
-  const bytes = encodeWeights(await exportModelWeights(trained), SHIPPED_MODEL_ENCODING)
-  trained.dispose()
-  return importModelWeights(decodeWeights(bytes))
-}
-
 async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<void> {
   const started = performance.now()
   await setNodeBackend('wasm')
   const dataset = await loadDataset(options.data)
-  const model = await shippedModel(
+  const model = await loadShippedModel(
     options.model ?? path.join(defaultModelDir(dataset.name), 'model.prw'),
   )
   const graph = buildCoVisitation(dataset.train, dataset.nItems)
@@ -85,7 +73,7 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
       `exploration share ${options.share}`,
   )
 
-  const tops = await modelTops(model, devices)
+  const tops = await modelTopLists(model, devices, 20)
   const arms: ArmResult[] = []
   for (const share of [0, options.share]) {
     const protocolRecall20 = protocolRecall(tops, devices, pools.new, share, options.seed)
@@ -168,28 +156,6 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
     },
   )
   console.log(`in ${formatDuration((performance.now() - started) / 1000)}`)
-}
-
-/** The model's top 20 over every item for each step of each device, in order. */
-async function modelTops(model: GruModel, devices: readonly Int32Array[]): Promise<Int32Array[]> {
-  const scorer = createGruScorer(model)
-  const { nItems, maxLen } = model.config
-  const tops: Int32Array[] = []
-  let prefixes: Int32Array[] = []
-  const flush = async () => {
-    const scores = await scorer.scoreBatch(prefixes)
-    prefixes.forEach((_, b) => tops.push(Int32Array.from(topKIndices(scores, b * nItems, nItems, 20)))) // prettier-ignore
-    prefixes = []
-  }
-  for (const session of devices) {
-    for (let k = 1; k < session.length; k++) {
-      prefixes.push(session.subarray(Math.max(0, k - maxLen), k))
-      if (prefixes.length === 256) await flush()
-    }
-  }
-  if (prefixes.length > 0) await flush()
-  scorer.dispose?.()
-  return tops
 }
 
 /** Recall@20 of the model's top 20 with `share` of its slots given to Thompson draws. */

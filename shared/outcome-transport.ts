@@ -6,6 +6,7 @@
 // window), and the leader's body the report minus that stream, one word per cell. Either body
 // alone is uniformly random to its server; only a batch's two sums, added, show totals.
 import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import type { BlockCipher } from './dpf'
 import type { Experiment } from './experiments'
 import { reportCells, splitReport } from './outcome-report'
@@ -39,8 +40,8 @@ export function experimentDigest(experiment: Experiment): Uint8Array {
   return sha256(encoder.encode(JSON.stringify(['pocketrec outcomes v1', experiment.id, experiment.key, arms]))) // prettier-ignore
 }
 
-export const digestHex = (digest: Uint8Array) =>
-  Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+/** Hex of a digest or key, as the servers name reports and experiments. */
+export const digestHex = (digest: Uint8Array) => bytesToHex(digest)
 
 /** A body's exact size for `party`. */
 export function outcomeBodyBytes(cells: number, party: Party): number {

@@ -9,20 +9,17 @@
 // always-valid test, and how often peeking at the one-look interval, flags a difference that
 // is not there. Writes bench/results/sim-ab-<dataset>.json.
 import path from 'node:path'
+import { loadShippedModel, modelTopLists } from '../model-lists'
 import type { GruModel } from '../../model/gru-model'
-import { createGruScorer } from '../../model/eval/gru-scorer'
 import { topKIndices } from '../../model/eval/metrics'
-import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { setNodeBackend } from '../../model/node-backend'
 import type { Experiment } from '../../shared/experiments'
 import { ratioSums } from '../../shared/experiment-looks'
 import { OUTCOME_CLIPS } from '../../shared/outcome-report'
 import { createRandom, shuffleInPlace } from '../../shared/random'
-import { SHIPPED_MODEL_ENCODING } from '../../shared/shipped-model'
-import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
 import { countItems } from '../../train/data/examples'
 import { loadDataset } from '../../train/data/load-dataset'
-import { defaultModelDir, loadModel } from '../../train/model-file'
+import { defaultModelDir } from '../../train/model-file'
 import { createProgressLine, formatDuration } from '../../train/progress'
 import { runBenchmark, type BenchRun } from '../harness'
 import { int, num, numList, readOptions, text, type Options } from '../options'
@@ -61,11 +58,7 @@ async function deviceOutcomes(options: AbOptions): Promise<{
 }> {
   const dataset = await loadDataset(options.data)
   const file = options.model ?? path.join(defaultModelDir(dataset.name), 'model.prw')
-  const trained = await loadModel(file)
-  const shipped = importModelWeights(
-    decodeWeights(encodeWeights(await exportModelWeights(trained), SHIPPED_MODEL_ENCODING)),
-  )
-  trained.dispose()
+  const shipped = await loadShippedModel(file)
   const popular = new Set(
     topKIndices(
       Float32Array.from(countItems(dataset.train, dataset.nItems)),
@@ -94,36 +87,18 @@ async function deviceOutcomes(options: AbOptions): Promise<{
 
 /** Per session, how many of its steps had the next item in the model's top `list`. */
 async function modelClicks(model: GruModel, sessions: Int32Array[], list: number) {
-  const scorer = createGruScorer(model)
-  const { nItems, maxLen } = model.config
-  const clicks = new Int32Array(sessions.length)
-  const total = sessions.reduce((sum, s) => sum + s.length - 1, 0)
   const progress = createProgressLine(process.stderr, 15)
   const started = performance.now()
-  let prefixes: Int32Array[] = []
-  let owners: Array<[number, number]> = []
-  let done = 0
-  const flush = async () => {
-    const scores = await scorer.scoreBatch(prefixes)
-    for (const [b, [owner, target]] of owners.entries()) {
-      const top = topKIndices(scores, b * nItems, nItems, list)
-      if (top.includes(target)) clicks[owner]! += 1
-    }
-    done += prefixes.length
-    progress.update(`model lists: ${done}/${total}`)
-    prefixes = []
-    owners = []
-  }
-  for (const [i, session] of sessions.entries()) {
-    for (let k = 1; k < session.length; k++) {
-      prefixes.push(session.subarray(Math.max(0, k - maxLen), k))
-      owners.push([i, session[k]!])
-      if (prefixes.length === 256) await flush()
-    }
-  }
-  if (prefixes.length > 0) await flush()
-  progress.done(`model lists: ${total} in ${formatDuration((performance.now() - started) / 1000)}`)
-  scorer.dispose?.()
+  const tops = await modelTopLists(model, sessions, list, (done, total) =>
+    progress.update(`model lists: ${done}/${total}`),
+  )
+  let step = 0
+  const clicks = Int32Array.from(sessions, (session) => {
+    let hits = 0
+    for (let k = 1; k < session.length; k++) if (tops[step++]!.includes(session[k]!)) hits++
+    return hits
+  })
+  progress.done(`model lists: ${step} in ${formatDuration((performance.now() - started) / 1000)}`)
   return clicks
 }
 

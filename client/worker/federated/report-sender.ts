@@ -3,6 +3,7 @@
 // report only once the helper holds its half, as for updates (P29c). The reports wait in the
 // outcomes record (experiment-reports.ts builds them) until both servers took them.
 import type { PendingReport } from '../experiment-outcomes'
+import { postBytes } from './post-json'
 
 export interface ReportSenderDeps {
   fetch: typeof fetch
@@ -32,9 +33,9 @@ export async function sendReports(deps: ReportSenderDeps): Promise<ReportsSent> 
   for (const [i, report] of reports.entries()) {
     const toLeader = async () => {
       token ??= await deps.token()
-      return token === null ? 0 : post(deps, leader, report.leader, token)
+      return token === null ? 0 : postBytes(deps.fetch, leader, report.leader, token)
     }
-    let status = await post(deps, deps.helperShares, report.helper)
+    let status = await postBytes(deps.fetch, deps.helperShares, report.helper)
     if (status === 200 || status === 202) {
       status = await toLeader()
       // The token expired meanwhile: once more with a new one.
@@ -55,27 +56,4 @@ export async function sendReports(deps: ReportSenderDeps): Promise<ReportsSent> 
     }
   }
   return result
-}
-
-/** One POST: the HTTP status, or 0 when no answer came. */
-async function post(
-  deps: ReportSenderDeps,
-  url: URL,
-  body: Uint8Array,
-  token?: string,
-): Promise<number> {
-  try {
-    const response = await deps.fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/octet-stream',
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-      },
-      body: body as Uint8Array<ArrayBuffer>,
-    })
-    await response.body?.cancel()
-    return response.status
-  } catch {
-    return 0
-  }
 }

@@ -6,7 +6,7 @@
 // take it (stale, malformed, over the limit) → dropped; 429, 5xx or no answer → kept for later.
 import type { OutboxStore } from '../storage'
 import type { ClientIdResult } from './client-id'
-import { postJson } from './post-json'
+import { postBytes, postJson } from './post-json'
 
 export interface UploaderDeps {
   fetch: typeof fetch
@@ -63,17 +63,20 @@ export async function requestToken(
 export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promise<DrainResult> {
   const result: DrainResult = { sent: 0, dropped: 0, kept: 0 }
   const pending = await deps.outbox.list()
+  const updatesUrl = new URL('/v1/updates', deps.manifestUrl)
   let spare = held
   for (let i = 0; i < pending.length; i++) {
     const upload = pending[i]!
     const base = Number(upload.baseVersion.replace(/^v/, ''))
     // P29c: the helper's body first (it keeps the first body under a key, so a retry is
     // harmless): the leader counts an update only once the helper holds its half.
-    let status: number | null = upload.helper ? await sendToHelper(deps, upload.helper) : null
+    let status: number | null = upload.helper
+      ? await postBytes(deps.fetch, upload.helper.url, upload.helper.body)
+      : null
     if (status === null || status === 200 || status === 202) {
       status = null
       if (spare?.version === base) {
-        status = await send(deps, spare.token, upload.body)
+        status = await postBytes(deps.fetch, updatesUrl, upload.body, spare.token)
         spare = undefined
       }
       // No token yet, or the held one has expired (401): ask for one.
@@ -89,7 +92,7 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
           result.kept += pending.length - i
           return result
         }
-        status = await send(deps, token.answer.token, upload.body)
+        status = await postBytes(deps.fetch, updatesUrl, upload.body, token.answer.token)
       }
     }
     if (status === 200 || status === 202) {
@@ -111,36 +114,4 @@ export async function drainOutbox(deps: UploaderDeps, held?: TokenAnswer): Promi
 function askToken(deps: Omit<UploaderDeps, 'outbox'>, client: string, version?: number) {
   const url = new URL('/v1/token', deps.manifestUrl)
   return postJson(deps.fetch, url, { siteKey: deps.siteKey, client, version })
-}
-
-/** The helper's body to the helper (P29c): the HTTP status, or 0 when no answer came. */
-async function sendToHelper(
-  deps: UploaderDeps,
-  helper: { url: string; body: Uint8Array },
-): Promise<number> {
-  try {
-    const response = await deps.fetch(helper.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: helper.body as Uint8Array<ArrayBuffer>,
-    })
-    await response.body?.cancel()
-    return response.status
-  } catch {
-    return 0
-  }
-}
-
-/** One upload attempt: the HTTP status, or 0 when no answer came. */
-async function send(deps: UploaderDeps, token: string, body: Uint8Array): Promise<number> {
-  try {
-    const response = await deps.fetch(new URL('/v1/updates', deps.manifestUrl), {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-      body: body as Uint8Array<ArrayBuffer>,
-    })
-    return response.status
-  } catch {
-    return 0
-  }
 }
