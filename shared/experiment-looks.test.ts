@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { readExperiment, listRateSums } from './experiment-looks'
 import { estimateRatio } from './experiment-stats'
 import { placeDevice, type Experiment } from './experiments'
-import { addToCells, emptyOutcomeCounts, outcomeCell, reportCells } from './outcome-report'
+import { emptyOutcomeCounts, outcomeCell } from './outcome-counts'
+import { addToCells, reportCells } from './outcome-report'
 import { createRandom } from './random'
 
 const experiment: Experiment = {

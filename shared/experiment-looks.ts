@@ -18,7 +18,8 @@ import {
 } from './experiment-stats'
 import { SCENARIOS } from './artifacts'
 import { EXPERIMENT_GROUPS } from './experiments'
-import { cellOf, outcomeCell, type OutcomeMetric } from './outcome-report'
+import { outcomeCell, type OutcomeMetric } from './outcome-counts'
+import { cellOf } from './outcome-report'
 import type { Scenario } from './protocol'
 
 /** What the dashboard shows per list: click-through, add-to-cart, conversion, revenue. */

@@ -4,16 +4,24 @@ import { ratioSums } from './experiment-looks'
 import { estimateRatio } from './experiment-stats'
 import { placeDevice, type Experiment } from './experiments'
 import {
+  countExplored,
+  emptyOutcomeCounts,
+  EXPLORE_BUCKETS,
+  exploreBucket,
+  outcomeCell,
+  type ExploreCounts,
+  type OutcomeCounts,
+} from './outcome-counts'
+import {
   addHalfNoise,
   buildOutcomeReport,
   combineSums,
-  emptyOutcomeCounts,
-  outcomeCell,
+  EXPLORE_CLIPS,
+  exploreOffset,
   OUTCOME_CLIPS,
   reportCells,
   splitReport,
   sumShares,
-  type OutcomeCounts,
 } from './outcome-report'
 import { createRandom } from './random'
 
@@ -112,6 +120,30 @@ describe('outcome reports through two servers (P30)', () => {
     // Nothing outside the device's arm and group.
     expect(report.reduce((a, b) => a + b, 0)).toBe(OUTCOME_CLIPS.lists + 3 + 3)
     expect(() => buildOutcomeReport(2, 2, 0, counts)).toThrow(RangeError)
+  })
+
+  it('carries the exploring arm’s counts per bucket, clipped, in a section every report has (P30f)', () => {
+    const counts = emptyOutcomeCounts()
+    counts[outcomeCell('for-you', 'lists')] = 2
+    const explored: ExploreCounts = []
+    for (let i = 0; i < 9; i++) countExplored(explored, 'new-1', 'shown')
+    countExplored(explored, 'new-1', 'clicked')
+    countExplored(explored, 'new-1', 'clicked')
+    countExplored(explored, 'new-2', 'clicked') // clicked today, shown yesterday
+    explored.push([EXPLORE_BUCKETS, 3, 0], [-1, 3, 0], [7, Number.NaN, 0]) // out of range: ignored
+    const report = buildOutcomeReport(2, 0, 4, counts, explored)
+    const plain = buildOutcomeReport(2, 0, 4, counts)
+    expect(report.length).toBe(plain.length)
+    const offset = exploreOffset(2)
+    expect(report.subarray(0, offset)).toEqual(plain.subarray(0, offset))
+    const section = report.subarray(offset)
+    expect(section[exploreBucket('new-1')]).toBe(EXPLORE_CLIPS.shown)
+    expect(section[EXPLORE_BUCKETS + exploreBucket('new-1')]).toBe(EXPLORE_CLIPS.clicked)
+    expect(section[EXPLORE_BUCKETS + exploreBucket('new-2')]).toBe(1)
+    expect(section.reduce((a, b) => a + b, 0)).toBe(EXPLORE_CLIPS.shown + 2)
+    // Buckets spread ids: 200 new items' ids fill about 180 of 1,024 buckets.
+    const buckets = new Set(Array.from({ length: 200 }, (_, i) => exploreBucket(`sku-${i}`)))
+    expect(buckets.size).toBeGreaterThan(170)
   })
 
   it('carries the stated noise when each server adds its half', () => {

@@ -8,13 +8,23 @@
 // noise to its sum before the two are added (P20): the total then carries noise of the stated
 // standard deviation per cell, which the operator's intervals carry with them
 // (shared/experiment-stats.ts reads variance off the groups' spread).
+//
+// After the arms' cells, every report has one more section (P30f): exploration's counts per
+// bucket of item ids, how often the device showed an item of the bucket in an exploration slot
+// and whether it clicked one there. Only the arm that explored fills it; summed over the batches
+// it is the prior of the devices' Thompson draws (explore.ts), so that a new item the fleet has
+// clicked is shown more, and one it has ignored less, without any device naming an item.
 import { EXPERIMENT_GROUPS } from './experiments'
 import { SCENARIOS } from './artifacts'
-import type { Scenario } from './protocol'
+import {
+  emptyOutcomeCounts,
+  EXPLORE_BUCKETS,
+  OUTCOME_METRICS,
+  type ExploreCounts,
+  type OutcomeCounts,
+  type OutcomeMetric,
+} from './outcome-counts'
 import { standardNormal } from './random'
-
-export const OUTCOME_METRICS = ['lists', 'clicks', 'adds', 'purchases', 'revenue'] as const
-export type OutcomeMetric = (typeof OUTCOME_METRICS)[number]
 
 /**
  * The most one report counts per scenario: what bounds one device's influence on a total (and
@@ -29,27 +39,24 @@ export const OUTCOME_CLIPS: Readonly<Record<OutcomeMetric, number>> = {
   revenue: 1000,
 }
 
-/** A device reports its counts once per period: a UTC day. */
-export const OUTCOME_PERIOD_MS = 86_400_000
-
-/** The period of a moment: its UTC day number. */
-export const outcomePeriod = (ms: number) => Math.floor(ms / OUTCOME_PERIOD_MS)
-
 const S = SCENARIOS.length
 const M = OUTCOME_METRICS.length
 const G = EXPERIMENT_GROUPS
 
-/** A device's counts in one experiment: [scenario][metric], flattened (S × M). */
-export type OutcomeCounts = number[]
+/**
+ * The most one report counts per bucket: impressions in exploration slots, clicks on them. Low,
+ * since the noise is σ times these per bucket and batch, and a shopper shown a new item a few
+ * times without a click has told what more impressions would (explore.ts demotes it).
+ */
+export const EXPLORE_CLIPS = { shown: 4, clicked: 1 } as const
+/** The exploration section: each bucket's impressions, then each bucket's clicks. */
+export const EXPLORE_CELLS = 2 * EXPLORE_BUCKETS
 
-export const emptyOutcomeCounts = (): OutcomeCounts => new Array<number>(S * M).fill(0)
+/** Where a report's exploration section starts: after the arms' cells. */
+export const exploreOffset = (arms: number) => arms * S * M * G
 
-export function outcomeCell(scenario: Scenario, metric: OutcomeMetric): number {
-  return SCENARIOS.indexOf(scenario) * M + OUTCOME_METRICS.indexOf(metric)
-}
-
-/** Cells of one experiment's report: arms × scenarios × metrics × groups. */
-export const reportCells = (arms: number) => arms * S * M * G
+/** Cells of one experiment's report: arms × scenarios × metrics × groups, then exploration. */
+export const reportCells = (arms: number) => exploreOffset(arms) + EXPLORE_CELLS
 
 /** A report's cell of an arm's scenario-and-metric `cell` (outcomeCell) in a random group. */
 export const cellOf = (arm: number, cell: number, group: number) => (arm * S * M + cell) * G + group
@@ -63,12 +70,11 @@ export function clipCounts(counts: OutcomeCounts): OutcomeCounts {
   const clipped = emptyOutcomeCounts()
   for (let s = 0; s < S; s++) {
     for (const [m, metric] of OUTCOME_METRICS.entries()) {
-      const value = Math.round(counts[s * M + m]!)
       const bound =
         metric === 'clicks'
           ? Math.min(OUTCOME_CLIPS.clicks, clipped[s * M]!)
           : OUTCOME_CLIPS[metric]
-      clipped[s * M + m] = Number.isFinite(value) ? Math.min(Math.max(value, 0), bound) : 0
+      clipped[s * M + m] = clip(counts[s * M + m]!, bound)
     }
   }
   return clipped
@@ -91,17 +97,31 @@ export function addToCells(
   }
 }
 
-/** The device's report: its clipped counts in its arm's and group's cells, zero elsewhere. */
+/**
+ * The device's report: its clipped counts in its arm's and group's cells, its exploration counts
+ * (each bucket's, clipped) in the section, zero elsewhere.
+ */
 export function buildOutcomeReport(
   arms: number,
   arm: number,
   group: number,
   counts: OutcomeCounts,
+  explored: ExploreCounts = [],
 ): Uint32Array {
   const report = new Uint32Array(reportCells(arms))
   addToCells(report, arms, arm, group, clipCounts(counts))
+  const offset = exploreOffset(arms)
+  for (const [bucket, shown, clicked] of explored) {
+    if (!(Number.isInteger(bucket) && bucket >= 0 && bucket < EXPLORE_BUCKETS)) continue
+    report[offset + bucket] = clip(shown, EXPLORE_CLIPS.shown)
+    // A click may come the day after its impression: not bounded by this day's impressions.
+    report[offset + EXPLORE_BUCKETS + bucket] = clip(clicked, EXPLORE_CLIPS.clicked)
+  }
   return report
 }
+
+const clip = (value: number, bound: number) =>
+  Number.isFinite(value) ? Math.min(Math.max(Math.round(value), 0), bound) : 0
 
 /** Two additive shares of `report` in Z/2³²: `random` must be a CSPRNG's words. */
 export function splitReport(
@@ -126,8 +146,8 @@ export function sumShares(shares: readonly Uint32Array[], cells: number): Uint32
 }
 
 /**
- * A server's half of the noise: N(0, (σ·clip)² / 2) per cell of each metric, rounded, so the
- * two halves add up to σ·clip per cell. σ = 0 adds nothing.
+ * A server's half of the noise: N(0, (σ·clip)² / 2) per cell of each metric and of the
+ * exploration section, rounded, so the two halves add up to σ·clip per cell. σ = 0 adds nothing.
  */
 export function addHalfNoise(
   sum: Uint32Array,
@@ -144,6 +164,12 @@ export function addHalfNoise(
         sum[i] = (sum[i]! + Math.round(sd * standardNormal(random))) >>> 0
       }
     }
+  }
+  const offset = exploreOffset(arms)
+  for (let cell = 0; cell < EXPLORE_CELLS; cell++) {
+    const bound = cell < EXPLORE_BUCKETS ? EXPLORE_CLIPS.shown : EXPLORE_CLIPS.clicked
+    const i = offset + cell
+    sum[i] = (sum[i]! + Math.round((sigma * bound * standardNormal(random)) / Math.SQRT2)) >>> 0
   }
 }
 

@@ -2,13 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import type { Experiment } from './experiments'
 import { createNobleCipher } from './noble-cipher'
-import {
-  buildOutcomeReport,
-  emptyOutcomeCounts,
-  outcomeCell,
-  reportCells,
-  sumShares,
-} from './outcome-report'
+import { emptyOutcomeCounts, outcomeCell } from './outcome-counts'
+import { buildOutcomeReport, reportCells, sumShares } from './outcome-report'
 import {
   digestHex,
   experimentDigest,

@@ -102,6 +102,22 @@ export interface FederationManifest {
 }
 
 /** One product of the shop's catalogue; `index` is its row in the model's item table. */
+/**
+ * GET /v1/exploration (P30f): exploration's counts summed over every batch of outcome reports,
+ * per bucket of item ids (shared/outcome-report.ts exploreBucket), noised as the batches are.
+ */
+export interface ExplorationTotals {
+  buckets: number
+  /** Batches and reports in the sums. */
+  batches: number
+  reports: number
+  /** Per bucket: impressions in exploration slots, and clicks on them. */
+  shown: number[]
+  clicked: number[]
+  /** The standard deviation of the noise in each bucket's impressions and in its clicks. */
+  noise: { shown: number; clicked: number }
+}
+
 export interface CatalogueItem {
   id: string
   index: number

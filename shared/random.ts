@@ -17,6 +17,25 @@ export function standardNormal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
 }
 
+/** A Gamma(shape, 1) draw for shape ≥ 1: Marsaglia and Tsang's squeeze method. */
+export function gammaDraw(shape: number, random: () => number): number {
+  if (!(shape >= 1)) throw new RangeError(`expected a shape of at least 1, got ${shape}`)
+  const d = shape - 1 / 3
+  const c = 1 / Math.sqrt(9 * d)
+  for (;;) {
+    const x = standardNormal(random)
+    const v = (1 + c * x) ** 3
+    if (v <= 0) continue
+    if (Math.log(1 - random()) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v
+  }
+}
+
+/** A Beta(a, b) draw for a, b ≥ 1, as the first of two gamma draws over their sum. */
+export function betaDraw(a: number, b: number, random: () => number): number {
+  const x = gammaDraw(a, random)
+  return x / (x + gammaDraw(b, random))
+}
+
 /** Fisher–Yates in place. */
 export function shuffleInPlace<T>(items: T[] | Int32Array, random: () => number): void {
   for (let i = items.length - 1; i > 0; i--) {

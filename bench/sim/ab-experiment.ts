@@ -9,17 +9,15 @@
 import { createLookReader, ratioSums } from '../../shared/experiment-looks'
 import { estimateRatio } from '../../shared/experiment-stats'
 import { placeDevice, type Experiment } from '../../shared/experiments'
+import { emptyOutcomeCounts, outcomeCell, type OutcomeCounts } from '../../shared/outcome-counts'
 import {
   addHalfNoise,
   addToCells,
   clipCounts,
   combineSums,
-  emptyOutcomeCounts,
-  outcomeCell,
   reportCells,
   splitReport,
   sumShares,
-  type OutcomeCounts,
 } from '../../shared/outcome-report'
 import { createRandom } from '../../shared/random'
 

@@ -1,12 +1,12 @@
 import 'fake-indexeddb/auto'
-import { catalogueFrom } from '../../test/fixtures/read-artifact'
+import { artifactFrom, catalogueFrom } from '../../test/fixtures/read-artifact'
 import { decodeCoVisitationShard } from '../../shared/compact-artifacts'
-import type { DeviceCatalogue, ModelManifest } from '../../shared/protocol'
+import type { CandidatePools, DeviceCatalogue, ModelManifest } from '../../shared/protocol'
 import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { openDB } from 'idb'
-import { outcomeCell } from '../../shared/outcome-report'
+import { EXPLORE_BUCKETS, exploreBucket, outcomeCell } from '../../shared/outcome-counts'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
@@ -287,6 +287,59 @@ describe('the worker API', () => {
     const explored = list.items.filter((item) => item.source === 'explore')
     expect(explored).toHaveLength(4)
     expect(list.items.map((item) => item.source === 'explore')).toEqual([false, true, false, true, false, true, false, true]) // prettier-ignore
+    // P30f: the exploring arm counts the explored items' impressions by bucket, and a click on one.
+    await api.track({ event: 'Product Clicked', properties: { product_id: explored[1]!.productId }, attribution_id: list.attributionId }) // prettier-ignore
+    const db = await openDB('pocketrec')
+    const { counters } = await db.get('meta', 'outcomes')
+    db.close()
+    const buckets = new Map((counters[0].explored as number[][]).map(([b, ...n]) => [b, n]))
+    expect(buckets.get(exploreBucket(explored[0]!.productId))?.[0]).toBeGreaterThanOrEqual(1)
+    expect(buckets.get(exploreBucket(explored[1]!.productId))).toEqual([1, 1])
+    expect([...buckets.values()].reduce((sum, [shown]) => sum + shown!, 0)).toBe(4)
+    await api.forget()
+  })
+
+  it('P30f: an exploring arm of a federated release draws with the fleet’s counts', async () => {
+    const pools = artifactFrom<CandidatePools>(manifest.pools.url, files.get(path.basename(manifest.pools.url))!) // prettier-ignore
+    const newIds = pools.new.map((index) => catalogue.items[index]!.id)
+    // The fleet ignored every new item but one, which it clicked one time in two.
+    const favourite = newIds.at(-1)!
+    const totals = {
+      buckets: EXPLORE_BUCKETS,
+      batches: 10,
+      reports: 2000,
+      shown: new Array<number>(EXPLORE_BUCKETS).fill(5000),
+      clicked: new Array<number>(EXPLORE_BUCKETS).fill(0),
+      noise: { shown: 0, clicked: 0 },
+    }
+    totals.clicked[exploreBucket(favourite)] = 2500
+    const asked: string[] = []
+    const api = createWorkerApiWith(
+      environment({
+        fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
+          asked.push(new URL(String(input)).pathname)
+          if (String(input).endsWith('/v1/exploration')) return Response.json(totals)
+          if (!String(input).endsWith('manifest.json')) return environment().fetch!(input, init)
+          const arms = ['a', 'b'].map((name) => ({ name, share: 1, lists: 'model', explore: 0.25 }))
+          const federation = { helper: '/helper', learningRate: 0.1, epochs: 1, clipNorm: 1, negatives: [], layout: { maxRows: 8, embedDim: 16, denseCoordinates: 0, negativeRows: 0 } } // prettier-ignore
+          return Response.json({ ...manifest, federation, experiments: [{ id: 'x', key: 'k', arms }] }) // prettier-ignore
+        }) as typeof fetch,
+      }),
+    )
+    await api.init(config)
+    await api.setConsent(true)
+    await api.ready()
+    await api.recommend({ scenario: 'trending', limit: 8 })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(asked.filter((p) => p === '/v1/exploration')).toHaveLength(1)
+    const explored = []
+    for (let i = 0; i < 5; i++) {
+      const list = await api.recommend({ scenario: 'trending', limit: 8 })
+      explored.push(...list.items.filter((item) => item.source === 'explore').map((item) => item.productId)) // prettier-ignore
+    }
+    // Two slots a list: the favourite takes one in each (unless the list holds it already).
+    expect(explored.filter((id) => id === favourite).length).toBeGreaterThanOrEqual(4)
+    expect(asked.filter((p) => p === '/v1/exploration')).toHaveLength(1)
     await api.forget()
   })
 

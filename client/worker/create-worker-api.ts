@@ -14,13 +14,13 @@ import { PocketrecError } from '../../shared/errors'
 import { createPageViews } from './recommend/page-views'
 import { InvalidRequestError } from './recommend/validate-request'
 import { BACKEND_NAMES, isBackendName } from './backend-names'
-import { createWorkerRuntime } from './worker-runtime'
+import { createWorkerRuntime, type ModelPart, type Runtime } from './worker-runtime'
 import { explainFetchFailures } from './fetch-failure'
 import { watchUploadRefusals } from './federated/upload-refusals'
 import { helperRoute } from '../../shared/helper-url'
 import { armsSuffix, createExperimentPlacer, type Placed } from './experiment-arms'
-import { countEvent, countList, rollPeriod } from './experiment-outcomes'
-import { outcomePeriod } from '../../shared/outcome-report'
+import { countEvent, countList, rollPeriod, type ExploredSlots } from './experiment-outcomes'
+import { outcomePeriod } from '../../shared/outcome-counts'
 
 export type { WorkerEnvironment } from './worker-environment'
 
@@ -38,6 +38,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     if (!placer) placers.set(store, (placer = createExperimentPlacer(store.meta)))
     return placer
   }
+  /** The fleet's exploration counts (P30f), asked for while an arm explores: the model part's. */
+  let exploration: ReturnType<ModelPart['createExplorationTotals']> | undefined
   /** The storage while consent holds: training and the round check it again after each wait. */
   const consented = () => (consent ? storage : null)
 
@@ -73,6 +75,17 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
     onLocalWeights: (steps) => training.restoreSteps(steps),
     onDeviceLost: () => training.stop(),
   })
+
+  /** Draws with the fleet's counts, from the federation's server a release without one lacks. */
+  function fleetDrawOf(rt: Runtime) {
+    if (!rt.release.manifest.federation) return undefined
+    exploration ??= rt.part.createExplorationTotals({
+      fetch: env.fetch ?? fetch.bind(globalThis),
+      now,
+    })
+    const totals = exploration.current(rt.manifestUrl)
+    return totals && rt.part.fleetDraw(totals)
+  }
 
   function requireConsent(): Storage {
     const store = consented()
@@ -167,6 +180,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
       const experiments = (model ? rt.release.manifest.experiments : rt.experiments) ?? []
       // A storage failure here costs the list its arms, never the list.
       const placed = await experimentPlacer(store)(experiments).catch(() => [])
+      const explorer = exploringArm(placed)
+      const draw = explorer && model ? fleetDrawOf(rt) : undefined
       const pools = model && placed.some(({ arm }) => arm.lists === 'pools')
       const lists = pools ? rt.poolsLists() : rt.recommender
       const days = rules.excludePurchasedDays
@@ -188,7 +203,8 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         impressions: await store.exposure.impressions(),
         engaged: engagedIn(session, rules.eventWeights),
         // P30e: an arm that explores gives its share of the slots to new items.
-        ...explorationOf(placed),
+        // P30f: its draws take the fleet's counts as their prior once the device has them.
+        ...(explorer ? { explore: { share: explorer.arm.explore!, ...(draw && { draw }) } } : {}),
       })
       response.attributionId += armsSuffix(placed)
       if (placed.length > 0) {
@@ -196,7 +212,7 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
         await store.meta
           .updateOutcomes((state) => {
             rollPeriod(state, outcomePeriod(now()))
-            countList(state, placed, response.attributionId, response.scenario)
+            countList(state, placed, response.attributionId, response.scenario, exploredSlots(explorer, response)) // prettier-ignore
             return true
           })
           .catch(() => {})
@@ -259,10 +275,22 @@ export function createWorkerApiWith(env: WorkerEnvironment): PocketrecWorkerApi 
   }
 }
 
-/** The largest exploration share among the device's arms, as a list request's option. */
-function explorationOf(placed: readonly Placed[]): { explore?: { share: number } } {
-  const share = Math.max(0, ...placed.map(({ arm }) => arm.explore ?? 0))
-  return share > 0 ? { explore: { share } } : {}
+/** The device's arm with the largest exploration share, whose share its lists explore. */
+function exploringArm(placed: readonly Placed[]): Placed | undefined {
+  let explorer: Placed | undefined
+  for (const p of placed) if ((p.arm.explore ?? 0) > (explorer?.arm.explore ?? 0)) explorer = p
+  return explorer
+}
+
+/** The items a list's exploration slots showed, for the exploring arm's counts (P30f). */
+function exploredSlots(
+  explorer: Placed | undefined,
+  response: RecommendResponse,
+): ExploredSlots | undefined {
+  const productIds = response.items.filter((i) => i.source === 'explore').map((i) => i.productId)
+  return explorer && productIds.length > 0
+    ? { experiment: explorer.experiment.id, arm: explorer.arm.name, productIds }
+    : undefined
 }
 
 /**

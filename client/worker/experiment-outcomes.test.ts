@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { TrackEvent } from '../../shared/events'
-import { outcomeCell } from '../../shared/outcome-report'
+import { exploreBucket, outcomeCell } from '../../shared/outcome-counts'
 import type { ManifestExperiment } from '../../shared/protocol'
 import { armsSuffix, type Placed } from './experiment-arms'
 import {
@@ -88,6 +88,37 @@ describe('what a device counts for its arms (P30)', () => {
     const none = emptyOutcomeState()
     countList(none, [], 'f'.repeat(32), 'for-you')
     expect(none).toEqual(emptyOutcomeState())
+  })
+
+  it('counts the exploring arm’s impressions and clicks of explored items by bucket only (P30f)', () => {
+    const other: ManifestExperiment = { id: 'rules', key: 'r', arms: [{ name: 'a', share: 1, lists: 'model' }, { name: 'explore', share: 1, lists: 'model', explore: 0.1 }] } // prettier-ignore
+    const both: Placed[] = [...placed, { experiment: other, arm: other.arms[1]!, group: 3 }]
+    const id = (n: number) => `${n.toString(16).padStart(32, '0')}${armsSuffix(both)}`
+    const state = emptyOutcomeState()
+    const slots = { experiment: 'rules', arm: 'explore', productIds: ['new-1', 'new-2'] }
+    countList(state, both, id(1), 'for-you', slots)
+    countList(state, both, id(2), 'for-you', { ...slots, productIds: ['new-1'] })
+    countList(state, both, id(3), 'for-you')
+    const [holdoutCounter, exploring] = state.counters
+    // The holdout's arm did not explore: its report carries no exploration counts.
+    expect(holdoutCounter!.explored).toBeUndefined()
+    const bucket = (productId: string) => exploring!.explored!.find(([b]) => b === exploreBucket(productId)) // prettier-ignore
+    expect(bucket('new-1')).toEqual([exploreBucket('new-1'), 2, 0])
+    expect(bucket('new-2')).toEqual([exploreBucket('new-2'), 1, 0])
+    // A click on an explored item counts in its bucket; one on the list's model item does not,
+    // nor one on an item that list did not explore.
+    expect(countEvent(state, clicked('new-2', id(1)))).toBe(true)
+    expect(countEvent(state, clicked('sku-7', id(1)))).toBe(true)
+    expect(countEvent(state, clicked('new-2', id(2)))).toBe(true)
+    expect(bucket('new-2')).toEqual([exploreBucket('new-2'), 1, 1])
+    expect(bucket('new-1')).toEqual([exploreBucket('new-1'), 2, 0])
+    expect(JSON.stringify(state.counters)).not.toContain('new-')
+    // Yesterday's explored list clicked today: today's counter of that arm takes the click.
+    rollPeriod(state, 200)
+    rollPeriod(state, 201)
+    expect(countEvent(state, clicked('new-1', id(2)))).toBe(true)
+    const today = state.counters.find((c) => c.experiment === 'rules')!
+    expect(today.explored).toEqual([[exploreBucket('new-1'), 0, 1]])
   })
 
   it('remembers only the last lists and clicks', () => {

@@ -5,14 +5,18 @@
 // `Order Completed` carry the list's id, or the product was clicked from it earlier), and the
 // revenue of those purchases. The counts stay on the device until they are reported as a
 // shared, clipped vector (shared/outcome-report.ts); no item id is ever part of them. The lists
-// and clicks remembered to credit later events are the last `REMEMBERED` of each.
+// and clicks remembered to credit later events are the last `REMEMBERED` of each. The arm that
+// explores (P30e) also counts its explored items' impressions and clicks, by bucket of item id
+// only (P30f): the fleet's sums become every device's prior.
 import type { TrackEvent } from '../../shared/events'
 import {
+  countExplored,
   emptyOutcomeCounts,
   outcomeCell,
+  type ExploreCounts,
   type OutcomeCounts,
   type OutcomeMetric,
-} from '../../shared/outcome-report'
+} from '../../shared/outcome-counts'
 import type { Scenario } from '../../shared/protocol'
 import { armsOfAttribution, type Placed } from './experiment-arms'
 
@@ -26,6 +30,15 @@ export interface ArmCounter {
   arm: string
   group: number
   counts: OutcomeCounts
+  /** The exploring arm's impressions of and clicks on explored items, by bucket (P30f). */
+  explored?: ExploreCounts
+}
+
+/** A list's exploration slots: the arm that gave them, and the items they showed. */
+export interface ExploredSlots {
+  experiment: string
+  arm: string
+  productIds: string[]
 }
 
 /** A report built from a closed counter, waiting to be sent (experiment-reports.ts, P30c). */
@@ -40,7 +53,7 @@ export interface PendingReport {
 
 export interface OutcomeState {
   /** Lists served with arms, newest last: which scenario an attribution id was. */
-  lists: Array<{ attributionId: string; scenario: Scenario }>
+  lists: Array<{ attributionId: string; scenario: Scenario; explored?: ExploredSlots }>
   /** Products clicked from a list, newest last: the list later adds and orders credit. */
   clicked: Array<{ productId: string; attributionId: string }>
   counters: ArmCounter[]
@@ -99,16 +112,42 @@ const remember = <T>(list: T[], entry: T) => {
   if (list.length > REMEMBERED) list.splice(0, list.length - REMEMBERED)
 }
 
-/** A list served to the page: one more list of its scenario in each of the device's arms. */
+/**
+ * A list served to the page: one more list of its scenario in each of the device's arms, and an
+ * impression of each explored item in the exploring arm's buckets.
+ */
 export function countList(
   state: OutcomeState,
   placed: readonly Placed[],
   attributionId: string,
   scenario: Scenario,
+  explored?: ExploredSlots,
 ): void {
   if (placed.length === 0) return
-  for (const p of placed) counterFor(state, p).counts[outcomeCell(scenario, 'lists')]! += 1
-  remember(state.lists, { attributionId, scenario })
+  for (const p of placed) {
+    const counter = counterFor(state, p)
+    counter.counts[outcomeCell(scenario, 'lists')]! += 1
+    if (explored?.experiment === p.experiment.id && explored.arm === p.arm.name) {
+      for (const id of explored.productIds) countExplored((counter.explored ??= []), id, 'shown')
+    }
+  }
+  remember(state.lists, { attributionId, scenario, ...(explored ? { explored } : {}) })
+}
+
+/**
+ * Today's counter of an arm, or undefined when the device is not in it today. A list of a day
+ * that has ended since credits today's counter of its arm, opened anew.
+ */
+function todaysCounter(state: OutcomeState, experiment: string, arm: string) {
+  const same = (c: ArmCounter) => c.experiment === experiment && c.arm === arm
+  const counter = state.counters.find(same)
+  if (counter) return counter
+  const ended = [...state.closed].reverse().find(same)
+  if (!ended) return undefined
+  const { period: _period, counts: _counts, explored: _explored, ...placement } = ended
+  const opened: ArmCounter = { ...placement, counts: emptyOutcomeCounts() }
+  state.counters.push(opened)
+  return opened
 }
 
 /** Adds `amount` of `metric` to every arm the list `attributionId` was served under. */
@@ -121,18 +160,18 @@ function credit(
   const list = state.lists.find((l) => l.attributionId === attributionId)
   if (!list) return false
   for (const [experiment, arm] of armsOfAttribution(attributionId)) {
-    const same = (c: ArmCounter) => c.experiment === experiment && c.arm === arm
-    let counter = state.counters.find(same)
-    // A list of a day that has ended since: today's counter of its arm takes the credit.
-    const ended = counter ? undefined : [...state.closed].reverse().find(same)
-    if (ended) {
-      const { period: _period, counts: _counts, ...placement } = ended
-      counter = { ...placement, counts: emptyOutcomeCounts() }
-      state.counters.push(counter)
-    }
+    const counter = todaysCounter(state, experiment, arm)
     if (counter) counter.counts[outcomeCell(list.scenario, metric)]! += amount
   }
   return true
+}
+
+/** A click on an item the list `attributionId` explored: a click in its bucket. */
+function creditExplored(state: OutcomeState, attributionId: string, productId: string): void {
+  const explored = state.lists.find((l) => l.attributionId === attributionId)?.explored
+  if (!explored?.productIds.includes(productId)) return
+  const counter = todaysCounter(state, explored.experiment, explored.arm)
+  if (counter) countExplored((counter.explored ??= []), productId, 'clicked')
 }
 
 function creditedList(state: OutcomeState, productId: string): string | undefined {
@@ -148,6 +187,7 @@ export function countEvent(state: OutcomeState, event: TrackEvent): boolean {
     case 'Product Clicked': {
       const id = event.attribution_id
       if (id === undefined || !credit(state, id, 'clicks')) return false
+      creditExplored(state, id, event.properties.product_id)
       remember(state.clicked, { productId: event.properties.product_id, attributionId: id })
       return true
     }

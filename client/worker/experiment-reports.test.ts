@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { createNobleCipher } from '../../shared/noble-cipher'
-import {
-  buildOutcomeReport,
-  outcomeCell,
-  reportCells,
-  sumShares,
-} from '../../shared/outcome-report'
+import { outcomeCell } from '../../shared/outcome-counts'
+import { buildOutcomeReport, reportCells, sumShares } from '../../shared/outcome-report'
 import { outcomeShare, readOutcomeHeader } from '../../shared/outcome-transport'
 import type { ManifestExperiment } from '../../shared/protocol'
 import { armsSuffix, type Placed } from './experiment-arms'

@@ -32,7 +32,7 @@ export function buildReports(state: OutcomeState, crypto: ReportCrypto): boolean
       key: counter.key,
       arms: counter.arms.map((name) => ({ name, share: 1 })),
     }
-    const report = buildOutcomeReport(counter.arms.length, arm, counter.group, counter.counts)
+    const report = buildOutcomeReport(counter.arms.length, arm, counter.group, counter.counts, counter.explored) // prettier-ignore
     const key = crypto.randomBytes(16)
     const [leader, helper] = splitOutcomeReport(
       report,

@@ -1,7 +1,7 @@
 // The worker's model part, loaded with import() once a first visit's first lists can be served
 // without it (worker-runtime.ts): TF.js (core and the cpu backend; the others load on demand),
 // the backend probe, the model and its recommender, local fine-tuning and the federated update
-// with the experiments' outcome reports.
+// with the experiments' outcome reports and exploration's fleet counts.
 // The entry (worker.ts) serves the first lists from the pools and never waits for this file.
 import '@tensorflow/tfjs-backend-cpu'
 import * as tf from '@tensorflow/tfjs-core'
@@ -19,6 +19,7 @@ import { buildReports, REPORT_CRYPTO } from './experiment-reports'
 
 export { createLocalTrainer } from './federated/train-local'
 export { prepareUpload } from './federated/prepare-upload'
+export { createExplorationTotals, fleetDraw } from './exploration-totals'
 
 /** P30c: the ended days' counters made reports, with the worker's CSPRNG and AES. */
 export const buildOutcomeReports = (state: OutcomeState) => buildReports(state, REPORT_CRYPTO)

@@ -4,7 +4,8 @@
 // clipped counts in a day's totals. Whether the helper holds the other body is checked at the
 // batch, by the helper; the counts themselves cannot be checked by either server (as an update's
 // payload, P29b), only their size.
-import { outcomePeriod, reportCells } from '../../shared/outcome-report'
+import { outcomePeriod } from '../../shared/outcome-counts'
+import { reportCells } from '../../shared/outcome-report'
 import { digestHex, experimentDigest, readOutcomeHeader } from '../../shared/outcome-transport'
 import type { ModelManifest } from '../../shared/protocol'
 import type { FederationStore } from '../storage/store'

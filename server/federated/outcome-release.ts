@@ -5,15 +5,25 @@
 // its half of the noise, the leader adds its own share of exactly the reports the helper
 // included with its half, and the totals are stored as one look at the experiment, the reports
 // consumed. Neither server ever holds a report in the clear; the store keeps no per-device row
-// past its batch (a consumed report keeps its key, client and period, not its body).
+// past its batch (a consumed report keeps its key, client and period, not its body). After a
+// batch, exploration's counts are summed over every batch for GET /v1/exploration (P30f).
 import { randomUUID } from 'node:crypto'
-import { addHalfNoise, combineSums, reportCells, sumShares } from '../../shared/outcome-report'
+import { EXPLORE_BUCKETS, OUTCOME_METRICS } from '../../shared/outcome-counts'
+import {
+  addHalfNoise,
+  combineSums,
+  EXPLORE_CELLS,
+  EXPLORE_CLIPS,
+  exploreOffset,
+  reportCells,
+  sumShares,
+} from '../../shared/outcome-report'
 import { outcomeShare, readOutcomeHeader } from '../../shared/outcome-transport'
-import { OUTCOME_METRICS } from '../../shared/outcome-report'
+import type { ExplorationTotals } from '../../shared/protocol'
 import { SCENARIOS } from '../../shared/artifacts'
 import { EXPERIMENT_GROUPS } from '../../shared/experiments'
 import { decodeAggregateAnswer } from '../../shared/share-sums'
-import type { FederationStore, StoredOutcomeReport } from '../storage/store'
+import type { FederationStore, OutcomeBatchRecord, StoredOutcomeReport } from '../storage/store'
 import { cryptoUniform } from '../secure-random'
 import type { FedBuffSettings } from './fedbuff'
 import { createNodeCipher } from './node-cipher'
@@ -21,6 +31,8 @@ import { askHelper, type HelperLink } from './secure-release'
 
 /** The store setting that holds the outcome batch under way (PendingOutcomes as JSON), or empty. */
 export const PENDING_OUTCOMES = 'outcomes.pendingBatch'
+/** The store setting that holds exploration's totals over every batch (ExplorationTotals, JSON). */
+export const EXPLORATION_TOTALS = 'outcomes.exploration'
 /** Reports per batch at most: a batch request names each by key (about 35 bytes of JSON). */
 export const MAX_OUTCOME_BATCH = 20_000
 
@@ -52,7 +64,7 @@ export interface OutcomeReleaseDeps {
 
 /** Arms of a report of `cells` cells. */
 export const armsOfCells = (cells: number) =>
-  cells / (SCENARIOS.length * OUTCOME_METRICS.length * EXPERIMENT_GROUPS)
+  (cells - EXPLORE_CELLS) / (SCENARIOS.length * OUTCOME_METRICS.length * EXPERIMENT_GROUPS)
 
 /**
  * One batch for each experiment with enough reports waiting (the batch recorded before a crash
@@ -87,7 +99,42 @@ export async function releaseOutcomes(deps: OutcomeReleaseDeps): Promise<Outcome
     const result = await runBatch(deps, link, batch, claim, reports)
     if (result) results.push(result)
   }
+  if (
+    results.some((r) => r.status === 'released') ||
+    !(await deps.store.setting(EXPLORATION_TOTALS))
+  ) {
+    const totals = sumExploration(await deps.store.outcomeBatches())
+    await deps.store.putSetting(EXPLORATION_TOTALS, JSON.stringify(totals))
+  }
   return results
+}
+
+/**
+ * Exploration's counts over `batches`: each batch's section added per bucket (P30f). A batch of
+ * a layout without one (made before it) adds nothing.
+ */
+export function sumExploration(batches: readonly OutcomeBatchRecord[]): ExplorationTotals {
+  const shown = new Array<number>(EXPLORE_BUCKETS).fill(0)
+  const clicked = new Array<number>(EXPLORE_BUCKETS).fill(0)
+  let summed = 0
+  let reports = 0
+  let variance = 0
+  for (const batch of batches) {
+    const arms = armsOfCells(batch.totals.byteLength / 4)
+    if (!(Number.isInteger(arms) && arms >= 1)) continue
+    const { buffer, byteOffset } = batch.totals
+    const cells = new DataView(buffer, byteOffset + 4 * exploreOffset(arms), 4 * EXPLORE_CELLS)
+    for (let b = 0; b < EXPLORE_BUCKETS; b++) {
+      shown[b]! += cells.getInt32(4 * b, true)
+      clicked[b]! += cells.getInt32(4 * (EXPLORE_BUCKETS + b), true)
+    }
+    summed++
+    reports += batch.reports
+    variance += batch.sigma ** 2
+  }
+  const sd = Math.sqrt(variance)
+  const noise = { shown: sd * EXPLORE_CLIPS.shown, clicked: sd * EXPLORE_CLIPS.clicked }
+  return { buckets: EXPLORE_BUCKETS, batches: summed, reports, shown, clicked, noise }
 }
 
 async function runBatch(

@@ -20,16 +20,23 @@ import { placeDevice, type Experiment } from '../../shared/experiments'
 import { helperRoute } from '../../shared/helper-url'
 import { createNobleCipher } from '../../shared/noble-cipher'
 import {
-  buildOutcomeReport,
   emptyOutcomeCounts,
+  EXPLORE_BUCKETS,
+  exploreBucket,
+  type ExploreCounts,
   outcomeCell,
-  OUTCOME_CLIPS,
   outcomePeriod,
+} from '../../shared/outcome-counts'
+import {
+  buildOutcomeReport,
+  EXPLORE_CLIPS,
+  exploreOffset,
+  OUTCOME_CLIPS,
   reportCells,
   sumShares,
 } from '../../shared/outcome-report'
 import { digestHex, experimentDigest } from '../../shared/outcome-transport'
-import type { ModelManifest } from '../../shared/protocol'
+import type { ExplorationTotals, ModelManifest } from '../../shared/protocol'
 import { createRandom } from '../../shared/random'
 import { setNodeBackend } from '../../model/node-backend'
 import { writeTestRelease } from '../../test/fixtures/exported-release'
@@ -73,6 +80,11 @@ function deviceState(n: number, experiment: Experiment = holdout): OutcomeState 
   counts[outcomeCell('for-you', 'lists')] = 2
   if (random() < 0.5) counts[outcomeCell('similar', 'purchases')] = 1
   if (random() < 0.5) counts[outcomeCell('similar', 'revenue')] = Math.round(2000 * random())
+  // Its arm explored (P30f): impressions of two new items' buckets (clipped at 4), a click on one.
+  const explored: ExploreCounts = [
+    [exploreBucket('new-1'), 1 + Math.floor(random() * 6), random() < 0.5 ? 1 : 0],
+    [exploreBucket(`new-${n % 3}`), 1, 0],
+  ]
   return {
     ...emptyOutcomeState(),
     period: today - 1,
@@ -84,6 +96,7 @@ function deviceState(n: number, experiment: Experiment = holdout): OutcomeState 
         arm: experiment.arms[arm]!.name,
         group,
         counts,
+        ...(arm === 0 ? { explored } : {}),
       },
     ],
   }
@@ -98,7 +111,7 @@ function closeDay(state: OutcomeState, day: number, keys: typeof crypto): boolea
 /** The report the device's counts make, in the clear: what the totals must add up. */
 function plainReport(state: OutcomeState): Uint32Array {
   const counter = state.counters[0]!
-  return buildOutcomeReport(2, counter.arms.indexOf(counter.arm), counter.group, counter.counts)
+  return buildOutcomeReport(2, counter.arms.indexOf(counter.arm), counter.group, counter.counts, counter.explored) // prettier-ignore
 }
 
 async function tokenFor(client: string): Promise<string> {
@@ -214,6 +227,16 @@ describe('outcome reports through the two servers (P30c)', () => {
     expect(Array.from(totalsOf(experiment!.batches[0]!.totals))).toEqual(Array.from(expected))
     // Both arms took part, and the clips held (a device's lists at most 20).
     expect(expected.some((v) => v > 0)).toBe(true)
+    // Exploration's counts per bucket, public: exactly the devices' sections (P30f).
+    const exploration = await fetch(`${origin}/v1/exploration`)
+    expect(exploration.headers.get('access-control-allow-origin')).toBe('*')
+    const totals = (await exploration.json()) as ExplorationTotals
+    const section = (start: number) => Array.from(expected.subarray(start, start + EXPLORE_BUCKETS))
+    expect(totals).toMatchObject({ buckets: EXPLORE_BUCKETS, batches: 1, reports: 12, noise: { shown: 0, clicked: 0 } }) // prettier-ignore
+    expect(totals.shown).toEqual(section(exploreOffset(2)))
+    expect(totals.clicked).toEqual(section(exploreOffset(2) + EXPLORE_BUCKETS))
+    expect(totals.shown[exploreBucket('new-1')]).toBeGreaterThan(0)
+    expect(totals.shown.every((n, b) => n <= 4 * 12 && totals.clicked[b]! <= 12)).toBe(true)
     // Nothing waits any more: a second check releases nothing.
     expect(await federation.outcomesNow()).toEqual([])
   })
@@ -309,12 +332,20 @@ describe('outcome reports through the two servers (P30c)', () => {
     const stated = batch.sigma * OUTCOME_CLIPS.lists
     const errors: number[] = []
     // The lists cells: N(0, (σ·20)²) each.
-    for (let i = 0; i < totals.length; i++) {
+    for (let i = 0; i < exploreOffset(2); i++) {
       if (Math.floor(i / 32) % 5 === 0) errors.push(totals[i]! - expected[i]!)
     }
     const rms = Math.sqrt(errors.reduce((a, e) => a + e * e, 0) / errors.length)
     expect(rms).toBeGreaterThan(0.8 * stated)
     expect(rms).toBeLessThan(1.25 * stated)
+    // Exploration's impressions per bucket (P30f): N(0, (σ·4)²) each.
+    const shown = Array.from({ length: EXPLORE_BUCKETS }, (_, b) => {
+      const i = exploreOffset(2) + b
+      return totals[i]! - expected[i]!
+    })
+    const shownRms = Math.sqrt(shown.reduce((a, e) => a + e * e, 0) / shown.length)
+    expect(shownRms / (batch.sigma * EXPLORE_CLIPS.shown)).toBeGreaterThan(0.85)
+    expect(shownRms / (batch.sigma * EXPLORE_CLIPS.shown)).toBeLessThan(1.15)
   })
 
   it('a leader killed between the helper’s answer and its commit asks the same batch again, summed once', async () => {

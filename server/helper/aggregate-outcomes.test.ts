@@ -8,10 +8,10 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Experiment } from '../../shared/experiments'
 import { createNobleCipher } from '../../shared/noble-cipher'
+import { emptyOutcomeCounts, outcomeCell } from '../../shared/outcome-counts'
 import {
   buildOutcomeReport,
-  emptyOutcomeCounts,
-  outcomeCell,
+  exploreOffset,
   OUTCOME_CLIPS,
   reportCells,
   sumShares,
@@ -176,7 +176,7 @@ describe('the helper’s outcome batches (P30c)', () => {
     )
     // The lists cells (every 5th metric, clip 20): N(0, (2·20)²/2) each.
     const errors: number[] = []
-    for (let i = 0; i < cells; i++) {
+    for (let i = 0; i < exploreOffset(2); i++) {
       const metric = Math.floor(i / 32) % 5
       if (metric === 0) errors.push((noisy[i]! - exact[i]!) | 0)
     }

@@ -4,6 +4,8 @@
 // in IndexedDB) the worker's next federated round closes the day into a report and sends its two
 // bodies. What crosses the wire names no product; the leader batches the report with the helper,
 // after which neither server holds a per-device row; the operator page shows the arms' rates.
+// Both arms explore: the report's exploration section (P30f) travels the same way, and the
+// fleet's sums come back on a public route the worker asks.
 import Database from 'better-sqlite3'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -28,7 +30,11 @@ type Command = (name: string, ...args: unknown[]) => Promise<unknown>
 function outcomesRecord(
   page: Page,
   back = false,
-): Promise<{ period: number; counters: Array<{ counts: number[] }>; reports: unknown[] }> {
+): Promise<{
+  period: number
+  counters: Array<{ counts: number[]; explored?: Array<[number, number, number]> }>
+  reports: unknown[]
+}> {
   return page.evaluate(
     (back) =>
       new Promise((resolve, reject) => {
@@ -68,8 +74,8 @@ describe.skipIf(skip)('outcome reports from the script tag (P30c)', () => {
             id: 'holdout',
             key: 'browser-outcomes',
             arms: [
-              { name: 'model', share: 1, lists: 'model' },
-              { name: 'pools', share: 1, lists: 'pools' },
+              { name: 'model', share: 1, lists: 'model', explore: 0.5 },
+              { name: 'pools', share: 1, lists: 'pools', explore: 0.5 },
             ],
           },
         ],
@@ -88,7 +94,9 @@ describe.skipIf(skip)('outcome reports from the script tag (P30c)', () => {
     const log: string[] = []
     const profile = await openProfile(log)
     const bodies: Array<{ url: string; body: Buffer }> = []
+    const asked: string[] = []
     profile.context.on('request', (request) => {
+      asked.push(new URL(request.url()).pathname)
       const body = request.postDataBuffer()
       if (body) bodies.push({ url: request.url(), body })
     })
@@ -99,14 +107,19 @@ describe.skipIf(skip)('outcome reports from the script tag (P30c)', () => {
         const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
         await pocketrec('consent', true)
         await pocketrec('track', 'Product Viewed', { product_id: ids[0] })
-        const list = (await pocketrec('recommend', { scenario: 'similar', productId: ids[0], limit: 4 })) as { attributionId: string; items: Array<{ productId: string }> } // prettier-ignore
-        await pocketrec('track', 'Product Clicked', { product_id: list.items[0]!.productId }, { attribution_id: list.attributionId }) // prettier-ignore
-        return list.attributionId
+        const list = (await pocketrec('recommend', { scenario: 'similar', productId: ids[0], limit: 4 })) as { attributionId: string; items: Array<{ productId: string; source: string }> } // prettier-ignore
+        // Half of the list explores (P30e): the shopper clicks an explored item.
+        const explored = list.items.filter((item) => item.source === 'explore')
+        await pocketrec('track', 'Product Clicked', { product_id: explored[0]!.productId }, { attribution_id: list.attributionId }) // prettier-ignore
+        return { id: list.attributionId, explored: explored.map((item) => item.productId) }
       }, productIds)
-      expect(attribution, log.join('\n')).toMatch(/\.holdout:(model|pools)$/)
+      expect(attribution.id, log.join('\n')).toMatch(/\.holdout:(model|pools)$/)
+      expect(attribution.explored).toHaveLength(2)
       const counted = await outcomesRecord(profile.page)
       expect(counted.counters).toHaveLength(1)
       expect(counted.counters[0]!.counts.some((n) => n > 0)).toBe(true)
+      // P30f: the two explored items' impressions and the click, by bucket only.
+      expect(counted.counters[0]!.explored!.reduce((sum, [, shown, clicks]) => sum + shown + clicks, 0)).toBe(3) // prettier-ignore
 
       // The day ends: the next round closes it into a report and sends both bodies.
       await outcomesRecord(profile.page, true)
@@ -133,6 +146,16 @@ describe.skipIf(skip)('outcome reports from the script tag (P30c)', () => {
       }
 
       expect(await federation.outcomesNow()).toMatchObject([{ status: 'released', reports: 1 }])
+      // The fleet's counts, public after the batch, noised by the helper's half (P30f); the
+      // worker asks for them for its next exploring list, once the model is in.
+      const fleet = await (await fetch(`${origin}/v1/exploration`)).json()
+      expect(fleet).toMatchObject({ buckets: 1024, batches: 1, reports: 1 })
+      expect(fleet.noise.shown).toBeGreaterThan(0)
+      await profile.page.evaluate(async (id) => {
+        const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
+        await pocketrec('recommend', { scenario: 'similar', productId: id, limit: 4 })
+      }, productIds[1])
+      await expect.poll(() => asked.filter((p) => p === '/v1/exploration').length).toBe(1)
       const leaderDb = new Database(path.join(work, 'server.db'), { readonly: true })
       const rows = leaderDb
         .prepare('SELECT length(body) AS bytes FROM outcome_reports')

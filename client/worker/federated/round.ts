@@ -10,7 +10,7 @@ import { drainOutbox, requestToken, type UploaderDeps } from './uploader'
 import { rollPeriod, type OutcomeState } from '../experiment-outcomes'
 import { sendReports } from './report-sender'
 import { helperRoute } from '../../../shared/helper-url'
-import { outcomePeriod } from '../../../shared/outcome-report'
+import { outcomePeriod } from '../../../shared/outcome-counts'
 
 /** What a round reads of the worker's state, at the moment it needs it. */
 export interface FederatedRoundDeps {

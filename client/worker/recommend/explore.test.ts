@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { createRandom } from '../../../shared/random'
+import { EXPLORE_BUCKETS, exploreBucket } from '../../../shared/outcome-counts'
+import type { ExplorationTotals } from '../../../shared/protocol'
+import { explorePrior, fleetDraw } from '../exploration-totals'
 import { exploreSlots, placeExplored, planExploration, thompsonScores } from './explore'
 import { createPoolsRecommender } from './pools-only'
 import type { RankedItem } from './rerank'
@@ -34,6 +37,52 @@ describe('exploration (P30e)', () => {
     }
     // Beta(1, 1) against Beta(1, 13): the unseen one wins 13 draws in 14.
     expect(unseenWins / 2000).toBeCloseTo(13 / 14, 1)
+  })
+
+  it('follows the fleet’s counts (P30f): what others clicked is drawn more, what they ignored less', () => {
+    const totals: ExplorationTotals = {
+      buckets: EXPLORE_BUCKETS,
+      batches: 3,
+      reports: 600,
+      shown: new Array<number>(EXPLORE_BUCKETS).fill(0),
+      clicked: new Array<number>(EXPLORE_BUCKETS).fill(0),
+      noise: { shown: 0, clicked: 0 },
+    }
+    const set = (productId: string, shown: number, clicked: number) => {
+      totals.shown[exploreBucket(productId)] = shown
+      totals.clicked[exploreBucket(productId)] = clicked
+    }
+    set('p1', 200, 20) // clicked one time in ten
+    set('p2', 200, 0) // ignored
+    set('p3', -5, -2) // noise below zero: no evidence
+    expect(explorePrior(totals, 'p1')).toEqual({ clicks: 20, misses: 180 })
+    expect(explorePrior(totals, 'p3')).toEqual({ clicks: 0, misses: 0 })
+    const ids = ['p1', 'p2', 'p3']
+    const candidates = [1, 2, 3].map((index) => ({ index, source: 'new' as const }))
+    const random = createRandom(5)
+    const wins = [0, 0, 0]
+    const draws: number[] = []
+    const draw = fleetDraw(totals)
+    for (let i = 0; i < 3000; i++) {
+      const scores = thompsonScores(candidates, () => 0, random, (index, n, r) => draw(ids[index - 1]!, n, r)) // prettier-ignore
+      wins[scores.indexOf(Math.max(...scores))]!++
+      draws.push(scores[0]!)
+    }
+    // p1's draws are Beta(21, 181): mean 0.104; p3, unseen by the fleet, still wins most.
+    expect(draws.reduce((a, b) => a + b, 0) / draws.length).toBeCloseTo(21 / 202, 2)
+    expect(wins[0]! / 3000).toBeGreaterThan(0.05)
+    expect(wins[1]! / 3000).toBeLessThan(0.01)
+    expect(wins[2]!).toBeGreaterThan(wins[0]!)
+    // A list request carries them: the new item the fleet clicked takes the one slot.
+    for (const index of pools.new) set(id(index), 500, 0)
+    set(id(pools.new[1]!), 500, 250)
+    const explore = { share: 0.2, random: createRandom(7), draw: fleetDraw(totals) }
+    const plan = planExploration(explore, { scenario: 'trending', limit: 5 }, pools, lookup, undefined) // prettier-ignore
+    const best = plan!.scores.indexOf(Math.max(...plan!.scores))
+    expect(plan!.candidates[best]!.index).toBe(pools.new[1])
+    // The shopper's own impressions add to the fleet's misses.
+    const shownHere = thompsonScores(candidates.slice(0, 1), () => 1000, createRandom(6), (_, n, r) => draw('p1', n, r)) // prettier-ignore
+    expect(shownHere[0]).toBeLessThan(0.05)
   })
 
   it('puts the explored items at the end of equal blocks, marked, and keeps the list’s length', () => {

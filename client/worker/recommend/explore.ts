@@ -4,7 +4,8 @@
 // candidate's click probability has the posterior Beta(1, 1 + n), n its impressions to this
 // shopper since their last click of it (exposure-store.ts; a click resets n, so the posterior
 // starts over from the uniform prior): one draw each, the highest win. Beta(1, b) has the
-// closed-form draw 1 − U^(1/b), so no gamma sampler is needed.
+// closed-form draw 1 − U^(1/b). Where the device has the fleet's counts (P30f), the request
+// brings their draw instead (exploration-totals.ts, loaded with the model).
 import type { CandidatePools, Scenario } from '../../../shared/protocol'
 import type { CatalogueLookup } from './catalogue-lookup'
 import type { Exploration } from './page-views'
@@ -26,16 +27,24 @@ export function exploreSlots(limit: number, share: number, random: () => number)
   return Math.floor(exact) + (random() < exact - Math.floor(exact) ? 1 : 0)
 }
 
-/** One Thompson draw per candidate from Beta(1, 1 + its impressions since its last click). */
+/** A candidate's Thompson draw from its impressions to this shopper since their last click. */
+export type ExploreDraw = (index: number, impressions: number, random: () => number) => number
+
+/** The device's own counts alone: Beta(1, 1 + n), drawn in closed form. */
+const ownDraw: ExploreDraw = (_, impressions, random) =>
+  1 - (1 - random()) ** (1 / (1 + impressions))
+
+/** One Thompson draw per candidate: Beta(1, 1 + its impressions since its last click) by default. */
 export function thompsonScores(
   candidates: readonly Candidate[],
   impressionsOf: (index: number) => number,
   random: () => number,
+  draw: ExploreDraw = ownDraw,
 ): Float32Array {
   return Float32Array.from(candidates, ({ index }) => {
-    const draw = 1 - (1 - random()) ** (1 / (1 + impressionsOf(index)))
+    const value = draw(index, impressionsOf(index), random)
     // Scores must be positive for the re-ranker's multiplicative boosts.
-    return Math.max(draw, Number.MIN_VALUE)
+    return Math.max(value, Number.MIN_VALUE)
   })
 }
 
@@ -69,6 +78,8 @@ export function placeExplored(
 export interface ExploreRequest {
   share: number
   random?: () => number
+  /** A draw with the fleet's counts as the prior (P30f), by product id, when the device has them. */
+  draw?: (productId: string, impressions: number, random: () => number) => number
 }
 
 /**
@@ -87,6 +98,9 @@ export function planExploration(
   const slots = exploreSlots(list.limit, request.share, random)
   if (slots === 0) return undefined
   const candidates = pools.new.map((index): Candidate => ({ index, source: 'new' }))
-  const impressionsOf = (index: number) => impressions?.get(lookup.byIndex[index]!.id) ?? 0
-  return { slots, candidates, scores: thompsonScores(candidates, impressionsOf, random) }
+  const idOf = (index: number) => lookup.byIndex[index]!.id
+  const impressionsOf = (index: number) => impressions?.get(idOf(index)) ?? 0
+  const { draw } = request
+  const byIndex: ExploreDraw | undefined = draw && ((index, n, r) => draw(idOf(index), n, r))
+  return { slots, candidates, scores: thompsonScores(candidates, impressionsOf, random, byIndex) }
 }

@@ -11,7 +11,8 @@ import {
 } from '../../../shared/artifacts'
 import { isTrackEvent } from '../../../shared/events'
 import { EXPERIMENT_GROUPS } from '../../../shared/experiments'
-import { emptyOutcomeCounts } from '../../../shared/outcome-report'
+import { emptyOutcomeCounts, EXPLORE_BUCKETS } from '../../../shared/outcome-counts'
+import { MAX_LIMIT } from '../recommend/validate-request'
 import type {
   CartItem,
   KeptArm,
@@ -211,7 +212,10 @@ function isOutcomeState(raw: Record<string, unknown>): boolean {
     isArrayOf(
       raw.lists,
       (l): l is object =>
-        isRecord(l) && isShortText(l.attributionId) && SCENARIOS.some((s) => s === l.scenario),
+        isRecord(l) &&
+        isShortText(l.attributionId) &&
+        SCENARIOS.some((s) => s === l.scenario) &&
+        (l.explored === undefined || isExploredSlots(l.explored)),
     ) &&
     isArrayOf(
       raw.clicked,
@@ -250,9 +254,30 @@ function isArmCounter(c: unknown): c is object {
     (c.group as number) < EXPERIMENT_GROUPS &&
     Array.isArray(c.counts) &&
     c.counts.length === emptyOutcomeCounts().length &&
-    c.counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
+    c.counts.every(isNonNegative) &&
+    (c.explored === undefined ||
+      (isArrayOf(c.explored, isBucketCounts) && c.explored.length <= EXPLORE_BUCKETS))
   )
 }
+
+const isNonNegative = (n: unknown) => isFiniteNumber(n) && n >= 0
+
+/** [bucket, impressions, clicks] of exploration's counts (P30f). */
+const isBucketCounts = (e: unknown): e is object =>
+  Array.isArray(e) &&
+  e.length === 3 &&
+  Number.isInteger(e[0]) &&
+  e[0] >= 0 &&
+  e[0] < EXPLORE_BUCKETS &&
+  isCount(e[1]) &&
+  isCount(e[2])
+
+const isExploredSlots = (e: unknown) =>
+  isRecord(e) &&
+  isShortText(e.experiment) &&
+  isShortText(e.arm) &&
+  isArrayOf(e.productIds, (p): p is string => isShortText(p)) &&
+  e.productIds.length <= MAX_LIMIT
 
 function isKeptArm(raw: unknown): raw is KeptArm {
   return (

@@ -15,7 +15,7 @@ import { requireJobs, shopUploadBody, smallBody } from './guards'
 import { refuse } from '../../http-errors'
 import { SCENARIOS } from '../../../shared/artifacts'
 import { EXPERIMENT_GROUPS, type Experiment } from '../../../shared/experiments'
-import { OUTCOME_METRICS } from '../../../shared/outcome-report'
+import { OUTCOME_METRICS } from '../../../shared/outcome-counts'
 import { digestHex, experimentDigest } from '../../../shared/outcome-transport'
 
 export interface AdminDeps {

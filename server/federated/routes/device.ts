@@ -6,6 +6,7 @@
 //   POST /v1/outcomes    Bearer upload token, the leader's body of an outcome report (P30c) →
 //                        202 accepted / 200 duplicate / 4xx
 //   GET  /v1/federation  public counters: version, buffered, accepted, refused by code, (ε, δ)
+//   GET  /v1/exploration exploration's noised counts per bucket of item ids (P30f)
 // A token request has a small body; an upload is limited to its exact size before it is read.
 import { Hono, type Context } from 'hono'
 import type { FederationStore } from '../../storage/store'
@@ -22,6 +23,7 @@ import { MAX_ARMS } from '../../../shared/experiments'
 import { reportCells } from '../../../shared/outcome-report'
 import { outcomeBodyBytes } from '../../../shared/outcome-transport'
 import { receiveOutcome } from '../outcome-intake'
+import { EXPLORATION_TOTALS, sumExploration } from '../outcome-release'
 import { smallBody } from './guards'
 import { refuse } from '../../http-errors'
 
@@ -135,6 +137,14 @@ export function deviceRoutes(deps: DeviceDeps): Hono {
   )
 
   app.get('/federation', async (c) => c.json(await publicCounters(deps, refused)))
+  // Summed by the job after each batch of outcome reports: here only read. A device asks at
+  // most hourly; five minutes of caching spare the store a crowd.
+  app.get('/exploration', async (c) => {
+    const totals = await deps.store.setting(EXPLORATION_TOTALS)
+    c.header('Cache-Control', 'public, max-age=300')
+    c.header('Content-Type', 'application/json')
+    return c.body(totals ?? JSON.stringify(sumExploration([])))
+  })
   return app
 }
 

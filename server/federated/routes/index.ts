@@ -1,6 +1,7 @@
 // The federation's HTTP surface (PROTOCOL.md P13, P21–P26), mounted under /v1 by createApp: one
 // file per audience, each listing its routes.
-//   device.ts  /v1/client/…, /v1/token, /v1/updates, /v1/federation   (devices, anyone)
+//   device.ts  /v1/client/…, /v1/token, /v1/updates, /v1/outcomes, /v1/federation,
+//              /v1/exploration   (devices, anyone)
 //   admin.ts   /v1/admin/versions, metrics, promote, rollback, validation, evaluate   (operator)
 //   shop.ts    /v1/admin/catalogue, /v1/admin/rules   (the shop's systems, with the admin token)
 // Every route that takes a body has a limit, checked before the body is read (an upload: its
