@@ -1,17 +1,41 @@
-// npm run bench:explore -- [--data <folder>] [--model <file>] [--share 0.1]: what exploration
-// (P30e) shows, earns and costs. The test split's sessions are devices; at each step the worker's
-// own recommender (shipped model, the catalogue and pools export builds from the training
-// sessions, default rules) gives a for-you list of 20, the device clicks when the session's next
-// item is on it, and its impressions since the last click feed both the demotion and the
-// Thompson draws, as IndexedDB does on a device. Side by side, exploration off and on: Recall@20
-// (the share of steps whose next item is on the list: what exploration costs), the share of
-// slots holding a new item (the release's `new` pool) and an explored one, and the share of
-// clicks on each. Beside it, the published protocol's Recall@20 (the model's top 20 over every
-// item) with the same share of its slots given to Thompson draws over the new items, the draws
-// fed by the same impressions. Writes bench/results/explore-<dataset>.json.
+// npm run bench:explore -- [--data <folder>] [--model <file>] [--share 0.1] [--batch 500]
+// [--sigma 1,…]: what exploration (P30e, P30f) shows, earns and costs. The test split's sessions
+// are devices, in the split's order; at each step the worker's own recommender (shipped model,
+// the catalogue and pools export builds from the training sessions, default rules) gives a
+// for-you list of 20, the device clicks when the session's next item is on it, and its
+// impressions since the last click feed both the demotion and the Thompson draws, as IndexedDB
+// does on a device. Arms side by side: exploration off; on with the device's own counts; on
+// with the fleet's counts as the prior, as devices get them (P30f), one arm per `--sigma`: each
+// device's explored impressions and clicks by bucket, clipped as its report is, summed over
+// `--batch` devices with the two servers' noise (each server's multiplier σ; 1 is their
+// default), the running totals the prior of every later device. Per arm: Recall@20 (the share of steps whose next item is on the list:
+// what exploration costs), the share of slots holding a new item (the release's `new` pool) and
+// an explored one, the share of clicks on each, and clicks per 1,000 explored slots. Beside it,
+// the published protocol's Recall@20 (the model's top 20 over every item) with the same share of
+// its slots given to Thompson draws over the new items, fed alike. Writes
+// bench/results/explore-<dataset>.json.
 import path from 'node:path'
 import { loadShippedModel, modelTopLists } from './model-lists'
-import { exploreSlots, placeExplored, thompsonScores } from '../client/worker/recommend/explore'
+import {
+  exploreSlots,
+  placeExplored,
+  thompsonScores,
+  type ExploreDraw,
+} from '../client/worker/recommend/explore'
+import { fleetDraw } from '../client/worker/exploration-totals'
+import {
+  countExplored,
+  emptyOutcomeCounts,
+  EXPLORE_BUCKETS,
+  type ExploreCounts,
+} from '../shared/outcome-counts'
+import {
+  addHalfNoise,
+  buildOutcomeReport,
+  exploreOffset,
+  reportCells,
+} from '../shared/outcome-report'
+import type { CandidatePools, ExplorationTotals } from '../shared/protocol'
 import type { Candidate } from '../client/worker/recommend/recall'
 import { createRecommender } from '../client/worker/recommend/recommend'
 import { setNodeBackend } from '../model/node-backend'
@@ -24,13 +48,17 @@ import { loadDataset } from '../train/data/load-dataset'
 import { defaultModelDir } from '../train/model-file'
 import { createProgressLine, formatDuration } from '../train/progress'
 import { runBenchmark, type BenchRun } from './harness'
-import { int, num, readOptions, text, type Options } from './options'
+import { int, num, numList, readOptions, text, type Options } from './options'
 
 const EXPLORE_FLAGS = {
   data: text('../shared/data/diginetica-srgnn'),
   /** Default: the dataset's trained model in models/<dataset>/model.prw, run in shipped form. */
   model: text(),
   share: num(0.1, 0.01, 0.5),
+  /** Devices per batch of outcome reports (the fleet arm). */
+  batch: int(500, 1),
+  /** Each server's noise multiplier on the batches: a fleet arm per value. */
+  sigma: numList([1], 0, 10),
   /** Test sessions used, evenly spread (0: all). */
   sessions: int(0, 0),
   seed: int(1, 0),
@@ -40,6 +68,9 @@ const EXPLORE_FLAGS = {
 type ExploreOptions = Options<typeof EXPLORE_FLAGS>
 
 export interface ArmResult {
+  arm: 'off' | 'own counts' | 'fleet counts'
+  /** The fleet arm's noise multiplier (each server's). */
+  sigma?: number
   explore: number
   steps: number
   recall20: number
@@ -51,6 +82,49 @@ export interface ArmResult {
   /** Shares of clicks: on a new item, on an explored one. */
   newClicked: number
   exploredClicked: number
+  /** Clicks per 1,000 explored slots. */
+  exploredClicksPerMille: number
+}
+
+/**
+ * The servers' side of the fleet arm (P30f): devices' exploration counts, clipped into their
+ * reports' section, summed per batch with each server's half of the noise, and the running
+ * totals over the batches, as `GET /v1/exploration` gives them.
+ */
+function createFleet(batchSize: number, sigma: number, random: () => number) {
+  const buckets = EXPLORE_BUCKETS
+  const totals: ExplorationTotals = {
+    buckets,
+    batches: 0,
+    reports: 0,
+    shown: new Array<number>(buckets).fill(0),
+    clicked: new Array<number>(buckets).fill(0),
+    noise: { shown: 0, clicked: 0 },
+  }
+  let batch = new Uint32Array(reportCells(1))
+  let reports = 0
+  let draw: ReturnType<typeof fleetDraw> | undefined
+  return {
+    /** The draw the devices have now: the fleet's counts once a batch is in. */
+    draw: () => draw,
+    report(explored: ExploreCounts) {
+      const report = buildOutcomeReport(1, 0, 0, emptyOutcomeCounts(), explored)
+      for (let i = 0; i < report.length; i++) batch[i] = (batch[i]! + report[i]!) >>> 0
+      if (++reports < batchSize) return
+      addHalfNoise(batch, 1, sigma, random)
+      addHalfNoise(batch, 1, sigma, random)
+      const section = new Int32Array(batch.buffer, 4 * exploreOffset(1))
+      for (let b = 0; b < buckets; b++) {
+        totals.shown[b]! += section[b]!
+        totals.clicked[b]! += section[buckets + b]!
+      }
+      totals.batches++
+      totals.reports += reports
+      draw = fleetDraw(totals)
+      batch = new Uint32Array(reportCells(1))
+      reports = 0
+    },
+  }
 }
 
 async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<void> {
@@ -75,54 +149,27 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
 
   const tops = await modelTopLists(model, devices, 20)
   const arms: ArmResult[] = []
-  for (const share of [0, options.share]) {
-    const protocolRecall20 = protocolRecall(tops, devices, pools.new, share, options.seed)
-    const recommender = createRecommender({
-      model,
-      modelVersion: 'bench',
-      catalogue,
-      pools,
-      rules: createDefaultRules(),
-    })
-    const random = createRandom(options.seed)
-    const progress = createProgressLine(process.stderr, 15)
-    const tally = { steps: 0, hits: 0, slots: 0, newShown: 0, explored: 0, newClicked: 0, exploredClicked: 0 } // prettier-ignore
-    for (const [d, session] of devices.entries()) {
-      const impressions = new Map<string, number>()
-      for (let k = 1; k < session.length; k++) {
-        const response = await recommender.recommend(
-          { scenario: 'for-you', limit: 20 },
-          {
-            sessionProductIds: Array.from(session.subarray(0, k), (i) => idOf[i]!),
-            recentlyViewed: [],
-            cartProductIds: [],
-            purchases: [],
-            impressions,
-            ...(share > 0 ? { explore: { share, random } } : {}),
-          },
-        )
-        const next = idOf[session[k]!]!
-        tally.steps++
-        for (const item of response.items) {
-          tally.slots++
-          if (fresh.has(item.productId)) tally.newShown++
-          if (item.source === 'explore') tally.explored++
-          impressions.set(item.productId, (impressions.get(item.productId) ?? 0) + 1)
-        }
-        const clicked = response.items.find((item) => item.productId === next)
-        if (clicked) {
-          tally.hits++
-          if (fresh.has(next)) tally.newClicked++
-          if (clicked.source === 'explore') tally.exploredClicked++
-          impressions.delete(next)
-        }
-      }
-      if (d % 200 === 0) progress.update(`explore ${share}: ${d}/${devices.length} devices`)
-    }
-    progress.done(`explore ${share}: ${devices.length} devices, ${tally.steps} steps`)
-    recommender.dispose()
+  const runs: Array<{ arm: ArmResult['arm']; sigma?: number }> = [
+    { arm: 'off' },
+    { arm: 'own counts' },
+    ...options.sigma.map((sigma) => ({ arm: 'fleet counts' as const, sigma })),
+  ]
+  for (const { arm, sigma } of runs) {
+    const share = arm === 'off' ? 0 : options.share
+    const fleet = () =>
+      sigma === undefined
+        ? undefined
+        : createFleet(options.batch, sigma, createRandom(options.seed + 1))
+    const name = sigma === undefined ? arm : `${arm}, σ = ${sigma}`
+    const protocolRecall20 = protocolRecall(tops, devices, pools.new, share, options.seed, fleet(), idOf) // prettier-ignore
+    const tally = await replayWorkerLists(
+      { model, catalogue, pools, idOf, fresh, devices },
+      { name, share, random: createRandom(options.seed), servers: fleet() },
+    )
     const pct = (n: number, of: number) => (of > 0 ? (100 * n) / of : 0)
     arms.push({
+      arm,
+      ...(sigma === undefined ? {} : { sigma }),
       explore: share,
       steps: tally.steps,
       recall20: pct(tally.hits, tally.steps),
@@ -131,18 +178,20 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
       exploredShown: pct(tally.explored, tally.slots),
       newClicked: pct(tally.newClicked, tally.hits),
       exploredClicked: pct(tally.exploredClicked, tally.hits),
+      exploredClicksPerMille:
+        tally.explored > 0 ? (1000 * tally.exploredClicked) / tally.explored : 0,
     })
   }
   model.dispose()
 
   const f = (v: number) => v.toFixed(2)
   console.log(
-    '\n| exploration | for-you list holds the next item (%) | slots: new / explored (%) | clicks: new / explored (%) | protocol Recall@20 |',
+    '\n| exploration | for-you list holds the next item (%) | slots: new / explored (%) | clicks: new / explored (%) | clicks per 1,000 explored slots | protocol Recall@20 |',
   )
-  console.log('| --- | --: | --: | --: | --: |')
+  console.log('| --- | --: | --: | --: | --: | --: |')
   for (const a of arms) {
     console.log(
-      `| ${a.explore === 0 ? 'off' : `on, ${a.explore}`} | ${f(a.recall20)} | ${f(a.newShown)} / ${f(a.exploredShown)} | ${f(a.newClicked)} / ${f(a.exploredClicked)} | ${f(a.protocolRecall20)} |`,
+      `| ${a.explore === 0 ? 'off' : `${a.explore}, ${a.arm}${a.sigma === undefined ? '' : `, σ = ${a.sigma}`}`} | ${f(a.recall20)} | ${f(a.newShown)} / ${f(a.exploredShown)} | ${f(a.newClicked)} / ${f(a.exploredClicked)} | ${f(a.exploredClicksPerMille)} | ${f(a.protocolRecall20)} |`,
     )
   }
   await run.write(
@@ -151,6 +200,7 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
       dataset: dataset.name,
       devices: devices.length,
       newItems: pools.new.length,
+      batch: options.batch,
       arms,
       benchSeconds: (performance.now() - started) / 1000,
     },
@@ -158,13 +208,97 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
   console.log(`in ${formatDuration((performance.now() - started) / 1000)}`)
 }
 
-/** Recall@20 of the model's top 20 with `share` of its slots given to Thompson draws. */
+interface ReplayShop {
+  model: Awaited<ReturnType<typeof loadShippedModel>>
+  catalogue: ReturnType<typeof generateCatalogue>
+  pools: CandidatePools
+  idOf: readonly string[]
+  fresh: ReadonlySet<string>
+  devices: readonly Int32Array[]
+}
+
+/**
+ * The devices' sessions replayed through the worker's recommender: a for-you list of 20 a step,
+ * a click when it holds the next item, the device's impressions since the last click, and with
+ * `servers` the device's exploration counts reported when its session ends.
+ */
+async function replayWorkerLists(
+  { model, catalogue, pools, idOf, fresh, devices }: ReplayShop,
+  arm: {
+    name: string
+    share: number
+    random: () => number
+    servers: ReturnType<typeof createFleet> | undefined
+  },
+) {
+  const { name, share, random, servers } = arm
+  const recommender = createRecommender({
+    model,
+    modelVersion: 'bench',
+    catalogue,
+    pools,
+    rules: createDefaultRules(),
+  })
+  const progress = createProgressLine(process.stderr, 15)
+  const tally = { steps: 0, hits: 0, slots: 0, newShown: 0, explored: 0, newClicked: 0, exploredClicked: 0 } // prettier-ignore
+  for (const [d, session] of devices.entries()) {
+    const impressions = new Map<string, number>()
+    const explored: ExploreCounts = []
+    const draw = servers?.draw()
+    for (let k = 1; k < session.length; k++) {
+      const response = await recommender.recommend(
+        { scenario: 'for-you', limit: 20 },
+        {
+          sessionProductIds: Array.from(session.subarray(0, k), (i) => idOf[i]!),
+          recentlyViewed: [],
+          cartProductIds: [],
+          purchases: [],
+          impressions,
+          ...(share > 0 ? { explore: { share, random, ...(draw && { draw }) } } : {}),
+        },
+      )
+      const next = idOf[session[k]!]!
+      tally.steps++
+      for (const item of response.items) {
+        tally.slots++
+        if (fresh.has(item.productId)) tally.newShown++
+        if (item.source === 'explore') {
+          tally.explored++
+          countExplored(explored, item.productId, 'shown')
+        }
+        impressions.set(item.productId, (impressions.get(item.productId) ?? 0) + 1)
+      }
+      const clicked = response.items.find((item) => item.productId === next)
+      if (clicked) {
+        tally.hits++
+        if (fresh.has(next)) tally.newClicked++
+        if (clicked.source === 'explore') {
+          tally.exploredClicked++
+          countExplored(explored, next, 'clicked')
+        }
+        impressions.delete(next)
+      }
+    }
+    servers?.report(explored)
+    if (d % 200 === 0) progress.update(`${name}: ${d}/${devices.length} devices`)
+  }
+  progress.done(`${name}: ${devices.length} devices, ${tally.steps} steps`)
+  recommender.dispose()
+  return tally
+}
+
+/**
+ * Recall@20 of the model's top 20 with `share` of its slots given to Thompson draws, with the
+ * fleet's counts as their prior when `fleet` is given.
+ */
 function protocolRecall(
   tops: readonly Int32Array[],
   devices: readonly Int32Array[],
   fresh: readonly number[],
   share: number,
   seed: number,
+  fleet: ReturnType<typeof createFleet> | undefined,
+  idOf: readonly string[],
 ): number {
   const random = createRandom(seed)
   const candidates = fresh.map((index): Candidate => ({ index, source: 'new' }))
@@ -172,24 +306,31 @@ function protocolRecall(
   let hits = 0
   for (const session of devices) {
     const impressions = new Map<number, number>()
+    const explored: ExploreCounts = []
+    const draw = fleet?.draw()
+    const byIndex: ExploreDraw | undefined = draw && ((index, n, r) => draw(idOf[index]!, n, r))
     for (let k = 1; k < session.length; k++) {
       const top = tops[step++]!
       const slots = share > 0 ? exploreSlots(20, share, random) : 0
       const kept = Array.from(top.subarray(0, 20 - slots), (index) => ({ index, source: 'embedding' as const, score: 1 })) // prettier-ignore
       const taken = new Set(kept.map((r) => r.index))
-      const draws = thompsonScores(candidates, (i) => impressions.get(i) ?? 0, random)
-      const explored = candidates
+      const draws = thompsonScores(candidates, (i) => impressions.get(i) ?? 0, random, byIndex)
+      const chosen = candidates
         .map((c, i) => ({ index: c.index, source: c.source, score: draws[i]! }))
         .filter((r) => !taken.has(r.index))
         .sort((a, b) => b.score - a.score)
         .slice(0, slots)
-      const list = placeExplored(kept, explored, 20)
+      for (const r of chosen) countExplored(explored, idOf[r.index]!, 'shown')
+      const list = placeExplored(kept, chosen, 20)
       for (const r of list) impressions.set(r.index, (impressions.get(r.index) ?? 0) + 1)
-      if (list.some((r) => r.index === session[k])) {
+      const hit = list.find((r) => r.index === session[k])
+      if (hit) {
         hits++
         impressions.delete(session[k]!)
+        if (hit.source === 'explore') countExplored(explored, idOf[hit.index]!, 'clicked')
       }
     }
+    fleet?.report(explored)
   }
   return step > 0 ? (100 * hits) / step : 0
 }

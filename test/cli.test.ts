@@ -174,18 +174,21 @@ describe('npm run bench:explore', () => {
     const results = path.join(out, 'explore.json')
     const bench = await runScript('bench/explore.ts', [
       ...['--data', data, '--model', path.join(out, 'model.prw'), '--results', results],
-      ...['--sessions', '300', '--share', '0.1'],
+      ...['--sessions', '300', '--share', '0.1', '--batch', '50'],
     ])
     const report = JSON.parse(fs.readFileSync(results, 'utf8'))
-    const [off, on] = report.arms
-    expect([off.explore, on.explore]).toEqual([0, 0.1])
+    const [off, on, fleet] = report.arms
+    expect(report.arms.map((a: { arm: string }) => a.arm)).toEqual(['off', 'own counts', 'fleet counts']) // prettier-ignore
+    expect([off.explore, on.explore, fleet.explore]).toEqual([0, 0.1, 0.1])
     expect(off.exploredShown).toBe(0)
     // Two of each list of 20 are explored; the rest is the model's.
     expect(on.exploredShown).toBeCloseTo(10, 0)
+    expect(fleet.exploredShown).toBeCloseTo(10, 0)
     expect(on.newShown).toBeGreaterThan(off.newShown)
     // Giving slots away costs the published protocol's Recall@20 (the model's 19th and 20th).
     expect(on.protocolRecall20).toBeLessThan(off.protocolRecall20)
-    expect(bench.stdout).toMatch(/\| on, 0\.1 \|/)
+    expect([report.batch, fleet.sigma]).toEqual([50, 1])
+    expect(bench.stdout).toMatch(/\| 0\.1, fleet counts, σ = 1 \|/)
   }, 240_000)
 })
 
