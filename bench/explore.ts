@@ -1,4 +1,4 @@
-// npm run bench:explore -- [--data <folder>] [--model <file>] [--share 0.1] [--batch 500]
+// npm run bench:explore -- [--data <folder>] [--model <file>] [--share 0.1] [--batch 200]
 // [--sigma 1,…]: what exploration (P30e, P30f) shows, earns and costs. The test split's sessions
 // are devices, in the split's order; at each step the worker's own recommender (shipped model,
 // the catalogue and pools export builds from the training sessions, default rules) gives a
@@ -47,6 +47,7 @@ import { generateCatalogue } from '../train/artifacts/generate-catalogue'
 import { loadDataset } from '../train/data/load-dataset'
 import { defaultModelDir } from '../train/model-file'
 import { createProgressLine, formatDuration } from '../train/progress'
+import { defaultSettings } from '../server/federated/defaults'
 import { runBenchmark, type BenchRun } from './harness'
 import { int, num, numList, readOptions, text, type Options } from './options'
 
@@ -55,8 +56,8 @@ const EXPLORE_FLAGS = {
   /** Default: the dataset's trained model in models/<dataset>/model.prw, run in shipped form. */
   model: text(),
   share: num(0.1, 0.01, 0.5),
-  /** Devices per batch of outcome reports (the fleet arm). */
-  batch: int(500, 1),
+  /** Devices per batch of outcome reports (the fleet arm): the leader's default `minBatch`. */
+  batch: int(defaultSettings().outcomes.minBatch, 1),
   /** Each server's noise multiplier on the batches: a fleet arm per value. */
   sigma: numList([1], 0, 10),
   /** Test sessions used, evenly spread (0: all). */
