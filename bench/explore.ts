@@ -39,7 +39,7 @@ import type { CandidatePools, ExplorationTotals } from '../shared/protocol'
 import type { Candidate } from '../client/worker/recommend/recall'
 import { createRecommender } from '../client/worker/recommend/recommend'
 import { setNodeBackend } from '../model/node-backend'
-import { createRandom } from '../shared/random'
+import { betaDraw, createRandom } from '../shared/random'
 import { buildCandidatePools } from '../train/artifacts/build-pools'
 import { buildCoVisitation } from '../train/artifacts/co-visitation'
 import { createDefaultRules } from '../train/artifacts/default-rules'
@@ -195,6 +195,19 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
       `| ${a.explore === 0 ? 'off' : `${a.explore}, ${a.arm}${a.sigma === undefined ? '' : `, σ = ${a.sigma}`}`} | ${f(a.recall20)} | ${f(a.newShown)} / ${f(a.exploredShown)} | ${f(a.newClicked)} / ${f(a.exploredClicked)} | ${f(a.exploredClicksPerMille)} | ${f(a.protocolRecall20)} |`,
     )
   }
+  const latent = latentClicks(
+    devices,
+    pools.new.map((index) => idOf[index]!),
+    options,
+  )
+  console.log(
+    `\nNew items clicked at their own rates (drawn from Beta(${LATENT_PRIOR.join(', ')}): mean ` +
+      `${f((100 * LATENT_PRIOR[0]) / (LATENT_PRIOR[0] + LATENT_PRIOR[1]))} %, best of these ${f(latent.bestRate)} %), ` +
+      `the same devices and explored slots:\n`,
+  )
+  console.log('| explored items chosen by | clicks per 1,000 explored slots |')
+  console.log('| --- | --: |')
+  for (const row of latent.rows) console.log(`| ${row.name} | ${f(row.clicksPerMille)} |`)
   await run.write(
     options.results ?? path.join('bench', 'results', `explore-${dataset.name}.json`),
     {
@@ -203,6 +216,7 @@ async function benchExplore(options: ExploreOptions, run: BenchRun): Promise<voi
       newItems: pools.new.length,
       batch: options.batch,
       arms,
+      latent,
       benchSeconds: (performance.now() - started) / 1000,
     },
   )
@@ -286,6 +300,69 @@ async function replayWorkerLists(
   progress.done(`${name}: ${devices.length} devices, ${tally.steps} steps`)
   recommender.dispose()
   return tally
+}
+
+/** Each new item's click-through in the latent-click replay: Beta(0.4, 20), mean 2 %, skewed. */
+const LATENT_PRIOR = [0.4, 20] as const
+
+/**
+ * Exploration where new items do get clicked: each has a click-through rate of its own, drawn
+ * once from LATENT_PRIOR, and a device clicks an explored item with that chance. The same
+ * devices (a list per step of their sessions) and the same share of explored slots, chosen at
+ * random, by the device's own counts, or with the fleet's (per `--sigma`, batched as the
+ * servers do): what aggregation buys when there is something to learn, which the logs above,
+ * whose next item is seldom a new one, cannot show.
+ */
+function latentClicks(
+  devices: readonly Int32Array[],
+  newIds: readonly string[],
+  options: ExploreOptions,
+) {
+  const random = createRandom(options.seed + 2)
+  const rates = newIds.map(() => betaDraw(LATENT_PRIOR[0], LATENT_PRIOR[1], random))
+  const bestRate = 100 * Math.max(...rates)
+  const candidates = newIds.map((_, index): Candidate => ({ index, source: 'new' }))
+  const runs: Array<{ name: string; choose: 'random' | 'thompson'; sigma?: number }> = [
+    { name: 'uniform draw', choose: 'random' },
+    { name: 'Thompson, own counts', choose: 'thompson' },
+    ...options.sigma.map((sigma) => ({ name: `Thompson, fleet counts, σ = ${sigma}`, choose: 'thompson' as const, sigma })), // prettier-ignore
+  ]
+  const rows = runs.map(({ name, choose, sigma }) => {
+    const draws = createRandom(options.seed + 3)
+    const fleet =
+      sigma === undefined
+        ? undefined
+        : createFleet(options.batch, sigma, createRandom(options.seed + 1))
+    let shown = 0
+    let clicks = 0
+    for (const session of devices) {
+      const impressions = new Map<number, number>()
+      const explored: ExploreCounts = []
+      const draw = fleet?.draw()
+      const byIndex: ExploreDraw | undefined = draw && ((index, n, r) => draw(newIds[index]!, n, r))
+      for (let k = 1; k < session.length; k++) {
+        const slots = exploreSlots(20, options.share, draws)
+        const scores =
+          choose === 'random'
+            ? Float32Array.from(candidates, () => draws())
+            : thompsonScores(candidates, (i) => impressions.get(i) ?? 0, draws, byIndex)
+        const chosen = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, slots) // prettier-ignore
+        for (const index of chosen) {
+          shown++
+          countExplored(explored, newIds[index]!, 'shown')
+          impressions.set(index, (impressions.get(index) ?? 0) + 1)
+          if (draws() < rates[index]!) {
+            clicks++
+            countExplored(explored, newIds[index]!, 'clicked')
+            impressions.delete(index)
+          }
+        }
+      }
+      fleet?.report(explored)
+    }
+    return { name, shown, clicks, clicksPerMille: shown > 0 ? (1000 * clicks) / shown : 0 }
+  })
+  return { prior: LATENT_PRIOR, bestRate, rows }
 }
 
 /**

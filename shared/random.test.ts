@@ -8,23 +8,24 @@ const moments = (draws: number[]) => {
 }
 
 describe('gamma and beta draws', () => {
-  it('draws Gamma(k) with mean and variance k, from k = 1 up', () => {
-    for (const k of [1, 2.5, 40]) {
+  it('draws Gamma(k) with mean and variance k, below 1 too', () => {
+    for (const k of [0.4, 1, 2.5, 40]) {
       const random = createRandom(Math.round(k * 10))
       const { mean, variance } = moments(Array.from({ length: 40_000 }, () => gammaDraw(k, random)))
       expect(mean / k).toBeCloseTo(1, 1)
       expect(variance / k).toBeGreaterThan(0.95)
       expect(variance / k).toBeLessThan(1.05)
     }
-    expect(() => gammaDraw(0.5, Math.random)).toThrow(RangeError)
+    expect(() => gammaDraw(0, Math.random)).toThrow(RangeError)
   })
 
   it('draws Beta(a, b) with its mean and variance, a skewed one too', () => {
     for (const [a, b] of [
       [3, 7],
       [2, 400],
+      [0.4, 20],
     ] as const) {
-      const random = createRandom(a * b)
+      const random = createRandom(Math.round(a * b))
       const { mean, variance } = moments(
         Array.from({ length: 40_000 }, () => betaDraw(a, b, random)),
       )

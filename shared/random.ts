@@ -17,9 +17,13 @@ export function standardNormal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
 }
 
-/** A Gamma(shape, 1) draw for shape ≥ 1: Marsaglia and Tsang's squeeze method. */
+/**
+ * A Gamma(shape, 1) draw: Marsaglia and Tsang's squeeze method, for a shape below 1 boosted by
+ * one and scaled by U^(1/shape).
+ */
 export function gammaDraw(shape: number, random: () => number): number {
-  if (!(shape >= 1)) throw new RangeError(`expected a shape of at least 1, got ${shape}`)
+  if (!(shape > 0)) throw new RangeError(`expected a positive shape, got ${shape}`)
+  if (shape < 1) return gammaDraw(shape + 1, random) * (1 - random()) ** (1 / shape)
   const d = shape - 1 / 3
   const c = 1 / Math.sqrt(9 * d)
   for (;;) {
@@ -30,7 +34,7 @@ export function gammaDraw(shape: number, random: () => number): number {
   }
 }
 
-/** A Beta(a, b) draw for a, b ≥ 1, as the first of two gamma draws over their sum. */
+/** A Beta(a, b) draw, as the first of two gamma draws over their sum. */
 export function betaDraw(a: number, b: number, random: () => number): number {
   const x = gammaDraw(a, random)
   return x / (x + gammaDraw(b, random))
