@@ -188,6 +188,9 @@ describe('npm run bench:explore', () => {
     // Giving slots away costs the published protocol's Recall@20 (the model's 19th and 20th).
     expect(on.protocolRecall20).toBeLessThan(off.protocolRecall20)
     expect([report.batch, fleet.sigma]).toEqual([50, 1])
+    // The latent-click replay: the same devices, explored items chosen three ways.
+    expect(report.latent.rows.map((r: { name: string }) => r.name)).toEqual(['uniform draw', 'Thompson, own counts', 'Thompson, fleet counts, σ = 1']) // prettier-ignore
+    expect(report.latent.rows.every((r: { shown: number }) => r.shown > 0)).toBe(true)
     expect(bench.stdout).toMatch(/\| 0\.1, fleet counts, σ = 1 \|/)
   }, 240_000)
 })
