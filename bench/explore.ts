@@ -23,19 +23,11 @@ import {
   type ExploreDraw,
 } from '../client/worker/recommend/explore'
 import { fleetDraw } from '../client/worker/exploration-totals'
-import {
-  countExplored,
-  emptyOutcomeCounts,
-  EXPLORE_BUCKETS,
-  type ExploreCounts,
-} from '../shared/outcome-counts'
-import {
-  addHalfNoise,
-  buildOutcomeReport,
-  exploreOffset,
-  reportCells,
-} from '../shared/outcome-report'
-import type { CandidatePools, ExplorationTotals } from '../shared/protocol'
+import { countExplored, emptyOutcomeCounts, type ExploreCounts } from '../shared/outcome-counts'
+import { addHalfNoise, buildOutcomeReport, reportCells, sumShares } from '../shared/outcome-report'
+import type { CandidatePools } from '../shared/protocol'
+import { sumExploration } from '../server/federated/outcome-release'
+import type { OutcomeBatchRecord } from '../server/storage/store'
 import type { Candidate } from '../client/worker/recommend/recall'
 import { createRecommender } from '../client/worker/recommend/recommend'
 import { setNodeBackend } from '../model/node-backend'
@@ -90,40 +82,25 @@ export interface ArmResult {
 /**
  * The servers' side of the fleet arm (P30f): devices' exploration counts, clipped into their
  * reports' section, summed per batch with each server's half of the noise, and the running
- * totals over the batches, as `GET /v1/exploration` gives them.
+ * totals over the batches as the leader sums them for `GET /v1/exploration`.
  */
 function createFleet(batchSize: number, sigma: number, random: () => number) {
-  const buckets = EXPLORE_BUCKETS
-  const totals: ExplorationTotals = {
-    buckets,
-    batches: 0,
-    reports: 0,
-    shown: new Array<number>(buckets).fill(0),
-    clicked: new Array<number>(buckets).fill(0),
-    noise: { shown: 0, clicked: 0 },
-  }
-  let batch = new Uint32Array(reportCells(1))
-  let reports = 0
+  const batches: OutcomeBatchRecord[] = []
+  let reports: Uint32Array[] = []
   let draw: ReturnType<typeof fleetDraw> | undefined
   return {
     /** The draw the devices have now: the fleet's counts once a batch is in. */
     draw: () => draw,
     report(explored: ExploreCounts) {
-      const report = buildOutcomeReport(1, 0, 0, emptyOutcomeCounts(), explored)
-      for (let i = 0; i < report.length; i++) batch[i] = (batch[i]! + report[i]!) >>> 0
-      if (++reports < batchSize) return
-      addHalfNoise(batch, 1, sigma, random)
-      addHalfNoise(batch, 1, sigma, random)
-      const section = new Int32Array(batch.buffer, 4 * exploreOffset(1))
-      for (let b = 0; b < buckets; b++) {
-        totals.shown[b]! += section[b]!
-        totals.clicked[b]! += section[buckets + b]!
-      }
-      totals.batches++
-      totals.reports += reports
-      draw = fleetDraw(totals)
-      batch = new Uint32Array(reportCells(1))
-      reports = 0
+      reports.push(buildOutcomeReport(1, 0, 0, emptyOutcomeCounts(), explored))
+      if (reports.length < batchSize) return
+      const sum = sumShares(reports, reportCells(1))
+      addHalfNoise(sum, 1, sigma, random) // the leader's half
+      addHalfNoise(sum, 1, sigma, random) // the helper's
+      const totals = new Uint8Array(sum.buffer)
+      batches.push({ id: `${batches.length}`, experiment: 'bench', createdAtMs: 0, reports: reports.length, sigma, totals }) // prettier-ignore
+      draw = fleetDraw(sumExploration(batches))
+      reports = []
     },
   }
 }

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import path from 'node:path'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { openDB } from 'idb'
-import { EXPLORE_BUCKETS, exploreBucket, outcomeCell } from '../../shared/outcome-counts'
+import { exploreBucket, outcomeCell } from '../../shared/outcome-counts'
+import { fleetTotals } from '../../test/fixtures/exploration-totals'
 import { exportTestRelease } from '../../test/fixtures/exported-release'
 import { setNodeBackend } from '../../model/node-backend'
 import { createWorkerApiWith, type WorkerEnvironment } from './create-worker-api'
@@ -304,14 +305,7 @@ describe('the worker API', () => {
     const newIds = pools.new.map((index) => catalogue.items[index]!.id)
     // The fleet ignored every new item but one, which it clicked one time in two.
     const favourite = newIds.at(-1)!
-    const totals = {
-      buckets: EXPLORE_BUCKETS,
-      batches: 10,
-      reports: 2000,
-      shown: new Array<number>(EXPLORE_BUCKETS).fill(5000),
-      clicked: new Array<number>(EXPLORE_BUCKETS).fill(0),
-      noise: { shown: 0, clicked: 0 },
-    }
+    const totals = fleetTotals(5000)
     totals.clicked[exploreBucket(favourite)] = 2500
     const asked: string[] = []
     const api = createWorkerApiWith(

@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { EXPLORE_BUCKETS } from '../../shared/outcome-counts'
-import type { ExplorationTotals } from '../../shared/protocol'
+import { fleetTotals } from '../../test/fixtures/exploration-totals'
 import {
   createExplorationTotals,
   EXPLORATION_REFRESH_MS,
   readExplorationTotals,
 } from './exploration-totals'
 
-const counts = (value: number): ExplorationTotals => ({
-  buckets: EXPLORE_BUCKETS,
-  batches: 1,
-  reports: 200,
-  shown: new Array<number>(EXPLORE_BUCKETS).fill(value),
-  clicked: new Array<number>(EXPLORE_BUCKETS).fill(0),
-  noise: { shown: 4, clicked: 1 },
-})
 const manifestUrl = new URL('https://shop.example/pocketrec/artifacts/manifest.json')
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0))
 
@@ -22,10 +13,10 @@ describe('the fleet’s exploration counts on the device (P30f)', () => {
   it('asks at most hourly and in the background; a failed or malformed answer keeps the last', async () => {
     let clock = 0
     const answers: Array<() => Response> = [
-      () => Response.json(counts(3)),
+      () => Response.json(fleetTotals(3)),
       () => new Response('busy', { status: 503 }),
-      () => Response.json({ ...counts(5), shown: [1, 2] }),
-      () => Response.json(counts(7)),
+      () => Response.json({ ...fleetTotals(5), shown: [1, 2] }),
+      () => Response.json(fleetTotals(7)),
     ]
     const asked: string[] = []
     const totals = createExplorationTotals({
@@ -53,9 +44,9 @@ describe('the fleet’s exploration counts on the device (P30f)', () => {
   })
 
   it('reads only the layout this code counts in', () => {
-    expect(readExplorationTotals(counts(1))).not.toBeNull()
-    expect(readExplorationTotals({ ...counts(1), buckets: 512 })).toBeNull()
-    expect(readExplorationTotals({ ...counts(1), clicked: [...counts(1).clicked.slice(1), 'x'] })).toBeNull() // prettier-ignore
+    expect(readExplorationTotals(fleetTotals(1))).not.toBeNull()
+    expect(readExplorationTotals({ ...fleetTotals(1), buckets: 512 })).toBeNull()
+    expect(readExplorationTotals({ ...fleetTotals(1), clicked: [...fleetTotals(1).clicked.slice(1), 'x'] })).toBeNull() // prettier-ignore
     expect(readExplorationTotals(null)).toBeNull()
     expect(readExplorationTotals('[]')).toBeNull()
   })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createRandom } from '../../../shared/random'
-import { EXPLORE_BUCKETS, exploreBucket } from '../../../shared/outcome-counts'
-import type { ExplorationTotals } from '../../../shared/protocol'
+import { exploreBucket } from '../../../shared/outcome-counts'
+import { fleetTotals } from '../../../test/fixtures/exploration-totals'
 import { explorePrior, fleetDraw } from '../exploration-totals'
 import { exploreSlots, placeExplored, planExploration, thompsonScores } from './explore'
 import { createPoolsRecommender } from './pools-only'
@@ -40,14 +40,7 @@ describe('exploration (P30e)', () => {
   })
 
   it('follows the fleet’s counts (P30f): what others clicked is drawn more, what they ignored less', () => {
-    const totals: ExplorationTotals = {
-      buckets: EXPLORE_BUCKETS,
-      batches: 3,
-      reports: 600,
-      shown: new Array<number>(EXPLORE_BUCKETS).fill(0),
-      clicked: new Array<number>(EXPLORE_BUCKETS).fill(0),
-      noise: { shown: 0, clicked: 0 },
-    }
+    const totals = fleetTotals(0)
     const set = (productId: string, shown: number, clicked: number) => {
       totals.shown[exploreBucket(productId)] = shown
       totals.clicked[exploreBucket(productId)] = clicked
