@@ -25,7 +25,7 @@ import { decodeWeights, encodeWeights, type EncodeWeightsOptions } from '../shar
 import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
-import { trainOnDataset, type TrainSettings } from '../train/train-model'
+import { chooseRepeatBonus, trainOnDataset, type TrainSettings } from '../train/train-model'
 import { runBenchmark, type BenchRun } from './harness'
 import {
   backendFromArgs,
@@ -58,7 +58,14 @@ async function obtainModel(
       saved.dataset === dataset.name
     ) {
       console.error(`using the model in ${dir} (trained ${saved.date}; --retrain to train again)`)
-      return { model: await loadModel(path.join(dir, 'model.prw')), report: saved }
+      const model = await loadModel(path.join(dir, 'model.prw'))
+      if (model.config.repeatBonus !== undefined || settings.model.repeatBonus !== undefined)
+        return { model, report: saved }
+      // Trained before the repeat bonus: chosen now on the same validation split, and kept.
+      const chosen = await chooseRepeatBonus(model, dataset, settings)
+      const report = { ...saved, repeatBonus: chosen.choice }
+      await saveModel(chosen.model, dir, report)
+      return { model: chosen.model, report }
     }
     console.error(`the model in ${dir} was trained with other settings: training again`)
   }

@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs-core'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { setNodeBackend } from './node-backend'
 import { decodeWeights, encodeWeights } from '../shared/weights-codec'
-import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel, type GruModelConfig } from './gru-model'
+import {
+  createGruModel,
+  DEFAULT_GRU_CONFIG,
+  withRepeatBonus,
+  type GruModel,
+  type GruModelConfig,
+} from './gru-model'
 import { exportModelWeights, importModelWeights, ModelWeightsError } from './model-weights'
 import { createPopularitySampler } from './negative-sampler'
 import { createRandom } from '../shared/random'
@@ -146,6 +152,21 @@ describe('GRU session model (cpu)', () => {
     tf.dispose([a, b])
     model.dispose()
     copy.dispose()
+  })
+
+  it('keeps a repeat bonus through the weights codec, and refuses a bad one', async () => {
+    const model = withRepeatBonus(createGruModel(tiny, 6), 3)
+    const file = await exportModelWeights(model)
+    const copy = importModelWeights(decodeWeights(encodeWeights(file)))
+    expect(copy.config.repeatBonus).toBe(3)
+    // A file from before the bonus: none.
+    const { repeatBonus: _, ...older } = file.meta
+    const plain = importModelWeights({ ...file, meta: older })
+    expect(plain.config.repeatBonus).toBeUndefined()
+    expect(() => importModelWeights({ ...file, meta: { ...file.meta, repeatBonus: -1 } })).toThrow(/meta.repeatBonus/) // prettier-ignore
+    model.dispose()
+    copy.dispose()
+    plain.dispose()
   })
 
   it('refuses weights that do not fit the declared config, creating no tensor', async () => {

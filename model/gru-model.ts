@@ -16,6 +16,12 @@ export interface GruModelConfig {
   normalize: boolean
   /** Logit scale (inverse temperature) when `normalize` is on. */
   scale: number
+  /**
+   * Added to the logit of each item the session already holds: a shopper comes back to what they
+   * viewed (RepeatNet's repeat path, reduced to one number). Chosen on the validation split after
+   * training (train/train-model.ts); absent: none.
+   */
+  repeatBonus?: number
 }
 
 export const DEFAULT_GRU_CONFIG: Omit<GruModelConfig, 'nItems'> = {
@@ -117,6 +123,11 @@ let counter = 0
 function unstackTime(x: tf.Tensor3D): tf.Tensor2D[] {
   const [b, t, width] = x.shape
   return t === 1 ? [tf.reshape(x, [b, width])] : (tf.unstack(x, 1) as tf.Tensor2D[])
+}
+
+/** The same model (its variables shared, not copied) with another repeat bonus. */
+export function withRepeatBonus(model: GruModel, repeatBonus: number): GruModel {
+  return createModelFromVariables({ ...model.config, repeatBonus }, new Map(model.variables))
 }
 
 function createModelFromVariables(

@@ -99,9 +99,11 @@ export async function tuneSettings(
       const left = (deadline - performance.now()) / 1000
       if (left <= 0) break
       const trialStart = performance.now()
+      // A trial is judged on its epochs: its repeat bonus (chosen for the final model) is not tried.
+      const settings = withKnobs(base, knobs, epochs, left)
       const { model, report } = await trainOnDataset(
         dataset,
-        withKnobs(base, knobs, epochs, left),
+        { ...settings, model: { ...settings.model, repeatBonus: 0 } },
         () => {},
       )
       model.dispose()

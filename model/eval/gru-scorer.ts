@@ -8,10 +8,15 @@ import { evaluateScorer, type EvalReport, type EvaluateOptions } from './evaluat
 import { encodeSessionBatch } from '../session-batch'
 import type { SessionScorer } from './scorer'
 
-/** A scorer over the model's current weights; dispose it (not the model) when done. */
+/**
+ * A scorer over the model's current weights; dispose it (not the model) when done. The model's
+ * repeat bonus goes on each item of the prefix once (the worker's ranker adds the same, rank.ts).
+ */
 export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionScorer {
   const itemsT = tf.tidy(() => tf.transpose(model.itemVectors())) as tf.Tensor2D // [d, nItems]
   const scale = model.config.normalize ? model.config.scale : 1
+  const bonus = model.config.repeatBonus ?? 0
+  const n = model.config.nItems
   return {
     name,
     async scoreBatch(prefixes) {
@@ -19,6 +24,11 @@ export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionSc
       const logits = tf.tidy(() => tf.matMul(tf.mul(model.encode(batch), scale), itemsT))
       const scores = (await logits.data()) as Float32Array // [batch, nItems]
       logits.dispose()
+      if (bonus > 0) {
+        prefixes.forEach((prefix, row) => {
+          for (const item of new Set(prefix)) if (item >= 0) scores[row * n + item]! += bonus
+        })
+      }
       return scores
     },
     dispose() {

@@ -25,8 +25,9 @@ export interface RankQuery {
 }
 
 /**
- * Logits of the candidates, in candidate order: scale·cosine, the same numbers the trainer's
- * full-catalogue scorer gives those items (model/eval/gru-scorer.ts).
+ * Logits of the candidates, in candidate order: scale·cosine plus the repeat bonus of an item the
+ * session holds, the same numbers the trainer's full-catalogue scorer gives those items
+ * (model/eval/gru-scorer.ts).
  */
 export function rankCandidates(
   model: GruModel,
@@ -51,7 +52,13 @@ export function rankCandidates(
     for (let k = 0; k < d; k++) q[k] = q[k]! + anchorWeight * vectors[anchor.index * d + k]!
   }
   for (let k = 0; k < d; k++) q[k] = q[k]! * scale
-  return Float32Array.from(candidates, ({ index }) => dot(q, 0, vectors, index * d, d))
+  // The model's repeat bonus for what the session holds, as the trainer's scorer adds it.
+  const bonus = model.config.repeatBonus ?? 0
+  const held = bonus > 0 ? new Set(session) : undefined
+  return Float32Array.from(
+    candidates,
+    ({ index }) => dot(q, 0, vectors, index * d, d) + (held?.has(index) ? bonus : 0),
+  )
 }
 
 /**
