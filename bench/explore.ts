@@ -89,8 +89,13 @@ function createFleet(batchSize: number, sigma: number, random: () => number) {
   let reports: Uint32Array[] = []
   let draw: ReturnType<typeof fleetDraw> | undefined
   return {
-    /** The draw the devices have now: the fleet's counts once a batch is in. */
+    /** The draw the devices have now, by product id: the fleet's counts once a batch is in. */
     draw: () => draw,
+    /** The same by index into `ids`, as the replays' candidates name items. */
+    drawByIndex(ids: readonly string[]): ExploreDraw | undefined {
+      const now = draw
+      return now && ((index, n, r) => now(ids[index]!, n, r))
+    },
     report(explored: ExploreCounts) {
       reports.push(buildOutcomeReport(1, 0, 0, emptyOutcomeCounts(), explored))
       if (reports.length < batchSize) return
@@ -315,8 +320,7 @@ function latentClicks(
     for (const session of devices) {
       const impressions = new Map<number, number>()
       const explored: ExploreCounts = []
-      const draw = fleet?.draw()
-      const byIndex: ExploreDraw | undefined = draw && ((index, n, r) => draw(newIds[index]!, n, r))
+      const byIndex = fleet?.drawByIndex(newIds)
       for (let k = 1; k < session.length; k++) {
         const slots = exploreSlots(20, options.share, draws)
         const scores =
@@ -362,8 +366,7 @@ function protocolRecall(
   for (const session of devices) {
     const impressions = new Map<number, number>()
     const explored: ExploreCounts = []
-    const draw = fleet?.draw()
-    const byIndex: ExploreDraw | undefined = draw && ((index, n, r) => draw(idOf[index]!, n, r))
+    const byIndex = fleet?.drawByIndex(idOf)
     for (let k = 1; k < session.length; k++) {
       const top = tops[step++]!
       const slots = share > 0 ? exploreSlots(20, share, random) : 0
