@@ -25,7 +25,12 @@ import { decodeWeights, encodeWeights, type EncodeWeightsOptions } from '../shar
 import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
-import { chooseRepeatBonus, trainOnDataset, type TrainSettings } from '../train/train-model'
+import {
+  chooseRepeatBonus,
+  trainOnDataset,
+  type TrainReport,
+  type TrainSettings,
+} from '../train/train-model'
 import { runBenchmark, type BenchRun } from './harness'
 import {
   backendFromArgs,
@@ -33,7 +38,7 @@ import {
   TRAIN_OPTIONS,
   tuneMinutesFromArgs,
 } from '../train/cli/train-options'
-import { printTrials, tuneSettings } from '../train/tune'
+import { printTrials, trainTuned, tuneSettings } from '../train/tune'
 
 const BASELINES = new Map<string, (train: Int32Array[], nItems: number) => SessionScorer>([
   ['POP', createPopScorer],
@@ -48,6 +53,8 @@ async function obtainModel(
   settings: TrainSettings,
   retrain: boolean,
   command: string,
+  train: () => Promise<{ model: GruModel; report: TrainReport }> = () =>
+    trainOnDataset(dataset, settings),
 ) {
   const dir = defaultModelDir(dataset.name)
   const reportFile = path.join(dir, 'report.json')
@@ -69,7 +76,7 @@ async function obtainModel(
     }
     console.error(`the model in ${dir} was trained with other settings: training again`)
   }
-  const { model, report } = await trainOnDataset(dataset, settings)
+  const { model, report } = await train()
   const full = { ...report, command, machine: describeMachine(), date: new Date().toISOString() }
   const bytes = await saveModel(model, dir, full)
   return { model, report: { ...full, bytes } }
@@ -220,8 +227,12 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
   await setNodeBackend(options.backend)
   const dataset = await loadDataset(options.data)
   // --tune: the settings are searched on the trainer's validation split first, never on test.
+  // Its journal sits beside the model: the same command resumes a search cut short (tune.ts).
   const tuned = options.tune
-    ? await tuneSettings(dataset, options.settings, { budgetMinutes: options.tune })
+    ? await tuneSettings(dataset, options.settings, {
+        budgetMinutes: options.tune,
+        journal: path.join(defaultModelDir(dataset.name), 'tune'),
+      })
     : undefined
   if (tuned) printTrials(tuned)
   const { model, report: trainReport } = await obtainModel(
@@ -229,6 +240,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     tuned?.best ?? options.settings,
     options.retrain,
     run.stamp().command,
+    tuned && (() => trainTuned(dataset, tuned)),
   )
   // On validation, everything is scored on the split the trainer held out, baselines fitted
   // without it: the place to choose settings (the pq8 slice), never the test split.

@@ -87,6 +87,7 @@ describe('fitGruModel', () => {
     })
     expect(report.epochs.map((e) => e.epoch)).toEqual([1, 2, 3, 4])
     expect(report.bestEpoch).toBe(2)
+    expect(report.stoppedBy).toBe('patience')
     const final = await exportModelWeights(model)
     expect(Array.from(final.tensors.find((t) => t.name === 'gru/w_hidden')!.values)).toEqual(
       snapshots[1],
@@ -105,6 +106,15 @@ describe('fitGruModel', () => {
       lrDecay: 0.5,
     })
     expect(report.epochs.map((e) => e.learningRate)).toEqual([0.02, 0.02, 0.01, 0.005])
+    expect(report.stoppedBy).toBe('epochs')
+    model.dispose()
+  })
+
+  it('says when time, not the schedule, ended the training', async () => {
+    const model = createGruModel(config, 3)
+    const report = await fitGruModel(model, makeSessions(40, 4), { ...quick, epochs: 4, maxSeconds: 1e-6 }) // prettier-ignore
+    expect(report.epochs).toHaveLength(1)
+    expect(report.stoppedBy).toBe('time')
     model.dispose()
   })
 

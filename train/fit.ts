@@ -21,7 +21,7 @@ export interface FitOptions {
   seed: number
   /** Stop after this many epochs without a better validation score. */
   patience: number
-  /** Stop starting new epochs once this much time has passed. */
+  /** Stop starting new epochs once this much time has passed (the first always runs). */
   maxSeconds?: number
   /** Validation metric (higher is better) after each epoch; absent: keep the last epoch. */
   validate?: (epoch: number) => Promise<number>
@@ -50,6 +50,8 @@ export interface EpochReport {
 export interface FitReport {
   epochs: EpochReport[]
   bestEpoch: number
+  /** Why no further epoch ran: all were run, validation stopped improving, or time ran out. */
+  stoppedBy: 'epochs' | 'patience' | 'time'
   trainSeconds: number
   examples: number
 }
@@ -113,10 +115,15 @@ export async function fitGruModel(
   let bestEpoch = 0
   let bestWeights: tf.Tensor[] | null = null
   let learningRate = options.learningRate
+  let stoppedBy: FitReport['stoppedBy'] = 'epochs'
   const variables = [...model.variables.values()]
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
-      if (options.maxSeconds && (performance.now() - started) / 1000 > options.maxSeconds) break
+      const elapsed = (performance.now() - started) / 1000
+      if (epoch > 1 && options.maxSeconds && elapsed > options.maxSeconds) {
+        stoppedBy = 'time'
+        break
+      }
       if (epoch > options.decayFrom) learningRate *= options.lrDecay
       trainer.setLearningRate(learningRate)
       const batches = planBatches(cases, options.batchSize, random)
@@ -168,6 +175,7 @@ export async function fitGruModel(
         bestWeights?.forEach((t) => t.dispose())
         bestWeights = variables.map((v) => tf.clone(v))
       } else if (epoch - bestEpoch >= options.patience) {
+        if (epoch < options.epochs) stoppedBy = 'patience'
         break
       }
     }
@@ -179,6 +187,7 @@ export async function fitGruModel(
   return {
     epochs,
     bestEpoch,
+    stoppedBy,
     trainSeconds: (performance.now() - started) / 1000,
     examples: cases.length,
   }

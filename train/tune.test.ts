@@ -1,9 +1,14 @@
-import { beforeAll, describe, expect, it } from 'vitest'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { GruModel } from '../model/gru-model'
+import { exportModelWeights } from '../model/model-weights'
 import { setNodeBackend } from '../model/node-backend'
 import { createRandom } from '../shared/random'
 import type { SessionDataset } from './data/types'
-import { DEFAULT_TRAIN_SETTINGS, type TrainSettings } from './train-model'
-import { printTrials, tuneSettings } from './tune'
+import { DEFAULT_TRAIN_SETTINGS, trainOnDataset, type TrainSettings } from './train-model'
+import { printTrials, trainTuned, tuneSettings, type TuneResult } from './tune'
 
 const N_ITEMS = 30
 
@@ -78,4 +83,83 @@ describe('tuneSettings (issue 16)', () => {
     expect(result.trials).toHaveLength(1)
     expect(result.best.fit.learningRate).toBe(1e-6)
   }, 60_000)
+
+  it('keeps the winning full-schedule trial as the final model: the same as training with its settings again', async () => {
+    const result = await tuneSettings(dataset, base, { budgetMinutes: 5, samples: 6, seed: 3, log: () => {} }) // prettier-ignore
+    expect(result.final).toBeDefined()
+    const tuned = await trainTuned(dataset, result, () => {})
+    const again = await trainOnDataset(dataset, result.best, () => {})
+    expect(await weightsOf(tuned.model)).toEqual(await weightsOf(again.model))
+    expect(tuned.model.config.repeatBonus).toBe(again.model.config.repeatBonus)
+    expect(tuned.report.settings).toEqual(again.report.settings)
+    expect(tuned.report.validationRecall20ByEpoch).toEqual(again.report.validationRecall20ByEpoch)
+    expect(tuned.report.repeatBonus?.trials).toEqual(again.report.repeatBonus?.trials)
+    tuned.model.dispose()
+    again.model.dispose()
+  }, 240_000)
+
+  it('trains the final model when the budget cut the winner short of the full schedule', async () => {
+    const result = await tuneSettings(dataset, base, { budgetMinutes: 1e-4, samples: 6 })
+    expect(result.final).toBeUndefined()
+  }, 60_000)
+
+  describe('with a journal', () => {
+    let dir: string
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'pocketrec-tune-'))
+    })
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true })
+    })
+    const options = (journal: string, lines: string[] = []) => ({ budgetMinutes: 5, samples: 6, seed: 3, journal, log: (l: string) => lines.push(l) }) // prettier-ignore
+    const identity = (r: TuneResult) => r.trials.map((t) => [t.rung, t.epochs, t.settings, t.validationRecall20, t.bestEpoch]) // prettier-ignore
+
+    it('resumes a search cut short where it stopped: recorded trials are taken, not trained again', async () => {
+      const journal = path.join(dir, 'resume')
+      const whole = await tuneSettings(dataset, base, options(journal))
+      const file = path.join(journal, 'trials.json')
+      const saved = JSON.parse(await readFile(file, 'utf8'))
+      expect(saved.entries).toHaveLength(9)
+      // A kill during the eighth trial: seven recorded. A marker in the first proves it is read back.
+      saved.entries = saved.entries.slice(0, 7)
+      saved.entries[0].trial.seconds = 0.125
+      await writeFile(file, JSON.stringify(saved))
+      const lines: string[] = []
+      const resumed = await tuneSettings(dataset, base, options(journal, lines))
+      expect(lines[0]).toMatch(/resuming .* \(7 trials recorded\)/)
+      expect(lines.slice(1).map((l) => l.includes(', recorded;'))).toEqual([true, true, true, true, true, true, true, false, false]) // prettier-ignore
+      expect(resumed.trials[0]!.seconds).toBe(0.125)
+      expect(identity(resumed)).toEqual(identity(whole))
+      expect(resumed.best).toEqual(whole.best)
+      // Now complete: a third run trains nothing and loads the final trial's weights from the journal.
+      const third = await tuneSettings(dataset, base, options(journal))
+      expect(identity(third)).toEqual(identity(whole))
+      expect(await weightsOf(third.final!.model)).toEqual(await weightsOf(whole.final!.model))
+      for (const r of [whole, resumed, third]) r.final?.model.dispose()
+    }, 240_000)
+
+    it('starts afresh from a journal written for another search', async () => {
+      const journal = path.join(dir, 'other')
+      await tuneSettings(dataset, base, { ...options(journal), seed: 4 })
+      const lines: string[] = []
+      const result = await tuneSettings(dataset, base, options(journal, lines))
+      expect(lines.some((l) => l.includes('recorded'))).toBe(false)
+      expect(result.trials).toHaveLength(9)
+      const saved = JSON.parse(await readFile(path.join(journal, 'trials.json'), 'utf8'))
+      expect(saved.search.seed).toBe(3)
+      result.final?.model.dispose()
+    }, 240_000)
+
+    it('refuses a journal it cannot read, naming the file', async () => {
+      const journal = path.join(dir, 'broken')
+      await tuneSettings(dataset, base, { ...options(journal), budgetMinutes: 1e-4 })
+      await writeFile(path.join(journal, 'trials.json'), '{"search": ')
+      await expect(tuneSettings(dataset, base, options(journal))).rejects.toThrow(/broken\/trials\.json is not a readable journal/) // prettier-ignore
+    }, 60_000)
+  })
 })
+
+async function weightsOf(model: GruModel) {
+  const file = await exportModelWeights(model)
+  return file.tensors.map((t) => [t.name, Array.from(t.values)])
+}

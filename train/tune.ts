@@ -3,11 +3,27 @@
 // sessions of its training log, never its test split) within a time budget, by successive
 // halving: a sample of settings, the defaults first, each trained for one epoch; the best third
 // trained again for three; the best third of those for the full run, the epochs chosen by
-// validation as usual. Every trial is recorded; the final model is then trained with the best.
+// validation as usual. Every trial is recorded; the final model is then trained with the best,
+// unless the winner's own trial already ran the full schedule: that trial is the final model.
+//
+// A search on a large log outlasts a working session (DIGINETICA: one epoch is 6–8 minutes, the
+// search two to three hours). With a journal folder, each finished trial is written down (a
+// full-schedule trial's weights too) and the same command resumes where the search stopped:
+// training is deterministic, so a recorded trial is taken as it stands instead of trained again.
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { GruModel } from '../model/gru-model'
 import { createRandom } from '../shared/random'
 import type { SessionDataset } from './data/types'
+import { loadModel, saveModel } from './model-file'
 import { formatDuration } from './progress'
-import { trainOnDataset, type TrainSettings } from './train-model'
+import {
+  chooseRepeatBonus,
+  trainOnDataset,
+  type TrainReport,
+  type TrainSettings,
+} from './train-model'
 
 /** Dimensions searched: at most today's, so the shipped table stays within 25 bytes a row (pq8 slices of 4). */
 export const TUNE_DIMS = [48, 64, 100] as const
@@ -26,8 +42,13 @@ export interface TuneTrial {
 export interface TuneResult {
   best: TrainSettings
   trials: TuneTrial[]
-  /** Seconds the search took (the final training not included). */
+  /** Seconds the trials took (recorded ones included; the final training not). */
   seconds: number
+  /**
+   * The winner's trial when it ran the full schedule (not cut by the budget): exactly what the
+   * final training would give, before its repeat bonus is chosen (trainTuned does that).
+   */
+  final?: { model: GruModel; report: TrainReport }
 }
 
 export interface TuneOptions {
@@ -36,6 +57,21 @@ export interface TuneOptions {
   samples?: number
   seed?: number
   log?: (line: string) => void
+  /** Folder recording the search, so that the same command resumes it (see the file's head). */
+  journal?: string
+}
+
+/** A finished trial as the journal keeps it: a full-schedule trial with its report and weights. */
+interface JournalEntry {
+  trial: TuneTrial
+  report?: TrainReport
+  model?: string
+}
+
+interface Journal {
+  /** What the search depends on; a journal written for another search is started afresh. */
+  search: unknown
+  entries: JournalEntry[]
 }
 
 type Knobs = TuneTrial['settings']
@@ -85,47 +121,59 @@ export async function tuneSettings(
   options: TuneOptions,
 ): Promise<TuneResult> {
   const log = options.log ?? ((line: string) => console.error(line))
-  const started = performance.now()
-  const deadline = started + options.budgetMinutes * 60_000
-  const random = createRandom(options.seed ?? 1)
+  const budgetSeconds = options.budgetMinutes * 60
+  const seed = options.seed ?? 1
   const samples = options.samples ?? 9
+  const journal = await openJournal(options.journal, {
+    dataset: dataset.name,
+    items: dataset.nItems,
+    sessions: dataset.train.length,
+    base,
+    samples,
+    seed,
+    budgetMinutes: options.budgetMinutes,
+  })
+  if (journal.entries.length > 0)
+    log(`tune: resuming from ${options.journal} (${journal.entries.length} trials recorded)`)
+  const random = createRandom(seed)
   let survivors: Knobs[] = [knobsOf(base)]
   while (survivors.length < samples) survivors.push(sampleKnobs(random))
   const rungs = [1, 3, base.fit.epochs]
-  const trials: TuneTrial[] = []
+  const entries: JournalEntry[] = []
+  // Full-schedule trials run by this process, kept until the winner is known.
+  const inMemory = new Map<number, GruModel>()
+  let spent = 0
   for (const [rung, epochs] of rungs.entries()) {
     const scored: TuneTrial[] = []
     for (const knobs of survivors) {
-      const left = (deadline - performance.now()) / 1000
+      const left = budgetSeconds - spent
       if (left <= 0) break
-      const trialStart = performance.now()
-      // A trial is judged on its epochs: its repeat bonus (chosen for the final model) is not tried.
-      const settings = withKnobs(base, knobs, epochs, left)
-      const { model, report } = await trainOnDataset(
-        dataset,
-        { ...settings, model: { ...settings.model, repeatBonus: 0 } },
-        () => {},
-      )
-      model.dispose()
-      const best = report.fit.epochs.reduce(
-        (a, e) => ((e.validation ?? -1) > (a.validation ?? -1) ? e : a),
-        report.fit.epochs[0]!,
-      )
-      const trial: TuneTrial = {
-        rung,
-        epochs,
-        settings: knobs,
-        validationRecall20: 100 * (best.validation ?? 0),
-        bestEpoch: best.epoch,
-        seconds: (performance.now() - trialStart) / 1000,
+      const recorded = journal.entries[entries.length]
+      const same = recorded !== undefined && JSON.stringify([recorded.trial.rung, recorded.trial.epochs, recorded.trial.settings]) === JSON.stringify([rung, epochs, knobs]) // prettier-ignore
+      let entry: JournalEntry
+      if (same) entry = recorded
+      else {
+        const run = await runTrial(dataset, base, knobs, rung, epochs, left)
+        entry = run.entry
+        if (run.model) {
+          inMemory.set(entries.length, run.model)
+          if (options.journal) {
+            entry.model = `trial-${entries.length + 1}`
+            await saveModel(run.model, path.join(options.journal, entry.model), entry.report)
+          }
+        }
+        journal.entries.splice(entries.length, Infinity, entry)
+        await writeJournal(options.journal, journal)
       }
-      trials.push(trial)
+      entries.push(entry)
+      const trial = entry.trial
+      spent += trial.seconds
       scored.push(trial)
       log(
         `tune rung ${rung + 1}/${rungs.length} (${epochs} epochs): lr ${knobs.learningRate.toExponential(2)}, ` +
           `scale ${knobs.scale.toFixed(1)}, dropout ${knobs.dropout.toFixed(2)}, dim ${knobs.dim} → ` +
-          `validation Recall@20 ${trial.validationRecall20.toFixed(2)} (${formatDuration(trial.seconds)}; ` +
-          `${formatDuration(Math.max(0, (deadline - performance.now()) / 1000))} of the budget left)`,
+          `validation Recall@20 ${trial.validationRecall20.toFixed(2)} (${formatDuration(trial.seconds)}${same ? ', recorded' : ''}; ` +
+          `${formatDuration(Math.max(0, budgetSeconds - spent))} of the budget left)`,
       )
     }
     if (scored.length === 0) break
@@ -134,12 +182,113 @@ export async function tuneSettings(
     if (rung < rungs.length - 1 && scored.length < 2) break
   }
   // The best trial of the highest rung any trial reached: its settings, the full epoch count.
+  const trials = entries.map((e) => e.trial)
   const top = Math.max(...trials.map((t) => t.rung))
   const winner = trials
-    .filter((t) => t.rung === top)
-    .reduce((a, t) => (t.validationRecall20 > a.validationRecall20 ? t : a))
-  const best = withKnobs(base, winner.settings, base.fit.epochs, base.fit.maxSeconds)
-  return { best, trials, seconds: (performance.now() - started) / 1000 }
+    .map((trial, index) => ({ trial, index }))
+    .filter(({ trial }) => trial.rung === top)
+    .reduce((a, b) => (b.trial.validationRecall20 > a.trial.validationRecall20 ? b : a))
+  const best = withKnobs(base, winner.trial.settings, base.fit.epochs, base.fit.maxSeconds)
+  const final = await finalOf(entries[winner.index]!, inMemory.get(winner.index), options.journal, base) // prettier-ignore
+  for (const [index, model] of inMemory) if (index !== winner.index) model.dispose()
+  return { best, trials, seconds: spent, ...(final ? { final } : {}) }
+}
+
+/**
+ * The final model for the search's winner: its own trial when that ran the full schedule (only
+ * the repeat bonus left to choose), else a training with the winning settings.
+ */
+export async function trainTuned(
+  dataset: SessionDataset,
+  tuned: TuneResult,
+  log: (line: string) => void = (line) => console.error(line),
+): Promise<{ model: GruModel; report: TrainReport }> {
+  if (!tuned.final) return trainOnDataset(dataset, tuned.best, log)
+  log('the winning trial ran the full schedule: it is the final model')
+  const { model, report } = tuned.final
+  const chosen = await chooseRepeatBonus(model, dataset, tuned.best, log)
+  return { model: chosen.model, report: { ...report, settings: tuned.best, repeatBonus: chosen.choice } } // prettier-ignore
+}
+
+/** One trial: the settings trained for `epochs`, stopping before an epoch past `maxSeconds`. */
+async function runTrial(
+  dataset: SessionDataset,
+  base: TrainSettings,
+  knobs: Knobs,
+  rung: number,
+  epochs: number,
+  maxSeconds: number,
+): Promise<{ entry: JournalEntry; model?: GruModel }> {
+  const started = performance.now()
+  // A trial is judged on its epochs: its repeat bonus (chosen for the final model) is not tried.
+  const settings = withKnobs(base, knobs, epochs, maxSeconds)
+  const { model, report } = await trainOnDataset(
+    dataset,
+    { ...settings, model: { ...settings.model, repeatBonus: 0 } },
+    () => {},
+  )
+  const best = report.fit.epochs.reduce(
+    (a, e) => ((e.validation ?? -1) > (a.validation ?? -1) ? e : a),
+    report.fit.epochs[0]!,
+  )
+  const trial: TuneTrial = {
+    rung,
+    epochs,
+    settings: knobs,
+    validationRecall20: 100 * (best.validation ?? 0),
+    bestEpoch: best.epoch,
+    seconds: (performance.now() - started) / 1000,
+  }
+  // Only a full-schedule trial that the budget did not cut can stand in for the final training.
+  if (epochs === base.fit.epochs && report.fit.stoppedBy !== 'time')
+    return { entry: { trial, report }, model }
+  model.dispose()
+  return { entry: { trial } }
+}
+
+async function finalOf(
+  entry: JournalEntry,
+  model: GruModel | undefined,
+  journal: string | undefined,
+  base: TrainSettings,
+): Promise<TuneResult['final']> {
+  if (!entry.report || entry.trial.epochs !== base.fit.epochs) return undefined
+  if (model) return { model, report: entry.report }
+  if (journal && entry.model) {
+    const file = path.join(journal, entry.model, 'model.prw')
+    if (existsSync(file)) return { model: await loadModel(file), report: entry.report }
+  }
+  return undefined
+}
+
+async function openJournal(folder: string | undefined, search: unknown): Promise<Journal> {
+  const fresh: Journal = { search, entries: [] }
+  if (!folder) return fresh
+  const file = path.join(folder, 'trials.json')
+  if (!existsSync(file)) return fresh
+  let saved: Journal
+  try {
+    saved = JSON.parse(await readFile(file, 'utf8')) as Journal
+  } catch (error) {
+    throw new Error(
+      `tune: ${file} is not a readable journal (${String(error)}); remove it to start afresh`,
+      { cause: error },
+    )
+  }
+  if (JSON.stringify(saved.search) !== JSON.stringify(search) || !Array.isArray(saved.entries)) {
+    console.error(`tune: ${file} was written for another search: starting afresh`)
+    return fresh
+  }
+  return saved
+}
+
+/** Rewrites the journal whole (a temporary file renamed over it: a kill leaves the old or the new). */
+async function writeJournal(folder: string | undefined, journal: Journal): Promise<void> {
+  if (!folder) return
+  await mkdir(folder, { recursive: true })
+  const file = path.join(folder, 'trials.json')
+  await writeFile(`${file}.tmp`, JSON.stringify(journal, null, 2))
+  await rename(`${file}.tmp`, file)
 }
 
 /** The trials as a table, best first within each rung. */

@@ -1,6 +1,7 @@
 // npm run train -- --data <folder> [options]: offline (T-1) training with a live progress line;
 // writes the model and a JSON report to models/<dataset>/ (git-ignored). With --tune <minutes>,
-// the settings are first searched on the validation split (tune.ts), and the trials recorded.
+// the settings are first searched on the validation split (tune.ts), and the trials recorded;
+// the search's journal in <out>/tune/ lets the same command resume it.
 import { parseArgs } from 'node:util'
 import { describeCommand, describeMachine } from '../progress'
 import path from 'node:path'
@@ -8,7 +9,7 @@ import { loadDataset } from '../data/load-dataset'
 import { defaultModelDir, saveModel } from '../model-file'
 import { setNodeBackend } from '../../model/node-backend'
 import { trainOnDataset } from '../train-model'
-import { printTrials, tuneSettings } from '../tune'
+import { printTrials, trainTuned, tuneSettings } from '../tune'
 import {
   backendFromArgs,
   TRAIN_OPTIONS,
@@ -22,15 +23,20 @@ async function main(): Promise<void> {
     throw new Error('expected --data <folder> (e.g. ../shared/data/diginetica-srgnn)')
   await setNodeBackend(backendFromArgs(values.backend))
   const dataset = await loadDataset(values.data)
+  const dir = values.out ? path.resolve(values.out) : defaultModelDir(dataset.name)
   const tuneMinutes = tuneMinutesFromArgs(values)
+  // The search is journalled beside the model: the same command resumes it (tune.ts).
   const tuned =
     tuneMinutes === undefined
       ? undefined
-      : await tuneSettings(dataset, settingsFromArgs(values), { budgetMinutes: tuneMinutes })
+      : await tuneSettings(dataset, settingsFromArgs(values), {
+          budgetMinutes: tuneMinutes,
+          journal: path.join(dir, 'tune'),
+        })
   if (tuned) printTrials(tuned)
-  const settings = tuned?.best ?? settingsFromArgs(values)
-  const { model, report } = await trainOnDataset(dataset, settings)
-  const dir = values.out ? path.resolve(values.out) : defaultModelDir(dataset.name)
+  const { model, report } = tuned
+    ? await trainTuned(dataset, tuned)
+    : await trainOnDataset(dataset, settingsFromArgs(values))
   const bytes = await saveModel(model, dir, {
     ...report,
     ...(tuned ? { tune: { trials: tuned.trials, seconds: tuned.seconds } } : {}),
