@@ -63,6 +63,33 @@ describe('train and eval commands', () => {
     expect(saved.report.cases).toBe(10_152)
   }, 240_000) // a training run: 35 s alone on 2 cores, over 60 s beside other work
 
+  it('export:artifacts ships the fine-tuning rate train --tune chose, unless --local-lr says otherwise', async () => {
+    const tuned = fs.mkdtempSync(path.join(out, 'tuned-'))
+    fs.copyFileSync(path.join(out, 'model.prw'), path.join(tuned, 'model.prw'))
+    const report = { localTraining: { chosen: 0.0007, trials: [] } }
+    fs.writeFileSync(path.join(tuned, 'report.json'), JSON.stringify(report))
+    const exportTo = async (args: string[]) => {
+      const dir = fs.mkdtempSync(path.join(out, 'artifacts-'))
+      const model = path.join(tuned, 'model.prw')
+      const result = await runScript('train/cli/export-artifacts.ts', ['--data', data, '--model', model, '--out', dir, ...args]) // prettier-ignore
+      const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'))
+      return { stdout: result.stdout, manifest }
+    }
+    const chosen = await exportTo([])
+    expect(chosen.manifest.localTraining).toEqual({ learningRate: 0.0007 })
+    expect(chosen.stdout).toMatch(/on-device fine-tuning rate: 0.0007 \(chosen by train --tune\)/)
+    expect((await exportTo(['--local-lr', '0.002'])).manifest.localTraining).toEqual({ learningRate: 0.002 }) // prettier-ignore
+    fs.writeFileSync(path.join(tuned, 'report.json'), JSON.stringify({ localTraining: { chosen: 'fast' } })) // prettier-ignore
+    const failure = await exportTo([]).then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    )
+    expect(failure?.code).toBe(1)
+    expect(failure?.stderr).toMatch(
+      /report\.json: localTraining\.chosen must be a number in \(0, 0\.1\], got "fast"/,
+    )
+  }, 240_000)
+
   it('fails with a message naming the problem for a folder that holds no known layout', async () => {
     const empty = fs.mkdtempSync(path.join(out, 'empty-'))
     const failure = await runScript('train/cli/train.ts', ['--data', empty]).then(
@@ -204,12 +231,15 @@ describe('npm run sim:local -- --tune-lr', () => {
       ...['--on', 'validation', '--tune-lr', '0.0001,0.001', '--results', results],
     ])
     const report = JSON.parse(fs.readFileSync(results, 'utf8'))
-    expect(report.tune.rates.map((r: { learningRate: number }) => r.learningRate)).toEqual([0.0001, 0.001]) // prettier-ignore
-    const top = Math.max(...report.tune.rates.map((r: { recall20: number }) => r.recall20))
-    const best = report.tune.rates.find((r: { recall20: number }) => r.recall20 === top)
-    expect(report.tune.best).toBe(best.learningRate)
+    type Trial = { learningRate: number; recall20: number; mrr20: number }
+    const trials: Trial[] = report.tune.trials
+    expect(trials.map((r) => r.learningRate)).toEqual([0.0001, 0.001])
+    // The trainer's chooser (train/local-rate.ts): the best Recall@20 + MRR@20.
+    const top = Math.max(...trials.map((r) => r.recall20 + r.mrr20))
+    expect(report.tune.chosen).toBe(trials.find((r) => r.recall20 + r.mrr20 === top)!.learningRate)
+    expect(report.tune.global.recall20).toBeCloseTo(100 * report.global.metrics['recall@20'], 6)
     // The full run then uses the chosen rate.
-    expect(report.fineTuning.learningRate).toBe(report.tune.best)
+    expect(report.fineTuning.learningRate).toBe(report.tune.chosen)
     await expect(runScript('bench/sim/local.ts', [...args, '--tune-lr', '0.001'])).rejects.toThrow(
       /--on validation, never on the test split/,
     )

@@ -20,6 +20,7 @@ import {
   type FitReport,
 } from './fit'
 import { createGruScorer } from '../model/eval/gru-scorer'
+import type { LocalRateChoice } from './local-rate'
 import { createProgressLine, formatDuration } from './progress'
 
 export interface TrainSettings {
@@ -49,6 +50,8 @@ export interface TrainReport {
   validationRecall20ByEpoch: Array<number | undefined>
   /** The repeat bonus chosen on the validation split, with each candidate's scores. */
   repeatBonus?: RepeatBonusChoice
+  /** With --tune: the on-device fine-tuning rate chosen on the same split (local-rate.ts). */
+  localTraining?: LocalRateChoice
 }
 
 /** Repeat bonuses tried after training: logits are scale·cosine, 12 by default. */

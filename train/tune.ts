@@ -5,6 +5,7 @@
 // trained again for three; the best third of those for the full run, the epochs chosen by
 // validation as usual. Every trial is recorded; the final model is then trained with the best,
 // unless the winner's own trial already ran the full schedule: that trial is the final model.
+// Last, the shop's on-device fine-tuning rate is chosen on the same split (local-rate.ts).
 //
 // A search on a large log outlasts a working session (DIGINETICA: one epoch is 6–8 minutes, the
 // search two to three hours). With a journal folder, each finished trial is written down (a
@@ -16,6 +17,7 @@ import path from 'node:path'
 import type { GruModel } from '../model/gru-model'
 import { createRandom } from '../shared/random'
 import type { SessionDataset } from './data/types'
+import { chooseLocalRate } from './local-rate'
 import { loadModel, saveModel } from './model-file'
 import { formatDuration } from './progress'
 import {
@@ -196,18 +198,24 @@ export async function tuneSettings(
 
 /**
  * The final model for the search's winner: its own trial when that ran the full schedule (only
- * the repeat bonus left to choose), else a training with the winning settings.
+ * the repeat bonus left to choose), else a training with the winning settings. Then the shop's
+ * on-device fine-tuning rate is chosen on the same validation split (local-rate.ts), for the
+ * manifest.
  */
 export async function trainTuned(
   dataset: SessionDataset,
   tuned: TuneResult,
   log: (line: string) => void = (line) => console.error(line),
 ): Promise<{ model: GruModel; report: TrainReport }> {
-  if (!tuned.final) return trainOnDataset(dataset, tuned.best, log)
-  log('the winning trial ran the full schedule: it is the final model')
-  const { model, report } = tuned.final
-  const chosen = await chooseRepeatBonus(model, dataset, tuned.best, log)
-  return { model: chosen.model, report: { ...report, settings: tuned.best, repeatBonus: chosen.choice } } // prettier-ignore
+  let trained: { model: GruModel; report: TrainReport }
+  if (tuned.final) {
+    log('the winning trial ran the full schedule: it is the final model')
+    const { model, report } = tuned.final
+    const chosen = await chooseRepeatBonus(model, dataset, tuned.best, log)
+    trained = { model: chosen.model, report: { ...report, settings: tuned.best, repeatBonus: chosen.choice } } // prettier-ignore
+  } else trained = await trainOnDataset(dataset, tuned.best, log)
+  const localTraining = await chooseLocalRate(trained.model, dataset, tuned.best, { log })
+  return localTraining ? { ...trained, report: { ...trained.report, localTraining } } : trained
 }
 
 /** One trial: the settings trained for `epochs`, stopping before an epoch past `maxSeconds`. */

@@ -10,29 +10,22 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
-import {
-  createLocalTrainer,
-  DEFAULT_LOCAL_TRAINER_OPTIONS,
-  type LocalTrainingResult,
-} from '../../client/worker/federated/train-local'
-import { createGruModelFromValues, type GruModel } from '../../model/gru-model'
-import { createRandom, shuffleInPlace } from '../../shared/random'
+import { DEFAULT_LOCAL_TRAINER_OPTIONS, type LocalTrainingResult } from '../../model/train-local'
+import type { GruModel } from '../../model/gru-model'
+import { createRandom } from '../../shared/random'
 import { countItems, splitValidation } from '../../train/data/examples'
 import { loadDataset } from '../../train/data/load-dataset'
+import type { SessionDataset } from '../../train/data/types'
 import {
-  createMetricsAccumulator,
-  LIST_K,
-  popularMask,
-  rankOfTarget,
-  topKIndices,
-  type MetricsAccumulator,
-  type MetricsResult,
-} from '../../model/eval/metrics'
-import type { SessionScorer } from '../../model/eval/scorer'
-import { createGruScorer } from '../../model/eval/gru-scorer'
+  chooseLocalRate,
+  fineTuneEach,
+  selectSessions,
+  type SessionOutcome,
+} from '../../train/local-rate'
+import type { MetricsResult } from '../../model/eval/metrics'
 import { defaultModelDir, loadModel } from '../../train/model-file'
 import { setNodeBackend } from '../../model/node-backend'
-import { createProgressLine, formatDuration } from '../../train/progress'
+import { formatDuration } from '../../train/progress'
 import { median } from '../stats'
 import { runBenchmark, type BenchRun } from '../harness'
 import { choice, int, num, numList, readOptions, text, type Options } from '../options'
@@ -65,48 +58,6 @@ export const LOCAL_FLAGS = {
 }
 type LocalOptions = Options<typeof LOCAL_FLAGS>
 
-/** A seeded sample of `count` sessions of length ≥ minLength, kept in file order. */
-function selectSessions(pool: Int32Array[], minLength: number, count: number, seed: number) {
-  const eligible = pool.flatMap((s, i) => (s.length >= minLength ? [i] : []))
-  shuffleInPlace(eligible, createRandom(seed))
-  const chosen = eligible.slice(0, count).sort((a, b) => a - b)
-  return { eligible: eligible.length, sessions: chosen.map((i) => pool[i]!) }
-}
-
-/** The second half's cases: prefix s[:k] → s[k] for k = ⌊L/2⌋ … L−1. */
-function laterCases(session: Int32Array) {
-  const half = Math.floor(session.length / 2)
-  const prefixes: Int32Array[] = []
-  const targets: number[] = []
-  for (let k = Math.max(1, half); k < session.length; k++) {
-    prefixes.push(session.subarray(0, k))
-    targets.push(session[k]!)
-  }
-  return { before: session.subarray(0, half), prefixes, targets }
-}
-
-/** Ranks the cases into `accumulator`; returns the session's hits@20 and RR@20 sums. */
-async function rankCases(
-  scorer: SessionScorer,
-  nItems: number,
-  prefixes: Int32Array[],
-  targets: number[],
-  accumulator: MetricsAccumulator,
-) {
-  const scores = await scorer.scoreBatch(prefixes) // [cases, nItems]
-  let hits = 0
-  let reciprocal = 0
-  targets.forEach((target, c) => {
-    const rank = rankOfTarget(scores, c * nItems, nItems, target)
-    accumulator.add(rank, topKIndices(scores, c * nItems, nItems, LIST_K))
-    if (rank <= 20) {
-      hits++
-      reciprocal += 1 / rank
-    }
-  })
-  return { hits, reciprocal }
-}
-
 /** Two-sided exact sign test over the sessions that differ. */
 function signTestP(better: number, worse: number): number {
   const n = better + worse
@@ -119,19 +70,6 @@ function signTestP(better: number, worse: number): number {
     tail += Math.exp(logChoose - n * Math.LN2)
   }
   return Math.min(1, 2 * tail)
-}
-
-interface SessionOutcome {
-  length: number
-  /** Second-half cases ranked. */
-  cases: number
-  steps: number
-  fineTuneMs: number
-  globalHits20: number
-  localHits20: number
-  /** Sums of 1/rank over the cases ranked in the top 20. */
-  globalRR20: number
-  localRR20: number
 }
 
 /**
@@ -199,8 +137,8 @@ export async function simLocal(options: LocalOptions, run: BenchRun): Promise<vo
     `${dataset.name} (${options.on}): ${selection.sessions.length} of ${selection.eligible} ` +
       `sessions with ≥ ${options.minLength} items; fine-tuning ${JSON.stringify(settings)}`,
   )
-  const tuned = await tuneLocalRate(options, global, selection.sessions, trainCounts, settings)
-  if (tuned) settings.learningRate = tuned.best
+  const tuned = await tuneLocalRate(options, global, dataset, settings)
+  if (tuned) settings.learningRate = tuned.chosen
   const compared = await fineTuneEach(
     global,
     selection.sessions,
@@ -251,38 +189,43 @@ export async function simLocal(options: LocalOptions, run: BenchRun): Promise<vo
   global.dispose()
 }
 
-/** The global model, checked against the dataset and (for --on validation) its held-out part. */
 /**
- * --tune-lr: each rate's fine-tuned Recall@20 and MRR@20 on the validation sessions, and the
- * best (by Recall@20, then MRR@20), which the run then reports in full. On test it is refused:
- * a rate chosen there would be tuned on the test split.
+ * --tune-lr: the rates compared on the validation sessions by the trainer's own chooser
+ * (train/local-rate.ts, the best Recall@20 + MRR@20), which the run then reports in full. On
+ * test it is refused: a rate chosen there would be tuned on the test split.
  */
 async function tuneLocalRate(
   options: LocalOptions,
   global: GruModel,
-  sessions: Int32Array[],
-  trainCounts: Int32Array,
+  dataset: SessionDataset,
   settings: typeof LOCAL,
 ) {
   if (options.tuneLr.length === 0) return undefined
   if (options.on !== 'validation')
     throw new Error('--tune-lr: rates are chosen with --on validation, never on the test split')
-  const rates: Array<{ learningRate: number; recall20: number; mrr20: number }> = []
-  for (const learningRate of options.tuneLr) {
-    const run = await fineTuneEach(global, sessions, trainCounts, { ...settings, learningRate }, options.seed) // prettier-ignore
-    const m = run.local.metrics
-    rates.push({ learningRate, recall20: 100 * m['recall@20']!, mrr20: 100 * m['mrr@20']! })
-  }
-  const best = rates.reduce((a, r) =>
-    r.recall20 > a.recall20 || (r.recall20 === a.recall20 && r.mrr20 > a.mrr20) ? r : a,
+  const choice = await chooseLocalRate(
+    global,
+    dataset,
+    { validationFraction: options.valFraction },
+    {
+      rates: options.tuneLr,
+      sessions: options.sessions,
+      minLength: options.minLength,
+      seed: options.seed,
+      trainer: settings,
+    },
   )
+  if (!choice)
+    throw new Error(`--tune-lr: no validation session has ${options.minLength} items or more`)
   console.log('\n| local rate | fine-tuned Recall@20 | MRR@20 |\n| --: | --: | --: |')
-  for (const r of rates)
+  console.log(`| none | ${choice.global.recall20.toFixed(2)} | ${choice.global.mrr20.toFixed(2)} |`)
+  for (const r of choice.trials)
     console.log(`| ${r.learningRate} | ${r.recall20.toFixed(2)} | ${r.mrr20.toFixed(2)} |`)
-  console.log(`\nbest: ${best.learningRate} (ship it: npm run export:artifacts -- --local-lr ${best.learningRate})`) // prettier-ignore
-  return { rates, best: best.learningRate }
+  console.log(`\nbest: ${choice.chosen} (\`train --tune\` chooses it alike; to ship it by hand: npm run export:artifacts -- --local-lr ${choice.chosen})`) // prettier-ignore
+  return choice
 }
 
+/** The global model, checked against the dataset and (for --on validation) its held-out part. */
 async function loadGlobalModel(options: LocalOptions) {
   const dataset = await loadDataset(options.data)
   const modelFile = path.resolve(
@@ -305,72 +248,6 @@ async function loadGlobalModel(options: LocalOptions) {
     )
   }
   return { dataset, modelFile, heldOut, global }
-}
-
-/** Each session: rank its second half with the global model, fine-tune on its first, rank again. */
-async function fineTuneEach(
-  global: GruModel,
-  sessions: Int32Array[],
-  trainCounts: Int32Array,
-  settings: typeof LOCAL,
-  seed: number,
-) {
-  const started = performance.now()
-  const { nItems } = global.config
-  // One working copy, reset to the global weights before each shopper. `assign` shares the
-  // global buffers; the optimizer replaces them on its first step, so the global stays intact.
-  const local = createGruModelFromValues(
-    global.config,
-    new Map(
-      await Promise.all(
-        [...global.variables].map(
-          async ([name, v]) => [name, (await v.data()) as Float32Array] as const,
-        ),
-      ),
-    ),
-  )
-  const accumulators = [global, local].map(() =>
-    createMetricsAccumulator({ nItems, popularItems: popularMask(trainCounts) }),
-  )
-  const runs: LocalTrainingResult[] = []
-  const perSession: SessionOutcome[] = []
-  const progress = createProgressLine(process.stderr, 15)
-  const globalScorer = createGruScorer(global)
-  for (const [i, session] of sessions.entries()) {
-    const { before, prefixes, targets } = laterCases(session)
-    const base = await rankCases(globalScorer, nItems, prefixes, targets, accumulators[0]!)
-    for (const [name, v] of local.variables) v.assign(global.variables.get(name)!)
-    const run = await createLocalTrainer(local, { ...settings, seed: seed + i }).train([before])
-    runs.push(run)
-    // A fresh scorer: it snapshots the item vectors, which fine-tuning has just changed.
-    const localScorer = createGruScorer(local)
-    const tuned = await rankCases(localScorer, nItems, prefixes, targets, accumulators[1]!)
-    localScorer.dispose?.()
-    perSession.push({
-      length: session.length,
-      cases: targets.length,
-      steps: run.steps,
-      fineTuneMs: Math.round(run.elapsedMs),
-      globalHits20: base.hits,
-      localHits20: tuned.hits,
-      globalRR20: base.reciprocal,
-      localRR20: tuned.reciprocal,
-    })
-    const [g, l] = accumulators.map((a) => a.result().metrics)
-    const elapsed = (performance.now() - started) / 1000
-    const done = i + 1
-    progress.update(
-      `session ${done}/${sessions.length} · R@20 ${percent(g!['recall@20']!)} → ` +
-        `${percent(l!['recall@20']!)} · MRR@20 ${percent(g!['mrr@20']!)} → ${percent(l!['mrr@20']!)} · ` +
-        `fine-tune ${Math.round(run.elapsedMs)} ms, ${run.steps} steps · ` +
-        `ETA ${formatDuration((elapsed / done) * (sessions.length - done))}`,
-    )
-  }
-  progress.done()
-  globalScorer.dispose?.()
-  local.dispose()
-  const [globalResult, localResult] = accumulators.map((a) => a.result())
-  return { runs, perSession, global: globalResult!, local: localResult! }
 }
 
 function summariseTiming(runs: LocalTrainingResult[]) {

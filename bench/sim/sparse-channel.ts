@@ -37,7 +37,7 @@ import {
   type SparseSums,
 } from '../../shared/sparse-update'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
-import type { LocalTrainerOptions } from '../../client/worker/federated/train-local'
+import type { LocalTrainerOptions } from '../../model/train-local'
 import { createProgressLine, formatDuration } from '../../train/progress'
 import { median } from '../stats'
 

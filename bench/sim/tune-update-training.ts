@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { createLocalTrainer } from '../../client/worker/federated/train-local'
+import { createLocalTrainer } from '../../model/train-local'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/weights-codec'
 import { countItems, splitForFederation } from '../../train/data/examples'

@@ -10,14 +10,14 @@ import { decodeWeights, encodeWeights, type WeightsFile } from '../../shared/wei
 import type { GruModel } from '../../model/gru-model'
 import { exportModelWeights, importModelWeights } from '../../model/model-weights'
 import { probeBackends, type ProbeOptions, type ProbeResult } from './backend-probe'
-import { DEFAULT_LOCAL_TRAINER_OPTIONS } from './federated/train-local'
+import { DEFAULT_LOCAL_TRAINER_OPTIONS } from '../../model/train-local'
 import { createRecommender, type Recommender } from './recommend/recommend'
 import type { Release } from './storage'
 import type { StoredLocalWeights } from './storage/schema'
 import type { OutcomeState } from './experiment-outcomes'
 import { buildReports, REPORT_CRYPTO } from './experiment-reports'
 
-export { createLocalTrainer } from './federated/train-local'
+export { createLocalTrainer } from '../../model/train-local'
 export { prepareUpload } from './federated/prepare-upload'
 export { createExplorationTotals, fleetDraw } from './exploration-totals'
 

@@ -1,7 +1,10 @@
 // npm run export:artifacts -- --data <folder> --model <model.prw> [--out public/artifacts]
 // [--version v1] [--dtype shipped|float16|int8|float32] [--local-lr 0.003]: the static files devices
-// start from; `shipped` (the default) is shared/shipped-model.ts, the others are for comparisons. --local-lr ships the on-device fine-tuning rate chosen for this shop with
-// `npm run sim:local -- --on validation`.
+// start from; `shipped` (the default) is shared/shipped-model.ts, the others are for comparisons.
+// The manifest's on-device fine-tuning rate is the one `train --tune` chose for this shop (the
+// model's report.json beside it, train/local-rate.ts); --local-lr overrides it, and without
+// either the worker keeps its default.
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -34,7 +37,9 @@ async function main(): Promise<void> {
     throw new Error(`--dtype: expected ${DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`)
   }
   const localLearningRate =
-    values['local-lr'] === undefined ? undefined : Number(values['local-lr'])
+    values['local-lr'] === undefined
+      ? await tunedLocalRate(values.model)
+      : Number(values['local-lr'])
   if (localLearningRate !== undefined && !(localLearningRate > 0 && localLearningRate <= 0.1)) {
     throw new Error(`--local-lr: expected a number in (0, 0.1], got ${values['local-lr']}`)
   }
@@ -85,7 +90,25 @@ async function main(): Promise<void> {
   console.log(
     `load ${loadMs} ms · catalogue ${t.catalogue} ms · pools ${t.pools} ms · encode ${t.encode} ms · write ${t.write} ms`,
   )
+  console.log(
+    `on-device fine-tuning rate: ${localLearningRate ?? 'the worker default'}` +
+      (values['local-lr'] === undefined && localLearningRate !== undefined
+        ? ' (chosen by train --tune)'
+        : ''),
+  )
   console.log(`written ${result.manifestFile} (version ${result.manifest.version})`)
+}
+
+/** The rate `train --tune` chose, from the report beside the model, if it has one. */
+async function tunedLocalRate(modelFile: string): Promise<number | undefined> {
+  const reportFile = path.join(path.dirname(modelFile), 'report.json')
+  if (!existsSync(reportFile)) return undefined
+  const report = JSON.parse(await readFile(reportFile, 'utf8')) as { localTraining?: { chosen?: unknown } } // prettier-ignore
+  const chosen = report.localTraining?.chosen
+  if (chosen === undefined) return undefined
+  if (!(typeof chosen === 'number' && chosen > 0 && chosen <= 0.1))
+    throw new Error(`${reportFile}: localTraining.chosen must be a number in (0, 0.1], got ${JSON.stringify(chosen)}`) // prettier-ignore
+  return chosen
 }
 
 function formatBytes(n: number): string {

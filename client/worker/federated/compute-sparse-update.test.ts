@@ -6,7 +6,7 @@ import { setNodeBackend } from '../../../model/node-backend'
 import { createGruModel, DEFAULT_GRU_CONFIG } from '../../../model/gru-model'
 import { exportModelWeights } from '../../../model/model-weights'
 import { computeSparseUpdate, type SparsePlan } from './compute-sparse-update'
-import { createLocalTrainer } from './train-local'
+import { createLocalTrainer } from '../../../model/train-local'
 
 const config = { ...DEFAULT_GRU_CONFIG, nItems: 40, embedDim: 8, hiddenDim: 8, maxLen: 5 }
 const layout: SparseLayout = { maxRows: 4, embedDim: 8, denseCoordinates: 50, negativeRows: 5 }

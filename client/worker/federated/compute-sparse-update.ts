@@ -13,7 +13,7 @@ import {
 } from '../../../shared/sparse-update'
 import type { WeightsFile } from '../../../shared/weights-codec'
 import { exportModelWeights, importModelWeights } from '../../../model/model-weights'
-import { createUpdateTrainer, type LocalTrainerOptions } from './train-local'
+import { createUpdateTrainer, type LocalTrainerOptions } from '../../../model/train-local'
 
 /** What the manifest and the upload token tell a device about a sparse round. */
 export interface SparsePlan {

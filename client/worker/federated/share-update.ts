@@ -14,7 +14,7 @@ import type { WeightsFile } from '../../../shared/weights-codec'
 import { importModelWeights } from '../../../model/model-weights'
 import { computeSparseUpdate } from './compute-sparse-update'
 import { scoreCases } from './score-cases'
-import type { LocalTrainerOptions } from './train-local'
+import type { LocalTrainerOptions } from '../../../model/train-local'
 
 export interface SharePlan {
   baseVersion: number

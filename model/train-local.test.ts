@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { setNodeBackend } from '../../../model/node-backend'
-import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from '../../../model/gru-model'
-import { createRandom } from '../../../shared/random'
-import { encodeSessionBatch } from '../../../model/session-batch'
-import { createTrainer } from '../../../model/train-step'
+import { setNodeBackend } from './node-backend'
+import { createGruModel, DEFAULT_GRU_CONFIG, type GruModel } from './gru-model'
+import { createRandom } from '../shared/random'
+import { encodeSessionBatch } from './session-batch'
+import { createTrainer } from './train-step'
 import { createLocalTrainer } from './train-local'
 
 const config = {

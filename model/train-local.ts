@@ -3,16 +3,12 @@
 // turn between slices, so `recommend` calls are answered during a run. A run that diverges is
 // undone as a whole: a device never keeps non-finite weights.
 import * as tf from '@tensorflow/tfjs-core'
-import type { GruModel } from '../../../model/gru-model'
-import {
-  createPopularitySampler,
-  createSetSampler,
-  type NegativeSampler,
-} from '../../../model/negative-sampler'
-import { expandPrefixes, type PrefixCase } from '../../../model/prefix-cases'
-import { createRandom, shuffleInPlace } from '../../../shared/random'
-import { encodeSessionBatch } from '../../../model/session-batch'
-import { createTrainer, type Trainer } from '../../../model/train-step'
+import type { GruModel } from './gru-model'
+import { createPopularitySampler, createSetSampler, type NegativeSampler } from './negative-sampler'
+import { expandPrefixes, type PrefixCase } from './prefix-cases'
+import { createRandom, shuffleInPlace } from '../shared/random'
+import { encodeSessionBatch } from './session-batch'
+import { createTrainer, type Trainer } from './train-step'
 
 export interface LocalTrainerOptions {
   learningRate?: number
@@ -55,7 +51,7 @@ export interface LocalTrainerOptions {
  * Every option set, except the SGD-only dense rate (absent: the one rate for all) and the sparse
  * update's negatives (absent: the whole table).
  */
-type LocalTrainerSettings = Required<
+export type LocalTrainerSettings = Required<
   Omit<LocalTrainerOptions, 'denseLearningRate' | 'negativeRows'>
 > &
   Pick<LocalTrainerOptions, 'denseLearningRate' | 'negativeRows'>
