@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { CO_VISIT_BONUS_SPAN } from '../model/co-visit-bonus'
 import type { GruModel } from '../model/gru-model'
+import { coVisitationLists } from '../train/artifacts/co-visitation'
 import { countItems, splitValidation } from '../train/data/examples'
 import { loadDataset } from '../train/data/load-dataset'
 import type { SessionDataset } from '../train/data/types'
@@ -26,7 +28,7 @@ import { defaultModelDir, loadModel, saveModel } from '../train/model-file'
 import { setNodeBackend, type NodeBackend } from '../model/node-backend'
 import { createProgressLine, describeMachine, formatDuration } from '../train/progress'
 import {
-  chooseRepeatBonus,
+  chooseBonuses,
   trainOnDataset,
   type TrainReport,
   type TrainSettings,
@@ -66,11 +68,15 @@ async function obtainModel(
     ) {
       console.error(`using the model in ${dir} (trained ${saved.date}; --retrain to train again)`)
       const model = await loadModel(path.join(dir, 'model.prw'))
-      if (model.config.repeatBonus !== undefined || settings.model.repeatBonus !== undefined)
+      if (model.config.coVisitBonus !== undefined || settings.model.repeatBonus !== undefined)
         return { model, report: saved }
-      // Trained before the repeat bonus: chosen now on the same validation split, and kept.
-      const chosen = await chooseRepeatBonus(model, dataset, settings)
-      const report = { ...saved, repeatBonus: chosen.choice }
+      // Trained before the scoring bonuses: chosen now on the same validation split, and kept.
+      const chosen = await chooseBonuses(model, dataset, settings)
+      const report = {
+        ...saved,
+        repeatBonus: chosen.repeatBonus,
+        coVisitBonus: chosen.coVisitBonus,
+      }
       await saveModel(chosen.model, dir, report)
       return { model: chosen.model, report }
     }
@@ -251,7 +257,9 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
       ? { ...dataset, test: dataset.testAsPublished ?? dataset.test }
       : { ...dataset, train: fit, test: validation }
   const reports: ScoredReport[] = []
-  const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)')
+  // The co-visitation bonus reads the lists devices get: the pools', from the scored split's training.
+  const coVisitation = coVisitationLists(scored.train, dataset.nItems, CO_VISIT_BONUS_SPAN)
+  const gruScorer = createGruScorer(model as GruModel, 'GRU + attention (ours)', { coVisitation })
   const weights = await exportModelWeights(model)
   const float32Bytes = encodeWeights(weights).byteLength
   reports.push({
@@ -274,7 +282,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
   for (const [label, encoding] of encodings) {
     const bytes = encodeWeights(weights, encoding)
     const quantised = importModelWeights(decodeWeights(bytes))
-    const scorer = createGruScorer(quantised, `GRU, ${label} weights (ours)`)
+    const scorer = createGruScorer(quantised, `GRU, ${label} weights (ours)`, { coVisitation })
     const report = await evaluateWithProgress(scorer, scored, quantised.config.maxLen)
     reports.push({ ...report, modelBytes: bytes.byteLength })
     scorer.dispose?.()

@@ -5,7 +5,7 @@ import { decodeWeights, encodeWeights } from '../shared/weights-codec'
 import {
   createGruModel,
   DEFAULT_GRU_CONFIG,
-  withRepeatBonus,
+  withBonuses,
   type GruModel,
   type GruModelConfig,
 } from './gru-model'
@@ -154,16 +154,19 @@ describe('GRU session model (cpu)', () => {
     copy.dispose()
   })
 
-  it('keeps a repeat bonus through the weights codec, and refuses a bad one', async () => {
-    const model = withRepeatBonus(createGruModel(tiny, 6), 3)
+  it('keeps the scoring bonuses through the weights codec, and refuses a bad one', async () => {
+    const model = withBonuses(createGruModel(tiny, 6), { repeatBonus: 3, coVisitBonus: 0.5 })
     const file = await exportModelWeights(model)
     const copy = importModelWeights(decodeWeights(encodeWeights(file)))
     expect(copy.config.repeatBonus).toBe(3)
-    // A file from before the bonus: none.
-    const { repeatBonus: _, ...older } = file.meta
+    expect(copy.config.coVisitBonus).toBe(0.5)
+    // A file from before the bonuses: none.
+    const { repeatBonus: _, coVisitBonus: __, ...older } = file.meta
     const plain = importModelWeights({ ...file, meta: older })
     expect(plain.config.repeatBonus).toBeUndefined()
+    expect(plain.config.coVisitBonus).toBeUndefined()
     expect(() => importModelWeights({ ...file, meta: { ...file.meta, repeatBonus: -1 } })).toThrow(/meta.repeatBonus/) // prettier-ignore
+    expect(() => importModelWeights({ ...file, meta: { ...file.meta, coVisitBonus: 'x' } })).toThrow(/meta.coVisitBonus in \[0, 100\)/) // prettier-ignore
     model.dispose()
     copy.dispose()
     plain.dispose()

@@ -22,6 +22,14 @@ export interface GruModelConfig {
    * training (train/train-model.ts); absent: none.
    */
   repeatBonus?: number
+  /**
+   * Added to the logit of the items most often viewed next to the session's last item, in
+   * proportion to their place in its co-visitation list (`coVisitShare`, co-visit-bonus.ts): the item-to-item
+   * signal S-KNN and Item-KNN rank by, which the GRU alone under-uses. The lists are the ones
+   * every device downloads with the pools. Chosen on the validation split after training, like
+   * the repeat bonus; absent: none.
+   */
+  coVisitBonus?: number
 }
 
 export const DEFAULT_GRU_CONFIG: Omit<GruModelConfig, 'nItems'> = {
@@ -125,9 +133,12 @@ function unstackTime(x: tf.Tensor3D): tf.Tensor2D[] {
   return t === 1 ? [tf.reshape(x, [b, width])] : (tf.unstack(x, 1) as tf.Tensor2D[])
 }
 
-/** The same model (its variables shared, not copied) with another repeat bonus. */
-export function withRepeatBonus(model: GruModel, repeatBonus: number): GruModel {
-  return createModelFromVariables({ ...model.config, repeatBonus }, new Map(model.variables))
+/** The same model (its variables shared, not copied) with other scoring bonuses. */
+export function withBonuses(
+  model: GruModel,
+  bonuses: Partial<Pick<GruModelConfig, 'repeatBonus' | 'coVisitBonus'>>,
+): GruModel {
+  return createModelFromVariables({ ...model.config, ...bonuses }, new Map(model.variables))
 }
 
 function createModelFromVariables(

@@ -80,7 +80,7 @@ function configFromMeta(meta: WeightsFile['meta']): GruModelConfig {
       )
     }
   }
-  const { dropout, normalize, scale, repeatBonus } = meta
+  const { dropout, normalize, scale, repeatBonus, coVisitBonus } = meta
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) {
     throw new ModelWeightsError(`expected meta.dropout in [0, 1), got ${JSON.stringify(dropout)}`)
   }
@@ -94,16 +94,19 @@ function configFromMeta(meta: WeightsFile['meta']): GruModelConfig {
       `expected meta.scale to be a positive number, got ${JSON.stringify(scale)}`,
     )
   }
-  if (
-    repeatBonus !== undefined &&
-    !(typeof repeatBonus === 'number' && repeatBonus >= 0 && repeatBonus < 100)
-  ) {
-    throw new ModelWeightsError(
-      `expected meta.repeatBonus in [0, 100) when given, got ${JSON.stringify(repeatBonus)}`,
-    )
+  for (const [name, bonus] of [
+    ['repeatBonus', repeatBonus],
+    ['coVisitBonus', coVisitBonus],
+  ] as const) {
+    if (bonus !== undefined && !(typeof bonus === 'number' && bonus >= 0 && bonus < 100)) {
+      throw new ModelWeightsError(
+        `expected meta.${name} in [0, 100) when given, got ${JSON.stringify(bonus)}`,
+      )
+    }
   }
   return {
-    ...(repeatBonus === undefined ? {} : { repeatBonus }),
+    ...(repeatBonus === undefined ? {} : { repeatBonus: repeatBonus as number }),
+    ...(coVisitBonus === undefined ? {} : { coVisitBonus: coVisitBonus as number }),
     nItems: meta.nItems as number,
     embedDim: meta.embedDim as number,
     hiddenDim: meta.hiddenDim as number,

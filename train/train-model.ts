@@ -1,14 +1,17 @@
 // Dataset → trained GRU, the path shared by `npm run train` and `npm run bench:quality`:
 // carve a validation split from the end of training, fit with per-epoch validation, choose the
-// repeat bonus on the same split, and return the best-validated model with a JSON-ready report.
+// repeat and co-visitation bonuses on the same split, and return the best-validated model with a
+// JSON-ready report.
 import * as tf from '@tensorflow/tfjs-core'
 import {
   createGruModel,
   DEFAULT_GRU_CONFIG,
-  withRepeatBonus,
+  withBonuses,
   type GruModel,
   type GruModelConfig,
 } from '../model/gru-model'
+import { CO_VISIT_BONUS_SPAN } from '../model/co-visit-bonus'
+import { coVisitationLists } from './artifacts/co-visitation'
 import { countItems, splitValidation } from './data/examples'
 import type { SessionDataset } from './data/types'
 import { evaluateScorer } from '../model/eval/evaluate'
@@ -49,51 +52,78 @@ export interface TrainReport {
   fit: FitReport
   validationRecall20ByEpoch: Array<number | undefined>
   /** The repeat bonus chosen on the validation split, with each candidate's scores. */
-  repeatBonus?: RepeatBonusChoice
+  repeatBonus?: BonusChoice
+  /** The co-visitation bonus chosen next on the same split, the repeat bonus in place. */
+  coVisitBonus?: BonusChoice
   /** With --tune: the on-device fine-tuning rate chosen on the same split (local-rate.ts). */
   localTraining?: LocalRateChoice
 }
 
 /** Repeat bonuses tried after training: logits are scale·cosine, 12 by default. */
 export const REPEAT_BONUSES = [0, 0.5, 1, 2, 3, 4] as const
+/** Co-visitation bonuses tried after the repeat bonus (the most co-visited item earns all of it). */
+export const CO_VISIT_BONUSES = [0, 0.25, 0.5, 1] as const
 
-export interface RepeatBonusChoice {
+export interface BonusChoice {
   chosen: number
   trials: Array<{ bonus: number; recall20: number; mrr20: number }>
 }
 
 /**
- * The repeat bonus (GruModelConfig.repeatBonus) that gives the best Recall@20 + MRR@20 on the
- * validation cases (the smaller on a tie), and the model with it (its variables shared).
+ * The scoring bonuses (GruModelConfig.repeatBonus, then coVisitBonus with the chosen repeat
+ * bonus in place) that give the best Recall@20 + MRR@20 on the validation cases (the smaller on
+ * a tie), and the model with them (its variables shared). The co-visitation lists are the fit
+ * split's, cut as the pools cut them.
  */
-export async function chooseRepeatBonus(
+export async function chooseBonuses(
   model: GruModel,
   dataset: SessionDataset,
   settings: Pick<TrainSettings, 'validationFraction' | 'validationCases'>,
   log: (line: string) => void = (line) => console.error(line),
-): Promise<{ model: GruModel; choice: RepeatBonusChoice }> {
+): Promise<{ model: GruModel; repeatBonus: BonusChoice; coVisitBonus: BonusChoice }> {
   const { fit, validation } = splitValidation(dataset.train, settings.validationFraction)
   const trainCounts = countItems(fit, dataset.nItems)
-  const trials: RepeatBonusChoice['trials'] = []
-  for (const bonus of REPEAT_BONUSES) {
-    const scorer = createGruScorer(withRepeatBonus(model, bonus))
-    try {
-      const { metrics } = await evaluateScorer(scorer, validation, {
-        nItems: dataset.nItems,
-        trainCounts,
-        maxCases: settings.validationCases,
-        maxPrefixLen: model.config.maxLen,
-      })
-      trials.push({ bonus, recall20: metrics['recall@20']!, mrr20: metrics['mrr@20']! })
-    } finally {
-      scorer.dispose?.()
+  const coVisitation = coVisitationLists(fit, dataset.nItems, CO_VISIT_BONUS_SPAN)
+  const choose = async (
+    name: string,
+    bonuses: readonly number[],
+    withBonus: (bonus: number) => GruModel,
+  ): Promise<BonusChoice> => {
+    const trials: BonusChoice['trials'] = []
+    for (const bonus of bonuses) {
+      const scorer = createGruScorer(withBonus(bonus), 'GRU', { coVisitation })
+      try {
+        const { metrics } = await evaluateScorer(scorer, validation, {
+          nItems: dataset.nItems,
+          trainCounts,
+          maxCases: settings.validationCases,
+          maxPrefixLen: model.config.maxLen,
+        })
+        trials.push({ bonus, recall20: metrics['recall@20']!, mrr20: metrics['mrr@20']! })
+      } finally {
+        scorer.dispose?.()
+      }
     }
+    const score = (t: (typeof trials)[number]) => t.recall20 + t.mrr20
+    const best = trials.reduce((a, b) => (score(b) > score(a) ? b : a))
+    const shown = trials.map((t) => `${t.bonus}: ${(100 * t.recall20).toFixed(2)} / ${(100 * t.mrr20).toFixed(2)}`) // prettier-ignore
+    log(`${name} ${best.bonus} (validation Recall@20 / MRR@20 by bonus: ${shown.join(', ')})`)
+    return { chosen: best.bonus, trials }
   }
-  const score = (t: (typeof trials)[number]) => t.recall20 + t.mrr20
-  const best = trials.reduce((a, b) => (score(b) > score(a) ? b : a))
-  const shown = trials.map((t) => `${t.bonus}: ${(100 * t.recall20).toFixed(2)} / ${(100 * t.mrr20).toFixed(2)}`) // prettier-ignore
-  log(`repeat bonus ${best.bonus} (validation Recall@20 / MRR@20 by bonus: ${shown.join(', ')})`)
-  return { model: withRepeatBonus(model, best.bonus), choice: { chosen: best.bonus, trials } }
+  const repeatBonus = await choose('repeat bonus', REPEAT_BONUSES, (bonus) =>
+    withBonuses(model, { repeatBonus: bonus, coVisitBonus: 0 }),
+  )
+  const coVisitBonus = await choose('co-visitation bonus', CO_VISIT_BONUSES, (bonus) =>
+    withBonuses(model, { repeatBonus: repeatBonus.chosen, coVisitBonus: bonus }),
+  )
+  return {
+    model: withBonuses(model, {
+      repeatBonus: repeatBonus.chosen,
+      coVisitBonus: coVisitBonus.chosen,
+    }),
+    repeatBonus,
+    coVisitBonus,
+  }
 }
 
 export async function trainOnDataset(
@@ -150,7 +180,7 @@ export async function trainOnDataset(
   log(`best epoch ${fitReport.bestEpoch} after ${formatDuration(fitReport.trainSeconds)}`)
   const chosen =
     settings.model.repeatBonus === undefined && validation.length > 0
-      ? await chooseRepeatBonus(model, dataset, settings, log)
+      ? await chooseBonuses(model, dataset, settings, log)
       : undefined
   return {
     model: chosen?.model ?? model,
@@ -163,7 +193,7 @@ export async function trainOnDataset(
       parameters: model.parameterCount(),
       fit: fitReport,
       validationRecall20ByEpoch: fitReport.epochs.map((e) => e.validation),
-      ...(chosen ? { repeatBonus: chosen.choice } : {}),
+      ...(chosen ? { repeatBonus: chosen.repeatBonus, coVisitBonus: chosen.coVisitBonus } : {}),
     },
   }
 }

@@ -4,7 +4,8 @@
 // halving: a sample of settings, the defaults first, each trained for one epoch; the best third
 // trained again for three; the best third of those for the full run, the epochs chosen by
 // validation as usual. Every trial is recorded; the final model is then trained with the best,
-// unless the winner's own trial already ran the full schedule: that trial is the final model.
+// unless the winner's own trial already ran the full schedule: that trial is the final model
+// (its scoring bonuses chosen then).
 // Last, the shop's on-device fine-tuning rate is chosen on the same split (local-rate.ts).
 //
 // A search on a large log outlasts a working session (DIGINETICA: one epoch is 6–8 minutes, the
@@ -20,12 +21,7 @@ import type { SessionDataset } from './data/types'
 import { chooseLocalRate } from './local-rate'
 import { loadModel, saveModel } from './model-file'
 import { formatDuration } from './progress'
-import {
-  chooseRepeatBonus,
-  trainOnDataset,
-  type TrainReport,
-  type TrainSettings,
-} from './train-model'
+import { chooseBonuses, trainOnDataset, type TrainReport, type TrainSettings } from './train-model'
 
 /** Dimensions searched: at most today's, so the shipped table stays within 25 bytes a row (pq8 slices of 4). */
 export const TUNE_DIMS = [48, 64, 100] as const
@@ -48,7 +44,7 @@ export interface TuneResult {
   seconds: number
   /**
    * The winner's trial when it ran the full schedule (not cut by the budget): exactly what the
-   * final training would give, before its repeat bonus is chosen (trainTuned does that).
+   * final training would give, before its scoring bonuses are chosen (trainTuned does that).
    */
   final?: { model: GruModel; report: TrainReport }
 }
@@ -198,7 +194,7 @@ export async function tuneSettings(
 
 /**
  * The final model for the search's winner: its own trial when that ran the full schedule (only
- * the repeat bonus left to choose), else a training with the winning settings. Then the shop's
+ * the scoring bonuses left to choose), else a training with the winning settings. Then the shop's
  * on-device fine-tuning rate is chosen on the same validation split (local-rate.ts), for the
  * manifest.
  */
@@ -211,8 +207,8 @@ export async function trainTuned(
   if (tuned.final) {
     log('the winning trial ran the full schedule: it is the final model')
     const { model, report } = tuned.final
-    const chosen = await chooseRepeatBonus(model, dataset, tuned.best, log)
-    trained = { model: chosen.model, report: { ...report, settings: tuned.best, repeatBonus: chosen.choice } } // prettier-ignore
+    const { model: chosen, repeatBonus, coVisitBonus } = await chooseBonuses(model, dataset, tuned.best, log) // prettier-ignore
+    trained = { model: chosen, report: { ...report, settings: tuned.best, repeatBonus, coVisitBonus } } // prettier-ignore
   } else trained = await trainOnDataset(dataset, tuned.best, log)
   const localTraining = await chooseLocalRate(trained.model, dataset, tuned.best, { log })
   return localTraining ? { ...trained, report: { ...trained.report, localTraining } } : trained
@@ -228,11 +224,11 @@ async function runTrial(
   maxSeconds: number,
 ): Promise<{ entry: JournalEntry; model?: GruModel }> {
   const started = performance.now()
-  // A trial is judged on its epochs: its repeat bonus (chosen for the final model) is not tried.
+  // A trial is judged on its epochs: its scoring bonuses (chosen for the final model) are not tried.
   const settings = withKnobs(base, knobs, epochs, maxSeconds)
   const { model, report } = await trainOnDataset(
     dataset,
-    { ...settings, model: { ...settings.model, repeatBonus: 0 } },
+    { ...settings, model: { ...settings.model, repeatBonus: 0, coVisitBonus: 0 } },
     () => {},
   )
   const best = report.fit.epochs.reduce(

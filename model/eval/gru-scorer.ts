@@ -1,6 +1,7 @@
 // The GRU behind the evaluator's SessionScorer contract: item vectors are prepared (normalised
 // and transposed) once per scorer, so each batch costs one encode and one matMul.
 import * as tf from '@tensorflow/tfjs-core'
+import { coVisitShare } from '../co-visit-bonus'
 import type { GruModel } from '../gru-model'
 import { importModelWeights } from '../model-weights'
 import type { WeightsFile } from '../../shared/weights-codec'
@@ -10,12 +11,23 @@ import type { SessionScorer } from './scorer'
 
 /**
  * A scorer over the model's current weights; dispose it (not the model) when done. The model's
- * repeat bonus goes on each item of the prefix once (the worker's ranker adds the same, rank.ts).
+ * repeat bonus goes on each item of the prefix once, its co-visitation bonus on the last item's
+ * co-visited items when their lists are given (the worker's ranker adds the same, rank.ts).
  */
-export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionScorer {
+export interface GruScorerOptions {
+  /** An item's co-visitation list, most co-visited first (the pools'), for the model's coVisitBonus. */
+  coVisitation?: (item: number) => readonly number[]
+}
+
+export function createGruScorer(
+  model: GruModel,
+  name = 'GRU (ours)',
+  options: GruScorerOptions = {},
+): SessionScorer {
   const itemsT = tf.tidy(() => tf.transpose(model.itemVectors())) as tf.Tensor2D // [d, nItems]
   const scale = model.config.normalize ? model.config.scale : 1
   const bonus = model.config.repeatBonus ?? 0
+  const coVisitBonus = options.coVisitation ? (model.config.coVisitBonus ?? 0) : 0
   const n = model.config.nItems
   return {
     name,
@@ -27,6 +39,16 @@ export function createGruScorer(model: GruModel, name = 'GRU (ours)'): SessionSc
       if (bonus > 0) {
         prefixes.forEach((prefix, row) => {
           for (const item of new Set(prefix)) if (item >= 0) scores[row * n + item]! += bonus
+        })
+      }
+      if (coVisitBonus > 0) {
+        prefixes.forEach((prefix, row) => {
+          let at = prefix.length - 1
+          while (at >= 0 && prefix[at]! < 0) at--
+          if (at < 0) return
+          options.coVisitation!(prefix[at]!).forEach((item, rank) => {
+            scores[row * n + item]! += coVisitBonus * coVisitShare(rank)
+          })
         })
       }
       return scores

@@ -111,3 +111,21 @@ export function topNeighbours(graph: CoVisitationGraph, item: number, k: number)
   )
   return order.slice(0, k).map((e) => graph.neighbours[e]!)
 }
+
+/**
+ * Each item's top `k` co-visited items, as the pools ship them, built once from `sessions` and
+ * cut per item when first asked: what the evaluator's scorer reads for the co-visitation bonus.
+ */
+export function coVisitationLists(
+  sessions: readonly Int32Array[],
+  nItems: number,
+  k: number,
+): (item: number) => readonly number[] {
+  const graph = buildCoVisitation(sessions, nItems)
+  const cache = new Map<number, readonly number[]>()
+  return (item) => {
+    let list = cache.get(item)
+    if (list === undefined) cache.set(item, (list = topNeighbours(graph, item, k)))
+    return list
+  }
+}

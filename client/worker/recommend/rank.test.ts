@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createGruScorer } from '../../../model/eval/gru-scorer'
 import { setNodeBackend } from '../../../model/node-backend'
-import { createGruModel, withRepeatBonus, type GruModel } from '../../../model/gru-model'
+import { createGruModel, withBonuses, type GruModel } from '../../../model/gru-model'
 import { readItemTable, type ItemTable } from './item-table'
 import { rankCandidates, scoreByOrder, toProbabilities } from './rank'
 import { DEFAULT_RECALL_SIZES, recallForYou, type Candidate } from './recall'
@@ -50,11 +50,25 @@ for (const backend of ['cpu', 'wasm'] as const) {
     it('adds the model’s repeat bonus to what the session holds, as the trainer’s scorer does', async () => {
       const session = Int32Array.from([4, 9, 4, 17])
       const candidates = [4, 9, 17, 2, 30].map((index): Candidate => ({ index, source: 'embedding' })) // prettier-ignore
-      const repeating = withRepeatBonus(model, 2.5)
+      const repeating = withBonuses(model, { repeatBonus: 2.5 })
       const plain = rankCandidates(model, table, { session }, candidates)
       const bonus = rankCandidates(repeating, table, { session }, candidates)
       expect(Array.from(bonus, (v, i) => v - plain[i]!).map((v) => Math.round(v * 1000) / 1000)).toEqual([2.5, 2.5, 2.5, 0, 0]) // prettier-ignore
       const scorer = createGruScorer(repeating)
+      const full = (await scorer.scoreBatch([session])).slice()
+      scorer.dispose?.()
+      candidates.forEach((c, i) => expect(bonus[i]).toBeCloseTo(full[c.index]!, 4))
+    })
+
+    it('adds the model’s co-visitation bonus by place in the last item’s list, as the trainer’s scorer does', async () => {
+      const session = Int32Array.from([4, 9, 17])
+      const coVisited = [2, 30, 9] // the co-visitation list of 17, the session's last item
+      const candidates = [2, 30, 9, 5].map((index): Candidate => ({ index, source: 'embedding' })) // prettier-ignore
+      const covisiting = withBonuses(model, { coVisitBonus: 2 })
+      const plain = rankCandidates(model, table, { session, coVisited }, candidates)
+      const bonus = rankCandidates(covisiting, table, { session, coVisited }, candidates)
+      expect(Array.from(bonus, (v, i) => v - plain[i]!).map((v) => Math.round(v * 1000) / 1000)).toEqual([2, 1.9, 1.8, 0]) // prettier-ignore
+      const scorer = createGruScorer(covisiting, 'GRU', { coVisitation: (item) => (item === 17 ? coVisited : [5]) }) // prettier-ignore
       const full = (await scorer.scoreBatch([session])).slice()
       scorer.dispose?.()
       candidates.forEach((c, i) => expect(bonus[i]).toBeCloseTo(full[c.index]!, 4))

@@ -1,6 +1,7 @@
 // Stage 3, ranking: the GRU scores the recalled candidates for the current session. The session
 // is encoded in JS (model/gru-inference.ts) and each candidate is one dot product against the
 // item table's read-back copy: no TF.js kernel runs at all.
+import { coVisitShare } from '../../../model/co-visit-bonus'
 import type { GruModel } from '../../../model/gru-model'
 import { dot } from './dot'
 import type { ItemTable } from './item-table'
@@ -22,12 +23,14 @@ export interface RankQuery {
    * weight·anchor + (1 − weight)·session, both unit vectors, so the blend is of two cosines.
    */
   anchor?: { index: number; weight: number }
+  /** The co-visitation list of the session's last item (the pools'), for the coVisitBonus. */
+  coVisited?: readonly number[]
 }
 
 /**
  * Logits of the candidates, in candidate order: scale·cosine plus the repeat bonus of an item the
- * session holds, the same numbers the trainer's full-catalogue scorer gives those items
- * (model/eval/gru-scorer.ts).
+ * session holds and the co-visitation bonus of an item in its last item's list, the same numbers
+ * the trainer's full-catalogue scorer gives those items (model/eval/gru-scorer.ts).
  */
 export function rankCandidates(
   model: GruModel,
@@ -55,9 +58,18 @@ export function rankCandidates(
   // The model's repeat bonus for what the session holds, as the trainer's scorer adds it.
   const bonus = model.config.repeatBonus ?? 0
   const held = bonus > 0 ? new Set(session) : undefined
+  // And its co-visitation bonus, by each item's place in the last item's list.
+  const coVisitBonus = session.length > 0 ? (model.config.coVisitBonus ?? 0) : 0
+  const coVisited = new Map<number, number>()
+  if (coVisitBonus > 0) {
+    query.coVisited?.forEach((item, rank) => coVisited.set(item, coVisitBonus * coVisitShare(rank)))
+  }
   return Float32Array.from(
     candidates,
-    ({ index }) => dot(q, 0, vectors, index * d, d) + (held?.has(index) ? bonus : 0),
+    ({ index }) =>
+      dot(q, 0, vectors, index * d, d) +
+      (held?.has(index) ? bonus : 0) +
+      (coVisited.get(index) ?? 0),
   )
 }
 

@@ -103,7 +103,8 @@ export function findNeighbours(
   return selectTopIndices(similarity, count, new Set(anchors))
 }
 
-function coVisitationOf(pools: CandidatePools, index: number): readonly number[] {
+/** The items most often viewed next to `index`, most first (the pools' list; empty if none). */
+export function coVisitationOf(pools: CandidatePools, index: number): readonly number[] {
   return own(pools.coVisitation, String(index)) ?? []
 }
 

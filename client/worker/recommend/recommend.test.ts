@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { RecommendRequest, RerankRules } from '../../../shared/protocol'
 import { setNodeBackend } from '../../../model/node-backend'
-import { createGruModel, type GruModel } from '../../../model/gru-model'
+import { createGruModel, withBonuses, type GruModel } from '../../../model/gru-model'
 import { createRecommender, type RecommendContext, type RecommenderOptions } from './recommend'
 import { MIN_INDEXED_ITEMS } from './neighbour-index'
 import {
@@ -90,6 +90,16 @@ for (const backend of ['cpu', 'wasm'] as const) {
       // The last item looked at is not recommended back.
       expect(ids(a)).not.toContain('p17')
       expect(ids(b)).not.toContain('p33')
+    })
+
+    it("ranks the last item's co-visited items up by the model's co-visitation bonus, in list order", async () => {
+      const shopper = context({ sessionProductIds: ['p4', 'p9', 'p17'] })
+      const plain = await create().recommend({ scenario: 'for-you', limit: 3 }, shopper)
+      const covisiting = withBonuses(model, { coVisitBonus: 60 })
+      const response = await create({ model: covisiting }).recommend({ scenario: 'for-you', limit: 3 }, shopper) // prettier-ignore
+      // p17's list in the pools: 18, 24, 30.
+      expect(ids(response)).toEqual(['p18', 'p24', 'p30'])
+      expect(ids(plain)).not.toEqual(ids(response))
     })
 
     it('is deterministic apart from the attribution id and latency', async () => {

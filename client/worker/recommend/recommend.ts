@@ -23,6 +23,7 @@ import {
 } from './neighbour-index'
 import { rankCandidates, scoreByOrder, toProbabilities, type RankQuery } from './rank'
 import {
+  coVisitationOf,
   DEFAULT_RECALL_SIZES,
   recallForYou,
   recallFrequentlyBoughtTogether,
@@ -224,8 +225,12 @@ export function createRecommender(options: RecommenderOptions): Recommender {
       ({ productId: id }) => lookup.byId.get(id)?.index ?? [],
     )
     const candidates = addPins(plan.candidates, pinned)
-    const scores = plan.query
-      ? toProbabilities(rankCandidates(model, await getTable(), plan.query, candidates))
+    const query = plan.query && {
+      ...plan.query,
+      coVisited: coVisitationOf(pools, plan.query.session[plan.query.session.length - 1] ?? -1),
+    }
+    const scores = query
+      ? toProbabilities(rankCandidates(model, await getTable(), query, candidates))
       : scoreByOrder(candidates.length)
     // No await from here to the end of the re-ranking: concurrent lists of one page view
     // cannot overlap (page-views.ts).
