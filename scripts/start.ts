@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const modelFile = path.join(defaultModelDir(dataset.name), 'model.prw')
   if (!existsSync(modelFile)) {
     console.log(
-      `no trained model in ${path.dirname(modelFile)}: training one quick epoch and choosing its repeat bonus (about 8 minutes;`,
+      `no trained model in ${path.dirname(modelFile)}: training one quick epoch and choosing its scoring bonuses (about 12 minutes;`,
     )
     console.log(`npm run bench:quality -- --data ${data} trains the full model)`)
     await setNodeBackend('wasm')
