@@ -1,6 +1,9 @@
 // The session encoder: item embedding → GRU → NARM-style attention readout → projection, scored
 // against the same (tied) item embedding table. With `normalize`, item and session vectors are
 // unit length and logits are scaled cosines (NISER), which keeps popular items from dominating.
+// The attention knows each step's distance from the session's end (a learnt vector per distance,
+// as GCE-GNN's reverse position embedding): on DIGINETICA's validation split, both scoring
+// bonuses on, it took Recall@20 / MRR@20 from 54.31 / 19.10 to 54.39 / 19.28 (BENCHMARKS.md).
 import * as tf from '@tensorflow/tfjs-core'
 import { createRandom, fillUniform } from '../shared/random'
 import { gatherRows, matMul, normalizeRows } from './ops'
@@ -86,6 +89,7 @@ export function describeWeights(config: GruModelConfig): Array<[string, number[]
     ['attention/w_query', [h, h]],
     ['attention/w_key', [h, h]],
     ['attention/v', [h, 1]],
+    ['attention/position', [config.maxLen, h]],
     ['readout/w', [2 * h, d]],
   ]
 }
@@ -188,7 +192,15 @@ function createModelFromVariables(
     // NARM's local encoder: additive attention of the last state over every state.
     const query = matMul(last, v('attention/w_query') as tf.Tensor2D) // [b, h]
     const keys = matMul(tf.reshape(all, [b * t, h]), v('attention/w_key') as tf.Tensor2D)
-    const energy = tf.sigmoid(tf.add(tf.reshape(keys, [b, t, h]), tf.expandDims(query, 1)))
+    // Positions counted from the end: row maxLen-1 is the last item, so the last t rows line up
+    // with the t steps (left padding keeps the last item at the last step).
+    const positions = tf.slice(v('attention/position'), [config.maxLen - t, 0], [t, h]) // [t, h]
+    const energy = tf.sigmoid(
+      tf.add(
+        tf.add(tf.reshape(keys, [b, t, h]), tf.expandDims(query, 1)),
+        tf.expandDims(positions, 0),
+      ),
+    )
     const weight = tf.mul(
       tf.reshape(matMul(tf.reshape(energy, [b * t, h]), v('attention/v') as tf.Tensor2D), [b, t]),
       mask,

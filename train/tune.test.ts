@@ -150,6 +150,24 @@ describe('tuneSettings (issue 16)', () => {
       result.final?.model.dispose()
     }, 240_000)
 
+    it('starts afresh from a journal of an earlier architecture (other weights)', async () => {
+      const journal = path.join(dir, 'architecture')
+      const quick = { ...options(journal), budgetMinutes: 1e-4 }
+      await tuneSettings(dataset, base, quick)
+      const file = path.join(journal, 'trials.json')
+      const saved = JSON.parse(await readFile(file, 'utf8'))
+      expect(saved.search.weights).toContain('attention/position')
+      // The same search read back is resumed; one written before the position table is not.
+      const lines: string[] = []
+      await tuneSettings(dataset, base, { ...quick, log: (l: string) => lines.push(l) })
+      expect(lines[0]).toMatch(/resuming/)
+      saved.search.weights = saved.search.weights.filter((n: string) => n !== 'attention/position')
+      await writeFile(file, JSON.stringify(saved))
+      lines.length = 0
+      await tuneSettings(dataset, base, { ...quick, log: (l: string) => lines.push(l) })
+      expect(lines.some((l) => l.includes('recorded'))).toBe(false)
+    }, 60_000)
+
     it('refuses a journal it cannot read, naming the file', async () => {
       const journal = path.join(dir, 'broken')
       await tuneSettings(dataset, base, { ...options(journal), budgetMinutes: 1e-4 })

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { GruModel } from '../model/gru-model'
+import { describeWeights, type GruModel } from '../model/gru-model'
 import { createRandom } from '../shared/random'
 import type { SessionDataset } from './data/types'
 import { chooseLocalRate } from './local-rate'
@@ -127,6 +127,8 @@ export async function tuneSettings(
     items: dataset.nItems,
     sessions: dataset.train.length,
     base,
+    // The architecture: trials of an earlier model (other weights) are not this search's.
+    weights: describeWeights({ ...base.model, nItems: dataset.nItems }).map(([name]) => name),
     samples,
     seed,
     budgetMinutes: options.budgetMinutes,
