@@ -61,18 +61,20 @@ export function createGruScorer(
 
 /**
  * The full protocol for a weights file: model, scorer, `evaluateScorer` over `sessions` with the
- * model's own item count and input window, everything disposed after.
+ * model's own item count and input window, everything disposed after. With `coVisitation` (the
+ * release's lists) the model's co-visitation bonus counts, as on devices.
  */
 export async function evaluateWeights(
   file: WeightsFile,
   sessions: Int32Array[],
-  options: Omit<EvaluateOptions, 'nItems' | 'maxPrefixLen'>,
+  options: Omit<EvaluateOptions, 'nItems' | 'maxPrefixLen'> & GruScorerOptions,
 ): Promise<EvalReport> {
+  const { coVisitation, ...evaluate } = options
   const model = importModelWeights(file)
-  const scorer = createGruScorer(model)
+  const scorer = createGruScorer(model, undefined, coVisitation ? { coVisitation } : {})
   try {
     return await evaluateScorer(scorer, sessions, {
-      ...options,
+      ...evaluate,
       nItems: model.config.nItems,
       maxPrefixLen: model.config.maxLen,
     })

@@ -3,10 +3,12 @@ import { catalogueFrom } from '../../test/fixtures/read-artifact'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGruModel, DEFAULT_GRU_CONFIG } from '../../model/gru-model'
+import { createGruModel, DEFAULT_GRU_CONFIG, withBonuses } from '../../model/gru-model'
 import { exportModelWeights } from '../../model/model-weights'
 import type { DeviceCatalogue } from '../../shared/protocol'
+import { decodePools } from '../../shared/compact-artifacts'
 import { decodeWeights, encodeWeights } from '../../shared/weights-codec'
+import { coVisitationLists } from '../../train/artifacts/co-visitation'
 import { exportArtifacts } from '../../train/artifacts/export-artifacts'
 import { countItems } from '../../train/data/examples'
 import { loadDataset } from '../../train/data/load-dataset'
@@ -32,6 +34,8 @@ let catalogue: DeviceCatalogue
 let store: FederationStore
 let federation: Federation
 let admin: (route: string, method: string, body: unknown) => Promise<Response>
+/** The release's co-visitation lists, as the export built them. */
+let coVisitation: (item: number) => readonly number[]
 
 /** The held-out sessions as the operator has them: product ids, not item rows. */
 const asProductIds = (sessions: Int32Array[]) =>
@@ -80,13 +84,16 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     )
     await fitGruModel(model, dataset.train, { ...DEFAULT_FIT_OPTIONS, epochs: 1, negatives: 256 })
     const artifacts = path.join(dir, 'artifacts')
-    const { manifest } = await exportArtifacts({
+    // Both scoring bonuses on, as a trained release has them: devices rank with them.
+    const scored = withBonuses(model, { repeatBonus: 1, coVisitBonus: 2 })
+    const { manifest, coVisitationTopK } = await exportArtifacts({
       dataset,
-      model: await exportModelWeights(model),
+      model: await exportModelWeights(scored),
       outDir: artifacts,
       createdAt: '2026-11-27T00:00:00.000Z',
     })
     model.dispose()
+    coVisitation = coVisitationLists(dataset.train, dataset.nItems, coVisitationTopK)
     const { readFile } = await import('node:fs/promises')
     catalogue = catalogueFrom(await readFile(path.join(artifacts, manifest.catalogue.url)))
     store = openSqliteStore(path.join(dir, 'server.db'))
@@ -138,7 +145,7 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     expect(await federation.reviewNow()).toEqual([])
   })
 
-  it('scores a version on the uploaded sessions exactly as the offline protocol does', async () => {
+  it('scores a version on the uploaded sessions exactly as the offline protocol does, bonuses and its co-visitation lists included', async () => {
     const sessions = dataset.test.slice(0, 600)
     const upload = { type: 'pocketrec-validation', sessions: asProductIds(sessions) }
     // A product the catalogue lacks is dropped from its session, as unseen items are offline.
@@ -155,15 +162,23 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     const model = (await import('../../model/model-weights')).importModelWeights(
       decodeWeights((await store.artifact((await store.current())!.manifest.model.sha256))!),
     )
-    const scorer = createGruScorer(model)
-    const offline = await evaluateScorer(scorer, sessions, {
-      nItems: dataset.nItems,
-      trainCounts: countItems(dataset.train, dataset.nItems),
-      maxCases: 2_000,
-      maxPrefixLen: model.config.maxLen,
-    })
-    scorer.dispose?.()
+    expect(model.config.coVisitBonus).toBe(2)
+    const offlineWith = async (options: Parameters<typeof createGruScorer>[2]) => {
+      const scorer = createGruScorer(model, undefined, options)
+      const report = await evaluateScorer(scorer, sessions, {
+        nItems: dataset.nItems,
+        trainCounts: countItems(dataset.train, dataset.nItems),
+        maxCases: 2_000,
+        maxPrefixLen: model.config.maxLen,
+      })
+      scorer.dispose?.()
+      return report
+    }
+    const offline = await offlineWith({ coVisitation })
+    // Without the release's co-visitation lists the numbers differ: the check below can tell.
+    const withoutLists = await offlineWith({})
     model.dispose()
+    expect(withoutLists.metrics['mrr@20']).not.toBeCloseTo(offline.metrics['mrr@20']!, 4)
     expect(metrics.validationRecall20).toBeCloseTo(offline.metrics['recall@20']! * 100, 6)
     expect(metrics.validationMrr20).toBeCloseTo(offline.metrics['mrr@20']! * 100, 6)
     expect(metrics.validationCases).toBe(offline.cases)
@@ -212,5 +227,33 @@ describe('scoring versions on the operator’s validation set (P26)', () => {
     }
     expect(lines[0]).toMatch(/^v4 kept-back: validation Recall@20 \d+\.\d+ against \d+\.\d+/)
     expect((await store.current())!.version).toBe(3)
+  }, 60_000)
+
+  it('reads the co-visitation lists of an older release from its pools, and scores it the same', async () => {
+    const first = (await store.version(1))!
+    const pools = decodePools((await store.artifact(first.manifest.pools.sha256))!)
+    if (!pools.ok) throw new Error(pools.error)
+    const inline: Record<string, number[]> = {}
+    for (let item = 0; item < dataset.nItems; item++) {
+      const list = coVisitation(item)
+      if (list.length > 0) inline[String(item)] = [...list]
+    }
+    const sha256 = 'e'.repeat(64)
+    // Older releases sent the pools as JSON, co-visitation inside (the binary layout has none).
+    const json = JSON.stringify({ ...pools.value.pools, coVisitation: inline })
+    await store.putArtifact(sha256, new TextEncoder().encode(json))
+    const { coVisitation: _shards, ...manifest } = first.manifest
+    await publishCandidate({
+      ...first,
+      version: 5,
+      parent: (await store.current())!.version,
+      manifest: { ...manifest, version: 'v5', pools: { ...manifest.pools, sha256 } },
+      metrics: {},
+    })
+    const response = await admin('evaluate', 'POST', { version: 5 })
+    expect(response.status).toBe(200)
+    const { metrics } = (await response.json()) as { metrics: Record<string, number> }
+    expect(metrics.validationMrr20).toBe(first.metrics.validationMrr20)
+    expect(metrics.validationRecall20).toBe(first.metrics.validationRecall20)
   }, 60_000)
 })

@@ -2,8 +2,14 @@
 // sessions (product ids, never shown to devices); every candidate is scored on them with the
 // offline protocol (full ranking, Recall@20 and MRR@20, model/eval) and, under `evaluated`
 // promotion, made current only if it is not worse than the current version by more than a
-// tolerance. Results go into the version's metrics, tagged with the set they came from.
-import { decodeCatalogue } from '../../shared/compact-artifacts'
+// tolerance. Results go into the version's metrics, tagged with the set they came from. The
+// version is scored as devices rank with it: its scoring bonuses on, the co-visitation bonus
+// reading the version's own co-visitation lists.
+import {
+  decodeCatalogue,
+  decodeCoVisitationShard,
+  decodePools,
+} from '../../shared/compact-artifacts'
 import { createHash } from 'node:crypto'
 import * as tf from '@tensorflow/tfjs-core'
 import type { DeviceCatalogue } from '../../shared/protocol'
@@ -73,10 +79,12 @@ export async function evaluateVersion(
   if (!modelBytes) throw new Error(`expected the model of v${record.version} in the store`)
   await ensureBackend()
   const file = decodeWeights(modelBytes)
+  const nItems = Number(file.meta.nItems)
   const report = await evaluateWeights(file, sessions, {
     // Only popShare@20 reads counts, and it is not reported here.
-    trainCounts: new Int32Array(Number(file.meta.nItems)),
+    trainCounts: new Int32Array(nItems),
     maxCases: settings.maxCases,
+    coVisitation: await coVisitationOf(store, record, nItems),
   })
   const metrics = {
     validationRecall20: report.metrics['recall@20']! * 100,
@@ -154,6 +162,33 @@ async function catalogueOf(
   if (!decoded.ok)
     throw new Error(`the catalogue of v${record.version} does not decode: ${decoded.error}`)
   return decoded.value
+}
+
+/** The version's co-visitation lists, from its shards or (older releases) its pools. */
+async function coVisitationOf(
+  store: FederationStore,
+  record: VersionRecord,
+  nItems: number,
+): Promise<(item: number) => readonly number[]> {
+  const artifact = async (sha256: string, what: string) => {
+    const bytes = await store.artifact(sha256)
+    if (!bytes) throw new Error(`expected the ${what} of v${record.version} in the store`)
+    return bytes
+  }
+  const lists = new Map<number, readonly number[]>()
+  const shards = record.manifest.coVisitation?.shards
+  if (shards) {
+    for (const ref of shards) {
+      const shard = decodeCoVisitationShard(await artifact(ref.sha256, 'co-visitation shard'), { nItems }) // prettier-ignore
+      if (!shard.ok) throw new Error(`a co-visitation shard of v${record.version} does not decode: ${shard.error}`) // prettier-ignore
+      shard.value.lists.forEach((list, i) => lists.set(shard.value.first + i, list))
+    }
+  } else {
+    const pools = decodePools(await artifact(record.manifest.pools.sha256, 'pools'), { nItems })
+    if (!pools.ok) throw new Error(`the pools of v${record.version} do not decode: ${pools.error}`)
+    for (const [key, list] of Object.entries(pools.value.pools.coVisitation)) lists.set(Number(key), list) // prettier-ignore
+  }
+  return (item) => lists.get(item) ?? []
 }
 
 /** Product ids → item rows; unknown products are dropped, as the offline protocol drops unseen items. */
