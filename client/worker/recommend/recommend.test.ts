@@ -95,7 +95,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
     it("ranks the last item's co-visited items up by the model's co-visitation bonus, in list order", async () => {
       const shopper = context({ sessionProductIds: ['p4', 'p9', 'p17'] })
       const plain = await create().recommend({ scenario: 'for-you', limit: 3 }, shopper)
-      const covisiting = withBonuses(model, { coVisitBonus: 60 })
+      // Steps of 5 % of the bonus a rank, above any two scores' spread (2 × scale = 24): the list's
+      // order wins whatever the untrained model scores.
+      const covisiting = withBonuses(model, { coVisitBonus: 1000 })
       const response = await create({ model: covisiting }).recommend({ scenario: 'for-you', limit: 3 }, shopper) // prettier-ignore
       // p17's list in the pools: 18, 24, 30.
       expect(ids(response)).toEqual(['p18', 'p24', 'p30'])
