@@ -84,7 +84,10 @@ export async function evaluateVersion(
     // Only popShare@20 reads counts, and it is not reported here.
     trainCounts: new Int32Array(nItems),
     maxCases: settings.maxCases,
-    coVisitation: await coVisitationOf(store, record, nItems),
+    // The lists are read only for a model that adds their bonus.
+    ...(Number(file.meta.coVisitBonus ?? 0) > 0
+      ? { coVisitation: await versionCoVisitation(store, record, nItems) }
+      : {}),
   })
   const metrics = {
     validationRecall20: report.metrics['recall@20']! * 100,
@@ -165,7 +168,7 @@ async function catalogueOf(
 }
 
 /** The version's co-visitation lists, from its shards or (older releases) its pools. */
-async function coVisitationOf(
+async function versionCoVisitation(
   store: FederationStore,
   record: VersionRecord,
   nItems: number,

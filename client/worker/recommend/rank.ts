@@ -60,8 +60,8 @@ export function rankCandidates(
   const held = bonus > 0 ? new Set(session) : undefined
   // And its co-visitation bonus, by each item's place in the last item's list.
   const coVisitBonus = session.length > 0 ? (model.config.coVisitBonus ?? 0) : 0
-  const coVisited = new Map<number, number>()
-  if (coVisitBonus > 0) {
+  const coVisited = coVisitBonus > 0 ? new Map<number, number>() : undefined
+  if (coVisited) {
     query.coVisited?.forEach((item, rank) => coVisited.set(item, coVisitBonus * coVisitShare(rank)))
   }
   return Float32Array.from(
@@ -69,7 +69,7 @@ export function rankCandidates(
     ({ index }) =>
       dot(q, 0, vectors, index * d, d) +
       (held?.has(index) ? bonus : 0) +
-      (coVisited.get(index) ?? 0),
+      (coVisited?.get(index) ?? 0),
   )
 }
 
