@@ -55,10 +55,12 @@ describe('tuneSettings (issue 16)', () => {
   it('halves its way from the defaults to better settings on the validation split, recording every trial', async () => {
     const lines: string[] = []
     const result = await tuneSettings(dataset, base, { budgetMinutes: 5, samples: 6, seed: 3, log: (l) => lines.push(l) }) // prettier-ignore
-    // Rung 1: all six, the defaults first; rung 2: the best two; rung 3: the best one.
-    expect(result.trials.map((t) => t.rung)).toEqual([0, 0, 0, 0, 0, 0, 1, 1, 2])
+    // Rung 1: all six, the defaults first; rung 2: the best two; rung 3: the best one, and the
+    // defaults (cut at rung 1) for the full schedule beside it.
+    expect(result.trials.map((t) => t.rung)).toEqual([0, 0, 0, 0, 0, 0, 1, 1, 2, 2])
     expect(result.trials[0]!.settings.learningRate).toBe(1e-6)
-    expect(result.trials.slice(6).map((t) => t.epochs)).toEqual([3, 3, 4])
+    expect(result.trials.slice(6).map((t) => t.epochs)).toEqual([3, 3, 4, 4])
+    expect(result.trials[9]!.settings).toEqual(result.trials[0]!.settings)
     const firstRung = result.trials.slice(0, 6).map((t) => t.validationRecall20)
     const promoted = result.trials.slice(6, 8).map((t) => t.settings)
     const bestTwo = [...result.trials.slice(0, 6)].sort((a, b) => b.validationRecall20 - a.validationRecall20).slice(0, 2) // prettier-ignore
@@ -71,10 +73,11 @@ describe('tuneSettings (issue 16)', () => {
     expect(result.best.model.embedDim).toBe(winner.settings.dim)
     expect(result.best.model.hiddenDim).toBe(winner.settings.dim)
     expect(result.best.fit.epochs).toBe(4)
-    expect(lines).toHaveLength(9)
+    expect(result.trials[9]!.validationRecall20).toBeLessThan(winner.validationRecall20)
+    expect(lines).toHaveLength(10)
     const printed: string[] = []
     printTrials(result, (l) => printed.push(l))
-    expect(printed.join('\n')).toMatch(/9 trials in/)
+    expect(printed.join('\n')).toMatch(/10 trials in/)
   }, 240_000)
 
   it('stops starting trials when the budget is spent', async () => {
@@ -119,7 +122,7 @@ describe('tuneSettings (issue 16)', () => {
       const whole = await tuneSettings(dataset, base, options(journal))
       const file = path.join(journal, 'trials.json')
       const saved = JSON.parse(await readFile(file, 'utf8'))
-      expect(saved.entries).toHaveLength(9)
+      expect(saved.entries).toHaveLength(10)
       // A kill during the eighth trial: seven recorded. A marker in the first proves it is read back.
       saved.entries = saved.entries.slice(0, 7)
       saved.entries[0].trial.seconds = 0.125
@@ -127,7 +130,7 @@ describe('tuneSettings (issue 16)', () => {
       const lines: string[] = []
       const resumed = await tuneSettings(dataset, base, options(journal, lines))
       expect(lines[0]).toMatch(/resuming .* \(7 trials recorded\)/)
-      expect(lines.slice(1).map((l) => l.includes(', recorded;'))).toEqual([true, true, true, true, true, true, true, false, false]) // prettier-ignore
+      expect(lines.slice(1).map((l) => l.includes(', recorded;'))).toEqual([true, true, true, true, true, true, true, false, false, false]) // prettier-ignore
       expect(resumed.trials[0]!.seconds).toBe(0.125)
       expect(identity(resumed)).toEqual(identity(whole))
       expect(resumed.best).toEqual(whole.best)
@@ -138,13 +141,35 @@ describe('tuneSettings (issue 16)', () => {
       for (const r of [whole, resumed, third]) r.final?.model.dispose()
     }, 240_000)
 
+    it("keeps the defaults when their full-schedule trial scores above the early rungs' winner", async () => {
+      const journal = path.join(dir, 'defaults-win')
+      const whole = await tuneSettings(dataset, base, options(journal))
+      expect(whole.best.fit.learningRate).not.toBe(1e-6)
+      // The rung-2 winner's full run as if it had ended below the defaults' (training here cannot
+      // make it so: every promoted setting learns the cycle perfectly).
+      const file = path.join(journal, 'trials.json')
+      const saved = JSON.parse(await readFile(file, 'utf8'))
+      const last = saved.entries[9]
+      expect([last.trial.rung, last.trial.settings.learningRate]).toEqual([2, 1e-6])
+      saved.entries[8].trial.validationRecall20 = last.trial.validationRecall20 - 1
+      await writeFile(file, JSON.stringify(saved))
+      const resumed = await tuneSettings(dataset, base, options(journal))
+      expect(resumed.best.fit.learningRate).toBe(1e-6)
+      expect(resumed.best).toEqual({ ...base, fit: { ...base.fit, epochs: 4 } })
+      // Its recorded weights are the final model: the defaults' trial, not the winner of rung 2.
+      const defaults = await trainOnDataset(dataset, resumed.best, () => {})
+      expect(await weightsOf(resumed.final!.model)).toEqual(await weightsOf(defaults.model))
+      for (const model of [whole.final?.model, resumed.final?.model, defaults.model])
+        model?.dispose()
+    }, 240_000)
+
     it('starts afresh from a journal written for another search', async () => {
       const journal = path.join(dir, 'other')
       await tuneSettings(dataset, base, { ...options(journal), seed: 4 })
       const lines: string[] = []
       const result = await tuneSettings(dataset, base, options(journal, lines))
       expect(lines.some((l) => l.includes('recorded'))).toBe(false)
-      expect(result.trials).toHaveLength(9)
+      expect(result.trials).toHaveLength(10)
       const saved = JSON.parse(await readFile(path.join(journal, 'trials.json'), 'utf8'))
       expect(saved.search.seed).toBe(3)
       result.final?.model.dispose()

@@ -3,7 +3,11 @@
 // sessions of its training log, never its test split) within a time budget, by successive
 // halving: a sample of settings, the defaults first, each trained for one epoch; the best third
 // trained again for three; the best third of those for the full run, the epochs chosen by
-// validation as usual. Every trial is recorded; the final model is then trained with the best,
+// validation as usual, and the defaults for the full run beside them wherever they were cut: the
+// early rungs favour settings that learn fast, and on DIGINETICA the one that led after three
+// epochs ended below the defaults after eight (BENCHMARKS.md, "Per-shop settings"), so a search
+// never ships settings its own validation split scores below the defaults'. Every trial is
+// recorded; the final model is then trained with the best,
 // unless the winner's own trial already ran the full schedule: that trial is the final model
 // (its scoring bonuses chosen then).
 // Last, the shop's on-device fine-tuning rate is chosen on the same split (local-rate.ts).
@@ -179,6 +183,9 @@ export async function tuneSettings(
     if (scored.length === 0) break
     scored.sort((a, b) => b.validationRecall20 - a.validationRecall20)
     survivors = scored.slice(0, Math.max(1, Math.ceil(scored.length / 3))).map((t) => t.settings)
+    const defaults = knobsOf(base)
+    const has = (list: Knobs[]) => list.some((k) => JSON.stringify(k) === JSON.stringify(defaults))
+    if (rung === rungs.length - 2 && !has(survivors)) survivors.push(defaults)
     if (rung < rungs.length - 1 && scored.length < 2) break
   }
   // The best trial of the highest rung any trial reached: its settings, the full epoch count.
