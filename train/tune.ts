@@ -140,7 +140,8 @@ export async function tuneSettings(
   if (journal.entries.length > 0)
     log(`tune: resuming from ${options.journal} (${journal.entries.length} trials recorded)`)
   const random = createRandom(seed)
-  let survivors: Knobs[] = [knobsOf(base)]
+  const defaults = knobsOf(base)
+  let survivors: Knobs[] = [defaults]
   while (survivors.length < samples) survivors.push(sampleKnobs(random))
   const rungs = [1, 3, base.fit.epochs]
   const entries: JournalEntry[] = []
@@ -183,9 +184,8 @@ export async function tuneSettings(
     if (scored.length === 0) break
     scored.sort((a, b) => b.validationRecall20 - a.validationRecall20)
     survivors = scored.slice(0, Math.max(1, Math.ceil(scored.length / 3))).map((t) => t.settings)
-    const defaults = knobsOf(base)
-    const has = (list: Knobs[]) => list.some((k) => JSON.stringify(k) === JSON.stringify(defaults))
-    if (rung === rungs.length - 2 && !has(survivors)) survivors.push(defaults)
+    const cutDefaults = !survivors.some((k) => JSON.stringify(k) === JSON.stringify(defaults))
+    if (rung === rungs.length - 2 && cutDefaults) survivors.push(defaults)
     if (rung < rungs.length - 1 && scored.length < 2) break
   }
   // The best trial of the highest rung any trial reached: its settings, the full epoch count.
