@@ -1,8 +1,8 @@
 // npm run bench:quality -- --data <folder>: trains the GRU if no matching model exists, then
 // evaluates it and every baseline with one protocol and prints them beside the published numbers.
 // Writes bench/results/quality-<dataset>.json. `--on validation` scores the trainer's held-out
-// validation split instead (where settings are chosen); `--pq-slices 4,5` is the lab switch
-// that chose the shipped pq8 slice (BENCHMARKS.md, "The first visit").
+// validation split instead (where settings are chosen); `--pq-codes 25,30` is the lab switch
+// that chose the shipped pq8 code count (BENCHMARKS.md, "What the shipped model loses").
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -178,10 +178,10 @@ export interface QualityOptions {
   /** Which split is scored: test (the published protocol) or the trainer's validation split. */
   on: 'test' | 'validation'
   /**
-   * A lab switch: instead of the float16, int8 and shipped rows, one row per pq8 slice length
-   * (values a code byte stands for), the rest of the model shipped as usual.
+   * A lab switch: instead of the float16, int8 and shipped rows, one row per pq8 code count (code
+   * bytes per item row), the rest of the model shipped as usual.
    */
-  pqSlices?: number[]
+  pqCodes?: number[]
   /** Minutes of settings search on the validation split first (train/tune.ts), if given. */
   tune?: number
 }
@@ -189,7 +189,7 @@ export interface QualityOptions {
 const QUALITY_OPTIONS = {
   ...TRAIN_OPTIONS,
   on: { type: 'string' },
-  'pq-slices': { type: 'string' },
+  'pq-codes': { type: 'string' },
 } as const
 
 /** `train`'s flags (train-options.ts), since the model bench:quality scores is trained alike. */
@@ -210,16 +210,16 @@ export function parseQualityOptions(argv: string[]): QualityOptions {
   if (on !== 'test' && on !== 'validation') {
     throw new Error(`--on: expected test or validation, got ${JSON.stringify(values.on)}`)
   }
-  const pqSlices = values['pq-slices']?.split(',').map(Number)
-  if (pqSlices?.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 16))) {
-    throw new Error(`--pq-slices: expected integers in 1..16, got ${values['pq-slices']}`)
+  const pqCodes = values['pq-codes']?.split(',').map(Number)
+  if (pqCodes?.some((n) => !(Number.isInteger(n) && n >= 1))) {
+    throw new Error(`--pq-codes: expected positive integers, got ${values['pq-codes']}`)
   }
   const tune = tuneMinutesFromArgs(values)
   return {
     data: values.data,
     on,
     ...(tune === undefined ? {} : { tune }),
-    ...(pqSlices === undefined ? {} : { pqSlices }),
+    ...(pqCodes === undefined ? {} : { pqCodes }),
     backend,
     settings: settingsFromArgs(values),
     retrain: values.retrain === true,
@@ -249,7 +249,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     tuned && (() => trainTuned(dataset, tuned)),
   )
   // On validation, everything is scored on the split the trainer held out, baselines fitted
-  // without it: the place to choose settings (the pq8 slice), never the test split.
+  // without it: the place to choose settings (the pq8 code count), never the test split.
   const { fit, validation } = splitValidation(dataset.train, options.settings.validationFraction)
   // On test, every case of the split as published: an item unseen in training is a miss (issue 16).
   const scored =
@@ -269,10 +269,10 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
   gruScorer.dispose?.()
   // What devices would download: the same weights quantised, decoded back to float32. "shipped"
   // is exactly the form the export and the server's releases send (shared/shipped-model.ts).
-  const encodings: Array<[string, EncodeWeightsOptions]> = options.pqSlices
-    ? options.pqSlices.map((slice) => [
-        `shipped with pq8 slices of ${slice}`,
-        { ...SHIPPED_MODEL_ENCODING, pq: { subspaces: model.config.embedDim / slice } },
+  const encodings: Array<[string, EncodeWeightsOptions]> = options.pqCodes
+    ? options.pqCodes.map((codes) => [
+        `shipped with ${codes} pq8 codes a row`,
+        { ...SHIPPED_MODEL_ENCODING, pq: { subspaces: codes } },
       ])
     : [
         ['float16', { dtype: 'float16' }],

@@ -1,15 +1,16 @@
 // Product quantisation (Jégou, Douze & Schmid, 2011) of a row-major table: each row is cut into
-// `subspaces` equal slices, and each slice is replaced by the byte naming the nearest of 256
-// centroids learnt for that slice by k-means. A 100-dim float32 row (400 bytes) becomes 25 bytes
-// with 4-dim slices; the codebooks cost 256 · dim floats once. The weights codec stores the item
-// embedding this way (dtype 'pq8'), which is what puts the first visit under its byte budget.
+// `subspaces` slices, as even as the row allows (sliceStart), and each slice is replaced by the
+// byte naming the nearest of 256 centroids learnt for that slice by k-means. A 100-dim float32
+// row (400 bytes) becomes 30 bytes with slices of 3 and 4 values; the codebooks cost 256 · dim
+// floats once, whatever the slicing. The weights codec stores the item embedding this way (dtype
+// 'pq8'), which is what puts the first visit under its byte budget.
 import { createRandom } from './random'
 
 /** Centroids per slice: one byte per code. */
 export const PQ_CENTROIDS = 256
 
 export interface ProductQuantiserOptions {
-  /** Slices per row; must divide the row length. */
+  /** Slices per row, at most the row length; they need not divide it (sliceStart). */
   subspaces: number
   /** Lloyd iterations per slice. */
   iterations?: number
@@ -20,7 +21,7 @@ export interface ProductQuantiserOptions {
 
 export interface QuantisedRows {
   subspaces: number
-  /** [subspaces][PQ_CENTROIDS][dim / subspaces], row-major. */
+  /** Slice by slice, [PQ_CENTROIDS][slice width] each: slice s's at PQ_CENTROIDS · sliceStart(s). */
   codebooks: Float32Array
   /** [rows][subspaces]: the centroid of each slice of each row. */
   codes: Uint8Array
@@ -34,26 +35,28 @@ export function quantiseRows(
   options: ProductQuantiserOptions,
 ): QuantisedRows {
   const { subspaces, iterations = 12, sampleSize = 16_384, seed = 1 } = options
-  if (!Number.isInteger(subspaces) || subspaces < 1 || dim % subspaces !== 0) {
-    throw new RangeError(`expected subspaces dividing the row length ${dim}, got ${subspaces}`)
+  if (!Number.isInteger(subspaces) || subspaces < 1 || subspaces > dim) {
+    throw new RangeError(`expected 1 to ${dim} subspaces (the row length), got ${subspaces}`)
   }
   if (values.length !== rows * dim) {
     throw new RangeError(`expected ${rows} · ${dim} values, got ${values.length}`)
   }
-  const sub = dim / subspaces
-  const codebooks = new Float32Array(subspaces * PQ_CENTROIDS * sub)
+  const widest = Math.ceil(dim / subspaces)
+  const codebooks = new Float32Array(PQ_CENTROIDS * dim)
   const codes = new Uint8Array(rows * subspaces)
   const random = createRandom(seed)
   const sample = sampleRows(rows, sampleSize, random)
-  const slice = new Float32Array(rows * sub)
-  const sampled = new Float32Array(sample.length * sub)
+  const slice = new Float32Array(rows * widest)
+  const sampled = new Float32Array(sample.length * widest)
   const assigned = new Uint8Array(rows)
   for (let s = 0; s < subspaces; s++) {
+    const start = sliceStart(dim, subspaces, s)
+    const sub = sliceStart(dim, subspaces, s + 1) - start
     for (let r = 0; r < rows; r++) {
-      for (let k = 0; k < sub; k++) slice[r * sub + k] = values[r * dim + s * sub + k]!
+      for (let k = 0; k < sub; k++) slice[r * sub + k] = values[r * dim + start + k]!
     }
     sample.forEach((r, i) => sampled.set(slice.subarray(r * sub, (r + 1) * sub), i * sub))
-    const centroids = codebooks.subarray(s * PQ_CENTROIDS * sub, (s + 1) * PQ_CENTROIDS * sub)
+    const centroids = codebooks.subarray(PQ_CENTROIDS * start, PQ_CENTROIDS * (start + sub))
     if (!takeDistinctSlices(slice, rows, sub, centroids, assigned)) {
       kMeans(sampled, sample.length, sub, centroids, iterations, random)
       assign(slice, rows, sub, centroids, assigned)
@@ -63,15 +66,25 @@ export function quantiseRows(
   return { subspaces, codebooks, codes }
 }
 
+/**
+ * Where slice `s` of `subspaces` starts in a row of `dim` values (s = subspaces: the row's end).
+ * The first dim mod subspaces slices are one value longer than the rest: 100 values in 30 slices
+ * are 10 of 4, then 20 of 3.
+ */
+export function sliceStart(dim: number, subspaces: number, s: number): number {
+  return s * Math.floor(dim / subspaces) + Math.min(s, dim % subspaces)
+}
+
 /** The rows the codes stand for: [rows, dim], row-major. */
 export function reconstructRows(quantised: QuantisedRows, rows: number, dim: number): Float32Array {
   const { subspaces, codebooks, codes } = quantised
-  const sub = dim / subspaces
   const out = new Float32Array(rows * dim)
-  for (let r = 0; r < rows; r++) {
-    for (let s = 0; s < subspaces; s++) {
-      const from = (s * PQ_CENTROIDS + codes[r * subspaces + s]!) * sub
-      out.set(codebooks.subarray(from, from + sub), r * dim + s * sub)
+  for (let s = 0; s < subspaces; s++) {
+    const start = sliceStart(dim, subspaces, s)
+    const sub = sliceStart(dim, subspaces, s + 1) - start
+    for (let r = 0; r < rows; r++) {
+      const from = PQ_CENTROIDS * start + codes[r * subspaces + s]! * sub
+      out.set(codebooks.subarray(from, from + sub), r * dim + start)
     }
   }
   return out

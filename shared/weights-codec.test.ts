@@ -15,6 +15,7 @@ import {
 } from './weights-codec'
 // Seeded so a failing fuzz case reproduces.
 import { createRandom } from './random'
+import { sliceStart } from './product-quantiser'
 
 function fillRandom(size: number, limit: number, random: () => number): Float32Array {
   const values = new Float32Array(size)
@@ -844,6 +845,57 @@ describe('pq8 (product-quantised tables)', () => {
     ).toBeLessThan(slices2)
   })
 
+  it('cuts a row its slices do not divide into slices one value apart, the longer first', () => {
+    // 10 values in 3 slices: 4, 3, 3. Every slice is one of 8 patterns of its own width, so the
+    // codes name them exactly wherever each slice starts; a misplaced slice would mix patterns.
+    const random = createRandom(11)
+    const widths = [4, 3, 3]
+    expect([0, 1, 2, 3].map((s) => sliceStart(10, 3, s))).toEqual([0, 4, 7, 10])
+    expect([0, 10, 20, 30].map((s) => sliceStart(100, 30, s))).toEqual([0, 40, 70, 100])
+    const patterns = widths.map((w) => fillRandom(8 * w, 1, random))
+    const rows = 1000
+    const values = new Float32Array(rows * 10)
+    for (let r = 0; r < rows; r++) {
+      widths.forEach((w, s) => {
+        const p = Math.floor(random() * 8)
+        values.set(patterns[s]!.subarray(p * w, (p + 1) * w), r * 10 + sliceStart(10, 3, s))
+      })
+    }
+    const file: WeightsFile = {
+      format: 'x',
+      meta: {},
+      tensors: [{ name: 'item-embeddings', shape: [rows, 10], values }],
+    }
+    const bytes = encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 3 } })
+    const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
+    expect(table).toMatchObject({ dtype: 'pq8', subspaces: 3, byteLength: rows * 3 })
+    expect(table!.codebook).toMatchObject({ byteLength: 256 * 10 * 2 })
+    const decoded = decodeWeights(bytes).tensors[0]!.values
+    expect(quantisationError(decoded, values).maxAbs).toBeLessThan(1e-3)
+    // And the decoded table, already quantised, encodes again without loss.
+    const again = { ...file, tensors: [{ ...file.tensors[0]!, values: decoded }] }
+    const twice = decodeWeights(encodeWeights(again, { dtype: pqOnTable, pq: { subspaces: 3 } }))
+    expect(twice.tensors[0]!.values).toEqual(decoded)
+  })
+
+  it('loses less with each code a row gains, also where the slices do not divide the row', () => {
+    const values = fillRandom(2000 * 10, 1, createRandom(4))
+    const file: WeightsFile = {
+      format: 'x',
+      meta: {},
+      tensors: [{ name: 'item-embeddings', shape: [2000, 10], values }],
+    }
+    const rmse = (subspaces: number) =>
+      quantisationError(
+        decodeWeights(encodeWeights(file, { dtype: pqOnTable, pq: { subspaces } })).tensors[0]!
+          .values,
+        values,
+      ).rmse
+    const [two, three, four] = [rmse(2), rmse(3), rmse(4)] // slices 5+5, 4+3+3, 3+3+2+2
+    expect(three).toBeLessThan(two)
+    expect(four).toBeLessThan(three)
+  })
+
   it('encodes an already quantised table again without loss (a table trained in pq form)', () => {
     const values = fillRandom(3000 * 8, 1, createRandom(5))
     const file: WeightsFile = {
@@ -861,15 +913,18 @@ describe('pq8 (product-quantised tables)', () => {
     const file = makeFile()
     expectWeightsError(() => encodeWeights(file, { dtype: 'pq8' }), 'E_WEIGHTS_DTYPE') // rank 1
     const table = { format: 'x', meta: {}, tensors: [file.tensors[0]!] }
-    expectWeightsError(
-      () => encodeWeights(table, { dtype: 'pq8', pq: { subspaces: 3 } }),
-      'E_WEIGHTS_DTYPE',
-    )
+    for (const subspaces of [0, 9]) {
+      expectWeightsError(
+        () => encodeWeights(table, { dtype: 'pq8', pq: { subspaces } }),
+        'E_WEIGHTS_DTYPE',
+      )
+    }
   })
 
   const pqBytes = () => encodeWeights(patternedFile(300), { dtype: pqOnTable })
   it.each<[string, (table: Record<string, unknown>) => void, WeightsErrorCode]>([
-    ['subspaces not dividing the row', (t) => (t.subspaces = 3), 'E_WEIGHTS_HEADER'],
+    ['more subspaces than values in a row', (t) => (t.subspaces = 9), 'E_WEIGHTS_HEADER'],
+    ['zero subspaces', (t) => (t.subspaces = 0), 'E_WEIGHTS_HEADER'],
     [
       'slices longer than 16 values',
       (t) => ((t.shape = [300, 40]), (t.subspaces = 2)),

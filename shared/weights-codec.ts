@@ -88,8 +88,8 @@ export interface EncodeWeightsOptions {
   /** Storage dtype for every tensor, or one picked per tensor; 'float32' when absent. */
   dtype?: WeightDType | ((tensor: NamedTensor) => WeightDType)
   /**
-   * pq8 tensors: how they are quantised; by default slices of PQ_DEFAULT_SLICE values, or the
-   * longest shorter slice that divides the row.
+   * pq8 tensors: how they are quantised; by default ⌈dim / PQ_DEFAULT_SLICE⌉ slices, so none is
+   * longer than PQ_DEFAULT_SLICE values (the slices need not divide the row: sliceStart).
    */
   pq?: Partial<ProductQuantiserOptions>
 }
@@ -98,9 +98,7 @@ export interface EncodeWeightsOptions {
 export const PQ_DEFAULT_SLICE = 4
 
 function defaultSubspaces(dim: number): number {
-  let slice = PQ_DEFAULT_SLICE
-  while (slice > 1 && dim % slice !== 0) slice--
-  return dim / slice
+  return Math.ceil(dim / PQ_DEFAULT_SLICE)
 }
 
 export const WEIGHTS_CODEC_VERSION = 1
@@ -313,7 +311,7 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
   return dtype
 }
 
-/** Learns a pq8 tensor's codebooks and codes; only rank-2 tables whose slices divide the rows. */
+/** Learns a pq8 tensor's codebooks and codes; only rank-2 tables cut into slices of 1 to 16. */
 function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
   const [rows, dim] = tensor.shape
   const subspaces = options?.subspaces ?? defaultSubspaces(dim ?? 0)
@@ -321,8 +319,8 @@ function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): 
     tensor.shape.length !== 2 ||
     !Number.isInteger(subspaces) ||
     subspaces < 1 ||
-    dim! % subspaces !== 0 ||
-    dim! / subspaces > PQ_MAX_SLICE
+    subspaces > dim! ||
+    Math.ceil(dim! / subspaces) > PQ_MAX_SLICE
   ) {
     fail(
       'E_WEIGHTS_DTYPE',

@@ -34,7 +34,7 @@ export interface TensorEntry extends Region {
   scales?: Region
   /** pq8: slices per row; the data region holds a code byte per slice, [rows][subspaces]. */
   subspaces?: number
-  /** pq8: float16 centroids, [subspaces][PQ_CENTROIDS][dim / subspaces]. */
+  /** pq8: float16 centroids, slice by slice [PQ_CENTROIDS][slice width] (product-quantiser.ts). */
   codebook?: Region
 }
 
@@ -165,7 +165,7 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
   return entry
 }
 
-/** A pq8 entry: a rank-2 [rows, dim] table, subspaces dividing dim, codes and codebook sized. */
+/** A pq8 entry: a rank-2 [rows, dim] table, 1 to dim subspaces, codes and codebook sized. */
 function readPqEntry(
   raw: Record<string, unknown>,
   entry: TensorEntry,
@@ -185,12 +185,12 @@ function readPqEntry(
   if (
     !isCount(subspaces) ||
     subspaces === 0 ||
-    dim! % subspaces !== 0 ||
-    dim! / subspaces > PQ_MAX_SLICE
+    subspaces > dim! ||
+    Math.ceil(dim! / subspaces) > PQ_MAX_SLICE
   ) {
     fail(
       'E_WEIGHTS_HEADER',
-      `${label}: expected subspaces to divide ${dim} into slices of at most ${PQ_MAX_SLICE}, got ${describe(subspaces)}`,
+      `${label}: expected subspaces cutting ${dim} values into slices of 1 to ${PQ_MAX_SLICE}, got ${describe(subspaces)}`,
     )
   }
   if (entry.byteLength !== rows! * subspaces) {
