@@ -10,7 +10,7 @@ import {
 } from './compact-artifacts'
 import type { CandidatePools, Catalogue } from './protocol'
 import { withoutDates } from '../test/fixtures/read-artifact'
-import { ByteWriter } from './byte-columns'
+import { ByteReader, ByteWriter, LayoutError } from './byte-columns'
 
 const catalogue = (): Catalogue => ({
   type: 'pocketrec-catalogue',
@@ -59,6 +59,65 @@ const pools = (): CandidatePools => ({
 
 const refusal = (result: { ok: boolean; error?: string }) => (result.ok ? 'accepted' : result.error)
 
+/**
+ * The items block as catalogue layout 1 (pools layout 2) wrote it, before names went as words:
+ * names as text, prices as 4-byte cents. Items in index order, without pictures.
+ */
+function layout1Items(items: Catalogue['items']): Uint8Array {
+  const w = new ByteWriter()
+  const labels = (values: string[]) => {
+    const table = [...new Set(values)]
+    w.strings(table)
+    w.uints(values.map((v) => table.indexOf(v)))
+  }
+  w.u32(items.length)
+  w.u8(0)
+  w.strings(items.map((item) => item.id))
+  w.strings(items.map((item) => item.name))
+  labels(items.map((item) => item.category))
+  labels(items.map((item) => item.brand))
+  w.u8(0)
+  w.u32s(items.map((item) => Math.round(item.price * 100)))
+  const stock = new Uint8Array(Math.ceil(items.length / 8))
+  items.forEach((item, i) => (stock[i >> 3]! |= item.inStock ? 1 << (i & 7) : 0))
+  w.u8s(stock)
+  w.u8(0)
+  return w.finish()
+}
+
+const withHeader = (magic: string, version: number, block: Uint8Array) => {
+  const w = new ByteWriter()
+  w.ascii(magic)
+  w.u32(version)
+  return Uint8Array.from([...w.finish(), ...block])
+}
+
+describe('names as words', () => {
+  it('give back every string, spaces doubled, leading, trailing or none', () => {
+    const names = ['Harbour Sand Sofa', ' a  b ', '', 'Sand', 'two\nlines  ü', 'Sofa Sofa']
+    const w = new ByteWriter()
+    w.words(names)
+    expect(new ByteReader(w.finish()).words('names', names.length)).toEqual(names)
+  })
+
+  it('refuse a word place past the table and a count that is not the items', () => {
+    const w = new ByteWriter()
+    w.u32(1)
+    w.strings(['a'])
+    w.uints([2])
+    w.uints([0, 5])
+    const read = (n: number) => {
+      try {
+        return new ByteReader(w.finish()).words('names', n)
+      } catch (error) {
+        return error instanceof LayoutError ? error.message : error
+      }
+    }
+    expect(read(1)).toBe('expected names word places below 1, got 5')
+    expect(read(2)).toBe('expected 2 names, got 1')
+  })
+})
+
 describe('the compact catalogue', () => {
   it('decodes to the catalogue it was made from less addedAt, in a fraction of its JSON', () => {
     const c = catalogue()
@@ -103,12 +162,30 @@ describe('the compact catalogue', () => {
       'catalogue: expected the PRC1 magic (or JSON), got "PRC9"',
     )
     const version = bytes.slice()
-    version[4] = 2
-    expect(refusal(decodeCatalogue(version))).toBe('catalogue: expected layout version 1, got 2')
+    version[4] = 3
+    expect(refusal(decodeCatalogue(version))).toBe(
+      'catalogue: expected layout version 1 or 2, got 3',
+    )
     const longer = new Uint8Array(bytes.byteLength + 1)
     longer.set(bytes)
     expect(refusal(decodeCatalogue(longer))).toMatch(
       /expected the catalogue to end at byte \d+, got 1 more/,
+    )
+  })
+
+  it('still reads layout 1 (names as text, prices as 4-byte cents), which older releases serve', () => {
+    const c = catalogue()
+    const old = withHeader('PRC1', 1, layout1Items(c.items))
+    expect(decodeCatalogue(old, { nItems: 3 })).toEqual({ ok: true, value: withoutDates(c) })
+  })
+
+  it('refuses cents past 99 (layout 2 keeps them apart from the whole units)', () => {
+    const bytes = encodeCatalogue(catalogue())
+    // The columns end with the cents (1 byte an item), the stock bits (1 byte) and the image mode.
+    const cents = bytes.slice()
+    cents[cents.byteLength - 3] = 100
+    expect(refusal(decodeCatalogue(cents))).toBe(
+      'catalogue: expected cents 0 to 99, got 100 for item 2',
     )
   })
 
@@ -158,7 +235,7 @@ describe('the compact catalogue', () => {
   })
 })
 
-/** Pools bytes as a given layout writes them: `items` (layout 2 only) as written, strays too. */
+/** Pools bytes as a given layout writes them: `items` (layouts 2 and 3) as written, strays too. */
 function poolsLayout(version: number, p: CandidatePools, items: Catalogue['items'] | null) {
   const w = new ByteWriter()
   w.ascii('PRP1')
@@ -169,8 +246,12 @@ function poolsLayout(version: number, p: CandidatePools, items: Catalogue['items
   w.strings(Object.keys(p.byCategory))
   for (const list of Object.values(p.byCategory)) w.list(list)
   const head = w.finish()
-  // The catalogue's columns after its 8-byte header are the items block.
-  const block = items ? encodeCatalogue({ type: 'pocketrec-catalogue', items }).subarray(8) : []
+  // Layout 3's items block is the catalogue's columns after its 8-byte header; layout 2's, layout 1's.
+  const block = !items
+    ? []
+    : version === 2
+      ? layout1Items(items)
+      : encodeCatalogue({ type: 'pocketrec-catalogue', items }).subarray(8)
   return Uint8Array.from([...head, ...block])
 }
 
@@ -194,27 +275,32 @@ describe('the compact pools', () => {
     })
   })
 
-  it('read layout 1 (no items) and JSON without items, and refuse other layouts', () => {
+  it('read layout 1 (no items), 2 (items as catalogue layout 1) and JSON without items, and refuse other layouts', () => {
     const p = pools()
     expect(decodePools(poolsLayout(1, p, null))).toEqual({
       ok: true,
       value: { pools: p, items: null },
     })
+    const c = withoutDates(catalogue())
+    expect(decodePools(poolsLayout(2, p, catalogue().items), { nItems: 3 })).toEqual({
+      ok: true,
+      value: { pools: p, items: c },
+    })
     const json = new TextEncoder().encode(JSON.stringify(p))
     expect(decodePools(json)).toEqual({ ok: true, value: { pools: p, items: null } })
-    expect(refusal(decodePools(poolsLayout(3, p, null)))).toBe(
-      'pools: expected layout version 1 or 2, got 3',
+    expect(refusal(decodePools(poolsLayout(4, p, null)))).toBe(
+      'pools: expected layout version 1 or 2 or 3, got 4',
     )
   })
 
   it("refuse first-list items the lists do not name, and the catalogue's own refusals", () => {
     const p = { ...pools(), trending: [2], popular: [0], new: [] }
     const [first, stray, other] = catalogue().items
-    expect(refusal(decodePools(poolsLayout(2, p, [first!, stray!, other!])))).toBe(
+    expect(refusal(decodePools(poolsLayout(3, p, [first!, stray!, other!])))).toBe(
       'pools: expected first-list items from trending, popular or new, got item 1 ("p-2")',
     )
     const twice = [first!, { ...other!, id: first!.id }]
-    expect(refusal(decodePools(poolsLayout(2, p, twice)))).toMatch(
+    expect(refusal(decodePools(poolsLayout(3, p, twice)))).toMatch(
       /^pools' first-list catalogue: expected unique product ids/,
     )
     expect(refusal(decodePools(encodePools(p, catalogue()), { nItems: 2 }))).toMatch(
