@@ -1,13 +1,16 @@
 // How the model travels to devices, in one place for the trainer's export, the server's releases
 // and bench:quality's row for exactly that form: the item table (nItems · dim, nearly all of the
-// bytes) product-quantised at 4 values a byte, every other tensor int8 with a scale per row. For
-// DIGINETICA that is 1,233,644 bytes where float16 throughout was 8.8 MB (BENCHMARKS.md, "The first
-// visit"); the other tensors in int8 rather than float16 save 97,504 bytes for 0.01 Recall@20 on
-// validation. The server aggregates on its own float32 master weights (P18), so a release's
-// rounding never eats an update.
+// bytes) product-quantised at 28 codes a 100-value row (slices of 4 and 3 values, 256 float16
+// centroids each), every other tensor int8 with a scale per row. For DIGINETICA that is 1,365,100
+// bytes where float16 throughout was 8.8 MB. The code count was chosen on the trainer's
+// validation split among those that keep the first visit under 2 MB (BENCHMARKS.md, "What the
+// shipped model loses": 25 codes lost 0.57 Recall@20 to float32 there, 28 lose 0.43); the other
+// tensors in int8 rather than float16 save 97,504 bytes for 0.01. The server aggregates on its
+// own float32 master weights (P18), so a release's rounding never eats an update.
 import { TABLE_NAME } from './federation-layout'
 import type { EncodeWeightsOptions } from './weights-codec'
 
 export const SHIPPED_MODEL_ENCODING: EncodeWeightsOptions = {
   dtype: (tensor) => (tensor.name === TABLE_NAME ? 'pq8' : 'int8'),
+  pq: { codesPerValue: 0.28 },
 }

@@ -869,6 +869,8 @@ describe('pq8 (product-quantised tables)', () => {
     const bytes = encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 3 } })
     const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
     expect(table).toMatchObject({ dtype: 'pq8', subspaces: 3, byteLength: rows * 3 })
+    // The shipped form names a rate instead: round(10 · 0.28) = 3 codes a row, the same file.
+    expect(encodeWeights(file, { dtype: pqOnTable, pq: { codesPerValue: 0.28 } })).toEqual(bytes)
     expect(table!.codebook).toMatchObject({ byteLength: 256 * 10 * 2 })
     const decoded = decodeWeights(bytes).tensors[0]!.values
     expect(quantisationError(decoded, values).maxAbs).toBeLessThan(1e-3)

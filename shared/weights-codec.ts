@@ -88,13 +88,14 @@ export interface EncodeWeightsOptions {
   /** Storage dtype for every tensor, or one picked per tensor; 'float32' when absent. */
   dtype?: WeightDType | ((tensor: NamedTensor) => WeightDType)
   /**
-   * pq8 tensors: how they are quantised; by default ⌈dim / PQ_DEFAULT_SLICE⌉ slices, so none is
-   * longer than PQ_DEFAULT_SLICE values (the slices need not divide the row: sliceStart).
+   * pq8 tensors: how they are quantised; `subspaces` (codes a row) or `codesPerValue` (a row of
+   * dim values gets round(dim · codesPerValue) codes, at least one), by default ⌈dim / PQ_DEFAULT_SLICE⌉, so no
+   * slice is longer than PQ_DEFAULT_SLICE values (the slices need not divide the row: sliceStart).
    */
-  pq?: Partial<ProductQuantiserOptions>
+  pq?: Partial<ProductQuantiserOptions> & { codesPerValue?: number }
 }
 
-/** pq8's default slice: 4 values a byte, 25 bytes for a 100-dim row (BENCHMARKS.md). */
+/** pq8's default longest slice: 4 values a byte, 25 bytes for a 100-dim row. */
 export const PQ_DEFAULT_SLICE = 4
 
 function defaultSubspaces(dim: number): number {
@@ -314,7 +315,12 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
 /** Learns a pq8 tensor's codebooks and codes; only rank-2 tables cut into slices of 1 to 16. */
 function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
   const [rows, dim] = tensor.shape
-  const subspaces = options?.subspaces ?? defaultSubspaces(dim ?? 0)
+  const { codesPerValue, ...quantiser } = options ?? {}
+  const subspaces =
+    quantiser.subspaces ??
+    (codesPerValue === undefined
+      ? defaultSubspaces(dim ?? 0)
+      : Math.max(1, Math.round((dim ?? 0) * codesPerValue)))
   if (
     tensor.shape.length !== 2 ||
     !Number.isInteger(subspaces) ||
@@ -327,7 +333,7 @@ function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): 
       `tensor '${tensor.name}': pq8 needs a rank-2 table cut into slices of at most ${PQ_MAX_SLICE} values, got shape [${tensor.shape.join(', ')}] and ${subspaces} subspaces`,
     )
   }
-  return quantiseRows(tensor.values, rows!, dim!, { ...options, subspaces })
+  return quantiseRows(tensor.values, rows!, dim!, { ...quantiser, subspaces })
 }
 
 // ---------------------------------------------------------------------------------------------
