@@ -24,7 +24,7 @@ export const CO_VISITATION_MAGIC = 'PRV1'
 const LAYOUT_VERSION = 1
 /**
  * The catalogue's layout: 2 writes names as words and prices as whole units and cents (ItemColumns),
- * 48 KB less for DIGINETICA's first visit; devices still read 1.
+ * 51 KB less for DIGINETICA's first visit; devices still read 1.
  */
 const CATALOGUE_LAYOUT_VERSION = 2
 /**
