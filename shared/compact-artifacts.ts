@@ -20,7 +20,7 @@ import { drain, inSlices, oneStep, type Steps } from './slices'
 export const CATALOGUE_MAGIC = 'PRC1'
 export const POOLS_MAGIC = 'PRP1'
 export const CO_VISITATION_MAGIC = 'PRV1'
-/** The layout version after each magic; a device refuses any other. */
+/** The co-visitation shards' layout version after their magic; a device refuses any other. */
 const LAYOUT_VERSION = 1
 /**
  * The catalogue's layout: 2 writes names as words and prices as whole units and cents (ItemColumns),

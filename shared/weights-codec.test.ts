@@ -17,6 +17,15 @@ import {
 import { createRandom } from './random'
 import { sliceStart } from './product-quantiser'
 
+/** A file of one [rows, dim] table, as the pq8 tests quantise it. */
+function tableFile(values: Float32Array, rows: number, dim: number): WeightsFile {
+  return {
+    format: 'x',
+    meta: {},
+    tensors: [{ name: 'item-embeddings', shape: [rows, dim], values }],
+  }
+}
+
 function fillRandom(size: number, limit: number, random: () => number): Float32Array {
   const values = new Float32Array(size)
   for (let i = 0; i < size; i++) values[i] = (random() * 2 - 1) * limit
@@ -827,11 +836,7 @@ describe('pq8 (product-quantised tables)', () => {
   it('loses less with shorter slices, and more than int8 (the price of 4 bytes → 1)', () => {
     // More rows than centroids, with no structure: every slicing must really approximate.
     const values = fillRandom(2000 * 8, 1, createRandom(3))
-    const file: WeightsFile = {
-      format: 'x',
-      meta: {},
-      tensors: [{ name: 'item-embeddings', shape: [2000, 8], values }],
-    }
+    const file = tableFile(values, 2000, 8)
     const errorWith = (opts: Parameters<typeof encodeWeights>[1]) =>
       quantisationError(
         decodeWeights(encodeWeights(file, opts)).tensors[0]!.values,
@@ -861,11 +866,7 @@ describe('pq8 (product-quantised tables)', () => {
         values.set(patterns[s]!.subarray(p * w, (p + 1) * w), r * 10 + sliceStart(10, 3, s))
       })
     }
-    const file: WeightsFile = {
-      format: 'x',
-      meta: {},
-      tensors: [{ name: 'item-embeddings', shape: [rows, 10], values }],
-    }
+    const file = tableFile(values, rows, 10)
     const bytes = encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 3 } })
     const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
     expect(table).toMatchObject({ dtype: 'pq8', subspaces: 3, byteLength: rows * 3 })
@@ -882,11 +883,7 @@ describe('pq8 (product-quantised tables)', () => {
 
   it('loses less with each code a row gains, also where the slices do not divide the row', () => {
     const values = fillRandom(2000 * 10, 1, createRandom(4))
-    const file: WeightsFile = {
-      format: 'x',
-      meta: {},
-      tensors: [{ name: 'item-embeddings', shape: [2000, 10], values }],
-    }
+    const file = tableFile(values, 2000, 10)
     const rmse = (subspaces: number) =>
       quantisationError(
         decodeWeights(encodeWeights(file, { dtype: pqOnTable, pq: { subspaces } })).tensors[0]!
@@ -900,11 +897,7 @@ describe('pq8 (product-quantised tables)', () => {
 
   it('encodes an already quantised table again without loss (a table trained in pq form)', () => {
     const values = fillRandom(3000 * 8, 1, createRandom(5))
-    const file: WeightsFile = {
-      format: 'x',
-      meta: {},
-      tensors: [{ name: 'item-embeddings', shape: [3000, 8], values }],
-    }
+    const file = tableFile(values, 3000, 8)
     const once = decodeWeights(encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 2 } }))
     const twice = decodeWeights(encodeWeights(once, { dtype: pqOnTable, pq: { subspaces: 2 } }))
     expect(quantisationError(once.tensors[0]!.values, values).maxAbs).toBeGreaterThan(0.01)

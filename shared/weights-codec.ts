@@ -98,8 +98,10 @@ export interface EncodeWeightsOptions {
 /** pq8's default longest slice: 4 values a byte, 25 bytes for a 100-dim row. */
 export const PQ_DEFAULT_SLICE = 4
 
-function defaultSubspaces(dim: number): number {
-  return Math.ceil(dim / PQ_DEFAULT_SLICE)
+/** round(dim · codesPerValue) codes a row, at least one, or ⌈dim / PQ_DEFAULT_SLICE⌉ without a rate. */
+function defaultSubspaces(dim: number, codesPerValue?: number): number {
+  if (codesPerValue === undefined) return Math.ceil(dim / PQ_DEFAULT_SLICE)
+  return Math.max(1, Math.round(dim * codesPerValue))
 }
 
 export const WEIGHTS_CODEC_VERSION = 1
@@ -316,11 +318,7 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
 function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
   const [rows, dim] = tensor.shape
   const { codesPerValue, ...quantiser } = options ?? {}
-  const subspaces =
-    quantiser.subspaces ??
-    (codesPerValue === undefined
-      ? defaultSubspaces(dim ?? 0)
-      : Math.max(1, Math.round((dim ?? 0) * codesPerValue)))
+  const subspaces = quantiser.subspaces ?? defaultSubspaces(dim ?? 0, codesPerValue)
   if (
     tensor.shape.length !== 2 ||
     !Number.isInteger(subspaces) ||
