@@ -17,6 +17,12 @@ export interface ProductQuantiserOptions {
   /** Rows the codebooks are learnt on (a seeded sample); every row is then encoded once. */
   sampleSize?: number
   seed?: number
+  /**
+   * Rounds slice `slice`'s learnt centroids, in place, to what will be stored (the weights codec:
+   * int8 steps of a scale per slice) before every row is assigned its nearest one, so the codes
+   * name the centroids a device decodes.
+   */
+  roundCentroids?: (centroids: Float32Array, slice: number) => void
 }
 
 export interface QuantisedRows {
@@ -34,7 +40,7 @@ export function quantiseRows(
   dim: number,
   options: ProductQuantiserOptions,
 ): QuantisedRows {
-  const { subspaces, iterations = 12, sampleSize = 16_384, seed = 1 } = options
+  const { subspaces, iterations = 12, sampleSize = 16_384, seed = 1, roundCentroids } = options
   if (!Number.isInteger(subspaces) || subspaces < 1 || subspaces > dim) {
     throw new RangeError(`expected 1 to ${dim} subspaces (the row length), got ${subspaces}`)
   }
@@ -57,10 +63,11 @@ export function quantiseRows(
     }
     sample.forEach((r, i) => sampled.set(slice.subarray(r * sub, (r + 1) * sub), i * sub))
     const centroids = codebooks.subarray(PQ_CENTROIDS * start, PQ_CENTROIDS * (start + sub))
-    if (!takeDistinctSlices(slice, rows, sub, centroids, assigned)) {
+    if (!takeDistinctSlices(slice, rows, sub, centroids)) {
       kMeans(sampled, sample.length, sub, centroids, iterations, random)
-      assign(slice, rows, sub, centroids, assigned)
     }
+    roundCentroids?.(centroids, s)
+    assign(slice, rows, sub, centroids, assigned)
     for (let r = 0; r < rows; r++) codes[r * subspaces + s] = assigned[r]!
   }
   return { subspaces, codebooks, codes }
@@ -91,30 +98,25 @@ export function reconstructRows(quantised: QuantisedRows, rows: number, dim: num
 }
 
 /**
- * A slice column with at most PQ_CENTROIDS distinct values is already quantised (a table trained
- * in its shipped form, or decoded from pq8): its distinct values become the centroids, in the
- * order first seen, and every row its exact code, so encoding it again loses nothing. Returns
- * false, having written nothing useful, as soon as a column has more.
+ * A slice column with at most PQ_CENTROIDS distinct values is already quantised (a table decoded
+ * from pq8, or a small one): its distinct values become the centroids, in the order first seen,
+ * so every row finds its own exactly. Returns false, having written nothing useful, as soon as a
+ * column has more.
  */
 function takeDistinctSlices(
   slice: Float32Array,
   rows: number,
   sub: number,
   centroids: Float32Array,
-  assigned: Uint8Array,
 ): boolean {
   const bits = new Uint32Array(slice.buffer, slice.byteOffset, slice.length)
-  const seen = new Map<string, number>()
+  const seen = new Set<string>()
   for (let r = 0; r < rows; r++) {
     const key = bits.subarray(r * sub, (r + 1) * sub).join(',')
-    let code = seen.get(key)
-    if (code === undefined) {
-      if (seen.size === PQ_CENTROIDS) return false
-      code = seen.size
-      seen.set(key, code)
-      centroids.set(slice.subarray(r * sub, (r + 1) * sub), code * sub)
-    }
-    assigned[r] = code
+    if (seen.has(key)) continue
+    if (seen.size === PQ_CENTROIDS) return false
+    centroids.set(slice.subarray(r * sub, (r + 1) * sub), seen.size * sub)
+    seen.add(key)
   }
   // Unused centroids repeat the first: never chosen, and stored like any other.
   for (let c = seen.size; c < PQ_CENTROIDS; c++) centroids.copyWithin(c * sub, 0, sub)

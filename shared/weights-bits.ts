@@ -1,10 +1,17 @@
-// The weights container's bits: float16 conversion, int8 quantisation, CRC-32, and the bulk
-// writers and readers of each dtype's data region (their loops run once per stored element).
-// The storage of each dtype is documented in weights-codec.ts.
+// The weights container's bits: float16 conversion, int8 and int6 quantisation (int6 packed four
+// values in three bytes), CRC-32, and the bulk writers and readers of each dtype's data region
+// (their loops run once per stored element). The storage of each dtype is documented in
+// weights-codec.ts.
 
-import { countScales, fail, type TensorEntry } from './weights-header'
+import {
+  countScales,
+  fail,
+  int6Bytes,
+  STEP_LIMITS,
+  type ScaledDType,
+  type TensorEntry,
+} from './weights-header'
 
-const INT8_LIMIT = 127
 const FLOAT16_EXPONENT_MASK = 0x7c00
 
 /** What the writers read of a NamedTensor (weights-codec.ts), which satisfies it. */
@@ -101,35 +108,88 @@ export function writeFloat16(
   for (let i = 0; i < halves.length; i++) view.setUint16(i * 2, halves[i]!, true)
 }
 
-export function writeInt8(
+/**
+ * int8 and int6: each row (countScales) rounded to whole steps of its own scale, the row's
+ * largest magnitude / STEP_LIMITS[dtype]; the float32 scales go to `scalesOffset`, the steps to
+ * `offset`, a byte each (int8) or packed four to three bytes (int6, packInt6).
+ */
+export function writeScaled(
   bytes: Uint8Array,
   offset: number,
   scalesOffset: number,
   tensor: TensorSource,
+  dtype: ScaledDType,
 ): void {
   const { values } = tensor
   checkFinite(tensor)
   const rows = countScales(tensor.shape)
   const rowLength = rows === 0 ? 0 : values.length / rows
-  const quantised = new Int8Array(bytes.buffer, offset, values.length)
+  const steps =
+    dtype === 'int8'
+      ? new Int8Array(bytes.buffer, offset, values.length)
+      : new Int8Array(values.length)
   const scalesView = new DataView(bytes.buffer, scalesOffset, rows * 4)
   for (let row = 0; row < rows; row++) {
     const start = row * rowLength
     const end = start + rowLength
-    let maxAbs = 0
-    for (let i = start; i < end; i++) {
-      const magnitude = Math.abs(values[i]!)
-      if (magnitude > maxAbs) maxAbs = magnitude
-    }
-    // Rounded to float32 before use so that the encoder quantises with the scale decode reads.
-    const scale = Math.fround(maxAbs / INT8_LIMIT)
+    const scale = quantiseSymmetric(
+      values.subarray(start, end),
+      steps.subarray(start, end),
+      STEP_LIMITS[dtype],
+    )
     scalesView.setFloat32(row * 4, scale, true)
-    if (scale === 0) continue // all zeros (or below float32's smallest step): leave q = 0
-    for (let i = start; i < end; i++) {
-      const q = Math.round(values[i]! / scale)
-      quantised[i] = q > INT8_LIMIT ? INT8_LIMIT : q < -INT8_LIMIT ? -INT8_LIMIT : q
-    }
   }
+  if (dtype === 'int6') packInt6(steps, bytes.subarray(offset, offset + int6Bytes(values.length)))
+}
+
+/**
+ * Rounds `values` to whole steps of one scale, their largest magnitude / `limit` (rounded to
+ * float32 first, so the steps are those of the scale decode reads), into `steps`, clamped to
+ * ±limit. Returns the scale; all zeros (or below float32's smallest step) give scale 0, steps 0.
+ */
+export function quantiseSymmetric(values: Float32Array, steps: Int8Array, limit: number): number {
+  let maxAbs = 0
+  for (let i = 0; i < values.length; i++) {
+    const magnitude = Math.abs(values[i]!)
+    if (magnitude > maxAbs) maxAbs = magnitude
+  }
+  const scale = Math.fround(maxAbs / limit)
+  if (scale === 0) {
+    steps.fill(0)
+    return 0
+  }
+  for (let i = 0; i < values.length; i++) {
+    const q = Math.round(values[i]! / scale)
+    steps[i] = q > limit ? limit : q < -limit ? -limit : q
+  }
+  return scale
+}
+
+/**
+ * Six-bit two's complement steps, value i in bits 6i to 6i + 5 of the little-endian bit stream:
+ * each group of four is v0 | v1 << 6 | v2 << 12 | v3 << 18 in three bytes, low byte first.
+ */
+function packInt6(steps: Int8Array, out: Uint8Array): void {
+  for (let i = 0, o = 0; i < steps.length; i += 4, o += 3) {
+    const group =
+      (steps[i]! & 63) |
+      ((steps[i + 1]! & 63) << 6) |
+      ((steps[i + 2]! & 63) << 12) |
+      ((steps[i + 3]! & 63) << 18) // past the end: undefined & 63 is 0, the padding
+    out[o] = group & 0xff
+    if (o + 1 < out.length) out[o + 1] = (group >>> 8) & 0xff
+    if (o + 2 < out.length) out[o + 2] = group >>> 16
+  }
+}
+
+function unpackInt6(region: Uint8Array, count: number): Int8Array {
+  const steps = new Int8Array(count)
+  for (let i = 0, o = 0; i < count; i += 4, o += 3) {
+    const group = region[o]! | ((region[o + 1] ?? 0) << 8) | ((region[o + 2] ?? 0) << 16)
+    // Shifting a value's six bits to the top of 32 and back extends its sign.
+    for (let k = 0; k < 4 && i + k < count; k++) steps[i + k] = ((group >>> (6 * k)) << 26) >> 26
+  }
+  return steps
 }
 
 function checkFinite(tensor: TensorSource): void {
@@ -206,33 +266,51 @@ export function readFloat16(
   return values
 }
 
-export function readInt8(
+/** int8 or int6 values: each row's steps times its scale (writeScaled). */
+export function readScaled(
   region: Uint8Array,
   scaleBytes: Uint8Array,
-  entry: TensorEntry,
+  entry: TensorEntry & { dtype: ScaledDType },
 ): Float32Array {
-  const quantised = new Int8Array(region.buffer, region.byteOffset, region.length)
+  const rows = scaleBytes.length / 4
+  const count = entry.shape.reduce((a, b) => a * b, 1)
+  const steps =
+    entry.dtype === 'int8'
+      ? new Int8Array(region.buffer, region.byteOffset, region.length)
+      : unpackInt6(region, count)
+  const rowLength = rows === 0 ? 0 : steps.length / rows
+  return applyScales(steps, scaleBytes, entry.name, (row) => row * rowLength)
+}
+
+/**
+ * Steps times scales, row by row: row r is steps [rowStart(r), rowStart(r + 1)), scale r the
+ * r-th float32 of `scaleBytes`. Scales must be finite and non-negative.
+ */
+export function applyScales(
+  steps: Int8Array,
+  scaleBytes: Uint8Array,
+  name: string,
+  rowStart: (row: number) => number,
+): Float32Array {
   const scaleView = new DataView(scaleBytes.buffer, scaleBytes.byteOffset, scaleBytes.byteLength)
   const rows = scaleBytes.length / 4
-  const rowLength = rows === 0 ? 0 : quantised.length / rows
-  const values = new Float32Array(quantised.length)
+  const values = new Float32Array(steps.length)
   for (let row = 0; row < rows; row++) {
     const scale = scaleView.getFloat32(row * 4, true)
     if (!Number.isFinite(scale)) {
       fail(
         'E_WEIGHTS_NONFINITE',
-        `tensor '${entry.name}': expected finite int8 scales, got ${scale} for row ${row}`,
+        `tensor '${name}': expected finite scales, got ${scale} for row ${row}`,
       )
     }
     if (scale < 0) {
       fail(
         'E_WEIGHTS_SCALE',
-        `tensor '${entry.name}': expected non-negative int8 scales, got ${scale} for row ${row}`,
+        `tensor '${name}': expected non-negative scales, got ${scale} for row ${row}`,
       )
     }
-    const start = row * rowLength
-    const end = start + rowLength
-    for (let i = start; i < end; i++) values[i] = quantised[i]! * scale
+    const end = rowStart(row + 1)
+    for (let i = rowStart(row); i < end; i++) values[i] = steps[i]! * scale
   }
   return values
 }

@@ -216,11 +216,11 @@ describe('encodeWeights / decodeWeights', () => {
     expectSameFile(decodeWeights(bytes), file)
   })
 
-  it('starts with the magic, version 1 and 8-byte aligned data', () => {
+  it('starts with the magic, version 2 and 8-byte aligned data', () => {
     const bytes = encodeWeights(makeFile(), { dtype: 'float16' })
     expect(new TextDecoder().decode(bytes.subarray(0, 4))).toBe('PRW1')
     const parts = splitFile(bytes)
-    expect(parts.version).toBe(1)
+    expect(parts.version).toBe(2)
     for (const tensor of parts.header.tensors as { byteOffset: number }[]) {
       expect(tensor.byteOffset % 8).toBe(0)
     }
@@ -292,6 +292,54 @@ describe('encodeWeights / decodeWeights', () => {
     ])
     const decoded = decodeWeights(bytes)
     expect(decoded.tensors[3]!.values[0]).toBeCloseTo(0.7, 6)
+  })
+
+  it('keeps int6 within half a row scale (its largest / 31), packed four values to three bytes', () => {
+    const random = createRandom(6)
+    const rows = 12
+    const values = new Float32Array(rows * 7) // 84 values: 63 bytes
+    for (let r = 0; r < rows; r++) {
+      const magnitude = 10 ** (r / 3 - 2)
+      for (let c = 0; c < 7; c++) values[r * 7 + c] = (random() * 2 - 1) * magnitude
+    }
+    const file: WeightsFile = {
+      format: 'test',
+      meta: {},
+      tensors: [{ name: 'dense', shape: [rows, 7], values }],
+    }
+    const bytes = encodeWeights(file, { dtype: 'int6' })
+    const [entry] = splitFile(bytes).header.tensors as Record<string, unknown>[]
+    expect(entry).toMatchObject({ dtype: 'int6', byteLength: 63, scales: { byteLength: 48 } })
+    const decoded = decodeWeights(bytes).tensors[0]!.values
+    for (let r = 0; r < rows; r++) {
+      const row = values.subarray(r * 7, (r + 1) * 7)
+      const scale = Math.max(...Array.from(row, Math.abs)) / 31
+      row.forEach((value, c) => {
+        expect(Math.abs(decoded[r * 7 + c]! - value)).toBeLessThanOrEqual(scale / 2 + 1e-7)
+      })
+    }
+  })
+
+  it('packs int6 steps as six-bit two’s complement, low bits first, the tail padded with zeros', () => {
+    // Scale 1 (largest 31): the steps are the values. Five values: 30 bits in four bytes.
+    const values = new Float32Array([31, -31, 1, -1, -2])
+    const tensor = { name: 'steps', shape: [5], values }
+    const bytes = encodeWeights({ format: 'x', meta: {}, tensors: [tensor] }, { dtype: 'int6' })
+    const parts = splitFile(bytes)
+    const [entry] = parts.header.tensors as { byteOffset: number; byteLength: number }[]
+    const stored = parts.data.subarray(entry!.byteOffset, entry!.byteOffset + entry!.byteLength)
+    // 31 = 011111, -31 = 100001, 1 = 000001, -1 = 111111; then -2 = 111110 alone.
+    const group = 0b011111 | (0b100001 << 6) | (0b000001 << 12) | (0b111111 << 18)
+    expect(Array.from(stored)).toEqual([group & 0xff, (group >>> 8) & 0xff, group >>> 16, 0b111110])
+    expect(Array.from(decodeWeights(bytes).tensors[0]!.values)).toEqual([31, -31, 1, -1, -2])
+    // Every tail length round-trips.
+    for (const n of [1, 2, 3, 4, 6, 7]) {
+      const tail = { name: 't', shape: [n], values: values.slice(0, Math.min(n, 5)) }
+      if (n > 5) tail.values = new Float32Array(n).map((_, i) => ((i * 7) % 63) - 31)
+      const file = { format: 'x', meta: {}, tensors: [tail] }
+      const decodedTail = decodeWeights(encodeWeights(file, { dtype: 'int6' })).tensors[0]!
+      expect(Array.from(decodedTail.values)).toEqual(Array.from(tail.values))
+    }
   })
 
   it('stores float16 in about half and int8 in about a quarter of float32 plus scales', () => {
@@ -476,9 +524,11 @@ describe('decodeWeights refusals', () => {
   })
 
   it('refuses an unsupported version', () => {
-    const bytes = joinFile({ ...splitFile(valid), version: 2 })
-    const error = expectWeightsError(() => decodeWeights(bytes), 'E_WEIGHTS_VERSION')
-    expect(error.message).toBe('expected codec version 1, got 2')
+    for (const version of [0, 3]) {
+      const bytes = joinFile({ ...splitFile(valid), version })
+      const error = expectWeightsError(() => decodeWeights(bytes), 'E_WEIGHTS_VERSION')
+      expect(error.message).toBe(`expected codec version 1 to 2, got ${version}`)
+    }
   })
 
   it('refuses files too short for the prelude and checksum', () => {
@@ -633,10 +683,17 @@ describe('decodeWeights refusals', () => {
 })
 
 describe('decodeWeights against hostile input', () => {
-  const valid = encodeWeights(makeFile(11), {
-    dtype: (t) =>
-      t.name === 'item-embeddings' ? 'int8' : t.name === 'gru/kernel' ? 'float16' : 'float32',
-  })
+  // Every dtype, so every reader meets the damage: item-embeddings pq8, gru/kernel int6,
+  // gru/bias float16, temperature int8, out/bias float32.
+  const fuzzed = makeFile(11)
+  fuzzed.tensors.push({ name: 'out/bias', shape: [5], values: new Float32Array([1, -2, 3, 0, 5]) })
+  const dtypes = new Map<string, WeightDType>([
+    ['item-embeddings', 'pq8'],
+    ['gru/kernel', 'int6'],
+    ['gru/bias', 'float16'],
+    ['temperature', 'int8'],
+  ])
+  const valid = encodeWeights(fuzzed, { dtype: (t) => dtypes.get(t.name) ?? 'float32' })
   const original = decodeWeights(valid)
 
   it('either decodes 2,000 mutated or truncated files to the original or throws WeightsFormatError', () => {
@@ -820,16 +877,19 @@ describe('pq8 (product-quantised tables)', () => {
     }
   }
 
-  it('stores a byte per slice per row and a float16 codebook, and decodes what it learnt', () => {
+  it('stores a byte per slice per row and int8 centroids with a scale per slice, and decodes what it learnt', () => {
     const file = patternedFile()
     const bytes = encodeWeights(file, { dtype: pqOnTable })
     const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
     expect(table).toMatchObject({ dtype: 'pq8', subspaces: 2, byteLength: 2000 * 2 })
-    expect(table!.codebook).toMatchObject({ byteLength: 256 * 8 * 2 })
+    expect(table!.codebook).toMatchObject({ byteLength: 256 * 8 })
+    expect(table!.codebookScales).toMatchObject({ byteLength: 2 * 4 })
     const decoded = decodeWeights(bytes)
-    // Every slice is one of 8 patterns: k-means finds them all, so only float16 rounding is left.
+    // Every slice is one of 8 patterns in (-1, 1): k-means finds them all, so only the int8
+    // rounding of the centroids is left, half a step of at most 1 / 127.
     const error = quantisationError(decoded.tensors[0]!.values, file.tensors[0]!.values)
-    expect(error.maxAbs).toBeLessThan(1e-3)
+    expect(error.maxAbs).toBeLessThan(0.5 / 127)
+    expect(error.maxAbs).toBeGreaterThan(1e-4) // and that rounding did happen
     expect(decoded.tensors[1]!.values).toEqual(file.tensors[1]!.values)
   })
 
@@ -872,13 +932,14 @@ describe('pq8 (product-quantised tables)', () => {
     expect(table).toMatchObject({ dtype: 'pq8', subspaces: 3, byteLength: rows * 3 })
     // The shipped form names a rate instead: round(10 · 0.28) = 3 codes a row, the same file.
     expect(encodeWeights(file, { dtype: pqOnTable, pq: { codesPerValue: 0.28 } })).toEqual(bytes)
-    expect(table!.codebook).toMatchObject({ byteLength: 256 * 10 * 2 })
+    expect(table!.codebook).toMatchObject({ byteLength: 256 * 10 })
+    expect(table!.codebookScales).toMatchObject({ byteLength: 3 * 4 })
     const decoded = decodeWeights(bytes).tensors[0]!.values
-    expect(quantisationError(decoded, values).maxAbs).toBeLessThan(1e-3)
-    // And the decoded table, already quantised, encodes again without loss.
+    expect(quantisationError(decoded, values).maxAbs).toBeLessThan(0.5 / 127)
+    // And the decoded table, already quantised, encodes again to itself (float32 rounding aside).
     const again = { ...file, tensors: [{ ...file.tensors[0]!, values: decoded }] }
     const twice = decodeWeights(encodeWeights(again, { dtype: pqOnTable, pq: { subspaces: 3 } }))
-    expect(twice.tensors[0]!.values).toEqual(decoded)
+    expect(quantisationError(twice.tensors[0]!.values, decoded).maxAbs).toBeLessThan(1e-6)
   })
 
   it('loses less with each code a row gains, also where the slices do not divide the row', () => {
@@ -895,13 +956,88 @@ describe('pq8 (product-quantised tables)', () => {
     expect(four).toBeLessThan(three)
   })
 
-  it('encodes an already quantised table again without loss (a table trained in pq form)', () => {
+  it('encodes a decoded table again to itself, float32 rounding of its scales aside', () => {
     const values = fillRandom(3000 * 8, 1, createRandom(5))
     const file = tableFile(values, 3000, 8)
     const once = decodeWeights(encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 2 } }))
     const twice = decodeWeights(encodeWeights(once, { dtype: pqOnTable, pq: { subspaces: 2 } }))
     expect(quantisationError(once.tensors[0]!.values, values).maxAbs).toBeGreaterThan(0.01)
-    expect(twice.tensors[0]!.values).toEqual(once.tensors[0]!.values)
+    expect(
+      quantisationError(twice.tensors[0]!.values, once.tensors[0]!.values).maxAbs,
+    ).toBeLessThan(1e-6)
+  })
+
+  it('assigns each row the nearest centroid as stored, after the int8 rounding', () => {
+    const values = fillRandom(3000 * 8, 1, createRandom(8))
+    const file = tableFile(values, 3000, 8)
+    const bytes = encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 2 } })
+    const parts = splitFile(bytes)
+    const [table] = parts.header.tensors as {
+      byteOffset: number
+      codebook: { byteOffset: number }
+      codebookScales: { byteOffset: number }
+    }[]
+    const view = new DataView(parts.data.buffer, parts.data.byteOffset)
+    let nearer = 0 // centroids nearer a row's slice than the one its code names
+    const steps = new Int8Array(
+      parts.data.buffer,
+      parts.data.byteOffset + table!.codebook.byteOffset,
+      256 * 8,
+    )
+    for (let row = 0; row < 3000; row++) {
+      for (const s of [0, 1]) {
+        const scale = view.getFloat32(table!.codebookScales.byteOffset + s * 4, true)
+        const distance = (c: number) => {
+          let sum = 0
+          for (let k = 0; k < 4; k++) {
+            const centroid = Math.fround(steps[256 * 4 * s + c * 4 + k]! * scale)
+            sum += (values[row * 8 + s * 4 + k]! - centroid) ** 2
+          }
+          return sum
+        }
+        const code = parts.data[table!.byteOffset + row * 2 + s]!
+        const own = distance(code)
+        for (let c = 0; c < 256; c++) if (distance(c) < own) nearer++
+      }
+    }
+    expect(nearer).toBe(0)
+  })
+
+  it('still reads version 1 files, whose codebooks are float16 without scales', () => {
+    // What devices stored before version 2: one [3, 4] table in 2 slices of 2, by hand.
+    const centroids = new Float32Array(256 * 4).map((_, i) => (i % 7) / 8 - 0.375)
+    const codes = new Uint8Array([0, 5, 255, 1, 7, 7])
+    const header = {
+      format: 'pocketrec-gru',
+      meta: {},
+      tensors: [
+        {
+          name: 'item-embeddings',
+          shape: [3, 4],
+          dtype: 'pq8',
+          byteOffset: 0,
+          byteLength: 6,
+          subspaces: 2,
+          codebook: { byteOffset: 8, byteLength: 256 * 4 * 2 },
+        },
+      ],
+    }
+    const data = new Uint8Array(8 + 256 * 4 * 2)
+    data.set(codes)
+    const halves = new DataView(data.buffer, 8)
+    centroids.forEach((value, i) => halves.setUint16(i * 2, encodeFloat16(value), true))
+    const decoded = decodeWeights(joinFile({ version: 1, reserved: 0, header, data }))
+    // Slice s of row r is centroid codes[r][s] of slice s, two values at 256 · 2 · s + code · 2.
+    const expected = Array.from(codes, (code, i) => {
+      const from = 256 * 2 * (i % 2) + code * 2
+      return [centroids[from]!, centroids[from + 1]!]
+    }).flat()
+    expect(Array.from(decoded.tensors[0]!.values)).toEqual(expected)
+    // A version 2 reading of the same bytes would want int8 steps and scales: refused, not misread.
+    expectWeightsError(
+      () => decodeWeights(joinFile({ version: 2, reserved: 0, header, data })),
+      'E_WEIGHTS_SHAPE',
+    )
   })
 
   it('is refused at encode for a tensor that is not a table cut into short slices', () => {
@@ -926,6 +1062,20 @@ describe('pq8 (product-quantised tables)', () => {
       'E_WEIGHTS_HEADER',
     ],
     ['no codebook', (t) => delete t.codebook, 'E_WEIGHTS_HEADER'],
+    ['no codebook scales', (t) => delete t.codebookScales, 'E_WEIGHTS_HEADER'],
+    [
+      'codebook scales for one slice of two',
+      (t) => ((t.codebookScales as { byteLength: number }).byteLength = 4),
+      'E_WEIGHTS_SCALE',
+    ],
+    [
+      'codebook scales over the codebook',
+      (t) =>
+        ((t.codebookScales as { byteOffset: number }).byteOffset = (
+          t.codebook as { byteOffset: number }
+        ).byteOffset),
+      'E_WEIGHTS_RANGE',
+    ],
     [
       'a short codebook',
       (t) => ((t.codebook as { byteLength: number }).byteLength -= 8),
@@ -943,11 +1093,14 @@ describe('pq8 (product-quantised tables)', () => {
     expectWeightsError(() => decodeWeights(bytes), code)
   })
 
-  it('refuses a non-finite centroid', () => {
-    const bytes = pqBytes()
-    const parts = splitFile(bytes)
-    const [table] = parts.header.tensors as Array<{ codebook: { byteOffset: number } }>
-    new DataView(parts.data.buffer).setUint16(table!.codebook.byteOffset, 0x7e00, true) // NaN
-    expectWeightsError(() => decodeWeights(joinFile(parts)), 'E_WEIGHTS_NONFINITE')
+  it.each<[string, number, WeightsErrorCode]>([
+    ['a NaN', NaN, 'E_WEIGHTS_NONFINITE'],
+    ['an infinite', Infinity, 'E_WEIGHTS_NONFINITE'],
+    ['a negative', -0.5, 'E_WEIGHTS_SCALE'],
+  ])('refuses %s codebook scale', (_, scale, code) => {
+    const parts = splitFile(pqBytes())
+    const [table] = parts.header.tensors as Array<{ codebookScales: { byteOffset: number } }>
+    new DataView(parts.data.buffer).setFloat32(table!.codebookScales.byteOffset + 4, scale, true)
+    expectWeightsError(() => decodeWeights(joinFile(parts)), code)
   })
 })

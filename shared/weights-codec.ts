@@ -9,8 +9,8 @@
 //          8      uint32    H, the header length in bytes
 //         12      H bytes   UTF-8 JSON header, see below
 //         12 + H  zeros     padding up to D, the next multiple of 8
-//          D      data      tensor values and int8 scales; each region starts at a multiple of 8,
-//                           zeros between regions
+//          D      data      tensor values, scales and codebooks; each region starts at a multiple
+//                           of 8, zeros between regions
 //     end - 4     uint32    CRC-32 (IEEE 802.3, as zlib and PNG) of bytes [0, end - 4)
 //
 // Header JSON:
@@ -22,44 +22,59 @@
 //   float32  4 bytes per element, IEEE binary32
 //   float16  2 bytes per element, IEEE binary16, rounded to nearest even
 //   int8     1 byte per element q in [-127, 127], value = q * scale, symmetric; the float32 scales
-//            are one per row (first dimension) for rank >= 2, so each embedding row keeps its own
-//            precision, and one per tensor for rank 0 and 1
+//            ("scales" region) are one per row (first dimension) for rank >= 2, so each embedding
+//            row keeps its own precision, and one per tensor for rank 0 and 1
+//   int6     as int8 with q in [-31, 31], six-bit two's complement packed four to three bytes:
+//            element i in bits 6i..6i+5 of the little-endian bit stream, the last byte's unused
+//            bits zero; ceil(3n / 4) bytes
+//   pq8      rank-2 [rows, dim] tables only: "subspaces" S slices a row (product-quantiser.ts,
+//            sliceStart), a code byte per slice, [rows][S]; the "codebook" region holds 256
+//            centroids of every slice, slice by slice [256][slice width], as int8 steps of a
+//            float32 scale per slice ("codebookScales", S float32)
 // Unknown header keys are ignored, so optional additions need no version bump; anything that
-// changes how existing bytes are read must bump the version.
+// changes how existing bytes are read must bump the version. Version 2 (int8 codebooks with
+// codebookScales, and int6) is written; version 1 files, whose pq8 codebooks are float16
+// (256 · dim halves) and have no codebookScales, are still read: devices keep models in IndexedDB.
 //
 // Header parsing and validation live in weights-header.ts; the per-dtype element codecs and
 // CRC-32 in weights-bits.ts.
 
 import { WeightsFormatError } from './errors'
 import {
+  PQ_CENTROIDS,
   quantiseRows,
   reconstructRows,
+  sliceStart,
   type ProductQuantiserOptions,
   type QuantisedRows,
 } from './product-quantiser'
 import {
   computeCrc32,
+  applyScales,
+  quantiseSymmetric,
   readFloat16,
   readFloat32,
-  readInt8,
+  readScaled,
   writeFloat16,
   writeFloat32,
-  writeInt8,
+  writeScaled,
 } from './weights-bits'
 import {
   alignUp,
-  BYTES_PER_ELEMENT,
   checkRegionsDisjoint,
   countScales,
+  dataBytes,
   describe,
   DTYPES,
   fail,
   findFileProblem,
   isDType,
+  isScaled,
   parseHeaderJson,
   pqCodebookBytes,
   PQ_MAX_SLICE,
   readHeader,
+  STEP_LIMITS,
   type Region,
   type TensorEntry,
   type WeightDType,
@@ -92,7 +107,7 @@ export interface EncodeWeightsOptions {
    * dim values gets round(dim · codesPerValue) codes, at least one), by default ⌈dim / PQ_DEFAULT_SLICE⌉, so no
    * slice is longer than PQ_DEFAULT_SLICE values (the slices need not divide the row: sliceStart).
    */
-  pq?: Partial<ProductQuantiserOptions> & { codesPerValue?: number }
+  pq?: Partial<Omit<ProductQuantiserOptions, 'roundCentroids'>> & { codesPerValue?: number }
 }
 
 /** pq8's default longest slice: 4 values a byte, 25 bytes for a 100-dim row. */
@@ -104,7 +119,9 @@ function defaultSubspaces(dim: number, codesPerValue?: number): number {
   return Math.max(1, Math.round(dim * codesPerValue))
 }
 
-export const WEIGHTS_CODEC_VERSION = 1
+export const WEIGHTS_CODEC_VERSION = 2
+/** The oldest version decodeWeights still reads. */
+const OLDEST_READ_VERSION = 1
 
 const MAGIC = [0x50, 0x52, 0x57, 0x31] // 'PRW1'
 const PRELUDE_BYTES = 12
@@ -137,7 +154,7 @@ export function encodeWeightsOnHost(
   if (problem) throw new WeightsFormatError(problem.code, problem.message)
 
   const entries: TensorEntry[] = []
-  const quantised = new Map<number, QuantisedRows>()
+  const quantised = new Map<number, Pq8Table>()
   let cursor = 0
   const claim = (byteLength: number): Region => {
     const region = { byteOffset: cursor, byteLength }
@@ -150,8 +167,9 @@ export function encodeWeightsOnHost(
       const rows = quantisePq8(tensor, opts.pq)
       quantised.set(i, rows)
       const data = claim(rows.codes.length)
-      const codebook = claim(pqCodebookBytes(tensor.shape[1]!))
+      const codebook = claim(pqCodebookBytes(tensor.shape[1]!, WEIGHTS_CODEC_VERSION))
       const { subspaces } = rows
+      const codebookScales = claim(subspaces * 4)
       entries.push({
         name: tensor.name,
         shape: [...tensor.shape],
@@ -159,13 +177,13 @@ export function encodeWeightsOnHost(
         ...data,
         subspaces,
         codebook,
+        codebookScales,
       })
       continue
     }
-    const n = tensor.values.length
-    const data = claim(n * BYTES_PER_ELEMENT[dtype])
+    const data = claim(dataBytes(dtype, tensor.values.length))
     const entry: TensorEntry = { name: tensor.name, shape: [...tensor.shape], dtype, ...data }
-    if (dtype === 'int8') entry.scales = claim(countScales(tensor.shape) * 4)
+    if (isScaled(dtype)) entry.scales = claim(countScales(tensor.shape) * 4)
     entries.push(entry)
   }
 
@@ -190,17 +208,13 @@ export function encodeWeightsOnHost(
     } else if (entry.dtype === 'float16') {
       writeFloat16(bytes, offset, tensor, hostLittleEndian)
     } else if (entry.dtype === 'pq8') {
-      const { codes, codebooks } = quantised.get(i)!
+      const { codes, steps, scales } = quantised.get(i)!
       bytes.set(codes, offset)
-      const codebookOffset = dataStart + entry.codebook!.byteOffset
-      writeFloat16(
-        bytes,
-        codebookOffset,
-        { name: `${tensor.name} codebook`, shape: [codebooks.length], values: codebooks },
-        hostLittleEndian,
-      )
+      bytes.set(new Uint8Array(steps.buffer), dataStart + entry.codebook!.byteOffset)
+      const scalesView = new DataView(bytes.buffer, dataStart + entry.codebookScales!.byteOffset)
+      scales.forEach((scale, s) => scalesView.setFloat32(s * 4, scale, true))
     } else {
-      writeInt8(bytes, offset, dataStart + entry.scales!.byteOffset, tensor)
+      writeScaled(bytes, offset, dataStart + entry.scales!.byteOffset, tensor, entry.dtype)
     }
   })
   view.setUint32(
@@ -230,8 +244,11 @@ export function decodeWeightsOnHost(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const version = view.getUint16(4, true)
-  if (version !== WEIGHTS_CODEC_VERSION) {
-    fail('E_WEIGHTS_VERSION', `expected codec version ${WEIGHTS_CODEC_VERSION}, got ${version}`)
+  if (version < OLDEST_READ_VERSION || version > WEIGHTS_CODEC_VERSION) {
+    fail(
+      'E_WEIGHTS_VERSION',
+      `expected codec version ${OLDEST_READ_VERSION} to ${WEIGHTS_CODEC_VERSION}, got ${version}`,
+    )
   }
   const headerLength = view.getUint32(8, true)
   const dataStart = alignUp(PRELUDE_BYTES + headerLength)
@@ -262,7 +279,7 @@ export function decodeWeightsOnHost(
 
   const dataLength = total - CHECKSUM_BYTES - dataStart
   const header = parseHeaderJson(bytes.subarray(PRELUDE_BYTES, PRELUDE_BYTES + headerLength))
-  const { format, meta, entries } = readHeader(header, dataLength)
+  const { format, meta, entries } = readHeader(header, dataLength, version)
   checkRegionsDisjoint(entries)
 
   const data = bytes.subarray(dataStart, dataStart + dataLength)
@@ -314,8 +331,18 @@ function pickDType(tensor: NamedTensor, choice: EncodeWeightsOptions['dtype']): 
   return dtype
 }
 
-/** Learns a pq8 tensor's codebooks and codes; only rank-2 tables cut into slices of 1 to 16. */
-function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): QuantisedRows {
+/** A pq8 table as stored: its codes, and each slice's centroids as int8 steps of a scale. */
+interface Pq8Table extends QuantisedRows {
+  steps: Int8Array
+  scales: Float32Array
+}
+
+/**
+ * Learns a pq8 tensor's codebooks and codes; only rank-2 tables cut into slices of 1 to 16.
+ * Each slice's centroids are rounded to int8 steps of their own scale before the rows pick
+ * theirs, so the codes name exactly the centroids decode rebuilds.
+ */
+function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): Pq8Table {
   const [rows, dim] = tensor.shape
   const { codesPerValue, ...quantiser } = options ?? {}
   const subspaces = quantiser.subspaces ?? defaultSubspaces(dim ?? 0, codesPerValue)
@@ -331,7 +358,20 @@ function quantisePq8(tensor: NamedTensor, options: EncodeWeightsOptions['pq']): 
       `tensor '${tensor.name}': pq8 needs a rank-2 table cut into slices of at most ${PQ_MAX_SLICE} values, got shape [${tensor.shape.join(', ')}] and ${subspaces} subspaces`,
     )
   }
-  return quantiseRows(tensor.values, rows!, dim!, { ...quantiser, subspaces })
+  const steps = new Int8Array(PQ_CENTROIDS * dim!)
+  const scales = new Float32Array(subspaces)
+  const roundCentroids = (centroids: Float32Array, s: number): void => {
+    const sliceSteps = steps.subarray(PQ_CENTROIDS * sliceStart(dim!, subspaces, s))
+    const scale = quantiseSymmetric(centroids, sliceSteps, STEP_LIMITS.int8)
+    scales[s] = scale
+    for (let i = 0; i < centroids.length; i++) centroids[i] = sliceSteps[i]! * scale
+  }
+  const table = quantiseRows(tensor.values, rows!, dim!, {
+    ...quantiser,
+    subspaces,
+    roundCentroids,
+  })
+  return { ...table, steps, scales }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,20 +392,28 @@ function readTensorValues(
   if (entry.dtype === 'float32') return readFloat32(region, entry.name, hostLittleEndian)
   if (entry.dtype === 'float16') return readFloat16(region, entry.name, hostLittleEndian)
   if (entry.dtype === 'pq8') {
-    const { byteOffset, byteLength } = entry.codebook!
-    const codebooks = readFloat16(
-      data.subarray(byteOffset, byteOffset + byteLength),
-      `${entry.name} codebook`,
-      hostLittleEndian,
-    )
     const [rows, dim] = entry.shape as [number, number]
-    return reconstructRows({ subspaces: entry.subspaces!, codebooks, codes: region }, rows, dim)
+    const subspaces = entry.subspaces!
+    const codebook = regionBytes(data, entry.codebook!)
+    const label = `${entry.name} codebook`
+    // Version 1's codebooks are float16 and have no scales (readPqEntry).
+    const codebooks = entry.codebookScales
+      ? applyScales(
+          new Int8Array(codebook.buffer, codebook.byteOffset, codebook.length),
+          regionBytes(data, entry.codebookScales),
+          label,
+          (s) => PQ_CENTROIDS * sliceStart(dim, subspaces, s),
+        )
+      : readFloat16(codebook, label, hostLittleEndian)
+    return reconstructRows({ subspaces, codebooks, codes: region }, rows, dim)
   }
-  const scales = data.subarray(
-    entry.scales!.byteOffset,
-    entry.scales!.byteOffset + entry.scales!.byteLength,
-  )
-  return readInt8(region, scales, entry)
+  const { dtype } = entry
+  if (!isScaled(dtype)) throw new Error(`unreachable: ${dtype}`)
+  return readScaled(region, regionBytes(data, entry.scales!), { ...entry, dtype })
+}
+
+function regionBytes(data: Uint8Array, region: Region): Uint8Array {
+  return data.subarray(region.byteOffset, region.byteOffset + region.byteLength)
 }
 
 function formatHex(n: number): string {

@@ -9,17 +9,34 @@ import { PQ_CENTROIDS } from './product-quantiser'
  * How a tensor is stored on the wire; decoded tensors are always Float32Array. 'pq8' is product
  * quantisation (shared/product-quantiser.ts), for rank-2 tables only: a byte per row slice.
  */
-export type WeightDType = 'float32' | 'float16' | 'int8' | 'pq8'
+export type WeightDType = 'float32' | 'float16' | 'int8' | 'int6' | 'pq8'
 
 /** WeightsFile['meta']: flat JSON scalars only. */
 type Meta = Record<string, string | number | boolean>
 
 export const ALIGNMENT = 8
-export const DTYPES: readonly WeightDType[] = ['float32', 'float16', 'int8', 'pq8']
-export const BYTES_PER_ELEMENT: Record<Exclude<WeightDType, 'pq8'>, number> = {
-  float32: 4,
-  float16: 2,
-  int8: 1,
+export const DTYPES: readonly WeightDType[] = ['float32', 'float16', 'int8', 'int6', 'pq8']
+
+/** The data bytes of `count` elements stored as `dtype` (pq8's depend on its slicing instead). */
+export function dataBytes(dtype: Exclude<WeightDType, 'pq8'>, count: number): number {
+  if (dtype === 'float32') return count * 4
+  if (dtype === 'float16') return count * 2
+  if (dtype === 'int8') return count
+  return int6Bytes(count)
+}
+
+/** The largest step of each scaled integer dtype; steps are symmetric, -limit to limit. */
+export const STEP_LIMITS = { int8: 127, int6: 31 } as const
+export type ScaledDType = keyof typeof STEP_LIMITS
+
+/** int6's data bytes for `count` values: four values (24 bits) in three bytes, the last padded. */
+export function int6Bytes(count: number): number {
+  return Math.ceil((count * 3) / 4)
+}
+
+/** The dtypes stored as whole steps of a float32 scale per row (countScales). */
+export function isScaled(dtype: WeightDType): dtype is ScaledDType {
+  return dtype === 'int8' || dtype === 'int6'
 }
 
 export interface Region {
@@ -34,8 +51,12 @@ export interface TensorEntry extends Region {
   scales?: Region
   /** pq8: slices per row; the data region holds a code byte per slice, [rows][subspaces]. */
   subspaces?: number
-  /** pq8: float16 centroids, slice by slice [PQ_CENTROIDS][slice width] (product-quantiser.ts). */
+  /**
+   * pq8: the centroids, slice by slice [PQ_CENTROIDS][slice width] (product-quantiser.ts): int8
+   * steps of a float32 scale per slice (codebookScales) from codec version 2, float16 in version 1.
+   */
   codebook?: Region
+  codebookScales?: Region
 }
 
 interface Problem {
@@ -67,6 +88,7 @@ export function parseHeaderJson(headerBytes: Uint8Array): unknown {
 export function readHeader(
   header: unknown,
   dataLength: number,
+  version: number,
 ): { format: string; meta: Meta; entries: TensorEntry[] } {
   if (!isRecord(header))
     fail('E_WEIGHTS_HEADER', `expected the header to be an object, got ${describe(header)}`)
@@ -86,7 +108,7 @@ export function readHeader(
   }
   const names = new Set<string>()
   const entries = header.tensors.map((raw: unknown, i) => {
-    const entry = readEntry(raw, `header.tensors[${i}]`, dataLength)
+    const entry = readEntry(raw, `header.tensors[${i}]`, dataLength, version)
     if (names.has(entry.name)) {
       fail('E_WEIGHTS_DUPLICATE', `expected unique tensor names, got '${entry.name}' twice`)
     }
@@ -98,7 +120,7 @@ export function readHeader(
   return { format: header.format, meta, entries }
 }
 
-function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry {
+function readEntry(raw: unknown, where: string, dataLength: number, version: number): TensorEntry {
   if (!isRecord(raw))
     fail('E_WEIGHTS_HEADER', `expected ${where} to be an object, got ${describe(raw)}`)
   const { name, shape, dtype } = raw
@@ -120,17 +142,17 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
   }
   const data = readRegion(raw, label, dataLength)
   if (dtype === 'pq8')
-    return readPqEntry(raw, { name, shape: [...dims], dtype, ...data }, dataLength)
-  // Every element takes at least a byte, so the data section bounds the count before any
+    return readPqEntry(raw, { name, shape: [...dims], dtype, ...data }, dataLength, version)
+  // Every element takes at least six bits, so twice the data section bounds the count before any
   // product can overflow or drive an allocation.
-  const count = countElements(dims, dataLength)
+  const count = countElements(dims, dataLength * 2)
   if (count === undefined) {
     fail(
       'E_WEIGHTS_SHAPE',
       `${label}: expected a shape that fits the ${dataLength}-byte data section, got [${dims.join(', ')}]`,
     )
   }
-  const expectedLength = count * BYTES_PER_ELEMENT[dtype]
+  const expectedLength = dataBytes(dtype, count)
   if (data.byteLength !== expectedLength) {
     fail(
       'E_WEIGHTS_SHAPE',
@@ -138,7 +160,7 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
     )
   }
   const entry: TensorEntry = { name, shape: [...dims], dtype, ...data }
-  if (dtype !== 'int8') {
+  if (!isScaled(dtype)) {
     if (raw.scales !== undefined) {
       fail(
         'E_WEIGHTS_HEADER',
@@ -150,7 +172,7 @@ function readEntry(raw: unknown, where: string, dataLength: number): TensorEntry
   if (!isRecord(raw.scales)) {
     fail(
       'E_WEIGHTS_HEADER',
-      `${label}: expected an int8 tensor to have scales, got ${describe(raw.scales)}`,
+      `${label}: expected an ${dtype} tensor to have scales, got ${describe(raw.scales)}`,
     )
   }
   const scales = readRegion(raw.scales, `${label} scales`, dataLength)
@@ -170,6 +192,7 @@ function readPqEntry(
   raw: Record<string, unknown>,
   entry: TensorEntry,
   dataLength: number,
+  version: number,
 ): TensorEntry {
   const label = `tensor '${entry.name}'`
   const [rows, dim] = entry.shape
@@ -206,22 +229,40 @@ function readPqEntry(
     )
   }
   const codebook = readRegion(raw.codebook, `${label} codebook`, dataLength)
-  const expected = pqCodebookBytes(dim!)
+  const expected = pqCodebookBytes(dim!, version)
   if (codebook.byteLength !== expected) {
     fail(
       'E_WEIGHTS_SHAPE',
-      `${label}: expected a ${expected}-byte codebook (${PQ_CENTROIDS} · ${dim} float16), got ${codebook.byteLength}`,
+      `${label}: expected a ${expected}-byte codebook (${PQ_CENTROIDS} · ${dim} ${version === 1 ? 'float16' : 'int8'}), got ${codebook.byteLength}`,
     )
   }
-  return { ...entry, subspaces, codebook }
+  // Version 1 stored float16 centroids and no scales; a key it never had is ignored, as then.
+  if (version === 1) return { ...entry, subspaces, codebook }
+  if (!isRecord(raw.codebookScales)) {
+    fail(
+      'E_WEIGHTS_HEADER',
+      `${label}: expected a pq8 tensor to have codebook scales, got ${describe(raw.codebookScales)}`,
+    )
+  }
+  const codebookScales = readRegion(raw.codebookScales, `${label} codebook scales`, dataLength)
+  if (codebookScales.byteLength !== subspaces * 4) {
+    fail(
+      'E_WEIGHTS_SCALE',
+      `${label}: expected ${subspaces * 4} bytes of codebook scales (a float32 per slice), got ${codebookScales.byteLength}`,
+    )
+  }
+  return { ...entry, subspaces, codebook, codebookScales }
 }
 
 /** The longest row slice a pq8 tensor may have. */
 export const PQ_MAX_SLICE = 16
 
-/** A pq8 codebook's size: PQ_CENTROIDS centroids of every slice, float16, whatever the slicing. */
-export function pqCodebookBytes(dim: number): number {
-  return PQ_CENTROIDS * dim * 2
+/**
+ * A pq8 codebook's size: PQ_CENTROIDS centroids of every slice, whatever the slicing; int8 steps
+ * from codec version 2, float16 in version 1.
+ */
+export function pqCodebookBytes(dim: number, version: number): number {
+  return PQ_CENTROIDS * dim * (version === 1 ? 2 : 1)
 }
 
 function readRegion(raw: Record<string, unknown>, label: string, dataLength: number): Region {
@@ -260,6 +301,9 @@ export function checkRegionsDisjoint(entries: TensorEntry[]): void {
     if (entry.scales) regions.push({ ...entry.scales, label: `tensor '${entry.name}' scales` })
     if (entry.codebook) {
       regions.push({ ...entry.codebook, label: `tensor '${entry.name}' codebook` })
+    }
+    if (entry.codebookScales) {
+      regions.push({ ...entry.codebookScales, label: `tensor '${entry.name}' codebook scales` })
     }
   }
   // Empty regions own no bytes, so they cannot collide with anything.
@@ -390,7 +434,7 @@ function countElements(shape: readonly number[], limit: number): number | undefi
   return count
 }
 
-/** int8 scales: one per row for rank >= 2, one for the whole tensor otherwise. */
+/** int8 and int6 scales: one per row for rank >= 2, one for the whole tensor otherwise. */
 export function countScales(shape: readonly number[]): number {
   return shape.length >= 2 ? shape[0]! : 1
 }
