@@ -277,7 +277,7 @@ export async function benchQuality(options: QualityOptions, run: BenchRun): Prom
     : [
         ['float16', { dtype: 'float16' }],
         ['int8', { dtype: 'int8' }],
-        ['shipped: pq8 items, int8', SHIPPED_MODEL_ENCODING],
+        ['shipped: pq8 items, int6', SHIPPED_MODEL_ENCODING],
       ]
   for (const [label, encoding] of encodings) {
     const bytes = encodeWeights(weights, encoding)

@@ -106,7 +106,7 @@ describe('exportArtifacts', () => {
     }
   })
 
-  it('ships the item table product-quantised and every other tensor int8 by default', async () => {
+  it('ships the item table product-quantised and every other tensor int6 by default', async () => {
     const outDir = path.join(root, 'shipped')
     const { manifest } = await exportArtifacts({ dataset, model: weights, outDir })
     const bytes = fs.readFileSync(path.join(outDir, manifest.model.url))
@@ -118,7 +118,7 @@ describe('exportArtifacts', () => {
     expect(dtypes.get('item_embedding')).toBe('pq8')
     expect(
       new Set([...dtypes].filter(([name]) => name !== 'item_embedding').map(([, d]) => d)),
-    ).toEqual(new Set(['int8']))
+    ).toEqual(new Set(['int6']))
     // A byte per 4 values: a quarter of float32's table, an eighth of float16's.
     const table = weights.tensors.find((t) => t.name === 'item_embedding')!
     expect(manifest.model.bytes).toBeLessThan(
