@@ -930,8 +930,8 @@ describe('pq8 (product-quantised tables)', () => {
     const bytes = encodeWeights(file, { dtype: pqOnTable, pq: { subspaces: 3 } })
     const [table] = splitFile(bytes).header.tensors as Record<string, unknown>[]
     expect(table).toMatchObject({ dtype: 'pq8', subspaces: 3, byteLength: rows * 3 })
-    // The shipped form names a rate instead: round(10 · 0.28) = 3 codes a row, the same file.
-    expect(encodeWeights(file, { dtype: pqOnTable, pq: { codesPerValue: 0.28 } })).toEqual(bytes)
+    // The shipped form names a rate instead: round(10 · 0.3) = 3 codes a row, the same file.
+    expect(encodeWeights(file, { dtype: pqOnTable, pq: { codesPerValue: 0.3 } })).toEqual(bytes)
     expect(table!.codebook).toMatchObject({ byteLength: 256 * 10 })
     expect(table!.codebookScales).toMatchObject({ byteLength: 3 * 4 })
     const decoded = decodeWeights(bytes).tensors[0]!.values
