@@ -2,9 +2,9 @@
 // `subspaces` slices, as even as the row allows (sliceStart), and each slice is replaced by the
 // byte naming the nearest of 256 centroids learnt for that slice by k-means. A 100-dim float32
 // row (400 bytes) becomes 30 bytes with slices of 4 and 3 values (as shipped); the codebooks
-// cost 256 · dim values once, whatever the slicing (the weights codec stores them as int8 steps
-// of a scale per slice). The weights codec stores the item embedding this way (dtype 'pq8'),
-// which is what puts the first visit under its byte budget.
+// cost 256 · dim values once, whatever the slicing. The weights codec stores the item embedding
+// this way (dtype 'pq8', its centroids as int8 steps of a scale per slice), which is what puts
+// the first visit under its byte budget.
 import { createRandom } from './random'
 
 /** Centroids per slice: one byte per code. */

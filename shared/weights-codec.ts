@@ -49,8 +49,8 @@ import {
   type QuantisedRows,
 } from './product-quantiser'
 import {
-  computeCrc32,
   applyScales,
+  computeCrc32,
   quantiseSymmetric,
   readFloat16,
   readFloat32,
@@ -407,9 +407,7 @@ function readTensorValues(
       : readFloat16(codebook, label, hostLittleEndian)
     return reconstructRows({ subspaces, codebooks, codes: region }, rows, dim)
   }
-  const { dtype } = entry
-  if (!isScaled(dtype)) throw new Error(`unreachable: ${dtype}`)
-  return readScaled(region, regionBytes(data, entry.scales!), { ...entry, dtype })
+  return readScaled(region, regionBytes(data, entry.scales!), entry)
 }
 
 function regionBytes(data: Uint8Array, region: Region): Uint8Array {
