@@ -17,7 +17,7 @@ export const ERROR_CODES = [
   'E_WEIGHTS_DUPLICATE', // two tensors share a name
   'E_WEIGHTS_SHAPE', // a dimension negative or fractional, or the shape disagrees with the data
   'E_WEIGHTS_DTYPE', // a storage dtype this codec does not know
-  'E_WEIGHTS_SCALE', // an int8 tensor's scales have the wrong count or a negative value
+  'E_WEIGHTS_SCALE', // int8, int6 or pq8 codebook scales of the wrong count, or a negative one
   'E_WEIGHTS_RANGE', // a data region misaligned, out of the data section, or overlapping another
   'E_WEIGHTS_NONFINITE', // a NaN or infinite weight (or one float16 cannot hold)
   // A weights file that decodes but is not a loadable model (model/model-weights.ts).
