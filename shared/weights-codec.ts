@@ -388,7 +388,7 @@ function readTensorValues(
   entry: TensorEntry,
   hostLittleEndian: boolean,
 ): Float32Array {
-  const region = data.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)
+  const region = regionBytes(data, entry)
   if (entry.dtype === 'float32') return readFloat32(region, entry.name, hostLittleEndian)
   if (entry.dtype === 'float16') return readFloat16(region, entry.name, hostLittleEndian)
   if (entry.dtype === 'pq8') {
