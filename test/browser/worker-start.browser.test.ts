@@ -21,6 +21,8 @@ const CSP_WORKERS_NONE = `<meta http-equiv="Content-Security-Policy" content="wo
 let work: string
 /** The model's file under artifacts/: the mid-download hang holds it back. */
 let modelFile: string
+/** The model's SHA-256: the key its interrupted download is kept under. */
+let modelSha256: string
 let server: { origin: string; close(): void }
 /** A second origin (another port) whose page loads the tag from `server`. */
 let shop: { server: Server; origin: string }
@@ -58,6 +60,7 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
     const publicDir = path.join(work, 'public')
     const release = await writeTestRelease(16, path.join(publicDir, 'artifacts'))
     modelFile = path.basename(release.manifest.model.url)
+    modelSha256 = release.manifest.model.sha256
     const distDir = path.join(work, 'dist')
     await buildDist(publicDir, distDir)
     await writeTagPage(distDir, 'same-origin', 'wasm')
@@ -120,10 +123,15 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
   }, 60_000)
 
   it('resumes a model download cut off part-way: after a reload only the rest travels, as a Range', async () => {
-    // A proxy in front of the server cuts the first model response off after 90 % of its bytes
-    // (sent in 2 KB pieces, so the worker keeps what arrived as it arrives) and records every
-    // model request. Bodies pass plain (the proxy asks for identity) so their bytes can be cut.
+    // A proxy in front of the server sends the first model response's first 90 % (in 2 KB
+    // pieces, so the worker keeps what arrived as it arrives), holds the connection open until
+    // the worker has kept a part of it, then cuts it off; it records every model request.
+    // Bodies pass plain (the proxy asks for identity) so their bytes can be cut. Cutting only
+    // after the keep makes the test wait on the worker, not on the machine's speed: a cut
+    // before any keep, or before the bytes that arrived are read, rightly starts over.
     const asked: Array<{ range: string | null; status: number; bytes: number; body: number }> = []
+    let cutNow: () => void = () => {}
+    const told = new Promise<void>((resolve) => (cutNow = resolve))
     let cut: () => void = () => {}
     const wasCut = new Promise<void>((resolve) => (cut = resolve))
     const proxy = createServer((req, res) => {
@@ -145,6 +153,7 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
             await new Promise((resolve) => setTimeout(resolve, 5))
           }
           if (first) {
+            await told
             res.destroy()
             cut()
           } else res.end()
@@ -160,6 +169,8 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
       expect(await profile.page.evaluate(startAndRecommend), log.join('\n')).toMatchObject({
         items: 5,
       })
+      await waitForKeptPart(profile.page, modelSha256)
+      cutNow()
       await wasCut
       await profile.page.reload()
       await waitForTag(profile.page)
@@ -251,6 +262,32 @@ async function waitForLists(page: Page, lists: 'model' | 'pools'): Promise<void>
     },
     lists,
     { timeout: 60_000, polling: 100 },
+  )
+}
+
+/** Waits until the page origin's database holds the first bytes of an interrupted download. */
+async function waitForKeptPart(page: Page, sha256: string): Promise<void> {
+  await page.waitForFunction(
+    async (key) => {
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const open = indexedDB.open('pocketrec')
+        open.onsuccess = () => resolve(open.result)
+        open.onerror = () => reject(open.error)
+      })
+      try {
+        if (!db.objectStoreNames.contains('downloads')) return false
+        const kept = await new Promise<unknown>((resolve, reject) => {
+          const get = db.transaction('downloads').objectStore('downloads').get(key)
+          get.onsuccess = () => resolve(get.result)
+          get.onerror = () => reject(get.error)
+        })
+        return kept !== undefined
+      } finally {
+        db.close()
+      }
+    },
+    sha256,
+    { timeout: 30_000, polling: 100 },
   )
 }
 
