@@ -64,10 +64,10 @@ export interface StoredArtifact<T> {
   data: T
 }
 
-/** A model update waiting to be uploaded; `idempotencyKey` makes a retried upload count once. */
 /**
- * One verified artifact of a release still being downloaded, by its SHA-256: a reload resumes
- * with the ones that arrived. Cleared when the whole release is saved.
+ * One artifact of a release still being downloaded, by its SHA-256: the whole verified file, or
+ * the first bytes of one cut off while it arrived (a reload asks for the rest as a Range).
+ * Cleared when the whole release is saved.
  */
 export interface StoredDownload {
   sha256: string
@@ -75,6 +75,7 @@ export interface StoredDownload {
   savedAtMs: number
 }
 
+/** A model update waiting to be uploaded; `idempotencyKey` makes a retried upload count once. */
 export interface StoredUpload {
   id: number
   idempotencyKey: string
