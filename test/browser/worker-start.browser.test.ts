@@ -269,6 +269,9 @@ async function waitForLists(page: Page, lists: 'model' | 'pools'): Promise<void>
 async function waitForKeptPart(page: Page, sha256: string): Promise<void> {
   await page.waitForFunction(
     async (key) => {
+      // Opening a database that is not there would create it, empty, under the worker's feet.
+      const names = (await indexedDB.databases()).map((db) => db.name)
+      if (!names.includes('pocketrec')) return false
       const db = await new Promise<IDBDatabase>((resolve, reject) => {
         const open = indexedDB.open('pocketrec')
         open.onsuccess = () => resolve(open.result)
