@@ -386,11 +386,12 @@ describe('commands', () => {
 
 describe('a worker that dies after starting', () => {
   /** Workers whose calls hang (crashed: not even `status` answers) until `alive` is set. */
-  function setUpDying() {
-    const win = createFakeWindow()
+  function setUpDying(databases?: string[]) {
+    const win = createFakeWindow({ databases })
     let alive = false
     let starts = 0
     let terminated = 0
+    let forgot = 0
     const never = () => new Promise<never>(() => {})
     const startWorker = async (): Promise<WorkerConnection> => {
       starts++
@@ -403,7 +404,7 @@ describe('a worker that dies after starting', () => {
         nextError: never,
         recommend: dead ? never : async (request) => fakeResponse(request),
         track: dead ? never : async () => ({ status: 'stored' as const }),
-        forget: async () => {},
+        forget: dead ? never : async () => void forgot++,
       } as PocketrecWorkerApi
       return { api, mode: 'worker', status: {} as never, terminate: () => void terminated++ }
     }
@@ -419,8 +420,28 @@ describe('a worker that dies after starting', () => {
       loader,
       revive: () => (alive = true),
       counts: () => ({ starts, terminated }),
+      forgot: () => forgot,
     }
   }
+
+  it('withdrawal stops a worker that answers neither forget nor a ping, and deletes through a fresh one', async () => {
+    const { win, loader, revive, counts, forgot } = setUpDying(['pocketrec-shop-1'])
+    await grant(win, loader)
+    let settled = false
+    const withdrawn = loader.consent(false).then(() => (settled = true))
+    await flush()
+    revive() // the worker started to delete will answer
+    win.runIdle() // 5 s: forget unanswered, a status ping goes out
+    await flush()
+    expect(settled).toBe(false)
+    win.runIdle() // 5 s more: no answer to the ping either
+    await flush()
+    expect(settled).toBe(true)
+    await withdrawn
+    expect(counts()).toEqual({ starts: 2, terminated: 2 })
+    expect(forgot()).toBe(1)
+    expect(await loader.status()).toMatchObject({ consent: 'denied', mode: null, worker: null })
+  })
 
   it('replaces a worker that answers neither the call nor a ping, and retries the call', async () => {
     const { win, loader, revive, counts } = setUpDying()

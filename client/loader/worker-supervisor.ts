@@ -53,8 +53,9 @@ export interface WorkerSupervisor {
   forget(): Promise<void>
   /**
    * Consent was withdrawn, or cannot be given (Do Not Track): the worker deletes its data and
-   * stops. With none running, what an earlier visit stored is deleted through a worker started for
-   * that alone; where the browser cannot list databases, only if the withdrawal is `explicit`.
+   * stops. With none running, or one that stopped answering (it is stopped first), what is
+   * stored is deleted through a worker started for that alone; where the browser cannot list
+   * databases and none ran, only if the withdrawal is `explicit`.
    */
   withdraw(explicit: boolean): Promise<void>
   status(): Promise<SupervisorStatus>
@@ -181,7 +182,7 @@ export function createWorkerSupervisor(
     } else if (!evenIfUnknown) {
       return
     }
-    await forgetThenStop(await startWorker(config))
+    await forgetThenStop(win, await startWorker(config))
   }
 
   return {
@@ -194,7 +195,13 @@ export function createWorkerSupervisor(
     withdraw: async (explicit) => {
       const running = stop()
       const c = running && (await running.catch(() => null))
-      await (c ? forgetThenStop(c) : forgetStoredData(explicit))
+      if (!c) return forgetStoredData(explicit)
+      // A worker that answers neither `forget` nor a ping deletes nothing: once stopped it lets
+      // go of its databases, and a worker started for that alone deletes them.
+      await forgetThenStop(win, c).catch((error: unknown) => {
+        if (error !== LOST) throw error
+        return forgetStoredData(true)
+      })
     },
     status: async () => {
       const c = connection
@@ -218,10 +225,13 @@ export function createWorkerSupervisor(
   }
 }
 
-/** Deletes the shopper's data through `c`, then stops it. */
-async function forgetThenStop(c: WorkerConnection): Promise<void> {
+/**
+ * Deletes the shopper's data through `c`, then stops it; rejects with LOST when `c` answers
+ * neither the call nor a ping (supervise).
+ */
+async function forgetThenStop(win: SupervisorWindow, c: WorkerConnection): Promise<void> {
   try {
-    await c.api.forget()
+    await supervise(win, c, c.api.forget(), () => {})
   } finally {
     c.terminate()
   }

@@ -196,15 +196,31 @@ describe.skipIf(skip)('starting the worker in headless Chromium', () => {
   it('replaces a worker that stops answering once its release is in, and the waiting call still gets its list', async () => {
     await replaceHungWorker(async (page) => {
       await waitForLists(page, 'model')
-      return (worker) =>
-        worker.evaluate(() => {
-          // In a task of the worker's own, as a bug would hang it (see the next test).
-          setTimeout(() => {
-            new BroadcastChannel('pocketrec-test-hang').postMessage('begun')
-            for (;;);
-          })
-        })
+      return loopForever
     })
+  }, 120_000)
+
+  it("deletes the shopper's data on withdrawal although the worker has stopped answering", async () => {
+    const log: string[] = []
+    const profile = await openTagPage(`${server.origin}/same-origin.html`, log)
+    try {
+      await profile.page.evaluate(startAndRecommend)
+      await waitForLists(profile.page, 'model')
+      await hangWorker(profile.page, loopForever)
+      // The hung worker holds its database open: only once it is stopped can a fresh worker
+      // delete it. A withdrawal that waited on the hung worker would never settle.
+      const left = await profile.page.evaluate(async () => {
+        type Command = (name: string, ...args: unknown[]) => Promise<unknown>
+        const pocketrec = (window as unknown as { pocketrec: Command }).pocketrec
+        const late = new Promise((resolve) => setTimeout(() => resolve('still waiting'), 40_000))
+        const withdrawn = await Promise.race([pocketrec('consent', false), late])
+        if (withdrawn === 'still waiting') return withdrawn
+        return (await indexedDB.databases()).map((db) => db.name ?? '')
+      })
+      expect(left, log.join('\n')).toEqual([])
+    } finally {
+      await profile.close()
+    }
   }, 120_000)
 
   it('replaces a worker that hangs inside an IndexedDB write while its first release downloads', async () => {
@@ -328,21 +344,7 @@ async function replaceHungWorker(
   try {
     await profile.page.evaluate(startAndRecommend)
     expect(await made()).toBe(1)
-    const hang = await prepare(profile.page)
-    const [hung] = profile.page.workers()
-    // The worker never answers again, as if it had crashed. The page waits for the worker's
-    // word that the loop has begun: fired and forgotten, the loop could start after the next
-    // call had been answered (seen under load), and the test saw one worker.
-    await profile.page.evaluate(() => {
-      const channel = new BroadcastChannel('pocketrec-test-hang')
-      ;(window as unknown as { hangBegun: Promise<unknown> }).hangBegun = new Promise(
-        (resolve) => (channel.onmessage = resolve),
-      )
-    })
-    await hang(hung!)
-    await profile.page.evaluate(
-      () => (window as unknown as { hangBegun: Promise<unknown> }).hangBegun,
-    )
+    await hangWorker(profile.page, await prepare(profile.page))
     const answered = await recommendAfterHang(profile.page)
     // The waiting call got its list from a worker, and that worker is a second one.
     expect(answered, log.join('\n')).toMatchObject({ mode: 'worker', items: 5 })
@@ -354,6 +356,36 @@ async function replaceHungWorker(
   } finally {
     await profile.close()
   }
+}
+
+/** Hangs a worker in a task of its own, as a bug would (see the IndexedDB-write test). */
+function loopForever(worker: PlaywrightWorker): Promise<unknown> {
+  return worker.evaluate(() => {
+    setTimeout(() => {
+      new BroadcastChannel('pocketrec-test-hang').postMessage('begun')
+      for (;;);
+    })
+  })
+}
+
+/**
+ * Runs `hang` on the page's worker, which then never answers again, as if it had crashed. The
+ * page waits for the worker's word that the loop has begun: fired and forgotten, the loop could
+ * start after the next call had been answered (seen under load), and the test saw one worker.
+ */
+async function hangWorker(
+  page: Page,
+  hang: (worker: PlaywrightWorker) => Promise<unknown>,
+): Promise<void> {
+  const [worker] = page.workers()
+  await page.evaluate(() => {
+    const channel = new BroadcastChannel('pocketrec-test-hang')
+    ;(window as unknown as { hangBegun: Promise<unknown> }).hangBegun = new Promise(
+      (resolve) => (channel.onmessage = resolve),
+    )
+  })
+  await hang(worker!)
+  await page.evaluate(() => (window as unknown as { hangBegun: Promise<unknown> }).hangBegun)
 }
 
 async function recommendAfterHang(page: Page): Promise<{ mode: string | null; items: number }> {
