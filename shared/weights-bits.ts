@@ -270,7 +270,7 @@ export function readFloat16(
 export function readScaled(
   region: Uint8Array,
   scaleBytes: Uint8Array,
-  entry: TensorEntry,
+  entry: Pick<TensorEntry, 'name' | 'shape'> & { dtype: ScaledDType },
 ): Float32Array {
   const rows = scaleBytes.length / 4
   const count = entry.shape.reduce((a, b) => a * b, 1)

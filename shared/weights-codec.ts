@@ -407,7 +407,8 @@ function readTensorValues(
       : readFloat16(codebook, label, hostLittleEndian)
     return reconstructRows({ subspaces, codebooks, codes: region }, rows, dim)
   }
-  return readScaled(region, regionBytes(data, entry.scales!), entry)
+  const { name, shape, dtype } = entry
+  return readScaled(region, regionBytes(data, entry.scales!), { name, shape, dtype })
 }
 
 function regionBytes(data: Uint8Array, region: Region): Uint8Array {
