@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { placeDevice } from '../../shared/experiments'
 import type { ManifestExperiment } from '../../shared/protocol'
 import { chromiumSkipReason } from './harness'
-import { buildDist, exportSampleRelease, openProfile, serveDist } from './tag-page'
+import {
+  buildDist,
+  exportSampleRelease,
+  openProfile,
+  readStoredRecord,
+  serveDist,
+} from './tag-page'
 
 const skip = chromiumSkipReason()
 const holdout: ManifestExperiment = {
@@ -38,19 +44,11 @@ async function forYouAttribution(page: Page): Promise<string> {
 }
 
 /** The device's kept experiment record, read from its IndexedDB. */
-function keptRecord(page: Page): Promise<{ deviceId: string; arms: unknown[] }> {
-  return page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open('pocketrec')
-        open.onerror = () => reject(open.error)
-        open.onsuccess = () => {
-          const get = open.result.transaction('meta').objectStore('meta').get('experiments')
-          get.onsuccess = () => resolve(get.result)
-          get.onerror = () => reject(get.error)
-        }
-      }),
-  )
+async function keptRecord(page: Page): Promise<{ deviceId: string; arms: unknown[] }> {
+  return (await readStoredRecord(page, 'meta', 'experiments')) as {
+    deviceId: string
+    arms: unknown[]
+  }
 }
 
 describe.skipIf(skip)('A/B arms in headless Chromium (P30)', () => {

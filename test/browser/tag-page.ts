@@ -116,6 +116,36 @@ export async function waitForTag(page: Page): Promise<void> {
 }
 
 /**
+ * One record of the worker's database as the page's origin holds it (`store`, `key`), or
+ * undefined. It looks for the database first: opening one that is not there would create it,
+ * empty, under the worker's feet.
+ */
+export function readStoredRecord(page: Page, store: string, key: string): Promise<unknown> {
+  return page.evaluate(
+    async ([store, key]) => {
+      const names = (await indexedDB.databases()).map((db) => db.name)
+      if (!names.includes('pocketrec')) return undefined
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const open = indexedDB.open('pocketrec')
+        open.onsuccess = () => resolve(open.result)
+        open.onerror = () => reject(open.error)
+      })
+      try {
+        if (!db.objectStoreNames.contains(store)) return undefined
+        return await new Promise<unknown>((resolve, reject) => {
+          const get = db.transaction(store).objectStore(store).get(key)
+          get.onsuccess = () => resolve(get.result)
+          get.onerror = () => reject(get.error)
+        })
+      } finally {
+        db.close()
+      }
+    },
+    [store, key] as const,
+  )
+}
+
+/**
  * The tag's shop page served by a leader with a helper mounted at /helper (as `npm start` runs
  * them), one update a release, client ids at a test's difficulty (the default is BENCHMARKS.md's),
  * and the first four in-stock products of its catalogue for a shopper to view. `helperUrl` names

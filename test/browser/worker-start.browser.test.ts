@@ -13,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setNodeBackend } from '../../model/node-backend'
 import { writeTestRelease } from '../fixtures/exported-release'
 import { chromiumSkipReason } from './harness'
-import { buildDist, openProfile, serveDist, waitForTag, writeTagPage } from './tag-page'
+import {
+  buildDist,
+  openProfile,
+  readStoredRecord,
+  serveDist,
+  waitForTag,
+  writeTagPage,
+} from './tag-page'
 
 const skip = chromiumSkipReason()
 const CSP_WORKERS_NONE = `<meta http-equiv="Content-Security-Policy" content="worker-src 'none'">`
@@ -283,31 +290,9 @@ async function waitForLists(page: Page, lists: 'model' | 'pools'): Promise<void>
 
 /** Waits until the page origin's database holds the first bytes of an interrupted download. */
 async function waitForKeptPart(page: Page, sha256: string): Promise<void> {
-  await page.waitForFunction(
-    async (key) => {
-      // Opening a database that is not there would create it, empty, under the worker's feet.
-      const names = (await indexedDB.databases()).map((db) => db.name)
-      if (!names.includes('pocketrec')) return false
-      const db = await new Promise<IDBDatabase>((resolve, reject) => {
-        const open = indexedDB.open('pocketrec')
-        open.onsuccess = () => resolve(open.result)
-        open.onerror = () => reject(open.error)
-      })
-      try {
-        if (!db.objectStoreNames.contains('downloads')) return false
-        const kept = await new Promise<unknown>((resolve, reject) => {
-          const get = db.transaction('downloads').objectStore('downloads').get(key)
-          get.onsuccess = () => resolve(get.result)
-          get.onerror = () => reject(get.error)
-        })
-        return kept !== undefined
-      } finally {
-        db.close()
-      }
-    },
-    sha256,
-    { timeout: 30_000, polling: 100 },
-  )
+  await expect
+    .poll(() => readStoredRecord(page, 'downloads', sha256), { timeout: 30_000, interval: 100 })
+    .toBeDefined()
 }
 
 /**
